@@ -1,0 +1,40 @@
+/// Domain-separation labels. Every label anonreg feeds into a hash, a KDF or associated data is
+/// named here, once, and listed in docs/CRYPTO.md §Labels. Changing one is a format change.
+public enum Label {
+    /// Associated-data prefix of a sealed record (docs/CRYPTO.md §Records).
+    public static let record = "anonreg/v1/record"
+    /// Associated-data prefix of a DEK wrapped by a KEK (docs/CRYPTO.md §Envelope).
+    public static let dekWrap = "anonreg/v1/dek-wrap"
+    /// Associated-data prefix of a passphrase-sealed key file (docs/CRYPTO.md §Keyring).
+    public static let keyFile = "anonreg/v1/key-file"
+    /// Keyed-hash personalisation of the patient-code index (docs/CRYPTO.md §Pseudonyms).
+    public static let codeIndex = "anonreg/v1/code-index"
+    /// Keyed-hash personalisation of the linkage hash (docs/CRYPTO.md §Pseudonyms).
+    public static let linkageHash = "anonreg/v1/linkage-hash"
+    /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).
+    public static let auditSubject = "anonreg/v1/audit-subject"
+
+    /// The bytes of a label, for hashing.
+    public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
+}
+
+/// A `crypto_kdf` context: exactly `crypto_kdf_CONTEXTBYTES` (8) ASCII bytes.
+/// The named contexts are listed in docs/CRYPTO.md §Subkeys.
+public struct KDFContext: Sendable, Equatable {
+    public let bytes: [UInt8]
+
+    public init(_ text: StaticString) {
+        let bytes = text.withUTF8Buffer { Array($0) }
+        precondition(bytes.count == KDF.contextBytes, "a crypto_kdf context is \(KDF.contextBytes) bytes")
+        self.bytes = bytes
+    }
+
+    /// Subkey of the index key that keys the patient-code index.
+    public static let codeIndex = KDFContext("ANRGcidx")
+    /// Subkey of the index key that keys the linkage hash.
+    public static let linkageHash = KDFContext("ANRGlink")
+    /// Subkey of the index key that keys audit subject references.
+    public static let auditSubject = KDFContext("ANRGaudt")
+    /// Subkey of the passphrase key that seals key files.
+    public static let keyFileSealing = KDFContext("ANRGkfil")
+}
