@@ -1,1 +1,190 @@
-enum KeyringPlaceholder {}
+import Foundation
+import RegistryCrypto
+
+/// A loaded keyring: an immutable snapshot of the keys directory (docs/CRYPTO.md §Keyring).
+///
+/// Every key is in secure memory (`KeyMaterial` → `SecretBytes`). Changes (`rotatingKEK`,
+/// `retiringKEK`, `destroyingKEK`) write the directory and return a new snapshot, so a server can
+/// swap snapshots atomically while requests keep using the one they started with.
+public final class Keyring: Sendable {
+    public let source: KeyringSource
+    public let manifest: KeyringManifest
+    let keks: [Int: KeyMaterial]
+    /// The RFC 9497 server key, derived from the stored seed and key info.
+    public let oprfKey: OPRFServerKey
+    /// Keys the patient-code index: subkey 1 of the index key under "ANRGcidx".
+    public let codeIndexKey: KeyMaterial
+    /// Keys the linkage hash: subkey 1 of the index key under "ANRGlink".
+    public let linkageKey: KeyMaterial
+    /// Keys audit subject references: subkey 1 of the index key under "ANRGaudt".
+    public let auditSubjectKey: KeyMaterial
+    /// Signs audit checkpoints.
+    public let auditSigningKey: Ed25519SigningKey
+    /// Present when the keyring is passphrase-sealed; seals key files written later.
+    let sealingKey: KeyMaterial?
+
+    init(
+        source: KeyringSource, manifest: KeyringManifest, keks: [Int: KeyMaterial], oprfKey: OPRFServerKey,
+        indexKey: borrowing SecretBytes, auditSigningKey: Ed25519SigningKey, sealingKey: KeyMaterial?
+    ) throws(KeyringError) {
+        self.source = source
+        self.manifest = manifest
+        self.keks = keks
+        self.oprfKey = oprfKey
+        self.auditSigningKey = auditSigningKey
+        self.sealingKey = sealingKey
+        do {
+            codeIndexKey = KeyMaterial(
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .codeIndex, length: KeyedHash.keyBytes), name: "code index key")
+            linkageKey = KeyMaterial(
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .linkageHash, length: KeyedHash.keyBytes), name: "linkage key")
+            auditSubjectKey = KeyMaterial(
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .auditSubject, length: KeyedHash.keyBytes), name: "audit subject key")
+        } catch { throw .crypto(error) }
+    }
+
+    /// A snapshot that shares the derived keys of `previous` (after a lifecycle change).
+    init(
+        source: KeyringSource, manifest: KeyringManifest, keks: [Int: KeyMaterial], previous: Keyring
+    ) {
+        self.source = source
+        self.manifest = manifest
+        self.keks = keks
+        self.oprfKey = previous.oprfKey
+        self.codeIndexKey = previous.codeIndexKey
+        self.linkageKey = previous.linkageKey
+        self.auditSubjectKey = previous.auditSubjectKey
+        self.auditSigningKey = previous.auditSigningKey
+        self.sealingKey = previous.sealingKey
+    }
+
+    /// The KEK that wraps new DEKs.
+    public var primaryKEK: (version: Int, key: KeyMaterial) {
+        let version = manifest.primaryVersion!  // validate() guarantees exactly one
+        return (version, keks[version]!)
+    }
+
+    /// The KEK of `version`, if it is not destroyed.
+    public func kek(version: Int) throws(KeyringError) -> KeyMaterial {
+        guard let key = keks[version] else { throw .unknownKEKVersion(version) }
+        return key
+    }
+
+    /// Every KEK version with its status, oldest first.
+    public var kekEntries: [KeyringManifest.KEKEntry] { manifest.keks.sorted { $0.version < $1.version } }
+
+    public var isSealed: Bool { manifest.sealing != nil }
+
+    // MARK: - Loading
+
+    /// Loads and checks a keyring. The keys directory must be 0700 and every file 0600 (or
+    /// stricter) and owned by the current user, else loading is refused with the fix.
+    ///
+    /// `passphrase` unlocks a sealed keyring; without it, the systemd credential
+    /// `anonreg-keyring-passphrase` is used when present.
+    public static func load(from source: KeyringSource, passphrase: KeyMaterial? = nil) throws(KeyringError) -> Keyring {
+        let manifestPath = source.path(for: KeyFileName.manifest)
+        if source.credentialPath(for: KeyFileName.manifest) == nil {
+            try SecureFile.checkDirectory(source.directory)
+        }
+        let manifest = try readManifest(path: manifestPath)
+
+        var sealingKey: KeyMaterial? = nil
+        if let sealing = manifest.sealing {
+            let phrase: KeyMaterial
+            if let passphrase {
+                phrase = passphrase
+            } else if let credential = source.passphraseCredentialPath {
+                phrase = try Passphrase.read(path: credential)
+            } else {
+                throw .passphraseRequired
+            }
+            let key = try Passphrase.sealingKey(passphrase: phrase, parameters: sealing.kdf)
+            try Passphrase.verifyCheck(sealing.check, sealingKey: key)
+            sealingKey = key
+        } else if passphrase != nil {
+            throw .passphraseNotUsed
+        }
+
+        func readKey(_ name: String, length: Int) throws(KeyringError) -> SecretBytes {
+            try KeyFile.read(path: source.path(for: name), name: name, length: length, sealingKey: sealingKey)
+        }
+
+        var keks: [Int: KeyMaterial] = [:]
+        for entry in manifest.keks where entry.status != .destroyed {
+            keks[entry.version] = KeyMaterial(
+                try readKey(entry.fileName, length: XChaCha20Poly1305.keyBytes), name: "kek \(entry.version)")
+        }
+        let oprfKey: OPRFServerKey
+        let auditKey: Ed25519SigningKey
+        do {
+            let info = try Hex.decode(manifest.oprf.keyInfo)
+            oprfKey = try OPRFServerKey(seed: try readKey(KeyFileName.oprfSeed, length: OPRF.seedBytes), info: info)
+            auditKey = try Ed25519SigningKey(seed: try readKey(KeyFileName.auditSigning, length: Ed25519.seedBytes))
+        } catch let error as KeyringError {
+            throw error
+        } catch let error as CryptoError {
+            throw .crypto(error)
+        } catch {
+            throw .malformedManifest(path: manifestPath, reason: "unexpected error")
+        }
+        guard Hex.encode(oprfKey.publicKey) == manifest.oprf.publicKey else {
+            throw .malformedManifest(path: manifestPath, reason: "the OPRF seed does not match oprf.publicKey")
+        }
+        guard Hex.encode(auditKey.publicKey) == manifest.audit.publicKey else {
+            throw .malformedManifest(path: manifestPath, reason: "the audit signing key does not match audit.publicKey")
+        }
+        let indexKey = try readKey(KeyFileName.index, length: KDF.masterKeyBytes)
+        return try Keyring(
+            source: source, manifest: manifest, keks: keks, oprfKey: oprfKey, indexKey: indexKey,
+            auditSigningKey: auditKey, sealingKey: sealingKey)
+    }
+
+    static func readManifest(path: String) throws(KeyringError) -> KeyringManifest {
+        let bytes = try SecureFile.readAll(path)
+        let manifest: KeyringManifest
+        do {
+            manifest = try Self.decoder.decode(KeyringManifest.self, from: Data(bytes))
+        } catch {
+            throw .malformedManifest(path: path, reason: "it is not keyring JSON (\(Self.describe(error)))")
+        }
+        try manifest.validate(path: path)
+        return manifest
+    }
+
+    static func writeManifest(_ manifest: KeyringManifest, directory: String, overwrite: Bool) throws(KeyringError) {
+        let data: Data
+        do { data = try encoder.encode(manifest) } catch {
+            throw .malformedManifest(path: directory + "/" + KeyFileName.manifest, reason: "could not encode")
+        }
+        let bytes = Array(data) + [UInt8(ascii: "\n")]
+        try SecureFile.writeAtomically(directory: directory, name: KeyFileName.manifest, overwrite: overwrite) { (fd, path) throws(KeyringError) in
+            try bytes.withUnsafeBytes { buffer in
+                Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
+            }.get()
+        }
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+             DecodingError.dataCorrupted(let context):
+            "bad value at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        default: "malformed JSON"
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import RegistryCrypto
+
+/// KEK lifecycle (docs/CRYPTO.md §KEK lifecycle):
+///
+///     (new) → primary → active → retired → destroyed
+///
+/// - rotate: a new version becomes primary; the old primary becomes active (still unwraps).
+/// - retire: only an active version, and only when no subject uses it (the caller counts).
+/// - destroy: only a retired version; its file is overwritten and removed.
+extension Keyring {
+    /// Makes a new KEK version primary. The key file is written before the manifest names it.
+    public func rotatingKEK(now: Date = Date()) throws(KeyringError) -> Keyring {
+        try locked { () throws(KeyringError) in try rotateUnlocked(now: now) }
+    }
+
+    private func rotateUnlocked(now: Date) throws(KeyringError) -> Keyring {
+        let version = (manifest.keks.map(\.version).max() ?? 0) + 1
+        do {
+            let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
+            // A file for an unnamed version can only be left over from a rotation that crashed
+            // before its manifest write; it never wrapped anything, so it may be replaced.
+            try KeyFile.write(kek, directory: source.directory, name: KeyFileName.kek(version), sealingKey: sealingKey, overwrite: true)
+        } catch let error as KeyringError {
+            throw error
+        } catch let error as CryptoError {
+            throw .crypto(error)
+        } catch {
+            throw .io(path: source.directory, operation: "rotate", errno: EIO)
+        }
+        var next = manifest
+        for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
+        next.keks.append(.init(version: version, status: .primary, createdAt: now))
+        return try committing(next)
+    }
+
+    /// Retires `version`. Refused for the primary, for anything not active, and while
+    /// `subjectsUsingIt` (the store's count of DEKs wrapped under it) is not zero.
+    public func retiringKEK(version: Int, subjectsUsingIt: Int, now: Date = Date()) throws(KeyringError) -> Keyring {
+        try locked { () throws(KeyringError) in try retireUnlocked(version: version, subjectsUsingIt: subjectsUsingIt, now: now) }
+    }
+
+    private func retireUnlocked(version: Int, subjectsUsingIt: Int, now: Date) throws(KeyringError) -> Keyring {
+        guard let index = manifest.keks.firstIndex(where: { $0.version == version }) else {
+            throw .unknownKEKVersion(version)
+        }
+        let status = manifest.keks[index].status
+        guard status == .active else {
+            let reason = status == .primary ? "rotate to a new primary first" : "only an active version can be retired"
+            throw .invalidTransition(version: version, from: status, to: .retired, reason: reason)
+        }
+        guard subjectsUsingIt == 0 else {
+            throw .invalidTransition(
+                version: version, from: status, to: .retired,
+                reason: "\(subjectsUsingIt) subject(s) still use it; run `anonreg keys rewrap` first")
+        }
+        var next = manifest
+        next.keks[index].status = .retired
+        next.keks[index].retiredAt = now
+        return try committing(next)
+    }
+
+    /// Destroys a retired `version`: the manifest records it first, then the key file is
+    /// overwritten and removed. Re-running finishes a destroy that was interrupted.
+    public func destroyingKEK(version: Int, now: Date = Date()) throws(KeyringError) -> Keyring {
+        try locked { () throws(KeyringError) in try destroyUnlocked(version: version, now: now) }
+    }
+
+    private func destroyUnlocked(version: Int, now: Date) throws(KeyringError) -> Keyring {
+        guard let index = manifest.keks.firstIndex(where: { $0.version == version }) else {
+            throw .unknownKEKVersion(version)
+        }
+        let status = manifest.keks[index].status
+        guard status == .retired || status == .destroyed else {
+            throw .invalidTransition(version: version, from: status, to: .destroyed, reason: "retire it first")
+        }
+        var next = manifest
+        if status == .retired {
+            next.keks[index].status = .destroyed
+            next.keks[index].destroyedAt = now
+        }
+        let updated = try committing(next)
+        try SecureFile.overwriteAndRemove(directory: source.directory, name: KeyFileName.kek(version))
+        return updated
+    }
+
+    /// Runs a change under an exclusive `flock` on the keys directory, after checking that the
+    /// manifest on disk is still the one this snapshot was loaded from.
+    private func locked<R>(_ body: () throws(KeyringError) -> R) throws(KeyringError) -> R {
+        try requireWritable()
+        let fd = open(source.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(path: source.directory, operation: "open", errno: errno) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw .io(path: source.directory, operation: "lock", errno: errno) }
+        }
+        defer { flock(fd, LOCK_UN) }
+        let onDisk = try Keyring.readManifest(path: source.directory + "/" + KeyFileName.manifest)
+        guard onDisk == manifest else { throw .staleSnapshot }
+        return try body()
+    }
+
+    private func requireWritable() throws(KeyringError) {
+        guard source.isWritable else {
+            throw .readOnly(reason: "it is loaded from systemd credentials; change the keys directory offline and re-encrypt the credentials (docs/OPERATIONS.md)")
+        }
+    }
+
+    /// Writes `next` as the manifest (atomically) and loads the result.
+    private func committing(_ next: KeyringManifest) throws(KeyringError) -> Keyring {
+        try next.validate(path: source.directory + "/" + KeyFileName.manifest)
+        try Keyring.writeManifest(next, directory: source.directory, overwrite: true)
+        // Snapshot what is on disk (dates are stored to the second), so a later staleness check
+        // compares like with like.
+        let next = try Keyring.readManifest(path: source.directory + "/" + KeyFileName.manifest)
+        var keks = self.keks
+        for entry in next.keks {
+            if entry.status == .destroyed {
+                keks[entry.version] = nil
+            } else if keks[entry.version] == nil {
+                keks[entry.version] = KeyMaterial(
+                    try KeyFile.read(
+                        path: source.path(for: entry.fileName), name: entry.fileName,
+                        length: XChaCha20Poly1305.keyBytes, sealingKey: sealingKey),
+                    name: "kek \(entry.version)")
+            }
+        }
+        return Keyring(source: source, manifest: next, keks: keks, previous: self)
+    }
+}

@@ -1,0 +1,72 @@
+import RegistryCrypto
+
+/// The one error type of the RegistryKeyring module. Messages name paths and say how to fix the
+/// problem; they never contain key bytes or the passphrase.
+public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notFound(path: String)
+    case alreadyExists(path: String)
+    case insecurePermissions(path: String, mode: UInt32, isDirectory: Bool)
+    case wrongOwner(path: String, owner: UInt32, expected: UInt32)
+    case notARegularFile(path: String)
+    case malformedManifest(path: String, reason: String)
+    case malformedKeyFile(path: String, reason: String)
+    case passphraseRequired
+    case passphraseNotUsed
+    case wrongPassphrase
+    /// A sealed key file failed authentication although the passphrase is right: it was modified,
+    /// truncated, or copied in from another name.
+    case keyFileTampered(path: String)
+    case io(path: String, operation: String, errno: Int32)
+    case unknownKEKVersion(Int)
+    case invalidTransition(version: Int, from: KEKStatus, to: KEKStatus, reason: String)
+    case readOnly(reason: String)
+    /// Another process changed the keyring after this snapshot was loaded.
+    case staleSnapshot
+    case crypto(CryptoError)
+
+    public var description: String {
+        switch self {
+        case .notFound(let path):
+            "\(path) does not exist. Create a keyring with `anonreg init --state-dir DIR`, or restore one with `anonreg keys restore`."
+        case .alreadyExists(let path):
+            "\(path) already exists; refusing to overwrite a keyring."
+        case .insecurePermissions(let path, let mode, let isDirectory):
+            "\(path) has mode \(String(mode & 0o7777, radix: 8)), which lets group or others at key material. "
+                + "Fix: chmod \(isDirectory ? "700" : "600") \(path)"
+        case .wrongOwner(let path, let owner, let expected):
+            "\(path) is owned by uid \(owner), not by uid \(expected) that runs anonreg. Fix: chown \(expected) \(path)"
+        case .notARegularFile(let path):
+            "\(path) is not a regular file (symbolic links are refused)."
+        case .malformedManifest(let path, let reason):
+            "\(path) is not a valid anonreg keyring manifest: \(reason)."
+        case .malformedKeyFile(let path, let reason):
+            "\(path) is not a valid anonreg key file: \(reason)."
+        case .passphraseRequired:
+            "this keyring is sealed with a passphrase; supply it (ANONREG_PASSPHRASE_FILE, a terminal prompt, or the systemd credential anonreg-keyring-passphrase)."
+        case .passphraseNotUsed:
+            "a passphrase was supplied, but this keyring is not sealed."
+        case .wrongPassphrase:
+            "the passphrase does not unlock this keyring."
+        case .keyFileTampered(let path):
+            "\(path) failed authentication although the passphrase is right: it was modified, truncated or renamed. Restore it from a keyring backup."
+        case .io(let path, let operation, let code):
+            "\(operation) \(path) failed: \(String(cString: strerror(code)))."
+        case .unknownKEKVersion(let version):
+            "the keyring has no KEK version \(version)."
+        case .invalidTransition(let version, let from, let to, let reason):
+            "KEK version \(version) cannot go from \(from.rawValue) to \(to.rawValue): \(reason)."
+        case .readOnly(let reason):
+            "the keyring cannot be changed: \(reason)."
+        case .staleSnapshot:
+            "the keyring changed on disk since it was loaded; load it again and retry."
+        case .crypto(let error):
+            "cryptographic failure: \(error)."
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,76 @@
+import Foundation
+import RegistryCrypto
+
+/// The lifecycle of a key-encryption key (docs/CRYPTO.md §Keyring):
+/// `primary` wraps new DEKs; `active` still unwraps; `retired` is kept but no row may use it;
+/// `destroyed` has had its key file overwritten and removed.
+public enum KEKStatus: String, Codable, Sendable, CaseIterable {
+    case primary, active, retired, destroyed
+}
+
+/// `keyring.json`: everything about the keyring that is not secret. Key bytes live in the
+/// separate `*.key` files it names (format: docs/CRYPTO.md §Key files, keys/README.md).
+public struct KeyringManifest: Codable, Sendable, Equatable {
+    public static let currentFormat = "anonreg-keyring/v1"
+
+    public struct KEKEntry: Codable, Sendable, Equatable {
+        public var version: Int
+        public var status: KEKStatus
+        public var createdAt: Date
+        public var retiredAt: Date?
+        public var destroyedAt: Date?
+
+        public var fileName: String { KeyFileName.kek(version) }
+    }
+
+    /// Present when key files are sealed with a passphrase.
+    public struct Sealing: Codable, Sendable, Equatable {
+        public var kdf: PasswordKDFParameters
+        /// An empty plaintext sealed under the file-sealing key: tells a wrong passphrase apart
+        /// from a tampered key file.
+        public var check: String
+    }
+
+    public struct OPRFEntry: Codable, Sendable, Equatable {
+        /// RFC 9497 DeriveKeyPair key info, hex.
+        public var keyInfo: String
+        /// pkS, hex, so clients and operators can check which key answers.
+        public var publicKey: String
+        /// Linkage epoch: increases when the OPRF key is rotated (docs/CRYPTO.md §Rotation).
+        public var epoch: Int
+    }
+
+    public struct AuditEntry: Codable, Sendable, Equatable {
+        /// Ed25519 public key, hex: verifying checkpoints needs only this.
+        public var publicKey: String
+    }
+
+    public var format: String
+    public var createdAt: Date
+    public var sealing: Sealing?
+    public var keks: [KEKEntry]
+    public var oprf: OPRFEntry
+    public var audit: AuditEntry
+
+    public var primaryVersion: Int? { keks.first { $0.status == .primary }?.version }
+
+    /// Structural rules every manifest must satisfy; a violation is reported, never repaired.
+    func validate(path: String) throws(KeyringError) {
+        func bad(_ reason: String) -> KeyringError { .malformedManifest(path: path, reason: reason) }
+        guard format == Self.currentFormat else { throw bad("format \"\(format)\" is not \(Self.currentFormat)") }
+        guard keks.filter({ $0.status == .primary }).count == 1 else { throw bad("exactly one KEK must be primary") }
+        guard Set(keks.map(\.version)).count == keks.count else { throw bad("KEK versions repeat") }
+        guard keks.allSatisfy({ $0.version >= 1 }) else { throw bad("KEK versions start at 1") }
+        guard (try? Hex.decode(oprf.keyInfo)) != nil else { throw bad("oprf.keyInfo is not hex") }
+        guard oprf.epoch >= 1 else { throw bad("oprf.epoch starts at 1") }
+    }
+}
+
+/// File names inside the keys directory.
+public enum KeyFileName {
+    public static let manifest = "keyring.json"
+    public static let oprfSeed = "oprf-seed.key"
+    public static let index = "index.key"
+    public static let auditSigning = "audit-signing.key"
+    public static func kek(_ version: Int) -> String { "kek-\(version).key" }
+}

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RegistryCrypto
+
+/// POSIX file operations for key material: permission checks as ssh does them, reads straight
+/// into secure memory, and atomic writes (temp file, fsync, rename, fsync directory).
+enum SecureFile {
+    /// Refuses a directory that is a symlink, not owned by us, or open to group or others.
+    static func checkDirectory(_ path: String) throws(KeyringError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { throw .notFound(path: path) }
+            throw .io(path: path, operation: "stat", errno: errno)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw .notARegularFile(path: path) }
+        try checkOwnerAndMode(path: path, st: st, isDirectory: true)
+    }
+
+    static func checkOwnerAndMode(path: String, st: stat, isDirectory: Bool) throws(KeyringError) {
+        let me = geteuid()
+        guard st.st_uid == me else { throw .wrongOwner(path: path, owner: st.st_uid, expected: me) }
+        guard st.st_mode & 0o077 == 0 else {
+            throw .insecurePermissions(path: path, mode: UInt32(st.st_mode), isDirectory: isDirectory)
+        }
+    }
+
+    /// Opens an existing file for reading, refusing symlinks, and checks it after opening (no
+    /// window between check and use).
+    static func openForReading(_ path: String) throws(KeyringError) -> (fd: Int32, size: Int) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT { throw .notFound(path: path) }
+            if code == ELOOP { throw .notARegularFile(path: path) }
+            throw .io(path: path, operation: "open", errno: code)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw .io(path: path, operation: "stat", errno: code)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .notARegularFile(path: path)
+        }
+        do { try checkOwnerAndMode(path: path, st: st, isDirectory: false) } catch {
+            close(fd)
+            throw error
+        }
+        return (fd, Int(st.st_size))
+    }
+
+    /// Reads exactly `buffer.count` bytes.
+    static func readExactly(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws(KeyringError) {
+        var done = 0
+        while done < buffer.count {
+            let n = read(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: path, operation: "read", errno: errno)
+            }
+            if n == 0 { throw .malformedKeyFile(path: path, reason: "file is shorter than its header says") }
+            done += n
+        }
+    }
+
+    /// Reads a whole small public file (the manifest, sealed key files).
+    static func readAll(_ path: String, limit: Int = 1 << 20) throws(KeyringError) -> [UInt8] {
+        let (fd, size) = try openForReading(path)
+        defer { close(fd) }
+        guard size <= limit else { throw .malformedManifest(path: path, reason: "file is larger than \(limit) bytes") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        if size > 0 {
+            let result = bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(KeyringError) in try readExactly(fd: fd, into: buffer, path: path) }
+            }
+            try result.get()
+        }
+        return bytes
+    }
+
+    /// Writes `parts` to `directory/name` atomically with mode 0600: a temporary file is written
+    /// and fsynced, renamed over the target, and the directory is fsynced so the rename is durable.
+    /// `overwrite: false` refuses to replace an existing file.
+    static func writeAtomically(
+        directory: String, name: String, overwrite: Bool,
+        write body: (Int32, String) throws(KeyringError) -> Void
+    ) throws(KeyringError) {
+        let target = directory + "/" + name
+        if !overwrite, access(target, F_OK) == 0 { throw .alreadyExists(path: target) }
+        let suffix = Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0])
+        let temp = directory + "/." + name + ".tmp-" + suffix
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(path: temp, operation: "create", errno: errno) }
+        do throws(KeyringError) {
+            // The umask may have been looser than 0077; set the mode explicitly.
+            guard fchmod(fd, 0o600) == 0 else { throw KeyringError.io(path: temp, operation: "chmod", errno: errno) }
+            try body(fd, temp)
+            guard fsync(fd) == 0 else { throw KeyringError.io(path: temp, operation: "fsync", errno: errno) }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        if !overwrite {
+            // link(2) fails if the target appeared meanwhile: no silent replacement.
+            guard link(temp, target) == 0 else {
+                let code = errno
+                unlink(temp)
+                if code == EEXIST { throw .alreadyExists(path: target) }
+                throw .io(path: target, operation: "link", errno: code)
+            }
+            unlink(temp)
+        } else {
+            guard rename(temp, target) == 0 else {
+                let code = errno
+                unlink(temp)
+                throw .io(path: target, operation: "rename", errno: code)
+            }
+        }
+        try syncDirectory(directory)
+    }
+
+    static func writeAll(fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws(KeyringError) {
+        var done = 0
+        while done < buffer.count {
+            let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: path, operation: "write", errno: errno)
+            }
+            done += n
+        }
+    }
+
+    static func syncDirectory(_ directory: String) throws(KeyringError) {
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dfd >= 0 else { throw .io(path: directory, operation: "open", errno: errno) }
+        defer { close(dfd) }
+        guard fsync(dfd) == 0 else { throw .io(path: directory, operation: "fsync", errno: errno) }
+    }
+
+    /// Creates a directory with mode 0700 (refusing one that exists and is not empty is the
+    /// caller's decision).
+    static func makeDirectory(_ path: String) throws(KeyringError) {
+        if mkdir(path, 0o700) != 0 {
+            guard errno == EEXIST else { throw .io(path: path, operation: "mkdir", errno: errno) }
+        }
+        guard chmod(path, 0o700) == 0 else { throw .io(path: path, operation: "chmod", errno: errno) }
+        try checkDirectory(path)
+    }
+
+    /// Overwrites a file's bytes with zeros, fsyncs, unlinks it and fsyncs the directory. On
+    /// journaling and copy-on-write file systems and on SSDs the old blocks may survive; the
+    /// guarantee that matters comes from the key never having been stored unsealed elsewhere
+    /// (docs/CRYPTO.md §Destroying a KEK).
+    static func overwriteAndRemove(directory: String, name: String) throws(KeyringError) {
+        let path = directory + "/" + name
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw .io(path: path, operation: "open", errno: errno)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw .io(path: path, operation: "stat", errno: code)
+        }
+        let zeros = [UInt8](repeating: 0, count: Int(st.st_size))
+        let result = zeros.withUnsafeBytes { buffer in
+            Result { () throws(KeyringError) in try writeAll(fd: fd, buffer, path: path) }
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        try result.get()
+        guard synced else { throw .io(path: path, operation: "fsync", errno: errno) }
+        guard unlink(path) == 0 else { throw .io(path: path, operation: "unlink", errno: errno) }
+        try syncDirectory(directory)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func isEmptyDirectory(_ path: String) -> Bool {
+        guard let dir = opendir(path) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { return false }
+        }
+        return true
+    }
+}
