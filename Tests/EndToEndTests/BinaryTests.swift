@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AnonregTestSupport
 
 /// Runs the built executables as a user would.
 struct BinaryTests {

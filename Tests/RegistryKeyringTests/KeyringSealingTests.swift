@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AnonregTestSupport
 import RegistryCrypto
 @testable import RegistryKeyring
 

@@ -1,22 +1,22 @@
 import Foundation
 
 /// Locates and runs the package's built executables (they sit beside the test bundle).
-enum Binaries {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+public enum Binaries {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
-    static var directory: URL {
+    public static var directory: URL {
         // .build/<triple>/debug/anonregPackageTests.xctest → .build/<triple>/debug
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         return exe.deletingLastPathComponent()
     }
 
-    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    public static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path(name))
         process.arguments = arguments

@@ -1,0 +1,112 @@
+import RegistryProtocol
+
+/// The seam between the monitoring domain and its storage. `RegistryStore` implements it over
+/// SQLite; a PostgreSQL backend would implement the same protocol without touching the domain.
+///
+/// Every method states an intent. Implementations must:
+/// - seal every record under the subject's own data key (docs/CRYPTO.md §Envelope, §Records);
+/// - make each completed write durable before returning (invariant 5);
+/// - apply each call's counter increments in the same transaction as its event;
+/// - keep a subject reachable by a clinic only through that clinic's case handle, or through
+///   the patient code.
+public protocol RegistryStorage: Sendable {
+    /// Creates a subject with its first records and a case for `clinic`. A fresh patient code is
+    /// drawn; its formatted text is returned once and never stored. A linkage value (the 64-byte
+    /// RFC 9497 output) is stored only as a keyed hash, and enrolment does the same work whether
+    /// or not that hash was seen before.
+    func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt
+
+    /// The subject behind `handle`, if `clinic` holds that case.
+    func subject(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView
+
+    /// Reads the subject behind `handle` and applies the change `decide` returns, atomically.
+    func update(
+        case handle: CaseHandle, clinic: ClinicID,
+        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
+    ) async throws(StorageError) -> SubjectView
+
+    /// Links the subject holding `code` to `clinic` (or returns the clinic's existing case).
+    func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle
+
+    /// Everything held about the subject holding `code`.
+    func subject(code: String) async throws(StorageError) -> SubjectView
+
+    /// Draws a new patient code for the subject behind `handle`; the old one stops working.
+    func reissueCode(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> String
+
+    /// Erases the subject behind `handle` (crypto-shredding), counting `counters`.
+    func erase(case handle: CaseHandle, clinic: ClinicID, counters: [CounterIncrement]) async throws(StorageError)
+
+    /// Erases the subject holding `code`.
+    func erase(code: String, counters: [CounterIncrement]) async throws(StorageError)
+
+    /// `clinic`'s cases whose next check-up is due before `day`, soonest first.
+    func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase]
+
+    /// Adds counts that belong to no subject (anonymous episodes).
+    func count(_ counters: [CounterIncrement]) async throws(StorageError)
+
+    /// Counter cells for months in `from...to`.
+    func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow]
+
+    /// How many subjects' DEKs each KEK version wraps.
+    func kekUsage() async throws(StorageError) -> [Int: Int]
+
+    /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
+    /// one transaction, and a DEK is readable under its recorded version at every moment.
+    func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress
+}
+
+public struct Enrolment: Sendable {
+    public var clinic: ClinicID
+    /// The finalized OPRF output (64 bytes), if the clinic supplied one.
+    public var linkage: [UInt8]?
+    public var records: [NewRecord]
+    public var columns: SubjectColumns
+    public var counters: [CounterIncrement]
+
+    public init(clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement]) {
+        self.clinic = clinic
+        self.linkage = linkage
+        self.records = records
+        self.columns = columns
+        self.counters = counters
+    }
+}
+
+public struct EnrolmentReceipt: Sendable {
+    public var caseHandle: CaseHandle
+    /// The patient code, formatted for the card. Shown once; never stored or logged.
+    public var code: String
+    public var view: SubjectView
+
+    public init(caseHandle: CaseHandle, code: String, view: SubjectView) {
+        self.caseHandle = caseHandle
+        self.code = code
+        self.view = view
+    }
+}
+
+public struct DueCase: Sendable, Equatable {
+    public var caseHandle: CaseHandle
+    public var nextDue: Day
+    public var status: SubjectStatus
+
+    public init(caseHandle: CaseHandle, nextDue: Day, status: SubjectStatus) {
+        self.caseHandle = caseHandle
+        self.nextDue = nextDue
+        self.status = status
+    }
+}
+
+public struct RewrapProgress: Sendable, Equatable {
+    public var rewrapped: Int
+    public var remaining: Int
+    public var primaryVersion: Int
+
+    public init(rewrapped: Int, remaining: Int, primaryVersion: Int) {
+        self.rewrapped = rewrapped
+        self.remaining = remaining
+        self.primaryVersion = primaryVersion
+    }
+}

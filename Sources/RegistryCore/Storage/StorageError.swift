@@ -1,0 +1,35 @@
+import RegistryProtocol
+
+/// The errors of the storage seam, shared by every backend. No case carries a code, a handle,
+/// a note or key bytes.
+public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No case with that handle at this clinic (or no such case at all: the two look the same).
+    case caseNotFound
+    /// No subject holds that code (or the code is malformed).
+    case codeNotFound
+    /// A sealed record or wrapped key failed authentication: the database was tampered with.
+    case tampered(what: String)
+    /// The KEK version a subject needs is not in the keyring (destroyed or missing).
+    case keyUnavailable(version: Int)
+    /// The database file is not an anonreg database, or is damaged. Never overwritten.
+    case unusableDatabase(path: String, reason: String)
+    /// The disk or file-size limit is full; nothing of the failed write was kept.
+    case storageFull
+    /// The domain refused the change inside `update` (carried through unchanged).
+    case rejected(code: String, message: String)
+    /// Any other database failure.
+    case database(reason: String)
+
+    public var description: String {
+        switch self {
+        case .caseNotFound: "no such case at this clinic"
+        case .codeNotFound: "no subject holds that code"
+        case .tampered(let what): "a sealed \(what) failed authentication; the database was modified outside anonreg"
+        case .keyUnavailable(let version): "KEK version \(version) is not in the keyring"
+        case .unusableDatabase(let path, let reason): "\(path) cannot be used: \(reason). It was left untouched."
+        case .storageFull: "the disk is full; the write was not stored"
+        case .rejected(_, let message): message
+        case .database(let reason): "database error: \(reason)"
+        }
+    }
+}

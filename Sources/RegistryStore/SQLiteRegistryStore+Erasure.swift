@@ -1,0 +1,35 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+
+extension SQLiteRegistryStore {
+    /// Crypto-shredding: the subject row (and with it the wrapped DEK), its cases and its sealed
+    /// records are deleted in one transaction with the counters; `secure_delete` zeroes the
+    /// freed cells and the WAL is checkpointed and truncated before this returns.
+    public func erase(case handle: CaseHandle, clinic: ClinicID, counters: [CounterIncrement]) async throws(StorageError) {
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        try await write(checkpointAfter: true) { db in
+            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            try Self.delete(db, subjectID: subject.id)
+            try Self.apply(db, counters)
+        }
+    }
+
+    public func erase(code: String, counters: [CounterIncrement]) async throws(StorageError) {
+        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        try await write(checkpointAfter: true) { db in
+            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            try Self.delete(db, subjectID: subject.id)
+            try Self.apply(db, counters)
+        }
+    }
+
+    static func delete(_ db: Database, subjectID: Int64) throws {
+        // ON DELETE CASCADE removes case_link and record rows in the same statement.
+        try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subjectID])
+        guard db.changesCount == 1 else { throw StorageError.database(reason: "erasure deleted \(db.changesCount) subjects") }
+    }
+}

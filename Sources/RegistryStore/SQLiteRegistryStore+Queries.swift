@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+
+extension SQLiteRegistryStore {
+    public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
+        let keyring = self.keyring
+        return try await read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT c.id, c.sealed_handle, \(SubjectRow.selectColumns)
+                FROM case_link c JOIN subject s ON s.id = c.subject_id
+                WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
+                ORDER BY s.next_due, c.id
+                """, arguments: [clinic.rawValue, day.description])
+            return try rows.map { row in
+                let linkID: Int64 = row[0]
+                let sealed = Array(row[1] as Data)
+                let subject = try SubjectRow(row: row, offset: 2)
+                let dek = try subject.dek(keyring: keyring)
+                let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
+                let text = try SubjectKeys.open(sealed, dek: dek, ad: ad, what: "case handle")
+                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)), let due = subject.columns.nextDue else {
+                    throw StorageError.tampered(what: "case handle")
+                }
+                return DueCase(caseHandle: handle, nextDue: due, status: subject.columns.status)
+            }
+        }
+    }
+
+    public func count(_ counters: [CounterIncrement]) async throws(StorageError) {
+        guard !counters.isEmpty else { return }
+        try await write { db in try Self.apply(db, counters) }
+    }
+
+    public func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT month, category, clinic, metric, value FROM counter
+                WHERE month >= ? AND month <= ? ORDER BY month, category, clinic, metric
+                """, arguments: [from.description, to.description]).compactMap { row in
+                guard let month = Month(row[0] as String), let clinic = ClinicID(row[2] as String) else { return nil }
+                return CounterRow(key: CounterKey(month: month, category: row[1], clinic: clinic, metric: row[3]), value: row[4])
+            }
+        }
+    }
+
+    public func kekUsage() async throws(StorageError) -> [Int: Int] {
+        try await read { db in
+            var usage: [Int: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kek_version, count(*) FROM subject GROUP BY kek_version") {
+                usage[row[0]] = row[1]
+            }
+            return usage
+        }
+    }
+
+    /// How many subjects exist (for tests, statistics of the store itself and benchmarks).
+    public func subjectCount() async throws(StorageError) -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0 }
+    }
+
+    /// Adds counter increments in the caller's transaction.
+    static func apply(_ db: Database, _ counters: [CounterIncrement]) throws {
+        for increment in counters where increment.by != 0 {
+            try db.execute(sql: """
+                INSERT INTO counter (month, category, clinic, metric, value) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = value + excluded.value
+                """, arguments: [increment.key.month.description, increment.key.category, increment.key.clinic.rawValue,
+                                 increment.key.metric, increment.by])
+        }
+    }
+}

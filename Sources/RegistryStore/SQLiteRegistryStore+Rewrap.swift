@@ -1,0 +1,29 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+
+extension SQLiteRegistryStore {
+    /// Rewraps up to `limit` DEKs that are not under the primary KEK, in one transaction. Each
+    /// row's `kek_version` changes together with its `wrapped_dek`, so a subject is readable under
+    /// its recorded version at every instant, and a crash (of anything) leaves a resumable state.
+    public func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress {
+        let keyring = self.keyring
+        let primary = keyring.primaryKEK
+        return try await write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version != ? ORDER BY s.id LIMIT ?
+                """, arguments: [primary.version, max(0, limit)])
+            for row in rows {
+                let subject = try SubjectRow(row: row)
+                let dek = try subject.dek(keyring: keyring)
+                let wrapped = try SubjectKeys.wrap(dek, sid: subject.sid, version: primary.version, kek: primary.key)
+                try db.execute(sql: "UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
+                               arguments: [Data(wrapped), primary.version, subject.id])
+            }
+            let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version != ?", arguments: [primary.version]) ?? 0
+            return RewrapProgress(rewrapped: rows.count, remaining: remaining, primaryVersion: primary.version)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+import RegistryKeyring
+
+extension SQLiteRegistryStore {
+    public func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt {
+        let keyring = self.keyring
+        // Everything that needs no row id is computed before entering the writer.
+        let code: PatientCode
+        do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
+        let codeText = code.formatted()
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
+        let sid = try SubjectKeys.newSID()
+        let dek = try SubjectKeys.newDEK()
+        let primary = keyring.primaryKEK
+        let wrapped = try SubjectKeys.wrap(dek, sid: sid, version: primary.version, kek: primary.key)
+        let dekBox = DEKBox(dek)
+        // The linkage hash is computed and stored whether or not it was seen before: no lookup.
+        let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
+        let handle = try SubjectKeys.newCaseHandle()
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+
+        let view = try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO subject (sid, code_index, wrapped_dek, kek_version, linkage_hash, status, next_due, review_on)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [Data(sid), Data(codeIndex), Data(wrapped), primary.version, linkageHash.map { Data($0) },
+                            enrolment.columns.status.rawValue, enrolment.columns.nextDue?.description,
+                            enrolment.columns.reviewOn?.description])
+            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.database(reason: "enrolled subject vanished") }
+            try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key)
+            _ = try subject.append(db, enrolment.records, dek: dekBox.key)
+            try Self.apply(db, enrolment.counters)
+            return try subject.view(db, keyring: keyring)
+        }
+        return EnrolmentReceipt(caseHandle: handle, code: codeText, view: view)
+    }
+
+    public func subject(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
+        let keyring = self.keyring
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        return try await read { db in
+            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            return try subject.view(db, keyring: keyring)
+        }
+    }
+
+    public func update(
+        case handle: CaseHandle, clinic: ClinicID,
+        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
+    ) async throws(StorageError) -> SubjectView {
+        let keyring = self.keyring
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        return try await write { db in
+            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            var view = try subject.view(db, keyring: keyring)
+            let change = try decide(view)
+            let dek = try subject.dek(keyring: keyring)
+            view.records += try subject.append(db, change.append, dek: dek)
+            try subject.setColumns(db, change.columns)
+            view.columns = change.columns
+            try Self.apply(db, change.counters)
+            return view
+        }
+    }
+
+    public func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle {
+        let keyring = self.keyring
+        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        let fresh = try SubjectKeys.newCaseHandle()
+        let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
+        return try await write { db in
+            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            let dek = try subject.dek(keyring: keyring)
+            if let existing = try Row.fetchOne(
+                db, sql: "SELECT id, sealed_handle FROM case_link WHERE subject_id = ? AND clinic = ?",
+                arguments: [subject.id, clinic.rawValue]) {
+                // The clinic already holds a case: hand the same handle back.
+                let linkID: Int64 = existing[0]
+                let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
+                let text = try SubjectKeys.open(Array(existing[1] as Data), dek: dek, ad: ad, what: "case handle")
+                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)) else { throw StorageError.tampered(what: "case handle") }
+                return handle
+            }
+            try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek)
+            _ = try subject.append(db, [record], dek: dek)
+            try Self.apply(db, counters)
+            return fresh
+        }
+    }
+
+    public func subject(code: String) async throws(StorageError) -> SubjectView {
+        let keyring = self.keyring
+        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        return try await read { db in
+            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            return try subject.view(db, keyring: keyring)
+        }
+    }
+
+    public func reissueCode(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> String {
+        let keyring = self.keyring
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        let code: PatientCode
+        do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
+        let codeText = code.formatted()
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
+        try await write { db in
+            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            try db.execute(sql: "UPDATE subject SET code_index = ? WHERE id = ?", arguments: [Data(codeIndex), subject.id])
+        }
+        return codeText
+    }
+
+    // MARK: - Helpers
+
+    /// The keyed index of a typed code. A malformed code is answered like an unknown one.
+    static func codeIndex(_ code: String, keyring: Keyring) throws(StorageError) -> [UInt8] {
+        let parsed: PatientCode
+        do { parsed = try PatientCode.parse(code) } catch { throw .codeNotFound }
+        return try SubjectKeys.codeIndex(parsed, keyring: keyring)
+    }
+
+    static func insertCase(
+        _ db: Database, subject: SubjectRow, clinic: ClinicID, handle: CaseHandle, handleIndex: [UInt8],
+        dek: borrowing SecretBytes
+    ) throws {
+        let linkID = try nextID(db, table: "case_link")
+        let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
+        let sealed = try SubjectKeys.seal(Array(handle.text.utf8), dek: dek, ad: ad)
+        try db.execute(
+            sql: "INSERT INTO case_link (id, handle_index, clinic, subject_id, sealed_handle) VALUES (?, ?, ?, ?, ?)",
+            arguments: [linkID, Data(handleIndex), clinic.rawValue, subject.id, Data(sealed)])
+    }
+
+    /// The id the next AUTOINCREMENT row of `table` gets, known before insert so that it can be
+    /// bound into the associated data. Ids are never reused, even after erasure.
+    static func nextID(_ db: Database, table: String) throws -> Int64 {
+        let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [table]) ?? 0
+        return last + 1
+    }
+}
+
+/// Carries a DEK into the writer closure; the key stays in secure memory and is wiped when the
+/// box is released after the write.
+final class DEKBox: @unchecked Sendable {
+    let key: SecretBytes
+    init(_ key: consuming SecretBytes) { self.key = key }
+}

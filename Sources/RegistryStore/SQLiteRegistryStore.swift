@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+import RegistryKeyring
+import Synchronization
+
+/// The SQLite backend of `RegistryStorage`: WAL, `synchronous=FULL`, `secure_delete=ON`,
+/// foreign keys, and group commit for writes. Nothing outside this module sees a `Database`.
+public final class SQLiteRegistryStore: RegistryStorage {
+    public let path: String
+    let pool: DatabasePool
+    let writer: GroupCommitWriter
+    private let keyringSlot: Mutex<Keyring>
+
+    /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
+    public var keyring: Keyring { keyringSlot.withLock { $0 } }
+
+    public func replaceKeyring(_ keyring: Keyring) {
+        keyringSlot.withLock { $0 = keyring }
+    }
+
+    /// Opens (creating if absent) the registry database at `path`. A file that is not an anonreg
+    /// database (corrupt, or another application's SQLite file) is refused and left untouched.
+    public init(path: String, keyring: Keyring) throws(StorageError) {
+        self.path = path
+        self.keyringSlot = Mutex(keyring)
+        try DatabasePreflight.check(path: path)
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // Deleted content is overwritten with zeros, in the WAL and in the database file.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            // A commit returns only after the WAL is fsynced: acknowledged means durable.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw StorageError.from(error, path: path)
+        }
+        writer = GroupCommitWriter(pool: pool)
+    }
+
+    /// `PRAGMA integrity_check`; "ok" when the database is sound.
+    public func integrityCheck() async throws(StorageError) -> String {
+        try await read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
+    }
+
+    /// The effective durability settings, for tests and `anonreg` diagnostics.
+    public func pragmas() async throws(StorageError) -> (journalMode: String, synchronous: Int, secureDelete: Int, foreignKeys: Int) {
+        try await read { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+             try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
+             try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? -1,
+             try Int.fetchOne(db, sql: "PRAGMA foreign_keys") ?? -1)
+        }
+    }
+
+    /// Closes the database (checkpointing the WAL).
+    public func close() throws(StorageError) {
+        do { try pool.close() } catch { throw StorageError.from(error, path: path) }
+    }
+
+    // MARK: - Running work
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.read(body) } catch { throw StorageError.from(error, path: path) }
+    }
+
+    func write<T: Sendable>(checkpointAfter: Bool = false, _ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await writer.write(checkpointAfter: checkpointAfter, body) } catch {
+            throw StorageError.from(error, path: path)
+        }
+    }
+}

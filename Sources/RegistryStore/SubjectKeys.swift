@@ -1,0 +1,97 @@
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+import RegistryKeyring
+
+/// Envelope encryption and keyed indexes for one subject (docs/CRYPTO.md §Envelope, §Records,
+/// §Pseudonyms).
+enum SubjectKeys {
+    /// The stable random subject id bound into every associated data. It survives code re-issue,
+    /// so records and audit references keep working when the code changes.
+    static let sidBytes = 16
+
+    static func newSID() throws(StorageError) -> [UInt8] {
+        do { return try Sodium.randomBytes(count: sidBytes) } catch { throw .database(reason: "random bytes unavailable") }
+    }
+
+    static func newDEK() throws(StorageError) -> SecretBytes {
+        do { return try SecretBytes.random(count: XChaCha20Poly1305.keyBytes) } catch {
+            throw .database(reason: "secure memory unavailable")
+        }
+    }
+
+    /// ad = "anonreg/v1/dek-wrap" ‖ 0x00 ‖ sid ‖ BE32(version)
+    static func wrapAD(sid: [UInt8], version: Int) -> [UInt8] {
+        Label.bytes(Label.dekWrap) + [0] + sid + bigEndian(UInt32(version))
+    }
+
+    static func wrap(_ dek: borrowing SecretBytes, sid: [UInt8], version: Int, kek: KeyMaterial) throws(StorageError) -> [UInt8] {
+        do { return try XChaCha20Poly1305.seal(secret: dek, associatedData: wrapAD(sid: sid, version: version), key: kek.bytes) } catch {
+            throw .database(reason: "could not wrap a data key")
+        }
+    }
+
+    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring) throws(StorageError) -> SecretBytes {
+        let kek: KeyMaterial
+        do { kek = try keyring.kek(version: version) } catch { throw .keyUnavailable(version: version) }
+        do { return try XChaCha20Poly1305.openSecret(wrapped, associatedData: wrapAD(sid: sid, version: version), key: kek.bytes) } catch {
+            throw .tampered(what: "data key")
+        }
+    }
+
+    /// ad = "anonreg/v1/record" ‖ 0x00 ‖ sid ‖ BE64(id) ‖ kind ‖ 0x00 ‖ BE16(schema version)
+    static func recordAD(sid: [UInt8], id: Int64, kind: String, schemaVersion: UInt16) -> [UInt8] {
+        Label.bytes(Label.record) + [0] + sid + bigEndian(UInt64(bitPattern: id)) + Array(kind.utf8) + [0]
+            + bigEndian(schemaVersion)
+    }
+
+    static func seal(_ plaintext: [UInt8], dek: borrowing SecretBytes, ad: [UInt8]) throws(StorageError) -> [UInt8] {
+        do { return try XChaCha20Poly1305.seal(plaintext, associatedData: ad, key: dek) } catch {
+            throw .database(reason: "could not seal a record")
+        }
+    }
+
+    static func open(_ sealed: [UInt8], dek: borrowing SecretBytes, ad: [UInt8], what: String) throws(StorageError) -> [UInt8] {
+        do { return try XChaCha20Poly1305.open(sealed, associatedData: ad, key: dek) } catch {
+            throw .tampered(what: what)
+        }
+    }
+
+    /// The kind string bound into a sealed case handle's associated data.
+    static let caseHandleKind = "case-handle"
+
+    static func codeIndex(_ code: borrowing PatientCode, keyring: Keyring) throws(StorageError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.codeIndex, secret: code.bytes, key: keyring.codeIndexKey.bytes) } catch {
+            throw .database(reason: "could not index a code")
+        }
+    }
+
+    static func handleIndex(_ handle: CaseHandle, keyring: Keyring) throws(StorageError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.caseHandle, handle.rawBytes, key: keyring.codeIndexKey.bytes) } catch {
+            throw .database(reason: "could not index a case handle")
+        }
+    }
+
+    static func linkageHash(_ linkage: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.linkageHash, linkage, key: keyring.linkageKey.bytes) } catch {
+            throw .database(reason: "could not hash a linkage value")
+        }
+    }
+
+    static func auditReference(sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.auditSubject, sid, key: keyring.auditSubjectKey.bytes) } catch {
+            throw .database(reason: "could not derive an audit reference")
+        }
+    }
+
+    static func newCaseHandle() throws(StorageError) -> CaseHandle {
+        do {
+            let random = try Sodium.randomBytes(count: CaseHandle.randomBytes)
+            return CaseHandle(CaseHandle.prefix + Hex.encode(random))!
+        } catch { throw .database(reason: "random bytes unavailable") }
+    }
+
+    static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+}

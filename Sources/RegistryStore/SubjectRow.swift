@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+import RegistryKeyring
+
+/// A subject's row, with helpers to open what it seals. Internal to the store.
+struct SubjectRow {
+    var id: Int64
+    var sid: [UInt8]
+    var wrappedDEK: [UInt8]
+    var kekVersion: Int
+    var columns: SubjectColumns
+
+    static let selectColumns = "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on"
+
+    /// Reads `selectColumns` starting at column `offset`.
+    init(row: Row, offset o: Int = 0) throws {
+        id = row[o]
+        sid = Array(row[o + 1] as Data)
+        wrappedDEK = Array(row[o + 2] as Data)
+        kekVersion = row[o + 3]
+        guard let status = SubjectStatus(rawValue: row[o + 4]) else { throw StorageError.database(reason: "unknown status") }
+        let nextDue: String? = row[o + 5]
+        let reviewOn: String? = row[o + 6]
+        columns = SubjectColumns(status: status, nextDue: nextDue.flatMap { Day($0) }, reviewOn: reviewOn.flatMap { Day($0) })
+    }
+
+    static func byCase(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> SubjectRow? {
+        try Row.fetchOne(db, sql: """
+            SELECT \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
+            WHERE c.handle_index = ? AND c.clinic = ?
+            """, arguments: [Data(handleIndex), clinic.rawValue]).map { try SubjectRow(row: $0) }
+    }
+
+    static func byCodeIndex(_ db: Database, _ codeIndex: [UInt8]) throws -> SubjectRow? {
+        try Row.fetchOne(db, sql: "SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?",
+                         arguments: [Data(codeIndex)]).map { try SubjectRow(row: $0) }
+    }
+
+    func dek(keyring: Keyring) throws(StorageError) -> SecretBytes {
+        try SubjectKeys.unwrap(wrappedDEK, sid: sid, version: kekVersion, keyring: keyring)
+    }
+
+    /// Opens every record and lists the clinics: the whole view of the subject.
+    func view(_ db: Database, keyring: Keyring) throws -> SubjectView {
+        let dek = try dek(keyring: keyring)
+        var records: [StoredRecord] = []
+        for row in try Row.fetchAll(db, sql: "SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", arguments: [id]) {
+            let recordID: Int64 = row[0]
+            let kindText: String = row[1]
+            let schema: Int = row[2]
+            guard let kind = RecordKind(rawValue: kindText), let schemaVersion = UInt16(exactly: schema) else {
+                throw StorageError.tampered(what: "record")
+            }
+            let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: kind.rawValue, schemaVersion: schemaVersion)
+            let plaintext = try SubjectKeys.open(Array(row[3] as Data), dek: dek, ad: ad, what: "\(kind.rawValue) record")
+            records.append(StoredRecord(id: recordID, kind: kind, schemaVersion: schemaVersion, plaintext: plaintext))
+        }
+        let clinics = try String.fetchAll(db, sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id", arguments: [id])
+            .compactMap(ClinicID.init)
+        return SubjectView(records: records, columns: columns, clinics: clinics,
+                           auditReference: try SubjectKeys.auditReference(sid: sid, keyring: keyring))
+    }
+
+    /// Seals and inserts `records` for this subject; returns them with their ids.
+    func append(_ db: Database, _ records: [NewRecord], dek: borrowing SecretBytes) throws -> [StoredRecord] {
+        var stored: [StoredRecord] = []
+        for record in records {
+            let recordID = try SQLiteRegistryStore.nextID(db, table: "record")
+            let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion)
+            let sealed = try SubjectKeys.seal(record.plaintext, dek: dek, ad: ad)
+            try db.execute(
+                sql: "INSERT INTO record (id, subject_id, kind, schema_version, sealed) VALUES (?, ?, ?, ?, ?)",
+                arguments: [recordID, id, record.kind.rawValue, Int(record.schemaVersion), Data(sealed)])
+            stored.append(StoredRecord(id: recordID, kind: record.kind, schemaVersion: record.schemaVersion, plaintext: record.plaintext))
+        }
+        return stored
+    }
+
+    func setColumns(_ db: Database, _ columns: SubjectColumns) throws {
+        try db.execute(
+            sql: "UPDATE subject SET status = ?, next_due = ?, review_on = ? WHERE id = ?",
+            arguments: [columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, id])
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import RegistryCore
+import RegistryKeyring
+import RegistryProtocol
+import RegistryStore
+
+/// Child process of the store's SIGKILL test (Tests/RegistryStoreTests/CrashTests.swift).
+///
+/// Usage: anonreg-store-crash-helper STATE_DIR WRITERS
+///
+/// Opens STATE_DIR/keys and STATE_DIR/registry.sqlite, enrols one subject and prints
+/// `case <handle>`, then runs WRITERS concurrent loops that append check-ups to it. After each
+/// append is acknowledged (the call returned), it prints `ack <token>` and flushes, so every
+/// printed token is a write the store said was durable. It runs until killed.
+@main
+struct CrashHelper {
+    static func main() async {
+        let arguments = CommandLine.arguments
+        guard arguments.count == 3, let writers = Int(arguments[2]) else {
+            FileHandle.standardError.write(Data("usage: anonreg-store-crash-helper STATE_DIR WRITERS\n".utf8))
+            exit(2)
+        }
+        let dir = arguments[1]
+        do {
+            let keyring = try Keyring.load(from: KeyringSource(directory: dir + "/keys"))
+            let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring)
+            let clinic = ClinicID("crash")!
+            let columns = SubjectColumns(status: .active, nextDue: Day("2030-01-01"), reviewOn: nil)
+            let receipt = try await store.enrol(Enrolment(
+                clinic: clinic, linkage: nil,
+                records: [NewRecord(kind: .consent, plaintext: Array("consent".utf8))],
+                columns: columns, counters: []))
+            emit("case \(receipt.caseHandle.text)")
+            let run = UInt64.random(in: 0..<UInt64.max)
+            await withTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        var n = 0
+                        while true {
+                            n += 1
+                            let token = "t-\(run)-\(writer)-\(n)"
+                            do {
+                                _ = try await store.update(case: receipt.caseHandle, clinic: clinic) { view in
+                                    SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array(token.utf8))], columns: view.columns)
+                                }
+                                emit("ack \(token)")
+                            } catch {
+                                FileHandle.standardError.write(Data("write failed: \(error)\n".utf8))
+                                exit(1)
+                            }
+                        }
+                    }
+                }
+            }
+        } catch {
+            FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static let lock = NSLock()
+
+    static func emit(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        let bytes = Array((line + "\n").utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+            if n <= 0 { exit(1) }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Testing
+import RegistryProtocol
+
+struct DayTests {
+    @Test func epochAndKnownOrdinals() {
+        #expect(Day("1970-01-01")?.ordinal == 0)
+        #expect(Day("2000-03-01")?.ordinal == 11017)
+        #expect(Day("2026-11-22")?.ordinal == 20779)  // Python: (date(2026,11,22) - date(1970,1,1)).days
+        #expect(Day("1969-12-31")?.ordinal == -1)
+    }
+
+    @Test func roundTripsEveryDayOfFourHundredYears() {
+        var day = Day("1900-01-01")!
+        let end = Day("2300-01-01")!
+        var previous = day.ordinal - 1
+        while day < end {
+            #expect(day.ordinal == previous + 1)
+            #expect(Day(day.description) == day)
+            previous = day.ordinal
+            day = day.adding(days: 1)
+        }
+    }
+
+    @Test(arguments: ["2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-01-01", "2026/01/01",
+                      "2026-1-01", "2026-01-1", " 2026-01-01", "2026-01-01T00:00", "２０２６-01-01", "", "0000-01-01"])
+    func rejectsMalformedDates(_ text: String) { #expect(Day(text) == nil) }
+
+    @Test func leapYears() {
+        #expect(Day("2024-02-29") != nil)
+        #expect(Day("2000-02-29") != nil)
+        #expect(Day("1900-02-29") == nil)
+        #expect(Day("2024-02-28")!.days(until: Day("2024-03-01")!) == 2)
+    }
+
+    @Test func months() {
+        #expect(Month("2026-12")?.next == Month("2027-01"))
+        #expect(Day("2026-11-22")?.month == Month("2026-11"))
+        #expect(Month("2026-13") == nil)
+        #expect(Month("2026-1") == nil)
+        #expect(Month("2026-02")!.firstDay == Day("2026-02-01"))
+    }
+}

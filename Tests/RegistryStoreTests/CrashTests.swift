@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import RegistryCore
+import RegistryCrypto
+import RegistryKeyring
+import RegistryProtocol
+@testable import RegistryStore
+import AnonregTestSupport
+
+/// Invariant 5: acknowledged means durable. A child process appends check-ups from 8
+/// concurrent writers and prints each token once its write returned; it is SIGKILLed at a random
+/// moment, 20 times. After each kill, every acknowledged token is in the database and
+/// `PRAGMA integrity_check` is ok.
+struct CrashTests {
+    @Test func sigkillLosesNoAcknowledgedWrite() async throws {
+        let tmp = TemporaryDirectory()
+        let keyring = try Keyring.create(in: tmp.sub("keys"))
+        var acknowledged: [String: Set<String>] = [:]  // case handle -> tokens
+        var totalAcks = 0
+        for round in 0..<20 {
+            let (handle, tokens) = try Self.runAndKill(stateDir: tmp.path, afterMilliseconds: Int.random(in: 150...600))
+            guard let handle else {
+                Issue.record("round \(round): the helper never enrolled")
+                continue
+            }
+            acknowledged[handle, default: []].formUnion(tokens)
+            totalAcks += tokens.count
+
+            let store = try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: keyring)
+            #expect(try await store.integrityCheck() == "ok", "round \(round)")
+            for (text, expected) in acknowledged {
+                let view = try await store.subject(case: CaseHandle(text)!, clinic: ClinicID("crash")!)
+                let stored = Set(view.records(of: .checkup).map { String(decoding: $0.plaintext, as: UTF8.self) })
+                let lost = expected.subtracting(stored)
+                #expect(lost.isEmpty, "round \(round): \(lost.count) acknowledged writes lost")
+            }
+            try store.close()
+        }
+        #expect(totalAcks > 100, "the helper acknowledged only \(totalAcks) writes in 20 rounds")
+    }
+
+    /// Starts the helper, kills it with SIGKILL after `afterMilliseconds`, and returns the case it
+    /// enrolled and every token it acknowledged on a complete line.
+    static func runAndKill(stateDir: String, afterMilliseconds: Int) throws -> (String?, Set<String>) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.path("anonreg-store-crash-helper"))
+        process.arguments = [stateDir, "8"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        try? out.fileHandleForWriting.close()
+        let reader = PipeCollector(out.fileHandleForReading)
+        usleep(UInt32(afterMilliseconds * 1000))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        let text = reader.finish()
+        var handle: String? = nil
+        var tokens = Set<String>()
+        // Only complete lines count: a torn last line is ignored (its write was acknowledged,
+        // but not fully reported).
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            if line.hasPrefix("case ") { handle = String(line.dropFirst(5)) }
+            if line.hasPrefix("ack ") { tokens.insert(String(line.dropFirst(4))) }
+        }
+        return (handle, tokens)
+    }
+}
+
+/// Drains a pipe on a background thread so the child never blocks on a full pipe.
+final class PipeCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.withLock { data.append(chunk) }
+            }
+            done.signal()
+        }
+    }
+
+    /// Waits for end of file and returns everything read.
+    func finish() -> String {
+        done.wait()
+        return lock.withLock { String(decoding: data, as: UTF8.self) }
+    }
+}

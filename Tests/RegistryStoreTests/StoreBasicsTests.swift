@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import RegistryCore
+import RegistryCrypto
+import RegistryKeyring
+import RegistryProtocol
+@testable import RegistryStore
+import AnonregTestSupport
+
+struct StoreBasicsTests {
+    @Test func durabilityPragmasAreInForce() async throws {
+        let f = try StoreFixture()
+        let p = try await f.store.pragmas()
+        #expect(p.journalMode == "wal")
+        #expect(p.synchronous == 2, "synchronous=FULL")
+        #expect(p.secureDelete == 1)
+        #expect(p.foreignKeys == 1)
+    }
+
+    @Test func enrolThenReadBackThroughTheCase() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        #expect(receipt.code.count == 33)
+        #expect(receipt.caseHandle.text.hasPrefix("case_"))
+        let view = try await f.addCheckup(receipt.caseHandle, note: "first check-up")
+        #expect(view.plaintexts == ["consent", "episode", "first check-up"])
+        let again = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        #expect(again.plaintexts == ["consent", "episode", "first check-up"])
+        #expect(again.clinics == [StoreFixture.clinicA])
+        #expect(again.auditReference.count == 32)
+    }
+
+    @Test func anotherClinicCannotReadTheCase() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        await #expect(throws: StorageError.caseNotFound) {
+            try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicB)
+        }
+        await #expect(throws: StorageError.caseNotFound) {
+            try await f.addCheckup(receipt.caseHandle, note: "intrusion", clinic: StoreFixture.clinicB)
+        }
+        await #expect(throws: StorageError.caseNotFound) {
+            try await f.store.erase(case: receipt.caseHandle, clinic: StoreFixture.clinicB, counters: [])
+        }
+        #expect(try await f.store.subjectCount() == 1)
+    }
+
+    @Test func linkingByCodeSharesTheHistory() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        _ = try await f.addCheckup(receipt.caseHandle, note: "seen at A")
+        let linkRecord = NewRecord(kind: .link, plaintext: Array("linked by B".utf8))
+        let handleB = try await f.store.link(code: receipt.code.lowercased(), clinic: StoreFixture.clinicB, record: linkRecord, counters: [])
+        #expect(handleB != receipt.caseHandle)
+        let viewB = try await f.store.subject(case: handleB, clinic: StoreFixture.clinicB)
+        #expect(viewB.plaintexts.contains("seen at A"))
+        #expect(viewB.clinics == [StoreFixture.clinicA, StoreFixture.clinicB])
+        // Linking again hands back the same case.
+        let again = try await f.store.link(code: receipt.code, clinic: StoreFixture.clinicB, record: linkRecord, counters: [])
+        #expect(again == handleB)
+        // B's handle is still useless to A.
+        await #expect(throws: StorageError.caseNotFound) { try await f.store.subject(case: handleB, clinic: StoreFixture.clinicA) }
+    }
+
+    @Test func unknownAndMalformedCodesLookTheSame() async throws {
+        let f = try StoreFixture()
+        try await f.enrol()
+        let unknown = try PatientCode.generate().formatted()
+        await #expect(throws: StorageError.codeNotFound) { try await f.store.subject(code: unknown) }
+        await #expect(throws: StorageError.codeNotFound) { try await f.store.subject(code: "not a code") }
+    }
+
+    @Test func reissuedCodeReplacesTheOldOne() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        let newCode = try await f.store.reissueCode(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        #expect(newCode != receipt.code)
+        await #expect(throws: StorageError.codeNotFound) { try await f.store.subject(code: receipt.code) }
+        let view = try await f.store.subject(code: newCode)
+        #expect(view.plaintexts.first == "consent")
+    }
+
+    @Test func aRejectedUpdateChangesNothing() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        await #expect(throws: StorageError.rejected(code: "invalid_date", message: "no")) {
+            try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { _ throws(StorageError) in
+                throw .rejected(code: "invalid_date", message: "no")
+            }
+        }
+        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        #expect(view.records.count == 2)
+        #expect(try await f.store.counters(from: Month("2000-01")!, to: Month("2100-01")!).isEmpty)
+    }
+
+    @Test func countersCommitWithTheirEvent() async throws {
+        let f = try StoreFixture()
+        try await f.enrol(counters: [StoreFixture.counter("enrolled")])
+        try await f.enrol(counters: [StoreFixture.counter("enrolled")])
+        try await f.store.count([StoreFixture.counter("anonymous-episode", clinic: StoreFixture.clinicB)])
+        let rows = try await f.store.counters(from: Month("2026-11")!, to: Month("2026-11")!)
+        #expect(rows.map(\.value) == [2, 1])
+        #expect(rows.map(\.key.metric) == ["enrolled", "anonymous-episode"])
+        #expect(rows.map(\.key.clinic) == [StoreFixture.clinicA, StoreFixture.clinicB])
+    }
+
+    @Test func dueListIsPerClinicAndOrdered() async throws {
+        let f = try StoreFixture()
+        let late = try await f.enrol(due: "2027-03-01")
+        let soon = try await f.enrol(due: "2027-01-15")
+        try await f.enrol(due: nil)
+        try await f.enrol(clinic: StoreFixture.clinicB, due: "2027-01-01")
+        let due = try await f.store.casesDue(clinic: StoreFixture.clinicA, before: Day("2027-12-31")!)
+        #expect(due.map(\.caseHandle) == [soon.caseHandle, late.caseHandle])
+        #expect(due.map(\.nextDue.description) == ["2027-01-15", "2027-03-01"])
+        let strict = try await f.store.casesDue(clinic: StoreFixture.clinicA, before: Day("2027-01-15")!)
+        #expect(strict.isEmpty, "before is strict")
+    }
+
+    @Test func concurrentWritesAreGroupCommitted() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        let before = f.store.writer.commitCount
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<64 {
+                group.addTask { _ = try await f.addCheckup(receipt.caseHandle, note: "n\(i)") }
+            }
+            try await group.waitForAll()
+        }
+        let commits = f.store.writer.commitCount - before
+        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        #expect(view.records(of: .checkup).count == 64)
+        #expect(commits < 64, "64 concurrent writes took \(commits) commits")
+    }
+
+    @Test func enrolmentWithARepeatedLinkageValueAnswersTheSame() async throws {
+        let f = try StoreFixture()
+        let linkage = [UInt8](repeating: 0x5a, count: 64)
+        let first = try await f.enrol(linkage: linkage)
+        let second = try await f.enrol(linkage: linkage)
+        #expect(first.view.records.count == second.view.records.count)
+        #expect(first.view.columns == second.view.columns)
+        #expect(try await f.store.subjectCount() == 2)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import RegistryCore
+import RegistryCrypto
+import RegistryKeyring
+import RegistryProtocol
+@testable import RegistryStore
+import AnonregTestSupport
+
+/// A keyring and a store in a fresh temporary state directory.
+struct StoreFixture {
+    let tmp = TemporaryDirectory()
+    let keyring: Keyring
+    let store: SQLiteRegistryStore
+
+    static let clinicA = ClinicID("clinic-a")!
+    static let clinicB = ClinicID("clinic-b")!
+
+    init() throws {
+        keyring = try Keyring.create(in: tmp.sub("keys"))
+        store = try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: keyring)
+    }
+
+    var databaseFiles: [String] { ["registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm"].map { tmp.sub($0) } }
+
+    static func columns(due: String? = "2027-01-01") -> SubjectColumns {
+        SubjectColumns(status: .active, nextDue: due.flatMap { Day($0) }, reviewOn: nil)
+    }
+
+    static func counter(_ metric: String, clinic: ClinicID = clinicA) -> CounterIncrement {
+        CounterIncrement(CounterKey(month: Month("2026-11")!, category: "dependence", clinic: clinic, metric: metric))
+    }
+
+    @discardableResult
+    func enrol(
+        clinic: ClinicID = StoreFixture.clinicA, consent: String = "consent", linkage: [UInt8]? = nil,
+        due: String? = "2027-01-01", counters: [CounterIncrement] = []
+    ) async throws -> EnrolmentReceipt {
+        try await store.enrol(Enrolment(
+            clinic: clinic, linkage: linkage,
+            records: [NewRecord(kind: .consent, plaintext: Array(consent.utf8)),
+                      NewRecord(kind: .episode, plaintext: Array("episode".utf8))],
+            columns: Self.columns(due: due), counters: counters))
+    }
+
+    func addCheckup(_ handle: CaseHandle, note: String, clinic: ClinicID = StoreFixture.clinicA) async throws -> SubjectView {
+        try await store.update(case: handle, clinic: clinic) { view in
+            SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array(note.utf8))], columns: view.columns)
+        }
+    }
+
+    /// Runs raw SQL against the file with the sqlite3 shell, as an attacker with the disk would;
+    /// returns what it prints.
+    @discardableResult
+    func sqlite(_ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        process.arguments = [tmp.sub("registry.sqlite"), sql]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw SQLiteFailed() }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    struct SQLiteFailed: Error {}
+}
+
+extension SubjectView {
+    var plaintexts: [String] { records.map { String(decoding: $0.plaintext, as: UTF8.self) } }
+}
