@@ -25,6 +25,10 @@ public enum CryptoError: Error, Equatable, Sendable {
     case deriveKeyPairFailed
     /// A patient code could not be parsed; the reason never repeats the input.
     case invalidPatientCode(PatientCodeProblem)
+    /// A scalar was not the canonical encoding of an integer below the group order.
+    case invalidScalar
+    /// Parameters name an algorithm this version does not implement.
+    case unsupportedAlgorithm(String)
     /// Argon2id could not run with the requested limits (usually: not enough memory).
     case passwordHashingFailed
 }

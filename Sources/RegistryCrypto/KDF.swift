@@ -18,7 +18,7 @@ public enum KDF {
             throw .invalidLength(what: "kdf master key", expected: masterKeyBytes, actual: master.count)
         }
         guard length >= minSubkeyBytes, length <= maxSubkeyBytes else {
-            throw .invalidLength(what: "kdf subkey", expected: maxSubkeyBytes, actual: length)
+            throw .invalidLength(what: "kdf subkey", expected: length < minSubkeyBytes ? minSubkeyBytes : maxSubkeyBytes, actual: length)
         }
         return try master.withUnsafeBytes { (key) throws(CryptoError) in
             try SecretBytes(count: length) { (out) throws(CryptoError) in

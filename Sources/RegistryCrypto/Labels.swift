@@ -11,6 +11,8 @@ public enum Label {
     public static let codeIndex = "anonreg/v1/code-index"
     /// Keyed-hash personalisation of the linkage hash (docs/CRYPTO.md §Pseudonyms).
     public static let linkageHash = "anonreg/v1/linkage-hash"
+    /// Keyed-hash personalisation of key check values in keyring.json (docs/CRYPTO.md §Keyring).
+    public static let keyCheck = "anonreg/v1/key-check"
     /// Keyed-hash personalisation of case-handle lookups (docs/CRYPTO.md §Pseudonyms).
     public static let caseHandle = "anonreg/v1/case-handle"
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).

@@ -55,7 +55,7 @@ public enum PasswordKey {
         length: Int = XChaCha20Poly1305.keyBytes
     ) throws(CryptoError) -> SecretBytes {
         guard parameters.algorithm == PasswordKDFParameters.algorithmName else {
-            throw .libraryCallFailed(function: "crypto_pwhash (unknown algorithm)", code: -1)
+            throw .unsupportedAlgorithm(parameters.algorithm)
         }
         let salt = try Hex.decode(parameters.salt, length: PasswordKDFParameters.saltBytes, what: "argon2id salt")
         guard parameters.opsLimit >= UInt64(crypto_pwhash_opslimit_min()),

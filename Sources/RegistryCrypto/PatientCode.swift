@@ -54,6 +54,7 @@ public struct PatientCode: ~Copyable, Sendable {
             grouped.append(symbol)
         }
         Sodium.wipe(&symbols)
+        defer { Sodium.wipe(&grouped) }
         return String(decoding: grouped, as: UTF8.self)
     }
 

@@ -31,7 +31,10 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
             sodium_free(pointer)
             throw error
         }
-        _ = sodium_mprotect_readonly(pointer)
+        guard sodium_mprotect_readonly(pointer) == 0 else {
+            sodium_free(pointer)
+            throw .libraryCallFailed(function: "sodium_mprotect_readonly", code: -1)
+        }
         self.base = pointer
         self.count = count
     }

@@ -25,13 +25,6 @@ public enum Sodium {
         }
     }
 
-    /// Random bytes from the operating system's CSPRNG (`randombytes_buf`).
-    static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
-        try ensureInitialized()
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        randombytes_buf(base, buffer.count)
-    }
-
     /// Public random bytes (nonces, salts). Secrets use `SecretBytes.random(count:)`.
     public static func randomBytes(count: Int) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

@@ -58,9 +58,9 @@ enum KeyFile {
 
     /// Reads the key stored at `path` under the logical file name `name`.
     static func read(
-        path: String, name: String, length: Int, sealingKey: KeyMaterial?
+        path: String, name: String, length: Int, sealingKey: KeyMaterial?, rule: SecureFile.Rule = .ownedPrivate
     ) throws(KeyringError) -> SecretBytes {
-        let (fd, size) = try SecureFile.openForReading(path)
+        let (fd, size) = try SecureFile.openForReading(path, rule: rule)
         defer { close(fd) }
         var header = [UInt8](repeating: 0, count: headerBytes)
         guard size >= headerBytes else { throw .malformedKeyFile(path: path, reason: "too short") }
@@ -92,8 +92,10 @@ enum KeyFile {
             do {
                 return try XChaCha20Poly1305.openSecret(
                     body, associatedData: associatedData(name: name, protection: .sealed), key: sealingKey.bytes)
-            } catch {
+            } catch .authenticationFailed {
                 throw .keyFileTampered(path: path)
+            } catch {
+                throw .crypto(error)
             }
         case nil:
             throw .malformedKeyFile(path: path, reason: "unknown protection byte")

@@ -37,8 +37,8 @@ extension Keyring {
         } else {
             try SecureFile.makeDirectory(directory)
         }
-        guard options.oprfKeyInfo.count <= 65535 else {
-            throw .crypto(.inputTooLong(what: "oprf key info", limit: 65535))
+        guard options.oprfKeyInfo.count <= OPRF.maxInputBytes else {
+            throw .crypto(.inputTooLong(what: "oprf key info", limit: OPRF.maxInputBytes))
         }
 
         var sealing: KeyringManifest.Sealing? = nil
@@ -52,8 +52,10 @@ extension Keyring {
         }
 
         do {
+            var checks: [String: String] = [:]
             let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
             try KeyFile.write(kek, directory: directory, name: KeyFileName.kek(1), sealingKey: sealingKey, overwrite: false)
+            checks[KeyFileName.kek(1)] = try KeyCheck.value(for: kek, name: KeyFileName.kek(1))
 
             let seed = try options.oprfSeed.map { (s) throws(CryptoError) in try s.bytes.duplicate() }
                 ?? SecretBytes.random(count: OPRF.seedBytes)
@@ -62,19 +64,23 @@ extension Keyring {
             }
             let oprfKey = try OPRFServerKey(seed: seed, info: options.oprfKeyInfo)
             try KeyFile.write(seed, directory: directory, name: KeyFileName.oprfSeed, sealingKey: sealingKey, overwrite: false)
+            checks[KeyFileName.oprfSeed] = try KeyCheck.value(for: seed, name: KeyFileName.oprfSeed)
 
             let index = try SecretBytes.random(count: KDF.masterKeyBytes)
             try KeyFile.write(index, directory: directory, name: KeyFileName.index, sealingKey: sealingKey, overwrite: false)
+            checks[KeyFileName.index] = try KeyCheck.value(for: index, name: KeyFileName.index)
 
             let auditSeed = try SecretBytes.random(count: Ed25519.seedBytes)
             let auditKey = try Ed25519SigningKey(seed: auditSeed)
             try KeyFile.write(auditSeed, directory: directory, name: KeyFileName.auditSigning, sealingKey: sealingKey, overwrite: false)
+            checks[KeyFileName.auditSigning] = try KeyCheck.value(for: auditSeed, name: KeyFileName.auditSigning)
 
             let manifest = KeyringManifest(
                 format: KeyringManifest.currentFormat, createdAt: options.now, sealing: sealing,
                 keks: [.init(version: 1, status: .primary, createdAt: options.now)],
                 oprf: .init(keyInfo: Hex.encode(options.oprfKeyInfo), publicKey: Hex.encode(oprfKey.publicKey), epoch: 1),
-                audit: .init(publicKey: Hex.encode(auditKey.publicKey)))
+                audit: .init(publicKey: Hex.encode(auditKey.publicKey)),
+                keyChecks: checks)
             try manifest.validate(path: directory + "/" + KeyFileName.manifest)
             try writeManifest(manifest, directory: directory, overwrite: false)
         } catch let error as KeyringError {

@@ -19,11 +19,13 @@ extension Keyring {
 
     private func rotateUnlocked(now: Date) throws(KeyringError) -> Keyring {
         let version = (manifest.keks.map(\.version).max() ?? 0) + 1
+        var next = manifest
         do {
             let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
             // A file for an unnamed version can only be left over from a rotation that crashed
             // before its manifest write; it never wrapped anything, so it may be replaced.
             try KeyFile.write(kek, directory: source.directory, name: KeyFileName.kek(version), sealingKey: sealingKey, overwrite: true)
+            next.keyChecks[KeyFileName.kek(version)] = try KeyCheck.value(for: kek, name: KeyFileName.kek(version))
         } catch let error as KeyringError {
             throw error
         } catch let error as CryptoError {
@@ -31,7 +33,6 @@ extension Keyring {
         } catch {
             throw .io(path: source.directory, operation: "rotate", errno: EIO)
         }
-        var next = manifest
         for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
         next.keks.append(.init(version: version, status: .primary, createdAt: now))
         return try committing(next)
@@ -81,6 +82,7 @@ extension Keyring {
         if status == .retired {
             next.keks[index].status = .destroyed
             next.keks[index].destroyedAt = now
+            next.keyChecks[KeyFileName.kek(version)] = nil
         }
         let updated = try committing(next)
         try SecureFile.overwriteAndRemove(directory: source.directory, name: KeyFileName.kek(version))
@@ -121,11 +123,11 @@ extension Keyring {
             if entry.status == .destroyed {
                 keks[entry.version] = nil
             } else if keks[entry.version] == nil {
-                keks[entry.version] = KeyMaterial(
-                    try KeyFile.read(
-                        path: source.path(for: entry.fileName), name: entry.fileName,
-                        length: XChaCha20Poly1305.keyBytes, sealingKey: sealingKey),
-                    name: "kek \(entry.version)")
+                let key = try KeyFile.read(
+                    path: source.path(for: entry.fileName), name: entry.fileName,
+                    length: XChaCha20Poly1305.keyBytes, sealingKey: sealingKey)
+                try KeyCheck.verify(key, name: entry.fileName, manifest: next, path: source.directory + "/" + KeyFileName.manifest)
+                keks[entry.version] = KeyMaterial(key, name: "kek \(entry.version)")
             }
         }
         return Keyring(source: source, manifest: next, keks: keks, previous: self)

@@ -87,7 +87,13 @@ public final class Keyring: Sendable {
         if source.credentialPath(for: KeyFileName.manifest) == nil {
             try SecureFile.checkDirectory(source.directory)
         }
-        let manifest = try readManifest(path: manifestPath)
+        let manifest = try readManifest(path: manifestPath, rule: source.rule(for: KeyFileName.manifest))
+        let secretNames = manifest.keks.filter { $0.status != .destroyed }.map(\.fileName)
+            + [KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning]
+        // Anything read from the keys directory needs the directory's own checks too.
+        if source.usesDirectory(for: [KeyFileName.manifest] + secretNames) {
+            try SecureFile.checkDirectory(source.directory)
+        }
 
         var sealingKey: KeyMaterial? = nil
         if let sealing = manifest.sealing {
@@ -95,7 +101,7 @@ public final class Keyring: Sendable {
             if let passphrase {
                 phrase = passphrase
             } else if let credential = source.passphraseCredentialPath {
-                phrase = try Passphrase.read(path: credential)
+                phrase = try Passphrase.read(path: credential, rule: .systemdCredential)
             } else {
                 throw .passphraseRequired
             }
@@ -106,8 +112,12 @@ public final class Keyring: Sendable {
             throw .passphraseNotUsed
         }
 
+        /// Reads a key file and checks it against the manifest's key check.
         func readKey(_ name: String, length: Int) throws(KeyringError) -> SecretBytes {
-            try KeyFile.read(path: source.path(for: name), name: name, length: length, sealingKey: sealingKey)
+            let key = try KeyFile.read(
+                path: source.path(for: name), name: name, length: length, sealingKey: sealingKey, rule: source.rule(for: name))
+            try KeyCheck.verify(key, name: name, manifest: manifest, path: manifestPath)
+            return key
         }
 
         var keks: [Int: KeyMaterial] = [:]
@@ -115,17 +125,18 @@ public final class Keyring: Sendable {
             keks[entry.version] = KeyMaterial(
                 try readKey(entry.fileName, length: XChaCha20Poly1305.keyBytes), name: "kek \(entry.version)")
         }
+        let info: [UInt8]
+        do { info = try Hex.decode(manifest.oprf.keyInfo) } catch { throw .malformedManifest(path: manifestPath, reason: "oprf.keyInfo is not hex") }
         let oprfKey: OPRFServerKey
+        do {
+            oprfKey = try OPRFServerKey(seed: try readKey(KeyFileName.oprfSeed, length: OPRF.seedBytes), info: info)
+        } catch let error as KeyringError { throw error } catch let error as CryptoError { throw .crypto(error) } catch {
+            throw .malformedManifest(path: manifestPath, reason: "unexpected error")
+        }
         let auditKey: Ed25519SigningKey
         do {
-            let info = try Hex.decode(manifest.oprf.keyInfo)
-            oprfKey = try OPRFServerKey(seed: try readKey(KeyFileName.oprfSeed, length: OPRF.seedBytes), info: info)
             auditKey = try Ed25519SigningKey(seed: try readKey(KeyFileName.auditSigning, length: Ed25519.seedBytes))
-        } catch let error as KeyringError {
-            throw error
-        } catch let error as CryptoError {
-            throw .crypto(error)
-        } catch {
+        } catch let error as KeyringError { throw error } catch let error as CryptoError { throw .crypto(error) } catch {
             throw .malformedManifest(path: manifestPath, reason: "unexpected error")
         }
         guard Hex.encode(oprfKey.publicKey) == manifest.oprf.publicKey else {
@@ -140,8 +151,8 @@ public final class Keyring: Sendable {
             auditSigningKey: auditKey, sealingKey: sealingKey)
     }
 
-    static func readManifest(path: String) throws(KeyringError) -> KeyringManifest {
-        let bytes = try SecureFile.readAll(path)
+    static func readManifest(path: String, rule: SecureFile.Rule = .ownedPrivate) throws(KeyringError) -> KeyringManifest {
+        let bytes = try SecureFile.readAll(path, rule: rule)
         let manifest: KeyringManifest
         do {
             manifest = try Self.decoder.decode(KeyringManifest.self, from: Data(bytes))

@@ -17,6 +17,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     /// truncated, or copied in from another name.
     case keyFileTampered(path: String)
     case io(path: String, operation: String, errno: Int32)
+    /// A key file holds a different key from the one keyring.json records.
+    case keyMismatch(name: String)
     case unknownKEKVersion(Int)
     case invalidTransition(version: Int, from: KEKStatus, to: KEKStatus, reason: String)
     case readOnly(reason: String)
@@ -27,7 +29,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notFound(let path):
-            "\(path) does not exist. Create a keyring with `anonreg init --state-dir DIR`, or restore one with `anonreg keys restore`."
+            "\(path) does not exist. Create a keyring with `anonreg init --state-dir DIR`, or restore the keys directory from its backup."
         case .alreadyExists(let path):
             "\(path) already exists; refusing to overwrite a keyring."
         case .insecurePermissions(let path, let mode, let isDirectory):
@@ -42,7 +44,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedKeyFile(let path, let reason):
             "\(path) is not a valid anonreg key file: \(reason)."
         case .passphraseRequired:
-            "this keyring is sealed with a passphrase; supply it (ANONREG_PASSPHRASE_FILE, a terminal prompt, or the systemd credential anonreg-keyring-passphrase)."
+            "this keyring is sealed with a passphrase; supply it (the systemd credential anonreg-keyring-passphrase, or the passphrase option of the command)."
         case .passphraseNotUsed:
             "a passphrase was supplied, but this keyring is not sealed."
         case .wrongPassphrase:
@@ -51,6 +53,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(path) failed authentication although the passphrase is right: it was modified, truncated or renamed. Restore it from a keyring backup."
         case .io(let path, let operation, let code):
             "\(operation) \(path) failed: \(String(cString: strerror(code)))."
+        case .keyMismatch(let name):
+            "\(name) does not hold the key keyring.json records for it (a key file was swapped or restored from another keyring). Restore the matching file from a keyring backup."
         case .unknownKEKVersion(let version):
             "the keyring has no KEK version \(version)."
         case .invalidTransition(let version, let from, let to, let reason):

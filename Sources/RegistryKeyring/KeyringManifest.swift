@@ -51,6 +51,9 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
     public var keks: [KEKEntry]
     public var oprf: OPRFEntry
     public var audit: AuditEntry
+    /// Per secret file: hex of BLAKE2b-128(key, "anonreg/v1/key-check" ‖ 0x00 ‖ file name).
+    /// Loading compares it, so a key file swapped for another key of the same size is caught.
+    public var keyChecks: [String: String]
 
     public var primaryVersion: Int? { keks.first { $0.status == .primary }?.version }
 
@@ -63,6 +66,9 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
         guard keks.allSatisfy({ $0.version >= 1 }) else { throw bad("KEK versions start at 1") }
         guard (try? Hex.decode(oprf.keyInfo)) != nil else { throw bad("oprf.keyInfo is not hex") }
         guard oprf.epoch >= 1 else { throw bad("oprf.epoch starts at 1") }
+        for entry in keks where entry.status != .destroyed {
+            guard keyChecks[entry.fileName] != nil else { throw bad("no key check for \(entry.fileName)") }
+        }
     }
 }
 

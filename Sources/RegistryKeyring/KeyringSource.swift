@@ -33,6 +33,14 @@ public struct KeyringSource: Sendable, Equatable {
         return directory + "/" + name
     }
 
+    /// The permission rule for that path.
+    func rule(for name: String) -> SecureFile.Rule {
+        credentialPath(for: name) == nil ? .ownedPrivate : .systemdCredential
+    }
+
+    /// Whether any of `names` is read from the keys directory (which then must pass its checks).
+    func usesDirectory(for names: [String]) -> Bool { names.contains { credentialPath(for: $0) == nil } }
+
     func credentialPath(for name: String) -> String? {
         guard let credentialsDirectory else { return nil }
         let candidate = credentialsDirectory + "/" + Self.credentialPrefix + name

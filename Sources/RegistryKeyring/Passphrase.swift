@@ -12,8 +12,8 @@ public enum Passphrase {
 
     /// Reads a passphrase file (e.g. a systemd credential) into secure memory. One trailing
     /// newline is dropped, so `echo secret > file` works; the file must be 0600 or stricter.
-    public static func read(path: String) throws(KeyringError) -> KeyMaterial {
-        let (fd, size) = try SecureFile.openForReading(path)
+    public static func read(path: String, rule: SecureFile.Rule = .ownedPrivate) throws(KeyringError) -> KeyMaterial {
+        let (fd, size) = try SecureFile.openForReading(path, rule: rule)
         defer { close(fd) }
         guard size > 0, size <= maxBytes else {
             throw .malformedKeyFile(path: path, reason: "a passphrase file holds 1 to \(maxBytes) bytes")

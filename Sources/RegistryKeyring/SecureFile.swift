@@ -7,7 +7,7 @@ import RegistryCrypto
 
 /// POSIX file operations for key material: permission checks as ssh does them, reads straight
 /// into secure memory, and atomic writes (temp file, fsync, rename, fsync directory).
-enum SecureFile {
+public enum SecureFile {
     /// Refuses a directory that is a symlink, not owned by us, or open to group or others.
     static func checkDirectory(_ path: String) throws(KeyringError) {
         var st = stat()
@@ -19,17 +19,35 @@ enum SecureFile {
         try checkOwnerAndMode(path: path, st: st, isDirectory: true)
     }
 
-    static func checkOwnerAndMode(path: String, st: stat, isDirectory: Bool) throws(KeyringError) {
+    /// Who may own a file and which mode bits are tolerated.
+    public enum Rule: Sendable {
+        /// Our own keys directory: owned by us, nothing for group or others (ssh's rule).
+        case ownedPrivate
+        /// A systemd credential: systemd writes it 0400 owned by root and grants the service user
+        /// read access through an ACL, which shows as group bits (0440). Owner root or us; still
+        /// nothing for others.
+        case systemdCredential
+    }
+
+    static func checkOwnerAndMode(path: String, st: stat, isDirectory: Bool, rule: Rule = .ownedPrivate) throws(KeyringError) {
         let me = geteuid()
-        guard st.st_uid == me else { throw .wrongOwner(path: path, owner: st.st_uid, expected: me) }
-        guard st.st_mode & 0o077 == 0 else {
-            throw .insecurePermissions(path: path, mode: UInt32(st.st_mode), isDirectory: isDirectory)
+        switch rule {
+        case .ownedPrivate:
+            guard st.st_uid == me else { throw .wrongOwner(path: path, owner: st.st_uid, expected: me) }
+            guard st.st_mode & 0o077 == 0 else {
+                throw .insecurePermissions(path: path, mode: UInt32(st.st_mode), isDirectory: isDirectory)
+            }
+        case .systemdCredential:
+            guard st.st_uid == me || st.st_uid == 0 else { throw .wrongOwner(path: path, owner: st.st_uid, expected: me) }
+            guard st.st_mode & 0o027 == 0 else {
+                throw .insecurePermissions(path: path, mode: UInt32(st.st_mode), isDirectory: isDirectory)
+            }
         }
     }
 
     /// Opens an existing file for reading, refusing symlinks, and checks it after opening (no
     /// window between check and use).
-    static func openForReading(_ path: String) throws(KeyringError) -> (fd: Int32, size: Int) {
+    static func openForReading(_ path: String, rule: Rule = .ownedPrivate) throws(KeyringError) -> (fd: Int32, size: Int) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
@@ -47,7 +65,7 @@ enum SecureFile {
             close(fd)
             throw .notARegularFile(path: path)
         }
-        do { try checkOwnerAndMode(path: path, st: st, isDirectory: false) } catch {
+        do { try checkOwnerAndMode(path: path, st: st, isDirectory: false, rule: rule) } catch {
             close(fd)
             throw error
         }
@@ -69,8 +87,8 @@ enum SecureFile {
     }
 
     /// Reads a whole small public file (the manifest, sealed key files).
-    static func readAll(_ path: String, limit: Int = 1 << 20) throws(KeyringError) -> [UInt8] {
-        let (fd, size) = try openForReading(path)
+    static func readAll(_ path: String, rule: Rule = .ownedPrivate, limit: Int = 1 << 20) throws(KeyringError) -> [UInt8] {
+        let (fd, size) = try openForReading(path, rule: rule)
         defer { close(fd) }
         guard size <= limit else { throw .malformedManifest(path: path, reason: "file is larger than \(limit) bytes") }
         var bytes = [UInt8](repeating: 0, count: size)
@@ -151,7 +169,14 @@ enum SecureFile {
         if mkdir(path, 0o700) != 0 {
             guard errno == EEXIST else { throw .io(path: path, operation: "mkdir", errno: errno) }
         }
-        guard chmod(path, 0o700) == 0 else { throw .io(path: path, operation: "chmod", errno: errno) }
+        // Open without following a symlink, then fix the mode on what was opened.
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ELOOP || errno == ENOTDIR { throw .notARegularFile(path: path) }
+            throw .io(path: path, operation: "open", errno: errno)
+        }
+        defer { close(fd) }
+        guard fchmod(fd, 0o700) == 0 else { throw .io(path: path, operation: "chmod", errno: errno) }
         try checkDirectory(path)
     }
 

@@ -27,6 +27,14 @@ struct KeyedHashTests {
         #expect(try KeyedHash.hash(label: Label.codeIndex, secret: secret, key: key) == expected)
     }
 
+    /// Independently computed with CPython: blake2b(b"anonreg/v1/code-index\0" + bytes([1,2,3]),
+    /// key=bytes(range(32)), digest_size=32).
+    @Test func labelledHashKnownAnswer() throws {
+        let key = try SecretBytes(count: 32) { for i in 0..<32 { $0[i] = UInt8(i) } }
+        #expect(Hex.encode(try KeyedHash.hash(label: Label.codeIndex, [1, 2, 3], key: key))
+                == "e67e60d7b83147d26cb57af34831d6b6af19deb9cf04a5b0d4178426a58be416")
+    }
+
     @Test func labelsSeparateDomains() throws {
         let key = try SecretBytes.random(count: KeyedHash.keyBytes)
         let a = try KeyedHash.hash(label: Label.codeIndex, [1], key: key)

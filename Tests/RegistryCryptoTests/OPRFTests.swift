@@ -108,6 +108,6 @@ struct OPRFTests {
     @Test func nonCanonicalBlindScalarIsRejected() throws {
         // The group order L itself is not a canonical scalar.
         let order = "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010"
-        #expect(throws: CryptoError.invalidElement) { try Ristretto255.scalar(hex: order) }
+        #expect(throws: CryptoError.invalidScalar) { try Ristretto255.scalar(hex: order) }
     }
 }

@@ -61,7 +61,8 @@ struct PatientCodeTests {
     @Test func everyAdjacentTranspositionIsDetected() throws {
         let code = try PatientCode.generate()
         let symbols = Array(code.formatted().utf8.filter { $0 != UInt8(ascii: "-") })
-        for i in 0..<(symbols.count - 2) where symbols[i] != symbols[i + 1] {
+        // Every adjacent pair, including the last data symbol with the check symbol.
+        for i in 0..<(symbols.count - 1) where symbols[i] != symbols[i + 1] {
             var swapped = symbols
             swapped.swapAt(i, i + 1)
             #expect(throws: CryptoError.self) { try PatientCode.parse(String(decoding: swapped, as: UTF8.self)) }

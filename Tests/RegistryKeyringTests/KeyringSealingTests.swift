@@ -137,6 +137,39 @@ struct KeyringCredentialsTests {
         _ = try loaded.rotatingKEK()
     }
 
+    /// systemd writes credentials 0400 owned by root and adds an ACL for the service user, which
+    /// shows as 0440. That must load; a credential readable by others must not.
+    @Test func systemdCredentialModesAreAcceptedButWorldReadableIsNot() throws {
+        let tmp = TemporaryDirectory()
+        _ = try Keyring.create(in: tmp.sub("keys"))
+        try Self.credentialsCopy(of: tmp.sub("keys"), into: tmp.sub("creds"))
+        for name in try FileManager.default.contentsOfDirectory(atPath: tmp.sub("creds")) {
+            chown(tmp.sub("creds/" + name), 0, 0)
+            chmod(tmp.sub("creds/" + name), 0o440)
+        }
+        let source = KeyringSource(directory: tmp.sub("keys"), credentialsDirectory: tmp.sub("creds"))
+        _ = try Keyring.load(from: source)
+        let leaky = tmp.sub("creds/" + KeyringSource.credentialPrefix + "index.key")
+        chmod(leaky, 0o444)
+        #expect(throws: KeyringError.insecurePermissions(path: leaky, mode: 0o100444, isDirectory: false)) {
+            try Keyring.load(from: source)
+        }
+    }
+
+    @Test func aLooseKeysDirectoryIsRefusedEvenWhenTheManifestIsACredential() throws {
+        let tmp = TemporaryDirectory()
+        _ = try Keyring.create(in: tmp.sub("keys"))
+        mkdir(tmp.sub("creds"), 0o500)
+        let manifest = tmp.sub("creds/" + KeyringSource.credentialPrefix + "keyring.json")
+        try FileManager.default.copyItem(atPath: tmp.sub("keys/keyring.json"), toPath: manifest)
+        chmod(manifest, 0o400)
+        chmod(tmp.sub("keys"), 0o755)
+        let source = KeyringSource(directory: tmp.sub("keys"), credentialsDirectory: tmp.sub("creds"))
+        #expect(throws: KeyringError.insecurePermissions(path: tmp.sub("keys"), mode: 0o40755, isDirectory: true)) {
+            try Keyring.load(from: source)
+        }
+    }
+
     @Test func aLoosePassphraseFileIsRefused() throws {
         let tmp = TemporaryDirectory()
         _ = try KeyringSealingTests.sealed(tmp, "pw")

@@ -160,10 +160,27 @@ struct KeyringPermissionTests {
         _ = try Keyring.create(in: tmp.sub("keys"))
         _ = try Keyring.create(in: tmp.sub("other"))
         rename(tmp.sub("other/oprf-seed.key"), tmp.sub("keys/oprf-seed.key"))
-        #expect(throws: KeyringError.malformedManifest(
-            path: tmp.sub("keys/keyring.json"), reason: "the OPRF seed does not match oprf.publicKey")) {
+        #expect(throws: KeyringError.keyMismatch(name: "oprf-seed.key")) {
             try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
         }
+    }
+
+    /// An unsealed index key or KEK swapped for another keyring's is caught by its key check.
+    @Test(arguments: ["index.key", "kek-1.key"])
+    func aSwappedKeyIsDetected(name: String) throws {
+        let tmp = TemporaryDirectory()
+        _ = try Keyring.create(in: tmp.sub("keys"))
+        _ = try Keyring.create(in: tmp.sub("other"))
+        rename(tmp.sub("other/" + name), tmp.sub("keys/" + name))
+        #expect(throws: KeyringError.keyMismatch(name: name)) {
+            try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
+        }
+    }
+
+    @Test func keyChecksAreIndependentlyComputable() throws {
+        // Python: blake2b(b"anonreg/v1/key-check\0kek-1.key", key=bytes(range(32)), digest_size=16)
+        let key = try SecretBytes(count: 32) { for i in 0..<32 { $0[i] = UInt8(i) } }
+        #expect(try KeyCheck.value(for: key, name: "kek-1.key") == "0944cb7346f531e0c2a67682e72fe62f")
     }
 
     @Test func aTruncatedKeyFileIsRefused() throws {

@@ -53,17 +53,18 @@ public final class OPRFServerKey: Sendable, CustomStringConvertible, CustomDebug
         guard seed.count == OPRF.seedBytes else {
             throw .invalidLength(what: "oprf seed", expected: OPRF.seedBytes, actual: seed.count)
         }
-        guard info.count <= 65535 else { throw .inputTooLong(what: "oprf key info", limit: 65535) }
-        var deriveInput = seed.withUnsafeBytes { Array($0) }
-        defer { Sodium.wipe(&deriveInput) }
-        deriveInput += OPRF.i2osp2(info.count) + info
+        guard info.count <= OPRF.maxInputBytes else { throw .inputTooLong(what: "oprf key info", limit: OPRF.maxInputBytes) }
+        let infoSuffix = OPRF.i2osp2(info.count) + info
         var counter = 0
         var candidate: SecretBytes? = nil
         while true {
             guard counter <= 255 else { throw .deriveKeyPairFailed }
-            var attempt = deriveInput + [UInt8(counter)]
-            let scalar = try Ristretto255.hashToScalar(attempt, dst: OPRF.deriveKeyPairDST)
-            Sodium.wipe(&attempt)
+            // deriveInput ‖ I2OSP(counter, 1), streamed: the seed goes from secure memory into the hash.
+            let scalar = try Ristretto255.hashToScalar(dst: OPRF.deriveKeyPairDST) { (hasher) throws(CryptoError) in
+                try seed.withUnsafeBytes { (bytes) throws(CryptoError) in try hasher.update(bytes) }
+                try hasher.update(infoSuffix)
+                try hasher.update([UInt8(counter)])
+            }
             counter += 1
             if !Ristretto255.isZero(scalar) {
                 candidate = consume scalar

@@ -34,15 +34,24 @@ public enum Ristretto255 {
 
     /// HashToScalar (RFC 9497 §4.1): expand_message_xmd(SHA-512) to 64 bytes, read as a
     /// little-endian integer and reduced modulo the group order.
-    static func hashToScalar(_ input: [UInt8], dst: [UInt8]) throws(CryptoError) -> SecretBytes {
-        var uniform = try ExpandMessageXMD.expand(message: input, dst: dst, length: nonReducedScalarBytes)
-        defer { Sodium.wipe(&uniform) }
-        return try SecretBytes(count: scalarBytes) { out in
-            crypto_core_ristretto255_scalar_reduce(out.baseAddress!.assumingMemoryBound(to: UInt8.self), uniform)
+    /// `message` streams the (possibly secret) input into the hash; the 64 uniform bytes live only
+    /// in secure memory and are wiped after reduction.
+    static func hashToScalar(
+        dst: [UInt8], message: (inout SHA512) throws(CryptoError) -> Void
+    ) throws(CryptoError) -> SecretBytes {
+        let uniform = try SecretBytes(count: nonReducedScalarBytes) { (out) throws(CryptoError) in
+            try ExpandMessageXMD.expand(dst: dst, length: nonReducedScalarBytes, into: out, message: message)
+        }
+        return try uniform.withUnsafeBytes { (wide) throws(CryptoError) in
+            try SecretBytes(count: scalarBytes) { out in
+                crypto_core_ristretto255_scalar_reduce(
+                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), wide.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
         }
     }
 
-    /// k·P for a validated element P. libsodium returns -1 when the result is the identity.
+    /// k·P for a validated element P. libsodium returns -1 when P does not decode or the result is
+    /// the identity; P was validated first, so only the identity (k ≡ 0) remains.
     static func multiply(_ scalar: borrowing SecretBytes, _ element: [UInt8]) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: elementBytes)
         let rc = scalar.withUnsafeBytes { k in
@@ -102,7 +111,7 @@ public enum Ristretto255 {
                 Sodium.wipe(&wide)
             }
         }
-        guard reduced.constantTimeEquals(candidate) else { throw .invalidElement }
+        guard reduced.constantTimeEquals(candidate) else { throw .invalidScalar }
         return candidate
     }
 }
