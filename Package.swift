@@ -11,6 +11,15 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The only C boundary for libsodium. Nothing but RegistryCrypto may depend on it.
@@ -44,6 +53,41 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // anonreg.toml: parsing, validation and the commented template `anonreg init` writes.
+        .target(
+            name: "RegistryConfig",
+            dependencies: ["RegistryCore", "RegistryProtocol", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        // prctl(2) and friends, which Swift cannot call (variadic). No logic.
+        .target(name: "CAnonregLinux"),
+        // The daemon: Unix-socket HTTP server, peer credentials, routes, errors, sd_notify.
+        .target(
+            name: "RegistryServer",
+            dependencies: [
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
+                "CAnonregLinux",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The CLI's admin side: offline work on a state directory (init, and later keys, backup,
+        // audit). It links the keyring and the store; the clinic side does not.
+        .target(
+            name: "AnonregAdmin",
+            dependencies: [
+                "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // A child process for the store's SIGKILL crash test (not installed).
         .executableTarget(
             name: "anonreg-store-crash-helper",
@@ -52,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "anonregd",
             dependencies: [
-                "RegistryKeyring",
+                "RegistryServer",
                 "RegistryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -60,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "anonreg",
             dependencies: [
-                "RegistryCrypto",
+                "AnonregAdmin",
                 "RegistryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

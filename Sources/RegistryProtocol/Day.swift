@@ -61,9 +61,8 @@ public struct Day: Hashable, Comparable, Sendable, Codable, CustomStringConverti
     public static func < (a: Day, b: Day) -> Bool { a.ordinal < b.ordinal }
 
     public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let day = Day(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a YYYY-MM-DD date"))
+        guard let text = try? decoder.singleValueContainer().decode(String.self), let day = Day(text) else {
+            throw WireError.invalidDate(WireError.path(decoder.codingPath))
         }
         self = day
     }
@@ -121,9 +120,8 @@ public struct Month: Hashable, Comparable, Sendable, Codable, CustomStringConver
     public static func < (a: Month, b: Month) -> Bool { (a.year, a.month) < (b.year, b.month) }
 
     public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let month = Month(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a YYYY-MM month"))
+        guard let text = try? decoder.singleValueContainer().decode(String.self), let month = Month(text) else {
+            throw WireError.invalidMonth(WireError.path(decoder.codingPath))
         }
         self = month
     }

@@ -1,4 +1,6 @@
+import AnonregAdmin
 import ArgumentParser
+import Foundation
 import RegistryProtocol
 
 /// `anonreg`: the admin and clinic command-line client.
@@ -9,9 +11,24 @@ struct AnonregCommand: ParsableCommand {
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
             Clinic commands talk to anonregd over its Unix socket; admin commands manage keys, \
-            backups, the audit log and statistics. Every command takes --socket PATH and reads \
-            ANONREG_SOCKET.
+            backups, the audit log and statistics. Commands that use the daemon take --socket \
+            PATH and read ANONREG_SOCKET.
+
+            Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
             """,
-        version: AnonregVersion.software
+        version: AnonregVersion.software,
+        subcommands: [InitCommand.self]
     )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
+            Foundation.exit(failure.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -1,25 +1,31 @@
 import ArgumentParser
+import Foundation
 import RegistryProtocol
+import RegistryServer
 
-/// `anonregd`: the registry daemon. Serving over the Unix socket lands with the daemon issue;
-/// until then it parses its options and reports its version.
+/// `anonregd --config PATH`: the registry daemon.
 @main
-struct AnonregDaemonCommand: ParsableCommand {
+struct AnonregDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anonregd",
         abstract: "The anonreg registry daemon: a pseudonymous treatment registry on a Unix socket.",
         discussion: """
             anonregd serves protocol v1 (HTTP/1.1 + JSON) on a local Unix socket to clinic systems, \
-            authenticating peers by their kernel credentials. See docs/PROTOCOL.md.
+            authenticating peers by their kernel credentials (docs/PROTOCOL.md). Under systemd it \
+            supports socket activation and sd_notify (Type=notify, WatchdogSec).
+
+            Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad configuration, \
+            3 keyring refused, 4 database refused, 5 socket refused (another daemon answers, \
+            or the path is unsafe).
             """,
         version: AnonregVersion.software
     )
 
-    @Option(name: .long, help: "Path of the anonreg.toml configuration file.")
-    var config: String?
+    @Option(name: .long, help: "Path of the anonreg.toml configuration file (see `anonreg init`).")
+    var config: String
 
-    func run() throws {
-        print("anonregd \(AnonregVersion.software) (protocol v\(AnonregVersion.protocolVersion))")
-        print("The daemon does not serve yet in this release; see README.md.")
+    func run() async throws {
+        let exit = await Daemon.run(configPath: config)
+        if exit != .ok { throw ExitCode(exit.rawValue) }
     }
 }

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import RegistryConfig
+import RegistryCrypto
+import RegistryKeyring
+import RegistryStore
+
+/// `anonreg init --state-dir DIR`: a working state directory in one step.
+public struct InitCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a state directory: keyring, database and a commented anonreg.toml.",
+        discussion: """
+            Creates DIR (mode 0750) with DIR/keys (0700, a fresh keyring with KEK version 1), \
+            DIR/registry.sqlite, and DIR/anonreg.toml whose socket is DIR/anonreg.sock, with the \
+            calling uid as admin and as clinic "local". Refuses a directory that already holds \
+            any of these.
+
+            --oprf-seed-hex and --oprf-key-info restore the OPRF key from its offline backup \
+            (RFC 9497 DeriveKeyPair), so linkage values stay comparable across a rebuild.
+            """)
+
+    @Option(name: .long, help: "The state directory to create.")
+    var stateDir: String
+
+    @Option(name: .long, help: "64 hex digits: the OPRF seed from an offline backup.")
+    var oprfSeedHex: String?
+
+    @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
+    var oprfKeyInfo: String?
+
+    public init() {}
+
+    public func validate() throws {
+        if oprfKeyInfo != nil && oprfSeedHex == nil {
+            throw ValidationError("--oprf-key-info needs --oprf-seed-hex")
+        }
+    }
+
+    public func run() throws {
+        umask(0o077)
+        let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
+        let configPath = dir + "/anonreg.toml"
+        let database = dir + "/registry.sqlite"
+        for existing in [configPath, database, dir + "/keys"] where FileManager.default.fileExists(atPath: existing) {
+            throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
+        }
+        if mkdir(dir, 0o750) != 0 && errno != EEXIST {
+            throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
+        }
+        chmod(dir, 0o750)
+
+        var options = KeyringCreateOptions()
+        if let hex = oprfSeedHex {
+            do {
+                options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")
+            } catch {
+                throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits")
+            }
+            guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
+            if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
+        }
+        let keyring: Keyring
+        do { keyring = try Keyring.create(in: dir + "/keys", options: options) } catch {
+            throw CLIFailure.failed("keyring: \(error)")
+        }
+        do {
+            let store = try SQLiteRegistryStore(path: database, keyring: keyring)
+            try store.close()
+        } catch {
+            throw CLIFailure.failed("database: \(error)")
+        }
+        let text = ConfigTemplate.render(stateDirectory: dir, uid: geteuid())
+        guard FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o640]) else {
+            throw CLIFailure.failed("cannot write \(configPath)")
+        }
+        print("""
+            Created \(dir):
+              keys/            keyring (KEK version 1, OPRF public key \(keyring.manifest.oprf.publicKey.prefix(16))…)
+              registry.sqlite  empty registry
+              anonreg.toml     uid \(geteuid()) is admin and clinic "local"
+            Start the daemon with:
+              anonregd --config \(configPath)
+            """)
+    }
+}
+
+/// A CLI failure with its documented exit code (docs/OPERATIONS.md §Exit codes).
+public enum CLIFailure: Error, CustomStringConvertible {
+    case failed(String)
+    case usage(String)
+    case refused(String)
+    case unreachable(String)
+
+    public var exitCode: Int32 {
+        switch self {
+        case .failed: 1
+        case .usage: 2
+        case .refused: 3
+        case .unreachable: 4
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .failed(let m), .usage(let m), .refused(let m), .unreachable(let m): m
+        }
+    }
+}

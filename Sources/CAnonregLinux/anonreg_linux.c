@@ -1,0 +1,10 @@
+#include "anonreg_linux.h"
+#include <sys/prctl.h>
+
+int anonreg_set_dumpable(int value) {
+    return prctl(PR_SET_DUMPABLE, (unsigned long)value, 0UL, 0UL, 0UL);
+}
+
+int anonreg_get_dumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
+}

@@ -1,0 +1,11 @@
+// Linux system calls Swift cannot call directly (prctl(2) is variadic). This is the only C in
+// anonreg besides the libsodium boundary (CSodium); it holds no logic.
+#ifndef ANONREG_LINUX_H
+#define ANONREG_LINUX_H
+
+/// prctl(PR_SET_DUMPABLE, value): 0 forbids core dumps and ptrace by same-uid processes.
+int anonreg_set_dumpable(int value);
+/// prctl(PR_GET_DUMPABLE).
+int anonreg_get_dumpable(void);
+
+#endif

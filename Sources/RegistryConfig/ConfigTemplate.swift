@@ -1,0 +1,77 @@
+import RegistryCore
+
+/// The commented `anonreg.toml` that `anonreg init` writes.
+public enum ConfigTemplate {
+    public static func render(stateDirectory: String, uid: UInt32) -> String {
+        func list(_ values: [String]) -> String { "[" + values.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        func category(_ name: String, _ p: Policy, _ note: String) -> String {
+            """
+            # \(note)
+            [categories.\(name)]
+            # Days between check-ups; a case is due this many days after its latest check-up.
+            checkup_interval_days = \(p.checkupIntervalDays)
+            # Days of continuous remission that end monitoring.
+            remission_days = \(p.remissionDays)
+            # What a relapse does: "restart" the remission clock, "extend" the requirement by
+            # relapse_extend_days, or leave it to the "clinician" (each relapse check-up says which).
+            relapse = "\(p.relapse.rawValue)"
+            # Days a relapse adds under "extend" (or a clinician's "extend").
+            relapse_extend_days = \(p.relapseExtendDays)
+            # Hard cap on monitoring, counted from enrolment: the subject is erased then, whatever else.
+            cap_days = \(p.capDays)
+            # Days after the due date before a case counts as overdue.
+            overdue_after_days = \(p.overdueAfterDays)
+
+            """
+        }
+        return """
+            # anonreg.toml: configuration of anonregd. Every key is described in docs/OPERATIONS.md.
+            # Changes apply when the daemon restarts (or on SIGHUP).
+
+            [daemon]
+            # Unix socket that clinic systems and the CLI connect to.
+            socket = "\(stateDirectory)/anonreg.sock"
+            # Mode of the socket file: owner and group may connect, others may not.
+            socket_mode = "0660"
+            # State directory: holds the database (registry.sqlite).
+            state_dir = "\(stateDirectory)"
+            # Keys directory: mode 0700, key files 0600 (docs/CRYPTO.md §Keyring).
+            keys_dir = "\(stateDirectory)/keys"
+            # Log level: trace, debug, info, notice, warning, error or critical.
+            log_level = "info"
+
+            [access]
+            # Peers with these uids are registry admins (keys, sweeps, audit, statistics, metrics).
+            admin_uids = [\(uid)]
+            # Peers with these uids may read aggregate statistics and nothing else.
+            statistician_uids = []
+
+            # One table per clinic: connections from these uids (or primary gids) act as that clinic.
+            # `anonreg clinics add ID --uid UID` edits this part for you.
+            [clinics.local]
+            uids = [\(uid)]
+            gids = []
+
+            [rate_limits]
+            # OPRF evaluations per clinic: a token bucket refilled at this many per minute ...
+            oprf_per_minute = 120
+            # ... holding at most this many at once.
+            oprf_burst = 60
+
+            [retention]
+            # Days a subject whose monitoring completed is kept before it is erased.
+            completed_grace_days = 30
+            # A subject with no check-up for this many days is erased.
+            inactive_days = 730
+
+            \(category("dependence", .dependence, "Drug dependence: check-up every 90 days, three years of remission, erased after five years at most."))
+            \(category("harmful-use", .harmfulUse, "Harmful use: check-up every 90 days, one year of remission, erased after two years at most."))
+            [vocabulary]
+            # Substances a check-up may record as detected.
+            substances = \(list(MonitoringRules.defaultSubstances))
+            # Treatments a check-up may record.
+            treatments = \(list(MonitoringRules.defaultTreatments))
+
+            """
+    }
+}

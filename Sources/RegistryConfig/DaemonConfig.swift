@@ -1,0 +1,214 @@
+import Foundation
+import RegistryCore
+import RegistryProtocol
+import TOMLKit
+
+/// `anonreg.toml`, validated. See docs/OPERATIONS.md §Configuration for every key.
+public struct DaemonConfig: Sendable, Equatable {
+    public struct Clinic: Sendable, Equatable {
+        public var id: ClinicID
+        public var uids: [UInt32]
+        public var gids: [UInt32]
+    }
+
+    public struct RateLimits: Sendable, Equatable {
+        /// OPRF evaluations refilled per minute, per clinic.
+        public var oprfPerMinute: Int
+        /// Bucket size: how many evaluations may come at once.
+        public var oprfBurst: Int
+    }
+
+    public var path: String
+    public var socketPath: String
+    public var socketMode: UInt32
+    public var stateDirectory: String
+    public var keysDirectory: String
+    public var databasePath: String
+    public var logLevel: String
+    public var adminUIDs: [UInt32]
+    public var statisticianUIDs: [UInt32]
+    public var clinics: [Clinic]
+    public var rateLimits: RateLimits
+    public var rules: MonitoringRules
+
+    /// Reads and validates a configuration file. Every problem is reported with the file name.
+    public static func load(path: String) throws(ConfigError) -> DaemonConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path) }
+        guard let text = String(data: data, encoding: .utf8) else { throw .invalid(path: path, reason: "it is not UTF-8 text") }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> DaemonConfig {
+        let file: ConfigFile
+        do {
+            file = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
+        } catch let error as TOMLParseError {
+            throw .invalid(path: path, reason: "TOML syntax error at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        } catch let error as UnexpectedKeysError {
+            throw .invalid(path: path, reason: "unknown keys: \(error.keys.keys.sorted().joined(separator: ", "))")
+        } catch let error as DecodingError {
+            throw .invalid(path: path, reason: ConfigError.describe(error))
+        } catch {
+            throw .invalid(path: path, reason: "\(error)")
+        }
+        return try file.validated(path: path)
+    }
+
+    /// The clinic a peer acts as: by uid first, then by gid. Nil for an unknown peer.
+    public func clinic(uid: UInt32, gid: UInt32) -> ClinicID? {
+        clinics.first { $0.uids.contains(uid) }?.id ?? clinics.first { $0.gids.contains(gid) }?.id
+    }
+}
+
+public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unreadable(path: String)
+    case invalid(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path): "cannot read the configuration file \(path)"
+        case .invalid(let path, let reason): "\(path): \(reason)"
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing key \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "wrong type for \(path(context))"
+        case .dataCorrupted(let context):
+            return "bad value for \(path(context))"
+        @unknown default:
+            return "bad configuration"
+        }
+    }
+}
+
+/// The TOML shape, as decoded (snake_case keys).
+struct ConfigFile: Decodable {
+    struct Daemon: Decodable {
+        var socket: String
+        var socket_mode: String?
+        var state_dir: String
+        var keys_dir: String?
+        var database: String?
+        var log_level: String?
+    }
+    struct Access: Decodable {
+        var admin_uids: [Int]?
+        var statistician_uids: [Int]?
+    }
+    struct Clinic: Decodable {
+        var uids: [Int]?
+        var gids: [Int]?
+    }
+    struct Limits: Decodable {
+        var oprf_per_minute: Int?
+        var oprf_burst: Int?
+    }
+    struct RetentionFile: Decodable {
+        var completed_grace_days: Int?
+        var inactive_days: Int?
+    }
+    struct Category: Decodable {
+        var checkup_interval_days: Int
+        var remission_days: Int
+        var relapse: String
+        var relapse_extend_days: Int?
+        var cap_days: Int
+        var overdue_after_days: Int?
+    }
+    struct Vocabulary: Decodable {
+        var substances: [String]
+        var treatments: [String]
+    }
+
+    var daemon: Daemon
+    var access: Access?
+    var clinics: [String: Clinic]?
+    var rate_limits: Limits?
+    var retention: RetentionFile?
+    var categories: [String: Category]
+    var vocabulary: Vocabulary?
+
+    func validated(path: String) throws(ConfigError) -> DaemonConfig {
+        func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
+        guard daemon.socket.hasPrefix("/") else { throw bad("daemon.socket must be an absolute path") }
+        guard daemon.socket.utf8.count < 108 else { throw bad("daemon.socket is longer than a Unix socket path may be (107 bytes)") }
+        guard daemon.state_dir.hasPrefix("/") else { throw bad("daemon.state_dir must be an absolute path") }
+        let modeText = daemon.socket_mode ?? "0660"
+        guard let mode = UInt32(modeText, radix: 8), mode & ~0o777 == 0, mode & 0o007 == 0 else {
+            throw bad("daemon.socket_mode must be an octal mode with no bits for others, such as \"0660\"")
+        }
+        let keys = daemon.keys_dir ?? daemon.state_dir + "/keys"
+        let database = daemon.database.map { $0.hasPrefix("/") ? $0 : daemon.state_dir + "/" + $0 } ?? daemon.state_dir + "/registry.sqlite"
+        let logLevel = daemon.log_level ?? "info"
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw bad("daemon.log_level must be trace, debug, info, notice, warning, error or critical")
+        }
+        func ids(_ values: [Int]?, _ name: String) throws(ConfigError) -> [UInt32] {
+            var out: [UInt32] = []
+            for v in values ?? [] {
+                guard let id = UInt32(exactly: v), id != UInt32.max else { throw bad("\(name) contains \(v), which is not a uid/gid") }
+                out.append(id)
+            }
+            return out
+        }
+        var clinicList: [DaemonConfig.Clinic] = []
+        var seenUIDs: [UInt32: String] = [:]
+        var seenGIDs: [UInt32: String] = [:]
+        for (name, clinic) in (clinics ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let id = ClinicID(name) else { throw bad("clinic id \"\(name)\" must be 1-64 of a-z 0-9 - _") }
+            let uids = try ids(clinic.uids, "clinics.\(name).uids")
+            let gids = try ids(clinic.gids, "clinics.\(name).gids")
+            guard !uids.isEmpty || !gids.isEmpty else { throw bad("clinics.\(name) needs uids or gids") }
+            for uid in uids {
+                if let other = seenUIDs[uid] { throw bad("uid \(uid) is listed for both clinics \(other) and \(name)") }
+                seenUIDs[uid] = name
+            }
+            for gid in gids {
+                if let other = seenGIDs[gid] { throw bad("gid \(gid) is listed for both clinics \(other) and \(name)") }
+                seenGIDs[gid] = name
+            }
+            clinicList.append(.init(id: id, uids: uids, gids: gids))
+        }
+        let limits = DaemonConfig.RateLimits(oprfPerMinute: rate_limits?.oprf_per_minute ?? 120, oprfBurst: rate_limits?.oprf_burst ?? 60)
+        guard limits.oprfPerMinute >= 1, limits.oprfPerMinute <= 1_000_000, limits.oprfBurst >= 1, limits.oprfBurst <= 1_000_000 else {
+            throw bad("rate_limits.oprf_per_minute and oprf_burst must be 1 to 1000000")
+        }
+        var policies: [String: Policy] = [:]
+        for (name, c) in categories {
+            guard ClinicID(name) != nil else { throw bad("category \"\(name)\" must be 1-64 of a-z 0-9 - _") }
+            guard let relapse = RelapseRule(rawValue: c.relapse) else {
+                throw bad("categories.\(name).relapse must be restart, extend or clinician")
+            }
+            let policy = Policy(
+                checkupIntervalDays: c.checkup_interval_days, remissionDays: c.remission_days, relapse: relapse,
+                relapseExtendDays: c.relapse_extend_days ?? 0, capDays: c.cap_days, overdueAfterDays: c.overdue_after_days ?? 30)
+            if let problem = policy.problems.first { throw bad("categories.\(name): \(problem)") }
+            policies[name] = policy
+        }
+        guard !policies.isEmpty else { throw bad("at least one [categories.NAME] is needed") }
+        let retention = Retention(
+            completedGraceDays: retention?.completed_grace_days ?? 30, inactiveDays: retention?.inactive_days ?? 730)
+        guard retention.completedGraceDays >= 0, retention.completedGraceDays <= 3650, retention.inactiveDays >= 1, retention.inactiveDays <= 36500 else {
+            throw bad("retention.completed_grace_days must be 0 to 3650 and inactive_days 1 to 36500")
+        }
+        let substances = vocabulary?.substances ?? MonitoringRules.defaultSubstances
+        let treatments = vocabulary?.treatments ?? MonitoringRules.defaultTreatments
+        for term in substances + treatments where ClinicID(term) == nil {
+            throw bad("vocabulary term \"\(term)\" must be 1-64 of a-z 0-9 - _")
+        }
+        return DaemonConfig(
+            path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
+            databasePath: database, logLevel: logLevel,
+            adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
+            statisticianUIDs: try ids(access?.statistician_uids, "access.statistician_uids"),
+            clinics: clinicList, rateLimits: limits,
+            rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention))
+    }
+}

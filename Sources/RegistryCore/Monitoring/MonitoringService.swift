@@ -1,0 +1,288 @@
+import RegistryProtocol
+
+/// The monitoring workflow: what each protocol v1 call means, on top of the storage seam.
+/// Pure logic plus storage calls; the server only decodes, authorises and encodes.
+public struct MonitoringService: Sendable {
+    public let storage: any RegistryStorage
+    public let rules: MonitoringRules
+    public let clock: any DayClock
+
+    public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock) {
+        self.storage = storage
+        self.rules = rules
+        self.clock = clock
+    }
+
+    // MARK: - Enrolment
+
+    /// Enrols a subject. Without a valid consent nothing is stored (422). A linkage value is
+    /// hashed and stored the same way whether or not it was seen before, and the answer never
+    /// depends on it.
+    public func enrol(clinic: ClinicID, _ request: EnrolRequest) async throws(DomainError) -> EnrolResponse {
+        let today = clock.today
+        guard let consentWire = request.consent else { throw .consentRequired }
+        let consent = try validateConsent(consentWire, enrolledOn: request.enrolledOn, today: today, clinic: clinic)
+        guard let policy = rules.categories[request.category] else { throw .unknownCategory(Array(rules.categories.keys)) }
+        guard request.enrolledOn <= today else { throw .invalidDate("enrolledOn is in the future") }
+        guard request.enrolledOn.days(until: today) <= policy.capDays else {
+            throw .invalidDate("enrolledOn is more than the category's retention cap (\(policy.capDays) days) ago")
+        }
+        let linkage = try request.linkage.map { (hex) throws(DomainError) in try Self.parseLinkage(hex) }
+
+        let episode = EpisodeRecord(category: request.category, enrolledOn: request.enrolledOn, clinic: clinic.rawValue, policy: policy)
+        let state = MonitoringState(episode: episode, checkups: [])
+        var counters: [CounterIncrement] = []
+        if consent.allowsStatistics {
+            counters.append(counter("enrolled", category: request.category, clinic: clinic, on: request.enrolledOn))
+        }
+        let records = [NewRecord(kind: .consent, plaintext: try RecordCodec.encode(consent)),
+                       NewRecord(kind: .episode, plaintext: try RecordCodec.encode(episode))]
+        let receipt: EnrolmentReceipt
+        do {
+            receipt = try await storage.enrol(Enrolment(
+                clinic: clinic, linkage: linkage, records: records,
+                columns: state.columns(retention: rules.retention), counters: counters))
+        } catch { throw .storage(error) }
+        return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today))
+    }
+
+    func validateConsent(_ wire: ConsentWire, enrolledOn: Day, today: Day, clinic: ClinicID) throws(DomainError) -> ConsentRecord {
+        let form = wire.form.trimmingCharacters(in: .whitespaces)
+        guard !form.isEmpty, form.utf8.count <= 200 else { throw .invalidConsent("consent.form must name the signed form (1 to 200 characters)") }
+        guard wire.scope.contains(.monitoring) else { throw .invalidConsent("consent.scope must include \"monitoring\"") }
+        guard Set(wire.scope).count == wire.scope.count else { throw .invalidConsent("consent.scope repeats a value") }
+        guard wire.givenOn <= today else { throw .invalidConsent("consent.givenOn is in the future") }
+        guard wire.givenOn <= enrolledOn else { throw .invalidConsent("consent.givenOn is after enrolledOn: consent must come first") }
+        return ConsentRecord(form: form, givenOn: wire.givenOn, method: wire.method, scope: wire.scope, recordedBy: clinic.rawValue)
+    }
+
+    static func parseLinkage(_ hex: String) throws(DomainError) -> [UInt8] {
+        let bytes = Array(hex.utf8)
+        guard bytes.count == 128 else {
+            throw DomainError(.badRequest, "invalid_linkage", "linkage must be 128 hex digits (the 64-byte OPRF output)")
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        var i = 0
+        while i < 128 {
+            guard let h = nibble(bytes[i]), let l = nibble(bytes[i + 1]) else {
+                throw DomainError(.badRequest, "invalid_linkage", "linkage must be 128 hex digits (the 64-byte OPRF output)")
+            }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+
+    static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    // MARK: - Cases
+
+    public func status(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> CaseStatusResponse {
+        let records = try await open(clinic: clinic, case: handle)
+        let state = MonitoringState(episode: records.episode, checkups: records.checkups)
+        return CaseStatusResponse(case: handle.text, monitoring: state.wire(on: clock.today))
+    }
+
+    public func checkups(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> CheckupsResponse {
+        let records = try await open(clinic: clinic, case: handle)
+        return CheckupsResponse(checkups: records.checkups.map(\.wire))
+    }
+
+    /// Records a check-up: dated today or earlier, not before enrolment, and not before the last
+    /// check-up unless marked as a correction. Substances and treatments must come from the
+    /// configured vocabularies. The new policy in force is recorded with it.
+    public func addCheckup(clinic: ClinicID, case handle: CaseHandle, _ request: CheckupRequest) async throws(DomainError) -> CheckupResponse {
+        let today = clock.today
+        let rules = self.rules
+        try validateVocabulary(request)
+        guard request.note.utf8.count <= 8192 else {
+            throw DomainError(.badRequest, "invalid_value", "note must be at most 8192 bytes")
+        }
+        let result = ResultBox()
+        do {
+            _ = try await storage.update(case: handle, clinic: clinic) { (view) throws(StorageError) -> SubjectChange in
+                do {
+                    let (change, checkup, state) = try Self.decideCheckup(view: view, request: request, clinic: clinic, today: today, rules: rules)
+                    result.set(checkup.wire, state.wire(on: today))
+                    return change
+                } catch let error as DomainError {
+                    throw error.asStorageRejection
+                } catch {
+                    throw .rejected(code: "internal_error", message: "the check-up could not be recorded")
+                }
+            }
+        } catch { throw .storage(error) }
+        guard let (checkup, monitoring) = result.value else { throw .internalFailure("the check-up was not recorded") }
+        return CheckupResponse(checkup: checkup, monitoring: monitoring)
+    }
+
+    static func decideCheckup(
+        view: SubjectView, request: CheckupRequest, clinic: ClinicID, today: Day, rules: MonitoringRules
+    ) throws -> (SubjectChange, CheckupRecord, MonitoringState) {
+        let records = try SubjectRecords(view)
+        let before = MonitoringState(episode: records.episode, checkups: records.checkups)
+        guard request.on <= today else { throw DomainError.invalidDate("the check-up date is in the future") }
+        guard request.on >= records.episode.enrolledOn else { throw DomainError.invalidDate("the check-up date is before enrolment (\(records.episode.enrolledOn))") }
+        if let last = before.lastCheckup, request.on < last, !request.correction {
+            throw DomainError.invalidDate("the check-up date is before the last check-up (\(last)); send \"correction\": true to correct history")
+        }
+        if before.isCompleted && !request.correction {
+            throw DomainError(.unprocessable, "monitoring_completed", "monitoring of this case is completed; only corrections are accepted")
+        }
+        // The policy in force now (from config); it reaches this episode with this check-up.
+        let policy = rules.categories[records.episode.category] ?? before.policy
+        if request.outcome == .relapse, policy.relapse == .clinician, request.relapseAction == nil {
+            throw DomainError(.unprocessable, "relapse_action_required",
+                              "this category leaves relapse handling to the clinician: send relapseAction restart, extend or continue")
+        }
+        if request.relapseAction != nil, request.outcome != .relapse {
+            throw DomainError(.unprocessable, "invalid_value", "relapseAction is only for relapse outcomes")
+        }
+        let checkup = CheckupRecord(
+            on: request.on, outcome: request.outcome, substances: request.substances, treatment: request.treatment,
+            note: request.note, correction: request.correction,
+            relapseAction: policy.relapse == .clinician ? request.relapseAction : nil,
+            clinic: clinic.rawValue, recordedOn: today, policy: policy)
+        let after = MonitoringState(episode: records.episode, checkups: records.checkups + [checkup])
+        var counters: [CounterIncrement] = []
+        if records.consent.allowsStatistics {
+            let metric = "checkup-\(request.outcome.rawValue)"
+            counters.append(CounterIncrement(CounterKey(month: request.on.month, category: records.episode.category, clinic: clinic, metric: metric)))
+            if after.isCompleted && !before.isCompleted {
+                counters.append(CounterIncrement(CounterKey(month: after.completedOn!.month, category: records.episode.category, clinic: clinic, metric: "completed")))
+            }
+        }
+        let change = SubjectChange(
+            append: [NewRecord(kind: .checkup, plaintext: try RecordCodec.encode(checkup))],
+            columns: after.columns(retention: rules.retention), counters: counters)
+        return (change, checkup, after)
+    }
+
+    func validateVocabulary(_ request: CheckupRequest) throws(DomainError) {
+        for s in request.substances where !rules.substances.contains(s) {
+            _ = s
+            throw DomainError(.unprocessable, "unknown_substance", "substances must come from the configured vocabulary: \(rules.substances.joined(separator: ", "))")
+        }
+        for t in request.treatment where !rules.treatments.contains(t) {
+            _ = t
+            throw DomainError(.unprocessable, "unknown_treatment", "treatment must come from the configured vocabulary: \(rules.treatments.joined(separator: ", "))")
+        }
+        guard Set(request.substances).count == request.substances.count, Set(request.treatment).count == request.treatment.count else {
+            throw DomainError(.badRequest, "invalid_value", "substances and treatment must not repeat a value")
+        }
+    }
+
+    /// Draws a new patient code; the old one stops working.
+    public func reissueCode(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> CodeResponse {
+        do { return CodeResponse(code: try await storage.reissueCode(case: handle, clinic: clinic)) } catch { throw .storage(error) }
+    }
+
+    /// Withdrawal by the clinic holding the case: erased now.
+    public func withdraw(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> WithdrawResponse {
+        let records = try await open(clinic: clinic, case: handle)
+        let counters = withdrawalCounters(records, clinic: clinic)
+        do { try await storage.erase(case: handle, clinic: clinic, counters: counters) } catch { throw .storage(error) }
+        return WithdrawResponse()
+    }
+
+    /// Withdrawal by the patient's code, at any clinic: erased now.
+    public func withdraw(clinic: ClinicID, code: String) async throws(DomainError) -> WithdrawResponse {
+        let view: SubjectView
+        do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
+        let counters = withdrawalCounters(try SubjectRecords(view), clinic: clinic)
+        do { try await storage.erase(code: code, counters: counters) } catch { throw .storage(error) }
+        return WithdrawResponse()
+    }
+
+    func withdrawalCounters(_ records: SubjectRecords, clinic: ClinicID) -> [CounterIncrement] {
+        guard records.consent.allowsStatistics else { return [] }
+        return [counter("withdrawn", category: records.episode.category, clinic: clinic, on: clock.today)]
+    }
+
+    /// Links the subject holding `code` to `clinic`, so its history carries over.
+    public func link(clinic: ClinicID, code: String) async throws(DomainError) -> CaseResponse {
+        let record: NewRecord
+        record = NewRecord(kind: .link, plaintext: try RecordCodec.encode(LinkRecord(clinic: clinic.rawValue, on: clock.today)))
+        do {
+            let handle = try await storage.link(code: code, clinic: clinic, record: record, counters: [])
+            return CaseResponse(case: handle.text)
+        } catch { throw .storage(error) }
+    }
+
+    /// Everything held about the subject holding `code`, in plain words.
+    public func selfAccess(code: String, accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry] = { _ in [] }) async throws(DomainError) -> SelfResponse {
+        let view: SubjectView
+        do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
+        let records = try SubjectRecords(view)
+        let today = clock.today
+        let state = MonitoringState(episode: records.episode, checkups: records.checkups)
+        let log = await accessLog(view.auditReference)
+        var summary = [
+            "You are enrolled in \(records.episode.category) monitoring since \(records.episode.enrolledOn) by clinic \(records.episode.clinic).",
+            "You gave consent on \(records.consent.givenOn) (\(records.consent.method.rawValue), form \(records.consent.form)) for: \(records.consent.scope.map(\.rawValue).joined(separator: " and ")).",
+            "Status: \(state.status(on: today)). \(state.reason(on: today)).",
+            "Clinics that hold your case: \(view.clinics.map(\.rawValue).joined(separator: ", ")).",
+        ]
+        for checkup in records.checkups {
+            summary.append("Check-up on \(checkup.on) at \(checkup.clinic): \(checkup.outcome.rawValue)\(checkup.correction ? " (correction)" : "").")
+        }
+        summary.append("You can withdraw your consent at any time with your code; everything above is then erased at once.")
+        return SelfResponse(monitoring: state.wire(on: today), consent: records.consent.wire, checkups: records.checkups.map(\.wire),
+                            clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
+    }
+
+    /// This clinic's cases due before `day`.
+    public func due(clinic: ClinicID, before day: Day) async throws(DomainError) -> DueResponse {
+        let today = clock.today
+        do {
+            let cases = try await storage.casesDue(clinic: clinic, before: day)
+            return DueResponse(before: day, cases: cases.map { due in
+                // The clear column holds only the date; the status words follow from it.
+                let status = today >= due.nextDue ? "due" : "active"
+                return DueCaseWire(case: due.caseHandle.text, nextCheckupDue: due.nextDue, status: status)
+            })
+        } catch { throw .storage(error) }
+    }
+
+    /// Counts an anonymous episode: no subject, no record, one counter.
+    public func anonymousEpisode(clinic: ClinicID, _ request: AnonymousEpisodeRequest) async throws(DomainError) -> CountedResponse {
+        guard rules.categories[request.category] != nil else { throw .unknownCategory(Array(rules.categories.keys)) }
+        guard request.on <= clock.today else { throw .invalidDate("on is in the future") }
+        do {
+            try await storage.count([counter("anonymous-episode", category: request.category, clinic: clinic, on: request.on)])
+        } catch { throw .storage(error) }
+        return CountedResponse()
+    }
+
+    // MARK: - Helpers
+
+    func open(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> SubjectRecords {
+        do { return try SubjectRecords(try await storage.subject(case: handle, clinic: clinic)) } catch let error as DomainError {
+            throw error
+        } catch let error as StorageError {
+            throw .storage(error)
+        } catch {
+            throw .internalFailure("unexpected error")
+        }
+    }
+
+    func counter(_ metric: String, category: String, clinic: ClinicID, on day: Day) -> CounterIncrement {
+        CounterIncrement(CounterKey(month: day.month, category: category, clinic: clinic, metric: metric))
+    }
+}
+
+/// Carries the check-up result out of the storage closure.
+final class ResultBox: @unchecked Sendable {
+    private var stored: (CheckupWire, MonitoringWire)?
+    private let lock = NSLockShim()
+    func set(_ checkup: CheckupWire, _ monitoring: MonitoringWire) { lock.locked { stored = (checkup, monitoring) } }
+    var value: (CheckupWire, MonitoringWire)? { lock.locked { stored } }
+}

@@ -1,0 +1,65 @@
+import HTTPTypes
+import RegistryCore
+import RegistryCrypto
+import RegistryProtocol
+
+/// An error answer: status, snake_case code, message. Every failure becomes one of these in
+/// `APIError.from(_:)`, the single place errors meet the wire (docs/PROTOCOL.md §Errors).
+public struct APIError: Error, Sendable, Equatable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
+    static func forbidden(_ rule: AccessRule) -> APIError {
+        APIError(.forbidden, "forbidden", "this route is for \(rule.rawValue) peers only")
+    }
+    static let notFound = APIError(.notFound, "not_found", "no such route; see docs/PROTOCOL.md")
+    static let methodNotAllowed = APIError(.methodNotAllowed, "method_not_allowed", "this route does not accept that method")
+    static func bodyTooLarge(_ limit: Int) -> APIError {
+        APIError(.contentTooLarge, "body_too_large", "request bodies are limited to \(limit) bytes")
+    }
+    static let malformedJSON = APIError(.badRequest, "malformed_json", "the body is not a JSON object")
+    static let unsupportedMediaType = APIError(.unsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+    static let rateLimited = APIError(.tooManyRequests, "rate_limited", "too many OPRF evaluations for this clinic; retry later")
+    static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
+    static let invalidCase = APIError(.notFound, "case_not_found", "no such case at this clinic")
+    static let internalError = APIError(.internalServerError, "internal_error", "the registry could not complete the request")
+
+    /// The one mapping from any error to an answer. Messages come from fixed texts or from
+    /// errors whose messages are built never to contain secrets.
+    static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as WireError:
+            return APIError(.badRequest, error.code, error.message)
+        case let error as DomainError:
+            let status: HTTPResponse.Status = switch error.kind {
+            case .badRequest: .badRequest
+            case .unprocessable: .unprocessableContent
+            case .notFound: .notFound
+            case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+            case .internalError: .internalServerError
+            }
+            return APIError(status, error.code, error.message)
+        case is DecodingError:
+            return .malformedJSON
+        case let error as CryptoError:
+            switch error {
+            case .invalidElement, .identityElement: return .invalidElement
+            default: return .internalError
+            }
+        default:
+            return .internalError
+        }
+    }
+
+    var body: ErrorBody { ErrorBody(code: code, message: message) }
+}

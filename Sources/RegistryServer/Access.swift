@@ -1,0 +1,58 @@
+import HTTPTypes
+import RegistryConfig
+import RegistryCore
+
+/// Who a peer is to the registry, from its credentials and the config.
+public enum Role: Sendable, Equatable, CustomStringConvertible {
+    case clinic(ClinicID)
+    case admin(uid: UInt32)
+    case statistician(uid: UInt32)
+
+    public var description: String {
+        switch self {
+        case .clinic(let id): "clinic \(id)"
+        case .admin(let uid): "admin uid \(uid)"
+        case .statistician(let uid): "statistician uid \(uid)"
+        }
+    }
+}
+
+/// Which roles a route admits.
+public enum AccessRule: String, Sendable, CaseIterable {
+    /// Any peer the config knows (clinic, admin or statistician).
+    case anyKnownPeer = "any known peer"
+    /// Clinics only: they act on their own cases.
+    case clinic
+    /// Admins only.
+    case admin
+    /// Admins and statisticians: aggregate statistics, never rows about people.
+    case statistics = "admin or statistician"
+
+    func admits(_ roles: [Role]) -> Bool {
+        switch self {
+        case .anyKnownPeer: !roles.isEmpty
+        case .clinic: roles.contains { if case .clinic = $0 { true } else { false } }
+        case .admin: roles.contains { if case .admin = $0 { true } else { false } }
+        case .statistics: roles.contains {
+            switch $0 {
+            case .admin, .statistician: true
+            case .clinic: false
+            }
+        }
+        }
+    }
+}
+
+/// Resolves a peer's roles. A uid can be an admin and a clinic at once (as `anonreg init`
+/// configures for trying things on one machine); each route then picks the role it needs.
+struct AccessControl: Sendable {
+    let config: DaemonConfig
+
+    func roles(of peer: PeerCredentials) -> [Role] {
+        var roles: [Role] = []
+        if let clinic = config.clinic(uid: peer.uid, gid: peer.gid) { roles.append(.clinic(clinic)) }
+        if config.adminUIDs.contains(peer.uid) { roles.append(.admin(uid: peer.uid)) }
+        if config.statisticianUIDs.contains(peer.uid) { roles.append(.statistician(uid: peer.uid)) }
+        return roles
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+import RegistryProtocol
+
+/// Strict JSON in, JSON out.
+enum JSONBodies {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// Decodes a capped, JSON-typed body. Oversize → 413 before the body is read past the cap;
+    /// another content type → 415; syntax errors → 400 `malformed_json`; schema errors → the
+    /// `WireError`'s 400.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        if let type = request.headers[.contentType] {
+            let lowered = type.lowercased()
+            guard lowered == "application/json" || lowered.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError.bodyTooLarge(limit)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: limit) } catch {
+            throw APIError.bodyTooLarge(limit)
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: buffer)
+        } catch let error as WireError {
+            throw error
+        } catch DecodingError.dataCorrupted {
+            throw APIError.malformedJSON
+        } catch DecodingError.typeMismatch(_, let context) {
+            throw WireError.wrongType(context.codingPath.isEmpty ? "body" : WireError.path(context.codingPath))
+        } catch DecodingError.keyNotFound(let key, let context) {
+            throw WireError.missingField(WireError.path(context.codingPath, key))
+        } catch DecodingError.valueNotFound(_, let context) {
+            throw WireError.missingField(WireError.path(context.codingPath))
+        } catch {
+            throw APIError.malformedJSON
+        }
+    }
+
+    /// Refuses a body on routes that take none (beyond an empty one or `{}`).
+    static func requireEmpty(_ request: Request, limit: Int) async throws {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError.bodyTooLarge(limit)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: limit) } catch { throw APIError.bodyTooLarge(limit) }
+        let text = String(buffer: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.isEmpty || text == "{}" else {
+            throw WireError.unknownField("body")
+        }
+    }
+
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func errorResponse(_ error: APIError) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        let data = (try? encoder.encode(error.body)) ?? Data("{\"error\":{\"code\":\"internal_error\",\"message\":\"\"}}".utf8)
+        return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

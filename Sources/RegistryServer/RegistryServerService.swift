@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Metrics
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+
+/// The HTTP/1.1 server on the Unix socket: Hummingbird's HTTP1 channel and router on a NIO
+/// bootstrap of our own, because the daemon must (a) check the socket path before binding,
+/// (b) adopt an inherited socket under systemd socket activation, and (c) read each
+/// connection's peer credentials as it is accepted. Graceful shutdown stops accepting, lets
+/// in-flight requests finish, then returns.
+public final class RegistryServerService: Service {
+    let app: RegistryApp
+    let address: ListenAddress
+    let notifier: SystemdNotifier
+    let group: any EventLoopGroup
+    /// Called once the socket accepts connections (after READY=1 was sent).
+    let onListening: @Sendable () -> Void
+
+    public init(app: RegistryApp, address: ListenAddress, notifier: SystemdNotifier,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onListening: @escaping @Sendable () -> Void = {}) {
+        self.app = app
+        self.address = address
+        self.notifier = notifier
+        self.group = group
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let logger = app.logger
+        let responder = app.buildRouter().buildResponder()
+        let app = self.app
+        let http1 = HTTP1Channel(
+            responder: { request, responseWriter, channel in
+                let started = ContinuousClock.now
+                let peer = app.peers.credentials(of: channel)
+                let roles = peer.map { app.access.roles(of: $0) } ?? []
+                let response: Response
+                var route = "unmatched"
+                if roles.isEmpty {
+                    response = JSONBodies.errorResponse(.unknownPeer)
+                } else {
+                    let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
+                    do {
+                        response = try await responder.respond(to: request, context: context)
+                    } catch let error as HTTPError where error.status == .notFound {
+                        response = JSONBodies.errorResponse(.notFound)
+                    } catch let error as HTTPError where error.status == .methodNotAllowed {
+                        response = JSONBodies.errorResponse(.methodNotAllowed)
+                    } catch {
+                        let mapped = APIError.from(error)
+                        if mapped.status == .internalServerError {
+                            logger.error("request failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+                        }
+                        response = JSONBodies.errorResponse(mapped)
+                    }
+                    route = RouteTable.match(request.method, request.uri.path)?.path ?? "unmatched"
+                }
+                let elapsed = ContinuousClock.now - started
+                app.record(route: route, status: response.status.code, elapsed: elapsed)
+                // Access log: route template (never the case handle in the path), status, peer.
+                logger.info("\(request.method) \(route) \(response.status.code)", metadata: [
+                    "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
+                    "role": "\(roles.first.map { "\($0)" } ?? "unknown")",
+                    "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                ])
+                try await responseWriter.write(response: response.head, body: response.body)
+            },
+            configuration: .init(
+                idleTimeout: .seconds(120),
+                httpDecoderConfiguration: .init(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 64)))
+
+        let quiesce = ServerQuiescingHelper(group: group)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+
+        let peers = app.peers
+        let childInit: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
+            peers.register(channel).flatMap { http1.setup(channel: channel, logger: logger) }
+        }
+        let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
+        switch address {
+        case .path(let path, let mode):
+            try SocketPathGuard.prepare(path)
+            // The socket is created with the umask's mode; 0117 gives 0660 with no window in
+            // which it is wider. The daemon's own umask (0077) is restored right after.
+            let previous = umask(0o117)
+            do {
+                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false, childChannelInitializer: childInit)
+            } catch {
+                umask(previous)
+                throw error
+            }
+            umask(previous)
+            guard chmod(path, mode_t(mode)) == 0 else { throw ListenError.io(path: path, operation: "chmod", errno: errno) }
+            logger.notice("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))"])
+        case .inherited(let fd):
+            server = try await bootstrap.bind(fd, cleanupExistingSocketFile: false, childChannelInitializer: childInit)
+            logger.notice("listening on the socket passed by systemd", metadata: ["fd": "\(fd)"])
+        }
+        notifier.ready()
+        onListening()
+
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { tasks in
+                do {
+                    try await server.executeThenClose { inbound in
+                        for try await child in inbound {
+                            tasks.addTask { await http1.handle(value: child, logger: logger) }
+                        }
+                    }
+                } catch {
+                    logger.error("accept loop ended: \(error)")
+                }
+            }
+        } onGracefulShutdown: {
+            logger.notice("shutting down: draining in-flight requests")
+            self.notifier.stopping()
+            quiesce.initiateShutdown(promise: nil)
+        }
+        if case .path(let path, _) = address { unlink(path) }
+        logger.notice("server stopped")
+    }
+}
+
+/// Sends WATCHDOG=1 at half of `$WATCHDOG_USEC` until shutdown.
+public struct WatchdogService: Service {
+    let notifier: SystemdNotifier
+
+    public init(notifier: SystemdNotifier) { self.notifier = notifier }
+
+    public func run() async throws {
+        guard let interval = notifier.watchdogInterval else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            notifier.watchdog()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Logging
+import RegistryCore
+import RegistryCrypto
+import RegistryProtocol
+
+/// The handlers of protocol v1. Each is registered under its `RouteTable` entry; the wrapper
+/// checks the entry's access rule before the handler runs.
+extension RegistryApp {
+    typealias Handler = @Sendable (Request, RegistryRequestContext) async throws -> Response
+
+    func buildRouter() -> Router<RegistryRequestContext> {
+        let router = Router(context: RegistryRequestContext.self)
+        let handlers = self.handlers()
+        precondition(Set(handlers.keys) == Set(RouteTable.routes), "every RouteTable entry has exactly one handler")
+        for spec in RouteTable.routes {
+            let handler = handlers[spec]!
+            router.on(RouterPath(RouteTable.routerPath(spec.path)), method: spec.method) { request, context in
+                guard spec.access.admits(context.roles) else { throw APIError.forbidden(spec.access) }
+                return try await handler(request, context)
+            }
+        }
+        return router
+    }
+
+    private func handlers() -> [RouteSpec: Handler] {
+        let limit = Self.maxBodyBytes
+        @Sendable func clinic(_ context: RegistryRequestContext) throws -> ClinicID {
+            guard let id = context.clinic else { throw APIError.forbidden(.clinic) }
+            return id
+        }
+        @Sendable func caseHandle(_ context: RegistryRequestContext) throws -> CaseHandle {
+            guard let text = context.parameters.get("case"), let handle = CaseHandle(text) else { throw APIError.invalidCase }
+            return handle
+        }
+        let monitoring = self.monitoring
+        return [
+            RouteTable.spec(.get, "/v1/health"): { _, _ in
+                try JSONBodies.response(HealthResponse(status: "ok", version: AnonregVersion.software))
+            },
+            RouteTable.spec(.post, "/v1/oprf/evaluate"): { request, context in
+                let id = try clinic(context)
+                guard self.rateLimiter.allow(id) else { throw APIError.rateLimited }
+                let body = try await JSONBodies.decode(OPRFEvaluateRequest.self, from: request, limit: limit)
+                guard body.blindedElement.utf8.count == 2 * Ristretto255.elementBytes,
+                      let element = try? Hex.decode(body.blindedElement) else { throw APIError.invalidElement }
+                let evaluated = try self.store.keyring.oprfKey.blindEvaluate(blindedElement: element)
+                return try JSONBodies.response(OPRFEvaluateResponse(evaluationElement: Hex.encode(evaluated)))
+            },
+            RouteTable.spec(.post, "/v1/subjects"): { request, context in
+                let id = try clinic(context)
+                let body = try await JSONBodies.decode(EnrolRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.enrol(clinic: id, body), status: .created)
+            },
+            RouteTable.spec(.post, "/v1/cases"): { request, context in
+                let id = try clinic(context)
+                let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.link(clinic: id, code: body.code), status: .created)
+            },
+            RouteTable.spec(.get, "/v1/cases/{case}"): { _, context in
+                try JSONBodies.response(try await monitoring.status(clinic: try clinic(context), case: try caseHandle(context)))
+            },
+            RouteTable.spec(.post, "/v1/cases/{case}/checkups"): { request, context in
+                let id = try clinic(context)
+                let handle = try caseHandle(context)
+                let body = try await JSONBodies.decode(CheckupRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.addCheckup(clinic: id, case: handle, body), status: .created)
+            },
+            RouteTable.spec(.get, "/v1/cases/{case}/checkups"): { _, context in
+                try JSONBodies.response(try await monitoring.checkups(clinic: try clinic(context), case: try caseHandle(context)))
+            },
+            RouteTable.spec(.post, "/v1/cases/{case}/code"): { request, context in
+                let id = try clinic(context)
+                let handle = try caseHandle(context)
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                return try JSONBodies.response(try await monitoring.reissueCode(clinic: id, case: handle), status: .created)
+            },
+            RouteTable.spec(.post, "/v1/cases/{case}/withdraw"): { request, context in
+                let id = try clinic(context)
+                let handle = try caseHandle(context)
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                return try JSONBodies.response(try await monitoring.withdraw(clinic: id, case: handle))
+            },
+            RouteTable.spec(.post, "/v1/withdraw"): { request, context in
+                let id = try clinic(context)
+                let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.withdraw(clinic: id, code: body.code))
+            },
+            RouteTable.spec(.post, "/v1/self"): { request, context in
+                _ = try clinic(context)
+                let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.selfAccess(code: body.code))
+            },
+            RouteTable.spec(.get, "/v1/due"): { request, context in
+                let id = try clinic(context)
+                let before = try Self.dueBefore(request, today: monitoring.clock.today)
+                return try JSONBodies.response(try await monitoring.due(clinic: id, before: before))
+            },
+            RouteTable.spec(.post, "/v1/episodes/anonymous"): { request, context in
+                let id = try clinic(context)
+                let body = try await JSONBodies.decode(AnonymousEpisodeRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await monitoring.anonymousEpisode(clinic: id, body), status: .created)
+            },
+            RouteTable.spec(.get, "/v1/admin/keys"): { _, _ in
+                try JSONBodies.response(try await self.keysStatus())
+            },
+            RouteTable.spec(.post, "/v1/admin/keys/rotate"): { request, _ in
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                return try JSONBodies.response(try await self.rotateKEK(), status: .created)
+            },
+            RouteTable.spec(.post, "/v1/admin/keys/rewrap"): { request, _ in
+                let body = try await JSONBodies.decode(RewrapRequest.self, from: request, limit: limit)
+                let progress = try await self.store.rewrapBatch(limit: body.batchSize)
+                return try JSONBodies.response(RewrapResponse(rewrapped: progress.rewrapped, remaining: progress.remaining, primary: progress.primaryVersion))
+            },
+            RouteTable.spec(.get, "/metrics"): { _, _ in
+                var headers = HTTPFields()
+                headers[.contentType] = "text/plain; version=0.0.4"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.emitToBuffer())))
+            },
+        ]
+    }
+
+    /// `before` defaults to tomorrow (everything due up to and including today). Any other query
+    /// parameter is refused.
+    static func dueBefore(_ request: Request, today: Day) throws -> Day {
+        let query = request.uri.queryParameters
+        for (key, _) in query where key != "before" { throw WireError.unknownField(String(key)) }
+        guard let text = query.get("before") else { return today.adding(days: 1) }
+        guard let day = Day(text) else { throw WireError.invalidDate("before") }
+        return day
+    }
+
+    func keysStatus() async throws -> KeysStatusResponse {
+        let keyring = store.keyring
+        let usage: [Int: Int]
+        do { usage = try await store.kekUsage() } catch { throw DomainError.storage(error) }
+        let formatter = ISO8601DateFormatter()
+        return KeysStatusResponse(
+            primary: keyring.primaryKEK.version,
+            versions: keyring.kekEntries.map {
+                KEKVersionWire(version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
+                               subjects: usage[$0.version] ?? 0)
+            },
+            oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
+    }
+
+    func rotateKEK() async throws -> KeysStatusResponse {
+        try keyChanges.withLock { _ in
+            do {
+                let rotated = try store.keyring.rotatingKEK()
+                store.replaceKeyring(rotated)
+            } catch {
+                throw APIError(.conflict, "keyring_unchanged", "the KEK was not rotated: \(error)")
+            }
+        }
+        logger.notice("KEK rotated", metadata: ["primary": "\(store.keyring.primaryKEK.version)"])
+        return try await keysStatus()
+    }
+}
