@@ -43,8 +43,11 @@ public final class RegistryServerService: Service {
                 let roles = peer.map { app.access.roles(of: $0) } ?? []
                 let response: Response
                 var route = "unmatched"
+                let spec = RouteTable.match(request.method, request.uri.path)
                 if roles.isEmpty {
                     response = JSONBodies.errorResponse(.unknownPeer)
+                } else if spec == nil {
+                    response = JSONBodies.errorResponse(RouteTable.pathExists(request.uri.path) ? .methodNotAllowed : .notFound)
                 } else {
                     let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
                     do {
@@ -60,7 +63,7 @@ public final class RegistryServerService: Service {
                         }
                         response = JSONBodies.errorResponse(mapped)
                     }
-                    route = RouteTable.match(request.method, request.uri.path)?.path ?? "unmatched"
+                    route = spec?.path ?? "unmatched"
                 }
                 let elapsed = ContinuousClock.now - started
                 app.record(route: route, status: response.status.code, elapsed: elapsed)

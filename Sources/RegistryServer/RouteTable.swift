@@ -46,13 +46,19 @@ public enum RouteTable {
     /// The table entry a concrete request path falls under (for logs and metrics, which name the
     /// template, never the case handle in the path).
     public static func match(_ method: HTTPRequest.Method, _ path: String) -> RouteSpec? {
+        routes.first { $0.method == method && matches(template: $0.path, path) }
+    }
+
+    /// Whether some route has this path (with another method: 405 rather than 404).
+    public static func pathExists(_ path: String) -> Bool {
+        routes.contains { matches(template: $0.path, path) }
+    }
+
+    static func matches(template: String, _ path: String) -> Bool {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return routes.first { spec in
-            guard spec.method == method else { return false }
-            let template = spec.path.split(separator: "/", omittingEmptySubsequences: false)
-            guard template.count == parts.count else { return false }
-            return zip(template, parts).allSatisfy { t, p in (t.hasPrefix("{") && !p.isEmpty) || t == p }
-        }
+        let pattern = template.split(separator: "/", omittingEmptySubsequences: false)
+        guard pattern.count == parts.count else { return false }
+        return zip(pattern, parts).allSatisfy { t, p in (t.hasPrefix("{") && !p.isEmpty) || t == p }
     }
 
     /// Hummingbird's path syntax (`:case`) for a table path (`{case}`).

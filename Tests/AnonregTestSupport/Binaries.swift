@@ -17,20 +17,22 @@ public enum Binaries {
     public static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     public static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path(name))
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        try runExecutable(path(name), arguments, environment: environment)
+    }
+
+    /// Runs any executable to completion and collects its output (see `Spawned`).
+    public static func runExecutable(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+        let outPath = NSTemporaryDirectory() + "anonreg-out-" + UUID().uuidString
+        let errPath = NSTemporaryDirectory() + "anonreg-err-" + UUID().uuidString
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        let child = try Spawned.start(executable, arguments, environment: environment, stdout: outPath, stderr: errPath)
+        let status = child.wait()
         return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+            status: status,
+            stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 }

@@ -20,7 +20,7 @@ struct BinaryTests {
     }
 
     @Test func unknownOptionIsAUsageError() throws {
-        let result = try Binaries.run("anonregd", ["--no-such-option"])
+        let result = try Binaries.run("anonregd", ["--config", "/nonexistent", "--no-such-option"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("Unknown option"))
     }

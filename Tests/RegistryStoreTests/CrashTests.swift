@@ -42,19 +42,14 @@ struct CrashTests {
     /// Starts the helper, kills it with SIGKILL after `afterMilliseconds`, and returns the case it
     /// enrolled and every token it acknowledged on a complete line.
     static func runAndKill(stateDir: String, afterMilliseconds: Int) throws -> (String?, Set<String>) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.path("anonreg-store-crash-helper"))
-        process.arguments = [stateDir, "8"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        try? out.fileHandleForWriting.close()
-        let reader = PipeCollector(out.fileHandleForReading)
+        let outPath = stateDir + "/helper-\(UUID().uuidString).out"
+        let child = try Spawned.start(Binaries.path("anonreg-store-crash-helper"), [stateDir, "8"], stdout: outPath,
+                                      stderr: stateDir + "/helper.err")
         usleep(UInt32(afterMilliseconds * 1000))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal)
-        let text = reader.finish()
+        child.signal(SIGKILL)
+        #expect(child.wait() == 128 + SIGKILL)
+        let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: outPath)
         var handle: String? = nil
         var tokens = Set<String>()
         // Only complete lines count: a torn last line is ignored (its write was acknowledged,
@@ -67,26 +62,3 @@ struct CrashTests {
     }
 }
 
-/// Drains a pipe on a background thread so the child never blocks on a full pipe.
-final class PipeCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                lock.withLock { data.append(chunk) }
-            }
-            done.signal()
-        }
-    }
-
-    /// Waits for end of file and returns everything read.
-    func finish() -> String {
-        done.wait()
-        return lock.withLock { String(decoding: data, as: UTF8.self) }
-    }
-}

@@ -52,16 +52,9 @@ struct StoreFixture {
     /// returns what it prints.
     @discardableResult
     func sqlite(_ sql: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [tmp.sub("registry.sqlite"), sql]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw SQLiteFailed() }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try Binaries.runExecutable("/usr/bin/sqlite3", [tmp.sub("registry.sqlite"), sql])
+        guard result.status == 0 else { throw SQLiteFailed() }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     struct SQLiteFailed: Error {}

@@ -92,11 +92,7 @@ struct BadDatabaseTests {
         for sql in ["CREATE TABLE invoices(id INTEGER); INSERT INTO invoices VALUES (1);",
                     "PRAGMA application_id = 1234;"] {
             try? FileManager.default.removeItem(atPath: path)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-            p.arguments = [path, sql]
-            try p.run()
-            p.waitUntilExit()
+            try Binaries.runExecutable("/usr/bin/sqlite3", [path, sql])
             let before = tmp.bytes(of: path)
             #expect(throws: StorageError.self) { try SQLiteRegistryStore(path: path, keyring: keyring) }
             #expect(tmp.bytes(of: path) == before)

@@ -1,0 +1,156 @@
+import Foundation
+
+/// Starts the real `anonregd` on a temporary state directory and talks to it with curl over
+/// the Unix socket, as a clinic system or an operator would.
+public final class DaemonHarness: @unchecked Sendable {
+    public let tmp = TemporaryDirectory()
+    public var stateDir: String { tmp.sub("state") }
+    public var socket: String { stateDir + "/anonreg.sock" }
+    public var configPath: String { stateDir + "/anonreg.toml" }
+    public private(set) var process: Spawned?
+    /// The daemon's exit status once `stop` or `waitForExit` saw it.
+    public private(set) var exitStatus: Int32?
+    public private(set) var log = LogCollector()
+
+    /// Runs `anonreg init` (with extra arguments), then lets `configure` edit the config text.
+    public init(initArguments: [String] = [], configure: ((String) -> String)? = nil) throws {
+        // Let other uids in the test (nobody, via setpriv) traverse to the socket: group 0 only.
+        chmod(tmp.path, 0o750)
+        let result = try Binaries.run("anonreg", ["init", "--state-dir", stateDir] + initArguments)
+        guard result.status == 0 else { throw HarnessError.initFailed(result.stderr) }
+        if let configure {
+            let text = try String(contentsOfFile: configPath, encoding: .utf8)
+            try configure(text).write(toFile: configPath, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Starts the daemon and waits until the socket answers.
+    public func start(environment extra: [String: String] = [:]) throws {
+        var env = ProcessInfo.processInfo.environment
+        for key in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY"] { env[key] = nil }
+        env.merge(extra) { $1 }
+        let logPath = tmp.sub("anonregd-\(UUID().uuidString).log")
+        process = try Spawned.start(Binaries.path("anonregd"), ["--config", configPath], environment: env, stdout: logPath)
+        exitStatus = nil
+        log = LogCollector(path: logPath)
+        try waitUntilAnswering()
+    }
+
+    public var pid: pid_t? { process?.pid }
+
+    public func waitUntilAnswering(timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let process, let status = process.hasExited() {
+                self.process = nil
+                exitStatus = status
+                throw HarnessError.daemonExited(status, log.text)
+            }
+            if (try? request("GET", "/v1/health"))?.status == 200 { return }
+            usleep(20_000)
+        }
+        throw HarnessError.timeout(log.text)
+    }
+
+    /// Sends `signal` (SIGTERM by default) and waits for the exit status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM) -> Int32 {
+        guard let process else { return exitStatus ?? -1 }
+        process.signal(signal)
+        let status = process.wait()
+        self.process = nil
+        exitStatus = status
+        return status
+    }
+
+    deinit {
+        if let process {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+    }
+
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: String
+        public var json: [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+        }
+        public var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
+        public func string(_ key: String) -> String? { json?[key] as? String }
+    }
+
+    /// One HTTP request with curl over the socket, optionally as another uid/gid (setpriv).
+    public func request(
+        _ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
+        uid: UInt32? = nil, gid: UInt32 = 0, socket: String? = nil, extraCurl: [String] = []
+    ) throws -> Reply {
+        var arguments = ["-sS", "--max-time", "30", "--unix-socket", socket ?? self.socket, "-X", method,
+                         "-o", "-", "-w", "\n%{http_code}"] + extraCurl
+        var bodyFile: String? = nil
+        if let body {
+            let file = tmp.sub("body-\(UUID().uuidString)")
+            try body.write(toFile: file, atomically: true, encoding: .utf8)
+            chmod(file, 0o644)
+            chmod(tmp.path, 0o751)
+            bodyFile = file
+            arguments += ["--data-binary", "@" + file]
+            if let contentType { arguments += ["-H", "Content-Type: \(contentType)"] }
+        }
+        defer { if let bodyFile { try? FileManager.default.removeItem(atPath: bodyFile) } }
+        arguments.append("http://anonreg" + path)
+        let result: Binaries.Result
+        if let uid {
+            result = try Binaries.runExecutable("/usr/bin/setpriv",
+                ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "/usr/bin/curl"] + arguments)
+        } else {
+            result = try Binaries.runExecutable("/usr/bin/curl", arguments)
+        }
+        guard result.status == 0, let split = result.stdout.range(of: "\n", options: .backwards),
+              let status = Int(result.stdout[split.upperBound...]) else {
+            throw HarnessError.curlFailed(result.status, result.stderr)
+        }
+        return Reply(status: status, body: String(result.stdout[..<split.lowerBound]))
+    }
+
+    /// A valid enrolment body.
+    public static func enrolBody(form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
+                                 category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",
+                                 linkage: String? = nil) -> String {
+        var body = "{\"consent\":{\"form\":\"\(form)\",\"givenOn\":\"\(givenOn)\",\"method\":\"written\",\"scope\":\(scope)},"
+            + "\"category\":\"\(category)\",\"enrolledOn\":\"\(enrolledOn)\""
+        if let linkage { body += ",\"linkage\":\"\(linkage)\"" }
+        return body + "}"
+    }
+
+    /// `sqlite3 DB .dump` of the registry: a byte-exact picture of its content.
+    public func databaseDump() throws -> String {
+        try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", ".dump"]).stdout
+    }
+
+    public enum HarnessError: Error, CustomStringConvertible {
+        case initFailed(String)
+        case daemonExited(Int32, String)
+        case timeout(String)
+        case curlFailed(Int32, String)
+
+        public var description: String {
+            switch self {
+            case .initFailed(let e): "anonreg init failed: \(e)"
+            case .daemonExited(let s, let log): "anonregd exited with \(s):\n\(log)"
+            case .timeout(let log): "anonregd did not answer in time:\n\(log)"
+            case .curlFailed(let s, let e): "curl failed (\(s)): \(e)"
+            }
+        }
+    }
+}
+
+/// A child's log file, read on demand.
+public final class LogCollector: @unchecked Sendable {
+    private let path: String?
+
+    public init() { path = nil }
+    public init(path: String) { self.path = path }
+
+    public var text: String { path.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
+}
