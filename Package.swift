@@ -88,6 +88,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The CLI's clinic side: talks to anonregd over the socket and does the OPRF client half.
+        // It depends on nothing that holds keys or opens the database.
+        .target(
+            name: "AnonregClinic",
+            dependencies: [
+                "RegistryProtocol", "RegistryCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // A child process for the store's SIGKILL crash test (not installed).
         .executableTarget(
             name: "anonreg-store-crash-helper",
@@ -105,6 +114,7 @@ let package = Package(
             name: "anonreg",
             dependencies: [
                 "AnonregAdmin",
+                "AnonregClinic",
                 "RegistryProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -129,7 +139,18 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryCoreTests",
-            dependencies: ["RegistryCore"]
+            dependencies: ["RegistryCore", "RegistryProtocol"]
+        ),
+        .testTarget(
+            name: "RegistryConfigTests",
+            dependencies: ["RegistryConfig", "RegistryCore", "RegistryProtocol"]
+        ),
+        .testTarget(
+            name: "RegistryServerTests",
+            dependencies: [
+                "RegistryServer", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
         ),
         .testTarget(
             name: "RegistryStoreTests",

@@ -1,4 +1,5 @@
 import AnonregAdmin
+import AnonregClinic
 import ArgumentParser
 import Foundation
 import RegistryProtocol
@@ -17,7 +18,11 @@ struct AnonregCommand: ParsableCommand {
             Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
             """,
         version: AnonregVersion.software,
-        subcommands: [InitCommand.self]
+        subcommands: [
+            HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
+            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self,
+            InitCommand.self,
+        ]
     )
 
     static func main() {
@@ -25,6 +30,9 @@ struct AnonregCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
+            Foundation.exit(failure.exitCode)
+        } catch let failure as ClinicFailure {
             FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
             Foundation.exit(failure.exitCode)
         } catch {

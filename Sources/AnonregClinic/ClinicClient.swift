@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import RegistryProtocol
+
+/// Options every command that talks to the daemon takes.
+public struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: "Path of anonregd's socket (default: $ANONREG_SOCKET, then /run/anonreg/anonreg.sock).")
+    var socket: String?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    public init() {}
+
+    var socketPath: String {
+        socket ?? ProcessInfo.processInfo.environment["ANONREG_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/anonreg/anonreg.sock"
+    }
+}
+
+/// A failure with its documented exit code: 0 ok, 1 failed, 2 usage, 3 refused by policy,
+/// 4 daemon unreachable.
+public struct ClinicFailure: Error, CustomStringConvertible {
+    public var exitCode: Int32
+    public var description: String
+}
+
+/// Calls anonregd and turns its answers into values or `ClinicFailure`s.
+struct ClinicClient {
+    let options: ConnectionOptions
+
+    func call<Response: Decodable>(_ method: String, _ path: String, body: (any Encodable)? = nil, as type: Response.Type) throws -> (Response, Data) {
+        let client = UnixHTTPClient(socketPath: options.socketPath)
+        let payload = try body.map { try JSONEncoder().encode($0) }
+        let reply: UnixHTTPClient.Response
+        do { reply = try client.send(method, path, json: payload) } catch let failure as UnixHTTPClient.Failure {
+            throw ClinicFailure(exitCode: 4, description: failure.description)
+        }
+        guard (200..<300).contains(reply.status) else {
+            let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
+            let code = error?.code ?? "http_\(reply.status)"
+            let message = error?.message ?? "anonregd answered \(reply.status)"
+            let exit: Int32 = switch reply.status {
+            case 400, 413, 415: 2
+            case 403, 409, 422, 429: 3
+            default: 1
+            }
+            throw ClinicFailure(exitCode: exit, description: "\(message) [\(code), HTTP \(reply.status)]")
+        }
+        do { return (try JSONDecoder().decode(Response.self, from: reply.body), reply.body) } catch {
+            throw ClinicFailure(exitCode: 1, description: "anonregd's answer could not be read (\(error))")
+        }
+    }
+
+    /// Prints the raw JSON (with --json) or the human rendering.
+    func output(_ raw: Data, human: () -> String) {
+        if options.json {
+            print(String(decoding: raw, as: UTF8.self))
+        } else {
+            print(human())
+        }
+    }
+}
+
+/// Aligned two-column tables for humans.
+enum Table {
+    static func render(_ rows: [(String, String)]) -> String {
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+    }
+
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        func line(_ r: [String]) -> String {
+            r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n")
+    }
+
+    static func monitoring(_ m: MonitoringWire) -> [(String, String)] {
+        [("status", m.status), ("category", m.category), ("enrolled on", m.enrolledOn.description),
+         ("last check-up", m.lastCheckup?.description ?? "-"), ("next check-up due", m.nextCheckupDue?.description ?? "-"),
+         ("remission since", m.remissionSince?.description ?? "-"), ("earliest end", m.earliestEnd?.description ?? "-"),
+         ("ends at the latest", m.retentionCapOn.description), ("reason", m.reason)]
+    }
+}

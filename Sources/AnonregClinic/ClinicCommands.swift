@@ -1,0 +1,224 @@
+import ArgumentParser
+import Foundation
+import RegistryCrypto
+import RegistryProtocol
+
+/// Wire bodies the CLI sends (the daemon's request types are decode-only).
+private struct ConsentBody: Encodable { var form: String; var givenOn: String; var method: String; var scope: [String] }
+private struct EnrolBody: Encodable { var consent: ConsentBody; var category: String; var enrolledOn: String; var linkage: String? }
+private struct CodeBody: Encodable { var code: String }
+private struct CheckupBody: Encodable {
+    var on: String; var outcome: String; var substances: [String]; var treatment: [String]; var note: String
+    var correction: Bool; var relapseAction: String?
+}
+private struct ElementBody: Encodable { var blindedElement: String }
+private struct Empty: Encodable {}
+
+private func dayArgument(_ text: String, _ name: String) throws -> String {
+    guard Day(text) != nil else { throw ValidationError("\(name) must be a real date written YYYY-MM-DD") }
+    return text
+}
+
+public struct EnrolCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "enrol", abstract: "Enrol a subject with its consent; prints the case handle and the patient code (shown once).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Category from the registry's config, e.g. dependence or harmful-use.") var category: String
+    @Option(help: "Enrolment date, YYYY-MM-DD (default: today).") var enrolledOn: String?
+    @Option(help: "Id of the signed consent form.") var consentForm: String
+    @Option(help: "Date the consent was given, YYYY-MM-DD (default: the enrolment date).") var consentGiven: String?
+    @Option(help: "written or electronic-signature.") var consentMethod: String = "written"
+    @Option(help: "Comma-separated consent scope: monitoring[,statistics].") var scope: String = "monitoring,statistics"
+    @Option(help: "128 hex digits from `anonreg linkage` (optional).") var linkage: String?
+    public init() {}
+
+    public func run() throws {
+        let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on")
+        let body = EnrolBody(
+            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given"),
+                                 method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
+            category: category, enrolledOn: enrolled, linkage: linkage)
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("POST", "/v1/subjects", body: body, as: EnrolResponse.self)
+        client.output(raw) {
+            Table.render([("case", reply.case), ("patient code", reply.code)] + Table.monitoring(reply.monitoring))
+                + "\n\nGive the patient code to the patient (for example on a card). It is shown only now."
+        }
+    }
+}
+
+public struct StatusCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a case's monitoring status.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The case handle (case_…).") var caseHandle: String
+    public init() {}
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("GET", "/v1/cases/\(caseHandle)", as: CaseStatusResponse.self)
+        client.output(raw) { Table.render([("case", reply.case)] + Table.monitoring(reply.monitoring)) }
+    }
+}
+
+public struct CheckupCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "checkup", abstract: "Record a check-up for a case.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The case handle (case_…).") var caseHandle: String
+    @Option(help: "Check-up date, YYYY-MM-DD (default: today).") var on: String?
+    @Option(help: "remission, relapse, missed or other.") var outcome: String
+    @Option(name: .customLong("substance"), help: "A detected substance (repeatable).") var substances: [String] = []
+    @Option(name: .customLong("treatment"), help: "A treatment given (repeatable).") var treatments: [String] = []
+    @Option(help: "Clinician note (sealed; never logged).") var note: String = ""
+    @Flag(help: "Mark a check-up dated before the latest one as a correction.") var correction = false
+    @Option(help: "For relapses when the policy leaves it to the clinician: restart, extend or continue.") var relapseAction: String?
+    public init() {}
+
+    public func run() throws {
+        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on"), outcome: outcome, substances: substances,
+                               treatment: treatments, note: note, correction: correction, relapseAction: relapseAction)
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
+        client.output(raw) { Table.render([("recorded", "\(reply.checkup.on) \(reply.checkup.outcome.rawValue)")] + Table.monitoring(reply.monitoring)) }
+    }
+}
+
+public struct DueCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "due", abstract: "List this clinic's cases due for a check-up.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "List cases due before this date, YYYY-MM-DD (default: tomorrow).") var before: String?
+    public init() {}
+
+    public func run() throws {
+        var path = "/v1/due"
+        if let before { path += "?before=" + (try dayArgument(before, "--before")) }
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("GET", path, as: DueResponse.self)
+        client.output(raw) {
+            reply.cases.isEmpty ? "No case is due before \(reply.before)."
+                : Table.render(header: ["CASE", "DUE", "STATUS"], rows: reply.cases.map { [$0.case, $0.nextCheckupDue.description, $0.status] })
+        }
+    }
+}
+
+public struct LinkCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "link", abstract: "Link a patient to this clinic with the patient's code, so the history carries over.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The patient code.") var code: String
+    public init() {}
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("POST", "/v1/cases", body: CodeBody(code: code), as: CaseResponse.self)
+        client.output(raw) { Table.render([("case", reply.case)]) }
+    }
+}
+
+public struct WithdrawCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "withdraw", abstract: "Withdraw consent: erase the subject now, by case handle or by patient code.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(name: .customLong("case"), help: "The case handle.") var caseHandle: String?
+    @Option(help: "The patient code.") var code: String?
+    public init() {}
+
+    public func validate() throws {
+        guard (caseHandle == nil) != (code == nil) else { throw ValidationError("give exactly one of --case and --code") }
+    }
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (reply, raw): (WithdrawResponse, Data) = if let caseHandle {
+            try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
+        } else {
+            try client.call("POST", "/v1/withdraw", body: CodeBody(code: code!), as: WithdrawResponse.self)
+        }
+        client.output(raw) { "Consent withdrawn; the subject's data was \(reply.status)." }
+    }
+}
+
+public struct SelfCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "self", abstract: "Show everything the registry holds about the patient whose code is given, in plain words.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The patient code.") var code: String
+    public init() {}
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: code), as: SelfResponse.self)
+        client.output(raw) { reply.summary.joined(separator: "\n") }
+    }
+}
+
+public struct LinkageCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "linkage",
+        abstract: "Compute a linkage value for de-duplicated statistics: the identity is blinded here, so the registry never sees it.",
+        discussion: """
+            The identity (for example "name|birth date") is normalised (docs/PROTOCOL.md §Linkage): \
+            Unicode NFKC, lower case, runs of white space as one space, trimmed. It is hashed to \
+            ristretto255 and blinded on this machine; anonregd evaluates the blinded element with \
+            its OPRF key (RFC 9497), and the result is unblinded and finalised here. Pass the \
+            printed 128 hex digits as --linkage to `anonreg enrol`.
+            """)
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "The identity string to link on (read from standard input when absent).") var identity: String?
+    public init() {}
+
+    public func run() throws {
+        let raw = identity ?? readLine(strippingNewline: true) ?? ""
+        let normalised = Linkage.normalise(raw)
+        guard !normalised.isEmpty else { throw ValidationError("the identity is empty") }
+        let input = Array(normalised.utf8)
+        let request: OPRFClient.BlindedInput
+        do { request = try OPRFClient.blind(input: input) } catch {
+            throw ClinicFailure(exitCode: 2, description: "the identity cannot be blinded (\(error))")
+        }
+        let client = ClinicClient(options: connection)
+        let (reply, _) = try client.call("POST", "/v1/oprf/evaluate", body: ElementBody(blindedElement: Hex.encode(request.blindedElement)),
+                                         as: OPRFEvaluateResponse.self)
+        let output: [UInt8]
+        do {
+            output = try OPRFClient.finalize(input: input, blind: request.blind, evaluatedElement: try Hex.decode(reply.evaluationElement))
+        } catch {
+            throw ClinicFailure(exitCode: 1, description: "anonregd's evaluation is not a valid element (\(error))")
+        }
+        if connection.json {
+            print("{\"linkage\":\"\(Hex.encode(output))\"}")
+        } else {
+            print(Hex.encode(output))
+        }
+    }
+}
+
+public struct HealthCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "health", abstract: "Check that anonregd answers.")
+    @OptionGroup var connection: ConnectionOptions
+    public init() {}
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (reply, raw) = try client.call("GET", "/v1/health", as: HealthResponse.self)
+        client.output(raw) { "anonregd \(reply.version): \(reply.status)" }
+    }
+}
+
+/// The normalisation every clinic applies before computing a linkage value, so that the same
+/// person written two ways gives the same value (docs/PROTOCOL.md §Linkage).
+public enum Linkage {
+    public static func normalise(_ identity: String) -> String {
+        let nfkc = identity.precomposedStringWithCompatibilityMapping
+        let lowered = nfkc.lowercased(with: Locale(identifier: "en_US_POSIX"))
+        return lowered.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    }
+}
+
+enum ClinicDates {
+    static var today: String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return Day(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday))!.description
+    }
+}

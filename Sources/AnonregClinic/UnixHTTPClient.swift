@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A small blocking HTTP/1.1 client over a Unix socket: one request per connection, bodies by
+/// Content-Length or chunked. The clinic side of the CLI uses it so that it links no server,
+/// key or database code (docs/OPERATIONS.md §CLI).
+struct UnixHTTPClient {
+    let socketPath: String
+
+    struct Response {
+        var status: Int
+        var body: Data
+    }
+
+    enum Failure: Error, CustomStringConvertible {
+        case unreachable(String)
+        case protocolError(String)
+
+        var description: String {
+            switch self {
+            case .unreachable(let m): m
+            case .protocolError(let m): "unexpected answer from anonregd: \(m)"
+            }
+        }
+    }
+
+    func send(_ method: String, _ path: String, json: Data? = nil) throws -> Response {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure.unreachable("cannot create a socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure.unreachable("socket path too long") }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            throw Failure.unreachable("cannot connect to anonregd at \(socketPath): \(String(cString: strerror(errno))). Is it running? (set --socket or ANONREG_SOCKET)")
+        }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: anonreg\r\nConnection: close\r\nAccept: application/json\r\n"
+        if let json { head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
+        head += "\r\n"
+        try writeAll(fd, Data(head.utf8) + (json ?? Data()))
+        let raw = try readAll(fd)
+        return try parse(raw)
+    }
+
+    private func writeAll(_ fd: Int32, _ data: Data) throws {
+        try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+            var done = 0
+            while done < buffer.count {
+                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Failure.unreachable("write failed: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+        }
+    }
+
+    private func readAll(_ fd: Int32) throws -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure.unreachable("read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { return data }
+            data.append(buffer, count: n)
+            guard data.count < 64 << 20 else { throw Failure.protocolError("answer larger than 64 MiB") }
+        }
+    }
+
+    private func parse(_ raw: Data) throws -> Response {
+        guard let split = raw.range(of: Data("\r\n\r\n".utf8)) else { throw Failure.protocolError("no header end") }
+        let head = String(decoding: raw[..<split.lowerBound], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw Failure.protocolError("bad status line") }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Data(raw[split.upperBound...])
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            body = try dechunk(body)
+        } else if let length = headers["content-length"].flatMap(Int.init), body.count > length {
+            body = body.prefix(length)
+        }
+        return Response(status: status, body: body)
+    }
+
+    private func dechunk(_ data: Data) throws -> Data {
+        var out = Data()
+        var rest = data[...]
+        while true {
+            guard let lineEnd = rest.range(of: Data("\r\n".utf8)) else { throw Failure.protocolError("bad chunk") }
+            let sizeText = String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw Failure.protocolError("bad chunk size") }
+            rest = rest[lineEnd.upperBound...]
+            if size == 0 { return out }
+            guard rest.count >= size + 2 else { throw Failure.protocolError("short chunk") }
+            out.append(rest.prefix(size))
+            rest = rest.dropFirst(size + 2)
+        }
+    }
+}

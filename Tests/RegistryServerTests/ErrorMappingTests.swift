@@ -1,0 +1,80 @@
+import Foundation
+import HTTPTypes
+import Testing
+import RegistryCore
+import RegistryCrypto
+import RegistryProtocol
+@testable import RegistryServer
+
+struct ErrorMappingTests {
+    @Test func wireErrorsAre400WithTheirCode() {
+        let e = APIError.from(WireError.invalidDate("consent.givenOn"))
+        #expect(e.status == .badRequest)
+        #expect(e.code == "invalid_date")
+        #expect(e.message.contains("consent.givenOn"))
+    }
+
+    @Test func domainKindsMapToStatuses() {
+        #expect(APIError.from(DomainError(.unprocessable, "consent_required", "m")).status == .unprocessableContent)
+        #expect(APIError.from(DomainError(.notFound, "case_not_found", "m")).status == .notFound)
+        #expect(APIError.from(DomainError(.storageFull, "storage_full", "m")).status.code == 507)
+        #expect(APIError.from(DomainError(.badRequest, "invalid_linkage", "m")).status == .badRequest)
+    }
+
+    @Test func cryptoElementErrorsAreInvalidElement() {
+        #expect(APIError.from(CryptoError.identityElement) == .invalidElement)
+        #expect(APIError.from(CryptoError.invalidElement) == .invalidElement)
+        #expect(APIError.from(CryptoError.authenticationFailed) == .internalError)
+    }
+
+    @Test func unknownErrorsNeverLeakTheirText() {
+        struct Leaky: Error, CustomStringConvertible { var description: String { "7TH6-TX19-PWFG-CCSY secret" } }
+        let e = APIError.from(Leaky())
+        #expect(e == .internalError)
+        #expect(!e.message.contains("secret"))
+    }
+
+    @Test func wireErrorsDoNotEchoOddFieldNames() {
+        let e = WireError.unknownField("7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV")
+        #expect(!e.message.contains("7TH6"))
+        #expect(WireError.unknownField("birthDate").message.contains("birthDate"))
+    }
+}
+
+struct RateLimiterTests {
+    final class FakeTime: @unchecked Sendable {
+        var now: Double = 0
+    }
+
+    @Test func bucketsRefillAndArePerClinic() {
+        let time = FakeTime()
+        let limiter = RateLimiter(perMinute: 60, burst: 2, now: { time.now })
+        let a = ClinicID("a")!, b = ClinicID("b")!
+        #expect(limiter.allow(a))
+        #expect(limiter.allow(a))
+        #expect(!limiter.allow(a))
+        #expect(limiter.allow(b), "another clinic has its own bucket")
+        time.now = 1.0  // one token per second
+        #expect(limiter.allow(a))
+        #expect(!limiter.allow(a))
+        time.now = 100
+        #expect(limiter.allow(a))
+        #expect(limiter.allow(a))
+        #expect(!limiter.allow(a), "the bucket holds at most burst tokens")
+    }
+}
+
+struct AccessRuleTests {
+    @Test func rulesAdmitTheRightRoles() {
+        let clinic = Role.clinic(ClinicID("a")!), admin = Role.admin(uid: 0), stats = Role.statistician(uid: 5)
+        #expect(AccessRule.clinic.admits([clinic]))
+        #expect(!AccessRule.clinic.admits([admin, stats]))
+        #expect(AccessRule.admin.admits([admin]))
+        #expect(!AccessRule.admin.admits([clinic, stats]))
+        #expect(AccessRule.statistics.admits([stats]))
+        #expect(AccessRule.statistics.admits([admin]))
+        #expect(!AccessRule.statistics.admits([clinic]))
+        #expect(AccessRule.anyKnownPeer.admits([stats]))
+        #expect(!AccessRule.anyKnownPeer.admits([]))
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import HTTPTypes
+import Testing
+@testable import RegistryServer
+
+struct RouteTableTests {
+    @Test func routesAreUnique() {
+        #expect(Set(RouteTable.routes).count == RouteTable.routes.count)
+    }
+
+    @Test func clinicDataRoutesAreForClinicsOnly() {
+        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health" {
+            #expect(spec.access == .clinic, "\(spec.method) \(spec.path)")
+        }
+        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") || spec.path == "/metrics" {
+            #expect(spec.access == .admin, "\(spec.method) \(spec.path)")
+        }
+    }
+
+    @Test func matchingUsesTemplates() {
+        #expect(RouteTable.match(.get, "/v1/cases/case_0123")?.path == "/v1/cases/{case}")
+        #expect(RouteTable.match(.post, "/v1/cases/x/checkups")?.path == "/v1/cases/{case}/checkups")
+        #expect(RouteTable.match(.get, "/v1/cases/") == nil)
+        #expect(RouteTable.match(.delete, "/v1/health") == nil)
+        #expect(RouteTable.pathExists("/v1/health"))
+        #expect(!RouteTable.pathExists("/v2/health"))
+        #expect(RouteTable.routerPath("/v1/cases/{case}/code") == "/v1/cases/:case/code")
+    }
+
+    /// Every served route is in docs/openapi.yaml, and every documented route is served.
+    @Test func openAPIDocumentsExactlyTheServedRoutes() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        var documented = Set<String>()
+        var inPaths = false
+        var currentPath: String? = nil
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast())
+            } else if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast()
+                if ["get", "post", "put", "delete", "patch"].contains(String(method)) {
+                    documented.insert("\(method.uppercased()) \(path)")
+                }
+            }
+        }
+        let served = Set(RouteTable.routes.map { "\($0.method.rawValue) \($0.path)" })
+        #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
+        #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+    }
+
+    @Test func protocolMarkdownMentionsEveryRoute() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+        for spec in RouteTable.routes {
+            #expect(text.contains(spec.path), "docs/PROTOCOL.md does not mention \(spec.path)")
+        }
+    }
+}
