@@ -36,6 +36,12 @@ struct AnonregCommand: ParsableCommand {
             FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
             Foundation.exit(failure.exitCode)
         } catch {
+            // ArgumentParser says 64 (EX_USAGE) for usage errors; anonreg documents 2.
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
             exit(withError: error)
         }
     }
