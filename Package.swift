@@ -156,6 +156,11 @@ let package = Package(
             name: "RegistryStoreTests",
             dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport"]
         ),
+        // The monitoring domain over the real store: a simulated three-year timeline.
+        .testTarget(
+            name: "MonitoringSimulationTests",
+            dependencies: ["RegistryCore", "RegistryStore", "RegistryKeyring", "RegistryProtocol", "AnonregTestSupport"]
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["AnonregTestSupport"]

@@ -192,6 +192,24 @@ public struct LinkageCommand: ParsableCommand {
     }
 }
 
+/// Admin over the socket: run the sweeper now.
+public struct SweepCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run the sweeper now (admin): erase subjects past their retention cap, completion grace or inactivity.")
+    @OptionGroup var connection: ConnectionOptions
+    public init() {}
+
+    public func run() throws {
+        let client = ClinicClient(options: connection)
+        let (r, raw) = try client.call("POST", "/v1/admin/sweep", body: Empty(), as: SweepResponseWire.self)
+        client.output(raw) {
+            Table.render([("reviewed", "\(r.reviewed)"), ("kept", "\(r.kept)"), ("erased (completed)", "\(r.erasedCompleted)"),
+                          ("erased (retention cap)", "\(r.erasedCap)"), ("erased (inactive)", "\(r.erasedInactive)")])
+        }
+    }
+}
+
 public struct HealthCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "health", abstract: "Check that anonregd answers.")
     @OptionGroup var connection: ConnectionOptions

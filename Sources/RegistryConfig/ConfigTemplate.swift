@@ -26,7 +26,7 @@ public enum ConfigTemplate {
         }
         return """
             # anonreg.toml: configuration of anonregd. Every key is described in docs/OPERATIONS.md.
-            # Changes apply when the daemon restarts (or on SIGHUP).
+            # Changes apply when the daemon restarts.
 
             [daemon]
             # Unix socket that clinic systems and the CLI connect to.
@@ -47,7 +47,6 @@ public enum ConfigTemplate {
             statistician_uids = []
 
             # One table per clinic: connections from these uids (or primary gids) act as that clinic.
-            # `anonreg clinics add ID --uid UID` edits this part for you.
             [clinics.local]
             uids = [\(uid)]
             gids = []

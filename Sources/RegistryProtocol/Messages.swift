@@ -387,6 +387,22 @@ public struct RewrapRequest: Decodable, Sendable {
     }
 }
 
+/// What a sweep did.
+public struct SweepResponseWire: Codable, Sendable, Equatable {
+    public var reviewed: Int
+    public var kept: Int
+    public var erasedCompleted: Int
+    public var erasedCap: Int
+    public var erasedInactive: Int
+    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int) {
+        self.reviewed = reviewed
+        self.kept = kept
+        self.erasedCompleted = erasedCompleted
+        self.erasedCap = erasedCap
+        self.erasedInactive = erasedInactive
+    }
+}
+
 public struct RewrapResponse: Codable, Sendable, Equatable {
     public var rewrapped: Int
     public var remaining: Int

@@ -69,7 +69,8 @@ public enum Daemon {
         let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: WatchdogService(notifier: notifier))],
+            services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
+                       .init(service: SweeperService(app: app))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("anonregd starting", metadata: ["version": "\(AnonregVersionInfo.software)", "config": "\(configPath)"])
         var exit = Exit.ok

@@ -15,7 +15,7 @@ enum JSONBodies {
     /// Decodes a capped, JSON-typed body. Oversize → 413 before the body is read past the cap;
     /// another content type → 415; syntax errors → 400 `malformed_json`; schema errors → the
     /// `WireError`'s 400.
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int, emptyMeans: String? = nil) async throws -> T {
         if let type = request.headers[.contentType] {
             let lowered = type.lowercased()
             guard lowered == "application/json" || lowered.hasPrefix("application/json;") else { throw APIError.unsupportedMediaType }
@@ -24,10 +24,11 @@ enum JSONBodies {
             throw APIError.bodyTooLarge(limit)
         }
         var request = request
-        let buffer: ByteBuffer
+        var buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: limit) } catch {
             throw APIError.bodyTooLarge(limit)
         }
+        if buffer.readableBytes == 0, let emptyMeans { buffer = ByteBuffer(string: emptyMeans) }
         do {
             return try JSONDecoder().decode(T.self, from: buffer)
         } catch let error as WireError {

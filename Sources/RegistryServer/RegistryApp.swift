@@ -16,6 +16,7 @@ public final class RegistryApp: Sendable {
     let config: DaemonConfig
     let store: SQLiteRegistryStore
     let monitoring: MonitoringService
+    let sweeper: Sweeper
     let access: AccessControl
     let rateLimiter: RateLimiter
     let metrics: PrometheusCollectorRegistry
@@ -28,6 +29,7 @@ public final class RegistryApp: Sendable {
         self.config = config
         self.store = store
         self.monitoring = MonitoringService(storage: store, rules: config.rules, clock: clock)
+        self.sweeper = Sweeper(storage: store, rules: config.rules, clock: clock)
         self.access = AccessControl(config: config)
         self.rateLimiter = RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
         self.metrics = metrics

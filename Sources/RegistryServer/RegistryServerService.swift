@@ -47,7 +47,10 @@ public final class RegistryServerService: Service {
                 if roles.isEmpty {
                     response = JSONBodies.errorResponse(.unknownPeer)
                 } else if spec == nil {
-                    response = JSONBodies.errorResponse(RouteTable.pathExists(request.uri.path) ? .methodNotAllowed : .notFound)
+                    let allowed = RouteTable.methods(for: request.uri.path)
+                    var answer = JSONBodies.errorResponse(allowed.isEmpty ? .notFound : .methodNotAllowed)
+                    if !allowed.isEmpty { answer.headers[.allow] = allowed.joined(separator: ", ") }
+                    response = answer
                 } else {
                     let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
                     do {
@@ -70,7 +73,7 @@ public final class RegistryServerService: Service {
                 // Access log: route template (never the case handle in the path), status, peer.
                 logger.info("\(request.method) \(route) \(response.status.code)", metadata: [
                     "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
-                    "role": "\(roles.first.map { "\($0)" } ?? "unknown")",
+                    "roles": "\(roles.isEmpty ? "unknown" : roles.map(\.description).joined(separator: ", "))",
                     "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
                 ])
                 try await responseWriter.write(response: response.head, body: response.body)

@@ -33,6 +33,7 @@ public enum RouteTable {
         RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin),
         RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin),
         RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin),
+        RouteSpec(method: .post, path: "/v1/admin/sweep", access: .admin),
         RouteSpec(method: .get, path: "/metrics", access: .admin),
     ]
 
@@ -50,8 +51,11 @@ public enum RouteTable {
     }
 
     /// Whether some route has this path (with another method: 405 rather than 404).
-    public static func pathExists(_ path: String) -> Bool {
-        routes.contains { matches(template: $0.path, path) }
+    public static func pathExists(_ path: String) -> Bool { !methods(for: path).isEmpty }
+
+    /// The methods served on a path (the `Allow` header of a 405).
+    public static func methods(for path: String) -> [String] {
+        routes.filter { matches(template: $0.path, path) }.map(\.method.rawValue)
     }
 
     static func matches(template: String, _ path: String) -> Bool {

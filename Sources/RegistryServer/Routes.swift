@@ -111,9 +111,16 @@ extension RegistryApp {
                 return try JSONBodies.response(try await self.rotateKEK(), status: .created)
             },
             RouteTable.spec(.post, "/v1/admin/keys/rewrap"): { request, _ in
-                let body = try await JSONBodies.decode(RewrapRequest.self, from: request, limit: limit)
-                let progress = try await self.store.rewrapBatch(limit: body.batchSize)
+                let body = try await JSONBodies.decode(RewrapRequest.self, from: request, limit: limit, emptyMeans: "{}")
+                let progress: RewrapProgress
+                do throws(StorageError) { progress = try await self.store.rewrapBatch(limit: body.batchSize) } catch { throw DomainError.storage(error) }
                 return try JSONBodies.response(RewrapResponse(rewrapped: progress.rewrapped, remaining: progress.remaining, primary: progress.primaryVersion))
+            },
+            RouteTable.spec(.post, "/v1/admin/sweep"): { request, _ in
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                let report = try await self.sweeper.run()
+                self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
+                return try JSONBodies.response(SweepResponse(report))
             },
             RouteTable.spec(.get, "/metrics"): { _, _ in
                 var headers = HTTPFields()

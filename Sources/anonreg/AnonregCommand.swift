@@ -20,7 +20,7 @@ struct AnonregCommand: ParsableCommand {
         version: AnonregVersion.software,
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
-            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self,
+            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
             InitCommand.self,
         ]
     )

@@ -4,8 +4,9 @@ import Foundation
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
-    public init() {
-        var template = Array("/tmp/anonreg-test-XXXXXX".utf8CString)
+    /// A fresh directory under `base` (default /tmp; /dev/shm for write-heavy simulations).
+    public init(base: String = "/tmp") {
+        var template = Array("\(base)/anonreg-test-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
         path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })

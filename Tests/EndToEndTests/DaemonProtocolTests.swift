@@ -124,7 +124,8 @@ import AnonregTestSupport
             var json = r.json ?? [:]
             json["case"] = nil
             json["code"] = nil
-            return String(describing: (json as NSDictionary).description)
+            let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+            return String(decoding: data ?? Data(), as: UTF8.self)
         }
         #expect(shape(first) == shape(second))
         #expect(shape(second) == shape(fresh))

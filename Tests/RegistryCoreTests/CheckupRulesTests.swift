@@ -59,7 +59,9 @@ struct CheckupRulesTests {
     }
 
     @Test func relapseActionOnlyForRelapses() {
-        #expect(refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"relapseAction\":\"extend\"}") } == "invalid_value")
+        #expect(refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"relapseAction\":\"extend\"}") } == "invalid_relapse_action")
+        // dependence restarts on relapse: a clinician action is refused, not silently dropped.
+        #expect(refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"relapse\",\"relapseAction\":\"extend\"}") } == "invalid_relapse_action")
     }
 }
 

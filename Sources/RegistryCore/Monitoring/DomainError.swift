@@ -1,5 +1,5 @@
 /// The one error type of RegistryCore: why the domain refused a request. The server maps each
-/// `kind` to an HTTP status in one place (RegistryServer's ErrorMapping). Messages never contain
+/// `kind` to an HTTP status in one place (`APIError.from` in RegistryServer). Messages never contain
 /// a code, a linkage value, a note or key bytes.
 public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
@@ -44,7 +44,8 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .caseNotFound: .caseNotFound
         case .codeNotFound: .codeNotFound
         case .storageFull: DomainError(.storageFull, "storage_full", "the registry's disk is full; the write was not stored, reads still work")
-        case .rejected(let code, let message): DomainError(.unprocessable, code, message)
+        case .rejected(let code, let message):
+            code == "internal_error" ? DomainError(.internalError, code, message) : DomainError(.unprocessable, code, message)
         case .tampered, .keyUnavailable, .unusableDatabase, .database:
             DomainError(.internalError, "internal_error", "the registry could not complete the request")
         }

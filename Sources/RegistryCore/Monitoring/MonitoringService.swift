@@ -131,8 +131,10 @@ public struct MonitoringService: Sendable {
         let before = MonitoringState(episode: records.episode, checkups: records.checkups)
         guard request.on <= today else { throw DomainError.invalidDate("the check-up date is in the future") }
         guard request.on >= records.episode.enrolledOn else { throw DomainError.invalidDate("the check-up date is before enrolment (\(records.episode.enrolledOn))") }
-        if let last = before.lastCheckup, request.on < last, !request.correction {
-            throw DomainError.invalidDate("the check-up date is before the last check-up (\(last)); send \"correction\": true to correct history")
+        if let last = before.lastCheckup, request.on <= last, !request.correction {
+            throw DomainError.invalidDate(request.on == last
+                ? "a check-up on \(last) is already recorded; send \"correction\": true to correct it"
+                : "the check-up date is before the last check-up (\(last)); send \"correction\": true to correct history")
         }
         if before.isCompleted && !request.correction {
             throw DomainError(.unprocessable, "monitoring_completed", "monitoring of this case is completed; only corrections are accepted")
@@ -144,12 +146,16 @@ public struct MonitoringService: Sendable {
                               "this category leaves relapse handling to the clinician: send relapseAction restart, extend or continue")
         }
         if request.relapseAction != nil, request.outcome != .relapse {
-            throw DomainError(.unprocessable, "invalid_value", "relapseAction is only for relapse outcomes")
+            throw DomainError(.unprocessable, "invalid_relapse_action", "relapseAction is only for relapse outcomes")
+        }
+        if request.relapseAction != nil, policy.relapse != .clinician {
+            throw DomainError(.unprocessable, "invalid_relapse_action",
+                              "this category's relapse rule is \(policy.relapse.rawValue); relapseAction is only for categories whose rule is clinician")
         }
         let checkup = CheckupRecord(
             on: request.on, outcome: request.outcome, substances: request.substances, treatment: request.treatment,
             note: request.note, correction: request.correction,
-            relapseAction: policy.relapse == .clinician ? request.relapseAction : nil,
+            relapseAction: request.relapseAction,
             clinic: clinic.rawValue, recordedOn: today, policy: policy)
         let after = MonitoringState(episode: records.episode, checkups: records.checkups + [checkup])
         var counters: [CounterIncrement] = []

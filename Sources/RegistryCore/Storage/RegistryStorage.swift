@@ -52,6 +52,17 @@ public protocol RegistryStorage: Sendable {
     /// How many subjects' DEKs each KEK version wraps.
     func kekUsage() async throws(StorageError) -> [Int: Int]
 
+    /// Subjects whose review date (`SubjectColumns.reviewOn`) is on or before `day`, oldest
+    /// first, at most `limit`: the sweeper's work list. References are opaque and internal.
+    func subjectsToReview(onOrBefore day: Day, limit: Int) async throws(StorageError) -> [SubjectReference]
+
+    /// Opens the subject and applies what `decide` returns: keep (new clear columns), or erase
+    /// (crypto-shredding, with counters), atomically. A subject already gone is `.gone`.
+    func sweep(
+        _ subject: SubjectReference,
+        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
+    ) async throws(StorageError) -> SweepResult
+
     /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
     /// one transaction, and a DEK is readable under its recorded version at every moment.
     func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress
@@ -109,4 +120,21 @@ public struct RewrapProgress: Sendable, Equatable {
         self.remaining = remaining
         self.primaryVersion = primaryVersion
     }
+}
+
+/// An opaque reference to a subject for the sweeper; never leaves the daemon.
+public struct SubjectReference: Hashable, Sendable {
+    public let rawValue: Int64
+    public init(rawValue: Int64) { self.rawValue = rawValue }
+}
+
+public enum SweepDecision: Sendable, Equatable {
+    case keep(SubjectColumns)
+    case erase(counters: [CounterIncrement])
+}
+
+public enum SweepResult: Sendable, Equatable {
+    case kept
+    case erased
+    case gone
 }

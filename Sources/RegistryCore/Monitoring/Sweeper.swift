@@ -1,0 +1,113 @@
+import RegistryProtocol
+
+/// Automatic forgetting (invariant 4). For every subject whose review date has come it:
+/// - erases it once monitoring completed and the grace period passed (`erased-completed`);
+/// - erases it at the retention cap, whatever else (`erased-cap`);
+/// - erases it after `inactiveDays` without a check-up (`erased-inactive`);
+/// - otherwise records its new status and review date (closing an episode whose remission
+///   requirement the records now meet, for example after a correction).
+/// Counters are kept only for subjects whose consent includes statistics. Running it twice on
+/// the same day changes nothing the second time; each subject is its own transaction, so it is
+/// safe while the daemon serves.
+public struct Sweeper: Sendable {
+    public let storage: any RegistryStorage
+    public let rules: MonitoringRules
+    public let clock: any DayClock
+
+    public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock) {
+        self.storage = storage
+        self.rules = rules
+        self.clock = clock
+    }
+
+    public struct Report: Sendable, Equatable, Codable {
+        public var reviewed = 0
+        public var kept = 0
+        public var erasedCompleted = 0
+        public var erasedCap = 0
+        public var erasedInactive = 0
+        public var erased: Int { erasedCompleted + erasedCap + erasedInactive }
+        public init() {}
+    }
+
+    /// Reviews every subject due for review today.
+    public func run(batch: Int = 500) async throws(DomainError) -> Report {
+        let today = clock.today
+        var report = Report()
+        var seen = Set<SubjectReference>()
+        while true {
+            let due: [SubjectReference]
+            do { due = try await storage.subjectsToReview(onOrBefore: today, limit: batch) } catch { throw .storage(error) }
+            // Subjects kept with a review date still due (cannot happen with consistent rules)
+            // must not loop forever.
+            let fresh = due.filter { !seen.contains($0) }
+            if fresh.isEmpty { return report }
+            for subject in fresh {
+                seen.insert(subject)
+                report.reviewed += 1
+                let rules = self.rules
+                let outcome = Outcome()
+                let result: SweepResult
+                do {
+                    result = try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
+                        do {
+                            let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
+                            outcome.cause = cause
+                            return decision
+                        } catch let error as DomainError {
+                            throw error.asStorageRejection
+                        } catch {
+                            throw .rejected(code: "internal_error", message: "a subject could not be reviewed")
+                        }
+                    }
+                } catch { throw .storage(error) }
+                switch (result, outcome.cause) {
+                case (.erased, .completed?): report.erasedCompleted += 1
+                case (.erased, .cap?): report.erasedCap += 1
+                case (.erased, .inactive?): report.erasedInactive += 1
+                case (.kept, _): report.kept += 1
+                default: break
+                }
+            }
+        }
+    }
+
+    /// The decision for one subject on `today` (pure).
+    static func decide(view: SubjectView, today: Day, rules: MonitoringRules) throws -> (SweepDecision, ErasureCause?) {
+        let records = try SubjectRecords(view)
+        let state = MonitoringState(episode: records.episode, checkups: records.checkups)
+        let cause: ErasureCause?
+        if today >= state.capOn {
+            cause = .cap
+        } else if let completed = state.completedOn, today >= completed.adding(days: rules.retention.completedGraceDays) {
+            cause = .completed
+        } else if !state.isCompleted, today >= (state.lastCheckup ?? state.enrolledOn).adding(days: rules.retention.inactiveDays) {
+            cause = .inactive
+        } else {
+            cause = nil
+        }
+        guard let cause else { return (.keep(state.columns(retention: rules.retention)), nil) }
+        var counters: [CounterIncrement] = []
+        if records.consent.allowsStatistics {
+            let metric = switch cause {
+            case .cap: "erased-cap"
+            case .completed: "erased-completed"
+            case .inactive: "erased-inactive"
+            case .withdrawn: "withdrawn"
+            }
+            counters.append(CounterIncrement(CounterKey(month: today.month, category: records.episode.category,
+                                                        clinic: ClinicID(records.episode.clinic) ?? ClinicID("unknown")!, metric: metric)))
+        }
+        return (.erase(counters: counters), cause)
+    }
+}
+
+/// Carries the erasure cause out of the storage closure.
+final class Outcome: @unchecked Sendable {
+    private let lock = NSLockShim()
+    private var stored: ErasureCause?
+    var cause: ErasureCause? {
+        get { lock.locked { stored } }
+        set { lock.locked { stored = newValue } }
+    }
+}
