@@ -70,7 +70,7 @@ public enum Daemon {
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
-                       .init(service: SweeperService(app: app))],
+                       .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("anonregd starting", metadata: ["version": "\(AnonregVersionInfo.software)", "config": "\(configPath)"])
         var exit = Exit.ok

@@ -13,26 +13,57 @@ import Synchronization
 public final class RegistryApp: Sendable {
     public static let maxBodyBytes = 64 * 1024
 
-    let config: DaemonConfig
     let store: SQLiteRegistryStore
-    let monitoring: MonitoringService
-    let sweeper: Sweeper
-    let access: AccessControl
-    let rateLimiter: RateLimiter
+    let clock: any DayClock
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
     let peers = PeerCredentialsTable()
     /// Serialises key lifecycle changes made through admin routes.
     let keyChanges = Mutex<Void>(())
+    /// What the configuration decides; replaced as a whole on SIGHUP.
+    private let settings: Mutex<Settings>
+
+    /// Everything derived from one version of anonreg.toml.
+    struct Settings: Sendable {
+        let config: DaemonConfig
+        let monitoring: MonitoringService
+        let sweeper: Sweeper
+        let access: AccessControl
+        let rateLimiter: RateLimiter
+    }
 
     public init(config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger) {
-        self.config = config
         self.store = store
-        self.monitoring = MonitoringService(storage: store, rules: config.rules, clock: clock)
-        self.sweeper = Sweeper(storage: store, rules: config.rules, clock: clock)
-        self.access = AccessControl(config: config)
-        self.rateLimiter = RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
+        self.clock = clock
         self.metrics = metrics
         self.logger = logger
+        self.settings = Mutex(Self.settings(config, store: store, clock: clock))
+    }
+
+    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock) -> Settings {
+        Settings(config: config, monitoring: MonitoringService(storage: store, rules: config.rules, clock: clock),
+                 sweeper: Sweeper(storage: store, rules: config.rules, clock: clock), access: AccessControl(config: config),
+                 rateLimiter: RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst))
+    }
+
+    var current: Settings { settings.withLock { $0 } }
+    var config: DaemonConfig { current.config }
+    var monitoring: MonitoringService { current.monitoring }
+    var sweeper: Sweeper { current.sweeper }
+    var access: AccessControl { current.access }
+    var rateLimiter: RateLimiter { current.rateLimiter }
+
+    /// Applies a reloaded configuration: clinics, admins, statisticians, rate limits, categories,
+    /// vocabularies and retention. Socket, state, keys and database paths need a restart.
+    public func reload(_ config: DaemonConfig) {
+        let old = current.config
+        for (name, changed) in [("daemon.socket", old.socketPath != config.socketPath),
+                                ("daemon.socket_mode", old.socketMode != config.socketMode),
+                                ("daemon.keys_dir", old.keysDirectory != config.keysDirectory),
+                                ("daemon.database", old.databasePath != config.databasePath)] where changed {
+            logger.warning("\(name) changed; it takes effect at the next restart")
+        }
+        settings.withLock { $0 = Self.settings(config, store: store, clock: clock) }
+        logger.notice("configuration reloaded", metadata: ["clinics": "\(config.clinics.count)"])
     }
 }

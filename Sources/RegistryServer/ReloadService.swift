@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Logging
+import RegistryConfig
+import ServiceLifecycle
+
+/// SIGHUP re-reads anonreg.toml. A configuration that does not validate is reported and the
+/// running one is kept.
+public struct ReloadService: Service {
+    let app: RegistryApp
+    let configPath: String
+
+    public init(app: RegistryApp, configPath: String) {
+        self.app = app
+        self.configPath = configPath
+    }
+
+    public func run() async throws {
+        signal(SIGHUP, SIG_IGN)
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+        defer { source.cancel() }
+        await withGracefulShutdownHandler {
+            for await _ in stream {
+                do {
+                    app.reload(try DaemonConfig.load(path: configPath))
+                } catch {
+                    app.logger.error("configuration not reloaded, the running one stays: \(error)")
+                }
+            }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+import AnonregTestSupport
+
+/// `anonreg clinics` edits anonreg.toml keeping its comments; SIGHUP applies it.
+@Suite(.serialized) struct ClinicsCommandTests {
+    @Test func addListRemoveWithReload() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let before = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        let comments = before.split(separator: "\n").filter { $0.hasPrefix("#") }
+        #expect(try d.request("GET", "/v1/health", uid: 65534, gid: 0).status == 403)
+
+        let added = try Binaries.run("anonreg", ["clinics", "add", "north", "--uid", "65534", "--config", d.configPath])
+        #expect(added.status == 0, "\(added.stderr)")
+        let after = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        #expect(after.split(separator: "\n").filter { $0.hasPrefix("#") } == comments, "every comment is kept")
+        #expect(after.contains("[clinics.north]\nuids = [65534]\ngids = []"))
+        #expect(d.tmp.mode(of: d.configPath) == 0o640)
+
+        let list = try Binaries.run("anonreg", ["clinics", "list", "--config", d.configPath])
+        #expect(list.stdout == "CLINIC  UIDS   GIDS\nlocal   0\nnorth   65534\n")
+        let duplicate = try Binaries.run("anonreg", ["clinics", "add", "north", "--uid", "4", "--config", d.configPath])
+        #expect(duplicate.status == 3)
+        let sameUID = try Binaries.run("anonreg", ["clinics", "add", "south", "--uid", "65534", "--config", d.configPath])
+        #expect(sameUID.status == 3)
+        #expect(sameUID.stderr.contains("both clinics"))
+
+        // SIGHUP applies it without a restart.
+        kill(try #require(d.pid), SIGHUP)
+        var enrol: DaemonHarness.Reply? = nil
+        for _ in 0..<100 {
+            enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(), uid: 65534, gid: 0)
+            if enrol?.status == 201 { break }
+            usleep(50_000)
+        }
+        #expect(enrol?.status == 201)
+        let code = try #require(enrol?.string("code"))
+
+        let removed = try Binaries.run("anonreg", ["clinics", "remove", "north", "--config", d.configPath])
+        #expect(removed.status == 0)
+        #expect(try String(contentsOfFile: d.configPath, encoding: .utf8) == before, "remove undoes add exactly")
+        kill(try #require(d.pid), SIGHUP)
+        var refused = 0
+        for _ in 0..<100 {
+            refused = try d.request("GET", "/v1/health", uid: 65534, gid: 0).status
+            if refused == 403 { break }
+            usleep(50_000)
+        }
+        #expect(refused == 403)
+        // The removed clinic's subject is still reachable by its code.
+        #expect(try d.request("POST", "/v1/cases", body: "{\"code\":\"\(code)\"}").status == 201)
+    }
+
+    @Test func aBrokenEditIsNeverWritten() throws {
+        let d = try DaemonHarness()
+        let before = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        let bad = try Binaries.run("anonreg", ["clinics", "add", "Bad Name", "--uid", "7", "--config", d.configPath])
+        #expect(bad.status == 2)
+        let none = try Binaries.run("anonreg", ["clinics", "add", "x", "--config", d.configPath])
+        #expect(none.status == 2)
+        let missing = try Binaries.run("anonreg", ["clinics", "remove", "nobody", "--config", d.configPath])
+        #expect(missing.status == 3)
+        #expect(try String(contentsOfFile: d.configPath, encoding: .utf8) == before)
+    }
+}
