@@ -3,7 +3,21 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean
+.PHONY: setup build test run clean release man install uninstall
+
+# Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+UNITDIR := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+TMPFILESDIR := $(PREFIX)/lib/tmpfiles.d
+DOCDIR := $(PREFIX)/share/doc/anonreg
+MANDIR := $(PREFIX)/share/man
+SYSCONFDIR := /etc/anonreg
+# The binaries to install: a release build unless BINARIES names another build directory.
+BINARIES ?= $(CURDIR)/.build/release
+MANPAGES := $(CURDIR)/.build/man
 
 setup:
 	@./scripts/setup.sh
@@ -11,10 +25,12 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite.
+## Install what is missing, build, and run every test suite (Swift suites, then the systemd
+## integration tests, which need root).
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 
 ## Install what is missing, build, and start the daemon on ./state.
 run: build
@@ -22,3 +38,47 @@ run: build
 
 clean:
 	rm -rf .build
+
+release: setup
+	$(SWIFT) build -c release
+
+## Man pages from the commands' own help (swift-argument-parser's generate-manual).
+man: setup
+	mkdir -p $(MANPAGES)
+	$(SWIFT) package --allow-writing-to-directory $(MANPAGES) generate-manual --output-directory $(MANPAGES)
+	sed 's/^\.TH ANONREGD 1/.TH ANONREGD 8/' $(MANPAGES)/anonregd.1 > $(MANPAGES)/anonregd.8
+
+## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
+## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.
+install: man
+	@if [ "$(BINARIES)" = "$(CURDIR)/.build/release" ]; then $(MAKE) --no-print-directory release; fi
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UNITDIR)/anonregd.service.d \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(BINARIES)/anonregd $(BINARIES)/anonreg $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.service > $(DESTDIR)$(UNITDIR)/anonregd.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.socket > $(DESTDIR)$(UNITDIR)/anonregd.socket
+	chmod 0644 $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
+	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
+	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
+	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
+	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
+	install -m 0644 $(MANPAGES)/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg.1
+	install -m 0644 $(MANPAGES)/anonregd.8 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/anonreg.toml ]; then \
+		$(BINARIES)/anonreg config-template > $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && echo "wrote $(DESTDIR)$(SYSCONFDIR)/anonreg.toml"; \
+	else echo "kept $(DESTDIR)$(SYSCONFDIR)/anonreg.toml"; fi
+
+## Remove what install put there. The configuration, the state (database, keys) and the users
+## stay: removing a registry is an explicit decision (docs/OPERATIONS.md).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/anonregd $(DESTDIR)$(BINDIR)/anonreg
+	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
+	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service.d/credentials.conf.example
+	-rmdir $(DESTDIR)$(UNITDIR)/anonregd.service.d 2>/dev/null
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
+	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/anonreg.toml and the state directory"

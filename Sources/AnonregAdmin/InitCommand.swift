@@ -29,6 +29,9 @@ public struct InitCommand: ParsableCommand {
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
     var oprfKeyInfo: String?
 
+    @Flag(name: .long, help: "Create only the keyring and the database (for a packaged install whose configuration is /etc/anonreg/anonreg.toml).")
+    var keysOnly = false
+
     public init() {}
 
     public func validate() throws {
@@ -42,13 +45,16 @@ public struct InitCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
         let configPath = dir + "/anonreg.toml"
         let database = dir + "/registry.sqlite"
-        for existing in [configPath, database, dir + "/keys"] where FileManager.default.fileExists(atPath: existing) {
+        // An empty keys directory (made by systemd-tmpfiles) is fine; a keyring or database is not.
+        for existing in [configPath, database, dir + "/keys/keyring.json"] where FileManager.default.fileExists(atPath: existing) {
+            if existing == configPath && keysOnly { continue }
             throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
         }
-        if mkdir(dir, 0o750) != 0 && errno != EEXIST {
+        if mkdir(dir, 0o750) == 0 {
+            chmod(dir, 0o750)
+        } else if errno != EEXIST {
             throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
         }
-        chmod(dir, 0o750)
 
         var options = KeyringCreateOptions()
         if let hex = oprfSeedHex {
@@ -70,6 +76,10 @@ public struct InitCommand: ParsableCommand {
         } catch {
             throw CLIFailure.failed("database: \(error)")
         }
+        if keysOnly {
+            print("Created the keyring (\(dir)/keys) and the database (\(database)).")
+            return
+        }
         let text = ConfigTemplate.render(stateDirectory: dir, uid: geteuid())
         guard FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o640]) else {
             throw CLIFailure.failed("cannot write \(configPath)")
@@ -82,6 +92,19 @@ public struct InitCommand: ParsableCommand {
             Start the daemon with:
               anonregd --config \(configPath)
             """)
+    }
+}
+
+/// `anonreg config-template`: prints a commented anonreg.toml (used by `make install`).
+public struct ConfigTemplateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "config-template", abstract: "Print a commented anonreg.toml for a system install.")
+    @Option(help: "The state directory.") var stateDir = "/var/lib/anonreg"
+    @Option(help: "The socket path.") var socket = "/run/anonreg/anonreg.sock"
+    @Option(name: .customLong("admin-uid"), help: "An admin uid (repeatable).") var adminUIDs: [UInt32] = [0]
+    public init() {}
+    public func run() {
+        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil), terminator: "")
     }
 }
 

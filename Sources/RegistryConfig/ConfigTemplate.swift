@@ -2,7 +2,26 @@ import RegistryCore
 
 /// The commented `anonreg.toml` that `anonreg init` writes.
 public enum ConfigTemplate {
+    /// The template for a state directory made by `anonreg init`: the socket inside it, and the
+    /// calling uid as admin and as clinic `local`.
     public static func render(stateDirectory: String, uid: UInt32) -> String {
+        render(stateDirectory: stateDirectory, socketPath: stateDirectory + "/anonreg.sock", adminUIDs: [uid], localClinicUID: uid)
+    }
+
+    /// The general template; `make install` writes the system one (socket in /run/anonreg, admin
+    /// root, no clinic yet).
+    public static func render(stateDirectory: String, socketPath: String, adminUIDs: [UInt32], localClinicUID: UInt32?) -> String {
+        let clinics = localClinicUID.map { uid in
+            """
+            [clinics.local]
+            uids = [\(uid)]
+            gids = []
+            """
+        } ?? """
+            # [clinics.north]
+            # uids = [1201]
+            # gids = []
+            """
         func list(_ values: [String]) -> String { "[" + values.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         func category(_ name: String, _ p: Policy, _ note: String) -> String {
             """
@@ -30,7 +49,7 @@ public enum ConfigTemplate {
 
             [daemon]
             # Unix socket that clinic systems and the CLI connect to.
-            socket = "\(stateDirectory)/anonreg.sock"
+            socket = "\(socketPath)"
             # Mode of the socket file: owner and group may connect, others may not.
             socket_mode = "0660"
             # State directory: holds the database (registry.sqlite).
@@ -42,14 +61,13 @@ public enum ConfigTemplate {
 
             [access]
             # Peers with these uids are registry admins (keys, sweeps, audit, statistics, metrics).
-            admin_uids = [\(uid)]
+            admin_uids = [\(adminUIDs.map(String.init).joined(separator: ", "))]
             # Peers with these uids may read aggregate statistics and nothing else.
             statistician_uids = []
 
             # One table per clinic: connections from these uids (or primary gids) act as that clinic.
-            [clinics.local]
-            uids = [\(uid)]
-            gids = []
+            # `anonreg clinics add ID --uid UID` adds one; reload the daemon to apply.
+            \(clinics)
 
             [rate_limits]
             # OPRF evaluations per clinic: a token bucket refilled at this many per minute ...
