@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "AnonregAdmin",
             dependencies: [
-                "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryStore",
+                "AnonregClinic", "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,14 +5,14 @@ import RegistryProtocol
 /// Options every command that talks to the daemon takes.
 public struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Path of anonregd's socket (default: $ANONREG_SOCKET, then /run/anonreg/anonreg.sock).")
-    var socket: String?
+    public var socket: String?
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
-    var json = false
+    public var json = false
 
     public init() {}
 
-    var socketPath: String {
+    public var socketPath: String {
         socket ?? ProcessInfo.processInfo.environment["ANONREG_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/anonreg/anonreg.sock"
     }
 }
@@ -22,13 +22,20 @@ public struct ConnectionOptions: ParsableArguments {
 public struct ClinicFailure: Error, CustomStringConvertible {
     public var exitCode: Int32
     public var description: String
+
+    public init(exitCode: Int32, description: String) {
+        self.exitCode = exitCode
+        self.description = description
+    }
 }
 
 /// Calls anonregd and turns its answers into values or `ClinicFailure`s.
-struct ClinicClient {
+public struct ClinicClient {
     let options: ConnectionOptions
 
-    func call<Response: Decodable>(_ method: String, _ path: String, body: (any Encodable)? = nil, as type: Response.Type) throws -> (Response, Data) {
+    public init(options: ConnectionOptions) { self.options = options }
+
+    public func call<Response: Decodable>(_ method: String, _ path: String, body: (any Encodable)? = nil, as type: Response.Type) throws -> (Response, Data) {
         let client = UnixHTTPClient(socketPath: options.socketPath)
         let payload = try body.map { try JSONEncoder().encode($0) }
         let reply: UnixHTTPClient.Response
@@ -51,8 +58,22 @@ struct ClinicClient {
         }
     }
 
+    /// A GET whose answer is not JSON (JSON lines, metrics): the raw body.
+    public func raw(_ path: String) throws -> Data {
+        let reply: UnixHTTPClient.Response
+        do { reply = try UnixHTTPClient(socketPath: options.socketPath).send("GET", path) } catch let failure as UnixHTTPClient.Failure {
+            throw ClinicFailure(exitCode: 4, description: failure.description)
+        }
+        guard (200..<300).contains(reply.status) else {
+            let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
+            throw ClinicFailure(exitCode: reply.status == 403 ? 3 : 1,
+                                description: "\(error?.message ?? "anonregd answered \(reply.status)") [\(error?.code ?? "http_\(reply.status)"), HTTP \(reply.status)]")
+        }
+        return reply.body
+    }
+
     /// Prints the raw JSON (with --json) or the human rendering.
-    func output(_ raw: Data, human: () -> String) {
+    public func output(_ raw: Data, human: () -> String) {
         if options.json {
             print(String(decoding: raw, as: UTF8.self))
         } else {

@@ -75,6 +75,14 @@ public enum ConfigTemplate {
             # ... holding at most this many at once.
             oprf_burst = 60
 
+            [audit]
+            # A signed checkpoint of the audit log every this many entries ...
+            checkpoint_every = 1000
+            # ... and at least every this many minutes, and on shutdown.
+            checkpoint_minutes = 10
+            # Days to keep audit entries (pruned down to a signed checkpoint); 0 keeps them all.
+            retention_days = 0
+
             [retention]
             # Days a subject whose monitoring completed is kept before it is erased.
             completed_grace_days = 30

@@ -30,6 +30,17 @@ public struct DaemonConfig: Sendable, Equatable {
     public var clinics: [Clinic]
     public var rateLimits: RateLimits
     public var rules: MonitoringRules
+    public var audit: Audit
+
+    /// `[audit]`: checkpoint cadence and retention of the audit log.
+    public struct Audit: Sendable, Equatable {
+        /// A signed checkpoint every this many entries ...
+        public var checkpointEvery: Int
+        /// ... and at least every this many minutes (and on shutdown).
+        public var checkpointMinutes: Int
+        /// Entries older than this many days are pruned down to a signed checkpoint; 0 keeps all.
+        public var retentionDays: Int
+    }
 
     /// Reads and validates a configuration file. Every problem is reported with the file name.
     public static func load(path: String) throws(ConfigError) -> DaemonConfig {
@@ -122,6 +133,11 @@ struct ConfigFile: Decodable {
         var cap_days: Int
         var overdue_after_days: Int?
     }
+    struct AuditFile: Decodable {
+        var checkpoint_every: Int?
+        var checkpoint_minutes: Int?
+        var retention_days: Int?
+    }
     struct Vocabulary: Decodable {
         var substances: [String]
         var treatments: [String]
@@ -134,6 +150,7 @@ struct ConfigFile: Decodable {
     var retention: RetentionFile?
     var categories: [String: Category]
     var vocabulary: Vocabulary?
+    var audit: AuditFile?
 
     func validated(path: String) throws(ConfigError) -> DaemonConfig {
         func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
@@ -203,12 +220,20 @@ struct ConfigFile: Decodable {
         for term in substances + treatments where ClinicID(term) == nil {
             throw bad("vocabulary term \"\(term)\" must be 1-64 of a-z 0-9 - _")
         }
+        let audit = DaemonConfig.Audit(checkpointEvery: self.audit?.checkpoint_every ?? 1000,
+                                       checkpointMinutes: self.audit?.checkpoint_minutes ?? 10,
+                                       retentionDays: self.audit?.retention_days ?? 0)
+        guard (1...1_000_000).contains(audit.checkpointEvery), (1...1440).contains(audit.checkpointMinutes),
+              (0...36500).contains(audit.retentionDays) else {
+            throw bad("audit.checkpoint_every must be 1 to 1000000, checkpoint_minutes 1 to 1440, retention_days 0 to 36500")
+        }
         return DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
             statisticianUIDs: try ids(access?.statistician_uids, "access.statistician_uids"),
             clinics: clinicList, rateLimits: limits,
-            rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention))
+            rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
+            audit: audit)
     }
 }

@@ -13,6 +13,10 @@ public enum Label {
     public static let linkageHash = "anonreg/v1/linkage-hash"
     /// Keyed-hash personalisation of key check values in keyring.json (docs/CRYPTO.md §Keyring).
     public static let keyCheck = "anonreg/v1/key-check"
+    /// Prefix of every canonical audit entry in the hash chain (docs/CRYPTO.md §Audit).
+    public static let auditEntry = "anonreg/v1/audit-entry"
+    /// Prefix of every signed audit checkpoint (docs/CRYPTO.md §Audit).
+    public static let auditCheckpoint = "anonreg/v1/audit-checkpoint"
     /// Keyed-hash personalisation of case-handle lookups (docs/CRYPTO.md §Pseudonyms).
     public static let caseHandle = "anonreg/v1/case-handle"
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).

@@ -57,6 +57,11 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
 
     public var primaryVersion: Int? { keks.first { $0.status == .primary }?.version }
 
+    /// Reads and validates `keyring.json` alone (no key file): enough to verify audit signatures.
+    public static func read(directory: String) throws(KeyringError) -> KeyringManifest {
+        try Keyring.readManifest(path: directory + "/" + KeyFileName.manifest)
+    }
+
     /// Structural rules every manifest must satisfy; a violation is reported, never repaired.
     func validate(path: String) throws(KeyringError) {
         func bad(_ reason: String) -> KeyringError { .malformedManifest(path: path, reason: reason) }

@@ -28,6 +28,11 @@ public enum AccessRule: String, Sendable, CaseIterable {
     /// Admins and statisticians: aggregate statistics, never rows about people.
     case statistics = "admin or statistician"
 
+    /// The role a route acts as (for the audit log's actor): the first role the rule admits.
+    func actingRole(_ roles: [Role]) -> Role? {
+        roles.first { admits([$0]) }
+    }
+
     func admits(_ roles: [Role]) -> Bool {
         switch self {
         case .anyKnownPeer: !roles.isEmpty
@@ -54,5 +59,16 @@ struct AccessControl: Sendable {
         if config.adminUIDs.contains(peer.uid) { roles.append(.admin(uid: peer.uid)) }
         if config.statisticianUIDs.contains(peer.uid) { roles.append(.statistician(uid: peer.uid)) }
         return roles
+    }
+}
+
+extension RegistryApp {
+    /// How a role appears as the audit log's actor (never a pid: pids are only for logs).
+    static func actorName(_ role: Role) -> String {
+        switch role {
+        case .clinic(let id): "clinic \(id)"
+        case .admin(let uid): "admin uid \(uid)"
+        case .statistician(let uid): "statistician uid \(uid)"
+        }
     }
 }

@@ -8,6 +8,7 @@ import Metrics
 import NIOCore
 import NIOExtras
 import NIOPosix
+import RegistryCore
 import ServiceLifecycle
 
 /// The HTTP/1.1 server on the Unix socket: Hummingbird's HTTP1 channel and router on a NIO
@@ -41,7 +42,7 @@ public final class RegistryServerService: Service {
                 let started = ContinuousClock.now
                 let peer = app.peers.credentials(of: channel)
                 let roles = peer.map { app.access.roles(of: $0) } ?? []
-                let response: Response
+                var response: Response
                 var route = "unmatched"
                 let spec = RouteTable.match(request.method, request.uri.path)
                 if roles.isEmpty {
@@ -53,18 +54,39 @@ public final class RegistryServerService: Service {
                     response = answer
                 } else {
                     let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
+                    let recorder = AuditRecorder()
+                    var outcome = "ok"
                     do {
-                        response = try await responder.respond(to: request, context: context)
+                        response = try await AuditRecorder.$current.withValue(recorder) {
+                            try await responder.respond(to: request, context: context)
+                        }
                     } catch let error as HTTPError where error.status == .notFound {
                         response = JSONBodies.errorResponse(.notFound)
+                        outcome = "not_found"
                     } catch let error as HTTPError where error.status == .methodNotAllowed {
                         response = JSONBodies.errorResponse(.methodNotAllowed)
+                        outcome = "method_not_allowed"
                     } catch {
                         let mapped = APIError.from(error)
                         if mapped.status == .internalServerError {
                             logger.error("request failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
                         }
                         response = JSONBodies.errorResponse(mapped)
+                        outcome = mapped.code
+                    }
+                    // Every request that reads or changes registry data is audited before it
+                    // is answered; if the entry cannot be written, the answer is an error.
+                    if let spec, let action = spec.action {
+                        let role = spec.access.actingRole(roles) ?? roles.first
+                        let event = AuditEvent(actor: role.map(RegistryApp.actorName) ?? "unknown peer",
+                                               action: action, result: outcome, subjectReference: recorder.subjectReference)
+                        do { try await app.store.appendAudit(event) } catch {
+                            logger.error("audit entry not written: \(error)")
+                            response = JSONBodies.errorResponse((error as? StorageError) == .storageFull
+                                ? APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
+                                           "the audit log could not be written; the request's effect, if any, stands but is unacknowledged")
+                                : APIError(.internalServerError, "audit_failed", "the audit log could not be written"))
+                        }
                     }
                     route = spec?.path ?? "unmatched"
                 }

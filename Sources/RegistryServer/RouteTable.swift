@@ -7,6 +7,8 @@ public struct RouteSpec: Sendable, Hashable {
     public var method: HTTPRequest.Method
     public var path: String
     public var access: AccessRule
+    /// The audit log's name for what the route does; nil for routes that touch no registry data.
+    public var action: String?
 
     public static func == (a: RouteSpec, b: RouteSpec) -> Bool { a.method == b.method && a.path == b.path }
     public func hash(into hasher: inout Hasher) {
@@ -17,24 +19,26 @@ public struct RouteSpec: Sendable, Hashable {
 
 public enum RouteTable {
     public static let routes: [RouteSpec] = [
-        RouteSpec(method: .get, path: "/v1/health", access: .anyKnownPeer),
-        RouteSpec(method: .post, path: "/v1/oprf/evaluate", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/subjects", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/cases", access: .clinic),
-        RouteSpec(method: .get, path: "/v1/cases/{case}", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/cases/{case}/checkups", access: .clinic),
-        RouteSpec(method: .get, path: "/v1/cases/{case}/checkups", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/cases/{case}/code", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/cases/{case}/withdraw", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/withdraw", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/self", access: .clinic),
-        RouteSpec(method: .get, path: "/v1/due", access: .clinic),
-        RouteSpec(method: .post, path: "/v1/episodes/anonymous", access: .clinic),
-        RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin),
-        RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin),
-        RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin),
-        RouteSpec(method: .post, path: "/v1/admin/sweep", access: .admin),
-        RouteSpec(method: .get, path: "/metrics", access: .admin),
+        RouteSpec(method: .get, path: "/v1/health", access: .anyKnownPeer, action: nil),
+        RouteSpec(method: .post, path: "/v1/oprf/evaluate", access: .clinic, action: "oprf-evaluate"),
+        RouteSpec(method: .post, path: "/v1/subjects", access: .clinic, action: "enrol"),
+        RouteSpec(method: .post, path: "/v1/cases", access: .clinic, action: "link"),
+        RouteSpec(method: .get, path: "/v1/cases/{case}", access: .clinic, action: "read-status"),
+        RouteSpec(method: .post, path: "/v1/cases/{case}/checkups", access: .clinic, action: "add-checkup"),
+        RouteSpec(method: .get, path: "/v1/cases/{case}/checkups", access: .clinic, action: "read-checkups"),
+        RouteSpec(method: .post, path: "/v1/cases/{case}/code", access: .clinic, action: "reissue-code"),
+        RouteSpec(method: .post, path: "/v1/cases/{case}/withdraw", access: .clinic, action: "withdraw"),
+        RouteSpec(method: .post, path: "/v1/withdraw", access: .clinic, action: "withdraw-by-code"),
+        RouteSpec(method: .post, path: "/v1/self", access: .clinic, action: "self-access"),
+        RouteSpec(method: .get, path: "/v1/due", access: .clinic, action: "read-due-list"),
+        RouteSpec(method: .post, path: "/v1/episodes/anonymous", access: .clinic, action: "anonymous-episode"),
+        RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin, action: "read-keys"),
+        RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin, action: "rotate-kek"),
+        RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin, action: "rewrap"),
+        RouteSpec(method: .post, path: "/v1/admin/sweep", access: .admin, action: "sweep"),
+        RouteSpec(method: .get, path: "/v1/admin/audit/verify", access: .admin, action: "audit-verify"),
+        RouteSpec(method: .get, path: "/v1/admin/audit/export", access: .admin, action: "audit-export"),
+        RouteSpec(method: .get, path: "/metrics", access: .admin, action: nil),
     ]
 
     public static func spec(_ method: HTTPRequest.Method, _ path: String) -> RouteSpec {

@@ -5,6 +5,7 @@ import Logging
 import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
+import RegistryStore
 
 /// The handlers of protocol v1. Each is registered under its `RouteTable` entry; the wrapper
 /// checks the entry's access rule before the handler runs.
@@ -91,7 +92,10 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/self"): { request, context in
                 _ = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.selfAccess(code: body.code))
+                let store = self.store
+                return try JSONBodies.response(try await monitoring.selfAccess(code: body.code) { reference in
+                    ((try? await store.auditRecords(subjectReference: reference)) ?? []).map(AuditExport.accessLogEntry)
+                })
             },
             RouteTable.spec(.get, "/v1/due"): { request, context in
                 let id = try clinic(context)
@@ -121,6 +125,33 @@ extension RegistryApp {
                 let report = try await self.sweeper.run()
                 self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
                 return try JSONBodies.response(SweepResponse(report))
+            },
+            RouteTable.spec(.get, "/v1/admin/audit/verify"): { _, _ in
+                let report: AuditChain.Report
+                do throws(StorageError) { report = try await self.store.verifyAudit() } catch { throw DomainError.storage(error) }
+                return try JSONBodies.response(report)
+            },
+            RouteTable.spec(.get, "/v1/admin/audit/export"): { request, _ in
+                let query = request.uri.queryParameters
+                for (key, _) in query where key != "since" && key != "limit" { throw WireError.unknownField(String(key)) }
+                let since = try query.get("since").map { text throws -> Int64 in
+                    guard let v = Int64(text), v >= 0 else { throw WireError.invalidValue(field: "since", reason: "must be an entry number (0 or more)") }
+                    return v
+                } ?? 0
+                let limit = try query.get("limit").map { text throws -> Int in
+                    guard let v = Int(text), (1...100_000).contains(v) else { throw WireError.invalidValue(field: "limit", reason: "must be 1 to 100000") }
+                    return v
+                } ?? 10_000
+                let entries: [AuditChain.Entry]
+                do throws(StorageError) { entries = try await self.store.auditEntries(after: since, limit: limit) } catch {
+                    throw DomainError.storage(error)
+                }
+                var text = ""
+                for entry in entries { text += try AuditExport.line(entry) + "\n" }
+                var headers = HTTPFields()
+                headers[.contentType] = "application/x-ndjson"
+                headers[.cacheControl] = "no-store"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             },
             RouteTable.spec(.get, "/metrics"): { _, _ in
                 var headers = HTTPFields()

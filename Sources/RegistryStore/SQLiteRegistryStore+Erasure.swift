@@ -8,20 +8,26 @@ extension SQLiteRegistryStore {
     /// records are deleted in one transaction with the counters; `secure_delete` zeroes the
     /// freed cells and the WAL is checkpointed and truncated before this returns.
     public func erase(case handle: CaseHandle, clinic: ClinicID, counters: [CounterIncrement]) async throws(StorageError) {
+        let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         try await write(checkpointAfter: true) { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
+            try subject.recordReference(keyring: keyring, in: recorder)
             try Self.delete(db, subjectID: subject.id)
             try Self.apply(db, counters)
         }
     }
 
     public func erase(code: String, counters: [CounterIncrement]) async throws(StorageError) {
+        let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         try await write(checkpointAfter: true) { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            try subject.recordReference(keyring: keyring, in: recorder)
             try Self.delete(db, subjectID: subject.id)
             try Self.apply(db, counters)
         }

@@ -8,6 +8,7 @@ import RegistryKeyring
 extension SQLiteRegistryStore {
     public func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         // Everything that needs no row id is computed before entering the writer.
         let code: PatientCode
         do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
@@ -36,19 +37,20 @@ extension SQLiteRegistryStore {
             try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key)
             try Self.apply(db, enrolment.counters)
-            return try subject.view(db, keyring: keyring)
+            return try subject.view(db, keyring: keyring, recorder: recorder)
         }
         return EnrolmentReceipt(caseHandle: handle, code: codeText, view: view)
     }
 
     public func subject(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await read { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return try subject.view(db, keyring: keyring)
+            return try subject.view(db, keyring: keyring, recorder: recorder)
         }
     }
 
@@ -57,12 +59,13 @@ extension SQLiteRegistryStore {
         _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
     ) async throws(StorageError) -> SubjectView {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await write { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            var view = try subject.view(db, keyring: keyring)
+            var view = try subject.view(db, keyring: keyring, recorder: recorder)
             let change = try decide(view)
             let dek = try subject.dek(keyring: keyring)
             view.records += try subject.append(db, change.append, dek: dek)
@@ -75,11 +78,13 @@ extension SQLiteRegistryStore {
 
     public func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         let fresh = try SubjectKeys.newCaseHandle()
         let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
         return try await write { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            try subject.recordReference(keyring: keyring, in: recorder)
             let dek = try subject.dek(keyring: keyring)
             if let existing = try Row.fetchOne(
                 db, sql: "SELECT id, sealed_handle FROM case_link WHERE subject_id = ? AND clinic = ?",
@@ -100,15 +105,17 @@ extension SQLiteRegistryStore {
 
     public func subject(code: String) async throws(StorageError) -> SubjectView {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         return try await read { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
-            return try subject.view(db, keyring: keyring)
+            return try subject.view(db, keyring: keyring, recorder: recorder)
         }
     }
 
     public func reissueCode(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> String {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         let code: PatientCode
         do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
@@ -118,6 +125,7 @@ extension SQLiteRegistryStore {
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
+            try subject.recordReference(keyring: keyring, in: recorder)
             try db.execute(sql: "UPDATE subject SET code_index = ? WHERE id = ?", arguments: [Data(codeIndex), subject.id])
         }
         return codeText

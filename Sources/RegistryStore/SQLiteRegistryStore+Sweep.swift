@@ -17,13 +17,14 @@ extension SQLiteRegistryStore {
         _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
     ) async throws(StorageError) -> SweepResult {
         let keyring = self.keyring
+        let recorder = AuditRecorder.current
         // The checkpoint after an erasure is requested for every sweep write; it runs once per
         // batch and only after a commit, so a batch of keeps costs nothing extra.
         return try await write(checkpointAfter: true) { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?",
                                              arguments: [subject.rawValue]) else { return .gone }
             let subjectRow = try SubjectRow(row: row)
-            switch try decide(try subjectRow.view(db, keyring: keyring)) {
+            switch try decide(try subjectRow.view(db, keyring: keyring, recorder: recorder)) {
             case .keep(let columns):
                 if columns != subjectRow.columns { try subjectRow.setColumns(db, columns) }
                 return .kept

@@ -10,6 +10,8 @@ import Synchronization
 /// foreign keys, and group commit for writes. Nothing outside this module sees a `Database`.
 public final class SQLiteRegistryStore: RegistryStorage {
     public let path: String
+    /// A signed checkpoint every this many audit entries (config `audit.checkpoint_every`).
+    public let auditCheckpointEvery: Int
     let pool: DatabasePool
     let writer: GroupCommitWriter
     private let keyringSlot: Mutex<Keyring>
@@ -23,8 +25,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
 
     /// Opens (creating if absent) the registry database at `path`. A file that is not an anonreg
     /// database (corrupt, or another application's SQLite file) is refused and left untouched.
-    public init(path: String, keyring: Keyring) throws(StorageError) {
+    public init(path: String, keyring: Keyring, auditCheckpointEvery: Int = 1000) throws(StorageError) {
         self.path = path
+        self.auditCheckpointEvery = auditCheckpointEvery
         self.keyringSlot = Mutex(keyring)
         try DatabasePreflight.check(path: path)
         var configuration = Configuration()

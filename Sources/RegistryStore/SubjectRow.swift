@@ -44,7 +44,7 @@ struct SubjectRow {
     }
 
     /// Opens every record and lists the clinics: the whole view of the subject.
-    func view(_ db: Database, keyring: Keyring) throws -> SubjectView {
+    func view(_ db: Database, keyring: Keyring, recorder: AuditRecorder? = nil) throws -> SubjectView {
         let dek = try dek(keyring: keyring)
         var records: [StoredRecord] = []
         for row in try Row.fetchAll(db, sql: "SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", arguments: [id]) {
@@ -60,8 +60,9 @@ struct SubjectRow {
         }
         let clinics = try String.fetchAll(db, sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id", arguments: [id])
             .compactMap(ClinicID.init)
-        return SubjectView(records: records, columns: columns, clinics: clinics,
-                           auditReference: try SubjectKeys.auditReference(sid: sid, keyring: keyring))
+        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
+        recorder?.record(reference)
+        return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference)
     }
 
     /// Seals and inserts `records` for this subject; returns them with their ids.
@@ -77,6 +78,12 @@ struct SubjectRow {
             stored.append(StoredRecord(id: recordID, kind: record.kind, schemaVersion: record.schemaVersion, plaintext: record.plaintext))
         }
         return stored
+    }
+
+    /// Tells the request's audit recorder which subject it touched (before an erasure, say).
+    func recordReference(keyring: Keyring, in recorder: AuditRecorder?) throws {
+        guard let recorder else { return }
+        recorder.record(try SubjectKeys.auditReference(sid: sid, keyring: keyring))
     }
 
     func setColumns(_ db: Database, _ columns: SubjectColumns) throws {

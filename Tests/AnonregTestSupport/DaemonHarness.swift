@@ -128,6 +128,17 @@ public final class DaemonHarness: @unchecked Sendable {
         try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", ".dump"]).stdout
     }
 
+    /// The dump of the registry's data tables only (the audit log grows with every request).
+    public func registryDump() throws -> String {
+        try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", ".dump subject case_link record counter"]).stdout
+    }
+
+    /// How many audit entries the database holds.
+    public func auditEntryCount() throws -> Int {
+        Int(try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", "SELECT count(*) FROM audit_entry"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
     public enum HarnessError: Error, CustomStringConvertible {
         case initFailed(String)
         case daemonExited(Int32, String)

@@ -91,7 +91,8 @@ import AnonregTestSupport
         defer { d.stop() }
         let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         let handle = try #require(enrol.string("case"))
-        let before = try d.databaseDump()
+        let before = try d.registryDump()
+        let auditBefore = try d.auditEntryCount()
         #expect(before.contains("INSERT INTO subject"))
         for c in Self.cases(handle: handle) {
             let reply = try d.request(c.method, c.path, body: c.body, contentType: c.contentType, uid: c.uid)
@@ -100,7 +101,11 @@ import AnonregTestSupport
             let message = (reply.json?["error"] as? [String: Any])?["message"] as? String
             #expect(message?.isEmpty == false, "\(c.name) has a message")
         }
-        #expect(try d.databaseDump() == before, "bad input changed the database")
+        #expect(try d.registryDump() == before, "bad input changed the registry's data")
+        // Each refusal on a registry route was audited; unknown routes and unknown peers touch
+        // no registry data and are not.
+        let audited = Self.cases(handle: handle).filter { $0.code != "not_found" && $0.code != "unknown_peer" }.count
+        #expect(try d.auditEntryCount() == auditBefore + audited)
         // The log never repeats request bodies.
         #expect(!d.log.text.contains("Anna"))
         #expect(!d.log.text.contains("1990-01-01"))

@@ -47,9 +47,11 @@ public struct Sweeper: Sendable {
                 report.reviewed += 1
                 let rules = self.rules
                 let outcome = Outcome()
+                let recorder = AuditRecorder()
                 let result: SweepResult
                 do {
-                    result = try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
+                    result = try await AuditRecorder.$current.withValue(recorder) { () async throws(StorageError) -> SweepResult in
+                      try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
                         do {
                             let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
                             outcome.cause = cause
@@ -59,8 +61,21 @@ public struct Sweeper: Sendable {
                         } catch {
                             throw .rejected(code: "internal_error", message: "a subject could not be reviewed")
                         }
+                      }
                     }
-                } catch { throw .storage(error) }
+                } catch let error as StorageError {
+                    throw .storage(error)
+                } catch {
+                    throw .internalFailure("a subject could not be reviewed")
+                }
+                // Erasures are audited (the entry keeps only the keyed reference, which now points
+                // at nothing).
+                if result == .erased, let cause = outcome.cause {
+                    do {
+                        try await storage.appendAudit(AuditEvent(actor: "system sweeper", action: "erase-\(cause.rawValue)", result: "ok",
+                                                                 subjectReference: recorder.subjectReference))
+                    } catch { throw .storage(error) }
+                }
                 switch (result, outcome.cause) {
                 case (.erased, .completed?): report.erasedCompleted += 1
                 case (.erased, .cap?): report.erasedCap += 1

@@ -63,6 +63,12 @@ public protocol RegistryStorage: Sendable {
         _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
     ) async throws(StorageError) -> SweepResult
 
+    /// Appends one entry to the hash-chained audit log (durable when this returns).
+    func appendAudit(_ event: AuditEvent) async throws(StorageError)
+
+    /// The audit entries about one subject (its keyed reference), oldest first.
+    func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord]
+
     /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
     /// one transaction, and a DEK is readable under its recorded version at every moment.
     func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress

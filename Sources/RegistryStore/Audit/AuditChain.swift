@@ -1,0 +1,136 @@
+import Foundation
+import RegistryCrypto
+
+/// The audit log's hash chain and checkpoints (docs/CRYPTO.md §Audit).
+///
+///     entry(seq) = "anonreg/v1/audit-entry" ‖ 0x00 ‖ BE64(seq) ‖ lp(at) ‖ lp(actor) ‖ lp(action)
+///                  ‖ lp(result) ‖ lp(subject_ref)                      lp(x) = BE16(len x) ‖ x
+///     hash(seq)  = BLAKE2b-256(hash(seq - 1) ‖ entry(seq)),  hash(0) = 32 zero bytes
+///     signed     = "anonreg/v1/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
+public enum AuditChain {
+    public struct Entry: Sendable, Equatable, Codable {
+        public var seq: Int64
+        public var at: String
+        public var actor: String
+        public var action: String
+        public var result: String
+        /// Keyed subject reference (hex on the wire), never a code or a case handle.
+        public var subjectRef: [UInt8]?
+        public var prevHash: [UInt8]
+        public var hash: [UInt8]
+
+        public init(seq: Int64, at: String, actor: String, action: String, result: String, subjectRef: [UInt8]?,
+                    prevHash: [UInt8], hash: [UInt8]) {
+            self.seq = seq
+            self.at = at
+            self.actor = actor
+            self.action = action
+            self.result = result
+            self.subjectRef = subjectRef
+            self.prevHash = prevHash
+            self.hash = hash
+        }
+    }
+
+    public struct Checkpoint: Sendable, Equatable {
+        public var seq: Int64
+        public var hash: [UInt8]
+        public var at: String
+        public var signature: [UInt8]
+    }
+
+    public static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
+
+    static func lp(_ text: String) -> [UInt8] { lp(Array(text.utf8)) }
+    static func lp(_ bytes: [UInt8]) -> [UInt8] {
+        let n = min(bytes.count, Int(UInt16.max))
+        return [UInt8(n >> 8), UInt8(n & 0xff)] + bytes.prefix(n)
+    }
+    static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
+
+    public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectRef: [UInt8]?) -> [UInt8] {
+        Label.bytes(Label.auditEntry) + [0] + be64(seq) + lp(at) + lp(actor) + lp(action) + lp(result) + lp(subjectRef ?? [])
+    }
+
+    public static func hash(previous: [UInt8], canonical: [UInt8]) throws(CryptoError) -> [UInt8] {
+        try KeyedHash.unkeyed(previous + canonical)
+    }
+
+    public static func checkpointMessage(seq: Int64, hash: [UInt8], at: String) -> [UInt8] {
+        Label.bytes(Label.auditCheckpoint) + [0] + be64(seq) + hash + lp(at)
+    }
+
+    /// The result of verifying a log: ok, or the first problem found.
+    public struct Report: Sendable, Equatable, Codable {
+        public var ok: Bool
+        public var entries: Int
+        public var checkpoints: Int
+        public var firstSeq: Int64?
+        public var lastSeq: Int64?
+        public var lastCheckpointSeq: Int64?
+        /// Entries after the last checkpoint (unsigned yet: the daemon is running or stopped uncleanly).
+        public var unsignedTail: Int
+        /// The first entry (or checkpoint) that does not verify.
+        public var badSeq: Int64?
+        public var problem: String?
+    }
+
+    /// Verifies entries (any order; sorted here) and checkpoints against the audit public key.
+    /// Detects a modified, deleted, inserted or reordered entry, a forged or mismatched
+    /// checkpoint, and a tail dropped from under a checkpoint.
+    public static func verify(entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8]) -> Report {
+        let entries = unsorted.sorted { $0.seq < $1.seq }
+        var report = Report(ok: true, entries: entries.count, checkpoints: checkpoints.count, firstSeq: entries.first?.seq,
+                            lastSeq: entries.last?.seq, lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0)
+        func fail(_ seq: Int64?, _ why: String) -> Report {
+            var r = report
+            r.ok = false
+            r.badSeq = seq
+            r.problem = why
+            return r
+        }
+        var bySeq: [Int64: Checkpoint] = [:]
+        for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
+            let message = checkpointMessage(seq: checkpoint.seq, hash: checkpoint.hash, at: checkpoint.at)
+            guard Ed25519.verify(signature: checkpoint.signature, message: message, publicKey: publicKey) else {
+                return fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) has an invalid signature")
+            }
+            bySeq[checkpoint.seq] = checkpoint
+        }
+        var expected = genesis
+        if let first = entries.first, first.seq != 1 {
+            // Pruned: the chain must continue from a signed checkpoint just before it.
+            guard let anchor = bySeq[first.seq - 1] else {
+                return fail(first.seq, "entries before \(first.seq) are missing and no signed checkpoint covers them")
+            }
+            expected = anchor.hash
+        }
+        var previousSeq = (entries.first?.seq ?? 1) - 1
+        for entry in entries {
+            guard entry.seq == previousSeq + 1 else {
+                return fail(previousSeq + 1, entry.seq <= previousSeq
+                    ? "entry \(entry.seq) appears twice or out of order"
+                    : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
+            }
+            guard entry.prevHash == expected else {
+                return fail(entry.seq, "entry \(entry.seq) does not follow entry \(entry.seq - 1) (chain link broken: an entry was removed, inserted or reordered)")
+            }
+            let recomputed = (try? hash(previous: expected, canonical: canonical(
+                seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result, subjectRef: entry.subjectRef))) ?? []
+            guard recomputed == entry.hash else {
+                return fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
+            }
+            if let checkpoint = bySeq[entry.seq], checkpoint.hash != entry.hash {
+                return fail(entry.seq, "entry \(entry.seq) does not match its signed checkpoint (the chain was rewritten)")
+            }
+            expected = entry.hash
+            previousSeq = entry.seq
+        }
+        let last = entries.last?.seq ?? 0
+        if let lastCheckpoint = report.lastCheckpointSeq, lastCheckpoint > last {
+            return fail(last + 1, "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)")
+        }
+        report.unsignedTail = Int(last - (report.lastCheckpointSeq ?? 0))
+        return report
+    }
+}

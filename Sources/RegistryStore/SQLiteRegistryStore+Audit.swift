@@ -1,0 +1,162 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryCrypto
+import RegistryKeyring
+
+/// The audit log in SQLite: append (chained), checkpoint (signed), read, verify, prune.
+extension SQLiteRegistryStore {
+    public func appendAudit(_ event: AuditEvent) async throws(StorageError) {
+        let keyring = self.keyring
+        let every = auditCheckpointEvery
+        let at = Self.timestamp()
+        try await write { db in
+            let (seq, entryHash) = try Self.appendEntry(db, event: event, at: at)
+            if every > 0, seq % Int64(every) == 0 {
+                try Self.insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring)
+            }
+        }
+    }
+
+    static func appendEntry(_ db: Database, event: AuditEvent, at: String) throws -> (Int64, [UInt8]) {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let seq: Int64
+        let previous: [UInt8]
+        if let last {
+            seq = (last[0] as Int64) + 1
+            previous = Array(last[1] as Data)
+        } else {
+            seq = try Self.prunedHead(db) + 1
+            previous = try Self.anchorHash(db, before: seq)
+        }
+        let canonical = AuditChain.canonical(seq: seq, at: at, actor: event.actor, action: event.action, result: event.result,
+                                            subjectRef: event.subjectReference)
+        let hash: [UInt8]
+        do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
+            throw StorageError.database(reason: "could not hash an audit entry")
+        }
+        try db.execute(sql: """
+            INSERT INTO audit_entry (seq, at, actor, action, result, subject_ref, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [seq, at, event.actor, event.action, event.result, event.subjectReference.map { Data($0) },
+                             Data(previous), Data(hash)])
+        return (seq, hash)
+    }
+
+    /// After pruning, the log continues from the latest checkpoint at or before the head.
+    static func prunedHead(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint") ?? 0
+    }
+
+    static func anchorHash(_ db: Database, before seq: Int64) throws -> [UInt8] {
+        guard seq > 1 else { return AuditChain.genesis }
+        guard let data = try Data.fetchOne(db, sql: "SELECT hash FROM audit_checkpoint WHERE seq = ?", arguments: [seq - 1]) else {
+            throw StorageError.database(reason: "the audit log has no anchor for entry \(seq)")
+        }
+        return Array(data)
+    }
+
+    static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring) throws {
+        let at = timestamp()
+        let signature: [UInt8]
+        do { signature = try keyring.auditSigningKey.sign(AuditChain.checkpointMessage(seq: seq, hash: hash, at: at)) } catch {
+            throw StorageError.database(reason: "could not sign an audit checkpoint")
+        }
+        try db.execute(sql: "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature) VALUES (?, ?, ?, ?)",
+                       arguments: [seq, Data(hash), at, Data(signature)])
+    }
+
+    /// Signs the head of the log if entries were added since the last checkpoint. Called every
+    /// few minutes and on shutdown. Returns the checkpointed sequence number, if any.
+    @discardableResult
+    public func checkpointAudit() async throws(StorageError) -> Int64? {
+        let keyring = self.keyring
+        return try await write { db in
+            guard let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1") else { return nil }
+            let seq: Int64 = head[0]
+            let signed = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint") ?? 0
+            guard seq > signed else { return nil }
+            try Self.insertCheckpoint(db, seq: seq, hash: Array(head[1] as Data), keyring: keyring)
+            return seq
+        }
+    }
+
+    public func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, at, actor, action, result FROM audit_entry WHERE subject_ref = ? ORDER BY seq",
+                             arguments: [Data(subjectReference)]).map {
+                AuditRecord(seq: $0[0], at: $0[1], actor: $0[2], action: $0[3], result: $0[4])
+            }
+        }
+    }
+
+    /// Entries with `seq > after`, oldest first, at most `limit` (for export).
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditChain.Entry] {
+        try await read { db in try AuditLogReader.entries(db, after: after, limit: limit) }
+    }
+
+    /// Verifies the whole log against the keyring's audit public key.
+    public func verifyAudit() async throws(StorageError) -> AuditChain.Report {
+        let publicKey = keyring.auditSigningKey.publicKey
+        return try await read { db in try AuditLogReader.verify(db, publicKey: publicKey) }
+    }
+
+    /// Drops entries older than `cutoff` (an ISO 8601 UTC time), keeping the chain verifiable:
+    /// only entries up to the latest checkpoint older than the cutoff go, and that checkpoint stays
+    /// as the anchor. Returns how many entries were removed.
+    public func pruneAudit(olderThan cutoff: String) async throws(StorageError) -> Int {
+        try await write { db in
+            guard let anchor = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint WHERE at < ?", arguments: [cutoff]) else {
+                return 0
+            }
+            try db.execute(sql: "DELETE FROM audit_entry WHERE seq <= ?", arguments: [anchor])
+            let removed = db.changesCount
+            try db.execute(sql: "DELETE FROM audit_checkpoint WHERE seq < ?", arguments: [anchor])
+            return removed
+        }
+    }
+
+    static func timestamp(_ date: Date = Date()) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+}
+
+/// Reads and verifies the audit tables, online (through the store) or offline (a stopped state
+/// directory, with only the public key from keyring.json).
+public enum AuditLogReader {
+    static func entries(_ db: Database, after: Int64 = 0, limit: Int = Int.max) throws -> [AuditChain.Entry] {
+        try Row.fetchAll(db, sql: """
+            SELECT seq, at, actor, action, result, subject_ref, prev_hash, hash FROM audit_entry
+            WHERE seq > ? ORDER BY seq LIMIT ?
+            """, arguments: [after, limit]).map { row in
+            AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
+                             subjectRef: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
+        }
+    }
+
+    static func checkpoints(_ db: Database) throws -> [AuditChain.Checkpoint] {
+        try Row.fetchAll(db, sql: "SELECT seq, hash, at, signature FROM audit_checkpoint ORDER BY seq").map { row in
+            AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data))
+        }
+    }
+
+    static func verify(_ db: Database, publicKey: [UInt8]) throws -> AuditChain.Report {
+        AuditChain.verify(entries: try entries(db), checkpoints: try checkpoints(db), publicKey: publicKey)
+    }
+
+    /// Offline verification of `databasePath`, opened read-only, against `publicKey`.
+    public static func verify(databasePath: String, publicKey: [UInt8]) throws(StorageError) -> AuditChain.Report {
+        try DatabasePreflight.check(path: databasePath)
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: databasePath, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in try verify(db, publicKey: publicKey) }
+        } catch {
+            throw StorageError.from(error, path: databasePath)
+        }
+    }
+}
