@@ -46,7 +46,7 @@ release: setup
 man: setup
 	mkdir -p $(MANPAGES)
 	$(SWIFT) package --allow-writing-to-directory $(MANPAGES) generate-manual --output-directory $(MANPAGES)
-	sed 's/^\.TH ANONREGD 1/.TH ANONREGD 8/' $(MANPAGES)/anonregd.1 > $(MANPAGES)/anonregd.8
+	sed 's/^\.Dt ANONREGD 1/.Dt ANONREGD 8/' $(MANPAGES)/anonregd.1 > $(MANPAGES)/anonregd.8
 
 ## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
 ## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.

@@ -39,8 +39,16 @@ struct UnixHTTPClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else {
-            throw Failure.unreachable("cannot connect to anonregd at \(socketPath): \(String(cString: strerror(errno))). Is it running? (set --socket or ANONREG_SOCKET)")
+            let code = errno
+            if code == EACCES {
+                throw Failure.unreachable("cannot connect to anonregd at \(socketPath): permission denied. This user must be in the socket's group (anonreg-clinic on an installed host).")
+            }
+            throw Failure.unreachable("cannot connect to anonregd at \(socketPath): \(String(cString: strerror(code))). Is it running? (set --socket or ANONREG_SOCKET)")
         }
+        // Never hang on a daemon that accepted but does not answer.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var head = "\(method) \(path) HTTP/1.1\r\nHost: anonreg\r\nConnection: close\r\nAccept: application/json\r\n"
         if let json { head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
@@ -70,6 +78,7 @@ struct UnixHTTPClient {
             let n = read(fd, &buffer, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw Failure.unreachable("anonregd did not answer within 60 seconds") }
                 throw Failure.unreachable("read failed: \(String(cString: strerror(errno)))")
             }
             if n == 0 { return data }

@@ -45,7 +45,8 @@ public enum ConfigTemplate {
         }
         return """
             # anonreg.toml: configuration of anonregd. Every key is described in docs/OPERATIONS.md.
-            # Changes apply when the daemon restarts.
+            # SIGHUP (systemctl reload anonregd) applies changes, except the [daemon] paths, which
+            # need a restart.
 
             [daemon]
             # Unix socket that clinic systems and the CLI connect to.

@@ -24,6 +24,10 @@ public enum ListenAddress: Sendable, Equatable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             return .inherited(fd: fd)
         }
+        if env["LISTEN_FDS"] != nil {
+            // Something between systemd and us forked (runuser, sudo): the socket is not ours.
+            FileHandle.standardError.write(Data("anonregd: LISTEN_FDS is set but LISTEN_PID is not this process; binding \(socketPath) instead of adopting fd 3 (start anonregd directly, or drop privileges with setpriv, which does not fork)\n".utf8))
+        }
         return .path(socketPath, mode: mode)
     }
 }
@@ -66,19 +70,35 @@ enum SocketPathGuard {
             throw .io(path: path, operation: "stat", errno: errno)
         }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path: path) }
-        if answers(path) { throw .anotherDaemonAnswers(path: path) }
-        guard unlink(path) == 0 || errno == ENOENT else { throw .io(path: path, operation: "remove stale socket", errno: errno) }
+        switch probe(path) {
+        case .answers:
+            throw .anotherDaemonAnswers(path: path)
+        case .refused:
+            // Only a refused connection proves nobody listens: then the socket is stale.
+            guard unlink(path) == 0 || errno == ENOENT else { throw .io(path: path, operation: "remove stale socket", errno: errno) }
+        case .unknown(let code):
+            // EACCES and the like say nothing about a listener: never remove what may be live.
+            throw .io(path: path, operation: "check whether another daemon listens on", errno: code)
+        }
+    }
+
+    enum Probe: Equatable {
+        case answers
+        case refused
+        case unknown(Int32)
     }
 
     /// Whether something accepts connections on the socket at `path`.
-    static func answers(_ path: String) -> Bool {
+    static func answers(_ path: String) -> Bool { probe(path) == .answers }
+
+    static func probe(_ path: String) -> Probe {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return .unknown(errno) }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return .unknown(ENAMETOOLONG) }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -88,6 +108,7 @@ enum SocketPathGuard {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        return result == 0
+        if result == 0 { return .answers }
+        return errno == ECONNREFUSED ? .refused : .unknown(errno)
     }
 }

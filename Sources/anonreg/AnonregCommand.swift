@@ -11,9 +11,10 @@ struct AnonregCommand: ParsableCommand {
         commandName: "anonreg",
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
-            Clinic commands talk to anonregd over its Unix socket; admin commands manage keys, \
-            backups, the audit log and statistics. Commands that use the daemon take --socket \
-            PATH and read ANONREG_SOCKET.
+            Clinic commands (enrol, status, checkup, due, link, withdraw, self, linkage) talk to \
+            anonregd over its Unix socket. Admin commands: sweep and audit (through the daemon), \
+            init, clinics and config-template (on files). Commands that use the daemon take \
+            --socket PATH and read ANONREG_SOCKET.
 
             Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
             """,
