@@ -42,20 +42,24 @@ public struct ClinicClient {
         do { reply = try client.send(method, path, json: payload) } catch let failure as UnixHTTPClient.Failure {
             throw ClinicFailure(exitCode: 4, description: failure.description)
         }
-        guard (200..<300).contains(reply.status) else {
-            let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
-            let code = error?.code ?? "http_\(reply.status)"
-            let message = error?.message ?? "anonregd answered \(reply.status)"
-            let exit: Int32 = switch reply.status {
-            case 400, 413, 415: 2
-            case 403, 409, 422, 429: 3
-            default: 1
-            }
-            throw ClinicFailure(exitCode: exit, description: "\(message) [\(code), HTTP \(reply.status)]")
-        }
+        guard (200..<300).contains(reply.status) else { throw Self.failure(reply) }
         do { return (try JSONDecoder().decode(Response.self, from: reply.body), reply.body) } catch {
             throw ClinicFailure(exitCode: 1, description: "anonregd's answer could not be read (\(error))")
         }
+    }
+
+    /// The documented exit code and message for an error answer: 2 for malformed requests,
+    /// 3 for policy refusals, 1 otherwise.
+    static func failure(_ reply: UnixHTTPClient.Response) -> ClinicFailure {
+        let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
+        let code = error?.code ?? "http_\(reply.status)"
+        let message = error?.message ?? "anonregd answered \(reply.status)"
+        let exit: Int32 = switch reply.status {
+        case 400, 413, 415: 2
+        case 403, 409, 422, 429: 3
+        default: 1
+        }
+        return ClinicFailure(exitCode: exit, description: "\(message) [\(code), HTTP \(reply.status)]")
     }
 
     /// A GET whose answer is not JSON (JSON lines, metrics): the raw body.
@@ -64,11 +68,7 @@ public struct ClinicClient {
         do { reply = try UnixHTTPClient(socketPath: options.socketPath).send("GET", path) } catch let failure as UnixHTTPClient.Failure {
             throw ClinicFailure(exitCode: 4, description: failure.description)
         }
-        guard (200..<300).contains(reply.status) else {
-            let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
-            throw ClinicFailure(exitCode: reply.status == 403 ? 3 : 1,
-                                description: "\(error?.message ?? "anonregd answered \(reply.status)") [\(error?.code ?? "http_\(reply.status)"), HTTP \(reply.status)]")
-        }
+        guard (200..<300).contains(reply.status) else { throw Self.failure(reply) }
         return reply.body
     }
 
