@@ -100,5 +100,15 @@ check "an outsider is refused by file permissions (curl exit 7)" test "$outsider
 check "the outsider never reached the daemon" bash -c "! grep -q 'peer.uid=61004' '$work/daemon.log'"
 check "the clinic's request reached it" grep -q 'peer.uid=61003' "$work/daemon.log"
 
+# 5. make uninstall removes what install put there and keeps the configuration.
+make --no-print-directory uninstall DESTDIR="$root" > "$work/uninstall.log" 2>&1
+check "make uninstall removes binaries, units, snippets, docs, man pages" bash -c "
+    for f in usr/local/bin/anonregd usr/local/bin/anonreg usr/local/lib/systemd/system/anonregd.service \
+             usr/local/lib/systemd/system/anonregd.socket usr/local/lib/sysusers.d/anonreg.conf \
+             usr/local/lib/tmpfiles.d/anonreg.conf usr/local/share/doc/anonreg usr/local/share/man/man8/anonregd.8; do
+        [ ! -e '$root'/\$f ] || { echo \"left: \$f\"; exit 1; }
+    done"
+check "make uninstall keeps /etc/anonreg/anonreg.toml" test -f "$root/etc/anonreg/anonreg.toml"
+
 echo "systemd: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -65,6 +65,7 @@ public enum Daemon {
             return .database
         }
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger)
+        await app.recordPolicyIfChanged(actor: "system start")
         let notifier = SystemdNotifier()
         let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
         let server = RegistryServerService(app: app, address: address, notifier: notifier)

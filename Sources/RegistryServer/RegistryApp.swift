@@ -46,6 +46,20 @@ public final class RegistryApp: Sendable {
                  rateLimiter: RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst))
     }
 
+    /// Appends a `policy` audit entry when the policies in force differ from the last recorded
+    /// ones (first start, a config change applied by restart or SIGHUP).
+    public func recordPolicyIfChanged(actor: String) async {
+        let summary = config.rules.policySummary
+        do {
+            if try await store.lastAuditResult(action: "policy") != summary {
+                try await store.appendAudit(AuditEvent(actor: actor, action: "policy", result: summary, subjectReference: nil))
+                logger.notice("policies recorded in the audit log")
+            }
+        } catch {
+            logger.error("could not record the policies in the audit log: \(error)")
+        }
+    }
+
     var current: Settings { settings.withLock { $0 } }
     var config: DaemonConfig { current.config }
     var monitoring: MonitoringService { current.monitoring }

@@ -28,6 +28,7 @@ public struct ReloadService: Service {
             for await _ in stream {
                 do {
                     app.reload(try DaemonConfig.load(path: configPath))
+                    await app.recordPolicyIfChanged(actor: "system reload")
                 } catch {
                     app.logger.error("configuration not reloaded, the running one stays: \(error)")
                 }

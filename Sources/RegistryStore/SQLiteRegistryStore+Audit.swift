@@ -80,6 +80,13 @@ extension SQLiteRegistryStore {
         }
     }
 
+    /// The result text of the newest entry with `action`, if any (e.g. the policies last recorded).
+    public func lastAuditResult(action: String) async throws(StorageError) -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT result FROM audit_entry WHERE action = ? ORDER BY seq DESC LIMIT 1", arguments: [action])
+        }
+    }
+
     public func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord] {
         try await read { db in
             try Row.fetchAll(db, sql: "SELECT seq, at, actor, action, result FROM audit_entry WHERE subject_ref = ? ORDER BY seq",

@@ -44,7 +44,7 @@ import AnonregTestSupport
         let (d, _) = try Self.populated()
         let offline = try Self.verify(d.stateDir)
         #expect(offline.status == 0, "\(offline.stdout)\(offline.stderr)")
-        #expect(offline.stdout.hasPrefix("audit log OK: 8 entries (1…8), "), "one entry per request, refusals included")
+        #expect(offline.stdout.hasPrefix("audit log OK: 9 entries (1…9), "), "the policies at start, then one entry per request, refusals included")
         #expect(offline.stdout.contains("0 entries after the last checkpoint"), "shutdown signs the tail")
         try d.start()
         defer { d.stop() }
@@ -56,14 +56,14 @@ import AnonregTestSupport
         let export = try Binaries.run("anonreg", ["audit", "export"], environment: env)
         #expect(export.status == 0)
         let lines = export.stdout.split(separator: "\n")
-        #expect(lines.count == 9, "the verify call itself is audited too")
+        #expect(lines.count == 10, "the verify call itself is audited too")
         #expect(lines.first?.contains("\"seq\":1") == true)
         #expect(lines.allSatisfy { $0.contains("\"hash\":\"") && $0.contains("\"actor\":\"") })
     }
 
     @Test(arguments: [
         ("modified entry", "UPDATE audit_entry SET action = 'read-due-list' WHERE seq = 3;", "entry 3 was modified"),
-        ("modified result", "UPDATE audit_entry SET result = 'ok' WHERE seq = 6;", "entry 6 was modified"),
+        ("modified result", "UPDATE audit_entry SET result = 'ok' WHERE seq = 7 AND result = 'case_not_found';", "entry 7 was modified"),
         ("deleted entry", "DELETE FROM audit_entry WHERE seq = 4;", "entry 4 is missing"),
         ("swapped entries", "UPDATE audit_entry SET seq = 1000 WHERE seq = 2; UPDATE audit_entry SET seq = 2 WHERE seq = 5; UPDATE audit_entry SET seq = 5 WHERE seq = 1000;", "entry 2"),
         ("dropped tail", "DELETE FROM audit_entry WHERE seq > 7;", "tail was dropped"),

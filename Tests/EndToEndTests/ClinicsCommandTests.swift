@@ -65,3 +65,32 @@ import AnonregTestSupport
         #expect(try String(contentsOfFile: d.configPath, encoding: .utf8) == before)
     }
 }
+
+/// "A policy change applies to open episodes from the next check-up, and the audit log records it."
+@Suite(.serialized) struct PolicyAuditTests {
+    @Test func policyChangesAreRecordedOnStartAndReload() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        func policyEntries() throws -> [String] {
+            try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite",
+                "SELECT actor || ' | ' || result FROM audit_entry WHERE action = 'policy' ORDER BY seq"])
+                .stdout.split(separator: "\n").map(String.init)
+        }
+        var entries = try policyEntries()
+        #expect(entries.count == 1)
+        #expect(entries.first?.hasPrefix("system start | dependence: every 90d, remission 1095d, relapse restart +180d, cap 1825d") == true)
+        // A reload without a policy change records nothing new.
+        kill(try #require(d.pid), SIGHUP)
+        usleep(500_000)
+        #expect(try policyEntries().count == 1)
+        // Changing a policy and reloading records the new one.
+        let text = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "remission_days = 1095", with: "remission_days = 730").write(toFile: d.configPath, atomically: true, encoding: .utf8)
+        kill(try #require(d.pid), SIGHUP)
+        for _ in 0..<50 where try policyEntries().count < 2 { usleep(100_000) }
+        entries = try policyEntries()
+        #expect(entries.count == 2)
+        #expect(entries.last?.hasPrefix("system reload | dependence: every 90d, remission 730d") == true)
+    }
+}
