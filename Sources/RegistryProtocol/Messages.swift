@@ -403,6 +403,15 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     }
 }
 
+public struct KEKVersionRequest: Decodable, Sendable {
+    public var version: Int
+    enum CodingKeys: String, CodingKey, CaseIterable { case version }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownFields(CodingKeys.self)
+        version = try decoder.container(keyedBy: CodingKeys.self).field(Int.self, .version)
+    }
+}
+
 public struct RewrapResponse: Codable, Sendable, Equatable {
     public var rewrapped: Int
     public var remaining: Int

@@ -35,6 +35,8 @@ public enum RouteTable {
         RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin, action: "read-keys"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin, action: "rotate-kek"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin, action: "rewrap"),
+        RouteSpec(method: .post, path: "/v1/admin/keys/retire", access: .admin, action: "retire-kek"),
+        RouteSpec(method: .post, path: "/v1/admin/keys/destroy", access: .admin, action: "destroy-kek"),
         RouteSpec(method: .post, path: "/v1/admin/sweep", access: .admin, action: "sweep"),
         RouteSpec(method: .get, path: "/v1/admin/audit/verify", access: .admin, action: "audit-verify"),
         RouteSpec(method: .get, path: "/v1/admin/audit/export", access: .admin, action: "audit-export"),

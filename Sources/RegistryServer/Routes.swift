@@ -5,6 +5,7 @@ import Logging
 import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
+import RegistryKeyring
 import RegistryStore
 
 /// The handlers of protocol v1. Each is registered under its `RouteTable` entry; the wrapper
@@ -120,6 +121,14 @@ extension RegistryApp {
                 do throws(StorageError) { progress = try await self.store.rewrapBatch(limit: body.batchSize) } catch { throw DomainError.storage(error) }
                 return try JSONBodies.response(RewrapResponse(rewrapped: progress.rewrapped, remaining: progress.remaining, primary: progress.primaryVersion))
             },
+            RouteTable.spec(.post, "/v1/admin/keys/retire"): { request, _ in
+                let body = try await JSONBodies.decode(KEKVersionRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await self.changeKEK(body.version, retire: true))
+            },
+            RouteTable.spec(.post, "/v1/admin/keys/destroy"): { request, _ in
+                let body = try await JSONBodies.decode(KEKVersionRequest.self, from: request, limit: limit)
+                return try JSONBodies.response(try await self.changeKEK(body.version, retire: false))
+            },
             RouteTable.spec(.post, "/v1/admin/sweep"): { request, _ in
                 try await JSONBodies.requireEmpty(request, limit: limit)
                 let report = try await self.sweeper.run()
@@ -183,6 +192,30 @@ extension RegistryApp {
                                subjects: usage[$0.version] ?? 0)
             },
             oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
+    }
+
+    /// Retires (refused while any subject uses the version) or destroys (only a retired version:
+    /// its key file is overwritten and removed) a KEK version.
+    func changeKEK(_ version: Int, retire: Bool) async throws -> KeysStatusResponse {
+        let usage: [Int: Int]
+        do throws(StorageError) { usage = try await store.kekUsage() } catch { throw DomainError.storage(error) }
+        try keyChanges.withLock { _ in
+            do {
+                let keyring = store.keyring
+                let next = retire
+                    ? try keyring.retiringKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
+                    : try keyring.destroyingKEK(version: version)
+                store.replaceKeyring(next)
+            } catch let error as KeyringError {
+                switch error {
+                case .unknownKEKVersion: throw APIError(.notFound, "unknown_kek_version", error.description)
+                case .invalidTransition: throw APIError(.conflict, "kek_transition_refused", error.description)
+                default: throw APIError(.conflict, "keyring_unchanged", "the keyring was not changed: \(error)")
+                }
+            }
+        }
+        logger.notice(retire ? "KEK retired" : "KEK destroyed", metadata: ["version": "\(version)"])
+        return try await keysStatus()
     }
 
     func rotateKEK() async throws -> KeysStatusResponse {

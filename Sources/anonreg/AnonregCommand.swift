@@ -22,7 +22,7 @@ struct AnonregCommand: ParsableCommand {
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
-            InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
+            KeysCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
         ]
     )
 

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import RegistryProtocol
+
+private struct VersionBody: Encodable { var version: Int }
+private struct BatchBody: Encodable { var batchSize: Int }
+private struct NoBody: Encodable {}
+
+/// `anonreg keys …`: the KEK lifecycle through the running daemon (admin).
+public struct KeysCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy.",
+        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self])
+    public init() {}
+
+    static func table(_ s: KeysStatusResponse) -> String {
+        Table.render(header: ["VERSION", "STATUS", "CREATED", "SUBJECTS"],
+                     rows: s.versions.map { ["\($0.version)", $0.status, $0.createdAt, "\($0.subjects)"] })
+            + "\nprimary: \(s.primary); OPRF public key \(s.oprfPublicKey.prefix(16))…, linkage epoch \(s.linkageEpoch)"
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Each KEK version: status, creation date, subjects using it.")
+        @OptionGroup var connection: ConnectionOptions
+        func run() throws {
+            let client = ClinicClient(options: connection)
+            let (s, raw) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
+            client.output(raw) { KeysCommand.table(s) }
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a new primary KEK; new subjects use it at once.")
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Rewrap every data key to the new primary right away.") var rewrap = false
+        func run() throws {
+            let client = ClinicClient(options: connection)
+            let (s, raw) = try client.call("POST", "/v1/admin/keys/rotate", body: NoBody(), as: KeysStatusResponse.self)
+            client.output(raw) { KeysCommand.table(s) }
+            if rewrap { try Rewrap.run(client: client, batchSize: 1000, json: connection.json) }
+        }
+    }
+
+    struct Rewrap: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move every data key to the primary KEK, in batches, while the daemon serves. Safe to interrupt and run again.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Data keys per batch (one transaction each).") var batchSize = 1000
+        func run() throws { try Self.run(client: ClinicClient(options: connection), batchSize: batchSize, json: connection.json) }
+
+        /// Progress: a line with rate and ETA redrawn on a terminal, JSON lines otherwise.
+        static func run(client: ClinicClient, batchSize: Int, json: Bool) throws {
+            let started = Date()
+            var done = 0
+            let terminal = isatty(1) == 1 && !json
+            while true {
+                let (r, _) = try client.call("POST", "/v1/admin/keys/rewrap", body: BatchBody(batchSize: batchSize), as: RewrapResponse.self)
+                done += r.rewrapped
+                let elapsed = max(Date().timeIntervalSince(started), 0.001)
+                let rate = Double(done) / elapsed
+                let eta = rate > 0 ? Double(r.remaining) / rate : 0
+                if terminal {
+                    let total = done + r.remaining
+                    let width = 30
+                    let filled = total == 0 ? width : width * done / total
+                    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+                    print("\r[\(bar)] \(done)/\(total) rewrapped, \(Int(rate))/s, ETA \(Int(eta))s   ", terminator: "")
+                    fflush(nil)
+                } else {
+                    print("{\"rewrapped\":\(done),\"remaining\":\(r.remaining),\"primary\":\(r.primary),\"perSecond\":\(Int(rate))}")
+                }
+                if r.remaining == 0 || r.rewrapped == 0 { break }
+            }
+            if terminal { print("\ndone: every data key is under the primary KEK") }
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Retire a KEK version; refused while any subject still uses it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The KEK version.") var version: Int
+        func run() throws {
+            let client = ClinicClient(options: connection)
+            let (s, raw) = try client.call("POST", "/v1/admin/keys/retire", body: VersionBody(version: version), as: KeysStatusResponse.self)
+            client.output(raw) { KeysCommand.table(s) }
+        }
+    }
+
+    struct Destroy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy a retired KEK version: its key file is overwritten and removed. Backups wrapped under it become unreadable.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The KEK version.") var version: Int
+        @Flag(help: "Do not ask for the typed confirmation.") var yes = false
+        func run() throws {
+            if !yes {
+                print("Type the version number (\(version)) to destroy KEK version \(version) for good: ", terminator: "")
+                fflush(nil)
+                guard readLine()?.trimmingCharacters(in: .whitespaces) == String(version) else {
+                    throw ClinicFailure(exitCode: 3, description: "not confirmed; nothing was destroyed")
+                }
+            }
+            let client = ClinicClient(options: connection)
+            let (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: version), as: KeysStatusResponse.self)
+            client.output(raw) { KeysCommand.table(s) }
+        }
+    }
+}
