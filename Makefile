@@ -17,7 +17,8 @@ MANDIR := $(PREFIX)/share/man
 SYSCONFDIR := /etc/anonreg
 # The binaries to install: a release build unless BINARIES names another build directory.
 BINARIES ?= $(CURDIR)/.build/release
-MANPAGES := $(CURDIR)/.build/man
+# Man pages are generated from the commands' help and committed (docs/man); `make man` refreshes them.
+MANPAGES := $(CURDIR)/docs/man
 
 setup:
 	@./scripts/setup.sh
@@ -42,15 +43,17 @@ clean:
 release: setup
 	$(SWIFT) build -c release
 
-## Man pages from the commands' own help (swift-argument-parser's generate-manual).
+## Regenerate docs/man from the commands' own help (swift-argument-parser's generate-manual;
+## it makes a release build). Run it after changing a command's options, and commit the result.
 man: setup
-	mkdir -p $(MANPAGES)
-	$(SWIFT) package --allow-writing-to-directory $(MANPAGES) generate-manual --output-directory $(MANPAGES)
-	sed 's/^\.Dt ANONREGD 1/.Dt ANONREGD 8/' $(MANPAGES)/anonregd.1 > $(MANPAGES)/anonregd.8
+	mkdir -p $(CURDIR)/.build/man
+	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build/man generate-manual --output-directory $(CURDIR)/.build/man
+	cp $(CURDIR)/.build/man/anonreg.1 $(MANPAGES)/anonreg.1
+	sed 's/^\.Dt ANONREGD 1/.Dt ANONREGD 8/' $(CURDIR)/.build/man/anonregd.1 > $(MANPAGES)/anonregd.8
 
 ## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
 ## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.
-install: man
+install:
 	@if [ "$(BINARIES)" = "$(CURDIR)/.build/release" ]; then $(MAKE) --no-print-directory release; fi
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UNITDIR)/anonregd.service.d \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR) \

@@ -24,7 +24,10 @@ work=$(mktemp -d /tmp/anonreg-systemd-XXXXXX)
 chmod 0755 "$work"
 daemon_pid=""
 cleanup() {
-    [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null
+        wait "$daemon_pid" 2>/dev/null
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,7 +78,9 @@ mkdir -m "$dir_mode" "$run" && chown 61001:61002 "$run"
 as_daemon() { setpriv --reuid=61001 --regid=61001 --clear-groups "$@"; }
 as_daemon "$root/usr/local/bin/anonreg" init --state-dir "$state" > /dev/null
 "$root/usr/local/bin/anonreg" clinics add north --uid 61003 --config "$state/anonreg.toml" > /dev/null
-as_daemon systemd-socket-activate -l "$run/anonreg.sock" \
+# Started directly (not through the shell function) so that $! is the daemon's own pid:
+# setpriv and systemd-socket-activate both exec, they do not fork.
+setpriv --reuid=61001 --regid=61001 --clear-groups systemd-socket-activate -l "$run/anonreg.sock" \
     "$root/usr/local/bin/anonregd" --config "$state/anonreg.toml" > "$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 100); do [ -S "$run/anonreg.sock" ] && break; sleep 0.1; done
@@ -99,6 +104,11 @@ outsider=$?
 check "an outsider is refused by file permissions (curl exit 7)" test "$outsider" = "7"
 check "the outsider never reached the daemon" bash -c "! grep -q 'peer.uid=61004' '$work/daemon.log'"
 check "the clinic's request reached it" grep -q 'peer.uid=61003' "$work/daemon.log"
+kill "$daemon_pid" 2>/dev/null
+wait "$daemon_pid" 2>/dev/null
+daemon_status=$?
+daemon_pid=""
+check "SIGTERM stops the socket-activated daemon with status 0" test "$daemon_status" = "0"
 
 # 5. make uninstall removes what install put there and keeps the configuration.
 make --no-print-directory uninstall DESTDIR="$root" > "$work/uninstall.log" 2>&1

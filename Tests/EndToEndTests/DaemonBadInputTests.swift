@@ -80,6 +80,12 @@ import AnonregTestSupport
             Case(name: "body on a body-less route", method: "POST", path: "/v1/cases/\(handle)/withdraw",
                  body: "{\"reason\":\"x\"}", status: 400, code: "unknown_field"),
             Case(name: "unknown route", method: "GET", path: "/v2/subjects", status: 404, code: "not_found"),
+            Case(name: "negative audit export start", method: "GET", path: "/v1/admin/audit/export?since=-1", status: 400, code: "invalid_value"),
+            Case(name: "unknown audit export parameter", method: "GET", path: "/v1/admin/audit/export?actor=x", status: 400, code: "unknown_field"),
+            Case(name: "retire an unknown KEK version", method: "POST", path: "/v1/admin/keys/retire", body: "{\"version\":99}", status: 404, code: "unknown_kek_version"),
+            Case(name: "retire the primary", method: "POST", path: "/v1/admin/keys/retire", body: "{\"version\":1}", status: 409, code: "kek_transition_refused"),
+            Case(name: "destroy a version that is not retired", method: "POST", path: "/v1/admin/keys/destroy", body: "{\"version\":1}", status: 409, code: "kek_transition_refused"),
+            Case(name: "rewrap batch out of range", method: "POST", path: "/v1/admin/keys/rewrap", body: "{\"batchSize\":0}", status: 400, code: "invalid_value"),
             Case(name: "unknown peer", method: "POST", path: "/v1/subjects", body: DaemonHarness.enrolBody(), uid: 65534,
                  status: 403, code: "unknown_peer"),
         ]
@@ -92,6 +98,7 @@ import AnonregTestSupport
         let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         let handle = try #require(enrol.string("case"))
         let before = try d.registryDump()
+        let keyringBefore = try String(contentsOfFile: d.stateDir + "/keys/keyring.json", encoding: .utf8)
         let auditBefore = try d.auditEntryCount()
         #expect(before.contains("INSERT INTO subject"))
         for c in Self.cases(handle: handle) {
@@ -102,6 +109,7 @@ import AnonregTestSupport
             #expect(message?.isEmpty == false, "\(c.name) has a message")
         }
         #expect(try d.registryDump() == before, "bad input changed the registry's data")
+        #expect(try String(contentsOfFile: d.stateDir + "/keys/keyring.json", encoding: .utf8) == keyringBefore, "bad input changed the keyring")
         // Each refusal on a registry route was audited; unknown routes and unknown peers touch
         // no registry data and are not.
         let audited = Self.cases(handle: handle).filter { $0.code != "not_found" && $0.code != "unknown_peer" }.count
