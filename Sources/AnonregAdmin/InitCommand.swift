@@ -23,8 +23,11 @@ public struct InitCommand: ParsableCommand {
     @Option(name: .long, help: "The state directory to create.")
     var stateDir: String
 
-    @Option(name: .long, help: "64 hex digits: the OPRF seed from an offline backup.")
+    @Option(name: .long, help: "64 hex digits: the OPRF seed from an offline backup (visible in the process list; prefer --oprf-seed-file).")
     var oprfSeedHex: String?
+
+    @Option(name: .long, help: "A file holding the 64 hex digits of the OPRF seed.")
+    var oprfSeedFile: String?
 
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
     var oprfKeyInfo: String?
@@ -35,8 +38,11 @@ public struct InitCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if oprfKeyInfo != nil && oprfSeedHex == nil {
-            throw ValidationError("--oprf-key-info needs --oprf-seed-hex")
+        if oprfSeedHex != nil && oprfSeedFile != nil {
+            throw ValidationError("give --oprf-seed-hex or --oprf-seed-file, not both")
+        }
+        if oprfKeyInfo != nil && oprfSeedHex == nil && oprfSeedFile == nil {
+            throw ValidationError("--oprf-key-info needs --oprf-seed-hex or --oprf-seed-file")
         }
     }
 
@@ -57,7 +63,12 @@ public struct InitCommand: ParsableCommand {
         }
 
         var options = KeyringCreateOptions()
-        if let hex = oprfSeedHex {
+        var seedHex = oprfSeedHex
+        if let file = oprfSeedFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.usage("cannot read \(file)") }
+            seedHex = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let hex = seedHex {
             do {
                 options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")
             } catch {

@@ -68,14 +68,15 @@ public struct CheckupCommand: ParsableCommand {
     @Option(help: "remission, relapse, missed or other.") var outcome: String
     @Option(name: .customLong("substance"), help: "A detected substance (repeatable).") var substances: [String] = []
     @Option(name: .customLong("treatment"), help: "A treatment given (repeatable).") var treatments: [String] = []
-    @Option(help: "Clinician note (sealed; never logged).") var note: String = ""
+    @Option(help: "Clinician note (sealed; never logged). `-` reads it from standard input, which keeps it out of the process list.") var note: String = ""
     @Flag(help: "Mark a check-up dated before the latest one as a correction.") var correction = false
     @Option(help: "For relapses when the policy leaves it to the clinician: restart, extend or continue.") var relapseAction: String?
     public init() {}
 
     public func run() throws {
+        let text = note == "-" ? (String(data: FileHandle.standardInput.readDataToEndOfFile(), encoding: .utf8) ?? "") : note
         let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on"), outcome: outcome, substances: substances,
-                               treatment: treatments, note: note, correction: correction, relapseAction: relapseAction)
+                               treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
         client.output(raw) { Table.render([("recorded", "\(reply.checkup.on) \(reply.checkup.outcome.rawValue)")] + Table.monitoring(reply.monitoring)) }
@@ -104,12 +105,12 @@ public struct LinkCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "link", abstract: "Link a patient to this clinic with the patient's code, so the history carries over.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The patient code.") var code: String
+    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.") var code: String?
     public init() {}
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/cases", body: CodeBody(code: code), as: CaseResponse.self)
+        let (reply, raw) = try client.call("POST", "/v1/cases", body: CodeBody(code: try SecretInput.code(code)), as: CaseResponse.self)
         client.output(raw) { Table.render([("case", reply.case)]) }
     }
 }
@@ -119,7 +120,7 @@ public struct WithdrawCommand: ParsableCommand {
         commandName: "withdraw", abstract: "Withdraw consent: erase the subject now, by case handle or by patient code.")
     @OptionGroup var connection: ConnectionOptions
     @Option(name: .customLong("case"), help: "The case handle.") var caseHandle: String?
-    @Option(help: "The patient code.") var code: String?
+    @Option(help: "The patient code; `-` reads it from standard input (keeps it out of the process list).") var code: String?
     public init() {}
 
     public func validate() throws {
@@ -131,7 +132,7 @@ public struct WithdrawCommand: ParsableCommand {
         let (reply, raw): (WithdrawResponse, Data) = if let caseHandle {
             try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
         } else {
-            try client.call("POST", "/v1/withdraw", body: CodeBody(code: code!), as: WithdrawResponse.self)
+            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try SecretInput.code(code == "-" ? nil : code)), as: WithdrawResponse.self)
         }
         client.output(raw) { "Consent withdrawn; the subject's data was \(reply.status)." }
     }
@@ -141,12 +142,12 @@ public struct SelfCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "self", abstract: "Show everything the registry holds about the patient whose code is given, in plain words.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The patient code.") var code: String
+    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.") var code: String?
     public init() {}
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: code), as: SelfResponse.self)
+        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try SecretInput.code(code)), as: SelfResponse.self)
         client.output(raw) { reply.summary.joined(separator: "\n") }
     }
 }
@@ -163,7 +164,7 @@ public struct LinkageCommand: ParsableCommand {
             printed 128 hex digits as --linkage to `anonreg enrol`.
             """)
     @OptionGroup var connection: ConnectionOptions
-    @Option(help: "The identity string to link on (read from standard input when absent).") var identity: String?
+    @Option(help: "The identity string to link on. Prefer standard input (omit this option): arguments are visible in the process list.") var identity: String?
     public init() {}
 
     public func run() throws {
@@ -238,5 +239,21 @@ enum ClinicDates {
         var parts = tm()
         localtime_r(&now, &parts)
         return Day(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday))!.description
+    }
+}
+
+/// Secrets read from standard input instead of argv (which /proc/PID/cmdline and shell history
+/// expose).
+enum SecretInput {
+    static func code(_ argument: String?) throws -> String {
+        if let argument { return argument }
+        if isatty(0) == 1 {
+            print("Patient code: ", terminator: "")
+            fflush(nil)
+        }
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            throw ValidationError("no patient code given (as an argument or on standard input)")
+        }
+        return line
     }
 }

@@ -75,6 +75,16 @@ public final class Keyring: Sendable {
 
     public var isSealed: Bool { manifest.sealing != nil }
 
+    /// The OPRF seed (hex) and key info (text) for an offline backup. The hex string is the one
+    /// place a seed leaves secure memory: the caller writes it only to a terminal or a 0600 file.
+    public func exportOPRFSeed() throws(KeyringError) -> (hex: String, keyInfo: String) {
+        let seed = try KeyFile.read(path: source.path(for: KeyFileName.oprfSeed), name: KeyFileName.oprfSeed,
+                                    length: OPRF.seedBytes, sealingKey: sealingKey, rule: source.rule(for: KeyFileName.oprfSeed))
+        try KeyCheck.verify(seed, name: KeyFileName.oprfSeed, manifest: manifest, path: source.directory)
+        let info = (try? Hex.decode(manifest.oprf.keyInfo)) ?? []
+        return (seed.withUnsafeBytes { Hex.encode($0) }, String(decoding: info, as: UTF8.self))
+    }
+
     // MARK: - Loading
 
     /// Loads and checks a keyring. The keys directory must be 0700 and every file 0600 (or

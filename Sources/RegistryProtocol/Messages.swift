@@ -394,12 +394,15 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     public var erasedCompleted: Int
     public var erasedCap: Int
     public var erasedInactive: Int
-    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int) {
+    /// Subjects that could not be reviewed and were skipped.
+    public var failed: Int
+    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int) {
         self.reviewed = reviewed
         self.kept = kept
         self.erasedCompleted = erasedCompleted
         self.erasedCap = erasedCap
         self.erasedInactive = erasedInactive
+        self.failed = failed
     }
 }
 

@@ -17,6 +17,9 @@ public struct AuditCheckpointService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60 * audit.checkpointMinutes)) }
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             do {
+                if await app.store.retryPendingWALTruncation() {
+                    app.logger.error("erased data may still be in the WAL: truncation keeps failing (a long-running reader?)")
+                }
                 if let seq = try await app.store.checkpointAudit() {
                     app.logger.info("audit checkpoint", metadata: ["seq": "\(seq)"])
                 }

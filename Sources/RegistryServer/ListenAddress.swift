@@ -45,7 +45,7 @@ public enum ListenError: Error, Equatable, CustomStringConvertible {
         case .notASocket(let path):
             "\(path) exists and is not a socket; refusing to replace it"
         case .unsafeDirectory(let path, let mode):
-            "the socket directory \(path) has mode \(String(mode & 0o7777, radix: 8)) and is writable by others; use a directory that is not world-writable (chmod o-w \(path))"
+            "the socket directory \(path) has mode \(String(mode & 0o7777, radix: 8)) and is writable by others; use a directory only its owner can write (chmod go-w \(path))"
         case .io(let path, let operation, let code):
             "\(operation) \(path) failed: \(String(cString: strerror(code)))"
         }
@@ -64,7 +64,10 @@ enum SocketPathGuard {
         guard stat(directory.isEmpty ? "." : directory, &st) == 0 else {
             throw .io(path: directory, operation: "stat", errno: errno)
         }
-        guard st.st_mode & 0o002 == 0 else { throw .unsafeDirectory(path: directory, mode: UInt32(st.st_mode)) }
+        // Writable by others, or by a group when the directory is not ours or root's: someone
+        // else could replace the socket and collect what clinics send.
+        let groupWritableByOthers = st.st_mode & 0o020 != 0 && st.st_uid != geteuid() && st.st_uid != 0
+        guard st.st_mode & 0o002 == 0, !groupWritableByOthers else { throw .unsafeDirectory(path: directory, mode: UInt32(st.st_mode)) }
         guard lstat(path, &st) == 0 else {
             if errno == ENOENT { return }
             throw .io(path: path, operation: "stat", errno: errno)

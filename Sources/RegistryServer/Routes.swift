@@ -37,7 +37,7 @@ extension RegistryApp {
             guard let text = context.parameters.get("case"), let handle = CaseHandle(text) else { throw APIError.invalidCase }
             return handle
         }
-        let monitoring = self.monitoring
+        // `self.monitoring` is read per request: SIGHUP may have replaced it.
         return [
             RouteTable.spec(.get, "/v1/health"): { _, _ in
                 try JSONBodies.response(HealthResponse(status: "ok", version: AnonregVersion.software))
@@ -54,59 +54,60 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/subjects"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(EnrolRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.enrol(clinic: id, body), status: .created)
+                return try JSONBodies.response(try await self.monitoring.enrol(clinic: id, body), status: .created)
             },
             RouteTable.spec(.post, "/v1/cases"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.link(clinic: id, code: body.code), status: .created)
+                return try JSONBodies.response(try await self.monitoring.link(clinic: id, code: body.code), status: .created)
             },
             RouteTable.spec(.get, "/v1/cases/{case}"): { _, context in
-                try JSONBodies.response(try await monitoring.status(clinic: try clinic(context), case: try caseHandle(context)))
+                try JSONBodies.response(try await self.monitoring.status(clinic: try clinic(context), case: try caseHandle(context)))
             },
             RouteTable.spec(.post, "/v1/cases/{case}/checkups"): { request, context in
                 let id = try clinic(context)
                 let handle = try caseHandle(context)
                 let body = try await JSONBodies.decode(CheckupRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.addCheckup(clinic: id, case: handle, body), status: .created)
+                return try JSONBodies.response(try await self.monitoring.addCheckup(clinic: id, case: handle, body), status: .created)
             },
             RouteTable.spec(.get, "/v1/cases/{case}/checkups"): { _, context in
-                try JSONBodies.response(try await monitoring.checkups(clinic: try clinic(context), case: try caseHandle(context)))
+                try JSONBodies.response(try await self.monitoring.checkups(clinic: try clinic(context), case: try caseHandle(context)))
             },
             RouteTable.spec(.post, "/v1/cases/{case}/code"): { request, context in
                 let id = try clinic(context)
                 let handle = try caseHandle(context)
                 try await JSONBodies.requireEmpty(request, limit: limit)
-                return try JSONBodies.response(try await monitoring.reissueCode(clinic: id, case: handle), status: .created)
+                return try JSONBodies.response(try await self.monitoring.reissueCode(clinic: id, case: handle), status: .created)
             },
             RouteTable.spec(.post, "/v1/cases/{case}/withdraw"): { request, context in
                 let id = try clinic(context)
                 let handle = try caseHandle(context)
                 try await JSONBodies.requireEmpty(request, limit: limit)
-                return try JSONBodies.response(try await monitoring.withdraw(clinic: id, case: handle))
+                return try JSONBodies.response(try await self.monitoring.withdraw(clinic: id, case: handle))
             },
             RouteTable.spec(.post, "/v1/withdraw"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.withdraw(clinic: id, code: body.code))
+                return try JSONBodies.response(try await self.monitoring.withdraw(clinic: id, code: body.code))
             },
             RouteTable.spec(.post, "/v1/self"): { request, context in
                 _ = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
                 let store = self.store
-                return try JSONBodies.response(try await monitoring.selfAccess(code: body.code) { reference in
-                    ((try? await store.auditRecords(subjectReference: reference)) ?? []).map(AuditExport.accessLogEntry)
-                })
+                let answer = try await self.monitoring.selfAccess(code: body.code) { reference in
+                    (try? await store.auditRecords(subjectReference: reference))?.map(AuditExport.accessLogEntry)
+                }
+                return try JSONBodies.response(answer)
             },
             RouteTable.spec(.get, "/v1/due"): { request, context in
                 let id = try clinic(context)
-                let before = try Self.dueBefore(request, today: monitoring.clock.today)
-                return try JSONBodies.response(try await monitoring.due(clinic: id, before: before))
+                let before = try Self.dueBefore(request, today: self.monitoring.clock.today)
+                return try JSONBodies.response(try await self.monitoring.due(clinic: id, before: before))
             },
             RouteTable.spec(.post, "/v1/episodes/anonymous"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(AnonymousEpisodeRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await monitoring.anonymousEpisode(clinic: id, body), status: .created)
+                return try JSONBodies.response(try await self.monitoring.anonymousEpisode(clinic: id, body), status: .created)
             },
             RouteTable.spec(.get, "/v1/admin/keys"): { _, _ in
                 try JSONBodies.response(try await self.keysStatus())

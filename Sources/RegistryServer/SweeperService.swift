@@ -21,7 +21,11 @@ public struct SweeperService: Service {
                 app.logger.notice("daily sweep", metadata: [
                     "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
                     "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
+                    "failed": "\(report.failed)",
                 ])
+                if report.failed > 0 {
+                    app.logger.error("\(report.failed) subject(s) could not be reviewed (unreadable records or a missing KEK); run `anonreg audit verify` and check the keyring")
+                }
             } catch {
                 app.logger.error("daily sweep failed: \(error)")
             }

@@ -11,6 +11,12 @@ final class GroupCommitWriter: Sendable {
     private let pool: DatabasePool
     private let state = Mutex(State())
     private let commits = Atomic<Int>(0)
+    /// Set when a WAL truncation after an erasure could not complete (a long reader held the
+    /// WAL); every later batch retries until it succeeds.
+    private let truncatePending = Atomic<Bool>(false)
+
+    /// Whether erased data may still sit in WAL frames (a truncation is still pending).
+    var walTruncationPending: Bool { truncatePending.load(ordering: .relaxed) }
 
     /// Transactions committed so far (each is one fsync of the WAL). Benchmarks and tests
     /// compare it with the number of writes.
@@ -58,7 +64,13 @@ final class GroupCommitWriter: Sendable {
             do {
                 try await pool.writeWithoutTransaction { db in
                     try db.inTransaction(.immediate) {
-                        for item in batch { item.run(db) }
+                        for item in batch {
+                            item.run(db)
+                            // SQLite rolls a transaction back by itself on some errors (disk
+                            // full, I/O): then nothing of this batch survives, and later items
+                            // must not run (each would commit on its own, outside the batch).
+                            guard db.isInsideTransaction else { throw StorageError.storageFull }
+                        }
                         return .commit
                     }
                 }
@@ -66,12 +78,28 @@ final class GroupCommitWriter: Sendable {
             } catch {
                 commitError = error
             }
-            if commitError == nil, batch.contains(where: \.wantsCheckpoint) {
+            if commitError == nil, batch.contains(where: \.wantsCheckpoint) || truncatePending.load(ordering: .relaxed) {
                 // After erasure: move the WAL into the database (secure_delete zeroes the freed
-                // cells there) and truncate the WAL so the old frames are gone from disk too.
-                _ = try? await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+                // cells there) and truncate the WAL so the old frames are gone from disk too. If a
+                // reader holds the WAL past the busy timeout, retry with every later batch.
+                await truncateWAL()
             }
             for item in batch { item.finish(commitError: commitError) }
+        }
+    }
+}
+
+extension GroupCommitWriter {
+    /// Runs `wal_checkpoint(TRUNCATE)`; remembers a failure so that it is retried.
+    @discardableResult
+    func truncateWAL() async -> Bool {
+        do {
+            try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            truncatePending.store(false, ordering: .relaxed)
+            return true
+        } catch {
+            truncatePending.store(true, ordering: .relaxed)
+            return false
         }
     }
 }

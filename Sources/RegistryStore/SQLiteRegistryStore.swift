@@ -63,6 +63,14 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
     }
 
+    /// Retries a WAL truncation that a long reader prevented after an erasure. The daemon calls
+    /// it periodically; returns whether erased data may still be in the WAL.
+    @discardableResult
+    public func retryPendingWALTruncation() async -> Bool {
+        guard writer.walTruncationPending else { return false }
+        return !(await writer.truncateWAL())
+    }
+
     /// Closes the database (checkpointing the WAL).
     public func close() throws(StorageError) {
         do { try pool.close() } catch { throw StorageError.from(error, path: path) }

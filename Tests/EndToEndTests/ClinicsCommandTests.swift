@@ -92,5 +92,10 @@ import AnonregTestSupport
         entries = try policyEntries()
         #expect(entries.count == 2)
         #expect(entries.last?.hasPrefix("system reload | dependence: every 90d, remission 730d") == true)
+        // The reloaded policy reaches request handlers: the next check-up records it.
+        let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let handle = try #require(enrol.string("case"))
+        let checkup = try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}")
+        #expect(checkup.body.contains("730 days required"), "\(checkup.body.prefix(300))")
     }
 }

@@ -224,13 +224,15 @@ public struct MonitoringService: Sendable {
     }
 
     /// Everything held about the subject holding `code`, in plain words.
-    public func selfAccess(code: String, accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry] = { _ in [] }) async throws(DomainError) -> SelfResponse {
+    /// `accessLog` returns nil when the log cannot be read: the answer is then an error rather
+    /// than a record that silently looks unaccessed.
+    public func selfAccess(code: String, accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry]? = { _ in [] }) async throws(DomainError) -> SelfResponse {
         let view: SubjectView
         do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
         let records = try SubjectRecords(view)
         let today = clock.today
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
-        let log = await accessLog(view.auditReference)
+        guard let log = await accessLog(view.auditReference) else { throw .internalFailure("the access log could not be read") }
         var summary = [
             "You are enrolled in \(records.episode.category) monitoring since \(records.episode.enrolledOn) by clinic \(records.episode.clinic).",
             "You gave consent on \(records.consent.givenOn) (\(records.consent.method.rawValue), form \(records.consent.form)) for: \(records.consent.scope.map(\.rawValue).joined(separator: " and ")).",

@@ -26,6 +26,9 @@ public struct Sweeper: Sendable {
         public var erasedCompleted = 0
         public var erasedCap = 0
         public var erasedInactive = 0
+        /// Subjects that could not be reviewed (unreadable records, a missing key): skipped, so
+        /// one bad subject never stops the forgetting of all the others. The daemon logs them.
+        public var failed = 0
         public var erased: Int { erasedCompleted + erasedCap + erasedInactive }
         public init() {}
     }
@@ -63,10 +66,11 @@ public struct Sweeper: Sendable {
                         }
                       }
                     }
-                } catch let error as StorageError {
+                } catch let error as StorageError where error == .storageFull {
                     throw .storage(error)
                 } catch {
-                    throw .internalFailure("a subject could not be reviewed")
+                    report.failed += 1
+                    continue
                 }
                 // Erasures are audited (the entry keeps only the keyed reference, which now points
                 // at nothing).

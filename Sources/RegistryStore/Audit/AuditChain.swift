@@ -4,7 +4,7 @@ import RegistryCrypto
 /// The audit log's hash chain and checkpoints (docs/CRYPTO.md §Audit).
 ///
 ///     entry(seq) = "anonreg/v1/audit-entry" ‖ 0x00 ‖ BE64(seq) ‖ lp(at) ‖ lp(actor) ‖ lp(action)
-///                  ‖ lp(result) ‖ lp(subject_ref)                      lp(x) = BE16(len x) ‖ x
+///                  ‖ lp(result) ‖ lp(subject_ref)                      lp(x) = BE32(len x) ‖ x
 ///     hash(seq)  = BLAKE2b-256(hash(seq - 1) ‖ entry(seq)),  hash(0) = 32 zero bytes
 ///     signed     = "anonreg/v1/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
 public enum AuditChain {
@@ -42,9 +42,9 @@ public enum AuditChain {
     public static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
 
     static func lp(_ text: String) -> [UInt8] { lp(Array(text.utf8)) }
+    /// Length-prefixed with 32 bits, so every byte of every field is covered by the hash.
     static func lp(_ bytes: [UInt8]) -> [UInt8] {
-        let n = min(bytes.count, Int(UInt16.max))
-        return [UInt8(n >> 8), UInt8(n & 0xff)] + bytes.prefix(n)
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { Array($0) } + bytes
     }
     static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
 

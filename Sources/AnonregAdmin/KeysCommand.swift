@@ -1,5 +1,8 @@
+import AnonregClinic
 import ArgumentParser
 import Foundation
+import RegistryCrypto
+import RegistryKeyring
 import RegistryProtocol
 
 private struct VersionBody: Encodable { var version: Int }
@@ -11,12 +14,18 @@ public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy.",
-        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self])
+        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self])
     public init() {}
 
     static func table(_ s: KeysStatusResponse) -> String {
-        Table.render(header: ["VERSION", "STATUS", "CREATED", "SUBJECTS"],
-                     rows: s.versions.map { ["\($0.version)", $0.status, $0.createdAt, "\($0.subjects)"] })
+        let rows = s.versions.map { ["\($0.version)", $0.status, $0.createdAt, "\($0.subjects)"] }
+        let header = ["VERSION", "STATUS", "CREATED", "SUBJECTS"]
+        let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max() ?? 0 }
+        let lines = ([header] + rows).map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        return lines.joined(separator: "\n")
             + "\nprimary: \(s.primary); OPRF public key \(s.oprfPublicKey.prefix(16))…, linkage epoch \(s.linkageEpoch)"
     }
 
@@ -104,6 +113,56 @@ public struct KeysCommand: ParsableCommand {
             let client = ClinicClient(options: connection)
             let (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: version), as: KeysStatusResponse.self)
             client.output(raw) { KeysCommand.table(s) }
+        }
+    }
+}
+
+/// `anonreg keys export-oprf-seed`: the OPRF seed and key info for an offline (paper) backup.
+/// Written only to a terminal or to a new file created with mode 0600.
+struct ExportOPRFSeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-oprf-seed",
+        abstract: "Print the OPRF seed and key info for an offline backup (terminal or a new 0600 file only).",
+        discussion: """
+            With them, `anonreg init --oprf-seed-hex HEX --oprf-key-info TEXT` rebuilds the same OPRF \
+            key, so linkage values stay comparable after a disaster. Anyone holding the seed can \
+            compute linkage values offline: keep it like the keys themselves.
+            """)
+    @Option(help: "The state directory (its keys/ is read).") var stateDir: String
+    @Option(help: "Write to this new file (mode 0600) instead of the terminal.") var output: String?
+    @Option(help: "File holding the keyring passphrase, for a sealed keyring.") var passphraseFile: String?
+
+    func run() throws {
+        let passphrase: KeyMaterial?
+        do { passphrase = try passphraseFile.map { try Passphrase.read(path: $0) } } catch {
+            throw CLIFailure.failed("\(error)")
+        }
+        let exported: (hex: String, keyInfo: String)
+        do {
+            let keyring = try Keyring.load(from: KeyringSource(directory: stateDir + "/keys"), passphrase: passphrase)
+            exported = try keyring.exportOPRFSeed()
+        } catch {
+            throw CLIFailure.failed("\(error)")
+        }
+        let text = """
+            anonreg OPRF seed (RFC 9497 DeriveKeyPair), keep offline:
+              --oprf-seed-hex \(exported.hex)
+              --oprf-key-info \"\(exported.keyInfo)\"
+
+            """
+        if let output {
+            let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            fchmod(fd, 0o600)
+            let bytes = Array(text.utf8)
+            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else { throw CLIFailure.failed("cannot write \(output)") }
+            print("wrote \(output) (mode 0600)")
+        } else {
+            guard isatty(1) == 1 else {
+                throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
+            }
+            print(text, terminator: "")
         }
     }
 }

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+import AnonregTestSupport
+import RegistryCore
+import RegistryKeyring
+import RegistryProtocol
+@testable import RegistryStore
+
+/// One unreadable subject must not stop the forgetting of the others.
+struct SweeperRobustnessTests {
+    @Test func anUnreadableSubjectIsSkippedAndTheRestAreErased() async throws {
+        let tmp = TemporaryDirectory()
+        let keyring = try Keyring.create(in: tmp.sub("keys"))
+        let store = try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: keyring)
+        let rules = ThreeYearSimulationTests.rules
+        let clock = FixedDayClock(Day("2026-01-01")!)
+        let service = MonitoringService(storage: store, rules: rules, clock: clock)
+        func enrol() async throws -> EnrolResponse {
+            let body = "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-01-01\",\"method\":\"written\",\"scope\":[\"monitoring\"]},\"category\":\"sim\",\"enrolledOn\":\"2026-01-01\"}"
+            return try await service.enrol(clinic: ThreeYearSimulationTests.clinic, try JSONDecoder().decode(EnrolRequest.self, from: Data(body.utf8)))
+        }
+        let broken = try await enrol()
+        let fine = try await enrol()
+        // Break the first subject's wrapped key (it sorts first in the review order).
+        let result = try Binaries.runExecutable("/usr/bin/sqlite3", [tmp.sub("registry.sqlite"),
+            "UPDATE subject SET wrapped_dek = (SELECT wrapped_dek FROM subject WHERE id = 2) WHERE id = 1;"])
+        #expect(result.status == 0)
+        // Past everyone's retention cap (730 days).
+        clock.set(Day("2028-06-01")!)
+        let report = try await Sweeper(storage: store, rules: rules, clock: clock).run()
+        #expect(report.failed == 1)
+        #expect(report.erasedCap == 1)
+        #expect(await ThreeYearSimulationTests.exists(store, CaseHandle(fine.case)!) == false)
+        _ = broken
+        #expect(try await store.subjectCount() == 1, "only the unreadable subject remains, for the admin to investigate")
+    }
+}
