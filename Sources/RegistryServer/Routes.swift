@@ -199,7 +199,7 @@ extension RegistryApp {
     /// its key file is overwritten and removed) a KEK version.
     func changeKEK(_ version: Int, retire: Bool) async throws -> KeysStatusResponse {
         let usage: [Int: Int]
-        do throws(StorageError) { usage = try await store.kekUsage() } catch { throw DomainError.storage(error) }
+        do throws(StorageError) { usage = try await store.kekUsageAfterPendingWrites() } catch { throw DomainError.storage(error) }
         try keyChanges.withLock { _ in
             do {
                 let keyring = store.keyring

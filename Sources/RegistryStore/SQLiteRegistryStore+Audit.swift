@@ -118,6 +118,10 @@ extension SQLiteRegistryStore {
             try db.execute(sql: "DELETE FROM audit_entry WHERE seq <= ?", arguments: [anchor])
             let removed = db.changesCount
             try db.execute(sql: "DELETE FROM audit_checkpoint WHERE seq < ?", arguments: [anchor])
+            // The pruning itself is on the chain, so verify can tell it from a deleted prefix.
+            _ = try Self.appendEntry(db, event: AuditEvent(actor: "system audit", action: AuditChain.pruneAction,
+                                                           result: AuditChain.pruneResult(anchor: anchor), subjectReference: nil),
+                                     at: Self.timestamp())
             return removed
         }
     }

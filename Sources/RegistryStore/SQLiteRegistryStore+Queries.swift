@@ -56,6 +56,18 @@ extension SQLiteRegistryStore {
         }
     }
 
+    /// `kekUsage` counted in the writer, after every write queued before it: what retire must
+    /// see (an enrolment in flight under the old primary is counted).
+    public func kekUsageAfterPendingWrites() async throws(StorageError) -> [Int: Int] {
+        try await write { db in
+            var usage: [Int: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT kek_version, count(*) FROM subject GROUP BY kek_version") {
+                usage[row[0]] = row[1]
+            }
+            return usage
+        }
+    }
+
     /// How many subjects exist (for tests, statistics of the store itself and benchmarks).
     public func subjectCount() async throws(StorageError) -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0 }

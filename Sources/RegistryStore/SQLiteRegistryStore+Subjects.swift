@@ -16,8 +16,6 @@ extension SQLiteRegistryStore {
         let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         let sid = try SubjectKeys.newSID()
         let dek = try SubjectKeys.newDEK()
-        let primary = keyring.primaryKEK
-        let wrapped = try SubjectKeys.wrap(dek, sid: sid, version: primary.version, kek: primary.key)
         let dekBox = DEKBox(dek)
         // The linkage hash is computed and stored whether or not it was seen before: no lookup.
         let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
@@ -25,6 +23,10 @@ extension SQLiteRegistryStore {
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
 
         let view = try await write { db in
+            // The primary KEK is read inside the writer: a rotation, retire and destroy that run
+            // meanwhile can never leave this subject wrapped under a destroyed version.
+            let primary = self.keyring.primaryKEK
+            let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)
             try db.execute(
                 sql: """
                     INSERT INTO subject (sid, code_index, wrapped_dek, kek_version, linkage_hash, status, next_due, review_on)

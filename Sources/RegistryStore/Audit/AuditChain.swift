@@ -41,6 +41,10 @@ public enum AuditChain {
 
     public static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
 
+    /// The entry that records a prune: entries up to `anchor` were removed on purpose.
+    public static let pruneAction = "audit-prune"
+    public static func pruneResult(anchor: Int64) -> String { "entries through \(anchor) pruned; anchor checkpoint \(anchor)" }
+
     static func lp(_ text: String) -> [UInt8] { lp(Array(text.utf8)) }
     /// Length-prefixed with 32 bits, so every byte of every field is covered by the hash.
     static func lp(_ bytes: [UInt8]) -> [UInt8] {
@@ -102,6 +106,10 @@ public enum AuditChain {
             // Pruned: the chain must continue from a signed checkpoint just before it.
             guard let anchor = bySeq[first.seq - 1] else {
                 return fail(first.seq, "entries before \(first.seq) are missing and no signed checkpoint covers them")
+            }
+            // A gap at the start is a prune only if the chain records that prune.
+            guard entries.contains(where: { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }) else {
+                return fail(first.seq, "entries 1 to \(first.seq - 1) are missing and no audit-prune entry records their pruning")
             }
             expected = anchor.hash
         }
