@@ -18,6 +18,10 @@ final class GroupCommitWriter: Sendable {
     /// Whether erased data may still sit in WAL frames (a truncation is still pending).
     var walTruncationPending: Bool { truncatePending.load(ordering: .relaxed) }
 
+    /// Called by a write that erased something: the batch it is in truncates the WAL after its
+    /// commit (and later batches retry until that succeeds).
+    func requestTruncation() { truncatePending.store(true, ordering: .relaxed) }
+
     /// Transactions committed so far (each is one fsync of the WAL). Benchmarks and tests
     /// compare it with the number of writes.
     var commitCount: Int { commits.load(ordering: .relaxed) }

@@ -18,9 +18,9 @@ extension SQLiteRegistryStore {
     ) async throws(StorageError) -> SweepResult {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
-        // The checkpoint after an erasure is requested for every sweep write; it runs once per
-        // batch and only after a commit, so a batch of keeps costs nothing extra.
-        return try await write(checkpointAfter: true) { db in
+        let writer = self.writer
+        // Only an erasure asks for the WAL truncation; a batch of keeps does not checkpoint.
+        return try await write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?",
                                              arguments: [subject.rawValue]) else { return .gone }
             let subjectRow = try SubjectRow(row: row)
@@ -31,6 +31,7 @@ extension SQLiteRegistryStore {
             case .erase(let counters):
                 try Self.delete(db, subjectID: subjectRow.id)
                 try Self.apply(db, counters)
+                writer.requestTruncation()
                 return .erased
             }
         }
