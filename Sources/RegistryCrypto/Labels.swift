@@ -22,6 +22,12 @@ public enum Label {
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).
     public static let auditSubject = "anonreg/v1/audit-subject"
 
+    /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
+    public static let erasureLedger = "anonreg/v1/erasure-ledger"
+    /// Prefix of the payload checksum of a database backup (docs/CRYPTO.md §Database backups).
+    public static let backupPayload = "anonreg/v1/backup-payload"
+    /// Associated-data prefix of a passphrase-sealed keyring backup (docs/CRYPTO.md §Keyring backups).
+    public static let keyringBackup = "anonreg/v1/keyring-backup"
     /// The bytes of a label, for hashing.
     public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
 }
@@ -45,4 +51,8 @@ public struct KDFContext: Sendable, Equatable {
     public static let auditSubject = KDFContext("ANRGaudt")
     /// Subkey of the passphrase key that seals key files.
     public static let keyFileSealing = KDFContext("ANRGkfil")
+    /// Subkey of the index key that MACs erasure-ledger entries.
+    public static let erasureLedger = KDFContext("ANRGledg")
+    /// Subkey of the backup passphrase key that seals a keyring backup.
+    public static let keyringBackup = KDFContext("ANRGkbak")
 }

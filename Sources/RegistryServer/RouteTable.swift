@@ -38,6 +38,7 @@ public enum RouteTable {
         RouteSpec(method: .post, path: "/v1/admin/keys/retire", access: .admin, action: "retire-kek"),
         RouteSpec(method: .post, path: "/v1/admin/keys/destroy", access: .admin, action: "destroy-kek"),
         RouteSpec(method: .post, path: "/v1/admin/sweep", access: .admin, action: "sweep"),
+        RouteSpec(method: .post, path: "/v1/admin/backup", access: .admin, action: "backup"),
         RouteSpec(method: .get, path: "/v1/admin/audit/verify", access: .admin, action: "audit-verify"),
         RouteSpec(method: .get, path: "/v1/admin/audit/export", access: .admin, action: "audit-export"),
         RouteSpec(method: .get, path: "/metrics", access: .admin, action: nil),

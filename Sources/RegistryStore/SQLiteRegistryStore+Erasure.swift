@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import RegistryCore
 import RegistryProtocol
+import RegistryKeyring
 
 extension SQLiteRegistryStore {
     /// Crypto-shredding: the subject row (and with it the wrapped DEK), its cases and its sealed
@@ -16,6 +17,7 @@ extension SQLiteRegistryStore {
                 throw StorageError.caseNotFound
             }
             try subject.recordReference(keyring: keyring, in: recorder)
+            try Self.recordErasure(sid: subject.sid, keyring: keyring)
             try Self.delete(db, subjectID: subject.id)
             try Self.apply(db, counters)
         }
@@ -28,8 +30,20 @@ extension SQLiteRegistryStore {
         try await write(checkpointAfter: true) { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
             try subject.recordReference(keyring: keyring, in: recorder)
+            try Self.recordErasure(sid: subject.sid, keyring: keyring)
             try Self.delete(db, subjectID: subject.id)
             try Self.apply(db, counters)
+        }
+    }
+
+    /// Appends the subject to the erasure ledger beside the keyring (docs/CRYPTO.md §Erasure
+    /// ledger), fsynced, before its rows are deleted: a backup restored later erases it again.
+    /// Should the transaction then fail, the ledger names a subject that still exists; a restore
+    /// erases it, which is what was asked for.
+    static func recordErasure(sid: [UInt8], keyring: Keyring) throws {
+        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
+        do { try ErasureLedger(keyring: keyring).append([reference]) } catch {
+            throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
         }
     }
 

@@ -29,6 +29,7 @@ extension SQLiteRegistryStore {
                 if columns != subjectRow.columns { try subjectRow.setColumns(db, columns) }
                 return .kept
             case .erase(let counters):
+                try Self.recordErasure(sid: subjectRow.sid, keyring: keyring)
                 try Self.delete(db, subjectID: subjectRow.id)
                 try Self.apply(db, counters)
                 writer.requestTruncation()
