@@ -211,8 +211,7 @@ public struct BackupCommand: ParsableCommand {
             let remaining: Int
             do {
                 let header = try BackupArchive.extractPayload(from: file, to: temp)
-                erasedCount = try BackupArchive.applyErasures(payload: temp, keyring: keyring, erased: erased)
-                remaining = try BackupArchive.subjectCount(database: temp) ?? 0
+                (erasedCount, remaining) = try BackupArchive.applyErasures(payload: temp, keyring: keyring, erased: erased)
                 guard remaining == header.subjects - erasedCount else { throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced") }
                 guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd and retry") }
                 try BackupArchive.install(payload: temp, as: target)

@@ -60,8 +60,10 @@ extension BackupArchive {
 
     /// Erases from an extracted payload every subject whose keyed reference is in `erased` (the
     /// erasure ledger): rows deleted with `secure_delete`, in WAL mode, then
-    /// `wal_checkpoint(TRUNCATE)`, exactly as a live erasure. Returns how many were erased.
-    public static func applyErasures(payload path: String, keyring: Keyring, erased: Set<[UInt8]>) throws(StorageError) -> Int {
+    /// `wal_checkpoint(TRUNCATE)`, exactly as a live erasure; then back to a rollback journal, so
+    /// the file stands alone (no -wal or -shm beside it). Returns how many were erased and how
+    /// many subjects remain.
+    public static func applyErasures(payload path: String, keyring: Keyring, erased: Set<[UInt8]>) throws(StorageError) -> (erased: Int, remaining: Int) {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.prepareDatabase { db in
@@ -71,7 +73,7 @@ extension BackupArchive {
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
-            let count = try queue.writeWithoutTransaction { db -> Int in
+            let count = try queue.writeWithoutTransaction { db -> (Int, Int) in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 let rows = try Row.fetchAll(db, sql: "SELECT id, sid FROM subject")
                 var doomed: [Int64] = []
@@ -84,7 +86,8 @@ extension BackupArchive {
                     return .commit
                 }
                 try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-                return doomed.count
+                try db.execute(sql: "PRAGMA journal_mode = DELETE")
+                return (doomed.count, try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0)
             }
             return count
         } catch {
@@ -102,6 +105,7 @@ extension BackupArchive {
         guard rename(payload, target) == 0 else {
             throw .database(reason: "cannot rename \(payload) to \(target): \(String(cString: strerror(errno)))")
         }
+        for suffix in ["-wal", "-shm", "-journal"] { unlink(payload + suffix) }
         let directory = (target as NSString).deletingLastPathComponent
         let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {
