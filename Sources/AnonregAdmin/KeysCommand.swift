@@ -105,6 +105,7 @@ public struct KeysCommand: ParsableCommand {
                     fflush(nil)
                 } else {
                     print("{\"rewrapped\":\(done),\"remaining\":\(r.remaining),\"primary\":\(r.primary),\"perSecond\":\(Int(rate))}")
+                    fflush(nil)  // progress lines are read as they come (a pipe, a log, a test)
                 }
                 if r.remaining == 0 || r.rewrapped == 0 { break }
             }

@@ -53,7 +53,7 @@ import AnonregTestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.stateDir).filter { $0.hasPrefix(".backup-") }.isEmpty)
         let verified = try anonreg(["backup", "verify", file, "--state-dir", d.stateDir])
         #expect(verified.status == 0, "\(verified.stderr)")
-        #expect(verified.stdout.contains("KEK version 1  needed; keyring: primary"))
+        #expect(verified.stdout.hasSuffix("\nKEK version 1   needed; keyring: primary\n"))
 
         // A subject erased after the backup: the ledger records it.
         let victim = 7
