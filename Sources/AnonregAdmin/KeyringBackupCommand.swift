@@ -29,16 +29,17 @@ struct KeyringBackupCommand: ParsableCommand {
 
     func run() throws {
         let keys = keysDir ?? stateDir + "/keys"
-        let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: true)
-        let made: (bytes: [UInt8], header: KeyringBackup.Header)
-        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(rawValue: kdfStrength)!) } catch {
-            throw CLIFailure.failed("\(error)")
-        }
+        // The file first: nobody types a passphrase only to learn the name was taken.
         let fd = try NewFile.create(file)
         var done = false
         defer {
             close(fd)
             if !done { unlink(file) }
+        }
+        let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: true)
+        let made: (bytes: [UInt8], header: KeyringBackup.Header)
+        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(rawValue: kdfStrength)!) } catch {
+            throw CLIFailure.failed("\(error)")
         }
         try NewFile.write(fd, made.bytes, path: file)
         guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file)") }
