@@ -156,14 +156,15 @@ public struct BackupCommand: ParsableCommand {
                 Verifies the backup, checks that the keyring holds every KEK version it needs, \
                 erases again every subject named in the erasure ledger (KEYS_DIR/erasure-ledger), \
                 and only then replaces the database, atomically. Refuses while a daemon has the \
-                database open, and refuses a database that holds subjects unless --force.
+                database open, and refuses a database that holds anything (subjects, audit \
+                entries, counters) unless --force.
                 """)
         @Argument(help: "The backup file.") var file: String
         @Option(help: "The state directory to restore into (the daemon must be stopped).") var stateDir: String
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The database file (default: STATE_DIR/registry.sqlite).") var database: String?
         @Option(help: "File holding the keyring passphrase, for a sealed keyring.") var passphraseFile: String?
-        @Flag(help: "Replace a database that holds subjects.") var force = false
+        @Flag(help: "Replace a database that already holds a registry.") var force = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         struct Outcome: Codable {
@@ -190,10 +191,12 @@ public struct BackupCommand: ParsableCommand {
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("keyring: \(error)")
             }
-            let existing: Int?
-            do { existing = try BackupArchive.subjectCount(database: target) } catch { throw CLIFailure.failed("\(error)") }
-            if let existing, existing > 0, !force {
-                throw CLIFailure.refused("\(target) already holds \(existing) subject(s); restoring would replace them. Restore into a new state directory, or pass --force")
+            let existing: (subjects: Int, auditEntries: Int, counters: Int)?
+            do { existing = try BackupArchive.contents(database: target) } catch { throw CLIFailure.failed("\(error)") }
+            if let existing, existing.subjects + existing.auditEntries + existing.counters > 0, !force {
+                throw CLIFailure.refused(
+                    "\(target) already holds a registry (\(existing.subjects) subject(s), \(existing.auditEntries) audit entries); "
+                        + "restoring would replace it. Restore into a new state directory, or pass --force")
             }
             let report = try BackupCommand.verify(file, keysDirectory: keys)
             let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }

@@ -116,10 +116,47 @@ import AnonregTestSupport
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd), then restore\n"),
                    "restore under a running daemon")
+        // The timer's commands (systemd/anonreg-rotate.service): retire what is unused, destroy
+        // what was retired long enough ago.
+        #expect(try anonreg(["keys", "rewrap"]).status == 0)
+        let retired = try anonreg(["keys", "retire", "--unused"])
+        #expect(retired.status == 0 && retired.stdout.hasPrefix("retired: 1\nVERSION  STATUS   CREATED"), "\(retired.stdout)\(retired.stderr)")
+        let notYet = try anonreg(["keys", "destroy", "--retired-for", "30", "--yes"])
+        #expect(notYet.status == 0 && notYet.stdout.hasPrefix("no KEK version was retired 30 or more days ago\n"))
+        #expect(FileManager.default.fileExists(atPath: state + "/keys/kek-1.key"))
+        let destroyed = try anonreg(["keys", "destroy", "--retired-for", "0", "--yes"])
+        #expect(destroyed.status == 0 && destroyed.stdout.hasPrefix("destroyed: 1\n"))
+        #expect(!FileManager.default.fileExists(atPath: state + "/keys/kek-1.key"))
+        Self.check(try anonreg(["keys", "destroy", "--retired-for", "0"]),
+                   Expected(status: 2, stdout: "", stderr: """
+                       Error: --retired-for needs --yes
+                       Usage: anonreg keys destroy [--socket <socket>] [--json] [<version>] [--retired-for <retired-for>] [--yes]
+                         See 'anonreg keys destroy --help' for more information.
+
+                       """),
+                   "a timer's destroy without --yes")
+        Self.check(try anonreg(["backup", "verify", backup, "--state-dir", state]),
+                   Expected(status: 1, stdout: """
+                       file            \(backup)
+                       format          1
+                       created         \(try Self.createdAt(backup))
+                       subjects        1
+                       payload         \(try Self.payloadBytes(backup)) bytes, checksum ok
+                       integrity       ok
+                       application_id  ok
+                       KEK version 1   needed; keyring: destroyed
+
+                       """, stderr: "anonreg: this keyring cannot read the backup: KEK version(s) 1 destroyed or missing. A destroyed version cannot come back; restore the keyring backup of that time (anonreg keys restore) if it still exists\n"),
+                   "verify a backup whose KEK was destroyed")
+
         #expect(d.stop() == 0)
+        let auditEntries = try d.auditEntryCount()
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state]),
-                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite already holds 1 subject(s); restoring would replace them. Restore into a new state directory, or pass --force\n"),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite already holds a registry (1 subject(s), \(auditEntries) audit entries); restoring would replace it. Restore into a new state directory, or pass --force\n"),
                    "restore into a non-empty database")
+        Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state, "--force"]),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: the keyring in \(state)/keys lacks KEK version(s) 1 that the backup needs; restore the matching keyring backup first (anonreg keys restore)\n"),
+                   "restore needing a destroyed KEK")
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", fresh, "--keys-dir", fresh + "/keys", "--database", fresh + "/registry.sqlite"]),
                    Expected(status: 0, stdout: """
                        restored \(backup) (taken \(try Self.createdAt(backup))) into \(fresh)/registry.sqlite
@@ -131,11 +168,12 @@ import AnonregTestSupport
                    "restore into an empty state directory")
     }
 
-    /// The header's creation time, read straight from the file (ANRGBAK1 ‖ BE32 n ‖ JSON).
-    static func createdAt(_ path: String) throws -> String {
+    /// A header field, read straight from the file (ANRGBAK1 ‖ BE32 n ‖ JSON).
+    static func header(_ path: String) throws -> [String: Any] {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let n = bytes[8..<12].reduce(0) { $0 << 8 | Int($1) }
-        let header = try JSONSerialization.jsonObject(with: Data(bytes[12..<(12 + n)])) as? [String: Any]
-        return header?["createdAt"] as? String ?? ""
+        return try JSONSerialization.jsonObject(with: Data(bytes[12..<(12 + n)])) as? [String: Any] ?? [:]
     }
+    static func createdAt(_ path: String) throws -> String { try header(path)["createdAt"] as? String ?? "" }
+    static func payloadBytes(_ path: String) throws -> Int { try header(path)["payloadBytes"] as? Int ?? -1 }
 }

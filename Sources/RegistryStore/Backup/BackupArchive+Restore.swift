@@ -42,8 +42,10 @@ extension BackupArchive {
     /// anonreg's application_id ("ANRG").
     public static var expectedApplicationID: Int32 { Schema.applicationID }
 
-    /// Subjects in the database at `path`; nil when there is no database there yet. Read-only.
-    public static func subjectCount(database path: String) throws(StorageError) -> Int? {
+    /// What the database at `path` holds (subjects, audit entries, counter rows); nil when there
+    /// is no database there yet. Read-only. A registry with no subject may still hold an audit
+    /// log and statistics worth keeping.
+    public static func contents(database path: String) throws(StorageError) -> (subjects: Int, auditEntries: Int, counters: Int)? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         var configuration = Configuration()
         configuration.readonly = true
@@ -51,7 +53,10 @@ extension BackupArchive {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                try db.tableExists("subject") ? (try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0) : 0
+                func count(_ table: String) throws -> Int {
+                    try db.tableExists(table) ? (try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0) : 0
+                }
+                return (try count("subject"), try count("audit_entry"), try count("counter"))
             }
         } catch {
             throw .unusableDatabase(path: path, reason: "it cannot be read (\((error as? DatabaseError)?.message ?? "\(error)"))")
