@@ -24,6 +24,8 @@ public enum Label {
 
     /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
     public static let erasureLedger = "anonreg/v1/erasure-ledger"
+    /// Keyed-hash personalisation of an erased subject's ledger reference (docs/CRYPTO.md §Erasure ledger).
+    public static let erasureLedgerEntry = "anonreg/v1/erasure-ledger-entry"
     /// Prefix of the payload checksum of a database backup (docs/CRYPTO.md §Database backups).
     public static let backupPayload = "anonreg/v1/backup-payload"
     /// Associated-data prefix of a passphrase-sealed keyring backup (docs/CRYPTO.md §Keyring backups).

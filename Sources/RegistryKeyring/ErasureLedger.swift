@@ -6,12 +6,13 @@ import Darwin
 import RegistryCrypto
 
 /// The erasure ledger (docs/CRYPTO.md §Erasure ledger): an append-only file beside the keyring,
-/// `KEYS_DIR/erasure-ledger`, holding the keyed audit subject reference of every erased subject
-/// and nothing else, so that restoring a backup can erase again whoever was erased after it.
+/// `KEYS_DIR/erasure-ledger`, holding a keyed reference of every erased subject and nothing
+/// else, so that restoring a backup can erase again whoever was erased after it.
 ///
-///     header:  "anonreg erasure ledger v1\n"
-///     entry:   hex(reference, 32 bytes) ‖ " " ‖ hex(mac, 16 bytes) ‖ "\n"        (98 bytes)
-///     mac    = BLAKE2b-128(erasure ledger key, "anonreg/v1/erasure-ledger" ‖ 0x00 ‖ reference)
+///     header:    "anonreg erasure ledger v1\n"
+///     entry:     hex(reference, 32 bytes) ‖ " " ‖ hex(mac, 16 bytes) ‖ "\n"      (98 bytes)
+///     reference = BLAKE2b-256(erasure ledger key, "anonreg/v1/erasure-ledger-entry" ‖ 0x00 ‖ sid)
+///     mac       = BLAKE2b-128(erasure ledger key, "anonreg/v1/erasure-ledger" ‖ 0x00 ‖ reference)
 ///
 /// The erasure ledger key is `crypto_kdf` subkey 1 of the index key under "ANRGledg".
 public struct ErasureLedger: Sendable {
@@ -36,6 +37,14 @@ public struct ErasureLedger: Sendable {
     public init(directory: String, keyring: Keyring) {
         self.directory = directory
         self.key = keyring.erasureLedgerKey
+    }
+
+    /// The ledger reference of the subject with this sid: a keyed hash of the sid that matches
+    /// the subject's row in any backup and nothing else (not the audit log, not the code index).
+    public func reference(sid: [UInt8]) throws(KeyringError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.erasureLedgerEntry, sid, key: key.bytes, length: Self.referenceBytes) } catch {
+            throw .crypto(error)
+        }
     }
 
     func mac(_ reference: [UInt8]) throws(KeyringError) -> [UInt8] {

@@ -41,8 +41,8 @@ extension SQLiteRegistryStore {
     /// Should the transaction then fail, the ledger names a subject that still exists; a restore
     /// erases it, which is what was asked for.
     static func recordErasure(sid: [UInt8], keyring: Keyring) throws {
-        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
-        do { try ErasureLedger(keyring: keyring).append([reference]) } catch {
+        let ledger = ErasureLedger(keyring: keyring)
+        do { try ledger.append([try ledger.reference(sid: sid)]) } catch {
             throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
         }
     }

@@ -81,10 +81,11 @@ extension BackupArchive {
             let count = try queue.writeWithoutTransaction { db -> (Int, Int) in
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 let rows = try Row.fetchAll(db, sql: "SELECT id, sid FROM subject")
+                let ledger = ErasureLedger(keyring: keyring)
                 var doomed: [Int64] = []
                 for row in rows {
                     let sid = Array(row["sid"] as Data)
-                    if erased.contains(try SubjectKeys.auditReference(sid: sid, keyring: keyring)) { doomed.append(row["id"]) }
+                    if erased.contains(try ledger.reference(sid: sid)) { doomed.append(row["id"]) }
                 }
                 try db.inTransaction {
                     for id in doomed { try SQLiteRegistryStore.delete(db, subjectID: id) }
