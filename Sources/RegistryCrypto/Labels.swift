@@ -21,6 +21,9 @@ public enum Label {
     public static let caseHandle = "anonreg/v1/case-handle"
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).
     public static let auditSubject = "anonreg/v1/audit-subject"
+    /// Keyed-hash personalisation of the salted subject commitment an audit entry carries
+    /// (docs/CRYPTO.md §Audit).
+    public static let auditSubjectCommit = "anonreg/v1/audit-subject-commit"
 
     /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
     public static let erasureLedger = "anonreg/v1/erasure-ledger"

@@ -31,7 +31,13 @@ extension SQLiteRegistryStore {
 
     public func count(_ counters: [CounterIncrement]) async throws(StorageError) {
         guard !counters.isEmpty else { return }
-        try await write { db in try Self.apply(db, counters) }
+        let keyring = self.keyring
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        try await write { db in
+            try Self.apply(db, counters)
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
+        }
     }
 
     public func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow] {

@@ -84,6 +84,14 @@ enum SubjectKeys {
         }
     }
 
+    /// A hiding commitment to an audit subject reference (docs/CRYPTO.md §Audit, subject
+    /// commitments). Deleting the salt unlinks the entry from the subject for good.
+    static func auditCommitment(reference: [UInt8]) throws(StorageError) -> KeyedHash.Commitment {
+        do { return try KeyedHash.commit(label: Label.auditSubjectCommit, reference) } catch {
+            throw .database(reason: "could not commit to an audit subject reference")
+        }
+    }
+
     static func newCaseHandle() throws(StorageError) -> CaseHandle {
         do {
             let random = try Sodium.randomBytes(count: CaseHandle.randomBytes)

@@ -63,8 +63,8 @@ extension BackupArchive {
         }
     }
 
-    /// Erases from an extracted payload every subject whose keyed reference is in `erased` (the
-    /// erasure ledger): rows deleted with `secure_delete`, in WAL mode, then
+    /// Erases from an extracted payload every subject whose ledger reference is in `erased` (the
+    /// erasure ledger): its rows and its audit links deleted with `secure_delete`, in WAL mode, then
     /// `wal_checkpoint(TRUNCATE)`, exactly as a live erasure; then back to a rollback journal, so
     /// the file stands alone (no -wal or -shm beside it). Returns how many were erased and how
     /// many subjects remain.
@@ -82,13 +82,21 @@ extension BackupArchive {
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 let rows = try Row.fetchAll(db, sql: "SELECT id, sid FROM subject")
                 let ledger = ErasureLedger(keyring: keyring)
-                var doomed: [Int64] = []
+                var doomed: [(id: Int64, sid: [UInt8])] = []
                 for row in rows {
                     let sid = Array(row["sid"] as Data)
-                    if erased.contains(try ledger.reference(sid: sid)) { doomed.append(row["id"]) }
+                    if erased.contains(try ledger.reference(sid: sid)) { doomed.append((row["id"], sid)) }
                 }
+                // As a live erasure does: the subject's audit links go too (a backup taken before
+                // schema v2-audit-subject-commitments has no audit_subject table).
+                let auditLinks = try db.tableExists("audit_subject")
                 try db.inTransaction {
-                    for id in doomed { try SQLiteRegistryStore.delete(db, subjectID: id) }
+                    for subject in doomed {
+                        if auditLinks {
+                            try SQLiteRegistryStore.unlinkAudit(db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
+                        }
+                        try SQLiteRegistryStore.delete(db, subjectID: subject.id)
+                    }
                     return .commit
                 }
                 try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
