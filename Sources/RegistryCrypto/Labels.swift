@@ -21,6 +21,9 @@ public enum Label {
     public static let caseHandle = "anonreg/v1/case-handle"
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).
     public static let auditSubject = "anonreg/v1/audit-subject"
+    /// Keyed-hash personalisation of an open month's unique-person tag (docs/CRYPTO.md §Unique
+    /// persons).
+    public static let uniquePersonTag = "anonreg/v1/unique-person-tag"
 
     /// The bytes of a label, for hashing.
     public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
@@ -43,6 +46,8 @@ public struct KDFContext: Sendable, Equatable {
     public static let linkageHash = KDFContext("ANRGlink")
     /// Subkey of the index key that keys audit subject references.
     public static let auditSubject = KDFContext("ANRGaudt")
+    /// Subkey of the linkage key for one month's unique-person tags (subkey id = year·12 + month − 1).
+    public static let uniquePersonMonth = KDFContext("ANRGumon")
     /// Subkey of the passphrase key that seals key files.
     public static let keyFileSealing = KDFContext("ANRGkfil")
 }

@@ -12,7 +12,7 @@ struct AnonregCommand: ParsableCommand {
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
             Clinic commands (enrol, status, checkup, due, link, withdraw, self, linkage) talk to \
-            anonregd over its Unix socket. Admin commands: sweep and audit (through the daemon), \
+            anonregd over its Unix socket. Admin commands: sweep, audit and stats (through the daemon), \
             init, clinics and config-template (on files). Commands that use the daemon take \
             --socket PATH and read ANONREG_SOCKET.
 
@@ -23,6 +23,7 @@ struct AnonregCommand: ParsableCommand {
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
             KeysCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
+            StatsCommand.self,
         ]
     )
 
