@@ -21,6 +21,12 @@ extension SQLiteRegistryStore {
 
     public func foldUniquePersons(before month: Month) async throws(StorageError) -> Int {
         let cutoff = month.description
+        // Most calls (every sweep, every statistics request) find nothing to fold: a read
+        // answers that without a write transaction and its fsync.
+        let pending = try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM unique_person_seen WHERE month < ?)", arguments: [cutoff]) ?? false
+        }
+        guard pending else { return 0 }
         let folded = try await write { db -> Int in
             let cells = try Row.fetchAll(db, sql: """
                 SELECT month, category, count(*) FROM unique_person_seen WHERE month < ? GROUP BY month, category
