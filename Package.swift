@@ -45,6 +45,12 @@ let package = Package(
             name: "RegistryCore",
             dependencies: ["RegistryProtocol"]
         ),
+        // Statistics tables: suppression (with an exact disclosure audit), the geometric mechanism,
+        // CSV/text/SVG renderings. Pure: no keys, no database, no randomness of its own.
+        .target(
+            name: "RegistryStats",
+            dependencies: ["RegistryCore", "RegistryProtocol"]
+        ),
         // SQLite through GRDB: the only importer of GRDB; implements RegistryStorage.
         .target(
             name: "RegistryStore",
@@ -65,7 +71,7 @@ let package = Package(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
-                "CAnonregLinux",
+                "RegistryStats", "CAnonregLinux",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -89,11 +95,12 @@ let package = Package(
             ]
         ),
         // The CLI's clinic side: talks to anonregd over the socket and does the OPRF client half.
-        // It depends on nothing that holds keys or opens the database.
+        // It depends on nothing that holds keys or opens the database (RegistryStats renders the
+        // statistics it fetches; it is pure).
         .target(
             name: "AnonregClinic",
             dependencies: [
-                "RegistryProtocol", "RegistryCrypto",
+                "RegistryProtocol", "RegistryCrypto", "RegistryStats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -140,6 +147,10 @@ let package = Package(
         .testTarget(
             name: "RegistryCoreTests",
             dependencies: ["RegistryCore", "RegistryProtocol"]
+        ),
+        .testTarget(
+            name: "RegistryStatsTests",
+            dependencies: ["RegistryStats", "RegistryCore", "RegistryProtocol"]
         ),
         .testTarget(
             name: "RegistryConfigTests",

@@ -24,6 +24,9 @@ public enum Label {
     /// Keyed-hash personalisation of the salted subject commitment an audit entry carries
     /// (docs/CRYPTO.md §Audit).
     public static let auditSubjectCommit = "anonreg/v1/audit-subject-commit"
+    /// Keyed-hash personalisation of an open month's unique-person tag (docs/CRYPTO.md §Unique
+    /// persons).
+    public static let uniquePersonTag = "anonreg/v1/unique-person-tag"
 
     /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
     public static let erasureLedger = "anonreg/v1/erasure-ledger"
@@ -54,6 +57,8 @@ public struct KDFContext: Sendable, Equatable {
     public static let linkageHash = KDFContext("ANRGlink")
     /// Subkey of the index key that keys audit subject references.
     public static let auditSubject = KDFContext("ANRGaudt")
+    /// Subkey of the linkage key for one month's unique-person tags (subkey id = year·12 + month − 1).
+    public static let uniquePersonMonth = KDFContext("ANRGumon")
     /// Subkey of the passphrase key that seals key files.
     public static let keyFileSealing = KDFContext("ANRGkfil")
     /// Subkey of the index key that MACs erasure-ledger entries.

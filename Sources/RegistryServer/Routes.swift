@@ -109,6 +109,9 @@ extension RegistryApp {
                 let body = try await JSONBodies.decode(AnonymousEpisodeRequest.self, from: request, limit: limit)
                 return try JSONBodies.response(try await self.monitoring.anonymousEpisode(clinic: id, body), status: .created)
             },
+            RouteTable.spec(.get, "/v1/stats"): { request, _ in
+                try await self.statistics(request)
+            },
             RouteTable.spec(.get, "/v1/admin/keys"): { _, _ in
                 try JSONBodies.response(try await self.keysStatus())
             },

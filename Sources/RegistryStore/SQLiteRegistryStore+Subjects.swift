@@ -22,6 +22,13 @@ extension SQLiteRegistryStore {
         let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
         let handle = try SubjectKeys.newCaseHandle()
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        // The open month's unique-person tag (docs/CRYPTO.md §Unique persons), also computed
+        // and written the same way whether or not it was seen before.
+        let uniqueTag: (mark: UniquePersonMark, tag: [UInt8])? = try linkageHash.flatMap { (hash) throws(StorageError) in
+            try enrolment.uniquePerson.map { (mark) throws(StorageError) in
+                (mark, try SubjectKeys.uniquePersonTag(linkageHash: hash, month: mark.month, keyring: keyring))
+            }
+        }
 
         let view = try await write { db in
             // The primary KEK is read inside the writer: a rotation, retire and destroy that run
@@ -40,6 +47,7 @@ extension SQLiteRegistryStore {
             try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key)
             try Self.apply(db, enrolment.counters)
+            if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
             let view = try subject.view(db, keyring: keyring, recorder: recorder)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return view

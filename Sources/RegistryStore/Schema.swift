@@ -110,6 +110,31 @@ enum Schema {
                     SELECT seq, subject_commit, NULL FROM audit_entry WHERE subject_commit IS NOT NULL;
                 """)
         }
+
+        migrator.registerMigration("v2-statistics") { db in
+            // docs/STORAGE.md §Statistics, docs/CRYPTO.md §Unique persons, §Differential privacy.
+            let monthPattern = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]'"
+            try db.execute(sql: """
+                CREATE TABLE unique_person_seen (
+                    month TEXT NOT NULL CHECK (month GLOB \(monthPattern)),
+                    category TEXT NOT NULL CHECK (length(category) BETWEEN 1 AND 64),
+                    tag BLOB NOT NULL CHECK (length(tag) = \(digest)),
+                    PRIMARY KEY (month, category, tag)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE stats_release (
+                    query TEXT PRIMARY KEY CHECK (length(query) BETWEEN 1 AND 512),
+                    released_on TEXT NOT NULL CHECK (released_on GLOB \(dayPattern)),
+                    epsilon_micro INTEGER NOT NULL CHECK (epsilon_micro >= 1),
+                    body BLOB NOT NULL CHECK (length(body) >= 2)
+                );
+
+                CREATE TABLE privacy_budget (
+                    month TEXT PRIMARY KEY CHECK (month GLOB \(monthPattern)),
+                    spent_micro INTEGER NOT NULL CHECK (spent_micro >= 0)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -12,7 +12,7 @@ struct AnonregCommand: ParsableCommand {
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
             Clinic commands (enrol, status, checkup, due, link, withdraw, self, linkage) talk to \
-            anonregd over its Unix socket. Admin commands: sweep, audit, keys and backup create \
+            anonregd over its Unix socket. Admin commands: sweep, audit, stats, keys and backup create \
             (through the daemon); init, clinics, config-template, backup verify/restore and keys \
             backup/restore (on files). Commands that use the daemon take \
             --socket PATH and read ANONREG_SOCKET.
@@ -24,6 +24,7 @@ struct AnonregCommand: ParsableCommand {
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
             KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
+            StatsCommand.self,
         ]
     )
 

@@ -40,6 +40,8 @@ public struct Sweeper: Sendable {
     public func run(batch: Int = 500) async throws(DomainError) -> Report {
         let today = clock.today
         var report = Report()
+        // Months that have ended are closed for unique persons: their tags become a count.
+        do { _ = try await storage.foldUniquePersons(before: today.month) } catch { throw .storage(error) }
         var seen = Set<SubjectReference>()
         while true {
             let due: [SubjectReference]
