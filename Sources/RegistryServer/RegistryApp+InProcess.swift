@@ -6,7 +6,7 @@ import RegistryCore
 
 /// Requests answered without a socket: the same route-table lookup, access rule, handler and
 /// single error mapping (`APIError.from`) as `RegistryServerService`, for the request fuzzer
-/// (fuzz/README.md) and in-process measurements. It writes no audit entry and reads no peer
+/// (docs/ROBUSTNESS.md) and in-process measurements. It writes no audit entry and reads no peer
 /// credentials: the caller states the roles. The daemon never uses it.
 public struct InProcessResponder: Sendable {
     let app: RegistryApp

@@ -1,7 +1,7 @@
 // libFuzzer target 2 (issue 8): patient-code parsing and OPRF element decoding
 // (RegistryCrypto). Built for fuzzing by scripts/fuzz.sh (`-sanitize=fuzzer,address
 // -parse-as-library -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
-// named on its command line through the same entry point (fuzz/README.md).
+// named on its command line through the same entry point (docs/ROBUSTNESS.md).
 import Foundation
 import RegistryCrypto
 

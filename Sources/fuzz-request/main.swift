@@ -2,7 +2,7 @@
 // real router, handlers and error mapping (`InProcessResponder`), over a registry created in a
 // temporary directory. Built for fuzzing by scripts/fuzz.sh (`-sanitize=fuzzer,address
 // -parse-as-library -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
-// named on its command line through the same entry point (fuzz/README.md).
+// named on its command line through the same entry point (docs/ROBUSTNESS.md).
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -79,6 +79,11 @@ import AnonregTestSupport
             if let rewrap { rewrap.wait() }
             unexpectedAnswers += unexpected.snapshot.count
             for answer in unexpected.snapshot.keys.prefix(3) { Issue.record("round \(round): unexpected answer \(answer)") }
+            if !unexpected.snapshot.isEmpty {
+                // The daemon logs the error type of every 500 (never its text): keep it for the report.
+                let errors = d.log.text.split(separator: "\n").filter { $0.contains(" error ") || $0.contains("error.type") }
+                Issue.record("round \(round): daemon log errors:\n\(errors.suffix(10).joined(separator: "\n"))")
+            }
 
             // Restart (WAL recovery by the daemon itself), then read back every acknowledged write.
             try d.start()
