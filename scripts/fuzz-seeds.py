@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpora from the protocol docs (issue 8): every curl example in
 docs/PROTOCOL.md becomes a fuzz-request seed, and every patient code and 64-hex element in it a
-fuzz-crypto seed. The seed format is the one Sources/fuzz-*/main.swift documents. Rerun after
+fuzz-crypto seed. The seed format is the one Sources/fuzz-*/Fuzz*.swift documents. Rerun after
 changing the docs and commit fuzz/corpus; the seeds are deterministic (named by content hash)."""
 import hashlib, os, re, sys
 

@@ -1,7 +1,7 @@
 // libFuzzer target 1 (issue 8): request decoding, validation and routing, through the daemon's
 // real router, handlers and error mapping (`InProcessResponder`), over a registry created in a
 // temporary directory. Built for fuzzing by scripts/fuzz.sh (`-sanitize=fuzzer,address
-// -parse-as-library -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
+// -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
 // named on its command line through the same entry point (docs/ROBUSTNESS.md).
 #if canImport(Glibc)
 import Glibc
@@ -128,18 +128,37 @@ public func fuzzRequestEntry(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CI
     return 0
 }
 
-#if !ANONREG_LIBFUZZER
-// Replayer: each argument is a file (a corpus entry or a crash reproducer) or a directory of them.
-for argument in CommandLine.arguments.dropFirst() {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else { fatalError("no such file: \(argument)") }
-    let files = isDirectory.boolValue
-        ? ((try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []).sorted().map { argument + "/" + $0 }
-        : [argument]
-    for file in files {
-        guard let bytes = FileManager.default.contents(atPath: file) else { continue }
-        fuzzOne(Array(bytes))
-        print("ok \(file)")
+#if ANONREG_LIBFUZZER
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+#endif
+
+@main
+enum FuzzRequestMain {
+    static func main() {
+        #if ANONREG_LIBFUZZER
+        // libFuzzer's driver, started from this executable's own main: SwiftPM links every
+        // executable with `main` aliased to the module's entry point, so libFuzzer's `main` is
+        // never linked in.
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzRequestEntry))
+        #else
+        // Replayer: each argument is a file (a corpus entry or a crash reproducer) or a directory.
+        for argument in CommandLine.arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else { fatalError("no such file: \(argument)") }
+            let files = isDirectory.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []).sorted().map { argument + "/" + $0 }
+                : [argument]
+            for file in files {
+                guard let bytes = FileManager.default.contents(atPath: file) else { continue }
+                fuzzOne(Array(bytes))
+                print("ok \(file)")
+            }
+        }
+        #endif
     }
 }
-#endif
