@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall
+.PHONY: setup build test run clean release man install uninstall faults fuzz
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -32,6 +32,15 @@ test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
+
+## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
+## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
+faults: setup
+	./scripts/faults.sh
+
+## libFuzzer targets with AddressSanitizer, FUZZ_SECONDS (default 60) each (docs/ROBUSTNESS.md).
+fuzz: setup
+	./scripts/fuzz.sh
 
 ## Install what is missing, build, and start the daemon on ./state.
 run: build

@@ -109,6 +109,22 @@ let package = Package(
             name: "anonreg-store-crash-helper",
             dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring"]
         ),
+        // libFuzzer targets (issue 8; scripts/fuzz.sh builds them with -sanitize=fuzzer,address).
+        // A normal build makes corpus replayers of them, so they always compile.
+        .executableTarget(
+            name: "fuzz-request",
+            dependencies: [
+                "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "fuzz-crypto",
+            dependencies: ["RegistryCrypto"]
+        ),
         .executableTarget(
             name: "anonregd",
             dependencies: [

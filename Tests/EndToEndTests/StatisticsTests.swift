@@ -19,14 +19,14 @@ import AnonregTestSupport
     static var month: String { String(today.prefix(7)) }
 
     static func harness(privacy: Bool = false) throws -> DaemonHarness {
-        try DaemonHarness { text in
+        try DaemonHarness(configure: { text in
             var text = text.replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [\(statisticianUID)]")
             if privacy {
                 text = text.replacingOccurrences(of: "privacy = false", with: "privacy = true")
                     .replacingOccurrences(of: "monthly_budget = 2.0", with: "monthly_budget = 1.0")
             }
             return text + "\n[clinics.north]\nuids = [\(clinicUID)]\ngids = []\n"
-        }
+        })
     }
 
     func enrol(_ h: DaemonHarness, category: String = "dependence", uid: UInt32? = nil, linkage: String? = nil) throws {
