@@ -14,9 +14,10 @@ public final class DaemonHarness: @unchecked Sendable {
 
     /// Runs `anonreg init` (with extra arguments), then lets `configure` edit the config text.
     /// `beforeInit` gets the state directory's path before `anonreg init` fills it (e.g. to mount
-    /// a small tmpfs there for the disk-full test).
-    public init(initArguments: [String] = [], beforeInit: ((String) throws -> Void)? = nil,
-                configure: ((String) -> String)? = nil) throws {
+    /// a small tmpfs there for the disk-full test). `configure` comes first so that a trailing
+    /// closure binds to it, never silently to `beforeInit`.
+    public init(initArguments: [String] = [], configure: ((String) -> String)? = nil,
+                beforeInit: ((String) throws -> Void)? = nil) throws {
         // Let other uids in the test (nobody, via setpriv) traverse to the socket: group 0 only.
         chmod(tmp.path, 0o750)
         try beforeInit?(stateDir)
