@@ -59,6 +59,10 @@ public enum ConfigTemplate {
             keys_dir = "\(stateDirectory)/keys"
             # Log level: trace, debug, info, notice, warning, error or critical.
             log_level = "info"
+            # MiB kept in STATE_DIR/.space-reserve. On a full disk the daemon deletes it so reads
+            # can still be audited, refuses data writes until space returns, then recreates it.
+            # 0 disables the reserve (reads then fail with the writes on a full disk).
+            space_reserve_mib = 8
 
             [access]
             # Peers with these uids are registry admins (keys, sweeps, audit, statistics, metrics).

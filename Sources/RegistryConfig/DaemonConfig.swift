@@ -25,6 +25,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var keysDirectory: String
     public var databasePath: String
     public var logLevel: String
+    /// `daemon.space_reserve_mib`: size of `STATE_DIR/.space-reserve`, released on a full disk
+    /// so reads can still be audited (docs/ROBUSTNESS.md §Disk full); 0 disables it.
+    public var spaceReserveMiB: Int = 8
     public var adminUIDs: [UInt32]
     public var statisticianUIDs: [UInt32]
     public var clinics: [Clinic]
@@ -123,6 +126,7 @@ struct ConfigFile: Decodable {
         var keys_dir: String?
         var database: String?
         var log_level: String?
+        var space_reserve_mib: Int?
     }
     struct Access: Decodable {
         var admin_uids: [Int]?
@@ -197,6 +201,8 @@ struct ConfigFile: Decodable {
             }
             return out
         }
+        let spaceReserve = daemon.space_reserve_mib ?? 8
+        guard (0...4096).contains(spaceReserve) else { throw bad("daemon.space_reserve_mib must be 0 (no reserve) to 4096") }
         var clinicList: [DaemonConfig.Clinic] = []
         var seenUIDs: [UInt32: String] = [:]
         var seenGIDs: [UInt32: String] = [:]
@@ -269,7 +275,7 @@ struct ConfigFile: Decodable {
         }
         return DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
-            databasePath: database, logLevel: logLevel,
+            databasePath: database, logLevel: logLevel, spaceReserveMiB: spaceReserve,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
             statisticianUIDs: try ids(access?.statistician_uids, "access.statistician_uids"),
             clinics: clinicList, rateLimits: limits,

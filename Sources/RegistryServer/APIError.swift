@@ -1,6 +1,7 @@
 import HTTPTypes
 import RegistryCore
 import RegistryCrypto
+import RegistryKeyring
 import RegistryProtocol
 
 /// An error answer: status, snake_case code, message. Every failure becomes one of these in
@@ -30,6 +31,8 @@ public struct APIError: Error, Sendable, Equatable {
     static let rateLimited = APIError(.tooManyRequests, "rate_limited", "too many OPRF evaluations for this clinic; retry later")
     static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
     static let invalidCase = APIError(.notFound, "case_not_found", "no such case at this clinic")
+    static let storageFullMode = APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
+                                          "the registry's disk is full; data writes are refused until space returns, reads still work")
     static let internalError = APIError(.internalServerError, "internal_error", "the registry could not complete the request")
 
     /// The one mapping from any error to an answer. Messages come from fixed texts or from
@@ -59,6 +62,19 @@ public struct APIError: Error, Sendable, Equatable {
             }
         default:
             return .internalError
+        }
+    }
+
+    /// What the daemon logs about a 500 besides the error's type: the underlying case of the
+    /// error types built to carry no secret (StorageError, CryptoError, KeyringError, DomainError's
+    /// diagnostic); nothing for any other error, whose text could hold request data.
+    static func diagnostic(_ error: any Error) -> String {
+        switch error {
+        case let error as DomainError: error.diagnostic ?? error.code
+        case let error as StorageError: "StorageError: \(error)"
+        case let error as CryptoError: "CryptoError.\(error)"
+        case let error as KeyringError: "KeyringError: \(error)"
+        default: "-"
         }
     }
 

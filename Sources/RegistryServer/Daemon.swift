@@ -64,7 +64,9 @@ public enum Daemon {
             fail("database: \(error)")
             return .database
         }
-        let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger)
+        let space = SpaceReserve(stateDirectory: config.stateDirectory, mebibytes: config.spaceReserveMiB, logger: logger)
+        space.prepare()
+        let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
         let notifier = SystemdNotifier()
         let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
@@ -72,7 +74,8 @@ public enum Daemon {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
                        .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
-                       .init(service: AuditCheckpointService(app: app))],
+                       .init(service: AuditCheckpointService(app: app)),
+                       .init(service: SpaceReserveService(reserve: space))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("anonregd starting", metadata: ["version": "\(AnonregVersionInfo.software)", "config": "\(configPath)"])
         var exit = Exit.ok

@@ -18,6 +18,8 @@ public final class RegistryApp: Sendable {
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
     let peers = PeerCredentialsTable()
+    /// The space reserve and storage-full mode (docs/ROBUSTNESS.md §Disk full).
+    public let space: SpaceReserve
     /// Serialises key lifecycle changes made through admin routes.
     let keyChanges = Mutex<Void>(())
     /// What the configuration decides; replaced as a whole on SIGHUP.
@@ -32,8 +34,10 @@ public final class RegistryApp: Sendable {
         let rateLimiter: RateLimiter
     }
 
-    public init(config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger) {
+    public init(config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger,
+                space: SpaceReserve? = nil) {
         self.store = store
+        self.space = space ?? .disabled(logger: logger)
         self.clock = clock
         self.metrics = metrics
         self.logger = logger

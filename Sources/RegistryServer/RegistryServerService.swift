@@ -60,28 +60,37 @@ public final class RegistryServerService: Service {
                         recorder.describe(AuditRecorder.Action(actor: role.map(RegistryApp.actorName) ?? "unknown peer", action: action))
                     }
                     var outcome = "ok"
-                    do {
-                        response = try await AuditRecorder.$current.withValue(recorder) {
-                            try await responder.respond(to: request, context: context)
+                    if app.space.refuses(action: spec?.action) {
+                        // Storage-full mode: the write is refused before it reaches SQLite, and
+                        // not audited (it touched no registry data), so that the room the reserve
+                        // freed stays for the audit entries of reads.
+                        response = JSONBodies.errorResponse(.storageFullMode)
+                        outcome = "refused_storage_full"
+                    } else {
+                        do {
+                            response = try await AuditRecorder.$current.withValue(recorder) {
+                                try await responder.respond(to: request, context: context)
+                            }
+                        } catch let error as HTTPError where error.status == .notFound {
+                            response = JSONBodies.errorResponse(.notFound)
+                            outcome = "not_found"
+                        } catch let error as HTTPError where error.status == .methodNotAllowed {
+                            response = JSONBodies.errorResponse(.methodNotAllowed)
+                            outcome = "method_not_allowed"
+                        } catch {
+                            let mapped = APIError.from(error)
+                            if mapped.status == .internalServerError {
+                                logger.error("request failed", metadata: [
+                                    "error.type": "\(String(reflecting: type(of: error)))", "error.detail": "\(APIError.diagnostic(error))"])
+                            }
+                            response = JSONBodies.errorResponse(mapped)
+                            outcome = mapped.code
                         }
-                    } catch let error as HTTPError where error.status == .notFound {
-                        response = JSONBodies.errorResponse(.notFound)
-                        outcome = "not_found"
-                    } catch let error as HTTPError where error.status == .methodNotAllowed {
-                        response = JSONBodies.errorResponse(.methodNotAllowed)
-                        outcome = "method_not_allowed"
-                    } catch {
-                        let mapped = APIError.from(error)
-                        if mapped.status == .internalServerError {
-                            logger.error("request failed", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
-                        }
-                        response = JSONBodies.errorResponse(mapped)
-                        outcome = mapped.code
                     }
                     // Every request that reads or changes registry data is audited before it
                     // is answered; if the entry cannot be written, the answer is an error. A
                     // successful write has already appended its entry in its own transaction.
-                    if !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
+                    if outcome != "refused_storage_full", !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
                         do { try await app.store.appendAudit(event) } catch {
                             logger.error("audit entry not written: \(error)")
                             response = JSONBodies.errorResponse((error as? StorageError) == .storageFull
@@ -91,6 +100,9 @@ public final class RegistryServerService: Service {
                         }
                     }
                     route = spec?.path ?? "unmatched"
+                    // Any answer that says the disk is full (a write, or a read's audit entry)
+                    // puts the daemon in storage-full mode, which releases the space reserve.
+                    if response.status.code == 507, outcome != "refused_storage_full" { app.space.storageFullObserved() }
                 }
                 let elapsed = ContinuousClock.now - started
                 app.record(route: route, status: response.status.code, elapsed: elapsed)

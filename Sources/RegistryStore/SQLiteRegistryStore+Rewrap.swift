@@ -17,7 +17,7 @@ extension SQLiteRegistryStore {
                 """, arguments: [primary.version, max(0, limit)])
             for row in rows {
                 let subject = try SubjectRow(row: row)
-                let dek = try subject.dek(keyring: keyring)
+                let dek = try subject.dek(keyring: self.keyring)
                 let wrapped = try SubjectKeys.wrap(dek, sid: subject.sid, version: primary.version, kek: primary.key)
                 try db.execute(sql: "UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
                                arguments: [Data(wrapped), primary.version, subject.id])

@@ -48,7 +48,7 @@ extension SQLiteRegistryStore {
             _ = try subject.append(db, enrolment.records, dek: dekBox.key)
             try Self.apply(db, enrolment.counters)
             if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
-            let view = try subject.view(db, keyring: keyring, recorder: recorder)
+            let view = try subject.view(db, keyring: self.keyring, recorder: recorder)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return view
         }
@@ -63,7 +63,7 @@ extension SQLiteRegistryStore {
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return try subject.view(db, keyring: keyring, recorder: recorder)
+            return try subject.view(db, keyring: self.keyring, recorder: recorder)
         }
     }
 
@@ -79,9 +79,9 @@ extension SQLiteRegistryStore {
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            var view = try subject.view(db, keyring: keyring, recorder: recorder)
+            var view = try subject.view(db, keyring: self.keyring, recorder: recorder)
             let change = try decide(view)
-            let dek = try subject.dek(keyring: keyring)
+            let dek = try subject.dek(keyring: self.keyring)
             view.records += try subject.append(db, change.append, dek: dek)
             try subject.setColumns(db, change.columns)
             view.columns = change.columns
@@ -101,7 +101,7 @@ extension SQLiteRegistryStore {
         return try await write { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
             try subject.recordReference(keyring: keyring, in: recorder)
-            let dek = try subject.dek(keyring: keyring)
+            let dek = try subject.dek(keyring: self.keyring)
             if let existing = try Row.fetchOne(
                 db, sql: "SELECT id, sealed_handle FROM case_link WHERE subject_id = ? AND clinic = ?",
                 arguments: [subject.id, clinic.rawValue]) {
@@ -126,7 +126,7 @@ extension SQLiteRegistryStore {
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         return try await read { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
-            return try subject.view(db, keyring: keyring, recorder: recorder)
+            return try subject.view(db, keyring: self.keyring, recorder: recorder)
         }
     }
 

@@ -39,6 +39,11 @@ struct SubjectRow {
                          arguments: [Data(codeIndex)]).map { try SubjectRow(row: $0) }
     }
 
+    /// Callers pass the store's keyring as it is *now*, read after this row was fetched, never
+    /// a snapshot taken before the transaction: a row names a KEK version only after the
+    /// keyring holding it was installed, so a snapshot taken earlier may lack the version a
+    /// concurrent rotation made primary (the fault run's `500 internal_error`,
+    /// docs/ROBUSTNESS.md; KeyRotationRaceTests).
     func dek(keyring: Keyring) throws(StorageError) -> SecretBytes {
         try SubjectKeys.unwrap(wrappedDEK, sid: sid, version: kekVersion, keyring: keyring)
     }

@@ -21,11 +21,18 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     public var kind: Kind
     public var code: String
     public var message: String
+    /// For the daemon's log only, never the wire: the underlying failure of an internal error
+    /// (a `StorageError` case's text, which by design holds no code, handle, note or key).
+    public var diagnostic: String? = nil
 
-    public init(_ kind: Kind, _ code: String, _ message: String) {
+    /// Equal when the answer is: the diagnostic is not part of it.
+    public static func == (a: DomainError, b: DomainError) -> Bool { a.kind == b.kind && a.code == b.code && a.message == b.message }
+
+    public init(_ kind: Kind, _ code: String, _ message: String, diagnostic: String? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
+        self.diagnostic = diagnostic
     }
 
     public var description: String { "\(code): \(message)" }
@@ -54,7 +61,7 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
             default: DomainError(.unprocessable, code, message)
             }
         case .tampered, .keyUnavailable, .unusableDatabase, .database:
-            DomainError(.internalError, "internal_error", "the registry could not complete the request")
+            DomainError(.internalError, "internal_error", "the registry could not complete the request", diagnostic: "StorageError: \(error)")
         }
     }
 
