@@ -75,7 +75,7 @@ struct KeyringRestoreCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
         let keys = keysDir ?? dir + "/keys"
         guard !DatabaseInUse.check(dir + "/registry.sqlite") else {
-            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd), then restore the keyring")
+            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring")
         }
         if FileManager.default.fileExists(atPath: keys + "/keyring.json") && !force {
             throw CLIFailure.refused("\(keys) already holds a keyring; pass --force to replace it (the old one is kept beside)")

@@ -87,7 +87,7 @@ import AnonregTestSupport
                    "keys restore, wrong passphrase")
         #expect(try FileManager.default.contentsOfDirectory(atPath: fresh).isEmpty, "a wrong passphrase writes nothing")
         Self.check(try anonreg(["keys", "restore", keysFile, "--state-dir", state, "--passphrase-file", right]),
-                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd), then restore the keyring\n"),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring\n"),
                    "keys restore under a running daemon")
         let restored = try anonreg(["keys", "restore", keysFile, "--state-dir", fresh, "--passphrase-file", right])
         #expect(restored.status == 0 && restored.stderr == "")
@@ -114,7 +114,7 @@ import AnonregTestSupport
                        """),
                    "restore usage error")
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state]),
-                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd), then restore\n"),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore\n"),
                    "restore under a running daemon")
         // The timer's commands (systemd/anonreg-rotate.service): retire what is unused, destroy
         // what was retired long enough ago.
