@@ -51,16 +51,12 @@ struct BackupStoreTests {
         // The erased subjects' wrapped DEKs and sealed records, as the payload holds them.
         let doomed = try Self.ciphertexts(payload, of: [receipts[1], receipts[3]], keyring: f.keyring)
         #expect(doomed.count >= 4, "a wrapped DEK and at least one sealed record each")
-        #expect(try Self.auditLinks(payload) > 0)
-        let linksBefore = try Self.auditLinks(payload)
         let outcome = try BackupArchive.applyErasures(payload: payload, keyring: f.keyring, ledger: ledger)
         #expect(outcome.erased == 2 && outcome.remaining == 3)
         #expect(!FileManager.default.fileExists(atPath: payload + "-wal"))
-        // The erased subjects' ciphertexts are gone from the file's bytes (secure_delete), and
-        // their audit links from its rows.
+        // The erased subjects' ciphertexts are gone from the file's bytes (secure_delete).
         let bytes = try Data(contentsOf: URL(fileURLWithPath: payload))
         for blob in doomed { #expect(bytes.range(of: blob) == nil) }
-        #expect(try Self.auditLinks(payload) < linksBefore)
         #expect(try Self.ciphertexts(payload, of: [receipts[1], receipts[3]], keyring: f.keyring).isEmpty)
 
         try f.store.close()
@@ -107,12 +103,6 @@ struct BackupStoreTests {
             }
             return blobs
         }
-    }
-
-    static func auditLinks(_ path: String) throws -> Int {
-        let queue = try DatabaseQueue(path: path)
-        defer { try? queue.close() }
-        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_subject") ?? 0 }
     }
 
     /// A payload with `sql` run in it (a planted object), and its ledger.
