@@ -74,8 +74,9 @@ import AnonregTestSupport
         try "the wrong one\n".write(toFile: wrong, atomically: true, encoding: .utf8)
         chmod(right, 0o600)
         chmod(wrong, 0o600)
+        // 7 files: five keys, the manifest, and the erasure ledger the daemon opens (creates) at start.
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right, "--kdf-strength", "interactive"]),
-                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 6 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
+                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 7 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
                    "keys backup")
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: \(keysFile) already exists; choose a new file name (nothing is ever overwritten)\n"),
@@ -91,7 +92,7 @@ import AnonregTestSupport
                    "keys restore under a running daemon")
         let restored = try anonreg(["keys", "restore", keysFile, "--state-dir", fresh, "--passphrase-file", right])
         #expect(restored.status == 0 && restored.stderr == "")
-        #expect(restored.stdout.hasPrefix("restored 6 files into \(fresh)/keys (backup taken "))
+        #expect(restored.stdout.hasPrefix("restored 7 files into \(fresh)/keys (backup taken "))
         for name in ["keyring.json", "kek-1.key", "kek-2.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/" + name)) == Data(contentsOf: URL(fileURLWithPath: state + "/keys/" + name)), "\(name)")
         }
