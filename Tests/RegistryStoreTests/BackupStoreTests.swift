@@ -207,4 +207,15 @@ struct BackupStoreTests {
     static func count(_ queue: DatabaseQueue, _ sql: String) throws -> Int? {
         try queue.read { db in try Int.fetchOne(db, sql: sql) }
     }
+
+    @Test func aDatabaseHoldingOnlyAPrivacyBudgetIsNotEmpty() async throws {
+        let f = try StoreFixture()
+        try f.store.close()
+        #expect(try BackupArchive.contents(database: f.tmp.sub("registry.sqlite"))?.counters == 0)
+        let queue = try DatabaseQueue(path: f.tmp.sub("registry.sqlite"))
+        try Self.execute(queue, "INSERT INTO privacy_budget (month, spent_micro) VALUES ('2026-10', 500000)")
+        try queue.close()
+        #expect(try BackupArchive.contents(database: f.tmp.sub("registry.sqlite"))?.counters == 1,
+                "a restore without --force must not silently roll back a spent budget")
+    }
 }
