@@ -92,7 +92,12 @@ import AnonregTestSupport
                    "keys restore under a running daemon")
         let restored = try anonreg(["keys", "restore", keysFile, "--state-dir", fresh, "--passphrase-file", right])
         #expect(restored.status == 0 && restored.stderr == "")
-        #expect(restored.stdout.hasPrefix("restored 7 files into \(fresh)/keys (backup taken "))
+        // The creation time is the one in the backup's clear header ("ANRGKBK1" ‖ BE32(n) ‖ JSON).
+        let sealed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: keysFile)))
+        let n = sealed[8..<12].reduce(0) { $0 << 8 | Int($1) }
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(sealed[12..<(12 + n)])) as? [String: Any])
+        let createdAt = try #require(header["createdAt"] as? String)
+        #expect(restored.stdout == "restored 7 files into \(fresh)/keys (backup taken \(createdAt))\n")
         for name in ["keyring.json", "kek-1.key", "kek-2.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/" + name)) == Data(contentsOf: URL(fileURLWithPath: state + "/keys/" + name)), "\(name)")
         }
