@@ -181,7 +181,9 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryStoreTests",
-            dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport"]
+            dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport",
+                           // To plant hostile schema objects in backup payloads (BackupStoreTests).
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // The monitoring domain over the real store: a simulated three-year timeline.
         .testTarget(

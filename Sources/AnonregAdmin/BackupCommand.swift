@@ -52,19 +52,31 @@ public struct BackupCommand: ParsableCommand {
     /// Checks a backup file: header, payload length and checksum, SQLite integrity_check and
     /// application_id of the payload, and that the header's facts match the payload's. The
     /// payload is extracted to a private temporary directory and removed afterwards.
-    static func verify(_ file: String, keysDirectory: String?) throws -> Report {
-        var template = Array((NSTemporaryDirectory() + "/anonreg-verify-XXXXXX").utf8CString)
-        guard let dir = mkdtemp(&template) else { throw CLIFailure.failed("cannot create a temporary directory") }
-        let temp = String(cString: dir)
-        defer {
-            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(temp + "/payload.sqlite" + suffix) }
-            rmdir(temp)
+    ///
+    /// With `extractTo`, the payload is extracted there instead and left for the caller (a
+    /// restore verifies the very copy it then installs; the caller removes it on failure).
+    static func verify(_ file: String, keysDirectory: String?, extractTo: String? = nil) throws -> Report {
+        var temp = ""
+        var token: Int? = nil
+        if extractTo == nil {
+            var template = Array((NSTemporaryDirectory() + "/anonreg-verify-XXXXXX").utf8CString)
+            guard let dir = mkdtemp(&template) else { throw CLIFailure.failed("cannot create a temporary directory") }
+            temp = String(cString: dir)
+            token = TemporaryFiles.register(temp + "/payload.sqlite")
         }
+        defer {
+            if let token {
+                TemporaryFiles.unlinkAll(temp + "/payload.sqlite")
+                rmdir(temp)
+                TemporaryFiles.forget(token)
+            }
+        }
+        let payloadPath = extractTo ?? temp + "/payload.sqlite"
         let header: BackupArchive.Header
         let payload: BackupArchive.PayloadReport
         do {
-            header = try BackupArchive.extractPayload(from: file, to: temp + "/payload.sqlite")
-            payload = try BackupArchive.inspect(payload: temp + "/payload.sqlite")
+            header = try BackupArchive.extractPayload(from: file, to: payloadPath)
+            payload = try BackupArchive.inspect(payload: payloadPath)
         } catch {
             throw CLIFailure.failed("\(error)")
         }
@@ -72,7 +84,9 @@ public struct BackupCommand: ParsableCommand {
         guard payload.applicationID == BackupArchive.expectedApplicationID else {
             throw CLIFailure.failed("\(file): the payload is not an anonreg database (application_id \(payload.applicationID))")
         }
-        guard payload.subjects == header.subjects, payload.kekVersions == header.kekVersions else {
+        let ledgerHead = BackupArchive.LedgerHead(entries: payload.erasureLedger.count, head: Hex.encode(payload.erasureLedger.head))
+        guard payload.subjects == header.subjects, payload.kekVersions == header.kekVersions,
+              header.erasureLedger == nil || header.erasureLedger == ledgerHead else {
             throw CLIFailure.failed("\(file): the header does not describe the payload (subjects or KEK versions differ)")
         }
         var keks = header.kekVersions.map { Report.KEK(version: $0, keyring: nil) }
@@ -107,16 +121,21 @@ public struct BackupCommand: ParsableCommand {
                 """)
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The backup file to create (it must not exist).") var file: String
+        /// How long the CLI waits for the daemon's snapshot (docs/OPERATIONS.md §Backups).
+        static let timeoutSeconds = 3600
 
         func run() throws {
             let fd = try NewFile.create(file)
+            let token = TemporaryFiles.register(file)
             var done = false
             defer {
                 close(fd)
                 if !done { unlink(file) }
+                TemporaryFiles.forget(token)
             }
             let client = ClinicClient(options: connection)
-            _ = try client.download("/v1/admin/backup", to: fd)
+            // The daemon copies the whole database before it sends a byte: wait up to an hour.
+            _ = try client.download("/v1/admin/backup", to: fd, timeout: Self.timeoutSeconds)
             guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
             let report = try BackupCommand.verify(file, keysDirectory: nil)
             done = true
@@ -182,7 +201,7 @@ public struct BackupCommand: ParsableCommand {
             let keys = keysDir ?? dir + "/keys"
             let target = database ?? dir + "/registry.sqlite"
             guard !DatabaseInUse.check(target) else {
-                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd), then restore")
+                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
             }
             let keyring: Keyring
             do {
@@ -198,25 +217,34 @@ public struct BackupCommand: ParsableCommand {
                     "\(target) already holds a registry (\(existing.subjects) subject(s), \(existing.auditEntries) audit entries); "
                         + "restoring would replace it. Restore into a new state directory, or pass --force")
             }
-            let report = try BackupCommand.verify(file, keysDirectory: keys)
+            let temp = (target as NSString).deletingLastPathComponent + "/.restore-" + Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0]) + ".sqlite"
+            let token = TemporaryFiles.register(temp)
+            var installed = false
+            defer {
+                if !installed { TemporaryFiles.unlinkAll(temp) }
+                TemporaryFiles.forget(token)
+            }
+            // Extracted once, into the state directory: the copy verified is the copy installed.
+            let report = try BackupCommand.verify(file, keysDirectory: keys, extractTo: temp)
             let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
             guard missing.isEmpty else {
                 throw CLIFailure.refused("the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)")
             }
-            let erased: Set<[UInt8]>
-            do { erased = try ErasureLedger(keyring: keyring).references() } catch { throw CLIFailure.failed("\(error)") }
-            let temp = (target as NSString).deletingLastPathComponent + "/.restore-" + Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0]) + ".sqlite"
-            var installed = false
-            defer {
-                if !installed { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(temp + suffix) } }
+            // The ledger must extend what the target database recorded (docs/CRYPTO.md §Erasure
+            // ledger): a ledger cut short, replaced or lost would let erased subjects back.
+            let ledger: ErasureLedger.Contents
+            do {
+                let recorded = try BackupArchive.recordedLedgerHead(database: target)
+                ledger = try ErasureLedger(keyring: keyring).verify(extends: recorded)
+            } catch {
+                throw CLIFailure.failed("\(error)")
             }
             let erasedCount: Int
             let remaining: Int
             do {
-                let header = try BackupArchive.extractPayload(from: file, to: temp)
-                (erasedCount, remaining) = try BackupArchive.applyErasures(payload: temp, keyring: keyring, erased: erased)
-                guard remaining == header.subjects - erasedCount else { throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced") }
-                guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd and retry") }
+                (erasedCount, remaining) = try BackupArchive.applyErasures(payload: temp, keyring: keyring, ledger: ledger)
+                guard remaining == report.subjects - erasedCount else { throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced") }
+                guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd (systemctl stop anonregd.socket anonregd.service) and retry") }
                 try BackupArchive.install(payload: temp, as: target)
                 installed = true
             } catch let failure as CLIFailure { throw failure } catch {

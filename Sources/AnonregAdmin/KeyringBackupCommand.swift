@@ -68,6 +68,8 @@ struct KeyringRestoreCommand: ParsableCommand {
     @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
     @Option(help: "File holding the backup passphrase (0600).") var passphraseFile: String?
     @Flag(help: "Replace an existing keyring.") var force = false
+    @Option(help: "With --force and a passphrase-sealed keyring in the backup: file holding that keyring's passphrase (0600), to check the erasure ledgers it merges.")
+    var keyringPassphraseFile: String?
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func run() throws {
@@ -75,7 +77,7 @@ struct KeyringRestoreCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
         let keys = keysDir ?? dir + "/keys"
         guard !DatabaseInUse.check(dir + "/registry.sqlite") else {
-            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd), then restore the keyring")
+            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring")
         }
         if FileManager.default.fileExists(atPath: keys + "/keyring.json") && !force {
             throw CLIFailure.refused("\(keys) already holds a keyring; pass --force to replace it (the old one is kept beside)")
@@ -84,7 +86,10 @@ struct KeyringRestoreCommand: ParsableCommand {
         do { _ = try KeyringBackup.parse(Array(data)) } catch { throw CLIFailure.failed("\(file): \(error)") }
         let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: false)
         let result: (header: KeyringBackup.Header, replaced: String?)
-        do { result = try KeyringBackup.restore(Array(data), passphrase: passphrase, into: keys, force: force) } catch {
+        let keyringPassphrase = try keyringPassphraseFile.map { try PassphraseInput.obtain(file: $0, purpose: "keyring passphrase", confirm: false) }
+        do {
+            result = try KeyringBackup.restore(Array(data), passphrase: passphrase, into: keys, force: force, keyringPassphrase: keyringPassphrase)
+        } catch {
             throw CLIFailure.failed("\(error)")
         }
         if json {

@@ -63,9 +63,9 @@ public struct ClinicClient {
     }
 
     /// A POST whose 2xx answer is a large binary body, streamed into `fd`; returns the bytes written.
-    public func download(_ path: String, to fd: Int32) throws -> Int64 {
+    public func download(_ path: String, to fd: Int32, timeout: Int = 60) throws -> Int64 {
         let result: (response: UnixHTTPClient.Response, written: Int64)
-        do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd) } catch let failure as UnixHTTPClient.Failure {
+        do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd, timeout: timeout) } catch let failure as UnixHTTPClient.Failure {
             if case .output = failure { throw ClinicFailure(exitCode: 1, description: failure.description) }
             throw ClinicFailure(exitCode: 4, description: failure.description)
         }

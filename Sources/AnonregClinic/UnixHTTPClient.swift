@@ -38,16 +38,21 @@ struct UnixHTTPClient {
     /// Sends a request and, when the answer is 2xx with a Content-Length, streams its body into
     /// `output` (a large body, such as a backup, is never held in memory). Returns the status and
     /// the streamed byte count; any other answer is returned whole, with nothing written.
-    func download(_ method: String, _ path: String, to output: Int32) throws -> (response: Response, written: Int64) {
+    ///
+    /// `timeout` bounds each wait for the daemon (default 60 s); a backup passes a long one,
+    /// since the daemon copies the whole database before its first byte (docs/OPERATIONS.md §Backups).
+    func download(_ method: String, _ path: String, to output: Int32, timeout seconds: Int = 60) throws -> (response: Response, written: Int64) {
         let fd = try connected()
         defer { close(fd) }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         try writeRequest(fd, method, path, json: nil)
         var head = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while head.range(of: Data("\r\n\r\n".utf8)) == nil {
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd did not answer within 60 seconds") }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd did not answer within \(seconds) seconds") }
             guard n > 0 else { throw Failure.protocolError("connection closed before the answer's header") }
             head.append(buffer, count: n)
             guard head.count < 1 << 20 else { throw Failure.protocolError("header larger than 1 MiB") }

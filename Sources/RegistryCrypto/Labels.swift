@@ -28,8 +28,9 @@ public enum Label {
     /// persons).
     public static let uniquePersonTag = "anonreg/v1/unique-person-tag"
 
-    /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
-    public static let erasureLedger = "anonreg/v1/erasure-ledger"
+    /// Keyed-hash personalisation of the erasure ledger's chained entry MACs:
+    /// mac_i = keyed-hash(ledger key, mac_{i-1} ‖ ref_i) (docs/CRYPTO.md §Erasure ledger).
+    public static let erasureLedgerChain = "anonreg/v1/erasure-ledger-chain"
     /// Keyed-hash personalisation of an erased subject's ledger reference (docs/CRYPTO.md §Erasure ledger).
     public static let erasureLedgerEntry = "anonreg/v1/erasure-ledger-entry"
     /// Prefix of the payload checksum of a database backup (docs/CRYPTO.md §Database backups).

@@ -9,19 +9,48 @@ import RegistryCrypto
 /// `KEYS_DIR/erasure-ledger`, holding a keyed reference of every erased subject and nothing
 /// else, so that restoring a backup can erase again whoever was erased after it.
 ///
-///     header:    "anonreg erasure ledger v1\n"
-///     entry:     hex(reference, 32 bytes) ‖ " " ‖ hex(mac, 16 bytes) ‖ "\n"      (98 bytes)
-///     reference = BLAKE2b-256(erasure ledger key, "anonreg/v1/erasure-ledger-entry" ‖ 0x00 ‖ sid)
-///     mac       = BLAKE2b-128(erasure ledger key, "anonreg/v1/erasure-ledger" ‖ 0x00 ‖ reference)
+///     header:    "anonreg erasure ledger v2\n"
+///     entry i:   hex(ref_i, 32 bytes) ‖ " " ‖ hex(mac_i, 16 bytes) ‖ "\n"      (98 bytes)
+///     ref_i     = BLAKE2b-256(ledger key, "anonreg/v1/erasure-ledger-entry" ‖ 0x00 ‖ sid)
+///     mac_i     = BLAKE2b-128(ledger key, "anonreg/v1/erasure-ledger-chain" ‖ 0x00 ‖ mac_{i-1} ‖ ref_i)
+///     mac_0     = 16 zero bytes
 ///
-/// The erasure ledger key is `crypto_kdf` subkey 1 of the index key under "ANRGledg".
+/// The MACs chain, so an entry cannot be removed, reordered or moved to another ledger without
+/// breaking every later MAC; cutting entries off the end is caught by comparing with the
+/// `State` (entry count and chain head) that the database records in each erasure's
+/// transaction. The erasure ledger key is `crypto_kdf` subkey 1 of the index key under "ANRGledg".
 public struct ErasureLedger: Sendable {
     public static let fileName = "erasure-ledger"
-    public static let header = "anonreg erasure ledger v1\n"
+    public static let header = "anonreg erasure ledger v2\n"
     public static let referenceBytes = 32
     public static let macBytes = 16
     /// Bytes per entry on disk.
     public static let entryBytes = 2 * referenceBytes + 1 + 2 * macBytes + 1
+
+    /// How far a ledger goes: its number of entries and the MAC of its last entry (16 zero
+    /// bytes for an empty ledger). The database keeps the state of its last erasure.
+    public struct State: Sendable, Equatable {
+        public var count: Int
+        public var head: [UInt8]
+        public init(count: Int, head: [UInt8]) {
+            self.count = count
+            self.head = head
+        }
+        public static let empty = State(count: 0, head: [UInt8](repeating: 0, count: ErasureLedger.macBytes))
+    }
+
+    /// A ledger read whole, every MAC checked.
+    public struct Contents: Sendable {
+        /// The references in ledger order.
+        public var references: [[UInt8]]
+        /// `macs[i]` is the chain head after entry i.
+        public var macs: [[UInt8]]
+        public init(references: [[UInt8]], macs: [[UInt8]]) {
+            self.references = references
+            self.macs = macs
+        }
+        public var state: State { State(count: references.count, head: macs.last ?? State.empty.head) }
+    }
 
     public let directory: String
     private let key: KeyMaterial
@@ -47,27 +76,38 @@ public struct ErasureLedger: Sendable {
         }
     }
 
-    func mac(_ reference: [UInt8]) throws(KeyringError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.erasureLedger, reference, key: key.bytes, length: Self.macBytes) } catch {
+    /// mac_i from mac_{i-1} and ref_i.
+    func mac(_ reference: [UInt8], previous: [UInt8]) throws(KeyringError) -> [UInt8] {
+        do { return try KeyedHash.hash(label: Label.erasureLedgerChain, previous + reference, key: key.bytes, length: Self.macBytes) } catch {
             throw .crypto(error)
         }
     }
 
-    /// The line recorded for `reference`.
-    func line(_ reference: [UInt8]) throws(KeyringError) -> [UInt8] {
-        guard reference.count == Self.referenceBytes else {
-            throw .crypto(.invalidLength(what: "erasure ledger reference", expected: Self.referenceBytes, actual: reference.count))
+    /// The lines recorded for `references` after a ledger in `state`, and the state after them.
+    func lines(_ references: [[UInt8]], after state: State) throws(KeyringError) -> (bytes: [UInt8], state: State) {
+        var state = state
+        var bytes: [UInt8] = []
+        for reference in references {
+            guard reference.count == Self.referenceBytes else {
+                throw .crypto(.invalidLength(what: "erasure ledger reference", expected: Self.referenceBytes, actual: reference.count))
+            }
+            let mac = try mac(reference, previous: state.head)
+            bytes += Array((Hex.encode(reference) + " " + Hex.encode(mac) + "\n").utf8)
+            state = State(count: state.count + 1, head: mac)
         }
-        return Array((Hex.encode(reference) + " " + Hex.encode(try mac(reference)) + "\n").utf8)
+        return (bytes, state)
     }
 
     /// Appends `references` and fsyncs the file (and the directory when the file is new) before
-    /// returning: an erasure is acknowledged only after this. A torn last line (a crash during an
-    /// earlier append, whose erasure was therefore never acknowledged) is cut off first.
-    public func append(_ references: [[UInt8]]) throws(KeyringError) {
-        guard !references.isEmpty else { return }
-        var bytes: [UInt8] = []
-        for reference in references { bytes += try line(reference) }
+    /// returning: an erasure is acknowledged only after this. Returns the ledger's state after
+    /// the append, which the erasure's transaction records in the database.
+    ///
+    /// The file is opened and checked (regular, owner, mode 0600, header) even with no
+    /// reference: the daemon calls `append([])` at start so a broken ledger shows then, not at
+    /// the first withdrawal. A torn last line (a crash during an earlier append, whose erasure
+    /// was therefore never acknowledged) is cut off first; a ledger torn anywhere else is refused.
+    @discardableResult
+    public func append(_ references: [[UInt8]]) throws(KeyringError) -> State {
         let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
@@ -76,77 +116,153 @@ public struct ErasureLedger: Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile(path: path) }
         try SecureFile.checkOwnerAndMode(path: path, st: st, isDirectory: false)
         // Appends happen one at a time (the store's single writer); the lock also keeps an offline
-        // reader from seeing a half-written line.
+        // reader (`keys backup`, LOCK_SH) from seeing a half-written line.
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else { throw .io(path: path, operation: "lock", errno: errno) }
         }
         defer { flock(fd, LOCK_UN) }
         guard fstat(fd, &st) == 0 else { throw .io(path: path, operation: "stat", errno: errno) }
-        let created = st.st_size == 0
-        if created {
-            bytes = Array(Self.header.utf8) + bytes
-        } else {
-            try cutTornTail(fd: fd, size: Int(st.st_size))
+        let (state, created) = try prepareTail(fd: fd, size: Int(st.st_size))
+        let (bytes, after) = try lines(references, after: state)
+        if !bytes.isEmpty {
+            try bytes.withUnsafeBytes { buffer in
+                Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
+            }.get()
         }
-        try bytes.withUnsafeBytes { buffer in
-            Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
-        }.get()
-        guard fsync(fd) == 0 else { throw .io(path: path, operation: "fsync", errno: errno) }
+        if !bytes.isEmpty || created {
+            guard fsync(fd) == 0 else { throw .io(path: path, operation: "fsync", errno: errno) }
+        }
         if created { try SecureFile.syncDirectory(directory) }
+        return after
     }
 
-    private func cutTornTail(fd: Int32, size: Int) throws(KeyringError) {
-        var last: UInt8 = 0
-        guard pread(fd, &last, 1, off_t(size - 1)) == 1 else { throw .io(path: path, operation: "read", errno: errno) }
-        guard last != UInt8(ascii: "\n") else { return }
-        // Find the end of the last complete line (at most one entry back).
-        let window = min(size, Self.entryBytes + 1)
-        var tail = [UInt8](repeating: 0, count: window)
-        guard pread(fd, &tail, window, off_t(size - window)) == window else { throw .io(path: path, operation: "read", errno: errno) }
-        let keep = tail.lastIndex(of: UInt8(ascii: "\n")).map { size - window + $0 + 1 } ?? 0
-        guard ftruncate(fd, off_t(keep)) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
-    }
-
-    /// Every reference in the ledger, each MAC checked. An absent ledger is empty. A line whose
-    /// MAC fails (edited, forged, or written under another index key) is refused: a restore must
-    /// not guess which subjects stay erased.
-    public func references() throws(KeyringError) -> Set<[UInt8]> {
-        guard SecureFile.exists(path) else { return [] }
-        let bytes = try SecureFile.readAll(path, limit: 1 << 34)
-        let headerBytes = Array(Self.header.utf8)
-        guard bytes.starts(with: headerBytes) else {
+    /// Makes the file end on a complete entry and returns the state there. An empty file, or
+    /// one holding only part of the header (a crash during the very first append: nothing was
+    /// acknowledged), gets the header. A torn tail after the last complete entry is cut. Anything
+    /// else (a foreign header, a newline off an entry boundary) is refused: no complete entry
+    /// is ever cut away.
+    func prepareTail(fd: Int32, size: Int) throws(KeyringError) -> (state: State, created: Bool) {
+        let header = Array(Self.header.utf8)
+        var start = [UInt8](repeating: 0, count: min(size, header.count))
+        guard start.isEmpty || pread(fd, &start, start.count, 0) == start.count else { throw .io(path: path, operation: "read", errno: errno) }
+        guard header.starts(with: start) else {
             throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"")
         }
-        var result = Set<[UInt8]>()
-        var lines = bytes[headerBytes.count...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if size < header.count {
+            guard ftruncate(fd, 0) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
+            try header.withUnsafeBytes { buffer in
+                Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
+            }.get()
+            return (.empty, true)
+        }
+        // The real last newline, however far back (the header's own ends at header.count - 1).
+        var keep = header.count
+        var end = size
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        scan: while end > header.count {
+            let from = max(header.count, end - chunk.count)
+            let n = end - from
+            guard pread(fd, &chunk, n, off_t(from)) == n else { throw .io(path: path, operation: "read", errno: errno) }
+            if let i = chunk.prefix(n).lastIndex(of: UInt8(ascii: "\n")) {
+                keep = from + i + 1
+                break scan
+            }
+            end = from
+        }
+        guard (keep - header.count) % Self.entryBytes == 0 else {
+            throw .malformedLedger(path: path, reason: "its last complete line ends at byte \(keep), not on an entry boundary")
+        }
+        if keep < size {
+            guard ftruncate(fd, off_t(keep)) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
+        }
+        let count = (keep - header.count) / Self.entryBytes
+        guard count > 0 else { return (.empty, false) }
+        var last = [UInt8](repeating: 0, count: Self.entryBytes)
+        guard pread(fd, &last, Self.entryBytes, off_t(keep - Self.entryBytes)) == Self.entryBytes else {
+            throw .io(path: path, operation: "read", errno: errno)
+        }
+        guard let entry = Self.parse(last.dropLast()) else {
+            throw .malformedLedger(path: path, reason: "its last line is not an entry")
+        }
+        return (State(count: count, head: entry.mac), false)
+    }
+
+    static func parse(_ line: ArraySlice<UInt8>) -> (reference: [UInt8], mac: [UInt8])? {
+        guard line.count == entryBytes - 1 else { return nil }
+        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 2, let reference = try? Hex.decode(String(decoding: parts[0], as: UTF8.self)),
+              reference.count == referenceBytes,
+              let mac = try? Hex.decode(String(decoding: parts[1], as: UTF8.self)), mac.count == macBytes else { return nil }
+        return (reference, mac)
+    }
+
+    /// The whole ledger, every MAC of the chain checked; nil when there is no ledger file. A
+    /// line whose MAC fails (edited, forged, removed, reordered, or written under another index
+    /// key) is refused: a restore must not guess which subjects stay erased.
+    public func read() throws(KeyringError) -> Contents? {
+        guard SecureFile.exists(path) else { return nil }
+        let bytes = try SecureFile.readAll(path, limit: 1 << 34)
+        let header = Array(Self.header.utf8)
+        // Part of a header only: a crash during the first append, before any entry.
+        if bytes.count < header.count && header.starts(with: bytes) { return Contents(references: [], macs: []) }
+        guard bytes.starts(with: header) else {
+            throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"")
+        }
+        var lines = bytes[header.count...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         // What follows the last newline is a torn line whose erasure was never acknowledged (the
         // next append cuts it), or nothing.
         lines.removeLast()
-        var lineNumber = 1
-        for line in lines {
-            lineNumber += 1
-            let parts = line.split(separator: UInt8(ascii: " "))
-            guard parts.count == 2, let reference = try? Hex.decode(String(decoding: parts[0], as: UTF8.self)),
-                  reference.count == Self.referenceBytes,
-                  let mac = try? Hex.decode(String(decoding: parts[1], as: UTF8.self)) else {
-                throw .malformedLedger(path: path, reason: "line \(lineNumber) is not an entry")
+        var contents = Contents(references: [], macs: [])
+        var previous = State.empty.head
+        for (i, line) in lines.enumerated() {
+            guard let entry = Self.parse(line) else {
+                throw .malformedLedger(path: path, reason: "line \(i + 2) is not an entry")
             }
-            guard Sodium.constantTimeEquals(mac, try self.mac(reference)) else {
+            let expected = try mac(entry.reference, previous: previous)
+            guard Sodium.constantTimeEquals(entry.mac, expected) else {
                 throw .malformedLedger(
                     path: path,
-                    reason: "line \(lineNumber) fails its MAC: it was altered, or written under another index key")
+                    reason: "line \(i + 2) fails its chained MAC: an entry was altered, removed or reordered, or written under another index key")
             }
-            result.insert(reference)
+            contents.references.append(entry.reference)
+            contents.macs.append(entry.mac)
+            previous = entry.mac
         }
-        return result
+        return contents
     }
 
-    /// Merges `other` (for example a ledger from a keyring backup) into this one: appends every
-    /// reference this ledger lacks. Both are checked first.
-    public func merge(_ others: Set<[UInt8]>) throws(KeyringError) -> Int {
-        let mine = try references()
-        let missing = others.subtracting(mine).sorted { $0.lexicographicallyPrecedes($1) }
-        try append(missing)
-        return missing.count
+    /// Every reference in the ledger, each MAC checked. An absent ledger is empty here; callers
+    /// that know how far the ledger must go use `verify(extends:)`.
+    public func references() throws(KeyringError) -> Set<[UInt8]> {
+        Set(try read()?.references ?? [])
+    }
+
+    /// The ledger read whole, refused unless it extends `recorded` (the state the database
+    /// holds, or a backup's header names): at least as many entries, and entry `recorded.count`
+    /// carrying the recorded chain head. A missing ledger extends only the empty state.
+    @discardableResult
+    public func verify(extends recorded: State) throws(KeyringError) -> Contents {
+        guard let contents = try read() else {
+            guard recorded.count == 0 else {
+                throw .malformedLedger(path: path, reason: "it is missing, but the database records \(recorded.count) erasure(s) in it")
+            }
+            return Contents(references: [], macs: [])
+        }
+        try check(contents, extends: recorded)
+        return contents
+    }
+
+    /// Throws unless `contents` (this ledger, read) extends `recorded`.
+    public func check(_ contents: Contents, extends recorded: State) throws(KeyringError) {
+        guard contents.references.count >= recorded.count else {
+            throw .malformedLedger(
+                path: path,
+                reason: "it holds \(contents.references.count) entries but the database records \(recorded.count): entries were cut off")
+        }
+        if recorded.count > 0 {
+            guard Sodium.constantTimeEquals(contents.macs[recorded.count - 1], recorded.head) else {
+                throw .malformedLedger(path: path, reason: "it does not extend the chain head recorded in the database: it was replaced or rewritten")
+            }
+        }
     }
 }

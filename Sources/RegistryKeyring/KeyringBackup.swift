@@ -45,6 +45,16 @@ public enum KeyringBackup {
         for name in names {
             let (fd, size) = try SecureFile.openForReading(directory + "/" + name)
             opened.append((name, fd, size))
+            if name == ErasureLedger.fileName {
+                // The daemon appends under LOCK_EX: with LOCK_SH held no line is half-written
+                // (the lock goes with the descriptor, closed below). The size is read again under it.
+                while flock(fd, LOCK_SH) != 0 {
+                    guard errno == EINTR else { throw .io(path: directory + "/" + name, operation: "lock", errno: errno) }
+                }
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw .io(path: directory + "/" + name, operation: "stat", errno: errno) }
+                opened[opened.count - 1].size = Int(st.st_size)
+            }
         }
         let total = opened.reduce(0) { $0 + 2 + $1.name.utf8.count + 4 + $1.size }
         let plaintext: SecretBytes
@@ -80,8 +90,12 @@ public enum KeyringBackup {
     /// unless the passphrase opens it. An existing keyring is refused unless `force`; then it is
     /// kept beside, renamed `DIR.replaced-TIME`, and its erasure ledger's entries are carried
     /// over into the restored one (a ledger never loses an entry).
+    ///
+    /// `keyringPassphrase` unlocks a passphrase-sealed keyring in the backup when an existing
+    /// ledger must be merged (its MACs are checked with the restored keyring's ledger key).
     public static func restore(
-        _ bytes: [UInt8], passphrase: KeyMaterial, into directory: String, force: Bool, now: Date = Date()
+        _ bytes: [UInt8], passphrase: KeyMaterial, into directory: String, force: Bool, keyringPassphrase: KeyMaterial? = nil,
+        now: Date = Date()
     ) throws(KeyringError) -> (header: Header, replaced: String?) {
         let (header, json, sealed) = try parse(bytes)
         let hasKeyring = SecureFile.exists(directory + "/" + KeyFileName.manifest)
@@ -124,7 +138,8 @@ public enum KeyringBackup {
                 }
             }
             if SecureFile.exists(directory + "/" + ErasureLedger.fileName) {
-                try carryOverLedger(from: directory + "/" + ErasureLedger.fileName, into: staging)
+                let keyring = try Keyring.load(from: KeyringSource(directory: staging), passphrase: keyringPassphrase)
+                try carryOverLedger(from: directory, into: staging, keyring: keyring)
             }
         } catch {
             removeTree(staging)
@@ -206,30 +221,31 @@ public enum KeyringBackup {
         return names.sorted()
     }
 
-    /// Appends to the staged ledger every line of the existing ledger it lacks. Lines are copied
-    /// verbatim with their MACs, which a restore of the database checks.
-    static func carryOverLedger(from existing: String, into staging: String) throws(KeyringError) {
-        let old = try SecureFile.readAll(existing, limit: 1 << 34)
-        let stagedPath = staging + "/" + ErasureLedger.fileName
-        let staged = SecureFile.exists(stagedPath) ? try SecureFile.readAll(stagedPath, limit: 1 << 34) : []
+    /// Merges the existing ledger of `existing` (the keys directory being replaced) with the
+    /// staged one from the backup. The result starts with the existing ledger, byte for byte up
+    /// to its last complete entry (the database records that chain's head), followed by every
+    /// reference the staged ledger holds that it lacks, appended through `ErasureLedger.append`.
+    /// Both ledgers are read through the MAC-checking API: a malformed one is refused, never
+    /// skipped, since a skipped entry is a subject a later restore would bring back.
+    static func carryOverLedger(from existing: String, into staging: String, keyring: Keyring) throws(KeyringError) {
+        let current = ErasureLedger(directory: existing, keyring: keyring)
+        let staged = ErasureLedger(directory: staging, keyring: keyring)
+        // Cut the staged ledger's torn tail (and check its header) before reading it.
+        if SecureFile.exists(staged.path) { try staged.append([]) }
+        let stagedReferences = try staged.read()?.references ?? []
+        guard let currentContents = try current.read() else { return }
         let header = Array(ErasureLedger.header.utf8)
-        func lines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-            guard bytes.starts(with: header) else { return [] }
-            var all = bytes[header.count...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            all.removeLast()  // a torn tail, or nothing
-            return all
+        let complete = header.count + currentContents.references.count * ErasureLedger.entryBytes
+        let currentBytes = Array(try SecureFile.readAll(current.path, limit: 1 << 34).prefix(complete))
+        try SecureFile.writeAtomically(directory: staging, name: ErasureLedger.fileName, overwrite: true) { (fd, path) throws(KeyringError) in
+            try currentBytes.withUnsafeBytes { buffer in
+                Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
+            }.get()
         }
-        let have = Set(lines(staged).map { Array($0) })
-        var extra: [UInt8] = staged.isEmpty ? header : []
-        for line in lines(old) where !have.contains(Array(line)) { extra += Array(line) + [UInt8(ascii: "\n")] }
-        guard !extra.isEmpty, extra != header else { return }
-        let fd = open(stagedPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(path: stagedPath, operation: "open", errno: errno) }
-        defer { close(fd) }
-        try extra.withUnsafeBytes { buffer in
-            Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: stagedPath) }
-        }.get()
-        guard fsync(fd) == 0 else { throw .io(path: stagedPath, operation: "fsync", errno: errno) }
+        let have = Set(currentContents.references)
+        var seen = Set<[UInt8]>()
+        let missing = stagedReferences.filter { !have.contains($0) && seen.insert($0).inserted }
+        try staged.append(missing)
     }
 
     static func removeTree(_ path: String) {

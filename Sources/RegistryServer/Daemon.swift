@@ -59,10 +59,21 @@ public enum Daemon {
             fail("keyring: \(error)")
             return .keys
         }
+        let stateDirectory = (config.databasePath as NSString).deletingLastPathComponent
+        for name in SQLiteRegistryStore.removeStaleCopies(in: stateDirectory.isEmpty ? "." : stateDirectory) {
+            logger.warning("removed a stale temporary backup/restore copy", metadata: ["file": "\(name)"])
+        }
         let store: SQLiteRegistryStore
         do { store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery) } catch {
             fail("database: \(error)")
             return .database
+        }
+        // docs/CRYPTO.md §Erasure ledger: the ledger opens for append and extends what the
+        // database recorded, or nothing starts (a keys problem: exit 3).
+        do { _ = try store.checkErasureLedger() } catch {
+            fail("keyring: \(error)")
+            try? store.close()
+            return .keys
         }
         let space = SpaceReserve(stateDirectory: config.stateDirectory, mebibytes: config.spaceReserveMiB, logger: logger)
         space.prepare()

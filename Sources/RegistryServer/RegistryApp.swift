@@ -22,6 +22,8 @@ public final class RegistryApp: Sendable {
     public let space: SpaceReserve
     /// Serialises key lifecycle changes made through admin routes.
     let keyChanges = Mutex<Void>(())
+    /// One database backup at a time (docs/OPERATIONS.md §Backups): true while one is prepared or sent.
+    let backupRunning = Mutex<Bool>(false)
     /// What the configuration decides; replaced as a whole on SIGHUP.
     private let settings: Mutex<Settings>
 

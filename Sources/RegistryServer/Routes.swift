@@ -232,14 +232,27 @@ extension RegistryApp {
     /// while it is sent.
     func backupResponse() async throws -> Response {
         let directory = (store.path as NSString).deletingLastPathComponent
+        let started = backupRunning.withLock { running in
+            if running { return false }
+            running = true
+            return true
+        }
+        guard started else {
+            throw APIError(.conflict, "backup_in_progress", "another backup is being taken; wait for it to finish, then retry")
+        }
+        let release: @Sendable () -> Void = { [self] in self.backupRunning.withLock { $0 = false } }
         let prepared: PreparedBackup
-        do throws(StorageError) { prepared = try await store.prepareBackup(in: directory) } catch { throw DomainError.storage(error) }
+        do throws(StorageError) { prepared = try await store.prepareBackup(in: directory) } catch {
+            release()
+            throw DomainError.storage(error)
+        }
         logger.notice("backup", metadata: ["subjects": "\(prepared.header.subjects)", "bytes": "\(prepared.totalBytes)"])
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[.cacheControl] = "no-store"
         headers[.contentLength] = String(prepared.totalBytes)
         let body = ResponseBody(contentLength: Int(prepared.totalBytes)) { writer in
+            defer { release() }
             try await writer.write(ByteBuffer(bytes: prepared.headerBytes))
             while true {
                 let chunk = try prepared.nextChunk()

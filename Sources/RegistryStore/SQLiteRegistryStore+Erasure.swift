@@ -38,7 +38,7 @@ extension SQLiteRegistryStore {
         _ db: Database, subject: SubjectRow, counters: [CounterIncrement], keyring: Keyring, recorder: AuditRecorder?,
         checkpointEvery: Int
     ) throws {
-        try recordErasure(sid: subject.sid, keyring: keyring)
+        try recordErasure(db, sid: subject.sid, keyring: keyring)
         try unlinkAudit(db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
         try subject.recordReference(keyring: keyring, in: recorder)
         try delete(db, subjectID: subject.id)
@@ -51,10 +51,40 @@ extension SQLiteRegistryStore {
     /// ledger), fsynced, before its rows are deleted: a backup restored later erases it again.
     /// Should the transaction then fail, the ledger names a subject that still exists; a restore
     /// erases it, which is what was asked for.
-    static func recordErasure(sid: [UInt8], keyring: Keyring) throws {
+    /// The ledger's new state (entries, chain head) is recorded in the same transaction.
+    static func recordErasure(_ db: Database, sid: [UInt8], keyring: Keyring) throws {
         let ledger = ErasureLedger(keyring: keyring)
-        do { try ledger.append([try ledger.reference(sid: sid)]) } catch {
+        let state: ErasureLedger.State
+        do { state = try ledger.append([try ledger.reference(sid: sid)]) } catch {
             throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
+        }
+        try recordLedgerHead(db, state)
+    }
+
+    static func recordLedgerHead(_ db: Database, _ state: ErasureLedger.State) throws {
+        try db.execute(
+            sql: "INSERT INTO erasure_ledger_head (id, entries, head) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET entries = excluded.entries, head = excluded.head",
+            arguments: [state.count, Data(state.head)])
+    }
+
+    /// The ledger state recorded at the last erasure (empty when none happened).
+    static func ledgerHead(_ db: Database) throws -> ErasureLedger.State {
+        guard try db.tableExists("erasure_ledger_head"),
+              let row = try Row.fetchOne(db, sql: "SELECT entries, head FROM erasure_ledger_head WHERE id = 1") else { return .empty }
+        return ErasureLedger.State(count: row["entries"], head: Array(row["head"] as Data))
+    }
+
+    /// docs/CRYPTO.md §Erasure ledger: at start the ledger must be openable for append (regular
+    /// file, owner, mode 0600, header) and must extend the state the database recorded at its
+    /// last erasure. Throws `.unusableDatabase` naming the ledger otherwise.
+    public func checkErasureLedger() throws(StorageError) -> ErasureLedger.State {
+        let ledger = ErasureLedger(keyring: keyring)
+        do {
+            let recorded = try pool.read { db in try Self.ledgerHead(db) }
+            try ledger.append([])
+            return try ledger.verify(extends: recorded).state
+        } catch {
+            throw StorageError.unusableDatabase(path: ledger.path, reason: "erasure ledger: \(error)")
         }
     }
 

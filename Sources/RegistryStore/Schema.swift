@@ -135,6 +135,18 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v3-erasure-ledger-head") { db in
+            // docs/CRYPTO.md §Erasure ledger: how far the ledger beside the keyring went at the
+            // last erasure (entries and chain head), written in the erasure's transaction, so a
+            // ledger cut short, replaced or lost is caught at start and at restore.
+            try db.execute(sql: """
+                CREATE TABLE erasure_ledger_head (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    entries INTEGER NOT NULL CHECK (entries >= 1),
+                    head BLOB NOT NULL CHECK (length(head) = 16)
+                );
+                """)
+        }
         return migrator
     }
 }

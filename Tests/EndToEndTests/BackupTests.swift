@@ -64,7 +64,7 @@ import AnonregTestSupport
         // A restore into the live state directory is refused while the daemon holds it.
         let live = try anonreg(["backup", "restore", file, "--state-dir", d.stateDir])
         #expect(live.status == 3)
-        #expect(live.stderr == "anonreg: \(d.stateDir)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd), then restore\n")
+        #expect(live.stderr == "anonreg: \(d.stateDir)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore\n")
 
         // Keyring backup (taken after the erasure, so its ledger names the victim).
         let passphrase = d.tmp.sub("passphrase")
@@ -117,4 +117,47 @@ final class Counter: @unchecked Sendable {
     private var n = 0
     var value: Int { lock.withLock { n } }
     func add() { lock.withLock { n += 1 } }
+
+    /// docs/CRYPTO.md §Erasure ledger: the database records how far the ledger went; a daemon
+    /// start with the ledger cut short or lost is refused (exit 3, a keys problem), and stale
+    /// temporary copies in the state directory are removed at start.
+    @Test func startRefusesALedgerCutOrLostAndRemovesStaleCopies() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        var handles: [String] = []
+        for _ in 0..<2 {
+            let r = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+            handles.append(try #require(r.string("case")))
+        }
+        for handle in handles { #expect(try d.request("POST", "/v1/cases/\(handle)/withdraw").status == 200) }
+        #expect(d.stop() == 0)
+        let ledger = d.stateDir + "/keys/erasure-ledger"
+        let full = try Data(contentsOf: URL(fileURLWithPath: ledger))
+        for damaged in [full.prefix(full.count - 98), Data()] {
+            if damaged.isEmpty {
+                unlink(ledger)
+            } else {
+                try damaged.write(to: URL(fileURLWithPath: ledger))
+                chmod(ledger, 0o600)
+            }
+            var status: Int32? = nil
+            var log = ""
+            do {
+                try d.start()
+                d.stop()
+            } catch DaemonHarness.HarnessError.daemonExited(let code, let text) {
+                status = code
+                log = text
+            }
+            #expect(status == 3, "exit \(status.map(String.init) ?? "none (it started)"):\n\(log)")
+            #expect(log.contains("erasure-ledger is not a valid erasure ledger"), "\(log)")
+        }
+        try full.write(to: URL(fileURLWithPath: ledger))
+        chmod(ledger, 0o600)
+        let stale = d.stateDir + "/.backup-00112233.sqlite"
+        FileManager.default.createFile(atPath: stale, contents: Data("pre-erasure copy".utf8))
+        try d.start()
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        #expect(d.stop() == 0)
+    }
 }

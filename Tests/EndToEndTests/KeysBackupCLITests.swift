@@ -74,8 +74,9 @@ import AnonregTestSupport
         try "the wrong one\n".write(toFile: wrong, atomically: true, encoding: .utf8)
         chmod(right, 0o600)
         chmod(wrong, 0o600)
+        // 7 files: five keys, the manifest, and the erasure ledger the daemon opens (creates) at start.
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right, "--kdf-strength", "interactive"]),
-                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 6 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
+                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 7 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
                    "keys backup")
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: \(keysFile) already exists; choose a new file name (nothing is ever overwritten)\n"),
@@ -87,11 +88,16 @@ import AnonregTestSupport
                    "keys restore, wrong passphrase")
         #expect(try FileManager.default.contentsOfDirectory(atPath: fresh).isEmpty, "a wrong passphrase writes nothing")
         Self.check(try anonreg(["keys", "restore", keysFile, "--state-dir", state, "--passphrase-file", right]),
-                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd), then restore the keyring\n"),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring\n"),
                    "keys restore under a running daemon")
         let restored = try anonreg(["keys", "restore", keysFile, "--state-dir", fresh, "--passphrase-file", right])
         #expect(restored.status == 0 && restored.stderr == "")
-        #expect(restored.stdout.hasPrefix("restored 6 files into \(fresh)/keys (backup taken "))
+        // The creation time is the one in the backup's clear header ("ANRGKBK1" ‖ BE32(n) ‖ JSON).
+        let sealed = [UInt8](try Data(contentsOf: URL(fileURLWithPath: keysFile)))
+        let n = sealed[8..<12].reduce(0) { $0 << 8 | Int($1) }
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(sealed[12..<(12 + n)])) as? [String: Any])
+        let createdAt = try #require(header["createdAt"] as? String)
+        #expect(restored.stdout == "restored 7 files into \(fresh)/keys (backup taken \(createdAt))\n")
         for name in ["keyring.json", "kek-1.key", "kek-2.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/" + name)) == Data(contentsOf: URL(fileURLWithPath: state + "/keys/" + name)), "\(name)")
         }
@@ -114,7 +120,7 @@ import AnonregTestSupport
                        """),
                    "restore usage error")
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state]),
-                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd), then restore\n"),
+                   Expected(status: 3, stdout: "", stderr: "anonreg: \(state)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore\n"),
                    "restore under a running daemon")
         // The timer's commands (systemd/anonreg-rotate.service): retire what is unused, destroy
         // what was retired long enough ago.

@@ -29,7 +29,7 @@ struct ErasureLedgerTests {
         try ledger.append([Self.reference(1)])
         // A line MACed under another keyring's index key (or forged) does not verify.
         let other = try Keyring.create(in: tmp.sub("other"))
-        let foreign = try ErasureLedger(keyring: other).line(Self.reference(9))
+        let foreign = try ErasureLedger(keyring: other).lines([Self.reference(9)], after: try ledger.read()!.state).bytes
         let handle = try #require(FileHandle(forWritingAtPath: ledger.path))
         handle.seekToEndOfFile()
         handle.write(Data(foreign))
@@ -47,7 +47,7 @@ struct ErasureLedgerTests {
         let keyring = try Keyring.create(in: tmp.sub("keys"))
         let ledger = ErasureLedger(keyring: keyring)
         try ledger.append([Self.reference(1)])
-        let torn = Array(try ledger.line(Self.reference(2)).prefix(40))
+        let torn = Array(try ledger.lines([Self.reference(2)], after: .empty).bytes.prefix(40))
         let handle = try #require(FileHandle(forWritingAtPath: ledger.path))
         handle.seekToEndOfFile()
         handle.write(Data(torn))
@@ -103,5 +103,127 @@ struct ErasureLedgerTests {
         #expect(FileManager.default.fileExists(atPath: replaced + "/kek-1.key"))
         let loaded = try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
         #expect(try ErasureLedger(keyring: loaded).references() == [Self.reference(1), Self.reference(2)], "no erasure is forgotten")
+    }
+
+    static func append(_ bytes: [UInt8], to path: String) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(bytes))
+        try handle.close()
+    }
+
+    static func size(_ path: String) throws -> Int {
+        try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+    }
+
+    @Test func aLongTornTailIsCutAtTheRealLastNewlineNotToNothing() throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        try ledger.append([Self.reference(1), Self.reference(2), Self.reference(3)])
+        // More than one entry's worth of bytes with no newline after the last complete entry.
+        try Self.append([UInt8](repeating: UInt8(ascii: "a"), count: 150), to: ledger.path)
+        let state = try ledger.append([Self.reference(4)])
+        #expect(state.count == 4)
+        #expect(try ledger.read()!.references == [1, 2, 3, 4].map { Self.reference($0) })
+        #expect(try Self.size(ledger.path) == ErasureLedger.header.utf8.count + 4 * ErasureLedger.entryBytes)
+    }
+
+    @Test func aCrashDuringTheFirstAppendLeavesAHeaderNotHeaderlessEntries() throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        FileManager.default.createFile(atPath: ledger.path, contents: Data(ErasureLedger.header.utf8.prefix(11)), attributes: [.posixPermissions: 0o600])
+        #expect(try ledger.references().isEmpty)
+        try ledger.append([Self.reference(1)])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: ledger.path))
+        #expect(bytes.starts(with: Data(ErasureLedger.header.utf8)))
+        #expect(try ledger.references() == [Self.reference(1)])
+    }
+
+    @Test func aLedgerTornOffAnEntryBoundaryIsRefusedAndLeftAlone() throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        try ledger.append([Self.reference(1)])
+        try Self.append(Array("short line\n".utf8), to: ledger.path)
+        let before = try Self.size(ledger.path)
+        #expect(throws: KeyringError.self) { try ledger.append([Self.reference(2)]) }
+        #expect(try Self.size(ledger.path) == before, "no complete entry is cut away")
+        // A foreign header is refused too, not truncated.
+        try Data("not a ledger at all, with no newline".utf8).write(to: URL(fileURLWithPath: ledger.path))
+        #expect(throws: KeyringError.self) { try ledger.append([Self.reference(2)]) }
+        #expect(try Self.size(ledger.path) == 36)
+    }
+
+    @Test func removingOrReorderingEntriesBreaksTheChain() throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        try ledger.append([Self.reference(1), Self.reference(2), Self.reference(3)])
+        let text = try String(contentsOfFile: ledger.path, encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // lines: header, e1, e2, e3, ""
+        let removed = [lines[0], lines[1], lines[3], ""].joined(separator: "\n")
+        try removed.write(toFile: ledger.path, atomically: false, encoding: .utf8)
+        #expect(throws: KeyringError.self) { try ledger.references() }
+        lines.swapAt(1, 2)
+        try lines.joined(separator: "\n").write(toFile: ledger.path, atomically: false, encoding: .utf8)
+        #expect(throws: KeyringError.self) { try ledger.references() }
+    }
+
+    @Test func aLedgerMustExtendTheRecordedState() throws {
+        let tmp = TemporaryDirectory()
+        let keyring = try Keyring.create(in: tmp.sub("keys"))
+        let ledger = ErasureLedger(keyring: keyring)
+        #expect(try ledger.verify(extends: .empty).references.isEmpty, "no ledger, no erasure recorded: fine")
+        let recorded = try ledger.append([Self.reference(1), Self.reference(2), Self.reference(3)])
+        try ledger.append([Self.reference(4)])
+        #expect(try ledger.verify(extends: recorded).references.count == 4, "a longer ledger extends it")
+        // Cut back to two entries: every remaining MAC is fine, but the recorded state is not reached.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: ledger.path))
+        try bytes.prefix(ErasureLedger.header.utf8.count + 2 * ErasureLedger.entryBytes).write(to: URL(fileURLWithPath: ledger.path))
+        #expect(try ledger.references().count == 2)
+        #expect(throws: KeyringError.self) { try ledger.verify(extends: recorded) }
+        // A ledger rebuilt with other entries, as long, does not carry the recorded head.
+        unlink(ledger.path)
+        try ledger.append([Self.reference(7), Self.reference(8), Self.reference(9)])
+        #expect(throws: KeyringError.self) { try ledger.verify(extends: recorded) }
+        // A missing ledger is refused once the database recorded an erasure.
+        unlink(ledger.path)
+        #expect(throws: KeyringError.self) { try ledger.verify(extends: recorded) }
+    }
+
+    @Test func aForcedRestoreMergesAroundTheStagedTornTailAndKeepsTheCurrentChain() throws {
+        let tmp = TemporaryDirectory()
+        let keyring = try Keyring.create(in: tmp.sub("keys"))
+        let ledger = ErasureLedger(keyring: keyring)
+        try ledger.append([Self.reference(1), Self.reference(3)])
+        // The backup catches a torn tail (a crash mid-append).
+        try Self.append(Array(try ledger.lines([Self.reference(5)], after: .empty).bytes.prefix(30)), to: ledger.path)
+        let made = try KeyringBackup.create(
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("pw"), strength: .minimumForTests)
+        // The current ledger went another way after entry 1 (say, restored from elsewhere).
+        unlink(ledger.path)
+        try ledger.append([Self.reference(1)])
+        let recorded = try ledger.append([Self.reference(2)])
+        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: true)
+        let merged = ErasureLedger(keyring: try Keyring.load(from: KeyringSource(directory: tmp.sub("keys"))))
+        let contents = try merged.verify(extends: recorded)
+        #expect(contents.references == [1, 2, 3].map { Self.reference($0) }, "every entry kept, in the current chain, nothing glued to the fragment")
+    }
+
+    @Test func aForcedRestoreRefusesAMalformedCurrentLedgerRatherThanDropIt() throws {
+        let tmp = TemporaryDirectory()
+        let keyring = try Keyring.create(in: tmp.sub("keys"))
+        let ledger = ErasureLedger(keyring: keyring)
+        try ledger.append([Self.reference(1)])
+        let made = try KeyringBackup.create(
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("pw"), strength: .minimumForTests)
+        try ledger.append([Self.reference(2)])
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: ledger.path))
+        bytes[0] = UInt8(ascii: "A")
+        try bytes.write(to: URL(fileURLWithPath: ledger.path))
+        #expect(throws: KeyringError.self) {
+            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: true)
+        }
+        #expect(FileManager.default.fileExists(atPath: tmp.sub("keys/keyring.json")), "the current keyring is left in place")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains(".restore-") }.isEmpty)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import RegistryCore
 import RegistryCrypto
+import RegistryKeyring
 
 /// The database backup file (docs/CRYPTO.md §Database backups):
 ///
@@ -37,6 +38,20 @@ public enum BackupArchive {
         public var applicationID: Int32
         /// The schema migrations applied in the payload.
         public var migrations: [String]
+        /// The erasure-ledger state the payload's database recorded at its last erasure
+        /// (docs/CRYPTO.md §Erasure ledger): the ledger a restore applies must extend it.
+        /// Absent in backups from before the chained ledger.
+        public var erasureLedger: LedgerHead?
+    }
+
+    /// An erasure-ledger state in a backup header: entries and chain head (hex).
+    public struct LedgerHead: Codable, Sendable, Equatable {
+        public var entries: Int
+        public var head: String
+        public init(entries: Int, head: String) {
+            self.entries = entries
+            self.head = head
+        }
     }
 
     /// The bytes that precede the payload.

@@ -5,6 +5,7 @@ import Glibc
 import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryKeyring
 
 /// A database backup ready to be sent: the header bytes and an open, already unlinked payload
 /// file (nothing is left on disk, even if the daemon dies while sending).
@@ -38,6 +39,33 @@ public final class PreparedBackup: @unchecked Sendable {
 }
 
 extension SQLiteRegistryStore {
+    /// The copy needs as much room as the database's pages: refuse with `.storageFull` (507)
+    /// before writing anything rather than fill the disk the registry itself writes to.
+    static func checkFreeSpace(pool: DatabasePool, directory: String) throws {
+        let needed = try pool.read { db -> Int64 in
+            let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            return pages * size
+        }
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return }
+        let available = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        if available < needed + (16 << 20) { throw StorageError.storageFull }
+    }
+
+    /// Removes temporary backup and restore copies (`.backup-*.sqlite`, `.restore-*.sqlite` and
+    /// their -journal/-wal/-shm) left in the state directory by a daemon or CLI that died
+    /// mid-way: they hold data from before later erasures. Returns the names removed. Called at
+    /// daemon start, before the database is opened.
+    public static func removeStaleCopies(in directory: String) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() where (name.hasPrefix(".backup-") || name.hasPrefix(".restore-")) && name.contains(".sqlite") {
+            if unlink(directory + "/" + name) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
     /// Takes a consistent copy of the database with SQLite's online backup API while writes go on
     /// (the copy is one read transaction: a WAL snapshot), into a temporary file in `directory`
     /// (the state directory: the only place the hardened daemon may write). The copy is put in
@@ -59,6 +87,7 @@ extension SQLiteRegistryStore {
     }
 
     private static func snapshot(pool: DatabasePool, directory: String, now: Date) throws -> PreparedBackup {
+        try checkFreeSpace(pool: pool, directory: directory)
         let temp = directory + "/.backup-" + Hex.encode(try Sodium.randomBytes(count: 8)) + ".sqlite"
         defer {
             for suffix in ["", "-journal", "-wal", "-shm"] { unlink(temp + suffix) }
@@ -72,12 +101,13 @@ extension SQLiteRegistryStore {
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         let copy = try DatabaseQueue(path: temp, configuration: configuration)
         try pool.backup(to: copy)
-        let facts = try copy.writeWithoutTransaction { db -> (Int, [Int], Int32, [String]) in
+        let facts = try copy.writeWithoutTransaction { db -> (Int, [Int], Int32, [String], ErasureLedger.State) in
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
             return (try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0,
                     try Int.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version"),
                     try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
-                    try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"))
+                    try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"),
+                    try SQLiteRegistryStore.ledgerHead(db))
         }
         try copy.close()
         let fd = open(temp, O_RDONLY | O_CLOEXEC)
@@ -100,7 +130,8 @@ extension SQLiteRegistryStore {
         let header = BackupArchive.Header(
             format: BackupArchive.format, createdAt: formatter.string(from: now), subjects: facts.0, kekVersions: facts.1,
             payloadBytes: total, payloadChecksum: Hex.encode(try checksum.finish()),
-            checksumAlgorithm: BackupArchive.checksumAlgorithm, applicationID: facts.2, migrations: facts.3)
+            checksumAlgorithm: BackupArchive.checksumAlgorithm, applicationID: facts.2, migrations: facts.3,
+            erasureLedger: BackupArchive.LedgerHead(entries: facts.4.count, head: Hex.encode(facts.4.head)))
         keep = true
         return PreparedBackup(header: header, headerBytes: try BackupArchive.encode(header), fd: fd)
     }
