@@ -32,6 +32,9 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "DEKs per rewrap request (the CLI's default is 1000).")
     var batchSize = 1000
 
+    @Option(help: "How to fill: `bulk` (one store enrolment per subject carrying its 3 check-up records, sealed from templates the domain wrote) or `domain` (MonitoringService: enrol, then 3 check-ups; 4 transactions per subject).")
+    var fill = "bulk"
+
     func run() async throws {
         let loadBefore = Machine.loadAverage()
         let work = try common.makeWorkDir("bench-scale")
@@ -41,7 +44,9 @@ struct ScaleBench: AsyncParsableCommand {
         let today = SystemDayClock().today
 
         // MARK: Fill in process
-        let (local, fillSeconds) = try await fill(stateDir: daemon.stateDir, today: today)
+        let (local, fillSeconds) = fill == "domain"
+            ? try await fillThroughDomain(stateDir: daemon.stateDir, today: today)
+            : try await fillBulk(stateDir: daemon.stateDir, today: today)
         let dbBytes = SocketBench.fileBytes(daemon.databasePath)
         print("database: \(ResultsWriter.mib(dbBytes)), \(dbBytes / max(1, subjects)) bytes per subject")
 
@@ -133,14 +138,14 @@ struct ScaleBench: AsyncParsableCommand {
         ]
         let result = ScaleBenchReport(
             kind: "bench-scale", machine: Machine.current(loadBefore: loadBefore), subjects: subjects, checkupsPerSubject: 3,
-            fillSeconds: fillSeconds, databaseBytes: dbBytes, databaseBytesPerSubject: Double(dbBytes) / Double(max(1, subjects)),
+            fill: fill, fillSeconds: fillSeconds, databaseBytes: dbBytes, databaseBytesPerSubject: Double(dbBytes) / Double(max(1, subjects)),
             daemonStartSeconds: startSeconds, daemonRSSBytesAfterStart: afterStart.current, daemonPeakRSSBytes: end.peak,
             rewrapSeconds: rewrapSeconds, rewrapped: rewrapped, rewrapBatchSize: batchSize, lightLoadPerSecond: lightRate,
             figures: figures, targets: targets)
         var md = "## anonreg-bench scale\n\nMachine: \(result.machine.cpus) CPUs (\(result.machine.cpuModel)), \(result.machine.memTotalMiB) MiB; "
         md += "load average before \(loadBefore), after \(result.machine.loadAfter).\n\n"
         md += "| measure | value |\n|---|---:|\n"
-        md += "| subjects (3 check-ups each), fill time in process | \(subjects), \(String(format: "%.0f", result.fillSeconds)) s |\n"
+        md += "| subjects (3 check-ups each), fill time in process (\(fill)) | \(subjects), \(String(format: "%.0f", result.fillSeconds)) s |\n"
         md += "| database bytes per subject | \(Int(result.databaseBytesPerSubject)) (\(ResultsWriter.mib(dbBytes)) in all) |\n"
         md += "| daemon start (spawn to first 200) | \(String(format: "%.3f", startSeconds)) s |\n"
         md += "| daemon RSS after start / peak over the run | \(ResultsWriter.mib(afterStart.current)) / \(ResultsWriter.mib(end.peak)) |\n"
@@ -163,7 +168,7 @@ struct ScaleBench: AsyncParsableCommand {
     /// Enrols `subjects` subjects through the domain with three check-ups each, `writers` at a
     /// time. Subject i's last check-up is 1 to 90 days ago, so next-due dates spread over the
     /// coming 90 days. Returns the case handles of clinic `local`.
-    func fill(stateDir: String, today: Day) async throws -> ([String], Double) {
+    func fillThroughDomain(stateDir: String, today: Day) async throws -> ([String], Double) {
         let registry = try InProcessRegistry(stateDir: stateDir)
         let local = Locked<[String]>([])
         let done = SharedInt()
@@ -184,7 +189,7 @@ struct ScaleBench: AsyncParsableCommand {
                     var i = w
                     while i < total {
                         let clinic = i % every == 0 ? registry.clinic : ClinicID("clinic-\(i % every)")!
-                        let last = today.adding(days: -1 - i % 90)
+                        let last = today.adding(days: -1 - (i / every + i) % 90)
                         let enrolled = last.adding(days: -150)
                         let request = try InProcessRegistry.decoder.decode(EnrolRequest.self, from: Data(Workload.enrolBody(enrolledOn: enrolled).utf8))
                         let handle = try await registry.monitoring.enrol(clinic: clinic, request).case
@@ -216,6 +221,7 @@ struct ScaleBenchReport: Codable, Sendable {
     var machine: Machine
     var subjects: Int
     var checkupsPerSubject: Int
+    var fill: String
     var fillSeconds: Double
     var databaseBytes: Int
     var databaseBytesPerSubject: Double

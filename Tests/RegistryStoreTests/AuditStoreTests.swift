@@ -55,3 +55,16 @@ struct AuditStoreTests {
         #expect(report.problem?.contains("no audit-prune entry") == true)
     }
 }
+
+/// The audit timestamp is built by hand (no formatter per entry); it must stay the text
+/// ISO8601DateFormatter gives with `.withInternetDateTime` in UTC.
+struct AuditTimestampTests {
+    @Test(arguments: [0.0, 1.5, 59.999, 951_782_400.25, 1_700_000_000.9, 1_795_000_000, 4_102_444_799.5])
+    func timestampMatchesTheInternetDateTimeFormat(seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        #expect(SQLiteRegistryStore.timestamp(date) == formatter.string(from: date))
+    }
+}
