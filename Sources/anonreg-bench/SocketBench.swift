@@ -31,6 +31,12 @@ struct SocketBench: AsyncParsableCommand {
     @Option(help: "anonregd log level for the run (the default config's level is info).")
     var logLevel = "info"
 
+    @Flag(inversion: .prefixedNo, help: "Measure the in-process limits after the socket phases.")
+    var limits = true
+
+    @Flag(help: "Skip the paced half-peak phases.")
+    var noHalfPeak = false
+
     func run() async throws {
         let loadBefore = Machine.loadAverage()
         let work = try common.makeWorkDir("bench")
@@ -72,7 +78,7 @@ struct SocketBench: AsyncParsableCommand {
         // Half of each operation's peak, paced, from 8 connections (or the most measured).
         var halfPeak: [Figure] = []
         let pacedConnections = connections.contains(8) ? 8 : (connections.max() ?? 1)
-        for name in Set(figures.map(\.op)).sorted() {
+        for name in Set(figures.map(\.op)).sorted() where !noHalfPeak {
             guard let peak = figures.filter({ $0.op == name && $0.side == "socket" }).max(by: { $0.perSecond < $1.perSecond }), peak.perSecond > 0 else { continue }
             let rate = peak.perSecond / 2
             let m = try LoadRunner.run(socket: daemon.socket, connections: pacedConnections, seconds: seconds, rate: rate) { _ in
@@ -90,7 +96,7 @@ struct SocketBench: AsyncParsableCommand {
 
         // MARK: In process, same machine, daemon stopped
         print("in-process limits (daemon stopped):")
-        let limits = try await Self.inProcessLimits(work: work, binDir: binDir, today: today, seconds: seconds, concurrency: connections,
+        let limits = !self.limits ? [] : try await Self.inProcessLimits(work: work, binDir: binDir, today: today, seconds: seconds, concurrency: connections,
                                                     duePool: duePool, checkupPool: checkupPool, elements: elements, report: report)
 
         // MARK: Ratios and targets
