@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall bench bench-scale bench-audit
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-scale bench-audit
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -32,6 +32,15 @@ test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
+
+## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
+## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
+faults: setup
+	./scripts/faults.sh
+
+## libFuzzer targets with AddressSanitizer, FUZZ_SECONDS (default 60) each (docs/ROBUSTNESS.md).
+fuzz: setup
+	./scripts/fuzz.sh
 
 ## Install what is missing, build, and start the daemon on ./state.
 run: build
@@ -62,6 +71,9 @@ install:
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.service > $(DESTDIR)$(UNITDIR)/anonregd.service
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.socket > $(DESTDIR)$(UNITDIR)/anonregd.socket
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.service > $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
+	install -m 0644 systemd/anonreg-rotate.timer $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
+	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
@@ -79,6 +91,7 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/anonregd $(DESTDIR)$(BINDIR)/anonreg
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
+	rm -f $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service.d/credentials.conf.example
 	-rmdir $(DESTDIR)$(UNITDIR)/anonregd.service.d 2>/dev/null
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf $(DESTDIR)$(TMPFILESDIR)/anonreg.conf

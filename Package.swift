@@ -46,6 +46,12 @@ let package = Package(
             name: "RegistryCore",
             dependencies: ["RegistryProtocol"]
         ),
+        // Statistics tables: suppression (with an exact disclosure audit), the geometric mechanism,
+        // CSV/text/SVG renderings. Pure: no keys, no database, no randomness of its own.
+        .target(
+            name: "RegistryStats",
+            dependencies: ["RegistryCore", "RegistryProtocol"]
+        ),
         // SQLite through GRDB: the only importer of GRDB; implements RegistryStorage.
         .target(
             name: "RegistryStore",
@@ -66,7 +72,7 @@ let package = Package(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
-                "CAnonregLinux",
+                "RegistryStats", "CAnonregLinux",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -90,11 +96,12 @@ let package = Package(
             ]
         ),
         // The CLI's clinic side: talks to anonregd over the socket and does the OPRF client half.
-        // It depends on nothing that holds keys or opens the database.
+        // It depends on nothing that holds keys or opens the database (RegistryStats renders the
+        // statistics it fetches; it is pure).
         .target(
             name: "AnonregClinic",
             dependencies: [
-                "RegistryProtocol", "RegistryCrypto",
+                "RegistryProtocol", "RegistryCrypto", "RegistryStats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -102,6 +109,22 @@ let package = Package(
         .executableTarget(
             name: "anonreg-store-crash-helper",
             dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring"]
+        ),
+        // libFuzzer targets (issue 8; scripts/fuzz.sh builds them with -sanitize=fuzzer,address).
+        // A normal build makes corpus replayers of them, so they always compile.
+        .executableTarget(
+            name: "fuzz-request",
+            dependencies: [
+                "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "fuzz-crypto",
+            dependencies: ["RegistryCrypto"]
         ),
         // The load generator and in-process limits of `make bench`, `make bench-scale` and
         // `make bench-audit` (docs/PERFORMANCE.md). Not installed.
@@ -151,6 +174,10 @@ let package = Package(
         .testTarget(
             name: "RegistryCoreTests",
             dependencies: ["RegistryCore", "RegistryProtocol"]
+        ),
+        .testTarget(
+            name: "RegistryStatsTests",
+            dependencies: ["RegistryStats", "RegistryCore", "RegistryProtocol"]
         ),
         .testTarget(
             name: "RegistryConfigTests",

@@ -42,6 +42,7 @@ root=$work/root
 make --no-print-directory install DESTDIR="$root" BINARIES="$BIN" > "$work/install.log" 2>&1
 check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/local/bin/anonreg" \
     -a -f "$root/usr/local/lib/systemd/system/anonregd.service" -a -f "$root/usr/local/lib/systemd/system/anonregd.socket" \
+    -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.timer" \
     -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" \
     -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md"
 check "installed config is valid" "$root/usr/local/bin/anonreg" clinics list --config "$root/etc/anonreg/anonreg.toml"
@@ -50,7 +51,8 @@ mkdir -p "$root/lib/systemd" "$root/bin"
 cp -a /lib/systemd/system "$root/lib/systemd/"
 cp /bin/kill "$root/bin/"
 check "systemd-analyze verify" systemd-analyze verify --root="$root" --man=no \
-    /usr/local/lib/systemd/system/anonregd.service /usr/local/lib/systemd/system/anonregd.socket
+    /usr/local/lib/systemd/system/anonregd.service /usr/local/lib/systemd/system/anonregd.socket \
+    /usr/local/lib/systemd/system/anonreg-rotate.service /usr/local/lib/systemd/system/anonreg-rotate.timer
 
 # 3. sysusers and tmpfiles into the root.
 systemd-sysusers --root="$root" > /dev/null 2>&1
@@ -115,6 +117,7 @@ make --no-print-directory uninstall DESTDIR="$root" > "$work/uninstall.log" 2>&1
 check "make uninstall removes binaries, units, snippets, docs, man pages" bash -c "
     for f in usr/local/bin/anonregd usr/local/bin/anonreg usr/local/lib/systemd/system/anonregd.service \
              usr/local/lib/systemd/system/anonregd.socket usr/local/lib/sysusers.d/anonreg.conf \
+             usr/local/lib/systemd/system/anonreg-rotate.service usr/local/lib/systemd/system/anonreg-rotate.timer \
              usr/local/lib/tmpfiles.d/anonreg.conf usr/local/share/doc/anonreg usr/local/share/man/man8/anonregd.8; do
         [ ! -e '$root'/\$f ] || { echo \"left: \$f\"; exit 1; }
     done"

@@ -32,6 +32,12 @@ public struct InitCommand: ParsableCommand {
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
     var oprfKeyInfo: String?
 
+    @Option(name: .long, help: "Seal every key file with a passphrase read from this file (0600); the daemon then needs it as the systemd credential anonreg-keyring-passphrase.")
+    var passphraseFile: String?
+
+    @Option(name: .long, help: "Argon2id cost of the sealing: interactive, moderate (256 MiB, 3 passes), sensitive.")
+    var kdfStrength: String = "moderate"
+
     @Flag(name: .long, help: "Create only the keyring and the database (for a packaged install whose configuration is /etc/anonreg/anonreg.toml).")
     var keysOnly = false
 
@@ -40,6 +46,9 @@ public struct InitCommand: ParsableCommand {
     public func validate() throws {
         if oprfSeedHex != nil && oprfSeedFile != nil {
             throw ValidationError("give --oprf-seed-hex or --oprf-seed-file, not both")
+        }
+        guard PasswordStrength(rawValue: kdfStrength) != nil else {
+            throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
         }
         if oprfKeyInfo != nil && oprfSeedHex == nil && oprfSeedFile == nil {
             throw ValidationError("--oprf-key-info needs --oprf-seed-hex or --oprf-seed-file")
@@ -76,6 +85,12 @@ public struct InitCommand: ParsableCommand {
             }
             guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
             if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
+        }
+        if let passphraseFile {
+            do { options.passphrase = try Passphrase.read(path: passphraseFile) } catch {
+                throw CLIFailure.usage("--passphrase-file: \(error)")
+            }
+            options.passwordStrength = PasswordStrength(rawValue: kdfStrength)!
         }
         let keyring: Keyring
         do { keyring = try Keyring.create(in: dir + "/keys", options: options) } catch {

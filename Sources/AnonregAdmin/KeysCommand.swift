@@ -13,8 +13,9 @@ private struct NoBody: Encodable {}
 public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy.",
-        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self])
+        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups.",
+        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
+                      KeyringBackupCommand.self, KeyringRestoreCommand.self])
     public init() {}
 
     static func table(_ s: KeysStatusResponse) -> String {
@@ -40,11 +41,37 @@ public struct KeysCommand: ParsableCommand {
     }
 
     struct Rotate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make a new primary KEK; new subjects use it at once.")
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new primary KEK; new subjects use it at once.",
+            discussion: """
+                --if-older-than DAYS rotates only when the primary is at least DAYS old (for a \
+                timer, see systemd/anonreg-rotate.timer); with --rewrap an unfinished rewrap is \
+                resumed either way.
+                """)
         @OptionGroup var connection: ConnectionOptions
         @Flag(help: "Rewrap every data key to the new primary right away.") var rewrap = false
+        @Option(help: "Rotate only when the primary KEK is at least this many days old.") var ifOlderThan: Int?
+
+        func validate() throws {
+            if let ifOlderThan, ifOlderThan < 1 { throw ValidationError("--if-older-than takes a number of days, 1 or more") }
+        }
+
         func run() throws {
             let client = ClinicClient(options: connection)
+            if let days = ifOlderThan {
+                let (s, _) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
+                let created = s.versions.first { $0.version == s.primary }.flatMap { ISO8601DateFormatter().date(from: $0.createdAt) }
+                let age = created.map { Int(Date().timeIntervalSince($0) / 86_400) } ?? Int.max
+                if age < days {
+                    if connection.json {
+                        print("{\"rotated\":false,\"primary\":\(s.primary),\"ageDays\":\(age)}")
+                    } else {
+                        print("primary KEK \(s.primary) is \(age) day(s) old (less than \(days)); not rotated")
+                    }
+                    if rewrap { try Rewrap.run(client: client, batchSize: 1000, json: connection.json) }
+                    return
+                }
+            }
             let (s, raw) = try client.call("POST", "/v1/admin/keys/rotate", body: NoBody(), as: KeysStatusResponse.self)
             client.output(raw) { KeysCommand.table(s) }
             if rewrap { try Rewrap.run(client: client, batchSize: 1000, json: connection.json) }
@@ -78,6 +105,7 @@ public struct KeysCommand: ParsableCommand {
                     fflush(nil)
                 } else {
                     print("{\"rewrapped\":\(done),\"remaining\":\(r.remaining),\"primary\":\(r.primary),\"perSecond\":\(Int(rate))}")
+                    fflush(nil)  // progress lines are read as they come (a pipe, a log, a test)
                 }
                 if r.remaining == 0 || r.rewrapped == 0 { break }
             }
@@ -88,29 +116,78 @@ public struct KeysCommand: ParsableCommand {
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Retire a KEK version; refused while any subject still uses it.")
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The KEK version.") var version: Int
+        @Argument(help: "The KEK version.") var version: Int?
+        @Flag(help: "Retire every active version that no subject uses (for a timer).") var unused = false
+
+        func validate() throws {
+            if (version == nil) == !unused { throw ValidationError("give a VERSION or --unused (not both)") }
+        }
+
         func run() throws {
             let client = ClinicClient(options: connection)
-            let (s, raw) = try client.call("POST", "/v1/admin/keys/retire", body: VersionBody(version: version), as: KeysStatusResponse.self)
-            client.output(raw) { KeysCommand.table(s) }
+            guard unused else {
+                let (s, raw) = try client.call("POST", "/v1/admin/keys/retire", body: VersionBody(version: version!), as: KeysStatusResponse.self)
+                client.output(raw) { KeysCommand.table(s) }
+                return
+            }
+            var (s, raw) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
+            let candidates = s.versions.filter { $0.status == "active" && $0.subjects == 0 }.map(\.version)
+            for v in candidates {
+                (s, raw) = try client.call("POST", "/v1/admin/keys/retire", body: VersionBody(version: v), as: KeysStatusResponse.self)
+            }
+            client.output(raw) {
+                (candidates.isEmpty ? "no active KEK version is unused" : "retired: " + candidates.map(String.init).joined(separator: ", "))
+                    + "\n" + KeysCommand.table(s)
+            }
         }
     }
 
     struct Destroy: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Destroy a retired KEK version: its key file is overwritten and removed. Backups wrapped under it become unreadable.")
+            abstract: "Destroy a retired KEK version: its key file is overwritten and removed. Backups wrapped under it become unreadable.",
+            discussion: """
+                Without --yes, the version number must be typed back on a terminal; on anything else \
+                (a pipe, a timer) the command refuses. --retired-for DAYS destroys every version \
+                retired at least DAYS ago (needs --yes).
+                """)
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The KEK version.") var version: Int
+        @Argument(help: "The KEK version.") var version: Int?
+        @Option(help: "Destroy every version retired at least this many days ago.") var retiredFor: Int?
         @Flag(help: "Do not ask for the typed confirmation.") var yes = false
+
+        func validate() throws {
+            if (version == nil) == (retiredFor == nil) { throw ValidationError("give a VERSION or --retired-for DAYS (not both)") }
+            if let retiredFor, retiredFor < 0 { throw ValidationError("--retired-for takes a number of days, 0 or more") }
+            if retiredFor != nil && !yes { throw ValidationError("--retired-for needs --yes") }
+        }
+
         func run() throws {
+            let client = ClinicClient(options: connection)
+            guard let version else {
+                var (s, raw) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
+                let cutoff = Date().addingTimeInterval(-Double(retiredFor!) * 86_400)
+                let due = s.versions.filter { entry in
+                    entry.status == "retired" && (entry.retiredAt.flatMap { ISO8601DateFormatter().date(from: $0) }.map { $0 <= cutoff } ?? false)
+                }.map(\.version)
+                for v in due {
+                    (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: v), as: KeysStatusResponse.self)
+                }
+                client.output(raw) {
+                    (due.isEmpty ? "no KEK version was retired \(retiredFor!) or more days ago" : "destroyed: " + due.map(String.init).joined(separator: ", "))
+                        + "\n" + KeysCommand.table(s)
+                }
+                return
+            }
             if !yes {
+                guard isatty(0) == 1 else {
+                    throw ClinicFailure(exitCode: 3, description: "refusing to destroy KEK version \(version) without a typed confirmation, and stdin is not a terminal; pass --yes")
+                }
                 print("Type the version number (\(version)) to destroy KEK version \(version) for good: ", terminator: "")
                 fflush(nil)
                 guard readLine()?.trimmingCharacters(in: .whitespaces) == String(version) else {
                     throw ClinicFailure(exitCode: 3, description: "not confirmed; nothing was destroyed")
                 }
             }
-            let client = ClinicClient(options: connection)
             let (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: version), as: KeysStatusResponse.self)
             client.output(raw) { KeysCommand.table(s) }
         }

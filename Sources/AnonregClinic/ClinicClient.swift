@@ -62,6 +62,17 @@ public struct ClinicClient {
         return ClinicFailure(exitCode: exit, description: "\(message) [\(code), HTTP \(reply.status)]")
     }
 
+    /// A POST whose 2xx answer is a large binary body, streamed into `fd`; returns the bytes written.
+    public func download(_ path: String, to fd: Int32) throws -> Int64 {
+        let result: (response: UnixHTTPClient.Response, written: Int64)
+        do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd) } catch let failure as UnixHTTPClient.Failure {
+            if case .output = failure { throw ClinicFailure(exitCode: 1, description: failure.description) }
+            throw ClinicFailure(exitCode: 4, description: failure.description)
+        }
+        guard (200..<300).contains(result.response.status) else { throw Self.failure(result.response) }
+        return result.written
+    }
+
     /// A GET whose answer is not JSON (JSON lines, metrics): the raw body.
     public func raw(_ path: String) throws -> Data {
         let reply: UnixHTTPClient.Response

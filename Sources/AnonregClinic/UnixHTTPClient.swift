@@ -17,19 +17,77 @@ struct UnixHTTPClient {
     enum Failure: Error, CustomStringConvertible {
         case unreachable(String)
         case protocolError(String)
+        case output(String)
 
         var description: String {
             switch self {
-            case .unreachable(let m): m
+            case .unreachable(let m), .output(let m): m
             case .protocolError(let m): "unexpected answer from anonregd: \(m)"
             }
         }
     }
 
     func send(_ method: String, _ path: String, json: Data? = nil) throws -> Response {
+        let fd = try connected()
+        defer { close(fd) }
+        try writeRequest(fd, method, path, json: json)
+        let raw = try readAll(fd)
+        return try parse(raw)
+    }
+
+    /// Sends a request and, when the answer is 2xx with a Content-Length, streams its body into
+    /// `output` (a large body, such as a backup, is never held in memory). Returns the status and
+    /// the streamed byte count; any other answer is returned whole, with nothing written.
+    func download(_ method: String, _ path: String, to output: Int32) throws -> (response: Response, written: Int64) {
+        let fd = try connected()
+        defer { close(fd) }
+        try writeRequest(fd, method, path, json: nil)
+        var head = Data()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while head.range(of: Data("\r\n\r\n".utf8)) == nil {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd did not answer within 60 seconds") }
+            guard n > 0 else { throw Failure.protocolError("connection closed before the answer's header") }
+            head.append(buffer, count: n)
+            guard head.count < 1 << 20 else { throw Failure.protocolError("header larger than 1 MiB") }
+        }
+        let split = head.range(of: Data("\r\n\r\n".utf8))!
+        let headText = String(decoding: head[..<split.lowerBound], as: UTF8.self)
+        let status = headText.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        let length = headText.components(separatedBy: "\r\n").dropFirst().compactMap { line -> Int64? in
+            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == "content-length" else { return nil }
+            return Int64(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }.first
+        guard (200..<300).contains(status), let length else {
+            return (try parse(head + (try readAll(fd))), 0)
+        }
+        var written: Int64 = 0
+        var pending = Data(head[split.upperBound...])
+        while true {
+            if !pending.isEmpty {
+                let take = pending.prefix(Int(min(Int64(pending.count), length - written)))
+                do { try writeAll(output, take) } catch {
+                    throw Failure.output("cannot write the answer to disk: \(String(cString: strerror(errno)))")
+                }
+                written += Int64(take.count)
+                pending.removeAll(keepingCapacity: true)
+            }
+            if written >= length { break }
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd stopped sending for 60 seconds") }
+            guard n > 0 else { throw Failure.protocolError("the answer ended after \(written) of \(length) bytes") }
+            pending.append(buffer, count: n)
+        }
+        return (Response(status: status, body: Data()), written)
+    }
+
+    private func connected() throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure.unreachable("cannot create a socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        var handedOver = false
+        defer { if !handedOver { close(fd) } }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
@@ -49,12 +107,15 @@ struct UnixHTTPClient {
         var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        handedOver = true
+        return fd
+    }
+
+    private func writeRequest(_ fd: Int32, _ method: String, _ path: String, json: Data?) throws {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: anonreg\r\nConnection: close\r\nAccept: application/json\r\n"
         if let json { head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try writeAll(fd, Data(head.utf8) + (json ?? Data()))
-        let raw = try readAll(fd)
-        return try parse(raw)
     }
 
     private func writeAll(_ fd: Int32, _ data: Data) throws {

@@ -84,6 +84,19 @@ public enum ConfigTemplate {
             # Days to keep audit entries (pruned down to a signed checkpoint); 0 keeps them all.
             retention_days = 0
 
+            [statistics]
+            # GET /v1/stats and `anonreg stats` (admins and statisticians only). Cells from 1 to k-1
+            # are shown as "<k", and further cells are hidden so that none can be worked out from
+            # the totals. Zero is shown.
+            k = 5
+            # Differential privacy: two-sided geometric noise on every count, each release stored
+            # (asking again returns the same numbers) and charged to the months it covers.
+            privacy = false
+            # Epsilon charged to every month a noisy release covers (smaller: noisier).
+            epsilon = 0.5
+            # Total epsilon releases may spend on one month; further releases are refused.
+            monthly_budget = 2.0
+
             [retention]
             # Days a subject whose monitoring completed is kept before it is erased.
             completed_grace_days = 30

@@ -31,6 +31,21 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rateLimits: RateLimits
     public var rules: MonitoringRules
     public var audit: Audit
+    public var statistics: Statistics
+
+    /// `[statistics]`: disclosure control of `GET /v1/stats` (docs/OPERATIONS.md §Statistics).
+    public struct Statistics: Sendable, Equatable {
+        /// Cells from 1 to k−1 are suppressed (shown `<k`).
+        public var k: Int
+        /// Whether releases get two-sided geometric noise and are stored.
+        public var privacy: Bool
+        /// ε per release, in millionths.
+        public var epsilonMicro: Int
+        /// Total ε that releases may spend on one month, in millionths.
+        public var monthlyBudgetMicro: Int
+
+        public static let defaults = Statistics(k: 5, privacy: false, epsilonMicro: 500_000, monthlyBudgetMicro: 2_000_000)
+    }
 
     /// `[audit]`: checkpoint cadence and retention of the audit log.
     public struct Audit: Sendable, Equatable {
@@ -138,6 +153,12 @@ struct ConfigFile: Decodable {
         var checkpoint_minutes: Int?
         var retention_days: Int?
     }
+    struct StatisticsFile: Decodable {
+        var k: Int?
+        var privacy: Bool?
+        var epsilon: Double?
+        var monthly_budget: Double?
+    }
     struct Vocabulary: Decodable {
         var substances: [String]
         var treatments: [String]
@@ -151,6 +172,7 @@ struct ConfigFile: Decodable {
     var categories: [String: Category]
     var vocabulary: Vocabulary?
     var audit: AuditFile?
+    var statistics: StatisticsFile?
 
     func validated(path: String) throws(ConfigError) -> DaemonConfig {
         func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
@@ -227,6 +249,24 @@ struct ConfigFile: Decodable {
               (0...36500).contains(audit.retentionDays) else {
             throw bad("audit.checkpoint_every must be 1 to 1000000, checkpoint_minutes 1 to 1440, retention_days 0 to 36500")
         }
+        let defaults = DaemonConfig.Statistics.defaults
+        func micro(_ value: Double?, _ fallback: Int, _ name: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            guard let value else { return fallback }
+            let scaled = (value * 1_000_000).rounded()
+            guard value.isFinite, abs(scaled - value * 1_000_000) < 1e-3, range.contains(Int(scaled)) else {
+                throw bad("statistics.\(name) must be \(StatsDecimal.text(range.lowerBound)) to \(StatsDecimal.text(range.upperBound)) with at most six decimals")
+            }
+            return Int(scaled)
+        }
+        let statistics = DaemonConfig.Statistics(
+            k: self.statistics?.k ?? defaults.k, privacy: self.statistics?.privacy ?? defaults.privacy,
+            epsilonMicro: try micro(self.statistics?.epsilon, defaults.epsilonMicro, "epsilon", 10_000...10_000_000),
+            monthlyBudgetMicro: try micro(self.statistics?.monthly_budget, defaults.monthlyBudgetMicro, "monthly_budget", 10_000...100_000_000))
+        // k = 2 would publish nothing but ones as "<2" (zeros are shown), so at least 3.
+        guard (3...100).contains(statistics.k) else { throw bad("statistics.k must be 3 to 100") }
+        guard statistics.monthlyBudgetMicro >= statistics.epsilonMicro else {
+            throw bad("statistics.monthly_budget must be at least statistics.epsilon (one release)")
+        }
         return DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel,
@@ -234,6 +274,17 @@ struct ConfigFile: Decodable {
             statisticianUIDs: try ids(access?.statistician_uids, "access.statistician_uids"),
             clinics: clinicList, rateLimits: limits,
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
-            audit: audit)
+            audit: audit, statistics: statistics)
+    }
+}
+
+/// Millionths as a decimal for messages: 1500000 → "1.5".
+enum StatsDecimal {
+    static func text(_ micro: Int) -> String {
+        let whole = micro / 1_000_000
+        var fraction = String(micro % 1_000_000)
+        fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return fraction.isEmpty ? String(whole) : "\(whole).\(fraction)"
     }
 }

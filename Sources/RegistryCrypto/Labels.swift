@@ -21,7 +21,21 @@ public enum Label {
     public static let caseHandle = "anonreg/v1/case-handle"
     /// Keyed-hash personalisation of audit subject references (docs/CRYPTO.md §Audit).
     public static let auditSubject = "anonreg/v1/audit-subject"
+    /// Keyed-hash personalisation of the salted subject commitment an audit entry carries
+    /// (docs/CRYPTO.md §Audit).
+    public static let auditSubjectCommit = "anonreg/v1/audit-subject-commit"
+    /// Keyed-hash personalisation of an open month's unique-person tag (docs/CRYPTO.md §Unique
+    /// persons).
+    public static let uniquePersonTag = "anonreg/v1/unique-person-tag"
 
+    /// Keyed-hash personalisation of erasure-ledger entry MACs (docs/CRYPTO.md §Erasure ledger).
+    public static let erasureLedger = "anonreg/v1/erasure-ledger"
+    /// Keyed-hash personalisation of an erased subject's ledger reference (docs/CRYPTO.md §Erasure ledger).
+    public static let erasureLedgerEntry = "anonreg/v1/erasure-ledger-entry"
+    /// Prefix of the payload checksum of a database backup (docs/CRYPTO.md §Database backups).
+    public static let backupPayload = "anonreg/v1/backup-payload"
+    /// Associated-data prefix of a passphrase-sealed keyring backup (docs/CRYPTO.md §Keyring backups).
+    public static let keyringBackup = "anonreg/v1/keyring-backup"
     /// The bytes of a label, for hashing.
     public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
 }
@@ -43,6 +57,12 @@ public struct KDFContext: Sendable, Equatable {
     public static let linkageHash = KDFContext("ANRGlink")
     /// Subkey of the index key that keys audit subject references.
     public static let auditSubject = KDFContext("ANRGaudt")
+    /// Subkey of the linkage key for one month's unique-person tags (subkey id = year·12 + month − 1).
+    public static let uniquePersonMonth = KDFContext("ANRGumon")
     /// Subkey of the passphrase key that seals key files.
     public static let keyFileSealing = KDFContext("ANRGkfil")
+    /// Subkey of the index key that MACs erasure-ledger entries.
+    public static let erasureLedger = KDFContext("ANRGledg")
+    /// Subkey of the backup passphrase key that seals a keyring backup.
+    public static let keyringBackup = KDFContext("ANRGkbak")
 }

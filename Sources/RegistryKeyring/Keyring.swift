@@ -18,6 +18,8 @@ public final class Keyring: Sendable {
     public let linkageKey: KeyMaterial
     /// Keys audit subject references: subkey 1 of the index key under "ANRGaudt".
     public let auditSubjectKey: KeyMaterial
+    /// MACs erasure-ledger entries: subkey 1 of the index key under "ANRGledg".
+    public let erasureLedgerKey: KeyMaterial
     /// Signs audit checkpoints.
     public let auditSigningKey: Ed25519SigningKey
     /// Present when the keyring is passphrase-sealed; seals key files written later.
@@ -40,6 +42,8 @@ public final class Keyring: Sendable {
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .linkageHash, length: KeyedHash.keyBytes), name: "linkage key")
             auditSubjectKey = KeyMaterial(
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .auditSubject, length: KeyedHash.keyBytes), name: "audit subject key")
+            erasureLedgerKey = KeyMaterial(
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .erasureLedger, length: KeyedHash.keyBytes), name: "erasure ledger key")
         } catch { throw .crypto(error) }
     }
 
@@ -54,6 +58,7 @@ public final class Keyring: Sendable {
         self.codeIndexKey = previous.codeIndexKey
         self.linkageKey = previous.linkageKey
         self.auditSubjectKey = previous.auditSubjectKey
+        self.erasureLedgerKey = previous.erasureLedgerKey
         self.auditSigningKey = previous.auditSigningKey
         self.sealingKey = previous.sealingKey
     }

@@ -25,6 +25,14 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Another process changed the keyring after this snapshot was loaded.
     case staleSnapshot
     case crypto(CryptoError)
+    /// The erasure ledger cannot be trusted (docs/CRYPTO.md §Erasure ledger).
+    case malformedLedger(path: String, reason: String)
+    /// A keyring backup file that is not one, or is damaged outside its sealed part.
+    case malformedBackup(reason: String)
+    /// The passphrase does not open a keyring backup (or the backup was altered).
+    case wrongBackupPassphrase
+    /// A passphrase could not be read from the terminal, or its confirmation differed.
+    case passphraseEntry(String)
 
     public var description: String {
         switch self {
@@ -65,6 +73,14 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
             "the keyring changed on disk since it was loaded; load it again and retry."
         case .crypto(let error):
             "cryptographic failure: \(error)."
+        case .malformedBackup(let reason):
+            "not a usable keyring backup: \(reason)."
+        case .wrongBackupPassphrase:
+            "wrong passphrase (or the backup file was altered); nothing was written."
+        case .passphraseEntry(let reason):
+            "\(reason)."
+        case .malformedLedger(let path, let reason):
+            "\(path) is not a valid erasure ledger: \(reason). Restore it from the keyring backup; do not restore a database backup until it verifies."
         }
     }
 }

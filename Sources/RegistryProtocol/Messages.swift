@@ -353,11 +353,14 @@ public struct KEKVersionWire: Codable, Sendable, Equatable {
     public var status: String
     public var createdAt: String
     public var subjects: Int
-    public init(version: Int, status: String, createdAt: String, subjects: Int) {
+    /// When the version was retired (ISO 8601), for retired and destroyed versions.
+    public var retiredAt: String?
+    public init(version: Int, status: String, createdAt: String, subjects: Int, retiredAt: String? = nil) {
         self.version = version
         self.status = status
         self.createdAt = createdAt
         self.subjects = subjects
+        self.retiredAt = retiredAt
     }
 }
 

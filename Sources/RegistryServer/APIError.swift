@@ -45,6 +45,7 @@ public struct APIError: Error, Sendable, Equatable {
             case .badRequest: .badRequest
             case .unprocessable: .unprocessableContent
             case .notFound: .notFound
+            case .refused: .forbidden
             case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
             case .internalError: .internalServerError
             }

@@ -12,7 +12,7 @@ enum AuditExport {
         var actor: String
         var action: String
         var result: String
-        var subjectRef: String?
+        var subjectCommit: String?
         var prevHash: String
         var hash: String
     }
@@ -25,7 +25,7 @@ enum AuditExport {
 
     static func line(_ entry: AuditChain.Entry) throws -> String {
         let line = Line(seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result,
-                        subjectRef: entry.subjectRef.map { Hex.encode($0) }, prevHash: Hex.encode(entry.prevHash), hash: Hex.encode(entry.hash))
+                        subjectCommit: entry.subjectCommit.map { Hex.encode($0) }, prevHash: Hex.encode(entry.prevHash), hash: Hex.encode(entry.hash))
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 

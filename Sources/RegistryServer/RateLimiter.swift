@@ -21,6 +21,21 @@ final class RateLimiter: Sendable {
         self.now = now
     }
 
+    /// A limiter with new limits that keeps every clinic's bucket as it is now (capped at the
+    /// new burst), so that reloading the configuration does not hand out fresh tokens.
+    func reconfigured(perMinute: Int, burst: Int) -> RateLimiter {
+        let next = RateLimiter(perMinute: perMinute, burst: burst, now: now)
+        let t = now()
+        let snapshot = buckets.withLock { $0 }
+        next.buckets.withLock { buckets in
+            for (clinic, bucket) in snapshot {
+                let tokens = min(self.burst, bucket.tokens + (t - bucket.updated) * perSecond)
+                buckets[clinic] = Bucket(tokens: min(next.burst, tokens), updated: t)
+            }
+        }
+        return next
+    }
+
     /// Takes one token for `clinic`; false when the bucket is empty.
     func allow(_ clinic: ClinicID) -> Bool {
         let t = now()

@@ -40,10 +40,10 @@ public final class RegistryApp: Sendable {
         self.settings = Mutex(Self.settings(config, store: store, clock: clock))
     }
 
-    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock) -> Settings {
+    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil) -> Settings {
         Settings(config: config, monitoring: MonitoringService(storage: store, rules: config.rules, clock: clock),
                  sweeper: Sweeper(storage: store, rules: config.rules, clock: clock), access: AccessControl(config: config),
-                 rateLimiter: RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst))
+                 rateLimiter: rateLimiter ?? RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst))
     }
 
     /// Appends a `policy` audit entry when the policies in force differ from the last recorded
@@ -77,7 +77,10 @@ public final class RegistryApp: Sendable {
                                 ("daemon.database", old.databasePath != config.databasePath)] where changed {
             logger.warning("\(name) changed; it takes effect at the next restart")
         }
-        settings.withLock { $0 = Self.settings(config, store: store, clock: clock) }
+        settings.withLock { settings in
+            let limiter = settings.rateLimiter.reconfigured(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
+            settings = Self.settings(config, store: store, clock: clock, rateLimiter: limiter)
+        }
         logger.notice("configuration reloaded", metadata: ["clinics": "\(config.clinics.count)"])
     }
 }

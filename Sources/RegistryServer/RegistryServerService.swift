@@ -55,6 +55,10 @@ public final class RegistryServerService: Service {
                 } else {
                     let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
                     let recorder = AuditRecorder()
+                    if let spec, let action = spec.action {
+                        let role = spec.access.actingRole(roles) ?? roles.first
+                        recorder.describe(AuditRecorder.Action(actor: role.map(RegistryApp.actorName) ?? "unknown peer", action: action))
+                    }
                     var outcome = "ok"
                     do {
                         response = try await AuditRecorder.$current.withValue(recorder) {
@@ -75,11 +79,9 @@ public final class RegistryServerService: Service {
                         outcome = mapped.code
                     }
                     // Every request that reads or changes registry data is audited before it
-                    // is answered; if the entry cannot be written, the answer is an error.
-                    if let spec, let action = spec.action {
-                        let role = spec.access.actingRole(roles) ?? roles.first
-                        let event = AuditEvent(actor: role.map(RegistryApp.actorName) ?? "unknown peer",
-                                               action: action, result: outcome, subjectReference: recorder.subjectReference)
+                    // is answered; if the entry cannot be written, the answer is an error. A
+                    // successful write has already appended its entry in its own transaction.
+                    if !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
                         do { try await app.store.appendAudit(event) } catch {
                             logger.error("audit entry not written: \(error)")
                             response = JSONBodies.errorResponse((error as? StorageError) == .storageFull

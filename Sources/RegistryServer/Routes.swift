@@ -109,6 +109,9 @@ extension RegistryApp {
                 let body = try await JSONBodies.decode(AnonymousEpisodeRequest.self, from: request, limit: limit)
                 return try JSONBodies.response(try await self.monitoring.anonymousEpisode(clinic: id, body), status: .created)
             },
+            RouteTable.spec(.get, "/v1/stats"): { request, _ in
+                try await self.statistics(request)
+            },
             RouteTable.spec(.get, "/v1/admin/keys"): { _, _ in
                 try JSONBodies.response(try await self.keysStatus())
             },
@@ -135,6 +138,10 @@ extension RegistryApp {
                 let report = try await self.sweeper.run()
                 self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
                 return try JSONBodies.response(SweepResponse(report))
+            },
+            RouteTable.spec(.post, "/v1/admin/backup"): { request, _ in
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                return try await self.backupResponse()
             },
             RouteTable.spec(.get, "/v1/admin/audit/verify"): { _, _ in
                 let report: AuditChain.Report
@@ -190,7 +197,7 @@ extension RegistryApp {
             primary: keyring.primaryKEK.version,
             versions: keyring.kekEntries.map {
                 KEKVersionWire(version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
-                               subjects: usage[$0.version] ?? 0)
+                               subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
             },
             oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
     }
@@ -217,6 +224,31 @@ extension RegistryApp {
         }
         logger.notice(retire ? "KEK retired" : "KEK destroyed", metadata: ["version": "\(version)"])
         return try await keysStatus()
+    }
+
+    /// A database backup (docs/CRYPTO.md §Database backups), streamed to the admin's CLI, which
+    /// writes it where the admin chooses. The daemon itself writes only a temporary copy in the
+    /// database's own directory (the one place its hardened unit may write), already unlinked
+    /// while it is sent.
+    func backupResponse() async throws -> Response {
+        let directory = (store.path as NSString).deletingLastPathComponent
+        let prepared: PreparedBackup
+        do throws(StorageError) { prepared = try await store.prepareBackup(in: directory) } catch { throw DomainError.storage(error) }
+        logger.notice("backup", metadata: ["subjects": "\(prepared.header.subjects)", "bytes": "\(prepared.totalBytes)"])
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.cacheControl] = "no-store"
+        headers[.contentLength] = String(prepared.totalBytes)
+        let body = ResponseBody(contentLength: Int(prepared.totalBytes)) { writer in
+            try await writer.write(ByteBuffer(bytes: prepared.headerBytes))
+            while true {
+                let chunk = try prepared.nextChunk()
+                if chunk.isEmpty { break }
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     func rotateKEK() async throws -> KeysStatusResponse {

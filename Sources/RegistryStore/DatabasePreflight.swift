@@ -17,7 +17,10 @@ enum DatabasePreflight {
             throw .unusableDatabase(path: path, reason: "it is not an SQLite database")
         }
         let applicationID = header[68..<72].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        if applicationID == UInt32(bitPattern: Schema.applicationID) { return }
+        if applicationID == UInt32(bitPattern: Schema.applicationID) {
+            try checkNotTruncated(path: path, header: header)
+            return
+        }
         guard applicationID == 0 else {
             throw .unusableDatabase(path: path, reason: "it belongs to another application (application_id \(applicationID))")
         }
@@ -41,5 +44,64 @@ enum DatabasePreflight {
         } catch {
             throw .unusableDatabase(path: path, reason: "it cannot be read as SQLite (\((error as? DatabaseError)?.message ?? "unknown error"))")
         }
+    }
+}
+
+extension DatabasePreflight {
+    /// A file shorter than its content needs was cut off (a failed copy, a full disk during a
+    /// restore). SQLite would open it and fail only when a missing page is read, possibly long
+    /// after start, so refuse it here. The pages the database needs are the header's page count
+    /// (SQLite file format §1.3.7, trusted when "version-valid-for" equals the change counter) or,
+    /// with a WAL beside it, the size in the WAL's last commit frame (§4.1); every needed page must
+    /// be in the file or in a committed WAL frame.
+    static func checkNotTruncated(path: String, header: [UInt8]) throws(StorageError) {
+        let rawPageSize = Int(header[16]) << 8 | Int(header[17])
+        let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
+        guard pageSize >= 512, let fileSize = fileSize(path) else { return }
+        let pagesInFile = fileSize / pageSize
+        var needed = be32(header, 92) == be32(header, 24) ? Int(be32(header, 28)) : 0
+        var inWAL = Set<Int>()
+        if let wal = walCommittedPages(path: path + "-wal", pageSize: pageSize) {
+            needed = wal.databasePages
+            inWAL = wal.pages
+        }
+        if let missing = (pagesInFile + 1..<max(needed + 1, pagesInFile + 1)).first(where: { !inWAL.contains($0) }) {
+            throw .unusableDatabase(path: path, reason: "it is truncated: page \(missing) of \(needed) is missing (the file has \(fileSize) bytes)")
+        }
+    }
+
+    static func be32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+        bytes[offset..<offset + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+
+    static func fileSize(_ path: String) -> Int? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : nil
+    }
+
+    /// The pages written by committed frames of the current WAL generation and the database size
+    /// the last commit records; nil without a usable WAL. Frames are recognised by the header's
+    /// salts (§4.1); a torn tail after the last commit frame does not count.
+    static func walCommittedPages(path: String, pageSize: Int) -> (pages: Set<Int>, databasePages: Int)? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.readToEnd(), data.count >= 32 else { return nil }
+        let wal = [UInt8](data)
+        guard be32(wal, 0) & 0xFFFF_FFFE == 0x377F_0682, Int(be32(wal, 8)) == pageSize else { return nil }
+        let salts = (be32(wal, 16), be32(wal, 20))
+        var pages = Set<Int>(), pending = Set<Int>(), databasePages = 0
+        var offset = 32
+        while offset + 24 + pageSize <= wal.count {
+            guard (be32(wal, offset + 8), be32(wal, offset + 12)) == salts else { break }
+            pending.insert(Int(be32(wal, offset)))
+            let commitSize = Int(be32(wal, offset + 4))
+            if commitSize > 0 {
+                pages.formUnion(pending)
+                pending.removeAll()
+                databasePages = commitSize
+            }
+            offset += 24 + pageSize
+        }
+        return databasePages > 0 ? (pages, databasePages) : nil
     }
 }

@@ -11,10 +11,24 @@ extension SQLiteRegistryStore {
         let every = auditCheckpointEvery
         let at = Self.timestamp()
         try await write { db in
-            let (seq, entryHash) = try Self.appendEntry(db, event: event, at: at)
-            if every > 0, seq % Int64(every) == 0 {
-                try Self.insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring)
-            }
+            try Self.appendChained(db, event: event, at: at, checkpointEvery: every, keyring: keyring)
+        }
+    }
+
+    /// Appends the request's entry inside the write that has the effect, so that the effect and
+    /// its entry commit together or not at all (docs/CRYPTO.md §Audit). Does nothing outside a
+    /// request, or if the request's entry is already written.
+    static func auditEffect(_ db: Database, recorder: AuditRecorder?, checkpointEvery: Int, keyring: Keyring) throws {
+        guard let recorder, recorder.actionToAppend != nil, let event = recorder.event(result: "ok") else { return }
+        try appendChained(db, event: event, at: timestamp(), checkpointEvery: checkpointEvery, keyring: keyring)
+        recorder.markAppended()
+    }
+
+    /// Appends one entry and signs a checkpoint every `checkpointEvery` entries.
+    static func appendChained(_ db: Database, event: AuditEvent, at: String, checkpointEvery: Int, keyring: Keyring) throws {
+        let (seq, entryHash) = try appendEntry(db, event: event, at: at)
+        if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
+            try insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring)
         }
     }
 
@@ -29,17 +43,32 @@ extension SQLiteRegistryStore {
             seq = try Self.prunedHead(db) + 1
             previous = try Self.anchorHash(db, before: seq)
         }
+        // The chain holds only a salted commitment to the subject reference; the reference and
+        // salt are kept beside it while the subject exists (docs/CRYPTO.md §Audit).
+        let commitment = try event.subjectReference.map { (reference) throws(StorageError) in
+            try SubjectKeys.auditCommitment(reference: reference)
+        }
         let canonical = AuditChain.canonical(seq: seq, at: at, actor: event.actor, action: event.action, result: event.result,
-                                            subjectRef: event.subjectReference)
+                                            subjectCommit: commitment?.value)
         let hash: [UInt8]
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
         try db.execute(sql: """
-            INSERT INTO audit_entry (seq, at, actor, action, result, subject_ref, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [seq, at, event.actor, event.action, event.result, event.subjectReference.map { Data($0) },
+            INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
                              Data(previous), Data(hash)])
+        if let reference = event.subjectReference, let commitment, event.linked {
+            try db.execute(sql: "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
+                           arguments: [seq, Data(reference), Data(commitment.salt)])
+        }
         return (seq, hash)
+    }
+
+    /// Erasure: forgets which entries were about the subject. What stays on the chain is a
+    /// commitment whose salt is gone.
+    static func unlinkAudit(_ db: Database, reference: [UInt8]) throws {
+        try db.execute(sql: "DELETE FROM audit_subject WHERE subject_ref = ?", arguments: [Data(reference)])
     }
 
     /// After pruning, the log continues from the latest checkpoint at or before the head.
@@ -89,8 +118,10 @@ extension SQLiteRegistryStore {
 
     public func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, at, actor, action, result FROM audit_entry WHERE subject_ref = ? ORDER BY seq",
-                             arguments: [Data(subjectReference)]).map {
+            try Row.fetchAll(db, sql: """
+                SELECT e.seq, e.at, e.actor, e.action, e.result FROM audit_subject s JOIN audit_entry e ON e.seq = s.seq
+                WHERE s.subject_ref = ? ORDER BY e.seq
+                """, arguments: [Data(subjectReference)]).map {
                 AuditRecord(seq: $0[0], at: $0[1], actor: $0[2], action: $0[3], result: $0[4])
             }
         }
@@ -147,11 +178,11 @@ extension SQLiteRegistryStore {
 public enum AuditLogReader {
     static func entries(_ db: Database, after: Int64 = 0, limit: Int = Int.max) throws -> [AuditChain.Entry] {
         try Row.fetchAll(db, sql: """
-            SELECT seq, at, actor, action, result, subject_ref, prev_hash, hash FROM audit_entry
+            SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry
             WHERE seq > ? ORDER BY seq LIMIT ?
             """, arguments: [after, limit]).map { row in
             AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
-                             subjectRef: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
+                             subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
         }
     }
 

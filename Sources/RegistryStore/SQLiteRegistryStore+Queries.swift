@@ -31,14 +31,20 @@ extension SQLiteRegistryStore {
 
     public func count(_ counters: [CounterIncrement]) async throws(StorageError) {
         guard !counters.isEmpty else { return }
-        try await write { db in try Self.apply(db, counters) }
+        let keyring = self.keyring
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        try await write { db in
+            try Self.apply(db, counters)
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
+        }
     }
 
     public func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow] {
         try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT month, category, clinic, metric, value FROM counter
-                WHERE month >= ? AND month <= ? ORDER BY month, category, clinic, metric
+                WHERE month >= ? AND month <= ? AND clinic != '*' ORDER BY month, category, clinic, metric
                 """, arguments: [from.description, to.description]).compactMap { row in
                 guard let month = Month(row[0] as String), let clinic = ClinicID(row[2] as String) else { return nil }
                 return CounterRow(key: CounterKey(month: month, category: row[1], clinic: clinic, metric: row[3]), value: row[4])

@@ -9,6 +9,7 @@ extension SQLiteRegistryStore {
     public func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
         // Everything that needs no row id is computed before entering the writer.
         let code: PatientCode
         do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
@@ -21,6 +22,13 @@ extension SQLiteRegistryStore {
         let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
         let handle = try SubjectKeys.newCaseHandle()
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        // The open month's unique-person tag (docs/CRYPTO.md §Unique persons), also computed
+        // and written the same way whether or not it was seen before.
+        let uniqueTag: (mark: UniquePersonMark, tag: [UInt8])? = try linkageHash.flatMap { (hash) throws(StorageError) in
+            try enrolment.uniquePerson.map { (mark) throws(StorageError) in
+                (mark, try SubjectKeys.uniquePersonTag(linkageHash: hash, month: mark.month, keyring: keyring))
+            }
+        }
 
         let view = try await write { db in
             // The primary KEK is read inside the writer: a rotation, retire and destroy that run
@@ -39,7 +47,10 @@ extension SQLiteRegistryStore {
             try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key)
             try Self.apply(db, enrolment.counters)
-            return try subject.view(db, keyring: keyring, recorder: recorder)
+            if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
+            let view = try subject.view(db, keyring: keyring, recorder: recorder)
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
+            return view
         }
         return EnrolmentReceipt(caseHandle: handle, code: codeText, view: view)
     }
@@ -62,6 +73,7 @@ extension SQLiteRegistryStore {
     ) async throws(StorageError) -> SubjectView {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await write { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
@@ -74,6 +86,7 @@ extension SQLiteRegistryStore {
             try subject.setColumns(db, change.columns)
             view.columns = change.columns
             try Self.apply(db, change.counters)
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return view
         }
     }
@@ -81,6 +94,7 @@ extension SQLiteRegistryStore {
     public func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         let fresh = try SubjectKeys.newCaseHandle()
         let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
@@ -101,6 +115,7 @@ extension SQLiteRegistryStore {
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek)
             _ = try subject.append(db, [record], dek: dek)
             try Self.apply(db, counters)
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return fresh
         }
     }
@@ -118,6 +133,7 @@ extension SQLiteRegistryStore {
     public func reissueCode(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> String {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         let code: PatientCode
         do { code = try PatientCode.generate() } catch { throw .database(reason: "random bytes unavailable") }
@@ -129,6 +145,7 @@ extension SQLiteRegistryStore {
             }
             try subject.recordReference(keyring: keyring, in: recorder)
             try db.execute(sql: "UPDATE subject SET code_index = ? WHERE id = ?", arguments: [Data(codeIndex), subject.id])
+            try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
         }
         return codeText
     }

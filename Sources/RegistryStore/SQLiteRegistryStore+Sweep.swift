@@ -19,6 +19,7 @@ extension SQLiteRegistryStore {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
         let writer = self.writer
+        let every = auditCheckpointEvery
         // Only an erasure asks for the WAL truncation; a batch of keeps does not checkpoint.
         return try await write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?",
@@ -29,8 +30,7 @@ extension SQLiteRegistryStore {
                 if columns != subjectRow.columns { try subjectRow.setColumns(db, columns) }
                 return .kept
             case .erase(let counters):
-                try Self.delete(db, subjectID: subjectRow.id)
-                try Self.apply(db, counters)
+                try Self.erase(db, subject: subjectRow, counters: counters, keyring: keyring, recorder: recorder, checkpointEvery: every)
                 writer.requestTruncation()
                 return .erased
             }

@@ -90,6 +90,51 @@ enum Schema {
                 );
                 """)
         }
+
+        migrator.registerMigration("v2-audit-subject-commitments") { db in
+            // Entries now carry a salted commitment to the subject reference; the reference and
+            // salt live in audit_subject, which erasure empties for the subject, so an erased
+            // subject's entries can no longer be linked to one another (docs/CRYPTO.md §Audit).
+            // Entries written before this migration hold the bare reference in the chain; their
+            // link rows have no salt, and erasure still deletes those.
+            try db.execute(sql: """
+                ALTER TABLE audit_entry RENAME COLUMN subject_ref TO subject_commit;
+                DROP INDEX audit_entry_by_subject;
+                CREATE TABLE audit_subject (
+                    seq INTEGER PRIMARY KEY REFERENCES audit_entry(seq) ON DELETE CASCADE,
+                    subject_ref BLOB NOT NULL CHECK (length(subject_ref) = \(digest)),
+                    salt BLOB CHECK (salt IS NULL OR length(salt) = \(KeyedHash.keyBytes))
+                );
+                CREATE INDEX audit_subject_by_ref ON audit_subject(subject_ref);
+                INSERT INTO audit_subject (seq, subject_ref, salt)
+                    SELECT seq, subject_commit, NULL FROM audit_entry WHERE subject_commit IS NOT NULL;
+                """)
+        }
+
+        migrator.registerMigration("v2-statistics") { db in
+            // docs/STORAGE.md §Statistics, docs/CRYPTO.md §Unique persons, §Differential privacy.
+            let monthPattern = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]'"
+            try db.execute(sql: """
+                CREATE TABLE unique_person_seen (
+                    month TEXT NOT NULL CHECK (month GLOB \(monthPattern)),
+                    category TEXT NOT NULL CHECK (length(category) BETWEEN 1 AND 64),
+                    tag BLOB NOT NULL CHECK (length(tag) = \(digest)),
+                    PRIMARY KEY (month, category, tag)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE stats_release (
+                    query TEXT PRIMARY KEY CHECK (length(query) BETWEEN 1 AND 512),
+                    released_on TEXT NOT NULL CHECK (released_on GLOB \(dayPattern)),
+                    epsilon_micro INTEGER NOT NULL CHECK (epsilon_micro >= 1),
+                    body BLOB NOT NULL CHECK (length(body) >= 2)
+                );
+
+                CREATE TABLE privacy_budget (
+                    month TEXT PRIMARY KEY CHECK (month GLOB \(monthPattern)),
+                    spent_micro INTEGER NOT NULL CHECK (spent_micro >= 0)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

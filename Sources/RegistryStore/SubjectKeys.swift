@@ -78,9 +78,29 @@ enum SubjectKeys {
         }
     }
 
+    /// An open month's unique-person tag: BLAKE2b-keyed(K_month, "anonreg/v1/unique-person-tag"
+    /// ‖ 0x00 ‖ linkage hash), K_month = crypto_kdf(linkage key, id = year·12 + month − 1,
+    /// "ANRGumon"). Tags of two months cannot be matched without the key (docs/CRYPTO.md
+    /// §Unique persons).
+    static func uniquePersonTag(linkageHash: [UInt8], month: Month, keyring: Keyring) throws(StorageError) -> [UInt8] {
+        do {
+            let monthKey = try KDF.deriveSubkey(from: keyring.linkageKey.bytes, id: UInt64(month.year * 12 + month.month - 1),
+                                                context: .uniquePersonMonth, length: KeyedHash.keyBytes)
+            return try KeyedHash.hash(label: Label.uniquePersonTag, linkageHash, key: monthKey)
+        } catch { throw .database(reason: "could not derive a unique-person tag") }
+    }
+
     static func auditReference(sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.auditSubject, sid, key: keyring.auditSubjectKey.bytes) } catch {
             throw .database(reason: "could not derive an audit reference")
+        }
+    }
+
+    /// A hiding commitment to an audit subject reference (docs/CRYPTO.md §Audit, subject
+    /// commitments). Deleting the salt unlinks the entry from the subject for good.
+    static func auditCommitment(reference: [UInt8]) throws(StorageError) -> KeyedHash.Commitment {
+        do { return try KeyedHash.commit(label: Label.auditSubjectCommit, reference) } catch {
+            throw .database(reason: "could not commit to an audit subject reference")
         }
     }
 

@@ -42,12 +42,19 @@ final class InProcessRegistry: Sendable {
 
     /// What the server does after a read: one audit entry, a durable write (invariant 6).
     func statusAudited(_ handle: String) async throws {
-        let recorder = AuditRecorder()
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic local", action: "read-status"))
         try await AuditRecorder.$current.withValue(recorder) {
             _ = try await monitoring.status(clinic: clinic, case: CaseHandle(handle)!)
         }
-        try await store.appendAudit(AuditEvent(actor: "clinic local", action: "read-status", result: "ok",
-                                               subjectReference: recorder.subjectReference))
+        if !recorder.appendedWithEffect, let event = recorder.event(result: "ok") { try await store.appendAudit(event) }
+    }
+
+    /// A check-up as the daemon records it: its audit entry is appended in the same transaction
+    /// (docs/CRYPTO.md §Audit, "effect and entry commit together").
+    func checkupAudited(_ handle: String, _ body: String) async throws {
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic local", action: "add-checkup"))
+        try await AuditRecorder.$current.withValue(recorder) { try await checkup(handle, body) }
+        if !recorder.appendedWithEffect, let event = recorder.event(result: "ok") { try await store.appendAudit(event) }
     }
 
     func auditAppend() async throws {

@@ -203,6 +203,9 @@ struct SocketBench: AsyncParsableCommand {
             add("checkup", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
                 try await registry.checkup(workload.nextCheckupCase(), checkupBody)
             }, note: n == 1 ? "naive: one write, one commit (fsync) at a time" : "group commit")
+            add("checkup+audit", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
+                try await registry.checkupAudited(workload.nextCheckupCase(), checkupBody)
+            }, note: "check-up with its audit entry in the same transaction, as the daemon does")
             add("status", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
                 try await registry.status(workload.statusPool[workload.nextIndex() % workload.statusPool.count])
             })
@@ -244,6 +247,7 @@ struct SocketBench: AsyncParsableCommand {
             targets.append(TargetResult(target: "check-ups with \(maxN) clients >= 50% of the in-process batched limit",
                                         measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.5))
         }
+        _ = ratio("checkup", checkupSocket, "in-process check-up + its audit entry, same transaction (\(maxN) writers)", at(limits, "checkup+audit", maxN))
         if let r = ratio("status", best(figures, "status"), "in-process status (best concurrency)", best(limits, "status")) {
             targets.append(TargetResult(target: "status reads >= 40% of the in-process limit",
                                         measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.4))

@@ -12,8 +12,9 @@ struct AnonregCommand: ParsableCommand {
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
             Clinic commands (enrol, status, checkup, due, link, withdraw, self, linkage) talk to \
-            anonregd over its Unix socket. Admin commands: sweep and audit (through the daemon), \
-            init, clinics and config-template (on files). Commands that use the daemon take \
+            anonregd over its Unix socket. Admin commands: sweep, audit, stats, keys and backup create \
+            (through the daemon); init, clinics, config-template, backup verify/restore and keys \
+            backup/restore (on files). Commands that use the daemon take \
             --socket PATH and read ANONREG_SOCKET.
 
             Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
@@ -22,7 +23,8 @@ struct AnonregCommand: ParsableCommand {
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
-            KeysCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
+            KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
+            StatsCommand.self,
         ]
     )
 

@@ -13,9 +13,14 @@ public final class DaemonHarness: @unchecked Sendable {
     public private(set) var log = LogCollector()
 
     /// Runs `anonreg init` (with extra arguments), then lets `configure` edit the config text.
-    public init(initArguments: [String] = [], configure: ((String) -> String)? = nil) throws {
+    /// `beforeInit` gets the state directory's path before `anonreg init` fills it (e.g. to mount
+    /// a small tmpfs there for the disk-full test). `configure` comes first so that a trailing
+    /// closure binds to it, never silently to `beforeInit`.
+    public init(initArguments: [String] = [], configure: ((String) -> String)? = nil,
+                beforeInit: ((String) throws -> Void)? = nil) throws {
         // Let other uids in the test (nobody, via setpriv) traverse to the socket: group 0 only.
         chmod(tmp.path, 0o750)
+        try beforeInit?(stateDir)
         let result = try Binaries.run("anonreg", ["init", "--state-dir", stateDir] + initArguments)
         guard result.status == 0 else { throw HarnessError.initFailed(result.stderr) }
         if let configure {
@@ -25,12 +30,14 @@ public final class DaemonHarness: @unchecked Sendable {
     }
 
     /// Starts the daemon and waits until the socket answers.
-    public func start(environment extra: [String: String] = [:]) throws {
+    /// `launcher` runs the daemon through another program (e.g. `/usr/bin/prlimit --fsize=N`).
+    public func start(environment extra: [String: String] = [:], launcher: [String] = []) throws {
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY"] { env[key] = nil }
         env.merge(extra) { $1 }
         let logPath = tmp.sub("anonregd-\(UUID().uuidString).log")
-        process = try Spawned.start(Binaries.path("anonregd"), ["--config", configPath], environment: env, stdout: logPath)
+        let command = launcher + [Binaries.path("anonregd"), "--config", configPath]
+        process = try Spawned.start(command[0], Array(command.dropFirst()), environment: env, stdout: logPath)
         exitStatus = nil
         log = LogCollector(path: logPath)
         try waitUntilAnswering()
@@ -73,6 +80,10 @@ public final class DaemonHarness: @unchecked Sendable {
     public struct Reply: Sendable {
         public var status: Int
         public var body: String
+        public init(status: Int, body: String) {
+            self.status = status
+            self.body = body
+        }
         public var json: [String: Any]? {
             (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         }

@@ -68,7 +68,7 @@ import AnonregTestSupport
         ("swapped entries", "UPDATE audit_entry SET seq = 1000 WHERE seq = 2; UPDATE audit_entry SET seq = 2 WHERE seq = 5; UPDATE audit_entry SET seq = 5 WHERE seq = 1000;", "entry 2"),
         ("dropped tail", "DELETE FROM audit_entry WHERE seq > 7;", "tail was dropped"),
         ("forged checkpoint", "UPDATE audit_checkpoint SET signature = zeroblob(64);", "invalid signature"),
-        ("rewritten subject reference", "UPDATE audit_entry SET subject_ref = NULL WHERE subject_ref IS NOT NULL AND seq = (SELECT min(seq) FROM audit_entry WHERE subject_ref IS NOT NULL);", "was modified"),
+        ("rewritten subject commitment", "UPDATE audit_entry SET subject_commit = NULL WHERE subject_commit IS NOT NULL AND seq = (SELECT min(seq) FROM audit_entry WHERE subject_commit IS NOT NULL);", "was modified"),
     ])
     func tamperingIsCaught(name: String, sql: String, expected: String) throws {
         let (d, _) = try Self.populated()

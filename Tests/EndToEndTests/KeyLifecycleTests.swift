@@ -61,4 +61,128 @@ import AnonregTestSupport
         }
         #expect(try anonreg(["keys", "destroy", "2", "--yes"]).status == 3, "the primary cannot be destroyed")
     }
+
+    /// Issue 9's acceptance run: 5,000 subjects with check-ups; `keys rotate` then `keys rewrap`
+    /// while a second process keeps enrolling and reading; SIGKILL of the daemon halfway through
+    /// the rewrap; restart and resume; every subject reads back; retire and destroy the old
+    /// version; everything still reads and the old key file is gone.
+    @Test func rewrapOf5000SubjectsSurvivesSIGKILLUnderLoad() async throws {
+        let started = Date()
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop(signal: SIGKILL) }
+        var env = ProcessInfo.processInfo.environment
+        env["ANONREG_SOCKET"] = d.socket
+        func anonreg(_ args: [String]) throws -> Binaries.Result { try Binaries.run("anonreg", args, environment: env) }
+
+        // 1. 5,000 subjects, each with one check-up carrying its own note, over 4 connections.
+        let total = 5_000
+        let handles: [String] = try d.parallel(total, workers: 8) { client, i in
+            let r = try client.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+            guard r.status == 201, let handle = r.string("case") else { throw Failed("enrol \(i): \(r.status) \(r.body)") }
+            let c = try client.request("POST", "/v1/cases/\(handle)/checkups",
+                                       body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"subject-\(i)\"}")
+            guard c.status == 201 else { throw Failed("check-up \(i): \(c.status) \(c.body)") }
+            return handle
+        }
+        let enrolled = Date()
+        print("e2e: enrolled \(total) subjects with check-ups in \(String(format: "%.1f", enrolled.timeIntervalSince(started))) s")
+
+        // 2. A second process keeps enrolling and reading through everything that follows.
+        let loadOut = d.tmp.sub("load.out")
+        let body = d.tmp.sub("load-body.json")
+        try DaemonHarness.enrolBody().write(toFile: body, atomically: true, encoding: .utf8)
+        let script = """
+            while :; do
+              curl -s --max-time 10 --unix-socket '\(d.socket)' -X POST -H 'Content-Type: application/json' --data-binary @'\(body)' http://anonreg/v1/subjects >> '\(loadOut)'
+              echo >> '\(loadOut)'
+              curl -s --max-time 10 --unix-socket '\(d.socket)' http://anonreg/v1/due > /dev/null
+            done
+            """
+        let load = try Spawned.start("/bin/sh", ["-c", script])
+        var loadRunning = true
+        defer {
+            if loadRunning {
+                load.signal(SIGKILL)
+                load.wait()
+            }
+        }
+
+        let rotated = try anonreg(["keys", "rotate"])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        // 3. Rewrap in small batches (JSON progress lines on a non-terminal); SIGKILL the daemon
+        // once half the data keys have moved.
+        let progress = d.tmp.sub("rewrap.out")
+        let rewrap = try Spawned.start(Binaries.path("anonreg"), ["keys", "rewrap", "--batch-size", "10"], environment: env,
+                                       stdout: progress, stderr: d.tmp.sub("rewrap.err"))
+        var killedAt = 0
+        while killedAt == 0 {
+            let lines = ((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "").split(separator: "\n")
+            if let last = lines.last, let json = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
+               let done = json["rewrapped"] as? Int, done >= total / 2 {
+                #expect(d.stop(signal: SIGKILL) == 128 + SIGKILL)
+                killedAt = done
+            } else if rewrap.hasExited() != nil {
+                Issue.record("the rewrap finished before the daemon could be killed halfway: \(lines.last ?? "")")
+                return
+            }
+            usleep(1_000)
+        }
+        let cliStatus = rewrap.wait()
+        #expect(cliStatus == 4 || cliStatus == 1, "the interrupted rewrap CLI fails (status \(cliStatus))")
+        let onOld = Int(try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject WHERE kek_version = 1"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(onOld > 0 && onOld < total, "killed halfway: \(onOld) data keys still under version 1 after \(killedAt) rewrapped")
+
+        // Restart and resume.
+        try d.start()
+        let resumed = try anonreg(["keys", "rewrap", "--batch-size", "500"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.split(separator: "\n").last?.contains("\"remaining\":0") == true)
+        load.signal(SIGTERM)
+        load.wait()
+        loadRunning = false
+        let loadHandles = ((try? String(contentsOfFile: loadOut, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["case"] as? String
+        }
+        #expect(loadHandles.count > 0, "the second process enrolled during the rewrap")
+
+        // 4. Every subject reads back; keys status shows 0 on version 1.
+        func readAll() throws -> Int {
+            let bad: [Int] = try d.parallel(total) { client, i in
+                let r = try client.request("GET", "/v1/cases/\(handles[i])/checkups")
+                return r.status == 200 && r.body.contains("\"subject-\(i)\"") ? 0 : 1
+            }
+            let badLoad: [Int] = try d.parallel(loadHandles.count) { client, i in
+                try client.request("GET", "/v1/cases/\(loadHandles[i])").status == 200 ? 0 : 1
+            }
+            return bad.reduce(0, +) + badLoad.reduce(0, +)
+        }
+        #expect(try readAll() == 0)
+        let status = try anonreg(["keys", "status", "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        let versions = try #require(json?["versions"] as? [[String: Any]])
+        #expect(versions.first { $0["version"] as? Int == 1 }?["subjects"] as? Int == 0)
+        // Every subject is under version 2 (the second process may have had one enrolment in
+        // flight when it was stopped, whose answer it never wrote down).
+        let allSubjects = Int(try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(allSubjects >= total + loadHandles.count)
+        #expect(versions.first { $0["version"] as? Int == 2 }?["subjects"] as? Int == allSubjects)
+
+        // 5. Retire, destroy; everything still reads, after a restart too; the key file is gone.
+        #expect(try anonreg(["keys", "retire", "1"]).status == 0)
+        #expect(try anonreg(["keys", "destroy", "1", "--yes"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: d.stateDir + "/keys/kek-1.key"))
+        #expect(d.stop() == 0)
+        try d.start()
+        #expect(try readAll() == 0)
+        print("e2e: rewrap acceptance run took \(String(format: "%.1f", Date().timeIntervalSince(started))) s "
+              + "(\(loadHandles.count) enrolled by the second process; killed at \(killedAt) rewrapped)")
+    }
+}
+
+struct Failed: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }

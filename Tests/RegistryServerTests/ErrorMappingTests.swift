@@ -62,6 +62,21 @@ struct RateLimiterTests {
         #expect(limiter.allow(a))
         #expect(!limiter.allow(a), "the bucket holds at most burst tokens")
     }
+
+    @Test func aReloadKeepsTheBuckets() {
+        let time = FakeTime()
+        let limiter = RateLimiter(perMinute: 60, burst: 3, now: { time.now })
+        let a = ClinicID("a")!
+        for _ in 0..<3 { #expect(limiter.allow(a)) }
+        let same = limiter.reconfigured(perMinute: 60, burst: 3)
+        #expect(!same.allow(a), "a reload must not refill an empty bucket")
+        time.now = 1
+        #expect(same.allow(a), "refill continues at the configured rate")
+        let smaller = limiter.reconfigured(perMinute: 60, burst: 1)
+        time.now = 100
+        #expect(smaller.allow(a))
+        #expect(!smaller.allow(a), "a lower burst caps what a bucket holds")
+    }
 }
 
 struct AccessRuleTests {

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Testing
+import RegistryCore
 @testable import RegistryServer
 
 struct RouteTableTests {
@@ -9,9 +10,13 @@ struct RouteTableTests {
     }
 
     @Test func clinicDataRoutesAreForClinicsOnly() {
-        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health" {
+        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health"
+            && spec.path != "/v1/stats" {
             #expect(spec.access == .clinic, "\(spec.method) \(spec.path)")
         }
+        // Statistics are never for clinics (invariant 2).
+        #expect(RouteTable.spec(.get, "/v1/stats").access == .statistics)
+        #expect(!AccessRule.statistics.admits([.clinic(ClinicID("north")!)]))
         for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") || spec.path == "/metrics" {
             #expect(spec.access == .admin, "\(spec.method) \(spec.path)")
         }

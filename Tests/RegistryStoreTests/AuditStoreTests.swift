@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import RegistryCore
 import RegistryKeyring
+import RegistryCrypto
 import RegistryProtocol
 @testable import RegistryStore
 import AnonregTestSupport
@@ -66,5 +67,88 @@ struct AuditTimestampTests {
         formatter.formatOptions = [.withInternetDateTime]
         formatter.timeZone = TimeZone(identifier: "UTC")
         #expect(SQLiteRegistryStore.timestamp(date) == formatter.string(from: date))
+    }
+}
+
+/// Subject commitments and the effect-and-entry transaction (docs/CRYPTO.md §Audit).
+struct AuditSubjectLinkTests {
+    /// Runs `body` as a request would: with a recorder naming the action; appends the entry
+    /// afterwards only if the store did not append it with the effect (as the server does).
+    static func asRequest<T: Sendable>(
+        _ store: SQLiteRegistryStore, _ action: String, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: action))
+        let value = try await AuditRecorder.$current.withValue(recorder) { try await body() }
+        if !recorder.appendedWithEffect, let event = recorder.event(result: "ok") { try await store.appendAudit(event) }
+        return value
+    }
+
+    @Test func anErasedSubjectsEntriesCanNoLongerBeLinked() async throws {
+        let f = try StoreFixture()
+        let store = f.store
+        let keep = try await Self.asRequest(store, "enrol") { try await f.enrol() }
+        let gone = try await Self.asRequest(store, "enrol") { try await f.enrol() }
+        for i in 0..<4 {
+            _ = try await Self.asRequest(store, "add-checkup") { try await f.addCheckup(gone.caseHandle, note: "n\(i)") }
+            _ = try await Self.asRequest(store, "read-status") {
+                try await store.subject(case: gone.caseHandle, clinic: StoreFixture.clinicA)
+            }
+        }
+        _ = try await Self.asRequest(store, "read-status") { try await store.subject(case: keep.caseHandle, clinic: StoreFixture.clinicA) }
+        let reference = gone.view.auditReference
+        #expect(try await store.auditRecords(subjectReference: reference).map(\.action)
+                == ["enrol"] + Array(repeating: ["add-checkup", "read-status"], count: 4).flatMap { $0 })
+        // What links entries to the subject, as bytes: the reference and each entry's salt.
+        let salts = try f.sqlite("SELECT hex(salt) FROM audit_subject WHERE subject_ref = x'\(Hex.encode(reference))'")
+            .split(separator: "\n").map { try Hex.decode(String($0)) }
+        #expect(salts.count == 9)
+        let traces = [reference] + salts
+        #expect(traces.contains { t in f.databaseFiles.contains { Bytes.contains(f.tmp.bytes(of: $0), t) } },
+                "the links are on disk before erasure, so the scan below can fail")
+        // The bare reference is never on the chain: only commitments are.
+        #expect(try f.sqlite("SELECT count(*) FROM audit_entry WHERE subject_commit = x'\(Hex.encode(reference))'") == "0")
+
+        try await Self.asRequest(store, "withdraw") {
+            try await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
+        }
+
+        #expect(try await store.auditRecords(subjectReference: reference).isEmpty)
+        for trace in traces {
+            for file in f.databaseFiles where FileManager.default.fileExists(atPath: file) {
+                let found = Bytes.contains(f.tmp.bytes(of: file), trace)
+                #expect(!found, "a link to the erased subject is in \(file)")
+            }
+        }
+        // The chain is whole: 12 entries, the erasure's own among them, with a commitment and no link.
+        let report = try await store.verifyAudit()
+        #expect(report.ok, "\(report.problem ?? "")")
+        #expect(report.entries == 12)
+        #expect(try f.sqlite("SELECT action, subject_commit IS NOT NULL, (SELECT count(*) FROM audit_subject s WHERE s.seq = e.seq) FROM audit_entry e ORDER BY seq DESC LIMIT 1") == "withdraw|1|0")
+        // The other subject's access log is untouched.
+        #expect(try await store.auditRecords(subjectReference: keep.view.auditReference).map(\.action) == ["enrol", "read-status"])
+    }
+
+    @Test func aWriteAndItsEntryCommitTogether() async throws {
+        let f = try StoreFixture()
+        let store = f.store
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "enrol"))
+        let receipt = try await AuditRecorder.$current.withValue(recorder) { try await f.enrol() }
+        #expect(recorder.appendedWithEffect)
+        #expect(try f.sqlite("SELECT actor, action, result FROM audit_entry") == "clinic clinic-a|enrol|ok")
+
+        // A write refused inside its transaction leaves neither effect nor entry.
+        let refused = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "add-checkup"))
+        await #expect(throws: StorageError.self) {
+            try await AuditRecorder.$current.withValue(refused) {
+                try await store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { _ throws(StorageError) -> SubjectChange in
+                    throw .rejected(code: "invalid_date", message: "no")
+                }
+            }
+        }
+        #expect(!refused.appendedWithEffect)
+        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "1")
+        // Outside a request (no recorder), writes append nothing.
+        _ = try await f.addCheckup(receipt.caseHandle, note: "x")
+        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "1")
     }
 }

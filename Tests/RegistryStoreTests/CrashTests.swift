@@ -47,7 +47,8 @@ struct CrashTests {
                                       stderr: stateDir + "/helper.err")
         usleep(UInt32(afterMilliseconds * 1000))
         child.signal(SIGKILL)
-        #expect(child.wait() == 128 + SIGKILL)
+        let status = child.wait()
+        #expect(status == 128 + SIGKILL, "the helper exited by itself: \((try? String(contentsOfFile: stateDir + "/helper.err", encoding: .utf8)) ?? "")")
         let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: outPath)
         var handle: String? = nil

@@ -9,6 +9,9 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case unprocessable
         /// No such case or code (404).
         case notFound
+        /// Refused by a standing policy that a retry does not change, such as a spent privacy
+        /// budget (403).
+        case refused
         /// Disk full (507).
         case storageFull
         /// Anything else (500).
@@ -45,7 +48,11 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .codeNotFound: .codeNotFound
         case .storageFull: DomainError(.storageFull, "storage_full", "the registry's disk is full; the write was not stored, reads still work")
         case .rejected(let code, let message):
-            code == "internal_error" ? DomainError(.internalError, code, message) : DomainError(.unprocessable, code, message)
+            switch code {
+            case "internal_error": DomainError(.internalError, code, message)
+            case "privacy_budget_spent": DomainError(.refused, code, message)
+            default: DomainError(.unprocessable, code, message)
+            }
         case .tampered, .keyUnavailable, .unusableDatabase, .database:
             DomainError(.internalError, "internal_error", "the registry could not complete the request")
         }

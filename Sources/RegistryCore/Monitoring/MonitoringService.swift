@@ -41,7 +41,10 @@ public struct MonitoringService: Sendable {
         do {
             receipt = try await storage.enrol(Enrolment(
                 clinic: clinic, linkage: linkage, records: records,
-                columns: state.columns(retention: rules.retention), counters: counters))
+                columns: state.columns(retention: rules.retention), counters: counters,
+                // Unique persons are counted in the month the enrolment is recorded (always open),
+                // never in a closed month (docs/CRYPTO.md §Unique persons).
+                uniquePerson: consent.allowsStatistics && linkage != nil ? UniquePersonMark(month: today.month, category: request.category) : nil))
         } catch { throw .storage(error) }
         return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today))
     }

@@ -14,6 +14,9 @@ public struct Sweeper: Sendable {
     public let rules: MonitoringRules
     public let clock: any DayClock
 
+    /// The actor audit entries name for the sweeper's erasures.
+    public static let auditActor = "system sweeper"
+
     public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock) {
         self.storage = storage
         self.rules = rules
@@ -37,6 +40,8 @@ public struct Sweeper: Sendable {
     public func run(batch: Int = 500) async throws(DomainError) -> Report {
         let today = clock.today
         var report = Report()
+        // Months that have ended are closed for unique persons: their tags become a count.
+        do { _ = try await storage.foldUniquePersons(before: today.month) } catch { throw .storage(error) }
         var seen = Set<SubjectReference>()
         while true {
             let due: [SubjectReference]
@@ -50,7 +55,7 @@ public struct Sweeper: Sendable {
                 report.reviewed += 1
                 let rules = self.rules
                 let outcome = Outcome()
-                let recorder = AuditRecorder()
+                let recorder = AuditRecorder(AuditRecorder.Action(actor: Self.auditActor, action: "review"))
                 let result: SweepResult
                 do {
                     result = try await AuditRecorder.$current.withValue(recorder) { () async throws(StorageError) -> SweepResult in
@@ -58,6 +63,8 @@ public struct Sweeper: Sendable {
                         do {
                             let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
                             outcome.cause = cause
+                            // An erasure's entry is appended in the erasure's own transaction.
+                            if let cause { recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "erase-\(cause.rawValue)")) }
                             return decision
                         } catch let error as DomainError {
                             throw error.asStorageRejection
@@ -72,13 +79,11 @@ public struct Sweeper: Sendable {
                     report.failed += 1
                     continue
                 }
-                // Erasures are audited (the entry keeps only the keyed reference, which now points
-                // at nothing).
-                if result == .erased, let cause = outcome.cause {
-                    do {
-                        try await storage.appendAudit(AuditEvent(actor: "system sweeper", action: "erase-\(cause.rawValue)", result: "ok",
-                                                                 subjectReference: recorder.subjectReference))
-                    } catch { throw .storage(error) }
+                // Erasures are audited in their own transaction (the entry keeps only a commitment
+                // to the keyed reference, with no link back); a storage that cannot do that gets
+                // the entry here.
+                if result == .erased, !recorder.appendedWithEffect, let event = recorder.event(result: "ok") {
+                    do { try await storage.appendAudit(event) } catch { throw .storage(error) }
                 }
                 switch (result, outcome.cause) {
                 case (.erased, .completed?): report.erasedCompleted += 1

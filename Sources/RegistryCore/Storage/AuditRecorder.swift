@@ -1,42 +1,91 @@
 import Foundation
 
-/// Collects, for the request being served, the keyed reference of the subject it touched. The
-/// server sets one per request (a task-local); the store fills it in when it opens or erases a
-/// subject, so the audit entry can name the subject without the request path knowing it.
+/// The audit context of the request being served (a task-local the server sets per request).
+///
+/// - The server names the actor and action before the handler runs.
+/// - The store records the keyed reference of the subject the request touched, when it opens
+///   or erases one, so the entry can name the subject without the request path knowing it.
+/// - A write that changes registry data appends the request's entry inside its own transaction
+///   (docs/CRYPTO.md §Audit, "effect and entry commit together") and marks it here, so the
+///   server does not append it a second time.
+/// - An erasure marks the reference as erased: entries written after it keep a commitment to
+///   the reference but no link back to it (docs/CRYPTO.md §Audit, subject commitments).
 public final class AuditRecorder: @unchecked Sendable {
     @TaskLocal public static var current: AuditRecorder?
 
-    private let lock = NSLock()
-    private var reference: [UInt8]?
+    /// Who did what, as the entry will say.
+    public struct Action: Sendable, Equatable {
+        public var actor: String
+        public var action: String
 
-    public init() {}
-
-    public var subjectReference: [UInt8]? {
-        lock.lock()
-        defer { lock.unlock() }
-        return reference
+        public init(actor: String, action: String) {
+            self.actor = actor
+            self.action = action
+        }
     }
 
-    public func record(_ reference: [UInt8]) {
+    private let lock = NSLock()
+    private var reference: [UInt8]?
+    private var pending: Action?
+    private var erased = false
+    private var appended = false
+
+    public init(_ action: Action? = nil) {
+        pending = action
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
         lock.lock()
-        self.reference = reference
-        lock.unlock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    public var subjectReference: [UInt8]? { locked { reference } }
+
+    public func record(_ reference: [UInt8]) { locked { self.reference = reference } }
+
+    /// Names (or renames) the action before the effect happens.
+    public func describe(_ action: Action) { locked { pending = action } }
+
+    /// The entry to append with the effect, unless one was appended already.
+    public var actionToAppend: Action? { locked { appended ? nil : pending } }
+
+    /// The subject's data is gone; later entries must not link back to it.
+    public func markErased() { locked { erased = true } }
+    public var subjectErased: Bool { locked { erased } }
+
+    /// The entry was appended in the same transaction as the effect.
+    public func markAppended() { locked { appended = true } }
+    public var appendedWithEffect: Bool { locked { appended } }
+
+    /// The event for this request with `result`, keeping the subject link only while the
+    /// subject exists.
+    public func event(result: String) -> AuditEvent? {
+        locked {
+            pending.map {
+                AuditEvent(actor: $0.actor, action: $0.action, result: result, subjectReference: reference, linked: !erased)
+            }
+        }
     }
 }
 
 /// One audit entry to append: who, what, with what result, about which subject (a keyed
-/// reference, never a code or a case handle).
+/// reference, never a code or a case handle). The log stores only a salted commitment to the
+/// reference; `linked` keeps the salt and reference beside it so that the subject's own access
+/// log can find the entry, until the subject is erased.
 public struct AuditEvent: Sendable, Equatable {
     public var actor: String
     public var action: String
     public var result: String
     public var subjectReference: [UInt8]?
+    public var linked: Bool
 
-    public init(actor: String, action: String, result: String, subjectReference: [UInt8]?) {
+    public init(actor: String, action: String, result: String, subjectReference: [UInt8]?, linked: Bool = true) {
         self.actor = actor
         self.action = action
         self.result = result
         self.subjectReference = subjectReference
+        self.linked = linked
     }
 }
 

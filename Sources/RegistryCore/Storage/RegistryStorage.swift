@@ -69,6 +69,26 @@ public protocol RegistryStorage: Sendable {
     /// The audit entries about one subject (its keyed reference), oldest first.
     func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord]
 
+    /// Closes every month before `month` for unique persons: counts each closed month's
+    /// month-keyed tags per category into the `unique-persons` counter and deletes the tags, in
+    /// one transaction. Returns how many (month, category) cells were folded.
+    func foldUniquePersons(before month: Month) async throws(StorageError) -> Int
+
+    /// Folded unique-person counts for closed months in `from...to`.
+    func uniquePersons(from: Month, to: Month) async throws(StorageError) -> [UniquePersonCount]
+
+    /// The stored differentially private release for `query`, if one was made.
+    func storedRelease(query: String) async throws(StorageError) -> StoredRelease?
+
+    /// Stores a new release for `query`, charging `epsilonMicro` to each month in `months`,
+    /// atomically. An existing release for `query` is returned instead (nothing is charged);
+    /// a month whose spent budget would exceed `budgetMicro` refuses the release with
+    /// `.rejected(code: "privacy_budget_spent")` and changes nothing.
+    func storeRelease(_ release: StoredRelease, months: [Month], budgetMicro: Int) async throws(StorageError) -> StoredRelease
+
+    /// Privacy budget spent so far per month (micro-ε), for months in `from...to` that have any.
+    func privacyBudgetSpent(from: Month, to: Month) async throws(StorageError) -> [Month: Int]
+
     /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
     /// one transaction, and a DEK is readable under its recorded version at every moment.
     func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress
@@ -81,13 +101,18 @@ public struct Enrolment: Sendable {
     public var records: [NewRecord]
     public var columns: SubjectColumns
     public var counters: [CounterIncrement]
+    /// Where to count the linkage value as a unique person (nil: not counted, e.g. no statistics
+    /// consent). Ignored without a linkage value.
+    public var uniquePerson: UniquePersonMark?
 
-    public init(clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement]) {
+    public init(clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement],
+                uniquePerson: UniquePersonMark? = nil) {
         self.clinic = clinic
         self.linkage = linkage
         self.records = records
         self.columns = columns
         self.counters = counters
+        self.uniquePerson = uniquePerson
     }
 }
 
@@ -143,4 +168,23 @@ public enum SweepResult: Sendable, Equatable {
     case kept
     case erased
     case gone
+}
+
+/// A stored statistics release (differential privacy on): the exact answer body handed out the
+/// first time, so asking again returns the same numbers rather than fresh noise.
+public struct StoredRelease: Sendable, Equatable {
+    /// The canonical query key (`StatsQuery.releaseKey`).
+    public var query: String
+    public var releasedOn: Day
+    /// ε charged per month for this release, in millionths.
+    public var epsilonMicro: Int
+    /// The JSON answer body as first released.
+    public var body: [UInt8]
+
+    public init(query: String, releasedOn: Day, epsilonMicro: Int, body: [UInt8]) {
+        self.query = query
+        self.releasedOn = releasedOn
+        self.epsilonMicro = epsilonMicro
+        self.body = body
+    }
 }

@@ -18,6 +18,10 @@ public enum Ristretto255 {
     public static func validateElement(_ element: [UInt8]) throws(CryptoError) {
         try Sodium.ensureInitialized()
         guard element.count == elementBytes else { throw .invalidElement }
+        // RFC 9496 §4.3.1: a canonical encoding has the top bit of the last byte clear. libsodium
+        // before 1.0.19 (Debian 12 ships 1.0.18) ignores that bit, so it would accept a second
+        // encoding of every element, among them 0…0 80 for the identity (found by fuzz-crypto).
+        guard element[elementBytes - 1] & 0x80 == 0 else { throw .invalidElement }
         if element.allSatisfy({ $0 == 0 }) { throw .identityElement }
         guard crypto_core_ristretto255_is_valid_point(element) == 1 else { throw .invalidElement }
     }

@@ -4,7 +4,7 @@ import RegistryCrypto
 /// The audit log's hash chain and checkpoints (docs/CRYPTO.md §Audit).
 ///
 ///     entry(seq) = "anonreg/v1/audit-entry" ‖ 0x00 ‖ BE64(seq) ‖ lp(at) ‖ lp(actor) ‖ lp(action)
-///                  ‖ lp(result) ‖ lp(subject_ref)                      lp(x) = BE32(len x) ‖ x
+///                  ‖ lp(result) ‖ lp(subject_commit)                   lp(x) = BE32(len x) ‖ x
 ///     hash(seq)  = BLAKE2b-256(hash(seq - 1) ‖ entry(seq)),  hash(0) = 32 zero bytes
 ///     signed     = "anonreg/v1/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
 public enum AuditChain {
@@ -14,19 +14,20 @@ public enum AuditChain {
         public var actor: String
         public var action: String
         public var result: String
-        /// Keyed subject reference (hex on the wire), never a code or a case handle.
-        public var subjectRef: [UInt8]?
+        /// Salted commitment to the keyed subject reference (hex on the wire), never a code or a
+        /// case handle; entries written before schema v2 hold the bare reference here.
+        public var subjectCommit: [UInt8]?
         public var prevHash: [UInt8]
         public var hash: [UInt8]
 
-        public init(seq: Int64, at: String, actor: String, action: String, result: String, subjectRef: [UInt8]?,
+        public init(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?,
                     prevHash: [UInt8], hash: [UInt8]) {
             self.seq = seq
             self.at = at
             self.actor = actor
             self.action = action
             self.result = result
-            self.subjectRef = subjectRef
+            self.subjectCommit = subjectCommit
             self.prevHash = prevHash
             self.hash = hash
         }
@@ -52,8 +53,8 @@ public enum AuditChain {
     }
     static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
 
-    public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectRef: [UInt8]?) -> [UInt8] {
-        Label.bytes(Label.auditEntry) + [0] + be64(seq) + lp(at) + lp(actor) + lp(action) + lp(result) + lp(subjectRef ?? [])
+    public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?) -> [UInt8] {
+        Label.bytes(Label.auditEntry) + [0] + be64(seq) + lp(at) + lp(actor) + lp(action) + lp(result) + lp(subjectCommit ?? [])
     }
 
     public static func hash(previous: [UInt8], canonical: [UInt8]) throws(CryptoError) -> [UInt8] {
@@ -124,7 +125,7 @@ public enum AuditChain {
                 return fail(entry.seq, "entry \(entry.seq) does not follow entry \(entry.seq - 1) (chain link broken: an entry was removed, inserted or reordered)")
             }
             let recomputed = (try? hash(previous: expected, canonical: canonical(
-                seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result, subjectRef: entry.subjectRef))) ?? []
+                seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result, subjectCommit: entry.subjectCommit))) ?? []
             guard recomputed == entry.hash else {
                 return fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
             }

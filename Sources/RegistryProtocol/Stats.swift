@@ -1,0 +1,97 @@
+// MARK: - Statistics (GET /v1/stats; docs/PROTOCOL.md §Statistics)
+
+/// One published cell: its value, or a suppression mark. `shown` is what a reader sees:
+/// the number, `<k` for a small cell (1 … k−1), or `x` for a cell hidden to protect another.
+public struct StatsCell: Codable, Sendable, Equatable {
+    /// The count; absent when the cell is suppressed.
+    public var value: Int?
+    public var shown: String
+
+    public init(value: Int?, shown: String) {
+        self.value = value
+        self.shown = shown
+    }
+}
+
+public struct StatsRow: Codable, Sendable, Equatable {
+    public var month: Month
+    /// One cell per entry of the table's `columns` (empty without a clinic breakdown).
+    public var cells: [StatsCell]
+    /// The month's count over all the table's columns.
+    public var total: StatsCell
+
+    public init(month: Month, cells: [StatsCell], total: StatsCell) {
+        self.month = month
+        self.cells = cells
+        self.total = total
+    }
+}
+
+/// One metric in one category: rows are months; with `byClinic`, columns are clinics.
+public struct StatsTable: Codable, Sendable, Equatable {
+    public var metric: String
+    public var category: String
+    /// Clinic ids (with `byClinic`), otherwise empty.
+    public var columns: [String]
+    public var rows: [StatsRow]
+    /// Per column, the sum over the months (absent for `unique-persons`, which does not add up
+    /// over months, and without columns).
+    public var columnTotals: [StatsCell]?
+    /// The sum over all months and columns (absent for `unique-persons`).
+    public var total: StatsCell?
+
+    public init(metric: String, category: String, columns: [String], rows: [StatsRow], columnTotals: [StatsCell]?, total: StatsCell?) {
+        self.metric = metric
+        self.category = category
+        self.columns = columns
+        self.rows = rows
+        self.columnTotals = columnTotals
+        self.total = total
+    }
+}
+
+/// The differential-privacy parameters of a noisy release.
+public struct StatsPrivacy: Codable, Sendable, Equatable {
+    /// "two-sided geometric".
+    public var mechanism: String
+    /// ε of this release (charged to each month in the range), as a decimal string.
+    public var epsilon: String
+    /// The day the release was made and stored; repeating the same query returns it unchanged.
+    public var releasedOn: Day
+
+    public init(mechanism: String, epsilon: String, releasedOn: Day) {
+        self.mechanism = mechanism
+        self.epsilon = epsilon
+        self.releasedOn = releasedOn
+    }
+}
+
+public struct StatsResponse: Codable, Sendable, Equatable {
+    public var from: Month
+    public var to: Month
+    public var byClinic: Bool
+    /// The category asked for, or absent for all.
+    public var category: String?
+    /// The day the figures were computed.
+    public var generatedOn: Day
+    /// Cells from 1 to k−1 are shown as `<k`.
+    public var k: Int
+    /// The last closed month: unique-person counts exist up to it and never for later months.
+    public var closedThrough: Month
+    /// Present when the release is noisy (differential privacy on).
+    public var privacy: StatsPrivacy?
+    public var tables: [StatsTable]
+
+    public init(from: Month, to: Month, byClinic: Bool, category: String?, generatedOn: Day, k: Int, closedThrough: Month,
+                privacy: StatsPrivacy?, tables: [StatsTable]) {
+        self.from = from
+        self.to = to
+        self.byClinic = byClinic
+        self.category = category
+        self.generatedOn = generatedOn
+        self.k = k
+        self.closedThrough = closedThrough
+        self.privacy = privacy
+        self.tables = tables
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import AnonregTestSupport
+
+/// `GET /v1/stats` and `anonreg stats` through the real daemon: exact cells for a known event
+/// set, suppression, access by role, bad queries changing nothing, and stored noisy releases
+/// with a privacy budget.
+@Suite(.serialized) struct StatisticsTests {
+    static let clinicUID: UInt32 = 65534
+    static let statisticianUID: UInt32 = 65533
+
+    /// The daemon's current month and day (host local time, like its DayClock).
+    static var today: String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+    }
+    static var month: String { String(today.prefix(7)) }
+
+    static func harness(privacy: Bool = false) throws -> DaemonHarness {
+        try DaemonHarness(configure: { text in
+            var text = text.replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [\(statisticianUID)]")
+            if privacy {
+                text = text.replacingOccurrences(of: "privacy = false", with: "privacy = true")
+                    .replacingOccurrences(of: "monthly_budget = 2.0", with: "monthly_budget = 1.0")
+            }
+            return text + "\n[clinics.north]\nuids = [\(clinicUID)]\ngids = []\n"
+        })
+    }
+
+    func enrol(_ h: DaemonHarness, category: String = "dependence", uid: UInt32? = nil, linkage: String? = nil) throws {
+        let reply = try h.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(
+            givenOn: Self.today, enrolledOn: Self.today, category: category, linkage: linkage), uid: uid)
+        #expect(reply.status == 201, "\(reply.body)")
+    }
+
+    func table(_ reply: DaemonHarness.Reply, _ metric: String, _ category: String) -> [String: Any]? {
+        (reply.json?["tables"] as? [[String: Any]])?.first { $0["metric"] as? String == metric && $0["category"] as? String == category }
+    }
+
+    func shown(_ cell: Any?) -> String? { (cell as? [String: Any])?["shown"] as? String }
+
+    @Test func knownEventsGiveTheExpectedCellsForAdminsAndStatisticiansOnly() throws {
+        let h = try Self.harness()
+        try h.start()
+        defer { h.stop() }
+        let m = Self.month
+        for i in 0..<7 { try enrol(h, linkage: String(repeating: String(format: "%02x", i), count: 64)) }
+        for _ in 0..<6 { try enrol(h, uid: Self.clinicUID) }
+        for _ in 0..<2 { try enrol(h, category: "harmful-use") }
+
+        let reply = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true")
+        #expect(reply.status == 200, "\(reply.body)")
+        let enrolled = try #require(table(reply, "enrolled", "dependence"))
+        #expect(enrolled["columns"] as? [String] == ["local", "north"])
+        let row = try #require((enrolled["rows"] as? [[String: Any]])?.first)
+        #expect((row["cells"] as? [Any])?.map { shown($0) } == ["7", "6"])
+        #expect(shown(row["total"]) == "13")
+        #expect(shown(enrolled["total"]) == "13")
+        // Two harmful-use enrolments: a small cell, shown as <5 with its total.
+        let harmful = try #require(table(reply, "enrolled", "harmful-use"))
+        let harmfulRow = try #require((harmful["rows"] as? [[String: Any]])?.first)
+        #expect((harmfulRow["cells"] as? [Any])?.map { shown($0) } == ["<5", "0"])
+        #expect(shown(harmfulRow["total"]) == "<5")
+        #expect(!reply.body.contains("\"value\":2"))
+        // Unique persons: the current month is open, so nothing is released for it.
+        let unique = try #require(table(reply, "unique-persons", "dependence"))
+        #expect((unique["rows"] as? [Any])?.isEmpty == true)
+        #expect(reply.json?["closedThrough"] as? String != m)
+
+        // A statistician may read; a clinic may not (invariant 2).
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID).status == 200)
+        let clinic = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.clinicUID)
+        #expect(clinic.status == 403)
+        #expect(clinic.errorCode == "forbidden")
+
+        // CSV.
+        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv")
+        #expect(csv.status == 200)
+        #expect(csv.body.contains("enrolled,dependence,\(m),total,13"))
+
+        // Audited like every other route.
+        let audited = try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
+            "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics'"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(audited) ?? 0 >= 4)
+
+        // The CLI: human table, and an SVG chart written to a file.
+        let text = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("Category dependence") && text.stdout.contains("13"))
+        let svgPath = h.tmp.sub("chart.svg")
+        let svg = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m, "--format", "svg", "--output", svgPath])
+        #expect(svg.status == 0, "\(svg.stderr)")
+        let chart = try String(contentsOfFile: svgPath, encoding: .utf8)
+        #expect(chart.contains("<svg") && chart.contains("enrolments") && chart.contains("completions"))
+        // A clinic uid running the CLI is refused by policy (exit 3).
+        let refused = try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.clinicUID)", "--regid=0", "--clear-groups",
+            Binaries.path("anonreg"), "stats", "--socket", h.socket, "--from", m, "--to", m])
+        #expect(refused.status == 3, "\(refused.stderr)")
+    }
+
+    @Test func badQueriesGetAClearErrorAndChangeNothing() throws {
+        let h = try Self.harness(privacy: true)
+        try h.start()
+        defer { h.stop() }
+        try enrol(h)
+        let m = Self.month
+        let before = try h.registryDump() + (try stateTables(h))
+        for (query, code) in [("from=\(m)", "missing_field"), ("from=2026-13&to=\(m)", "invalid_month"),
+                              ("from=\(m)&to=2020-01", "invalid_value"), ("from=\(m)&to=\(m)&format=svg", "invalid_value"),
+                              ("from=\(m)&to=\(m)&clinic=local", "unknown_field"), ("from=\(m)&to=9999-12", "invalid_value"),
+                              ("from=\(m)&to=\(m)&category=gambling", "invalid_value")] {
+            let reply = try h.request("GET", "/v1/stats?" + query)
+            #expect(reply.status == 400, "\(query): \(reply.body)")
+            #expect(reply.errorCode == code, "\(query): \(reply.body)")
+        }
+        #expect(try h.registryDump() + (try stateTables(h)) == before)
+    }
+
+    func stateTables(_ h: DaemonHarness) throws -> String {
+        try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite", ".dump stats_release privacy_budget unique_person_seen"]).stdout
+    }
+
+    @Test func noisyReleasesAreStoredAndRefusedPastTheBudget() throws {
+        let h = try Self.harness(privacy: true)
+        try h.start()
+        defer { h.stop() }
+        for _ in 0..<8 { try enrol(h) }
+        let m = Self.month
+        let first = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)")
+        #expect(first.status == 200, "\(first.body)")
+        #expect((first.json?["privacy"] as? [String: Any])?["epsilon"] as? String == "0.5")
+        // The same query returns the stored release, byte for byte, and charges nothing more.
+        let again = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)")
+        #expect(again.body == first.body)
+        // A second query spends the rest of the month's budget (1.0 = two releases of 0.5) ...
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true").status == 200)
+        // ... and a third is refused, with nothing stored.
+        let refused = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&category=dependence", uid: Self.statisticianUID)
+        #expect(refused.status == 403)
+        #expect(refused.errorCode == "privacy_budget_spent")
+        #expect(try stateTables(h).components(separatedBy: "INSERT INTO stats_release").count - 1 == 2)
+        // Stored releases stay readable, also after a restart.
+        h.stop()
+        try h.start()
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)").body == first.body)
+        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv")
+        #expect(csv.status == 200 && csv.body.hasPrefix("metric,category,month,clinic,value"))
+    }
+}
