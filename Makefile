@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-scale bench-audit
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -98,3 +98,25 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/anonreg.toml and the state directory"
+
+## Benchmarks (docs/PERFORMANCE.md). Release build; figures are printed and written to
+## bench/results/<timestamp>-*.json and .md. Not part of `make test`; targets are reported, never
+## asserted. BENCH_ARGS passes options (e.g. BENCH_ARGS="--seconds 10 --connections 1 8 64").
+BENCH_ARGS ?=
+SCALE_SUBJECTS ?= 1000000
+AUDIT_ENTRIES ?= 1000000
+
+## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits.
+bench: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench run $(BENCH_ARGS)
+
+## 1,000,000 subjects (SCALE_SUBJECTS=100000 for a quick check): start, RSS, reads, online rewrap. Minutes.
+bench-scale: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench scale --subjects $(SCALE_SUBJECTS) $(BENCH_ARGS)
+
+## Issue 6: verify a 1,000,000-entry audit chain in process and offline, and print the rates.
+bench-audit: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench audit --entries $(AUDIT_ENTRIES) $(BENCH_ARGS)

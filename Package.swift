@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The only C boundary for libsodium. Nothing but RegistryCrypto may depend on it.
@@ -124,6 +125,16 @@ let package = Package(
         .executableTarget(
             name: "fuzz-crypto",
             dependencies: ["RegistryCrypto"]
+        ),
+        // The load generator and in-process limits of `make bench`, `make bench-scale` and
+        // `make bench-audit` (docs/PERFORMANCE.md). Not installed.
+        .executableTarget(
+            name: "anonreg-bench",
+            dependencies: [
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .executableTarget(
             name: "anonregd",

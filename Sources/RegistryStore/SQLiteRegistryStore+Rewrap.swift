@@ -12,9 +12,17 @@ extension SQLiteRegistryStore {
         let keyring = self.keyring
         let primary = keyring.primaryKEK
         return try await write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version != ? ORDER BY s.id LIMIT ?
+            // Two index range searches (below and above the primary version) rather than
+            // `kek_version != ?`, which no index serves: with it every batch rescanned the table
+            // from the start, and a full rewrap was quadratic in the number of subjects.
+            var rows = try Row.fetchAll(db, sql: """
+                SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version < ? ORDER BY s.kek_version, s.id LIMIT ?
                 """, arguments: [primary.version, max(0, limit)])
+            if rows.count < limit {
+                rows += try Row.fetchAll(db, sql: """
+                    SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version > ? ORDER BY s.kek_version, s.id LIMIT ?
+                    """, arguments: [primary.version, max(0, limit - rows.count)])
+            }
             for row in rows {
                 let subject = try SubjectRow(row: row)
                 let dek = try subject.dek(keyring: self.keyring)
@@ -22,7 +30,9 @@ extension SQLiteRegistryStore {
                 try db.execute(sql: "UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
                                arguments: [Data(wrapped), primary.version, subject.id])
             }
-            let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version != ?", arguments: [primary.version]) ?? 0
+            let remaining = try Int.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM subject WHERE kek_version < ?1) + (SELECT count(*) FROM subject WHERE kek_version > ?1)
+                """, arguments: [primary.version]) ?? 0
             return RewrapProgress(rewrapped: rows.count, remaining: remaining, primaryVersion: primary.version)
         }
     }

@@ -57,6 +57,19 @@ struct AuditStoreTests {
     }
 }
 
+/// The audit timestamp is built by hand (no formatter per entry); it must stay the text
+/// ISO8601DateFormatter gives with `.withInternetDateTime` in UTC.
+struct AuditTimestampTests {
+    @Test(arguments: [0.0, 1.5, 59.999, 951_782_400.25, 1_700_000_000.9, 1_795_000_000, 4_102_444_799.5])
+    func timestampMatchesTheInternetDateTimeFormat(seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        #expect(SQLiteRegistryStore.timestamp(date) == formatter.string(from: date))
+    }
+}
+
 /// Subject commitments and the effect-and-entry transaction (docs/CRYPTO.md §Audit).
 struct AuditSubjectLinkTests {
     /// Runs `body` as a request would: with a recorder naming the action; appends the entry
