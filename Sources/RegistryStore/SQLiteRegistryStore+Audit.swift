@@ -180,10 +180,12 @@ public enum AuditLogReader {
         try Row.fetchAll(db, sql: """
             SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry
             WHERE seq > ? ORDER BY seq LIMIT ?
-            """, arguments: [after, limit]).map { row in
-            AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
-                             subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
-        }
+            """, arguments: [after, limit]).map(entry)
+    }
+
+    static func entry(_ row: Row) -> AuditChain.Entry {
+        AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
+                         subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
     }
 
     static func checkpoints(_ db: Database) throws -> [AuditChain.Checkpoint] {
@@ -192,8 +194,25 @@ public enum AuditLogReader {
         }
     }
 
+    /// Streams the entries through `AuditChain.Verifier`: constant memory for any log length.
     static func verify(_ db: Database, publicKey: [UInt8]) throws -> AuditChain.Report {
-        AuditChain.verify(entries: try entries(db), checkpoints: try checkpoints(db), publicKey: publicKey)
+        let bounds = try Row.fetchOne(db, sql: "SELECT count(*), min(seq), max(seq) FROM audit_entry")
+        let count: Int = bounds?[0] ?? 0
+        let first: Int64? = bounds?[1]
+        let last: Int64? = bounds?[2]
+        let pruneRecorded = try first.map { first in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entry WHERE action = ? AND result = ?)",
+                              arguments: [AuditChain.pruneAction, AuditChain.pruneResult(anchor: first - 1)]) ?? false
+        } ?? false
+        var verifier = AuditChain.Verifier(checkpoints: try checkpoints(db), publicKey: publicKey, entries: count,
+                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded)
+        let cursor = try Row.fetchCursor(db, sql: """
+            SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq
+            """)
+        while let row = try cursor.next() {
+            if let failure = verifier.feed(entry(row)) { return failure }
+        }
+        return verifier.finish()
     }
 
     /// Offline verification of `databasePath`, opened read-only, against `publicKey`.

@@ -85,61 +85,105 @@ public enum AuditChain {
     /// checkpoint, and a tail dropped from under a checkpoint.
     public static func verify(entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8]) -> Report {
         let entries = unsorted.sorted { $0.seq < $1.seq }
-        var report = Report(ok: true, entries: entries.count, checkpoints: checkpoints.count, firstSeq: entries.first?.seq,
-                            lastSeq: entries.last?.seq, lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0)
-        func fail(_ seq: Int64?, _ why: String) -> Report {
+        let pruneRecorded = entries.first.map { first in
+            entries.contains { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }
+        } ?? false
+        var verifier = Verifier(checkpoints: checkpoints, publicKey: publicKey, entries: entries.count,
+                                firstSeq: entries.first?.seq, lastSeq: entries.last?.seq, pruneRecorded: pruneRecorded)
+        for entry in entries {
+            if let failure = verifier.feed(entry) { return failure }
+        }
+        return verifier.finish()
+    }
+
+    /// Verification one entry at a time, in sequence order, so that a log of any length is
+    /// checked in constant memory (the store streams entries from SQLite). The caller says up
+    /// front how many entries there are, the first and last sequence numbers, and whether the
+    /// log holds the `audit-prune` entry for a gap before the first one.
+    public struct Verifier {
+        private var report: Report
+        private var bySeq: [Int64: Checkpoint] = [:]
+        private var expected = AuditChain.genesis
+        private var previousSeq: Int64
+        private var failure: Report?
+
+        public init(checkpoints: [Checkpoint], publicKey: [UInt8], entries: Int, firstSeq: Int64?, lastSeq: Int64?,
+                    pruneRecorded: Bool) {
+            report = Report(ok: true, entries: entries, checkpoints: checkpoints.count, firstSeq: firstSeq, lastSeq: lastSeq,
+                            lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0)
+            previousSeq = (firstSeq ?? 1) - 1
+            for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
+                let message = checkpointMessage(seq: checkpoint.seq, hash: checkpoint.hash, at: checkpoint.at)
+                guard Ed25519.verify(signature: checkpoint.signature, message: message, publicKey: publicKey) else {
+                    failure = fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) has an invalid signature")
+                    return
+                }
+                bySeq[checkpoint.seq] = checkpoint
+            }
+            if let first = firstSeq, first != 1 {
+                // Pruned: the chain must continue from a signed checkpoint just before it.
+                guard let anchor = bySeq[first - 1] else {
+                    failure = fail(first, "entries before \(first) are missing and no signed checkpoint covers them")
+                    return
+                }
+                // A gap at the start is a prune only if the chain records that prune.
+                guard pruneRecorded else {
+                    failure = fail(first, "entries 1 to \(first - 1) are missing and no audit-prune entry records their pruning")
+                    return
+                }
+                expected = anchor.hash
+            }
+        }
+
+        private func fail(_ seq: Int64?, _ why: String) -> Report {
             var r = report
             r.ok = false
             r.badSeq = seq
             r.problem = why
             return r
         }
-        var bySeq: [Int64: Checkpoint] = [:]
-        for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
-            let message = checkpointMessage(seq: checkpoint.seq, hash: checkpoint.hash, at: checkpoint.at)
-            guard Ed25519.verify(signature: checkpoint.signature, message: message, publicKey: publicKey) else {
-                return fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) has an invalid signature")
-            }
-            bySeq[checkpoint.seq] = checkpoint
-        }
-        var expected = genesis
-        if let first = entries.first, first.seq != 1 {
-            // Pruned: the chain must continue from a signed checkpoint just before it.
-            guard let anchor = bySeq[first.seq - 1] else {
-                return fail(first.seq, "entries before \(first.seq) are missing and no signed checkpoint covers them")
-            }
-            // A gap at the start is a prune only if the chain records that prune.
-            guard entries.contains(where: { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }) else {
-                return fail(first.seq, "entries 1 to \(first.seq - 1) are missing and no audit-prune entry records their pruning")
-            }
-            expected = anchor.hash
-        }
-        var previousSeq = (entries.first?.seq ?? 1) - 1
-        for entry in entries {
+
+        /// Checks the next entry; returns the failure report at the first problem.
+        public mutating func feed(_ entry: Entry) -> Report? {
+            if let failure { return failure }
             guard entry.seq == previousSeq + 1 else {
-                return fail(previousSeq + 1, entry.seq <= previousSeq
+                failure = fail(previousSeq + 1, entry.seq <= previousSeq
                     ? "entry \(entry.seq) appears twice or out of order"
                     : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
+                return failure
             }
             guard entry.prevHash == expected else {
-                return fail(entry.seq, "entry \(entry.seq) does not follow entry \(entry.seq - 1) (chain link broken: an entry was removed, inserted or reordered)")
+                failure = fail(entry.seq, "entry \(entry.seq) does not follow entry \(entry.seq - 1) (chain link broken: an entry was removed, inserted or reordered)")
+                return failure
             }
             let recomputed = (try? hash(previous: expected, canonical: canonical(
                 seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result, subjectCommit: entry.subjectCommit))) ?? []
             guard recomputed == entry.hash else {
-                return fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
+                failure = fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
+                return failure
             }
             if let checkpoint = bySeq[entry.seq], checkpoint.hash != entry.hash {
-                return fail(entry.seq, "entry \(entry.seq) does not match its signed checkpoint (the chain was rewritten)")
+                failure = fail(entry.seq, "entry \(entry.seq) does not match its signed checkpoint (the chain was rewritten)")
+                return failure
             }
             expected = entry.hash
             previousSeq = entry.seq
+            return nil
         }
-        let last = entries.last?.seq ?? 0
-        if let lastCheckpoint = report.lastCheckpointSeq, lastCheckpoint > last {
-            return fail(last + 1, "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)")
+
+        /// The report once every entry was fed.
+        public func finish() -> Report {
+            if let failure { return failure }
+            let last = previousSeq
+            guard last == (report.lastSeq ?? 0) else {
+                return fail(last + 1, "entry \(last + 1) is missing (the log ends early)")
+            }
+            if let lastCheckpoint = report.lastCheckpointSeq, lastCheckpoint > last {
+                return fail(last + 1, "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)")
+            }
+            var done = report
+            done.unsignedTail = Int(last - (report.lastCheckpointSeq ?? 0))
+            return done
         }
-        report.unsignedTail = Int(last - (report.lastCheckpointSeq ?? 0))
-        return report
     }
 }
