@@ -50,6 +50,7 @@ public struct KeysCommand: ParsableCommand {
                 """)
         @OptionGroup var connection: ConnectionOptions
         @Flag(help: "Rewrap every data key to the new primary right away.") var rewrap = false
+        @Option(help: "Data keys per rewrap batch with --rewrap (one transaction each).") var batchSize = 1000
         @Option(help: "Rotate only when the primary KEK is at least this many days old.") var ifOlderThan: Int?
 
         func validate() throws {
@@ -68,13 +69,13 @@ public struct KeysCommand: ParsableCommand {
                     } else {
                         print("primary KEK \(s.primary) is \(age) day(s) old (less than \(days)); not rotated")
                     }
-                    if rewrap { try Rewrap.run(client: client, batchSize: 1000, json: connection.json) }
+                    if rewrap { try Rewrap.run(client: client, batchSize: batchSize, json: connection.json) }
                     return
                 }
             }
             let (s, raw) = try client.call("POST", "/v1/admin/keys/rotate", body: NoBody(), as: KeysStatusResponse.self)
             client.output(raw) { KeysCommand.table(s) }
-            if rewrap { try Rewrap.run(client: client, batchSize: 1000, json: connection.json) }
+            if rewrap { try Rewrap.run(client: client, batchSize: batchSize, json: connection.json) }
         }
     }
 
