@@ -76,7 +76,12 @@ public struct StatsBuilder {
                     inner = months.map { m in columns.map { c in cells[m]?[c] ?? 0 } }
                 }
                 let table = MarginTable(inner: inner, columns: columns.count)
-                let status = Suppression.apply(table, k: k)
+                // Without noise, a month's pattern must not depend on the range asked (overlapping
+                // ranges would combine); with noise, every release is a fresh noisy table.
+                let configured = Set(clinics)
+                let status = privacy == nil
+                    ? Suppression.applyByMonth(table, k: k, fixedColumns: Set(columns.indices.filter { configured.contains(columns[$0]) }))
+                    : Suppression.apply(table, k: k)
                 func cell(_ r: Int, _ c: Int) -> StatsCell { Self.cell(table[r, c], status[r][c], k: k) }
                 let showColumns = query.byClinic
                 tables.append(StatsTable(
