@@ -273,11 +273,19 @@ struct ConfigFile: Decodable {
         guard statistics.monthlyBudgetMicro >= statistics.epsilonMicro else {
             throw bad("statistics.monthly_budget must be at least statistics.epsilon (one release)")
         }
+        // DESIGN invariant 2: statistics are never for clinic peers. A statistician uid that is
+        // also a clinic's uid could enrol a linkage value and watch the counts.
+        let statisticianUIDs = try ids(access?.statistician_uids, "access.statistician_uids")
+        for uid in statisticianUIDs {
+            if let clinic = seenUIDs[uid] {
+                throw bad("uid \(uid) is both a statistician and a uid of clinic \(clinic); statistics are never for clinic peers")
+            }
+        }
         return DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel, spaceReserveMiB: spaceReserve,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
-            statisticianUIDs: try ids(access?.statistician_uids, "access.statistician_uids"),
+            statisticianUIDs: statisticianUIDs,
             clinics: clinicList, rateLimits: limits,
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
             audit: audit, statistics: statistics)

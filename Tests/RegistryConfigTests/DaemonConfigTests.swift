@@ -38,6 +38,7 @@ struct DaemonConfigTests {
         ("bad relapse", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"forgive\"\ncap_days = 1\n", "relapse"),
         ("cap below remission", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 10\nrelapse = \"restart\"\ncap_days = 5\n", "cap_days"),
         ("uid in two clinics", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[clinics.a]\nuids = [5]\n[clinics.b]\nuids = [5]\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "both clinics"),
+        ("statistician who is a clinic", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[access]\nstatistician_uids = [5]\n[clinics.a]\nuids = [5]\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "never for clinic peers"),
         ("no categories", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[categories]\n", "at least one"),
         ("syntax", "[daemon\n", "syntax"),
         ("missing key", "[daemon]\nstate_dir = \"/d\"\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "missing key"),
