@@ -83,10 +83,25 @@ import Testing
                 if let v = cell.value { #expect(v == 0 || v >= 5) } else { #expect(cell.shown == "<5" || cell.shown == "x") }
             }
         }
-        // Noise moved something (40 leaves at ε = 0.5: all unchanged has probability ≈ 0.24^40).
-        let enrolled = try #require(response.tables.first { $0.metric == "enrolled" })
-        let plain = try builder.build(StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: [], today: Day("2026-03-15")!)
-        #expect(response.tables != plain.tables || enrolled.rows[0].cells.map(\.shown) != ["12", "7"])
+        // Noise moved the counts, against the same input without noise (40 leaves at ε = 0.5:
+        // all unchanged has probability ≈ 0.24^40).
+        let unique = [UniquePersonCount(month: jan, category: "dependence", value: 17)]
+        let plain = try builder.build(StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: unique,
+                                      today: Day("2026-03-15")!)
+        let additive = { (r: StatsResponse) in r.tables.filter { $0.metric != CounterMetric.uniquePersons } }
+        #expect(additive(response) != additive(plain))
+        // Unique-person counts get noise too (DESIGN invariant 2): over 20 seeded releases the
+        // count of 17 is not always printed as 17 (probability ≈ 0.24^20 that it would be).
+        var seen = Set<String>()
+        for seed in 1...20 {
+            let noisy = try builder.build(StatsQuery(from: jan, to: jan), counters: [], uniquePersons: unique, today: Day("2026-03-15")!,
+                                          privacy: .init(epsilonMicro: 500_000, random: SplitMix(seed: UInt64(seed))))
+            let table = try #require(noisy.tables.first { $0.metric == CounterMetric.uniquePersons })
+            seen.insert(table.rows[0].total.shown)
+        }
+        #expect(seen.count > 1 && seen != ["17"], "unique-person counts were released without noise: \(seen)")
+        let exact = try #require(plain.tables.first { $0.metric == CounterMetric.uniquePersons })
+        #expect(exact.rows[0].total.shown == "17")
     }
 }
 
