@@ -112,10 +112,12 @@ let package = Package(
         ),
         // libFuzzer targets (issue 8; scripts/fuzz.sh builds them with -sanitize=fuzzer,address).
         // A normal build makes corpus replayers of them, so they always compile.
+        // The shared `main` of the fuzz targets: libFuzzer's driver, or a corpus replayer.
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "fuzz-request",
             dependencies: [
-                "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
+                "FuzzDriver", "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -124,7 +126,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fuzz-crypto",
-            dependencies: ["RegistryCrypto"]
+            dependencies: ["FuzzDriver", "RegistryCrypto"]
         ),
         // The load generator and in-process limits of `make bench`, `make bench-scale` and
         // `make bench-audit` (docs/PERFORMANCE.md). Not installed.

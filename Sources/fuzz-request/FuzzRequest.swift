@@ -7,6 +7,7 @@
 import Glibc
 #endif
 import Foundation
+import FuzzDriver
 import HTTPTypes
 import Logging
 import NIOEmbedded
@@ -128,41 +129,11 @@ func fuzzOne(_ data: [UInt8]) {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRequestEntry(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    fuzzOne(start.map { Array(UnsafeBufferPointer(start: $0, count: count)) } ?? [])
+    fuzzOne(FuzzDriver.bytes(start, count))
     return 0
 }
 
-#if ANONREG_LIBFUZZER
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-#endif
-
 @main
 enum FuzzRequestMain {
-    static func main() {
-        #if ANONREG_LIBFUZZER
-        // libFuzzer's driver, started from this executable's own main: SwiftPM links every
-        // executable with `main` aliased to the module's entry point, so libFuzzer's `main` is
-        // never linked in.
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzRequestEntry))
-        #else
-        // Replayer: each argument is a file (a corpus entry or a crash reproducer) or a directory.
-        for argument in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else { fatalError("no such file: \(argument)") }
-            let files = isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []).sorted().map { argument + "/" + $0 }
-                : [argument]
-            for file in files {
-                guard let bytes = FileManager.default.contents(atPath: file) else { continue }
-                fuzzOne(Array(bytes))
-                print("ok \(file)")
-            }
-        }
-        #endif
-    }
+    static func main() { FuzzDriver.main(entry: fuzzRequestEntry, replay: fuzzOne) }
 }
