@@ -6,6 +6,9 @@ import CSodium
 ///   `sodium_free`, which zeroes the buffer first.
 /// - Made read-only (`sodium_mprotect_readonly`) once filled, so a stray write faults.
 /// - Non-copyable: exactly one owner, so there is exactly one copy to wipe.
+/// - Short-lived data keys may instead borrow a slot of a `SecureSlab` (one shared
+///   `sodium_malloc` region): the slot is zeroed and returned when the value is dropped, and it
+///   is not made read-only (see `SecureSlab`).
 /// - Never becomes a `String`, `Data` or `[UInt8]`: its bytes are only lent out through
 ///   `withUnsafeBytes`. It has no `Codable` conformance, and `description` is redacted.
 public struct SecretBytes: ~Copyable, @unchecked Sendable {
@@ -14,6 +17,9 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     /// The number of secret bytes (not secret itself).
     public let count: Int
+    /// The slab and slot this value borrowed, or nil when it owns its own allocation.
+    private let slab: SecureSlab?
+    private let slot: Int
 
     /// Allocates `count` bytes of secure memory, lets `fill` write them, then seals the pages
     /// read-only. If `fill` throws, the memory is wiped and freed and the error is rethrown.
@@ -35,8 +41,41 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
             sodium_free(pointer)
             throw .libraryCallFailed(function: "sodium_mprotect_readonly", code: -1)
         }
-        self.base = pointer
+        self.init(base: pointer, count: count, slab: nil, slot: -1)
+    }
+
+    private init(base: UnsafeMutableRawPointer, count: Int, slab: SecureSlab?, slot: Int) {
+        self.base = base
         self.count = count
+        self.slab = slab
+        self.slot = slot
+    }
+
+    /// Like `init(count:fill:)`, but in a free slot of `slab` when `count` fits one: no
+    /// allocation and no system call. Falls back to an allocation of its own when the slab is
+    /// exhausted or `count` is larger than a slot. If `fill` throws, the slot is wiped and
+    /// returned, and the error is rethrown.
+    public init(
+        count: Int, from slab: SecureSlab,
+        fill: (UnsafeMutableRawBufferPointer) throws(CryptoError) -> Void
+    ) throws(CryptoError) {
+        guard count > 0, count <= slab.slotBytes, let slot = slab.take() else {
+            try self.init(count: count, fill: fill)
+            return
+        }
+        let pointer = slab.pointer(slot)
+        do {
+            try fill(UnsafeMutableRawBufferPointer(start: pointer, count: count))
+        } catch {
+            slab.give(slot)
+            throw error
+        }
+        self.init(base: pointer, count: count, slab: slab, slot: slot)
+    }
+
+    /// Fresh random secret bytes in a slot of `slab` (or an allocation of their own, as above).
+    public static func random(count: Int, from slab: SecureSlab) throws(CryptoError) -> SecretBytes {
+        try SecretBytes(count: count, from: slab) { buffer in randombytes_buf(buffer.baseAddress!, buffer.count) }
     }
 
     /// Fresh random secret bytes from the OS CSPRNG.
@@ -73,8 +112,13 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
     }
 
     deinit {
-        // sodium_free makes the pages writable, zeroes them, and releases them.
-        sodium_free(base)
+        if let slab {
+            // A borrowed slot: zeroed, then handed back for the next data key.
+            slab.give(slot)
+        } else {
+            // sodium_free makes the pages writable, zeroes them, and releases them.
+            sodium_free(base)
+        }
     }
 
     /// Lends the secret bytes to `body`. The pointer must not escape the closure.

@@ -39,16 +39,19 @@ public enum XChaCha20Poly1305 {
         return try openDetachedNonce(body, nonce: nonce, associatedData: associatedData, key: key)
     }
 
-    /// Opens a sealed secret (a wrapped DEK) straight into secure memory.
+    /// Opens a sealed secret (a wrapped DEK) straight into secure memory: a slot of `slab` when
+    /// one is given and free, else an allocation of its own.
     public static func openSecret(
-        _ sealed: [UInt8], associatedData: [UInt8], key: borrowing SecretBytes
+        _ sealed: [UInt8], associatedData: [UInt8], key: borrowing SecretBytes, slab: SecureSlab? = nil
     ) throws(CryptoError) -> SecretBytes {
         let (nonce, body) = try split(sealed)
         try checkKey(key)
         return try key.withUnsafeBytes { (k) throws(CryptoError) in
-            try SecretBytes(count: body.count - tagBytes) { (out) throws(CryptoError) in
+            let fill = { (out: UnsafeMutableRawBufferPointer) throws(CryptoError) in
                 try decrypt(into: out, body, nonce: nonce, associatedData: associatedData, key: k)
             }
+            if let slab { return try SecretBytes(count: body.count - tagBytes, from: slab, fill: fill) }
+            return try SecretBytes(count: body.count - tagBytes, fill: fill)
         }
     }
 

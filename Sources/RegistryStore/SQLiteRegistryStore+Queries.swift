@@ -18,7 +18,7 @@ extension SQLiteRegistryStore {
                 let linkID: Int64 = row[0]
                 let sealed = Array(row[1] as Data)
                 let subject = try SubjectRow(row: row, offset: 2)
-                let dek = try subject.dek(keyring: self.keyring)
+                let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
                 let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
                 let text = try SubjectKeys.open(sealed, dek: dek, ad: ad, what: "case handle")
                 guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)), let due = subject.columns.nextDue else {

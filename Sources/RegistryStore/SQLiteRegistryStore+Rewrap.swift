@@ -25,7 +25,7 @@ extension SQLiteRegistryStore {
             }
             for row in rows {
                 let subject = try SubjectRow(row: row)
-                let dek = try subject.dek(keyring: self.keyring)
+                let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
                 let wrapped = try SubjectKeys.wrap(dek, sid: subject.sid, version: primary.version, kek: primary.key)
                 try db.execute(sql: "UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
                                arguments: [Data(wrapped), primary.version, subject.id])

@@ -16,7 +16,7 @@ extension SQLiteRegistryStore {
         let codeText = code.formatted()
         let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         let sid = try SubjectKeys.newSID()
-        let dek = try SubjectKeys.newDEK()
+        let dek = try SubjectKeys.newDEK(slab: dekSlab)
         let dekBox = DEKBox(dek)
         // The linkage hash is computed and stored whether or not it was seen before: no lookup.
         let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
@@ -48,7 +48,7 @@ extension SQLiteRegistryStore {
             _ = try subject.append(db, enrolment.records, dek: dekBox.key)
             try Self.apply(db, enrolment.counters)
             if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
-            let view = try subject.view(db, keyring: self.keyring, recorder: recorder)
+            let view = try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return view
         }
@@ -63,7 +63,7 @@ extension SQLiteRegistryStore {
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return try subject.view(db, keyring: self.keyring, recorder: recorder)
+            return try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
 
@@ -79,9 +79,10 @@ extension SQLiteRegistryStore {
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            var view = try subject.view(db, keyring: self.keyring, recorder: recorder)
+            // One unwrap serves both the read and the append.
+            let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
+            var view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
             let change = try decide(view)
-            let dek = try subject.dek(keyring: self.keyring)
             view.records += try subject.append(db, change.append, dek: dek)
             try subject.setColumns(db, change.columns)
             view.columns = change.columns
@@ -101,7 +102,7 @@ extension SQLiteRegistryStore {
         return try await write { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
             try subject.recordReference(keyring: keyring, in: recorder)
-            let dek = try subject.dek(keyring: self.keyring)
+            let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
             if let existing = try Row.fetchOne(
                 db, sql: "SELECT id, sealed_handle FROM case_link WHERE subject_id = ? AND clinic = ?",
                 arguments: [subject.id, clinic.rawValue]) {
@@ -126,7 +127,7 @@ extension SQLiteRegistryStore {
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         return try await read { db in
             guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
-            return try subject.view(db, keyring: self.keyring, recorder: recorder)
+            return try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
 

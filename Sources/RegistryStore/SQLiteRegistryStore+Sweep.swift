@@ -25,7 +25,7 @@ extension SQLiteRegistryStore {
             guard let row = try Row.fetchOne(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?",
                                              arguments: [subject.rawValue]) else { return .gone }
             let subjectRow = try SubjectRow(row: row)
-            switch try decide(try subjectRow.view(db, keyring: self.keyring, recorder: recorder)) {
+            switch try decide(try subjectRow.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)) {
             case .keep(let columns):
                 if columns != subjectRow.columns { try subjectRow.setColumns(db, columns) }
                 return .kept

@@ -14,6 +14,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
     public let auditCheckpointEvery: Int
     let pool: DatabasePool
     let writer: GroupCommitWriter
+    /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
+    let dekSlab: SecureSlab
     private let keyringSlot: Mutex<Keyring>
 
     /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
@@ -29,6 +31,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
         self.path = path
         self.auditCheckpointEvery = auditCheckpointEvery
         self.keyringSlot = Mutex(keyring)
+        do { dekSlab = try SecureSlab(slotBytes: XChaCha20Poly1305.keyBytes, slotCount: Self.dekSlots) } catch {
+            throw .database(reason: "secure memory unavailable")
+        }
         try DatabasePreflight.check(path: path)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
@@ -47,6 +52,10 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
         writer = GroupCommitWriter(pool: pool)
     }
+
+    /// Data keys held at once before unwraps fall back to allocations of their own: one per
+    /// concurrent request is enough (a due list holds one key at a time).
+    static let dekSlots = 256
 
     /// `PRAGMA integrity_check`; "ok" when the database is sound.
     public func integrityCheck() async throws(StorageError) -> String {

@@ -14,8 +14,8 @@ enum SubjectKeys {
         do { return try Sodium.randomBytes(count: sidBytes) } catch { throw .database(reason: "random bytes unavailable") }
     }
 
-    static func newDEK() throws(StorageError) -> SecretBytes {
-        do { return try SecretBytes.random(count: XChaCha20Poly1305.keyBytes) } catch {
+    static func newDEK(slab: SecureSlab) throws(StorageError) -> SecretBytes {
+        do { return try SecretBytes.random(count: XChaCha20Poly1305.keyBytes, from: slab) } catch {
             throw .database(reason: "secure memory unavailable")
         }
     }
@@ -31,10 +31,13 @@ enum SubjectKeys {
         }
     }
 
-    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring) throws(StorageError) -> SecretBytes {
+    /// Opens a wrapped DEK into a slot of `slab` (docs/CRYPTO.md §Secret memory).
+    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring, slab: SecureSlab) throws(StorageError) -> SecretBytes {
         let kek: KeyMaterial
         do { kek = try keyring.kek(version: version) } catch { throw .keyUnavailable(version: version) }
-        do { return try XChaCha20Poly1305.openSecret(wrapped, associatedData: wrapAD(sid: sid, version: version), key: kek.bytes) } catch {
+        do {
+            return try XChaCha20Poly1305.openSecret(wrapped, associatedData: wrapAD(sid: sid, version: version), key: kek.bytes, slab: slab)
+        } catch {
             throw .tampered(what: "data key")
         }
     }

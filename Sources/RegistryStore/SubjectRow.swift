@@ -44,13 +44,17 @@ struct SubjectRow {
     /// keyring holding it was installed, so a snapshot taken earlier may lack the version a
     /// concurrent rotation made primary (the fault run's `500 internal_error`,
     /// docs/ROBUSTNESS.md; KeyRotationRaceTests).
-    func dek(keyring: Keyring) throws(StorageError) -> SecretBytes {
-        try SubjectKeys.unwrap(wrappedDEK, sid: sid, version: kekVersion, keyring: keyring)
+    func dek(keyring: Keyring, slab: SecureSlab) throws(StorageError) -> SecretBytes {
+        try SubjectKeys.unwrap(wrappedDEK, sid: sid, version: kekVersion, keyring: keyring, slab: slab)
     }
 
     /// Opens every record and lists the clinics: the whole view of the subject.
-    func view(_ db: Database, keyring: Keyring, recorder: AuditRecorder? = nil) throws -> SubjectView {
-        let dek = try dek(keyring: keyring)
+    func view(_ db: Database, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
+        try view(db, keyring: keyring, dek: try dek(keyring: keyring, slab: slab), recorder: recorder)
+    }
+
+    /// The same, with the subject's DEK already open (a write that appends after reading).
+    func view(_ db: Database, keyring: Keyring, dek: borrowing SecretBytes, recorder: AuditRecorder? = nil) throws -> SubjectView {
         var records: [StoredRecord] = []
         for row in try Row.fetchAll(db, sql: "SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", arguments: [id]) {
             let recordID: Int64 = row[0]
