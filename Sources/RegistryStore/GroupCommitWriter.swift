@@ -7,6 +7,11 @@ import Synchronization
 /// inside its own savepoint, so one fsync (`synchronous=FULL`) makes a whole batch durable.
 /// Nobody is answered before the commit that contains their write has returned; a write whose
 /// savepoint failed is rolled back alone and the rest of the batch still commits.
+///
+/// Bulk writes (a rewrap batch of a thousand DEKs) run in a transaction of their own, and the
+/// writer alternates: everything queued, then one bulk write, then everything queued since, and
+/// so on. A request's write or audit entry therefore waits for at most one bulk transaction,
+/// never for a chain of them, and a bulk job still gets every other commit under full load.
 final class GroupCommitWriter: Sendable {
     private let pool: DatabasePool
     private let state = Mutex(State())
@@ -28,8 +33,16 @@ final class GroupCommitWriter: Sendable {
 
     private struct State {
         var queue: [any PendingWrite] = []
+        var bulk: [any PendingWrite] = []
         var draining = false
     }
+
+    /// Bulk writes committed so far, each in a transaction of its own (tests).
+    private let bulkCommits = Atomic<Int>(0)
+    var bulkCommitCount: Int { bulkCommits.load(ordering: .relaxed) }
+
+    /// Writes waiting for the writer right now, request writes and bulk writes (tests).
+    var waiting: (writes: Int, bulk: Int) { state.withLock { ($0.queue.count, $0.bulk.count) } }
 
     init(pool: DatabasePool) {
         self.pool = pool
@@ -37,14 +50,15 @@ final class GroupCommitWriter: Sendable {
 
     /// Runs `operation` in the next batch and returns once that batch is durable.
     /// `checkpointAfter` asks for `wal_checkpoint(TRUNCATE)` after the commit (erasure).
+    /// `bulk` runs it alone, between batches of the other writes (see the type's comment).
     func write<T: Sendable>(
-        checkpointAfter: Bool = false,
+        checkpointAfter: Bool = false, bulk: Bool = false,
         _ operation: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let pending = Pending(operation: operation, continuation: continuation, wantsCheckpoint: checkpointAfter)
             let startDrain = state.withLock { state -> Bool in
-                state.queue.append(pending)
+                if bulk { state.bulk.append(pending) } else { state.queue.append(pending) }
                 if state.draining { return false }
                 state.draining = true
                 return true
@@ -56,14 +70,22 @@ final class GroupCommitWriter: Sendable {
     }
 
     private func drain() async {
+        // Alternates between the queued writes and one bulk write, so that neither waits for
+        // more than one transaction of the other.
+        var bulkTurn = false
         while true {
-            let batch = state.withLock { state -> [any PendingWrite] in
+            let (batch, isBulk) = state.withLock { state -> ([any PendingWrite], Bool) in
+                if bulkTurn || state.queue.isEmpty, !state.bulk.isEmpty {
+                    return ([state.bulk.removeFirst()], true)
+                }
                 let batch = state.queue
                 state.queue.removeAll(keepingCapacity: true)
                 if batch.isEmpty { state.draining = false }
-                return batch
+                return (batch, false)
             }
             if batch.isEmpty { return }
+            // After a bulk write the queued writes go next, and after them a bulk write again.
+            bulkTurn = !isBulk
             var commitError: (any Error)? = nil
             do {
                 try await pool.writeWithoutTransaction { db in
@@ -79,6 +101,7 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 commits.add(1, ordering: .relaxed)
+                if isBulk { bulkCommits.add(1, ordering: .relaxed) }
             } catch {
                 commitError = error
             }

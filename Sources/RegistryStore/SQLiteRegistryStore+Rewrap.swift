@@ -11,7 +11,9 @@ extension SQLiteRegistryStore {
     public func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress {
         let keyring = self.keyring
         let primary = keyring.primaryKEK
-        return try await write { db in
+        // A bulk write: requests' writes and audit entries queued meanwhile commit right after
+        // this batch, not together with the next one.
+        return try await write(bulk: true) { db in
             // Two index range searches (below and above the primary version) rather than
             // `kek_version != ?`, which no index serves: with it every batch rescanned the table
             // from the start, and a full rewrap was quadratic in the number of subjects.

@@ -91,8 +91,12 @@ public final class SQLiteRegistryStore: RegistryStorage {
         do { return try await pool.read(body) } catch { throw StorageError.from(error, path: path) }
     }
 
-    func write<T: Sendable>(checkpointAfter: Bool = false, _ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
-        do { return try await writer.write(checkpointAfter: checkpointAfter, body) } catch {
+    /// `bulk`: a long maintenance transaction (a rewrap batch) that must not hold up the
+    /// writes and audit entries of requests for more than its own length (GroupCommitWriter).
+    func write<T: Sendable>(
+        checkpointAfter: Bool = false, bulk: Bool = false, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(StorageError) -> T {
+        do { return try await writer.write(checkpointAfter: checkpointAfter, bulk: bulk, body) } catch {
             throw StorageError.from(error, path: path)
         }
     }

@@ -143,3 +143,53 @@ struct StoreBasicsTests {
         #expect(try await f.store.subjectCount() == 2)
     }
 }
+
+/// Bulk writes (rewrap batches) commit alone, and whatever was queued while one ran commits
+/// before the next bulk write: a request waits for at most one bulk transaction.
+struct BulkWriteLaneTests {
+    final class Log: @unchecked Sendable {
+        private let lock = NSLock()
+        private var entries: [String] = []
+        func add(_ entry: String) { lock.lock(); entries.append(entry); lock.unlock() }
+        var all: [String] { lock.lock(); defer { lock.unlock() }; return entries }
+    }
+
+    @Test func writesQueuedDuringABulkWriteCommitBeforeTheNextOne() async throws {
+        let f = try StoreFixture()
+        let writer = f.store.writer
+        let log = Log()
+        let bulkBefore = writer.bulkCommitCount
+        let commitsBefore = writer.commitCount
+        /// Polls until `condition` holds (at most 20 s; the test then fails on the order).
+        @Sendable func waitUntil(_ condition: () -> Bool) {
+            for _ in 0..<20_000 where !condition() { usleep(1000) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // bulk-1 holds the writer until two bulk writes and three request writes queue.
+                try await writer.write(bulk: true) { _ in
+                    log.add("bulk-1")
+                    waitUntil { writer.waiting == (3, 2) }
+                }
+            }
+            waitUntil { writer.bulkCommitCount > bulkBefore || !log.all.isEmpty }
+            for name in ["bulk-2", "bulk-3"] {
+                group.addTask { try await writer.write(bulk: true) { _ in log.add(name) } }
+            }
+            waitUntil { writer.waiting.bulk == 2 }
+            for i in 1...3 {
+                group.addTask { try await writer.write { _ in log.add("request-\(i)") } }
+            }
+            try await group.waitForAll()
+        }
+        let order = log.all
+        #expect(order.first == "bulk-1")
+        let requests = order.indices.filter { order[$0].hasPrefix("request-") }
+        let bulk2 = try #require(order.firstIndex(of: "bulk-2"))
+        let bulk3 = try #require(order.firstIndex(of: "bulk-3"))
+        #expect(requests.count == 3)
+        #expect(requests.allSatisfy { $0 < bulk2 && $0 < bulk3 }, "queued request writes go before the next bulk write: \(order)")
+        #expect(writer.bulkCommitCount - bulkBefore == 3, "each bulk write is a transaction of its own")
+        #expect(writer.commitCount - commitsBefore == 4, "bulk-1, the three requests together, bulk-2, bulk-3")
+    }
+}
