@@ -44,8 +44,12 @@ final class GroupCommitWriter: Sendable {
     /// Writes waiting for the writer right now, request writes and bulk writes (tests).
     var waiting: (writes: Int, bulk: Int) { state.withLock { ($0.queue.count, $0.bulk.count) } }
 
-    init(pool: DatabasePool) {
+    /// Told about every commit; copies the WAL into the database off the writer's path.
+    private let checkpointer: WALCheckpointer?
+
+    init(pool: DatabasePool, checkpointer: WALCheckpointer?) {
         self.pool = pool
+        self.checkpointer = checkpointer
     }
 
     /// Runs `operation` in the next batch and returns once that batch is durable.
@@ -101,6 +105,7 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 commits.add(1, ordering: .relaxed)
+                checkpointer?.noteCommit()
                 if isBulk { bulkCommits.add(1, ordering: .relaxed) }
             } catch {
                 commitError = error
@@ -112,6 +117,12 @@ final class GroupCommitWriter: Sendable {
                 await truncateWAL()
             }
             for item in batch { item.finish(commitError: commitError) }
+            if let checkpointer, checkpointer.writerShouldCatchUp {
+                // After the batch was answered, before the next one: copy what the checkpointer
+                // has not, so that the next write restarts the WAL (WALCheckpointer).
+                _ = try? await pool.writeWithoutTransaction { db in try WALCheckpointer.passiveCheckpoint(db) }
+                checkpointer.writerCaughtUp()
+            }
         }
     }
 }

@@ -33,7 +33,7 @@ extension SQLiteRegistryStore {
     }
 
     static func appendEntry(_ db: Database, event: AuditEvent, at: String) throws -> (Int64, [UInt8]) {
-        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let last = try db.fetchOneCached("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
         let seq: Int64
         let previous: [UInt8]
         if let last {
@@ -54,13 +54,13 @@ extension SQLiteRegistryStore {
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
-        try db.execute(sql: """
+        try db.executeCached("""
             INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
+            """, [seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
                              Data(previous), Data(hash)])
         if let reference = event.subjectReference, let commitment, event.linked {
-            try db.execute(sql: "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
-                           arguments: [seq, Data(reference), Data(commitment.salt)])
+            try db.executeCached("INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
+                                 [seq, Data(reference), Data(commitment.salt)])
         }
         return (seq, hash)
     }

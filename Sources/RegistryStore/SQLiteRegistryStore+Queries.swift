@@ -82,10 +82,10 @@ extension SQLiteRegistryStore {
     /// Adds counter increments in the caller's transaction.
     static func apply(_ db: Database, _ counters: [CounterIncrement]) throws {
         for increment in counters where increment.by != 0 {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO counter (month, category, clinic, metric, value) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = value + excluded.value
-                """, arguments: [increment.key.month.description, increment.key.category, increment.key.clinic.rawValue,
+                """, [increment.key.month.description, increment.key.category, increment.key.clinic.rawValue,
                                  increment.key.metric, increment.by])
         }
     }

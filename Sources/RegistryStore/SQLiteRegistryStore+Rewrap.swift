@@ -29,8 +29,8 @@ extension SQLiteRegistryStore {
                 let subject = try SubjectRow(row: row)
                 let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
                 let wrapped = try SubjectKeys.wrap(dek, sid: subject.sid, version: primary.version, kek: primary.key)
-                try db.execute(sql: "UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
-                               arguments: [Data(wrapped), primary.version, subject.id])
+                try db.executeCached("UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
+                                     [Data(wrapped), primary.version, subject.id])
             }
             let remaining = try Int.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM subject WHERE kek_version < ?1) + (SELECT count(*) FROM subject WHERE kek_version > ?1)

@@ -175,7 +175,7 @@ extension SQLiteRegistryStore {
     /// The id the next AUTOINCREMENT row of `table` gets, known before insert so that it can be
     /// bound into the associated data. Ids are never reused, even after erasure.
     static func nextID(_ db: Database, table: String) throws -> Int64 {
-        let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [table]) ?? 0
+        let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = ?"), arguments: [table]) ?? 0
         return last + 1
     }
 }

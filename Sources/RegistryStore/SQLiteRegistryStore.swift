@@ -14,6 +14,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
     public let auditCheckpointEvery: Int
     let pool: DatabasePool
     let writer: GroupCommitWriter
+    let checkpointer: WALCheckpointer
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
     private let keyringSlot: Mutex<Keyring>
@@ -43,6 +44,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
             try db.execute(sql: "PRAGMA secure_delete = ON")
             // A commit returns only after the WAL is fsynced: acknowledged means durable.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // No checkpoint inside a commit: WALCheckpointer copies the WAL on its own connection.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -50,7 +53,10 @@ public final class SQLiteRegistryStore: RegistryStorage {
         } catch {
             throw StorageError.from(error, path: path)
         }
-        writer = GroupCommitWriter(pool: pool)
+        do { checkpointer = try WALCheckpointer(path: path, configuration: configuration) } catch {
+            throw StorageError.from(error, path: path)
+        }
+        writer = GroupCommitWriter(pool: pool, checkpointer: checkpointer)
     }
 
     /// Data keys held at once before unwraps fall back to allocations of their own: one per
@@ -72,6 +78,11 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
     }
 
+    /// `PRAGMA wal_autocheckpoint` of a connection (0: WALCheckpointer does it instead).
+    func pragmasWALAutocheckpoint() async throws(StorageError) -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? -1 }
+    }
+
     /// Retries a WAL truncation that a long reader prevented after an erasure. The daemon calls
     /// it periodically; returns whether erased data may still be in the WAL.
     @discardableResult
@@ -82,6 +93,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
 
     /// Closes the database (checkpointing the WAL).
     public func close() throws(StorageError) {
+        checkpointer.close()
         do { try pool.close() } catch { throw StorageError.from(error, path: path) }
     }
 

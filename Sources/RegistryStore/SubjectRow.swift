@@ -28,15 +28,14 @@ struct SubjectRow {
     }
 
     static func byCase(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> SubjectRow? {
-        try Row.fetchOne(db, sql: """
+        try db.fetchOneCached("""
             SELECT \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
             WHERE c.handle_index = ? AND c.clinic = ?
-            """, arguments: [Data(handleIndex), clinic.rawValue]).map { try SubjectRow(row: $0) }
+            """, [Data(handleIndex), clinic.rawValue]).map { try SubjectRow(row: $0) }
     }
 
     static func byCodeIndex(_ db: Database, _ codeIndex: [UInt8]) throws -> SubjectRow? {
-        try Row.fetchOne(db, sql: "SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?",
-                         arguments: [Data(codeIndex)]).map { try SubjectRow(row: $0) }
+        try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?", [Data(codeIndex)]).map { try SubjectRow(row: $0) }
     }
 
     /// Callers pass the store's keyring as it is *now*, read after this row was fetched, never
@@ -56,7 +55,7 @@ struct SubjectRow {
     /// The same, with the subject's DEK already open (a write that appends after reading).
     func view(_ db: Database, keyring: Keyring, dek: borrowing SecretBytes, recorder: AuditRecorder? = nil) throws -> SubjectView {
         var records: [StoredRecord] = []
-        for row in try Row.fetchAll(db, sql: "SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", arguments: [id]) {
+        for row in try db.fetchAllCached("SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", [id]) {
             let recordID: Int64 = row[0]
             let kindText: String = row[1]
             let schema: Int = row[2]
@@ -67,7 +66,7 @@ struct SubjectRow {
             let plaintext = try SubjectKeys.open(Array(row[3] as Data), dek: dek, ad: ad, what: "\(kind.rawValue) record")
             records.append(StoredRecord(id: recordID, kind: kind, schemaVersion: schemaVersion, plaintext: plaintext))
         }
-        let clinics = try String.fetchAll(db, sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id", arguments: [id])
+        let clinics = try String.fetchAll(db.cachedStatement(sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id"), arguments: [id])
             .compactMap(ClinicID.init)
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference)
@@ -81,9 +80,9 @@ struct SubjectRow {
             let recordID = try SQLiteRegistryStore.nextID(db, table: "record")
             let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion)
             let sealed = try SubjectKeys.seal(record.plaintext, dek: dek, ad: ad)
-            try db.execute(
-                sql: "INSERT INTO record (id, subject_id, kind, schema_version, sealed) VALUES (?, ?, ?, ?, ?)",
-                arguments: [recordID, id, record.kind.rawValue, Int(record.schemaVersion), Data(sealed)])
+            try db.executeCached(
+                "INSERT INTO record (id, subject_id, kind, schema_version, sealed) VALUES (?, ?, ?, ?, ?)",
+                [recordID, id, record.kind.rawValue, Int(record.schemaVersion), Data(sealed)])
             stored.append(StoredRecord(id: recordID, kind: record.kind, schemaVersion: record.schemaVersion, plaintext: record.plaintext))
         }
         return stored
@@ -96,8 +95,8 @@ struct SubjectRow {
     }
 
     func setColumns(_ db: Database, _ columns: SubjectColumns) throws {
-        try db.execute(
-            sql: "UPDATE subject SET status = ?, next_due = ?, review_on = ? WHERE id = ?",
-            arguments: [columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, id])
+        try db.executeCached(
+            "UPDATE subject SET status = ?, next_due = ?, review_on = ? WHERE id = ?",
+            [columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, id])
     }
 }

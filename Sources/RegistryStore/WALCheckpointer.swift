@@ -1,0 +1,102 @@
+import GRDB
+import Synchronization
+
+/// Copies committed WAL frames into the database file on a connection of its own, so that the
+/// group-commit writer never does it inside a request's commit (docs/PERFORMANCE.md,
+/// finding 10).
+///
+/// - SQLite's automatic checkpoint (`wal_autocheckpoint`, every 1000 pages) runs in the
+///   committing connection, right after its commit: every few hundred commits one request's
+///   answer, and every write queued behind it, waited for 1000 page copies and an fsync of the
+///   database file. The store turns it off on every connection.
+/// - Instead, after every `commitsPerCheckpoint` commits the writer wakes this checkpointer, which
+///   runs `wal_checkpoint(PASSIVE)`: it waits for no reader and no writer, so the writer keeps
+///   committing meanwhile.
+/// - SQLite starts the WAL over from its beginning only when a write begins with every frame
+///   already copied. Under steady writes that never happens by itself (frames keep arriving
+///   while the checkpointer copies), so once the WAL holds `restartFrames` frames the writer
+///   copies the short remainder itself, between two batches and after the earlier batch was
+///   answered (`GroupCommitWriter`); its next write then restarts the WAL.
+/// - `synchronous = FULL` holds on this connection too: the database file is fsynced before the
+///   copied frames count as checkpointed. A crash at any point leaves the WAL to be replayed.
+/// - A checkpoint that fails (the disk is full, say) is retried with the next wake-up; the WAL
+///   then grows, and nothing acknowledged depends on the checkpoint.
+/// - Erasure still truncates the WAL on the writer, synchronously (GroupCommitWriter).
+final class WALCheckpointer: Sendable {
+    /// Commits between two checkpoints. Each commit appends a few pages (an audit entry and its
+    /// index pages), so the WAL stays at a few hundred pages under load.
+    static let commitsPerCheckpoint = 64
+
+    /// WAL frames (pages) at which the writer catches up itself so that the WAL restarts:
+    /// 1000, SQLite's own automatic-checkpoint size (4 MiB with 4 KiB pages).
+    static let restartFrames = 1000
+
+    private let connection: DatabaseQueue
+    private let state = Mutex(State())
+    private let runs = Atomic<Int>(0)
+    /// Frames in the WAL at the end of the last checkpoint (copied or not).
+    private let walFrames = Atomic<Int>(0)
+
+    /// Whether the writer should copy the rest of the WAL itself, so that its next write
+    /// starts the WAL over.
+    var writerShouldCatchUp: Bool { walFrames.load(ordering: .relaxed) >= Self.restartFrames }
+
+    /// The writer ran a checkpoint of its own (`walFrames` is refreshed by the next run here).
+    func writerCaughtUp() { walFrames.store(0, ordering: .relaxed) }
+
+    private struct State {
+        var commitsSince = 0
+        var running = false
+        var again = false
+        var closed = false
+    }
+
+    init(path: String, configuration: Configuration) throws {
+        connection = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// Checkpoints run so far (tests).
+    var checkpointCount: Int { runs.load(ordering: .relaxed) }
+
+    /// Called by the writer after each commit.
+    func noteCommit() {
+        let start = state.withLock { state -> Bool in
+            state.commitsSince += 1
+            guard !state.closed, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
+            state.commitsSince = 0
+            if state.running { state.again = true; return false }
+            state.running = true
+            return true
+        }
+        if start { Task.detached { await self.run() } }
+    }
+
+    private func run() async {
+        while true {
+            // PASSIVE: copies what no reader still needs; never blocks the writer or readers.
+            if let frames = try? await connection.writeWithoutTransaction({ db in try Self.passiveCheckpoint(db) }) {
+                walFrames.store(frames, ordering: .relaxed)
+            }
+            runs.add(1, ordering: .relaxed)
+            let again = state.withLock { state -> Bool in
+                if state.again, !state.closed { state.again = false; return true }
+                state.running = false
+                return false
+            }
+            if !again { return }
+        }
+    }
+
+    /// `wal_checkpoint(PASSIVE)`; returns the number of frames in the WAL.
+    static func passiveCheckpoint(_ db: Database) throws -> Int {
+        // The row is (busy, frames in the WAL, frames checkpointed); -1 when not in WAL mode.
+        let row = try Row.fetchOne(db, sql: "PRAGMA main.wal_checkpoint(PASSIVE)")
+        return max(0, row?[1] as Int? ?? 0)
+    }
+
+    /// Stops further checkpoints and closes the connection (the store closes after it).
+    func close() {
+        state.withLock { $0.closed = true }
+        try? connection.close()
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+import RegistryCore
+import RegistryKeyring
+@testable import RegistryStore
+import AnonregTestSupport
+
+/// The WAL is copied into the database off the writer's path (WALCheckpointer), and stays
+/// small: SQLite's own automatic checkpoint is off on every connection.
+struct WALCheckpointerTests {
+    static func walBytes(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int) ?? 0
+    }
+
+    @Test func manyCommitsKeepTheWALSmall() async throws {
+        let tmp = TemporaryDirectory()
+        let path = tmp.sub("registry.sqlite")
+        let store = try SQLiteRegistryStore(path: path, keyring: try Keyring.create(in: tmp.sub("keys")))
+        let before = store.checkpointer.checkpointCount
+        // 3000 commits of one audit entry each: about 3 pages each, 35 MiB of WAL if nothing
+        // checkpointed it, 13 MiB if only the checkpointer did (the WAL never restarts).
+        for i in 0..<3000 {
+            try await store.appendAudit(AuditEvent(actor: "clinic a", action: "read-status", result: "ok \(i)", subjectReference: nil))
+        }
+        // Let a checkpoint still running finish.
+        for _ in 0..<200 where store.checkpointer.checkpointCount - before < 3000 / WALCheckpointer.commitsPerCheckpoint {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(store.checkpointer.checkpointCount - before >= 3000 / WALCheckpointer.commitsPerCheckpoint / 2)
+        let wal = Self.walBytes(path)
+        #expect(wal < 8 << 20, "WAL is \(wal) bytes")
+        #expect(try await store.pragmasWALAutocheckpoint() == 0)
+        #expect(try await store.integrityCheck() == "ok")
+        #expect(try await store.verifyAudit().ok)
+        try store.close()
+    }
+}
