@@ -21,14 +21,20 @@ public enum KeyedHash {
         guard length >= minDigestBytes, length <= maxDigestBytes else {
             throw .invalidLength(what: "blake2b digest", expected: digestBytes, actual: length)
         }
+        return try key.withUnsafeBytes { (k) throws(CryptoError) in try raw(message, keyBytes: k, length: length) }
+    }
+
+    /// The libsodium call, for a key the caller has checked. Internal: public callers go through
+    /// `SecretBytes`, except the commitment salt, which is stored in the clear anyway.
+    static func raw(
+        _ message: UnsafeRawBufferPointer, keyBytes key: UnsafeRawBufferPointer, length: Int
+    ) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        let rc = key.withUnsafeBytes { k in
-            out.withUnsafeMutableBufferPointer { o in
-                crypto_generichash(
-                    o.baseAddress!, length,
-                    message.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
-                    k.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
-            }
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            crypto_generichash(
+                o.baseAddress!, length,
+                message.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
+                key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
         }
         try Sodium.check(rc, "crypto_generichash")
         return out
