@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-scale bench-audit
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-slow-disk bench-scale bench-audit
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -115,6 +115,15 @@ bench: setup
 bench-scale: setup
 	$(SWIFT) build -c release
 	$(CURDIR)/.build/release/anonreg-bench scale --subjects $(SCALE_SUBJECTS) $(BENCH_ARGS)
+
+## Group commit on a slow disk: an LD_PRELOAD shim (bench/slow-fsync.c) makes every fsync and
+## fdatasync FSYNC_DELAY_US longer, in the daemon and in the in-process limits alike.
+FSYNC_DELAY_US ?= 2000
+bench-slow-disk: setup
+	$(SWIFT) build -c release
+	cc -O2 -shared -fPIC -o $(CURDIR)/.build/slow-fsync.so $(CURDIR)/bench/slow-fsync.c -ldl
+	LD_PRELOAD=$(CURDIR)/.build/slow-fsync.so ANONREG_BENCH_FSYNC_DELAY_US=$(FSYNC_DELAY_US) \
+		$(CURDIR)/.build/release/anonreg-bench run --ops checkup status --connections 1 8 64 --no-half-peak $(BENCH_ARGS)
 
 ## Issue 6: verify a 1,000,000-entry audit chain in process and offline, and print the rates.
 bench-audit: setup

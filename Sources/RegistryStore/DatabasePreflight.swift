@@ -81,20 +81,30 @@ extension DatabasePreflight {
 
     /// The pages written by committed frames of the current WAL generation and the database size
     /// the last commit records; nil without a usable WAL. Frames are recognised by the header's
-    /// salts (§4.1); a torn tail after the last commit frame does not count.
+    /// salts (§4.1); a torn tail after the last commit frame does not count. Only the 32-byte
+    /// header and each frame's 24-byte header are read (`pread`), never the pages: a WAL left
+    /// large by a crash under load must not cost its size in memory at start.
     static func walCommittedPages(path: String, pageSize: Int) -> (pages: Set<Int>, databasePages: Int)? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let data = try? handle.readToEnd(), data.count >= 32 else { return nil }
-        let wal = [UInt8](data)
-        guard be32(wal, 0) & 0xFFFF_FFFE == 0x377F_0682, Int(be32(wal, 8)) == pageSize else { return nil }
-        let salts = (be32(wal, 16), be32(wal, 20))
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        let walSize = Int(info.st_size)
+        func read(_ count: Int, at offset: Int) -> [UInt8]? {
+            var bytes = [UInt8](repeating: 0, count: count)
+            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+            return got == count ? bytes : nil
+        }
+        guard let header = read(32, at: 0) else { return nil }
+        guard be32(header, 0) & 0xFFFF_FFFE == 0x377F_0682, Int(be32(header, 8)) == pageSize else { return nil }
+        let salts = (be32(header, 16), be32(header, 20))
         var pages = Set<Int>(), pending = Set<Int>(), databasePages = 0
         var offset = 32
-        while offset + 24 + pageSize <= wal.count {
-            guard (be32(wal, offset + 8), be32(wal, offset + 12)) == salts else { break }
-            pending.insert(Int(be32(wal, offset)))
-            let commitSize = Int(be32(wal, offset + 4))
+        while offset + 24 + pageSize <= walSize, let frame = read(24, at: offset) {
+            guard (be32(frame, 8), be32(frame, 12)) == salts else { break }
+            pending.insert(Int(be32(frame, 0)))
+            let commitSize = Int(be32(frame, 4))
             if commitSize > 0 {
                 pages.formUnion(pending)
                 pending.removeAll()

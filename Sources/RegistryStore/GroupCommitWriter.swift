@@ -120,8 +120,9 @@ final class GroupCommitWriter: Sendable {
             if let checkpointer, checkpointer.writerShouldCatchUp {
                 // After the batch was answered, before the next one: copy what the checkpointer
                 // has not, so that the next write restarts the WAL (WALCheckpointer).
-                _ = try? await pool.writeWithoutTransaction { db in try WALCheckpointer.passiveCheckpoint(db) }
-                checkpointer.writerCaughtUp()
+                if let result = try? await pool.writeWithoutTransaction({ db in try WALCheckpointer.passiveCheckpoint(db) }) {
+                    checkpointer.writerCheckpointed(result)
+                }
             }
         }
     }

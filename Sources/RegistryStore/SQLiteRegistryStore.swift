@@ -46,6 +46,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // No checkpoint inside a commit: WALCheckpointer copies the WAL on its own connection.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            // A WAL that a long reader made grow is cut back to this size when it restarts.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(Self.walSizeLimit)")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -58,6 +60,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
         writer = GroupCommitWriter(pool: pool, checkpointer: checkpointer)
     }
+
+    /// Bytes a restarted WAL is truncated to (`journal_size_limit`): 16 MiB.
+    static let walSizeLimit = 16 << 20
 
     /// Data keys held at once before unwraps fall back to allocations of their own: one per
     /// concurrent request is enough (a due list holds one key at a time).
@@ -91,10 +96,15 @@ public final class SQLiteRegistryStore: RegistryStorage {
         return !(await writer.truncateWAL())
     }
 
-    /// Closes the database (checkpointing the WAL).
+    /// Closes the database, checkpointing the WAL into it and truncating the WAL to zero bytes.
+    /// (GRDB closes the writer before the readers, so SQLite's own checkpoint-on-last-close does
+    /// not happen, and the next start would find the whole WAL to replay and check.)
     public func close() throws(StorageError) {
         checkpointer.close()
-        do { try pool.close() } catch { throw StorageError.from(error, path: path) }
+        do {
+            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try pool.close()
+        } catch { throw StorageError.from(error, path: path) }
     }
 
     // MARK: - Running work

@@ -41,8 +41,12 @@ final class WALCheckpointer: Sendable {
     /// starts the WAL over.
     var writerShouldCatchUp: Bool { walFrames.load(ordering: .relaxed) >= Self.restartFrames }
 
-    /// The writer ran a checkpoint of its own (`walFrames` is refreshed by the next run here).
-    func writerCaughtUp() { walFrames.store(0, ordering: .relaxed) }
+    /// The writer's own checkpoint copied every frame (`walFrames` is refreshed by the next
+    /// run here). One that did not (the checkpointer held the lock) is retried after the next
+    /// batch.
+    func writerCheckpointed(_ result: Result) {
+        if result.complete { walFrames.store(0, ordering: .relaxed) }
+    }
 
     private struct State {
         var commitsSince = 0
@@ -74,8 +78,8 @@ final class WALCheckpointer: Sendable {
     private func run() async {
         while true {
             // PASSIVE: copies what no reader still needs; never blocks the writer or readers.
-            if let frames = try? await connection.writeWithoutTransaction({ db in try Self.passiveCheckpoint(db) }) {
-                walFrames.store(frames, ordering: .relaxed)
+            if let result = try? await connection.writeWithoutTransaction({ db in try Self.passiveCheckpoint(db) }) {
+                walFrames.store(result.walFrames, ordering: .relaxed)
             }
             runs.add(1, ordering: .relaxed)
             let again = state.withLock { state -> Bool in
@@ -87,11 +91,24 @@ final class WALCheckpointer: Sendable {
         }
     }
 
-    /// `wal_checkpoint(PASSIVE)`; returns the number of frames in the WAL.
-    static func passiveCheckpoint(_ db: Database) throws -> Int {
-        // The row is (busy, frames in the WAL, frames checkpointed); -1 when not in WAL mode.
+    /// What `wal_checkpoint(PASSIVE)` did.
+    struct Result {
+        /// Another connection held the checkpoint lock, so nothing was copied.
+        var busy: Bool
+        var walFrames: Int
+        var checkpointedFrames: Int
+        /// Every frame is in the database: the next write transaction can restart the WAL.
+        var complete: Bool { !busy && checkpointedFrames >= walFrames }
+    }
+
+    /// `wal_checkpoint(PASSIVE)` on `db`'s connection.
+    static func passiveCheckpoint(_ db: Database) throws -> Result {
+        // The row is (busy, frames in the WAL, frames checkpointed); -1s when not in WAL mode.
         let row = try Row.fetchOne(db, sql: "PRAGMA main.wal_checkpoint(PASSIVE)")
-        return max(0, row?[1] as Int? ?? 0)
+        let busy: Int = row?[0] ?? 0
+        let log: Int = row?[1] ?? 0
+        let done: Int = row?[2] ?? 0
+        return Result(busy: busy != 0, walFrames: max(0, log), checkpointedFrames: max(0, done))
     }
 
     /// Stops further checkpoints and closes the connection (the store closes after it).

@@ -57,6 +57,8 @@ struct Machine: Codable, Sendable {
     var memTotalMiB: Int
     var loadBefore: String
     var loadAfter: String
+    /// Microseconds the slow-fsync shim adds to every fsync (`make bench-slow-disk`), nil without it.
+    var fsyncDelayMicroseconds: Int?
 
     static func current(loadBefore: String) -> Machine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -69,7 +71,15 @@ struct Machine: Codable, Sendable {
         let memKiB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
         return Machine(cpus: ProcessInfo.processInfo.activeProcessorCount, cpuModel: model, kernel: kernel,
-                       memTotalMiB: memKiB / 1024, loadBefore: loadBefore, loadAfter: loadAverage())
+                       memTotalMiB: memKiB / 1024, loadBefore: loadBefore, loadAfter: loadAverage(),
+                       fsyncDelayMicroseconds: fsyncDelay)
+    }
+
+    /// The delay the slow-fsync shim injects, when it is preloaded.
+    static var fsyncDelay: Int? {
+        let env = ProcessInfo.processInfo.environment
+        guard env["LD_PRELOAD"]?.contains("slow-fsync") == true else { return nil }
+        return Int(env["ANONREG_BENCH_FSYNC_DELAY_US"] ?? "2000")
     }
 
     static func loadAverage() -> String {

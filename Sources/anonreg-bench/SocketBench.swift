@@ -44,6 +44,7 @@ struct SocketBench: AsyncParsableCommand {
         let binDir = common.resolvedBinDir
         let today = SystemDayClock().today
         print("anonreg-bench run: \(connections) connections, \(seconds) s per phase, load average \(loadBefore), scratch \(work)")
+        if let delay = Machine.fsyncDelay { print("slow disk simulated: every fsync and fdatasync takes \(delay) µs longer (bench/slow-fsync.c)") }
         let elements = try Workload.blindedElements(1000)
 
         // MARK: Over the socket
@@ -266,6 +267,9 @@ struct SocketBench: AsyncParsableCommand {
         var out = "## anonreg-bench run\n\n"
         out += "Machine: \(r.machine.cpus) CPUs (\(r.machine.cpuModel)), \(r.machine.memTotalMiB) MiB, Linux \(r.machine.kernel); "
         out += "load average before \(r.machine.loadBefore), after \(r.machine.loadAfter). \(r.secondsPerPhase) s per phase; daemon log level \(r.logLevel).\n\n"
+        if let delay = r.machine.fsyncDelayMicroseconds {
+            out += "**Slow disk simulated:** every fsync and fdatasync took \(delay) µs longer (bench/slow-fsync.c, LD_PRELOAD).\n\n"
+        }
         out += "Daemon: start \(String(format: "%.3f", r.daemonStartSeconds)) s, peak RSS (VmHWM) \(ResultsWriter.mib(r.daemonPeakRSSBytes)), "
         out += "database at end \(ResultsWriter.mib(r.databaseBytesAtEnd)).\n\n"
         out += "### Over the socket\n\n" + ResultsWriter.table(r.socket)

@@ -35,3 +35,46 @@ struct WALCheckpointerTests {
         try store.close()
     }
 }
+
+extension WALCheckpointerTests {
+    /// Closing the store checkpoints the WAL into the database and truncates it to zero bytes.
+    @Test func closeLeavesNoWAL() async throws {
+        let tmp = TemporaryDirectory()
+        let path = tmp.sub("registry.sqlite")
+        let store = try SQLiteRegistryStore(path: path, keyring: try Keyring.create(in: tmp.sub("keys")))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Sequential commits from 4 tasks: many checkpoints, one likely still running at close.
+            for t in 0..<4 {
+                group.addTask {
+                    for i in 0..<1000 {
+                        try await store.appendAudit(AuditEvent(actor: "clinic a", action: "read-status", result: "ok \(t) \(i)", subjectReference: nil))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try store.close()
+        #expect(Self.walBytes(path) == 0, "WAL left with \(Self.walBytes(path)) bytes")
+    }
+}
+
+extension WALCheckpointerTests {
+    /// The same with enrolments and reads from many tasks at once (what the daemon and the
+    /// scale benchmark's fill do).
+    @Test func closeAfterConcurrentWritesAndReadsLeavesNoWAL() async throws {
+        let f = try StoreFixture()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<32 {
+                group.addTask {
+                    for _ in 0..<40 {
+                        let receipt = try await f.enrol()
+                        _ = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        do { try f.store.close() } catch { Issue.record("close failed: \(error)") }
+        #expect(WALCheckpointerTests.walBytes(f.databaseFiles[0]) == 0, "WAL left with \(WALCheckpointerTests.walBytes(f.databaseFiles[0])) bytes")
+    }
+}
