@@ -67,6 +67,12 @@ extension SQLiteRegistryStore {
         }
     }
 
+    /// Optimistic: the subject is opened and `decide` runs on a reader, in parallel with other
+    /// requests, and the single writer only checks that the subject is unchanged (its stamp) and
+    /// appends. Opening a case decrypts every record, and deciding decodes them all; doing that
+    /// inside the writer made every check-up wait for all earlier ones' decoding
+    /// (docs/PERFORMANCE.md, finding 12). If the subject changed in between (a concurrent write
+    /// to the same case), the writer opens it and decides again, as before.
     public func update(
         case handle: CaseHandle, clinic: ClinicID,
         _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
@@ -75,14 +81,25 @@ extension SQLiteRegistryStore {
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        let (seen, stamp) = try await read { db in
+            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            return (try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder), try subject.stamp(db))
+        }
+        let planned = try decide(seen)
         return try await write { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            // One unwrap serves both the read and the append.
             let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
-            var view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
-            let change = try decide(view)
+            var view = seen
+            var change = planned
+            if try subject.stamp(db) != stamp {
+                // Changed since it was read: open it again here and decide on what is current.
+                view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
+                change = try decide(view)
+            }
             view.records += try subject.append(db, change.append, dek: dek)
             try subject.setColumns(db, change.columns)
             view.columns = change.columns

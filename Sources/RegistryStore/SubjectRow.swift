@@ -88,6 +88,22 @@ struct SubjectRow {
         return stored
     }
 
+    /// What `update` compares between its optimistic read and its write: the same subject,
+    /// with no record added (ids are never reused), no case linked, and the same columns.
+    struct Stamp: Equatable {
+        var subject: Int64
+        var lastRecord: Int64?
+        var links: Int
+        var columns: SubjectColumns
+    }
+
+    func stamp(_ db: Database) throws -> Stamp {
+        let row = try db.fetchOneCached("""
+            SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
+            """, [id])
+        return Stamp(subject: id, lastRecord: row?[0], links: row?[1] ?? 0, columns: columns)
+    }
+
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).
     func recordReference(keyring: Keyring, in recorder: AuditRecorder?) throws {
         guard let recorder else { return }

@@ -193,3 +193,39 @@ struct BulkWriteLaneTests {
         #expect(writer.commitCount - commitsBefore == 4, "bulk-1, the three requests together, bulk-2, bulk-3")
     }
 }
+
+/// `update` decides on a reader, off the writer; the writer re-decides when the subject changed
+/// in between, so concurrent updates of one case each see every earlier one.
+struct OptimisticUpdateTests {
+    @Test func concurrentUpdatesOfOneCaseEachDecideOnTheCurrentRecords() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<24 {
+                group.addTask {
+                    _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { view in
+                        // The record says how many records its decision saw.
+                        SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("after \(view.records.count)".utf8))],
+                                      columns: view.columns)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        let notes = view.records.filter { $0.kind == .checkup }.map { String(decoding: $0.plaintext, as: UTF8.self) }
+        #expect(notes == (2..<26).map { "after \($0)" }, "each decision saw every earlier record")
+    }
+
+    @Test func aRejectedDecisionWritesNothing() async throws {
+        let f = try StoreFixture()
+        let receipt = try await f.enrol()
+        await #expect(throws: StorageError.self) {
+            _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { (_) throws(StorageError) -> SubjectChange in
+                throw .rejected(code: "invalid_date", message: "no")
+            }
+        }
+        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        #expect(view.records.count == 2)
+    }
+}
