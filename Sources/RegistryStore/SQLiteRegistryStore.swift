@@ -51,6 +51,11 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // GRDB's DatabasePool sets `synchronous = NORMAL` on its writer connection after
+            // `prepareDatabase` has run (Database.setUpWALMode): commits would then not fsync
+            // the WAL, and an acknowledged write could be lost to a power cut. Set FULL again on
+            // the writer, the one connection that commits; `pragmas()` reads it back from there.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Schema.migrator.migrate(pool)
         } catch {
             throw StorageError.from(error, path: path)
@@ -74,8 +79,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
     }
 
     /// The effective durability settings, for tests and `anonreg` diagnostics.
+    /// Read on the writer connection: the settings that govern commits.
     public func pragmas() async throws(StorageError) -> (journalMode: String, synchronous: Int, secureDelete: Int, foreignKeys: Int) {
-        try await read { db in
+        try await onWriterConnection { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
              try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
              try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? -1,
@@ -85,7 +91,12 @@ public final class SQLiteRegistryStore: RegistryStorage {
 
     /// `PRAGMA wal_autocheckpoint` of a connection (0: WALCheckpointer does it instead).
     func pragmasWALAutocheckpoint() async throws(StorageError) -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? -1 }
+        try await onWriterConnection { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? -1 }
+    }
+
+    /// Runs `body` on the writer connection, outside any transaction (settings, diagnostics).
+    private func onWriterConnection<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.writeWithoutTransaction(body) } catch { throw StorageError.from(error, path: path) }
     }
 
     /// Retries a WAL truncation that a long reader prevented after an erasure. The daemon calls
