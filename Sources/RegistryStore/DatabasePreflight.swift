@@ -101,7 +101,9 @@ extension DatabasePreflight {
         let salts = (be32(header, 16), be32(header, 20))
         var pages = Set<Int>(), pending = Set<Int>(), databasePages = 0
         var offset = 32
-        while offset + 24 + pageSize <= walSize, let frame = read(24, at: offset) {
+        while offset + 24 + pageSize <= walSize {
+            // A read error inside the file's size is not a torn tail: no answer, as before.
+            guard let frame = read(24, at: offset) else { return nil }
             guard (be32(frame, 8), be32(frame, 12)) == salts else { break }
             pending.insert(Int(be32(frame, 0)))
             let commitSize = Int(be32(frame, 4))

@@ -120,9 +120,10 @@ final class GroupCommitWriter: Sendable {
             if let checkpointer, checkpointer.writerShouldCatchUp {
                 // After the batch was answered, before the next one: copy what the checkpointer
                 // has not, so that the next write restarts the WAL (WALCheckpointer).
-                if let result = try? await pool.writeWithoutTransaction({ db in try WALCheckpointer.passiveCheckpoint(db) }) {
-                    checkpointer.writerCheckpointed(result)
+                let result = await checkpointer.whilePaused {
+                    try? await pool.writeWithoutTransaction { db in try WALCheckpointer.passiveCheckpoint(db) }
                 }
+                if let result { checkpointer.writerCheckpointed(result) }
             }
         }
     }
@@ -133,7 +134,9 @@ extension GroupCommitWriter {
     @discardableResult
     func truncateWAL() async -> Bool {
         do {
-            try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            // Never while the background checkpointer holds SQLite's checkpoint lock.
+            let truncate = { [pool] () async throws in try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
+            if let checkpointer { try await checkpointer.whilePaused(truncate) } else { try await truncate() }
             truncatePending.store(false, ordering: .relaxed)
             return true
         } catch {

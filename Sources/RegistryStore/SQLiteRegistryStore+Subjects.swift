@@ -81,22 +81,31 @@ extension SQLiteRegistryStore {
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        // The read tells the audit recorder nothing: only the writer, which sees the subject
+        // still there, names it, so that an erasure committed in between is never linked to
+        // this request's entry again.
         let (seen, stamp) = try await read { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return (try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder), try subject.stamp(db))
+            return (try subject.view(db, keyring: self.keyring, slab: self.dekSlab), try subject.stamp(db))
         }
-        let planned = try decide(seen)
+        // A refusal is decided again in the writer, on the current subject (rare, and then its
+        // audit entry names the subject exactly as before).
+        let planned: SubjectChange? = try? decide(seen)
         return try await write { db in
             guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
             let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
             var view = seen
-            var change = planned
-            if try subject.stamp(db) != stamp {
-                // Changed since it was read: open it again here and decide on what is current.
+            let change: SubjectChange
+            if let planned, try subject.stamp(db) == stamp {
+                try subject.recordReference(keyring: self.keyring, in: recorder)
+                change = planned
+            } else {
+                // Changed since it was read, or refused there: open it again here and decide on
+                // what is current.
                 view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
                 change = try decide(view)
             }

@@ -112,10 +112,10 @@ public final class SQLiteRegistryStore: RegistryStorage {
     /// not happen, and the next start would find the whole WAL to replay and check.)
     public func close() throws(StorageError) {
         checkpointer.close()
-        do {
-            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
-            try pool.close()
-        } catch { throw StorageError.from(error, path: path) }
+        // Best effort: a reader still open past the busy timeout keeps the WAL, which the next
+        // start replays; the pool is closed either way.
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        do { try pool.close() } catch { throw StorageError.from(error, path: path) }
     }
 
     // MARK: - Running work

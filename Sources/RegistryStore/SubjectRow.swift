@@ -89,19 +89,23 @@ struct SubjectRow {
     }
 
     /// What `update` compares between its optimistic read and its write: the same subject,
-    /// with no record added (ids are never reused), no case linked, and the same columns.
+    /// with no record and no case link added or removed (both are AUTOINCREMENT: ids are never
+    /// reused, so the newest id and the count together catch any change), and the same columns.
     struct Stamp: Equatable {
         var subject: Int64
         var lastRecord: Int64?
+        var records: Int
+        var lastLink: Int64?
         var links: Int
         var columns: SubjectColumns
     }
 
     func stamp(_ db: Database) throws -> Stamp {
         let row = try db.fetchOneCached("""
-            SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
+            SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM record WHERE subject_id = ?1),
+                   (SELECT max(id) FROM case_link WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
             """, [id])
-        return Stamp(subject: id, lastRecord: row?[0], links: row?[1] ?? 0, columns: columns)
+        return Stamp(subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns)
     }
 
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).

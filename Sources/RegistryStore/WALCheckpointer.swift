@@ -21,7 +21,9 @@ import Synchronization
 ///   copied frames count as checkpointed. A crash at any point leaves the WAL to be replayed.
 /// - A checkpoint that fails (the disk is full, say) is retried with the next wake-up; the WAL
 ///   then grows, and nothing acknowledged depends on the checkpoint.
-/// - Erasure still truncates the WAL on the writer, synchronously (GroupCommitWriter).
+/// - Erasure still truncates the WAL on the writer before it is answered (GroupCommitWriter),
+///   with this checkpointer paused (`whilePaused`) so that the two never contend for SQLite's
+///   checkpoint lock.
 final class WALCheckpointer: Sendable {
     /// Commits between two checkpoints. Each commit appends a few pages (an audit entry and its
     /// index pages), so the WAL stays at a few hundred pages under load.
@@ -41,17 +43,18 @@ final class WALCheckpointer: Sendable {
     /// starts the WAL over.
     var writerShouldCatchUp: Bool { walFrames.load(ordering: .relaxed) >= Self.restartFrames }
 
-    /// The writer's own checkpoint copied every frame (`walFrames` is refreshed by the next
-    /// run here). One that did not (the checkpointer held the lock) is retried after the next
-    /// batch.
+    /// The writer ran its own checkpoint. Complete or not, the writer waits for this
+    /// checkpointer's next report before it tries again: while a long reader keeps frames in
+    /// use, a checkpoint after every batch would copy nothing and only hold the lock.
     func writerCheckpointed(_ result: Result) {
-        if result.complete { walFrames.store(0, ordering: .relaxed) }
+        walFrames.store(0, ordering: .relaxed)
     }
 
     private struct State {
         var commitsSince = 0
         var running = false
         var again = false
+        var paused = 0
         var closed = false
     }
 
@@ -66,7 +69,7 @@ final class WALCheckpointer: Sendable {
     func noteCommit() {
         let start = state.withLock { state -> Bool in
             state.commitsSince += 1
-            guard !state.closed, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
+            guard !state.closed, state.paused == 0, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
             state.commitsSince = 0
             if state.running { state.again = true; return false }
             state.running = true
@@ -78,17 +81,44 @@ final class WALCheckpointer: Sendable {
     private func run() async {
         while true {
             // PASSIVE: copies what no reader still needs; never blocks the writer or readers.
-            if let result = try? await connection.writeWithoutTransaction({ db in try Self.passiveCheckpoint(db) }) {
-                walFrames.store(result.walFrames, ordering: .relaxed)
+            // The closed check runs on the connection's serial queue, the same one `close()`
+            // goes through, so no checkpoint starts on a closed connection.
+            let result = try? await connection.writeWithoutTransaction { db -> Result? in
+                guard !self.isClosed else { return nil }
+                return try Self.passiveCheckpoint(db)
             }
+            if let result = result ?? nil { walFrames.store(result.walFrames, ordering: .relaxed) }
             runs.add(1, ordering: .relaxed)
             let again = state.withLock { state -> Bool in
-                if state.again, !state.closed { state.again = false; return true }
+                if state.again, !state.closed, state.paused == 0 { state.again = false; return true }
                 state.running = false
                 return false
             }
             if !again { return }
         }
+    }
+
+    private var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Runs `body` (a checkpoint on the writer's own connection: the erasure's TRUNCATE, the
+    /// writer's catch-up) while no checkpoint runs here. SQLite lets one connection checkpoint
+    /// at a time and answers any other at once with SQLITE_BUSY, without the busy timeout, so
+    /// an erasure's truncation could otherwise fail whenever this checkpointer was copying.
+    func whilePaused<T>(_ body: () async throws -> T) async rethrows -> T {
+        state.withLock { $0.paused += 1 }
+        // Wait for a checkpoint in progress to end (it is a PASSIVE copy: milliseconds).
+        while state.withLock({ $0.running }) { try? await Task.sleep(for: .milliseconds(1)) }
+        defer {
+            let start = state.withLock { state -> Bool in
+                state.paused -= 1
+                guard state.paused == 0, !state.closed, !state.running, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
+                state.commitsSince = 0
+                state.running = true
+                return true
+            }
+            if start { Task.detached { await self.run() } }
+        }
+        return try await body()
     }
 
     /// What `wal_checkpoint(PASSIVE)` did.

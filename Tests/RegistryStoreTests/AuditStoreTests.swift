@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import RegistryCore
 import RegistryKeyring
@@ -126,6 +127,37 @@ struct AuditSubjectLinkTests {
         #expect(try f.sqlite("SELECT action, subject_commit IS NOT NULL, (SELECT count(*) FROM audit_subject s WHERE s.seq = e.seq) FROM audit_entry e ORDER BY seq DESC LIMIT 1") == "withdraw|1|0")
         // The other subject's access log is untouched.
         #expect(try await store.auditRecords(subjectReference: keep.view.auditReference).map(\.action) == ["enrol", "read-status"])
+    }
+
+    /// `update` decides on a reader before it writes. An erasure that commits in between must
+    /// not leave the update's (failed) entry linked to the erased subject.
+    @Test func anUpdateRacingAnErasureLinksNothing() async throws {
+        let f = try StoreFixture()
+        let store = f.store
+        let gone = try await Self.asRequest(store, "enrol") { try await f.enrol() }
+        let reference = gone.view.auditReference
+        let erased = DispatchSemaphore(value: 0)
+        let first = Mutex(true)
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "add-checkup"))
+        await #expect(throws: StorageError.caseNotFound) {
+            try await AuditRecorder.$current.withValue(recorder) {
+                try await store.update(case: gone.caseHandle, clinic: StoreFixture.clinicA) { view in
+                    // Between the optimistic read and the write, the subject is erased.
+                    if first.withLock({ let was = $0; $0 = false; return was }) {
+                        Task.detached {
+                            try? await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
+                            erased.signal()
+                        }
+                        _ = erased.wait(timeout: .now() + 20)
+                    }
+                    return SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("late".utf8))], columns: view.columns)
+                }
+            }
+        }
+        // The server appends the refused request's entry, as RegistryServerService does.
+        if let event = recorder.event(result: "case_not_found") { try await store.appendAudit(event) }
+        #expect(try f.sqlite("SELECT count(*) FROM audit_subject WHERE subject_ref = x'\(Hex.encode(reference))'") == "0")
+        #expect(try await store.auditRecords(subjectReference: reference).isEmpty)
     }
 
     @Test func aWriteAndItsEntryCommitTogether() async throws {

@@ -172,11 +172,15 @@ struct BulkWriteLaneTests {
                     waitUntil { writer.waiting == (3, 2) }
                 }
             }
-            waitUntil { writer.bulkCommitCount > bulkBefore || !log.all.isEmpty }
+            /// The same in the test body, without blocking a cooperative thread.
+            func waitUntilAsync(_ condition: () -> Bool) async throws {
+                for _ in 0..<20_000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            try await waitUntilAsync { writer.bulkCommitCount > bulkBefore || !log.all.isEmpty }
             for name in ["bulk-2", "bulk-3"] {
                 group.addTask { try await writer.write(bulk: true) { _ in log.add(name) } }
             }
-            waitUntil { writer.waiting.bulk == 2 }
+            try await waitUntilAsync { writer.waiting.bulk == 2 }
             for i in 1...3 {
                 group.addTask { try await writer.write { _ in log.add("request-\(i)") } }
             }
