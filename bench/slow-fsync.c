@@ -31,22 +31,16 @@ static void wait_delay(void) {
     while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
 }
 
-int fsync(int fd) {
-    static int (*real)(int);
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    int saved, rc = real(fd);
-    saved = errno;
+/* Calls the real function, then waits; errno is the real call's. */
+static int delayed(const char *name, int fd) {
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
+    int rc = real(fd);
+    int saved = errno;
     wait_delay();
     errno = saved;
     return rc;
 }
 
-int fdatasync(int fd) {
-    static int (*real)(int);
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    int saved, rc = real(fd);
-    saved = errno;
-    wait_delay();
-    errno = saved;
-    return rc;
-}
+int fsync(int fd) { return delayed("fsync", fd); }
+
+int fdatasync(int fd) { return delayed("fdatasync", fd); }
