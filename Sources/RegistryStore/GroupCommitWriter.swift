@@ -120,10 +120,11 @@ final class GroupCommitWriter: Sendable {
             if let checkpointer, checkpointer.writerShouldCatchUp {
                 // After the batch was answered, before the next one: copy what the checkpointer
                 // has not, so that the next write restarts the WAL (WALCheckpointer).
-                let result = await checkpointer.whilePaused {
+                // Only while the checkpointer is idle; else it is tried after the next batch.
+                let result = await checkpointer.ifIdle {
                     try? await pool.writeWithoutTransaction { db in try WALCheckpointer.passiveCheckpoint(db) }
                 }
-                if let result { checkpointer.writerCheckpointed(result) }
+                if let result = result ?? nil { checkpointer.writerCheckpointed(result) }
             }
         }
     }

@@ -58,11 +58,20 @@ extension SQLiteRegistryStore {
             INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, [seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
                              Data(previous), Data(hash)])
-        if let reference = event.subjectReference, let commitment, event.linked {
+        // A read's entry is appended after the read, in a transaction of its own: if the
+        // subject was erased in between, the entry keeps its commitment but no link, like any
+        // entry written after an erasure.
+        if let reference = event.subjectReference, let commitment, event.linked, try subjectExists(db, key: event.subjectKey) {
             try db.executeCached("INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
                                  [seq, Data(reference), Data(commitment.salt)])
         }
         return (seq, hash)
+    }
+
+    /// Whether the subject with store key (sid) `key` still exists; true when no key was given.
+    static func subjectExists(_ db: Database, key: [UInt8]?) throws -> Bool {
+        guard let key else { return true }
+        return try db.fetchOneCached("SELECT 1 FROM subject WHERE sid = ?", [Data(key)]) != nil
     }
 
     /// Erasure: forgets which entries were about the subject. What stays on the chain is a

@@ -69,7 +69,7 @@ struct SubjectRow {
         let clinics = try String.fetchAll(db.cachedStatement(sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id"), arguments: [id])
             .compactMap(ClinicID.init)
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
-        recorder?.record(reference)
+        recorder?.record(reference, subjectKey: sid)
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference)
     }
 
@@ -111,7 +111,7 @@ struct SubjectRow {
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).
     func recordReference(keyring: Keyring, in recorder: AuditRecorder?) throws {
         guard let recorder else { return }
-        recorder.record(try SubjectKeys.auditReference(sid: sid, keyring: keyring))
+        recorder.record(try SubjectKeys.auditReference(sid: sid, keyring: keyring), subjectKey: sid)
     }
 
     func setColumns(_ db: Database, _ columns: SubjectColumns) throws {

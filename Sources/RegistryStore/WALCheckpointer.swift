@@ -106,8 +106,27 @@ final class WALCheckpointer: Sendable {
     /// an erasure's truncation could otherwise fail whenever this checkpointer was copying.
     func whilePaused<T>(_ body: () async throws -> T) async rethrows -> T {
         state.withLock { $0.paused += 1 }
-        // Wait for a checkpoint in progress to end (it is a PASSIVE copy: milliseconds).
+        // Wait for a checkpoint in progress to end. After a burst of bulk writes that can take
+        // a while (it copies everything written since the last one): only an erasure waits.
         while state.withLock({ $0.running }) { try? await Task.sleep(for: .milliseconds(1)) }
+        return try await runPaused(body)
+    }
+
+    /// Runs `body` paused only if no checkpoint is running now; nil otherwise. The writer's
+    /// catch-up uses it: it must never wait for a long copy, or every request waits with it
+    /// (the first 1M rewrap with a waiting catch-up stalled the light load for a second).
+    func ifIdle<T>(_ body: () async throws -> T) async rethrows -> T? {
+        let idle = state.withLock { state -> Bool in
+            guard !state.running else { return false }
+            state.paused += 1
+            return true
+        }
+        guard idle else { return nil }
+        return try await runPaused(body)
+    }
+
+    /// Runs `body` with `paused` already counted, and lifts the pause afterwards.
+    private func runPaused<T>(_ body: () async throws -> T) async rethrows -> T {
         defer {
             let start = state.withLock { state -> Bool in
                 state.paused -= 1

@@ -160,6 +160,27 @@ struct AuditSubjectLinkTests {
         #expect(try await store.auditRecords(subjectReference: reference).isEmpty)
     }
 
+    /// A read's entry is appended after the read (RegistryServerService). An erasure that
+    /// commits in between must not leave that entry linked to the erased subject.
+    @Test func aReadWhoseSubjectIsErasedBeforeItsEntryLinksNothing() async throws {
+        let f = try StoreFixture()
+        let store = f.store
+        let gone = try await Self.asRequest(store, "enrol") { try await f.enrol() }
+        let reference = gone.view.auditReference
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "read-status"))
+        _ = try await AuditRecorder.$current.withValue(recorder) {
+            try await store.subject(case: gone.caseHandle, clinic: StoreFixture.clinicA)
+        }
+        try await Self.asRequest(store, "withdraw") {
+            try await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
+        }
+        let event = try #require(recorder.event(result: "ok"))
+        try await store.appendAudit(event)
+        #expect(try f.sqlite("SELECT count(*) FROM audit_subject WHERE subject_ref = x'\(Hex.encode(reference))'") == "0")
+        #expect(try await store.auditRecords(subjectReference: reference).isEmpty)
+        #expect(try await store.verifyAudit().ok)
+    }
+
     @Test func aWriteAndItsEntryCommitTogether() async throws {
         let f = try StoreFixture()
         let store = f.store

@@ -26,6 +26,7 @@ public final class AuditRecorder: @unchecked Sendable {
 
     private let lock = NSLock()
     private var reference: [UInt8]?
+    private var subjectKey: [UInt8]?
     private var pending: Action?
     private var erased = false
     private var appended = false
@@ -42,7 +43,15 @@ public final class AuditRecorder: @unchecked Sendable {
 
     public var subjectReference: [UInt8]? { locked { reference } }
 
-    public func record(_ reference: [UInt8]) { locked { self.reference = reference } }
+    /// Records the subject the request touched: its keyed audit reference, and `subjectKey`, a
+    /// storage-private key by which the store checks, when the entry is appended, that the
+    /// subject still exists (an erasure may commit between a read and its entry).
+    public func record(_ reference: [UInt8], subjectKey: [UInt8]? = nil) {
+        locked {
+            self.reference = reference
+            self.subjectKey = subjectKey
+        }
+    }
 
     /// Names (or renames) the action before the effect happens.
     public func describe(_ action: Action) { locked { pending = action } }
@@ -63,7 +72,8 @@ public final class AuditRecorder: @unchecked Sendable {
     public func event(result: String) -> AuditEvent? {
         locked {
             pending.map {
-                AuditEvent(actor: $0.actor, action: $0.action, result: result, subjectReference: reference, linked: !erased)
+                AuditEvent(actor: $0.actor, action: $0.action, result: result, subjectReference: reference, linked: !erased,
+                           subjectKey: subjectKey)
             }
         }
     }
@@ -79,13 +89,18 @@ public struct AuditEvent: Sendable, Equatable {
     public var result: String
     public var subjectReference: [UInt8]?
     public var linked: Bool
+    /// The store's own key of the subject (never written to the log): the link is kept only if
+    /// the subject still exists when the entry is appended.
+    public var subjectKey: [UInt8]?
 
-    public init(actor: String, action: String, result: String, subjectReference: [UInt8]?, linked: Bool = true) {
+    public init(actor: String, action: String, result: String, subjectReference: [UInt8]?, linked: Bool = true,
+                subjectKey: [UInt8]? = nil) {
         self.actor = actor
         self.action = action
         self.result = result
         self.subjectReference = subjectReference
         self.linked = linked
+        self.subjectKey = subjectKey
     }
 }
 
