@@ -2,7 +2,7 @@ import GRDB
 
 /// Statements that every request runs (the audit append, a subject's rows, a check-up's
 /// insert) go through the connection's prepared-statement cache, so SQLite parses each of them
-/// once per connection instead of once per request (docs/PERFORMANCE.md, finding 9).
+/// once per connection instead of once per request (docs/PERFORMANCE.md, finding 5).
 /// GRDB re-prepares a cached statement by itself when the schema changes.
 extension Database {
     /// `execute(sql:arguments:)` through the statement cache.

@@ -71,7 +71,7 @@ extension SQLiteRegistryStore {
     /// requests, and the single writer only checks that the subject is unchanged (its stamp) and
     /// appends. Opening a case decrypts every record, and deciding decodes them all; doing that
     /// inside the writer made every check-up wait for all earlier ones' decoding
-    /// (docs/PERFORMANCE.md, finding 12). If the subject changed in between (a concurrent write
+    /// (docs/PERFORMANCE.md, finding 6). If the subject changed in between (a concurrent write
     /// to the same case), the writer opens it and decides again, as before.
     public func update(
         case handle: CaseHandle, clinic: ClinicID,

@@ -3,7 +3,7 @@ import Synchronization
 
 /// Copies committed WAL frames into the database file on a connection of its own, so that the
 /// group-commit writer never does it inside a request's commit (docs/PERFORMANCE.md,
-/// finding 10).
+/// finding 4).
 ///
 /// - SQLite's automatic checkpoint (`wal_autocheckpoint`, every 1000 pages) runs in the
 ///   committing connection, right after its commit: every few hundred commits one request's
