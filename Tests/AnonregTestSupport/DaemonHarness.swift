@@ -124,6 +124,42 @@ public final class DaemonHarness: @unchecked Sendable {
         return Reply(status: status, body: String(result.stdout[..<split.lowerBound]))
     }
 
+    /// This process's environment with `ANONREG_SOCKET` pointing the CLI at this daemon.
+    public var cliEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["ANONREG_SOCKET"] = socket
+        return env
+    }
+
+    /// Runs `anonreg ARGS` against this daemon.
+    public func anonreg(_ arguments: [String]) throws -> Binaries.Result {
+        try Binaries.run("anonreg", arguments, environment: cliEnvironment)
+    }
+
+    /// Starts the daemon where it is expected to refuse to start: its exit status and log, or
+    /// a nil status (and the daemon stopped again) if it started after all.
+    public func startExpectingRefusal() -> (status: Int32?, log: String) {
+        do {
+            try start()
+            stop()
+            return (nil, "")
+        } catch HarnessError.daemonExited(let code, let text) {
+            return (code, text)
+        } catch {
+            return (nil, "\(error)")
+        }
+    }
+
+    /// Enrols a subject and records one remission check-up on `client`; the case handle.
+    public static func enrolWithCheckup(_ client: SocketClient, note: String) throws -> String {
+        let r = try client.request("POST", "/v1/subjects", body: enrolBody())
+        guard r.status == 201, let handle = r.string("case") else { throw HarnessError.requestFailed("enrol \(note): \(r.status) \(r.body)") }
+        let c = try client.request("POST", "/v1/cases/\(handle)/checkups",
+                                   body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"\(note)\"}")
+        guard c.status == 201 else { throw HarnessError.requestFailed("check-up \(note): \(c.status) \(c.body)") }
+        return handle
+    }
+
     /// A valid enrolment body.
     public static func enrolBody(form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
                                  category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",
@@ -155,6 +191,7 @@ public final class DaemonHarness: @unchecked Sendable {
         case daemonExited(Int32, String)
         case timeout(String)
         case curlFailed(Int32, String)
+        case requestFailed(String)
 
         public var description: String {
             switch self {
@@ -162,6 +199,7 @@ public final class DaemonHarness: @unchecked Sendable {
             case .daemonExited(let s, let log): "anonregd exited with \(s):\n\(log)"
             case .timeout(let log): "anonregd did not answer in time:\n\(log)"
             case .curlFailed(let s, let e): "curl failed (\(s)): \(e)"
+            case .requestFailed(let what): "request failed: \(what)"
             }
         }
     }

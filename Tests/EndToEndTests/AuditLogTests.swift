@@ -48,12 +48,10 @@ import AnonregTestSupport
         #expect(offline.stdout.contains("0 entries after the last checkpoint"), "shutdown signs the tail")
         try d.start()
         defer { d.stop() }
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        let online = try Binaries.run("anonreg", ["audit", "verify"], environment: env)
+        let online = try d.anonreg(["audit", "verify"])
         #expect(online.status == 0)
         #expect(online.stdout.hasPrefix("audit log OK"))
-        let export = try Binaries.run("anonreg", ["audit", "export"], environment: env)
+        let export = try d.anonreg(["audit", "export"])
         #expect(export.status == 0)
         let lines = export.stdout.split(separator: "\n")
         #expect(lines.count == 10, "the verify call itself is audited too")

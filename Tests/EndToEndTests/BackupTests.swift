@@ -9,17 +9,10 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         try d.start()
         defer { d.stop() }
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        func anonreg(_ args: [String]) throws -> Binaries.Result { try Binaries.run("anonreg", args, environment: env) }
+        let anonreg = d.anonreg
 
         let handles: [String] = try d.parallel(300) { client, i in
-            let r = try client.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
-            guard r.status == 201, let handle = r.string("case") else { throw Failed("enrol \(i): \(r.status)") }
-            let c = try client.request("POST", "/v1/cases/\(handle)/checkups",
-                                       body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"backup-marker-\(i)\"}")
-            guard c.status == 201 else { throw Failed("check-up \(i): \(c.status)") }
-            return handle
+            try DaemonHarness.enrolWithCheckup(client, note: "backup-marker-\(i)")
         }
 
         // The backup is taken while another connection keeps enrolling.
@@ -140,15 +133,7 @@ final class Counter: @unchecked Sendable {
                 try damaged.write(to: URL(fileURLWithPath: ledger))
                 chmod(ledger, 0o600)
             }
-            var status: Int32? = nil
-            var log = ""
-            do {
-                try d.start()
-                d.stop()
-            } catch DaemonHarness.HarnessError.daemonExited(let code, let text) {
-                status = code
-                log = text
-            }
+            let (status, log) = d.startExpectingRefusal()
             #expect(status == 3, "exit \(status.map(String.init) ?? "none (it started)"):\n\(log)")
             #expect(log.contains("erasure-ledger is not a valid erasure ledger"), "\(log)")
         }

@@ -63,15 +63,7 @@ import AnonregTestSupport
         let before = d.tmp.bytes(of: path)
         let listing = d.tmp.listing(d.stateDir)
 
-        var status: Int32? = nil
-        var log = ""
-        do {
-            try d.start()
-            d.stop()
-        } catch DaemonHarness.HarnessError.daemonExited(let code, let text) {
-            status = code
-            log = text
-        }
+        let (status, log) = d.startExpectingRefusal()
         #expect(status == corruption.exit, "\(corruption.name): exit \(status.map(String.init) ?? "none (it started)"):\n\(log)")
         #expect(log.contains(corruption.message), "\(corruption.name): stderr does not say \(corruption.message):\n\(log)")
         #expect(!log.contains("Fatal error"), "\(corruption.name): crashed instead of refusing:\n\(log)")

@@ -31,8 +31,7 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         let client = OneShotSocketClient(socketPath: d.socket)
         let ledger = Ledger()
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
+        let env = d.cliEnvironment
         var lost = 0, integrityFailures = 0, rewrapKills = 0, unexpectedAnswers = 0
         let writers = 6
 

@@ -8,9 +8,7 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         try d.start()
         defer { d.stop() }
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        func anonreg(_ args: [String]) throws -> Binaries.Result { try Binaries.run("anonreg", args, environment: env) }
+        let anonreg = d.anonreg
 
         var handles: [String] = []
         for _ in 0..<150 {
@@ -71,19 +69,12 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         try d.start()
         defer { d.stop(signal: SIGKILL) }
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        func anonreg(_ args: [String]) throws -> Binaries.Result { try Binaries.run("anonreg", args, environment: env) }
+        let anonreg = d.anonreg
 
         // 1. 5,000 subjects, each with one check-up carrying its own note, over 4 connections.
         let total = 5_000
         let handles: [String] = try d.parallel(total, workers: 8) { client, i in
-            let r = try client.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
-            guard r.status == 201, let handle = r.string("case") else { throw Failed("enrol \(i): \(r.status) \(r.body)") }
-            let c = try client.request("POST", "/v1/cases/\(handle)/checkups",
-                                       body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"subject-\(i)\"}")
-            guard c.status == 201 else { throw Failed("check-up \(i): \(c.status) \(c.body)") }
-            return handle
+            try DaemonHarness.enrolWithCheckup(client, note: "subject-\(i)")
         }
         let enrolled = Date()
         print("e2e: enrolled \(total) subjects with check-ups in \(String(format: "%.1f", enrolled.timeIntervalSince(started))) s")
@@ -111,7 +102,7 @@ import AnonregTestSupport
         // 3. `keys rotate --rewrap`, rewrapping in small batches (JSON progress lines on a
         // non-terminal); SIGKILL the daemon once half the data keys have moved.
         let progress = d.tmp.sub("rewrap.out")
-        let rewrap = try Spawned.start(Binaries.path("anonreg"), ["keys", "rotate", "--rewrap", "--batch-size", "10"], environment: env,
+        let rewrap = try Spawned.start(Binaries.path("anonreg"), ["keys", "rotate", "--rewrap", "--batch-size", "10"], environment: d.cliEnvironment,
                                        stdout: progress, stderr: d.tmp.sub("rewrap.err"))
         var killedAt = 0
         while killedAt == 0 {

@@ -21,9 +21,7 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         try d.start()
         defer { d.stop() }
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        func anonreg(_ args: [String]) throws -> Binaries.Result { try Binaries.run("anonreg", args, environment: env) }
+        let anonreg = d.anonreg
         let state = d.stateDir
         #expect(try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()).status == 201)
 

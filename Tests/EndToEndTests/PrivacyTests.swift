@@ -10,9 +10,7 @@ import AnonregTestSupport
     static let identity = "Zelda Marker-Oyelaran|1979-03-14"
 
     func cli(_ d: DaemonHarness, _ arguments: [String]) throws -> Binaries.Result {
-        var env = ProcessInfo.processInfo.environment
-        env["ANONREG_SOCKET"] = d.socket
-        return try Binaries.run("anonreg", arguments, environment: env)
+        try d.anonreg(arguments)
     }
 
     @Test func markersAreNowhereInClear() throws {
