@@ -124,7 +124,7 @@ final class GroupCommitWriter: Sendable {
                 let result = await checkpointer.ifIdle {
                     try? await pool.writeWithoutTransaction { db in try WALCheckpointer.passiveCheckpoint(db) }
                 }
-                if let result = result ?? nil { checkpointer.writerCheckpointed(result) }
+                if result != nil { checkpointer.writerCheckpointed() }
             }
         }
     }

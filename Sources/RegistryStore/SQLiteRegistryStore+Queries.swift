@@ -6,7 +6,6 @@ import RegistryCrypto
 
 extension SQLiteRegistryStore {
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
-        let keyring = self.keyring
         return try await read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT c.id, c.sealed_handle, \(SubjectRow.selectColumns)

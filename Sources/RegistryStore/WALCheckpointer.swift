@@ -46,7 +46,7 @@ final class WALCheckpointer: Sendable {
     /// The writer ran its own checkpoint. Complete or not, the writer waits for this
     /// checkpointer's next report before it tries again: while a long reader keeps frames in
     /// use, a checkpoint after every batch would copy nothing and only hold the lock.
-    func writerCheckpointed(_ result: Result) {
+    func writerCheckpointed() {
         walFrames.store(0, ordering: .relaxed)
     }
 
@@ -67,8 +67,14 @@ final class WALCheckpointer: Sendable {
 
     /// Called by the writer after each commit.
     func noteCommit() {
+        startIfDue { $0.commitsSince += 1 }
+    }
+
+    /// Applies `change` to the state, then starts a run if enough commits are waiting and
+    /// nothing holds it back (closed, paused); asks a running one to go again instead.
+    private func startIfDue(after change: (inout State) -> Void = { _ in }) {
         let start = state.withLock { state -> Bool in
-            state.commitsSince += 1
+            change(&state)
             guard !state.closed, state.paused == 0, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
             state.commitsSince = 0
             if state.running { state.again = true; return false }
@@ -127,16 +133,7 @@ final class WALCheckpointer: Sendable {
 
     /// Runs `body` with `paused` already counted, and lifts the pause afterwards.
     private func runPaused<T>(_ body: () async throws -> T) async rethrows -> T {
-        defer {
-            let start = state.withLock { state -> Bool in
-                state.paused -= 1
-                guard state.paused == 0, !state.closed, !state.running, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
-                state.commitsSince = 0
-                state.running = true
-                return true
-            }
-            if start { Task.detached { await self.run() } }
-        }
+        defer { startIfDue { $0.paused -= 1 } }
         return try await body()
     }
 
@@ -146,8 +143,6 @@ final class WALCheckpointer: Sendable {
         var busy: Bool
         var walFrames: Int
         var checkpointedFrames: Int
-        /// Every frame is in the database: the next write transaction can restart the WAL.
-        var complete: Bool { !busy && checkpointedFrames >= walFrames }
     }
 
     /// `wal_checkpoint(PASSIVE)` on `db`'s connection.
