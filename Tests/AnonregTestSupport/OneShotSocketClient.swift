@@ -39,7 +39,9 @@ public struct OneShotSocketClient: Sendable {
         let request = Array(head.utf8) + payload
         var written = 0
         while written < request.count {
-            let n = request.withUnsafeBytes { write(fd, $0.baseAddress! + written, request.count - written) }
+            // MSG_NOSIGNAL: a daemon killed mid-request gives EPIPE, not a SIGPIPE that ends
+            // the whole test process (CrashUnderLoadTests kills it under load).
+            let n = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, request.count - written, Int32(MSG_NOSIGNAL)) }
             if n < 0 { if errno == EINTR { continue }; throw Failure.io(errno) }
             written += n
         }

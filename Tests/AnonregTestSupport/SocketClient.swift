@@ -67,7 +67,9 @@ public final class SocketClient {
         let bytes = Array((head + "\r\n").utf8) + payload
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            // MSG_NOSIGNAL: a daemon killed mid-request gives EPIPE, not a SIGPIPE that ends
+            // the whole test process (CrashUnderLoadTests kills it under load).
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 disconnect()
