@@ -399,13 +399,20 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     public var erasedInactive: Int
     /// Subjects that could not be reviewed and were skipped.
     public var failed: Int
-    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int) {
+    /// Subjects erased because their rows failed the integrity check (docs/CRYPTO.md
+    /// §Authenticated columns), and case links removed for the same reason.
+    public var erasedIntegrity: Int
+    public var caseLinksRemoved: Int
+    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int,
+                erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0) {
         self.reviewed = reviewed
         self.kept = kept
         self.erasedCompleted = erasedCompleted
         self.erasedCap = erasedCap
         self.erasedInactive = erasedInactive
         self.failed = failed
+        self.erasedIntegrity = erasedIntegrity
+        self.caseLinksRemoved = caseLinksRemoved
     }
 }
 

@@ -135,7 +135,7 @@ extension RegistryApp {
             },
             RouteTable.spec(.post, "/v1/admin/sweep"): { request, _ in
                 try await JSONBodies.requireEmpty(request, limit: limit)
-                let report = try await self.sweeper.run()
+                let report = try await self.sweep()
                 self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
                 return try JSONBodies.response(SweepResponse(report))
             },

@@ -17,6 +17,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let checkpointer: WALCheckpointer
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
+    /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
+    /// erasure): a subject named there is never served (docs/CRYPTO.md §Authenticated columns).
+    let erased = ErasedSubjects()
     private let keyringSlot: Mutex<Keyring>
 
     /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
@@ -56,7 +59,15 @@ public final class SQLiteRegistryStore: RegistryStorage {
             // the WAL, and an acknowledged write could be lost to a power cut. Set FULL again on
             // the writer, the one connection that commits; `pragmas()` reads it back from there.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            try Schema.migrator.migrate(pool)
+            let migrator = Schema.migrator(keyring: keyring)
+            let pending = try pool.read { db in try !migrator.hasCompletedMigrations(db) }
+            try migrator.migrate(pool)
+            if pending {
+                // A migration may have overwritten values that must not survive anywhere (the
+                // linkage hashes of v4-drop-linkage-hash): secure_delete zeroed them in the pages,
+                // and the WAL that held the old pages is checkpointed and truncated now.
+                try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            }
         } catch {
             throw StorageError.from(error, path: path)
         }

@@ -44,7 +44,7 @@ extension BackupArchive {
             throw StorageError.unusableDatabase(path: path, reason: "the payload records no schema migrations")
         }
         let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
-        let known = Schema.migrator.migrations
+        let known = Schema.migrationNames
         guard let last = applied.last, applied == Array(known.prefix(applied.count)) else {
             let unknown = applied.filter { !known.contains($0) }
             throw StorageError.unusableDatabase(
@@ -52,7 +52,7 @@ extension BackupArchive {
                 reason: "its schema migrations are not anonreg's (\(unknown.isEmpty ? "out of order" : "unknown: " + unknown.joined(separator: ", ")))")
         }
         let fresh = try DatabaseQueue()
-        try Schema.migrator.migrate(fresh, upTo: last)
+        try Schema.migrator(keyring: nil).migrate(fresh, upTo: last)
         let expected = try fresh.read { try schemaObjects($0) }
         let actual = try schemaObjects(db)
         guard actual == expected else {
