@@ -1,6 +1,7 @@
 import AnonregClinic
 import ArgumentParser
 import Foundation
+import RegistryConfig
 import RegistryCrypto
 import RegistryKeyring
 import RegistryStore
@@ -22,18 +23,27 @@ public struct AuditCommand: ParsableCommand {
                 """)
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Verify this stopped state directory offline instead of asking the daemon.") var stateDir: String?
+        @Option(help: "With --state-dir: the configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present, else 1000).")
+        var config: String?
+        @Option(help: "With --state-dir: the keys directory holding keyring.json and the audit anchor (default: STATE_DIR/keys).")
+        var keysDir: String?
 
         func run() throws {
             let report: AuditChain.Report
             let raw: Data
             if let stateDir {
+                let keys = keysDir ?? stateDir + "/keys"
                 let publicKey: [UInt8]
                 do {
-                    publicKey = try Hex.decode(try KeyringManifest.read(directory: stateDir + "/keys").audit.publicKey)
+                    publicKey = try Hex.decode(try KeyringManifest.read(directory: keys).audit.publicKey)
                 } catch {
                     throw CLIFailure.failed("cannot read the audit public key: \(error)")
                 }
-                do { report = try AuditLogReader.verify(databasePath: stateDir + "/registry.sqlite", publicKey: publicKey) } catch {
+                let interval = try AuditCommand.checkpointInterval(config: config, stateDir: stateDir)
+                do {
+                    report = try AuditLogReader.verify(databasePath: stateDir + "/registry.sqlite", publicKey: publicKey, interval: interval,
+                                                       keysDirectory: keys)
+                } catch {
                     throw CLIFailure.failed("\(error)")
                 }
                 raw = (try? JSONEncoder().encode(report)) ?? Data()
@@ -44,10 +54,23 @@ public struct AuditCommand: ParsableCommand {
                 print(String(decoding: raw, as: UTF8.self))
             } else if report.ok {
                 print("audit log OK: \(report.entries) entries (\(report.firstSeq.map(String.init) ?? "-")…\(report.lastSeq.map(String.init) ?? "-")), \(report.checkpoints) signed checkpoints, \(report.unsignedTail) entries after the last checkpoint")
+                if let anchor = report.anchorSeq { print("the log reaches the signed anchor beside the keyring (entry \(anchor))") }
+                for restore in report.restores ?? [] {
+                    print("entry \(restore) records a restore from a backup: entries numbered before it that are not in this log were written before the restore (compare with your exports)")
+                }
             } else {
                 print("audit log TAMPERED at entry \(report.badSeq.map(String.init) ?? "?"): \(report.problem ?? "unknown problem")")
             }
             if !report.ok { throw ExitCode(1) }
+        }
+    }
+
+    /// `audit.checkpoint_every` of the configuration that goes with an offline state directory.
+    static func checkpointInterval(config: String?, stateDir: String) throws -> Int {
+        let path = config ?? stateDir + "/anonreg.toml"
+        guard config != nil || FileManager.default.fileExists(atPath: path) else { return 1000 }
+        do { return try DaemonConfig.load(path: path).audit.checkpointEvery } catch {
+            throw CLIFailure.failed("configuration \(path): \(error)")
         }
     }
 

@@ -28,7 +28,7 @@ extension SQLiteRegistryStore {
     static func appendChained(_ db: Database, event: AuditEvent, at: String, checkpointEvery: Int, keyring: Keyring) throws {
         let (seq, entryHash) = try appendEntry(db, event: event, at: at)
         if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
-            try insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring)
+            try insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring, interval: checkpointEvery)
         }
     }
 
@@ -93,14 +93,21 @@ extension SQLiteRegistryStore {
         return Array(data)
     }
 
-    static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring) throws {
+    /// Signs a version-2 checkpoint at `seq` (docs/CRYPTO.md §Audit): it names the checkpoint
+    /// before it and the interval, so none can be deleted unnoticed. The anchor beside the keyring
+    /// is replaced once the transaction committed (`refreshAuditAnchor`).
+    static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring, interval: Int) throws {
         let at = timestamp()
+        let previous = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint WHERE seq < ?", arguments: [seq]) ?? 0
+        let checkpoint = AuditChain.Checkpoint(seq: seq, hash: hash, at: at, signature: [], format: 2, previous: previous, interval: interval)
         let signature: [UInt8]
-        do { signature = try keyring.auditSigningKey.sign(AuditChain.checkpointMessage(seq: seq, hash: hash, at: at)) } catch {
+        do { signature = try keyring.auditSigningKey.sign(checkpoint.message) } catch {
             throw StorageError.database(reason: "could not sign an audit checkpoint")
         }
-        try db.execute(sql: "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature) VALUES (?, ?, ?, ?)",
-                       arguments: [seq, Data(hash), at, Data(signature)])
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval) VALUES (?, ?, ?, ?, 2, ?, ?)
+            """, arguments: [seq, Data(hash), at, Data(signature), previous, interval])
+        AuditAnchorTracker.checkpointsSigned.add(1, ordering: .relaxed)
     }
 
     /// Signs the head of the log if entries were added since the last checkpoint. Called every
@@ -108,12 +115,13 @@ extension SQLiteRegistryStore {
     @discardableResult
     public func checkpointAudit() async throws(StorageError) -> Int64? {
         let keyring = self.keyring
+        let interval = auditCheckpointEvery
         return try await write { db in
             guard let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1") else { return nil }
             let seq: Int64 = head[0]
             let signed = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint") ?? 0
             guard seq > signed else { return nil }
-            try Self.insertCheckpoint(db, seq: seq, hash: Array(head[1] as Data), keyring: keyring)
+            try Self.insertCheckpoint(db, seq: seq, hash: Array(head[1] as Data), keyring: keyring, interval: interval)
             return seq
         }
     }
@@ -141,10 +149,13 @@ extension SQLiteRegistryStore {
         try await read { db in try AuditLogReader.entries(db, after: after, limit: limit) }
     }
 
-    /// Verifies the whole log against the keyring's audit public key.
+    /// Verifies the whole log against the keyring's audit public key, the checkpoint interval
+    /// and the anchor beside the keyring.
     public func verifyAudit() async throws(StorageError) -> AuditChain.Report {
         let publicKey = keyring.auditSigningKey.publicKey
-        return try await read { db in try AuditLogReader.verify(db, publicKey: publicKey) }
+        let interval = auditCheckpointEvery
+        let anchor = try Self.readAnchor(directory: keyring.source.directory)
+        return try await read { db in try AuditLogReader.verify(db, publicKey: publicKey, interval: interval, anchor: anchor) }
     }
 
     /// Drops entries older than `cutoff` (an ISO 8601 UTC time), keeping the chain verifiable:
@@ -197,14 +208,28 @@ public enum AuditLogReader {
                          subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
     }
 
-    static func checkpoints(_ db: Database) throws -> [AuditChain.Checkpoint] {
-        try Row.fetchAll(db, sql: "SELECT seq, hash, at, signature FROM audit_checkpoint ORDER BY seq").map { row in
-            AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data))
+    /// The newest version-2 checkpoint (the anchor's source).
+    static func newestCheckpoint(_ db: Database) throws -> AuditChain.Checkpoint? {
+        guard try db.columns(in: "audit_checkpoint").contains(where: { $0.name == "format" }),
+              let row = try Row.fetchOne(db, sql: """
+                SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint WHERE format = 2 ORDER BY seq DESC LIMIT 1
+                """) else { return nil }
+        return AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data),
+                                     format: row[4], previous: row[5], interval: row[6])
+    }
+
+    static func checkpoints(_ db: Database, after: Int64 = -1, through: Int64 = .max) throws -> [AuditChain.Checkpoint] {
+        let versioned = try db.columns(in: "audit_checkpoint").contains { $0.name == "format" }
+        let columns = versioned ? "seq, hash, at, signature, format, previous, interval" : "seq, hash, at, signature, 1, NULL, NULL"
+        return try Row.fetchAll(db, sql: "SELECT \(columns) FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                arguments: [after, through]).map { row in
+            AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data),
+                                  format: row[4], previous: row[5], interval: row[6])
         }
     }
 
     /// Streams the entries through `AuditChain.Verifier`: constant memory for any log length.
-    static func verify(_ db: Database, publicKey: [UInt8]) throws -> AuditChain.Report {
+    static func verify(_ db: Database, publicKey: [UInt8], interval: Int, anchor: AuditChain.Checkpoint?) throws -> AuditChain.Report {
         let bounds = try Row.fetchOne(db, sql: "SELECT count(*), min(seq), max(seq) FROM audit_entry")
         let count: Int = bounds?[0] ?? 0
         let first: Int64? = bounds?[1]
@@ -214,7 +239,8 @@ public enum AuditLogReader {
                               arguments: [AuditChain.pruneAction, AuditChain.pruneResult(anchor: first - 1)]) ?? false
         } ?? false
         var verifier = AuditChain.Verifier(checkpoints: try checkpoints(db), publicKey: publicKey, entries: count,
-                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded)
+                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval,
+                                           anchor: anchor)
         let cursor = try Row.fetchCursor(db, sql: """
             SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq
             """)
@@ -224,15 +250,18 @@ public enum AuditLogReader {
         return verifier.finish()
     }
 
-    /// Offline verification of `databasePath`, opened read-only, against `publicKey`.
-    public static func verify(databasePath: String, publicKey: [UInt8]) throws(StorageError) -> AuditChain.Report {
+    /// Offline verification of `databasePath`, opened read-only, against `publicKey`, the
+    /// checkpoint interval and the anchor in `keysDirectory` (when given).
+    public static func verify(databasePath: String, publicKey: [UInt8], interval: Int = 1000, keysDirectory: String? = nil)
+        throws(StorageError) -> AuditChain.Report {
         try DatabasePreflight.check(path: databasePath)
+        let anchor = try keysDirectory.flatMap { (directory) throws(StorageError) in try SQLiteRegistryStore.readAnchor(directory: directory) }
         var configuration = Configuration()
         configuration.readonly = true
         do {
             let queue = try DatabaseQueue(path: databasePath, configuration: configuration)
             defer { try? queue.close() }
-            return try queue.read { db in try verify(db, publicKey: publicKey) }
+            return try queue.read { db in try verify(db, publicKey: publicKey, interval: interval, anchor: anchor) }
         } catch {
             throw StorageError.from(error, path: databasePath)
         }

@@ -20,6 +20,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
     /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
     /// erasure): a subject named there is never served (docs/CRYPTO.md §Authenticated columns).
     let erased = ErasedSubjects()
+    /// The audit anchor file's state (SQLiteRegistryStore+AuditAnchor.swift).
+    let anchorState = Mutex(AnchorState())
     private let keyringSlot: Mutex<Keyring>
 
     /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
@@ -140,8 +142,13 @@ public final class SQLiteRegistryStore: RegistryStorage {
     func write<T: Sendable>(
         checkpointAfter: Bool = false, bulk: Bool = false, _ body: @escaping @Sendable (Database) throws -> T
     ) async throws(StorageError) -> T {
-        do { return try await writer.write(checkpointAfter: checkpointAfter, bulk: bulk, body) } catch {
+        let result: T
+        do { result = try await writer.write(checkpointAfter: checkpointAfter, bulk: bulk, body) } catch {
             throw StorageError.from(error, path: path)
         }
+        // The transaction signed an audit checkpoint: the anchor beside the keyring follows,
+        // now that it is committed (docs/CRYPTO.md §Audit, "Anchor").
+        if anchorIsStale { await refreshAuditAnchor() }
+        return result
     }
 }
