@@ -93,8 +93,14 @@ extension SQLiteRegistryStore {
         let ledger = ErasureLedger(keyring: keyring)
         do {
             let recorded = try pool.read { db in try Self.ledgerHead(db) }
-            try ledger.append([])
+            // Verified before anything is written: a ledger that fails is left exactly as it is.
             let contents = try ledger.verify(extends: recorded)
+            // Then opened for append: a last entry whose newline was lost gets it back; a torn,
+            // never acknowledged append is cut (ErasureLedger.prepareTail).
+            let state = try ledger.append([])
+            guard state == contents.state else {
+                throw StorageError.unusableDatabase(path: ledger.path, reason: "erasure ledger changed while it was checked")
+            }
             erased.insert(contentsOf: contents.references)
             return contents.state
         } catch {
