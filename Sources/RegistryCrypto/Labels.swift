@@ -52,6 +52,9 @@ public enum Label {
     public static let auditCheckpointV2 = "anonreg/v2/audit-checkpoint"
     /// Prefix of the signed header of a database backup (docs/CRYPTO.md §Database backups).
     public static let backupHeader = "anonreg/v2/backup-header"
+    /// Prefix of the checksum of a database backup's ledger section (docs/CRYPTO.md §Database
+    /// backups).
+    public static let backupLedger = "anonreg/v2/backup-ledger"
     /// The bytes of a label, for hashing.
     public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
 }

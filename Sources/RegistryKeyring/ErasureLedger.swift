@@ -293,6 +293,50 @@ public struct ErasureLedger: Sendable {
         return contents
     }
 
+    /// Appends every reference of `references` that the ledger lacks (a ledger carried by a
+    /// database backup, merged at restore: docs/CRYPTO.md §Database backups). Erasures are only
+    /// ever added. Returns the ledger's contents after the merge.
+    @discardableResult
+    public func merge(_ references: [[UInt8]]) throws(KeyringError) -> Contents {
+        let current = try read() ?? Contents(references: [], macs: [])
+        var have = Set(current.references)
+        let missing = references.filter { have.insert($0).inserted }
+        if !missing.isEmpty || !SecureFile.exists(path) { try append(missing) }
+        return try read() ?? Contents(references: [], macs: [])
+    }
+
+    /// The bytes of a ledger holding `contents`: the header and one line per entry, exactly as
+    /// `append` writes them.
+    public func serialized(_ contents: Contents) throws(KeyringError) -> [UInt8] {
+        Array(Self.header.utf8) + (try lines(contents.references, after: .empty).bytes)
+    }
+
+    /// Reads ledger bytes that are not in the keys directory (a database backup's ledger section),
+    /// every MAC checked with this keyring's ledger key.
+    public func parse(bytes: [UInt8]) throws(KeyringError) -> Contents {
+        let header = Array(Self.header.utf8)
+        guard bytes.starts(with: header), (bytes.count - header.count) % Self.entryBytes == 0 else {
+            throw .malformedLedger(path: "the backup's ledger", reason: "it is not a whole erasure ledger")
+        }
+        var contents = Contents(references: [], macs: [])
+        var previous = State.empty.head
+        var at = header.count
+        while at < bytes.count {
+            guard bytes[at + Self.entryBytes - 1] == UInt8(ascii: "\n"), let entry = Self.parse(bytes[at..<(at + Self.entryBytes - 1)]) else {
+                throw .malformedLedger(path: "the backup's ledger", reason: "entry \(contents.references.count + 1) is not an entry")
+            }
+            guard Sodium.constantTimeEquals(try mac(entry.reference, previous: previous), entry.mac) else {
+                throw .malformedLedger(path: "the backup's ledger",
+                                       reason: "entry \(contents.references.count + 1) fails its chained MAC (altered, or written under another index key)")
+            }
+            contents.references.append(entry.reference)
+            contents.macs.append(entry.mac)
+            previous = entry.mac
+            at += Self.entryBytes
+        }
+        return contents
+    }
+
     /// Every reference in the ledger, each MAC checked. An absent ledger is empty here; callers
     /// that know how far the ledger must go use `verify(extends:)`.
     public func references() throws(KeyringError) -> Set<[UInt8]> {

@@ -369,11 +369,14 @@ public struct KeysStatusResponse: Codable, Sendable, Equatable {
     public var versions: [KEKVersionWire]
     public var oprfPublicKey: String
     public var linkageEpoch: Int
-    public init(primary: Int, versions: [KEKVersionWire], oprfPublicKey: String, linkageEpoch: Int) {
+    /// The Ed25519 key that signs audit checkpoints and database backup headers (hex).
+    public var auditPublicKey: String?
+    public init(primary: Int, versions: [KEKVersionWire], oprfPublicKey: String, linkageEpoch: Int, auditPublicKey: String? = nil) {
         self.primary = primary
         self.versions = versions
         self.oprfPublicKey = oprfPublicKey
         self.linkageEpoch = linkageEpoch
+        self.auditPublicKey = auditPublicKey
     }
 }
 

@@ -199,7 +199,8 @@ extension RegistryApp {
                 KEKVersionWire(version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
                                subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
             },
-            oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
+            oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch,
+            auditPublicKey: keyring.manifest.audit.publicKey)
     }
 
     /// Retires (refused while any subject uses the version) or destroys (only a retired version:

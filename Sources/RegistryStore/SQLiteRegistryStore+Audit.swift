@@ -68,6 +68,43 @@ extension SQLiteRegistryStore {
         return (seq, hash)
     }
 
+    /// Appends the `audit-restore` entry to a payload being restored (docs/CRYPTO.md §Audit,
+    /// "Restores") and signs a checkpoint at it. The entry continues the payload's chain but is
+    /// numbered after `highestIssued` (every number the registry can have given out before, from
+    /// the anchor), so exported entries are never numbered twice.
+    static func appendRestoreEntry(
+        _ db: Database, keyring: Keyring, createdAt: String, actor: String, interval: Int, highestIssued: Int64, reErased: Int, remaining: Int
+    ) throws -> BackupArchive.RestoreOutcome {
+        let last = try db.fetchOneCached("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let ended: Int64
+        let previous: [UInt8]
+        if let last {
+            ended = last[0]
+            previous = Array(last[1] as Data)
+        } else {
+            ended = try prunedHead(db)
+            previous = try anchorHash(db, before: ended + 1)
+        }
+        let continuesAfter = max(ended, highestIssued)
+        let seq = continuesAfter + 1
+        let at = timestamp()
+        let result = AuditChain.restoreResult(createdAt: createdAt, ended: ended, head: previous, reErased: reErased, continuesAfter: continuesAfter)
+        let canonical = AuditChain.canonical(seq: seq, at: at, actor: actor, action: AuditChain.restoreAction, result: result, subjectCommit: nil)
+        let hash: [UInt8]
+        do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
+            throw StorageError.database(reason: "could not hash an audit entry")
+        }
+        try db.execute(sql: """
+            INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)
+            """, arguments: [seq, at, actor, AuditChain.restoreAction, result, Data(previous), Data(hash)])
+        try insertCheckpoint(db, seq: seq, hash: hash, keyring: keyring, interval: interval)
+        guard let checkpoint = try AuditLogReader.newestCheckpoint(db), checkpoint.seq == seq else {
+            throw StorageError.database(reason: "the restore's audit checkpoint was not written")
+        }
+        return BackupArchive.RestoreOutcome(erased: reErased, remaining: remaining, restoreSeq: seq, continuesAfter: continuesAfter,
+                                            checkpoint: checkpoint)
+    }
+
     /// Whether the subject with store key (sid) `key` still exists; true when no key was given.
     static func subjectExists(_ db: Database, key: [UInt8]?) throws -> Bool {
         guard let key else { return true }
