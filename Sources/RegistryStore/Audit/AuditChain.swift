@@ -299,6 +299,10 @@ public enum AuditChain {
                 }
                 anchorSeen = true
             }
+            if entry.action == restoreAction, bySeq[entry.seq] != nil {
+                isRestore = true
+                if report.restores?.last != entry.seq { report.restores?.append(entry.seq) }
+            }
             if !isRestore { sinceCheckpoint += 1 }
             if let checkpoint = bySeq[entry.seq] {
                 guard checkpoint.hash == entry.hash else {
