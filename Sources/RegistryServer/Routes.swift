@@ -160,11 +160,17 @@ extension RegistryApp {
                     return v
                 } ?? 10_000
                 let entries: [AuditChain.Entry]
-                do throws(StorageError) { entries = try await self.store.auditEntries(after: since, limit: limit) } catch {
+                let checkpoints: [AuditChain.Checkpoint]
+                do throws(StorageError) {
+                    entries = try await self.store.auditEntries(after: since, limit: limit)
+                    // The checkpoint at `since` (the start a later page continues from) and every
+                    // checkpoint that signs an entry of this page: an auditor verifies the export
+                    // with the public key alone (docs/CRYPTO.md §Audit, "Exports").
+                    checkpoints = try await self.store.auditCheckpoints(after: since - 1, through: entries.last?.seq ?? since)
+                } catch {
                     throw DomainError.storage(error)
                 }
-                var text = ""
-                for entry in entries { text += try AuditExport.line(entry) + "\n" }
+                let text = try AuditExport.lines(entries: entries, checkpoints: checkpoints)
                 var headers = HTTPFields()
                 headers[.contentType] = "application/x-ndjson"
                 headers[.cacheControl] = "no-store"

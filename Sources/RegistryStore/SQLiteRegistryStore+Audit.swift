@@ -186,6 +186,11 @@ extension SQLiteRegistryStore {
         try await read { db in try AuditLogReader.entries(db, after: after, limit: limit) }
     }
 
+    /// Checkpoints with `after < seq <= through` (for export).
+    public func auditCheckpoints(after: Int64, through: Int64) async throws(StorageError) -> [AuditChain.Checkpoint] {
+        try await read { db in try AuditLogReader.checkpoints(db, after: after, through: through) }
+    }
+
     /// Verifies the whole log against the keyring's audit public key, the checkpoint interval
     /// and the anchor beside the keyring.
     public func verifyAudit() async throws(StorageError) -> AuditChain.Report {

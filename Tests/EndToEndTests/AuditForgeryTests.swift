@@ -106,4 +106,52 @@ import AnonregTestSupport
         #expect(r.status == 1, "\(r.stdout)")
         #expect(r.stdout.contains("deleted"), "\(r.stdout)")
     }
+
+    /// An auditor checks an exported copy with the public key alone (issue 22 §3): the export
+    /// carries the signed checkpoints; a copy rewritten and stripped of them fails.
+    @Test func anExportVerifiesWithThePublicKeyAloneAndItsForgeryFails() throws {
+        let d = try Self.populated()
+        try d.start()
+        let export = try d.anonreg(["audit", "export"])
+        #expect(export.status == 0)
+        let keys = try d.request("GET", "/v1/admin/keys")
+        let publicKey = try #require(keys.string("auditPublicKey"))
+        let tail = try d.anonreg(["audit", "export", "--since", "10"])
+        #expect(d.stop() == 0)
+        let file = d.tmp.sub("export.jsonl")
+        try export.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(export.stdout.contains("\"type\":\"checkpoint\""))
+        let ok = try Binaries.run("anonreg", ["audit", "verify", "--export", file, "--public-key", publicKey, "--interval", "10"])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        // An export of a later part starts at the checkpoint it continues from.
+        let later = d.tmp.sub("later.jsonl")
+        try tail.stdout.write(toFile: later, atomically: true, encoding: .utf8)
+        let partial = try Binaries.run("anonreg", ["audit", "verify", "--export", later, "--keyring-json", d.stateDir + "/keys/keyring.json", "--interval", "10"])
+        #expect(partial.status == 0, "\(partial.stdout)\(partial.stderr)")
+        // Rewritten actors with the chain recomputed, every checkpoint line dropped.
+        let script = """
+            import hashlib, json, struct, sys
+            def lp(b): return struct.pack('>I', len(b)) + b
+            prev = b'\\0' * 32
+            out = []
+            for line in open(sys.argv[1]):
+                o = json.loads(line)
+                if o.get('type') == 'checkpoint': continue
+                o['actor'] = 'clinic nobody'
+                commit = bytes.fromhex(o['subjectCommit']) if o.get('subjectCommit') else b''
+                c = b'anonreg/v1/audit-entry\\0' + struct.pack('>Q', o['seq']) + lp(o['at'].encode()) + lp(o['actor'].encode()) \\
+                    + lp(o['action'].encode()) + lp(o['result'].encode()) + lp(commit)
+                h = hashlib.blake2b(prev + c, digest_size=32).digest()
+                o['prevHash'], o['hash'] = prev.hex(), h.hex()
+                prev = h
+                out.append(json.dumps(o))
+            open(sys.argv[2], 'w').write('\\n'.join(out) + '\\n')
+            """
+        let forge = d.tmp.sub("forge-export.py")
+        try script.write(toFile: forge, atomically: true, encoding: .utf8)
+        let forged = d.tmp.sub("forged.jsonl")
+        #expect(try Binaries.runExecutable("/usr/bin/python3", [forge, file, forged]).status == 0)
+        let caught = try Binaries.run("anonreg", ["audit", "verify", "--export", forged, "--public-key", publicKey, "--interval", "10"])
+        #expect(caught.status == 1, "\(caught.stdout)")
+    }
 }

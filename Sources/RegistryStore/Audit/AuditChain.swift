@@ -342,7 +342,7 @@ public enum AuditChain {
             }
             var done = report
             done.unsignedTail = sinceCheckpoint
-            if scope == .database, sinceCheckpoint > allowed(nil) {
+            if sinceCheckpoint > allowed(nil) {
                 return fail(last, "the last \(sinceCheckpoint) entries have no signed checkpoint, more than the interval of \(allowed(nil)): signed checkpoints were deleted, or the log was rewritten")
             }
             return done
