@@ -16,7 +16,7 @@ public struct BackupCommand: ParsableCommand {
             header. Back the keyring up separately with `anonreg keys backup`. Restore applies the \
             erasure ledger, so a subject erased after the backup stays erased.
             """,
-        subcommands: [Create.self, Verify.self, Restore.self])
+        subcommands: [Create.self, Verify.self, Restore.self, Scheduled.self])
     public init() {}
 
     /// What `verify` found (also the --json output).
@@ -159,22 +159,7 @@ public struct BackupCommand: ParsableCommand {
         static let timeoutSeconds = 3600
 
         func run() throws {
-            let fd = try NewFile.create(file)
-            let token = TemporaryFiles.register(file)
-            var done = false
-            defer {
-                close(fd)
-                if !done { unlink(file) }
-                TemporaryFiles.forget(token)
-            }
-            let client = ClinicClient(options: connection)
-            // The daemon copies the whole database before it sends a byte: wait up to an hour.
-            _ = try client.download("/v1/admin/backup", to: fd, timeout: Self.timeoutSeconds)
-            guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
-            // The daemon signed the header; its audit public key comes from the keys status.
-            let keys = try? client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self).0
-            let report = try BackupCommand.verify(file, keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
-            done = true
+            let report = try BackupCommand.create(file, connection: connection)
             if connection.json {
                 print(BackupCommand.json(report))
             } else {
@@ -183,15 +168,54 @@ public struct BackupCommand: ParsableCommand {
         }
     }
 
+    /// Takes a backup through the daemon into `file` (a new file, mode 0600) and verifies it,
+    /// signature included (the daemon's audit public key comes from the keys status).
+    static func create(_ file: String, connection: ConnectionOptions) throws -> Report {
+        let fd = try NewFile.create(file)
+        let token = TemporaryFiles.register(file)
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(file) }
+            TemporaryFiles.forget(token)
+        }
+        let client = ClinicClient(options: connection)
+        // The daemon copies the whole database before it sends a byte: wait up to an hour.
+        _ = try client.download("/v1/admin/backup", to: fd, timeout: Create.timeoutSeconds)
+        guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
+        let keys = try? client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self).0
+        let report = try BackupCommand.verify(file, keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
+        done = true
+        return report
+    }
+
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup: magic, checksum, SQLite integrity, application_id; list the KEK versions it needs.")
         @Argument(help: "The backup file.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
+        @Flag(help: "Restore this backup and --keyring-backup into a scratch directory, open every subject and verify the audit log; then remove it.")
+        var trialRestore = false
+        @Option(help: "With --trial-restore: the keyring backup (`anonreg keys backup`) to restore with it.") var keyringBackup: String?
+        @Option(help: "With --trial-restore: file holding the keyring backup's passphrase.") var passphraseFile: String?
+        @Option(help: "With --trial-restore: file holding the keyring's own passphrase, if it is sealed.") var keyringPassphraseFile: String?
+        @Flag(help: "With --trial-restore: accept a format-1 (unsigned) backup.") var allowUnsigned = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
+        func validate() throws {
+            if trialRestore != (keyringBackup != nil) { throw ValidationError("--trial-restore and --keyring-backup go together") }
+        }
+
         func run() throws {
+            if trialRestore, let keyringBackup {
+                umask(0o077)
+                let trial = try BackupCommand.trialRestore(file, keyringBackup: keyringBackup, passphraseFile: passphraseFile,
+                                                           keyringPassphraseFile: keyringPassphraseFile, allowUnsigned: allowUnsigned)
+                print(json ? BackupCommand.json(trial) : trial.table)
+                if !trial.ok { throw CLIFailure.failed("the trial restore found problems (see above)") }
+                return
+            }
             let keys = keysDir ?? stateDir.map { $0 + "/keys" }
             let report = try BackupCommand.verify(file, keysDirectory: keys, allowUnsigned: true)
             print(json ? BackupCommand.json(report) : report.table)
@@ -242,10 +266,6 @@ public struct BackupCommand: ParsableCommand {
             umask(0o077)
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
             let keys = keysDir ?? dir + "/keys"
-            let target = database ?? dir + "/registry.sqlite"
-            guard !DatabaseInUse.check(target) else {
-                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
-            }
             let keyring: Keyring
             do {
                 let passphrase = try PassphraseInput.forKeyring(directory: keys, file: passphraseFile)
@@ -254,6 +274,33 @@ public struct BackupCommand: ParsableCommand {
                 throw CLIFailure.failed("keyring: \(error)")
             }
             let interval = try AuditCommand.checkpointInterval(config: config, stateDir: dir)
+            let (result, report) = try BackupCommand.restore(file, keyring: keyring, keys: keys, target: database ?? dir + "/registry.sqlite",
+                                                             interval: interval, force: force, allowUnsigned: allowUnsigned)
+            if json {
+                print(BackupCommand.json(result))
+            } else {
+                print("""
+                    restored \(file) (taken \(report.createdAt)) into \(result.database)
+                    signature                    \(report.signature)
+                    subjects in the backup       \(report.subjects)
+                    erased again by the ledger   \(result.erasedByLedger)
+                    subjects now                 \(result.subjects)
+                    ledger entries added         \(result.ledgerEntriesAdded) (from the backup's ledger)
+                    audit entry                  \(result.auditEntry) records the restore; numbering continues after \(result.numberingContinuesAfter)
+                    """)
+            }
+        }
+    }
+
+    /// The restore (docs/OPERATIONS.md §Backups): verify (signature included), merge the backup's
+    /// ledger into the keyring's, prepare the copy (migrate, erase again, record the restore in
+    /// the audit log, check every row), install it atomically, move the audit anchor.
+    static func restore(
+        _ file: String, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool
+    ) throws -> (Restore.Outcome, Report) {
+            guard !DatabaseInUse.check(target) else {
+                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
+            }
             let existing: (subjects: Int, auditEntries: Int, counters: Int)?
             do { existing = try BackupArchive.contents(database: target) } catch { throw CLIFailure.failed("\(error)") }
             if let existing, existing.subjects + existing.auditEntries + existing.counters > 0, !force {
@@ -311,22 +358,9 @@ public struct BackupCommand: ParsableCommand {
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("\(error)")
             }
-            let result = Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
+            let result = Restore.Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
                                  erasedByLedger: outcome.erased, subjects: outcome.remaining, auditEntry: outcome.restoreSeq,
                                  numberingContinuesAfter: outcome.continuesAfter, ledgerEntriesAdded: added)
-            if json {
-                print(BackupCommand.json(result))
-            } else {
-                print("""
-                    restored \(file) (taken \(report.createdAt)) into \(target)
-                    signature                    \(report.signature)
-                    subjects in the backup       \(report.subjects)
-                    erased again by the ledger   \(outcome.erased)
-                    subjects now                 \(outcome.remaining)
-                    ledger entries added         \(added) (from the backup's ledger)
-                    audit entry                  \(outcome.restoreSeq) records the restore; numbering continues after \(outcome.continuesAfter)
-                    """)
-            }
-        }
+            return (result, report)
     }
 }

@@ -160,6 +160,42 @@ extension SQLiteRegistryStore {
     }
 }
 
+extension SQLiteRegistryStore {
+    /// Opens every subject's sealed state: its row authenticated, its data key unwrapped, every
+    /// record opened and its record chain checked (the trial restore of docs/OPERATIONS.md
+    /// §Backups). Returns how many opened and how many did not.
+    public func openEverySubject(batch: Int = 200) async throws(StorageError) -> (opened: Int, failed: Int) {
+        var after: Int64 = 0
+        var opened = 0
+        var failed = 0
+        while true {
+            let from = after
+            let (ids, ok, bad) = try await read { db -> ([Int64], Int, Int) in
+                var ok = 0
+                var bad = 0
+                var ids: [Int64] = []
+                for row in try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+                                            arguments: [from, batch]) {
+                    ids.append(row[0])
+                    do {
+                        let subject = try SubjectRow(row: row)
+                        try subject.authenticate(keyring: self.keyring, erased: self.erased)
+                        _ = try subject.view(db, keyring: self.keyring, slab: self.dekSlab)
+                        ok += 1
+                    } catch {
+                        bad += 1
+                    }
+                }
+                return (ids, ok, bad)
+            }
+            opened += ok
+            failed += bad
+            guard let last = ids.last, ids.count == batch else { return (opened, failed) }
+            after = last
+        }
+    }
+}
+
 extension RowIntegrity {
     /// Migration v4-row-macs: the MACs of rows that existed before it, computed from their
     /// values as they are (the migration runs on the registry's own database, or on a backup

@@ -190,6 +190,35 @@ struct BackupStoreTests {
         }
     }
 
+    /// A SIGKILL between the ledger's write (or fsync) and the erasure's commit leaves a ledger
+    /// entry for a subject whose rows are still there. The subject is treated as erased: refused
+    /// on every open, erased by the integrity check, and erased again by a restore of a backup
+    /// from before (issue 21 §2).
+    @Test func aLedgerEntryWhoseErasureNeverCommittedStillErases() async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol(consent: "consent-a")
+        _ = try await f.enrol(consent: "consent-b")
+        let file = f.tmp.sub("backup.anrgbak")
+        try Self.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+        // What the killed erasure left: the ledger names A; the database still holds A.
+        let sid = try #require(try await f.store.read { db in try SubjectRow.byID(db, 1)?.sid })
+        let ledger = ErasureLedger(keyring: f.keyring)
+        try ledger.append([try ledger.reference(sid: sid)])
+        try f.store.close()
+        let reopened = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: f.keyring)
+        #expect(try reopened.checkErasureLedger().count == 1)
+        await #expect(throws: StorageError.self) { _ = try await reopened.subject(code: a.code) }
+        // A restore of the backup from before erases A again.
+        let payload = f.tmp.sub("restore.sqlite")
+        _ = try BackupArchive.extractPayload(from: file, to: payload)
+        let outcome = try Self.restore(payload: payload, keyring: f.keyring, ledger: try #require(try ledger.read()))
+        #expect(outcome.erased == 1 && outcome.remaining == 1)
+        // And the live store's integrity check erases it too.
+        #expect(try await reopened.checkIntegrity(actor: "test").subjectsErased == 1)
+        #expect(try await reopened.subjectCount() == 1)
+        try reopened.close()
+    }
+
     @Test func anyErrorButNoSuchFileCountsAsInUse() throws {
         let tmp = TemporaryDirectory()
         let db = tmp.sub("registry.sqlite")
