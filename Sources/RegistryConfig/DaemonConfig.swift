@@ -35,6 +35,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rules: MonitoringRules
     public var audit: Audit
     public var statistics: Statistics
+    /// `[limits]`: connections, request deadline, per-clinic budgets (DaemonConfig+Limits.swift).
+    public var limits: Limits = .defaults
 
     /// `[statistics]`: disclosure control of `GET /v1/stats` (docs/OPERATIONS.md §Statistics).
     public struct Statistics: Sendable, Equatable {
@@ -177,6 +179,7 @@ struct ConfigFile: Decodable {
     var vocabulary: Vocabulary?
     var audit: AuditFile?
     var statistics: StatisticsFile?
+    var limits: LimitsFile?
 
     func validated(path: String) throws(ConfigError) -> DaemonConfig {
         func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
@@ -281,7 +284,7 @@ struct ConfigFile: Decodable {
                 throw bad("uid \(uid) is both a statistician and a uid of clinic \(clinic); statistics are never for clinic peers")
             }
         }
-        return DaemonConfig(
+        var config = DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel, spaceReserveMiB: spaceReserve,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
@@ -289,6 +292,8 @@ struct ConfigFile: Decodable {
             clinics: clinicList, rateLimits: limits,
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
             audit: audit, statistics: statistics)
+        config.limits = try (self.limits ?? LimitsFile()).validated(path: path, clinics: clinicList)
+        return config
     }
 }
 
