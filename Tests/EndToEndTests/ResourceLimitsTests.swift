@@ -10,16 +10,18 @@ import AnonregTestSupport
     static let outsider: UInt32 = 65534
     static let north: UInt32 = 61203
 
-    static func harness(limits: String = "", extra: String = "") throws -> DaemonHarness {
-        try DaemonHarness { text in
+    /// With ANONREG_TEST_BINARIES (another build, e.g. main's, which knows no `[limits]`), the
+    /// section is left out, so that the attacks run against that build's defaults.
+    static func harness(limits: String = "") throws -> DaemonHarness {
+        let otherBuild = !(ProcessInfo.processInfo.environment["ANONREG_TEST_BINARIES"] ?? "").isEmpty
+        let section = otherBuild ? "" : "[limits]\n" + limits
+        return try DaemonHarness { text in
             text.replacingOccurrences(of: "[rate_limits]", with: """
                 [clinics.north]
                 uids = [\(north)]
                 gids = []
 
-                [limits]
-                \(limits)
-                \(extra)
+                \(section)
 
                 [rate_limits]
                 """)
