@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -60,10 +59,12 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // anonreg.toml: parsing, validation and the commented template `anonreg init` writes.
+        // anonreg.toml: parsing (a strict TOML 1.0 parser of its own: TOMLKit 0.6.0 has undefined
+        // behaviour and leaks on every parse; docs/OPERATIONS.md §Configuration), validation and
+        // the commented template `anonreg init` writes.
         .target(
             name: "RegistryConfig",
-            dependencies: ["RegistryCore", "RegistryProtocol", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["RegistryCore", "RegistryProtocol"]
         ),
         // prctl(2) and friends, which Swift cannot call (variadic). No logic.
         .target(name: "CAnonregLinux"),

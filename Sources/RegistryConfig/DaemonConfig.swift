@@ -1,7 +1,6 @@
 import Foundation
 import RegistryCore
 import RegistryProtocol
-import TOMLKit
 
 /// `anonreg.toml`, validated. See docs/OPERATIONS.md §Configuration for every key.
 public struct DaemonConfig: Sendable, Equatable {
@@ -72,11 +71,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func parse(_ text: String, path: String) throws(ConfigError) -> DaemonConfig {
         let file: ConfigFile
         do {
-            file = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
-        } catch let error as TOMLParseError {
-            throw .invalid(path: path, reason: "TOML syntax error at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-        } catch let error as UnexpectedKeysError {
-            throw .invalid(path: path, reason: "unknown keys: \(error.keys.keys.sorted().joined(separator: ", "))")
+            file = try TOMLStrictDecoder.decode(ConfigFile.self, from: text)
+        } catch let error as TOMLSyntaxError {
+            throw .invalid(path: path, reason: error.description)
+        } catch let error as TOMLStrictDecoder.UnknownKeys {
+            throw .invalid(path: path, reason: "unknown keys: \(error.keys.joined(separator: ", "))")
         } catch let error as DecodingError {
             throw .invalid(path: path, reason: ConfigError.describe(error))
         } catch {
