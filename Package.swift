@@ -129,6 +129,10 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "fuzz-response",
+            dependencies: ["FuzzDriver", "AnonregClinic"]
+        ),
+        .executableTarget(
             name: "fuzz-crypto",
             dependencies: ["FuzzDriver", "RegistryCrypto"]
         ),
@@ -167,6 +171,10 @@ let package = Package(
         .target(
             name: "AnonregTestSupport",
             path: "Tests/AnonregTestSupport"
+        ),
+        .testTarget(
+            name: "AnonregClinicTests",
+            dependencies: ["AnonregClinic"]
         ),
         .testTarget(
             name: "RegistryCryptoTests",

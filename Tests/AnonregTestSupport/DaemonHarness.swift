@@ -160,6 +160,20 @@ public final class DaemonHarness: @unchecked Sendable {
         return handle
     }
 
+    /// `configure` for load tests that write and read flat out as one clinic: budgets far above
+    /// what they send, so that they measure durability, not the clinic budgets (`[limits]`).
+    public static func loadTestBudgets(_ text: String) -> String {
+        text.replacingOccurrences(of: "[rate_limits]", with: """
+            [limits]
+            writes_per_minute = 10000000
+            write_burst = 1000000
+            reads_per_minute = 10000000
+            read_burst = 1000000
+
+            [rate_limits]
+            """)
+    }
+
     /// A valid enrolment body.
     public static func enrolBody(form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
                                  category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",
