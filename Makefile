@@ -38,6 +38,11 @@ test: setup
 faults: setup
 	./scripts/faults.sh
 
+## Every Swift suite under AddressSanitizer (+ UBSan on the C targets) and ThreadSanitizer, in
+## build directories of their own (docs/ROBUSTNESS.md §Sanitizers). SANITIZERS="address" for one.
+test-sanitize: setup
+	./scripts/test-sanitize.sh
+
 ## libFuzzer targets with AddressSanitizer, FUZZ_SECONDS (default 60) each (docs/ROBUSTNESS.md).
 fuzz: setup
 	./scripts/fuzz.sh

@@ -30,10 +30,12 @@ let package = Package(
         ),
         // Codable wire types of protocol v1 and shared version constants. No dependencies.
         .target(name: "RegistryProtocol"),
+        // ThreadSanitizer builds only: a Mutex TSan can see (make test-sanitize). Empty of use otherwise.
+        .target(name: "TSanLockShim"),
         // Every cryptographic primitive: the only importer of CSodium.
         .target(
             name: "RegistryCrypto",
-            dependencies: ["CSodium"]
+            dependencies: ["CSodium", "TSanLockShim"]
         ),
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "RegistryStore",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "TSanLockShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -73,7 +75,7 @@ let package = Package(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
-                "RegistryStats", "CAnonregLinux",
+                "RegistryStats", "CAnonregLinux", "TSanLockShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -141,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "anonreg-bench",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig", "TSanLockShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
