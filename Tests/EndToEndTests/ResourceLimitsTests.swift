@@ -11,17 +11,14 @@ import AnonregTestSupport
     static let north: UInt32 = 61203
 
     /// With ANONREG_TEST_BINARIES (another build, e.g. main's, which knows no `[limits]`), the
-    /// section is left out, so that the attacks run against that build's defaults.
-    static func harness(limits: String = "") throws -> DaemonHarness {
+    /// settings are left out, so that the attacks run against that build's defaults.
+    static func harness(limits: [String: String] = [:]) throws -> DaemonHarness {
         let otherBuild = !(ProcessInfo.processInfo.environment["ANONREG_TEST_BINARIES"] ?? "").isEmpty
-        let section = otherBuild ? "" : "[limits]\n" + limits
         return try DaemonHarness { text in
-            text.replacingOccurrences(of: "[rate_limits]", with: """
+            DaemonHarness.setting(text, otherBuild ? [:] : limits).replacingOccurrences(of: "[rate_limits]", with: """
                 [clinics.north]
                 uids = [\(north)]
                 gids = []
-
-                \(section)
 
                 [rate_limits]
                 """)
@@ -84,7 +81,7 @@ import AnonregTestSupport
     /// §2: a body, or the headers, sent one byte at a time are cut at `limits.request_seconds`
     /// with `408 request_timeout`, logged as such (never as 413) and not audited.
     @Test(arguments: ["body", "head"]) func trickledRequestsAreCutAtTheDeadline(_ what: String) throws {
-        let daemon = try Self.harness(limits: "request_seconds = 2")
+        let daemon = try Self.harness(limits: ["request_seconds": "2"])
         try daemon.start()
         defer { daemon.stop() }
         let before = try daemon.auditEntryCount()
@@ -104,7 +101,7 @@ import AnonregTestSupport
     /// §3: a clinic that writes flat out is answered 429 with Retry-After once over its write
     /// budget; another clinic's budget is its own.
     @Test func clinicOverItsWriteBudgetGets429WithRetryAfter() throws {
-        let daemon = try Self.harness(limits: "writes_per_minute = 60\nwrite_burst = 5")
+        let daemon = try Self.harness(limits: ["writes_per_minute": "60", "write_burst": "5"])
         try daemon.start()
         defer { daemon.stop() }
         var statuses: [Int] = []
@@ -127,7 +124,7 @@ import AnonregTestSupport
     /// §4: 300 probes for case handles that do not exist cost two audit entries (the first at
     /// once, then one summary with the count), not 300, and two access-log lines.
     @Test func repeatedRefusalsAreSummarised() throws {
-        let daemon = try Self.harness(limits: "refusal_summary_seconds = 2")
+        let daemon = try Self.harness(limits: ["refusal_summary_seconds": "2"])
         try daemon.start()
         defer { daemon.stop() }
         let client = SocketClient(socket: daemon.socket)
@@ -149,7 +146,7 @@ import AnonregTestSupport
     /// Issue 14 §4: a peer with no role is audited as `unknown peer uid N`, once per summary
     /// interval with a count, so that a flood of its requests cannot fill the disk.
     @Test func unknownPeersAreAuditedWithABound() throws {
-        let daemon = try Self.harness(limits: "refusal_summary_seconds = 2")
+        let daemon = try Self.harness(limits: ["refusal_summary_seconds": "2"])
         try daemon.start()
         defer { daemon.stop() }
         let flood = try AttackPeer.run(uid: Self.outsider, ["requests", daemon.socket, "200", "GET", "/v1/health"])
