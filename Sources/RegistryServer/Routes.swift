@@ -46,10 +46,7 @@ extension RegistryApp {
                 let id = try clinic(context)
                 guard self.rateLimiter.allow(id) else { throw APIError.rateLimited }
                 let body = try await JSONBodies.decode(OPRFEvaluateRequest.self, from: request, limit: limit)
-                guard body.blindedElement.utf8.count == 2 * Ristretto255.elementBytes,
-                      let element = try? Hex.decode(body.blindedElement) else { throw APIError.invalidElement }
-                let evaluated = try self.store.keyring.oprfKey.blindEvaluate(blindedElement: element)
-                return try JSONBodies.response(OPRFEvaluateResponse(evaluationElement: Hex.encode(evaluated)))
+                return try await self.evaluateOPRF(body.elements, clinic: id)
             },
             RouteTable.spec(.post, "/v1/subjects"): { request, context in
                 let id = try clinic(context)
