@@ -86,23 +86,23 @@ public struct LinkageCommand: ParsableCommand {
     func identities() throws -> [String] {
         if let identity {
             let normalised = Linkage.normalise(identity)
-            guard !normalised.isEmpty else { throw ValidationError("the identity is empty") }
+            guard !normalised.isEmpty else { throw ClinicFailure(exitCode: 2, description: "the identity is empty") }
             return [normalised]
         }
         if batch {
             var lines: [String] = []
             while let line = readLine(strippingNewline: true) { lines.append(line) }
-            guard !lines.isEmpty else { throw ValidationError("no identity on standard input") }
+            guard !lines.isEmpty else { throw ClinicFailure(exitCode: 2, description: "no identity on standard input") }
             return try lines.enumerated().map { number, line in
                 do { return try LinkageProfile.identity(line: line) } catch {
-                    throw ValidationError("line \(number + 1): \(error)")
+                    throw ClinicFailure(exitCode: 2, description: "line \(number + 1): \(error)")
                 }
             }
         }
         guard let line = fields ?? readLine(strippingNewline: true), !line.isEmpty else {
-            throw ValidationError("no identity given (--fields or standard input)")
+            throw ClinicFailure(exitCode: 2, description: "no identity given (--fields or standard input)")
         }
-        do { return [try LinkageProfile.identity(line: line)] } catch { throw ValidationError("\(error)") }
+        do { return [try LinkageProfile.identity(line: line)] } catch { throw ClinicFailure(exitCode: 2, description: "\(error)") }
     }
 
     /// Blinds every input, asks the daemon to evaluate them (one request: the single form for
