@@ -26,7 +26,7 @@ struct RemoteClinicAccount {
     /// The options every remote clinic key gets in its authorized_keys line: no PTY, no agent,
     /// X11 or user rc, and a forced command that ends any session; only forwarding is allowed
     /// (OpenSSH applies the `port-forwarding` flag to TCP and Unix-socket forwards alike; the
-    /// drop-in's `AllowTcpForwarding no` then leaves only Unix-socket forwards).
+    /// drop-in's `PermitOpen [socket path]:*` then leaves only the forward to anonregd).
     static let keyOptions = "restrict,port-forwarding,command=\"/usr/sbin/nologin\""
 
     /// A POSIX account name useradd accepts: `[a-z_][a-z0-9_-]{0,31}`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -57,13 +58,15 @@ class Daemon:
         if configure:
             text = pathlib.Path(self.config).read_text()
             pathlib.Path(self.config).write_text(configure(text))
-        self.socket = os.path.join(self.state, "anonreg.sock")
+        match = re.search(r'^socket = "([^"]+)"', pathlib.Path(self.config).read_text(), re.M)
+        self.socket = match.group(1) if match else os.path.join(self.state, "anonreg.sock")
         self.process: Optional[subprocess.Popen] = None
         self.log = open(os.path.join(self.tmp, "anonregd.log"), "w+")
 
-    def start(self) -> "Daemon":
+    def start(self, launcher: List[str] = ()) -> "Daemon":
+        """Starts anonregd, through ``launcher`` if given (such as setpriv)."""
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "WATCHDOG_USEC")}
-        self.process = subprocess.Popen([str(bin_dir() / "anonregd"), "--config", self.config], stdout=self.log,
+        self.process = subprocess.Popen([*launcher, str(bin_dir() / "anonregd"), "--config", self.config], stdout=self.log,
                                         stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
