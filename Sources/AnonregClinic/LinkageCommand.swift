@@ -16,8 +16,9 @@ public struct LinkageCommand: ParsableCommand {
             An identity is "family|given|birth date" or "family|given|patronymic|birth date", in \
             Cyrillic or Latin letters, with the birth date as YYYY-MM-DD or DD.MM.YYYY. It is \
             folded with the linkage input profile anonreg-linkage-v1 (docs/PROTOCOL.md §Linkage), \
-            so that "Пётр", "Петр" and "Pyotr", or dates written either way, give one value; the \
-            patronymic is left out. The identity is hashed to ristretto255 and blinded on this \
+            so that Cyrillic and Latin spellings of a name (Petr, Pyotr), or dates written either \
+            way, give one value; the patronymic is left out. The identity is hashed to \
+            ristretto255 and blinded on this \
             machine; anonregd evaluates the blinded element with its OPRF key (RFC 9497), and the \
             result is unblinded and finalised here. Pass a printed value (128 hex digits) as \
             --linkage to `anonreg enrol`.
