@@ -68,6 +68,10 @@ public final class AuditRecorder: @unchecked Sendable {
     /// result then reads `ok (DETAIL)`. A refusal's result stays its error code alone.
     public func note(_ detail: String) { locked { self.detail = detail } }
 
+    /// The request was refused as malformed before it reached any registry data or key (a bad
+    /// OPRF batch): no entry is written for it (docs/PROTOCOL.md §Audit).
+    public func drop() { locked { pending = nil } }
+
     /// The entry was appended in the same transaction as the effect.
     public func markAppended() { locked { appended = true } }
     public var appendedWithEffect: Bool { locked { appended } }
