@@ -139,8 +139,8 @@ extension RegistryApp {
     /// Appends `event` unless it is a refusal that a summary will count instead: refusals that
     /// name no subject are summarised per (actor, action, result); a refusal about a subject is
     /// always appended (it belongs to that subject's access log).
-    func appendAudit(_ event: AuditEvent) async throws {
-        if event.result != "ok", event.subjectReference == nil,
+    func appendAudit(_ event: AuditEvent, refused: Bool) async throws {
+        if refused, event.subjectReference == nil,
            !limits.auditSummaries.note(AuditRefusalKey(actor: event.actor, action: event.action, result: event.result)) {
             return
         }
@@ -152,7 +152,7 @@ extension RegistryApp {
     /// with the count (RefusalSummaries), so that a flood cannot fill the disk.
     func auditUnknownPeer(_ peer: PeerCredentials?) async {
         let actor = "unknown peer uid \(peer.map { String($0.uid) } ?? "unknown")"
-        do { try await appendAudit(AuditEvent(actor: actor, action: "request", result: "unknown_peer", subjectReference: nil)) } catch {
+        do { try await appendAudit(AuditEvent(actor: actor, action: "request", result: "unknown_peer", subjectReference: nil), refused: true) } catch {
             logger.error("audit entry for an unknown peer not written: \(error)")
         }
     }

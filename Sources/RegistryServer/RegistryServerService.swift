@@ -121,7 +121,7 @@ public final class RegistryServerService: Service {
                     // successful write has already appended its entry in its own transaction.
                     // Refusals that name no subject are summarised (RefusalSummaries).
                     if outcome != "refused_storage_full", !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
-                        do { try await app.appendAudit(event) } catch {
+                        do { try await app.appendAudit(event, refused: outcome != "ok") } catch {
                             logger.error("audit entry not written: \(error)")
                             response = JSONBodies.errorResponse((error as? StorageError) == .storageFull
                                 ? APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",

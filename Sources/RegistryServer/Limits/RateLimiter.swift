@@ -39,6 +39,9 @@ final class RateLimiter: Sendable {
 
     private func rate(_ clinic: ClinicID) -> Rate { overrides[clinic] ?? rate }
 
+    /// The most tokens one call can ever take (the bucket's size, without per-clinic overrides).
+    var capacity: Int { rate.burst }
+
     /// A limiter with new limits that keeps every clinic's bucket as it is now (capped at the
     /// new burst), so that reloading the configuration does not hand out fresh tokens.
     func reconfigured(perMinute: Int, burst: Int, overrides: [ClinicID: Rate] = [:]) -> RateLimiter {
