@@ -64,6 +64,9 @@ public struct AuditCommand: ParsableCommand {
             } else if report.ok {
                 print("audit log OK: \(report.entries) entries (\(report.firstSeq.map(String.init) ?? "-")…\(report.lastSeq.map(String.init) ?? "-")), \(report.checkpoints) signed checkpoints, \(report.unsignedTail) entries after the last checkpoint")
                 if let anchor = report.anchorSeq { print("the log reaches the signed anchor beside the keyring (entry \(anchor))") }
+                if export != nil, report.unsignedTail > 0, let signed = report.lastCheckpointSeq {
+                    print("verified through entry \(signed); the \(report.unsignedTail) entries after it are not signed yet and prove nothing until a later export covers them")
+                }
                 for restore in report.restores ?? [] {
                     print("entry \(restore) records a restore from a backup: entries numbered before it that are not in this log were written before the restore (compare with your exports)")
                 }

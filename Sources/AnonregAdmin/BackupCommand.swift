@@ -195,6 +195,7 @@ public struct BackupCommand: ParsableCommand {
         @Argument(help: "The backup file.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
+        @Option(help: "The audit public key to check the signature with (64 hex digits), when no keyring is at hand.") var publicKey: String?
         @Flag(help: "Restore this backup and --keyring-backup into a scratch directory, open every subject and verify the audit log; then remove it.")
         var trialRestore = false
         @Option(help: "With --trial-restore: the keyring backup (`anonreg keys backup`) to restore with it.") var keyringBackup: String?
@@ -217,8 +218,13 @@ public struct BackupCommand: ParsableCommand {
                 return
             }
             let keys = keysDir ?? stateDir.map { $0 + "/keys" }
-            let report = try BackupCommand.verify(file, keysDirectory: keys, allowUnsigned: true)
+            let given: [UInt8]?
+            do { given = try publicKey.map { try Hex.decode($0) } } catch { throw CLIFailure.usage("--public-key: 64 hex digits") }
+            let report = try BackupCommand.verify(file, keysDirectory: keys, allowUnsigned: true, publicKey: given)
             print(json ? BackupCommand.json(report) : report.table)
+            if report.format >= 2, report.signature != "ok" {
+                throw CLIFailure.failed("the header's signature was not checked, so the backup could have been altered: give --state-dir, --keys-dir or --public-key")
+            }
             if report.readable == false {
                 let gone = report.kekVersions.filter { $0.keyring == "destroyed" || $0.keyring == "missing" }.map { "\($0.version)" }
                 throw CLIFailure.failed(
@@ -274,8 +280,14 @@ public struct BackupCommand: ParsableCommand {
                 throw CLIFailure.failed("keyring: \(error)")
             }
             let interval = try AuditCommand.checkpointInterval(config: config, stateDir: dir)
-            let (result, report) = try BackupCommand.restore(file, keyring: keyring, keys: keys, target: database ?? dir + "/registry.sqlite",
-                                                             interval: interval, force: force, allowUnsigned: allowUnsigned)
+            let target = database.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? dir + "/registry.sqlite"
+            let isRegistryDatabase = target == dir + "/registry.sqlite"
+            let (result, report) = try BackupCommand.restore(file, keyring: keyring, keys: keys, target: target, interval: interval,
+                                                             force: force, allowUnsigned: allowUnsigned,
+                                                             isRegistryDatabase: isRegistryDatabase)
+            if !isRegistryDatabase {
+                FileHandle.standardError.write(Data("anonreg: \(target) is not \(dir)/registry.sqlite: the audit anchor was not moved. The copy is for inspection; a daemon started on it with this keys directory takes it over, and \(dir)/registry.sqlite is refused afterwards\n".utf8))
+            }
             if json {
                 print(BackupCommand.json(result))
             } else {
@@ -296,7 +308,8 @@ public struct BackupCommand: ParsableCommand {
     /// ledger into the keyring's, prepare the copy (migrate, erase again, record the restore in
     /// the audit log, check every row), install it atomically, move the audit anchor.
     static func restore(
-        _ file: String, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool
+        _ file: String, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool,
+        isRegistryDatabase: Bool = true
     ) throws -> (Restore.Outcome, Report) {
             guard !DatabaseInUse.check(target) else {
                 throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
@@ -353,8 +366,14 @@ public struct BackupCommand: ParsableCommand {
                 guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd (systemctl stop anonregd.socket anonregd.service) and retry") }
                 try BackupArchive.install(payload: temp, as: target)
                 installed = true
-                // The restore's checkpoint is the newest signature of the log now.
-                try outcome.checkpoint.anchor?.write(directory: keys)
+                // The restore's checkpoint is the newest signature of the registry's log now; a
+                // copy restored beside the registry's database (--database elsewhere) moves
+                // nothing: it is for inspection, and a daemon started on it takes it over
+                // (docs/OPERATIONS.md §Backups).
+                if isRegistryDatabase {
+                    try outcome.checkpoint.anchor?.write(directory: keys)
+                    try SchemaMark(migrations: BackupArchive.migrationNames).write(directory: keys)
+                }
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("\(error)")
             }

@@ -44,6 +44,9 @@ public enum Label {
     public static let subjectRow = "anonreg/v1/subject-row"
     /// Keyed-hash personalisation of a case link row's MAC (docs/CRYPTO.md §Authenticated columns).
     public static let caseLinkRow = "anonreg/v1/case-link-row"
+    /// Keyed-hash personalisation of the database's binding to its keyring's row MAC key
+    /// (docs/CRYPTO.md §Authenticated columns).
+    public static let keyringBinding = "anonreg/v1/keyring-binding"
     /// Keyed-hash personalisation of one step of a subject's record chain (docs/CRYPTO.md
     /// §Authenticated columns).
     public static let recordChain = "anonreg/v1/record-chain"

@@ -439,8 +439,11 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     /// §Authenticated columns), and case links removed for the same reason.
     public var erasedIntegrity: Int
     public var caseLinksRemoved: Int
+    /// Integrity failures found but not acted on: too many to be tampering (a wrong keyring or a
+    /// fault is likelier); nothing was erased.
+    public var integritySuspended: Int
     public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int,
-                erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0) {
+                erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0, integritySuspended: Int = 0) {
         self.reviewed = reviewed
         self.kept = kept
         self.erasedCompleted = erasedCompleted
@@ -449,6 +452,7 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
         self.failed = failed
         self.erasedIntegrity = erasedIntegrity
         self.caseLinksRemoved = caseLinksRemoved
+        self.integritySuspended = integritySuspended
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+import GRDB
 import RegistryCore
 import RegistryProtocol
 import RegistryCrypto
@@ -10,7 +12,7 @@ import Synchronization
 /// database writer without keys cannot redirect a lookup, hide a record or steer the sweeper
 /// without the daemon noticing:
 ///
-///     subject_mac = BLAKE2b-256(row key, "anonreg/v1/subject-row" ‖ 0x00 ‖ sid(16) ‖ code_index(32)
+///     subject_mac = BLAKE2b-256(row key, "anonreg/v1/subject-row" ‖ 0x00 ‖ BE64(row id) ‖ sid(16) ‖ code_index(32)
 ///                   ‖ BE32(kek_version) ‖ lp(status) ‖ lp(next_due) ‖ lp(review_on) ‖ BE64(records)
 ///                   ‖ records_head(32))
 ///     link_mac    = BLAKE2b-256(row key, "anonreg/v1/case-link-row" ‖ 0x00 ‖ BE64(link id)
@@ -25,9 +27,10 @@ enum RowIntegrity {
     static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
 
     static func subjectMAC(
-        sid: [UInt8], codeIndex: [UInt8], kekVersion: Int, columns: SubjectColumns, records: Int, recordsHead: [UInt8], keyring: Keyring
+        id: Int64, sid: [UInt8], codeIndex: [UInt8], kekVersion: Int, columns: SubjectColumns, records: Int, recordsHead: [UInt8],
+        keyring: Keyring
     ) throws(StorageError) -> [UInt8] {
-        var message = sid + codeIndex + SubjectKeys.bigEndian(UInt32(truncatingIfNeeded: kekVersion))
+        var message = SubjectKeys.bigEndian(UInt64(bitPattern: id)) + sid + codeIndex + SubjectKeys.bigEndian(UInt32(truncatingIfNeeded: kekVersion))
         message += lp(columns.status.rawValue) + lp(columns.nextDue?.description ?? "") + lp(columns.reviewOn?.description ?? "")
         message += SubjectKeys.bigEndian(UInt64(records)) + recordsHead
         return try mac(Label.subjectRow, message, keyring: keyring)
@@ -40,6 +43,26 @@ enum RowIntegrity {
     static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring) throws(StorageError) -> [UInt8] {
         try mac(Label.recordChain, previous + SubjectKeys.bigEndian(UInt64(bitPattern: recordID)) + lp(kind) + SubjectKeys.bigEndian(schemaVersion),
                 keyring: keyring)
+    }
+
+    /// BLAKE2b-256(row key, "anonreg/v1/keyring-binding" ‖ 0x00): what the database records of
+    /// the keyring it goes with.
+    static func keyringBinding(_ keyring: Keyring) throws(StorageError) -> [UInt8] {
+        try mac(Label.keyringBinding, [], keyring: keyring)
+    }
+
+    /// Refuses a keyring whose row MAC key is not the one the database was written with (another
+    /// registry's keyring, a fresh one, a replaced index key): every row would fail its MAC, and
+    /// the sweeper would erase them all.
+    static func checkKeyringBinding(_ db: Database, keyring: Keyring, path: String) throws {
+        guard try db.tableExists("keyring_binding") else { return }
+        guard let stored = try Data.fetchOne(db, sql: "SELECT mac FROM keyring_binding WHERE id = 1") else {
+            throw StorageError.unusableDatabase(path: path, reason: "it no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
+        }
+        guard matches(Array(stored), try keyringBinding(keyring)) else {
+            throw StorageError.unusableDatabase(
+                path: path, reason: "it was written with another keyring (its index key differs): start anonregd with the keys directory that goes with this database")
+        }
     }
 
     private static func mac(_ label: String, _ message: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {

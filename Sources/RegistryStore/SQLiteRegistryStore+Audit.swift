@@ -85,7 +85,12 @@ extension SQLiteRegistryStore {
             ended = try prunedHead(db)
             previous = try anchorHash(db, before: ended + 1)
         }
-        let continuesAfter = max(ended, highestIssued)
+        // Numbering jumps to the next multiple of `AuditChain.restoreStep` above every number the
+        // registry can have issued: an anchor kept with an older keyring backup may be behind the
+        // entries issued since, and the jump keeps them apart from any count of entries short of
+        // a billion (docs/CRYPTO.md §Audit, "Restores").
+        let step = AuditChain.restoreStep
+        let continuesAfter = (max(ended, highestIssued) / step + 1) * step
         let seq = continuesAfter + 1
         let at = timestamp()
         let result = AuditChain.restoreResult(createdAt: createdAt, ended: ended, head: previous, reErased: reErased, continuesAfter: continuesAfter)
@@ -245,9 +250,22 @@ public enum AuditLogReader {
             """, arguments: [after, limit]).map(entry)
     }
 
+    /// An entry as stored. A cell of the wrong type (text where a hash belongs, say) reads as
+    /// something that cannot verify, never as a crash of the daemon or the CLI.
     static func entry(_ row: Row) -> AuditChain.Entry {
-        AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
-                         subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
+        func text(_ i: Int) -> String {
+            if case .string(let value) = (row[i] as DatabaseValue).storage { return value }
+            return "\u{FFFD}"
+        }
+        func bytes(_ i: Int) -> [UInt8]? {
+            switch (row[i] as DatabaseValue).storage {
+            case .null: return nil
+            case .blob(let data): return Array(data)
+            default: return [0xFF]
+            }
+        }
+        return AuditChain.Entry(seq: row[0], at: text(1), actor: text(2), action: text(3), result: text(4),
+                                subjectCommit: bytes(5), prevHash: bytes(6) ?? [], hash: bytes(7) ?? [])
     }
 
     /// The newest version-2 checkpoint (the anchor's source).
@@ -256,18 +274,30 @@ public enum AuditLogReader {
               let row = try Row.fetchOne(db, sql: """
                 SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint WHERE format = 2 ORDER BY seq DESC LIMIT 1
                 """) else { return nil }
-        return AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data),
-                                     format: row[4], previous: row[5], interval: row[6])
+        return checkpoint(row)
+    }
+
+    /// A checkpoint as stored; a cell of the wrong type reads as something that cannot verify.
+    static func checkpoint(_ row: Row) -> AuditChain.Checkpoint {
+        func bytes(_ i: Int) -> [UInt8] {
+            if case .blob(let data) = (row[i] as DatabaseValue).storage { return Array(data) }
+            return []
+        }
+        func integer(_ i: Int) -> Int64? {
+            if case .int64(let value) = (row[i] as DatabaseValue).storage { return value }
+            return nil
+        }
+        var at = "\u{FFFD}"
+        if case .string(let value) = (row[2] as DatabaseValue).storage { at = value }
+        return AuditChain.Checkpoint(seq: row[0], hash: bytes(1), at: at, signature: bytes(3), format: Int(integer(4) ?? 0),
+                                     previous: integer(5), interval: integer(6).map { Int($0) })
     }
 
     static func checkpoints(_ db: Database, after: Int64 = -1, through: Int64 = .max) throws -> [AuditChain.Checkpoint] {
         let versioned = try db.columns(in: "audit_checkpoint").contains { $0.name == "format" }
         let columns = versioned ? "seq, hash, at, signature, format, previous, interval" : "seq, hash, at, signature, 1, NULL, NULL"
         return try Row.fetchAll(db, sql: "SELECT \(columns) FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                arguments: [after, through]).map { row in
-            AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data),
-                                  format: row[4], previous: row[5], interval: row[6])
-        }
+                                arguments: [after, through]).map(checkpoint)
     }
 
     /// Streams the entries through `AuditChain.Verifier`: constant memory for any log length.

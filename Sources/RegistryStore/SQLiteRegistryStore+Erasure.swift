@@ -81,7 +81,11 @@ extension SQLiteRegistryStore {
     static func ledgerHead(_ db: Database) throws -> ErasureLedger.State {
         guard try db.tableExists("erasure_ledger_head"),
               let row = try Row.fetchOne(db, sql: "SELECT entries, head FROM erasure_ledger_head WHERE id = 1") else { return .empty }
-        return ErasureLedger.State(count: row["entries"], head: Array(row["head"] as Data))
+        guard case .int64(let entries) = (row["entries"] as DatabaseValue).storage,
+              case .blob(let head) = (row["head"] as DatabaseValue).storage else {
+            throw StorageError.integrity(what: "erasure ledger head (a cell of the wrong type)")
+        }
+        return ErasureLedger.State(count: Int(entries), head: Array(head))
     }
 
     /// docs/CRYPTO.md §Erasure ledger: at start the ledger must be openable for append (regular

@@ -38,7 +38,7 @@ extension SQLiteRegistryStore {
 
     func checkIntegrity(actor: String, batch: Int) async throws(StorageError) -> IntegrityReport {
         var report = IntegrityReport()
-        var after: Int64 = 0
+        var after: Int64 = .min
         var badSubjects: [Int64] = []
         var badLinks: [Int64] = []
         while true {
@@ -56,6 +56,13 @@ extension SQLiteRegistryStore {
             guard let last, scanned == batch else { break }
             after = last
         }
+        // A mass failure is not tampering with a few rows but a wrong keyring or a software
+        // fault: nothing is erased, and the daemon says so at critical (docs/CRYPTO.md
+        // §Authenticated columns, "Brake").
+        if badSubjects.count + badLinks.count > Self.integrityBrake(checked: report.subjectsChecked) {
+            report.suspended = badSubjects.count + badLinks.count
+            return report
+        }
         for id in badLinks {
             if try await removeCaseLinkFailingIntegrity(id: id, actor: actor) { report.caseLinksRemoved += 1 }
         }
@@ -64,6 +71,10 @@ extension SQLiteRegistryStore {
         }
         return report
     }
+
+    /// The most failures one check acts on: more than 10 and more than a quarter of the subjects
+    /// is a wrong keyring or a fault, not an attack on some rows.
+    static func integrityBrake(checked: Int) -> Int { max(10, checked / 4) }
 
     /// One batch of the scan: subjects with id > `after`, their records' chain and their case
     /// links. Returns how many subjects were read, the last id, and the ids that failed.
@@ -109,11 +120,15 @@ extension SQLiteRegistryStore {
             SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c WHERE c.subject_id BETWEEN ? AND ? ORDER BY c.id
             """, arguments: [first, last]) {
             links += 1
-            let link = CaseLinkRow(row: row)
+            let linkID: Int64 = row[0]
             let subjectID: Int64 = row[CaseLinkRow.columnCount]
             // A link to a subject that failed goes with the subject's erasure.
             guard let subject = subjects[subjectID], !failed.contains(subjectID) else { continue }
-            do { try link.authenticate(sid: subject.sid, keyring: keyring) } catch { failedLinks.append(link.id) }
+            do {
+                try CaseLinkRow(row: row).authenticate(sid: subject.sid, keyring: keyring)
+            } catch {
+                failedLinks.append(linkID)
+            }
         }
         return (order.count, last, subjects.count, links, order.filter { failed.contains($0) }, failedLinks)
     }
@@ -149,9 +164,8 @@ extension SQLiteRegistryStore {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT \(CaseLinkRow.selectColumns), s.sid FROM case_link c JOIN subject s ON s.id = c.subject_id WHERE c.id = ?
                 """, arguments: [id]) else { return false }
-            let link = CaseLinkRow(row: row)
             let sid = Array(row[CaseLinkRow.columnCount] as Data)
-            do { try link.authenticate(sid: sid, keyring: keyring); return false } catch {}
+            do { try CaseLinkRow(row: row).authenticate(sid: sid, keyring: keyring); return false } catch {}
             try db.execute(sql: "DELETE FROM case_link WHERE id = ?", arguments: [id])
             try Self.appendChained(db, event: AuditEvent(actor: actor, action: "remove-case-link-integrity", result: "ok", subjectReference: nil),
                                    at: Self.timestamp(), checkpointEvery: every, keyring: keyring)
@@ -165,7 +179,7 @@ extension SQLiteRegistryStore {
     /// record opened and its record chain checked (the trial restore of docs/OPERATIONS.md
     /// §Backups). Returns how many opened and how many did not.
     public func openEverySubject(batch: Int = 200) async throws(StorageError) -> (opened: Int, failed: Int) {
-        var after: Int64 = 0
+        var after: Int64 = .min
         var opened = 0
         var failed = 0
         while true {
@@ -222,7 +236,7 @@ extension RowIntegrity {
             sids[subject.id] = subject.sid
         }
         for row in try Row.fetchAll(db, sql: "SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c") {
-            let link = CaseLinkRow(row: row)
+            let link = try CaseLinkRow(row: row)
             guard let sid = sids[row[CaseLinkRow.columnCount]] else { continue }
             let mac = try linkMAC(linkID: link.id, handleIndex: link.handleIndex, clinic: link.clinic, sid: sid, keyring: keyring)
             try db.execute(sql: "UPDATE case_link SET row_mac = ? WHERE id = ?", arguments: [Data(mac), link.id])

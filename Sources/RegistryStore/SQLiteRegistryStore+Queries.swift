@@ -19,7 +19,7 @@ extension SQLiteRegistryStore {
             let keyring = self.keyring
             return try rows.map { row in
                 let subject = try SubjectRow(row: row)
-                let link = CaseLinkRow(row: row, offset: SubjectRow.columnCount)
+                let link = try CaseLinkRow(row: row, offset: SubjectRow.columnCount)
                 try link.authenticate(sid: subject.sid, keyring: keyring)
                 try subject.authenticate(keyring: keyring, erased: self.erased)
                 let sealed = Array(row[SubjectRow.columnCount + CaseLinkRow.columnCount] as Data)

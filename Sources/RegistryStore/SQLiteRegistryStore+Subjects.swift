@@ -141,7 +141,7 @@ extension SQLiteRegistryStore {
                 db, sql: "SELECT \(CaseLinkRow.selectColumns), c.sealed_handle FROM case_link c WHERE c.subject_id = ? AND c.clinic = ?",
                 arguments: [subject.id, clinic.rawValue]) {
                 // The clinic already holds a case: hand the same handle back.
-                let link = CaseLinkRow(row: existing)
+                let link = try CaseLinkRow(row: existing)
                 try link.authenticate(sid: subject.sid, keyring: keyring)
                 let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
                 let text = try SubjectKeys.open(Array(existing[CaseLinkRow.columnCount] as Data), dek: dek, ad: ad, what: "case handle")

@@ -191,6 +191,20 @@ enum Schema {
                 ALTER TABLE audit_checkpoint ADD COLUMN interval INTEGER CHECK (interval IS NULL OR interval >= 1);
                 """)
         }
+        migrator.registerMigration("v4-keyring-binding") { db in
+            // docs/CRYPTO.md §Authenticated columns: the database names the keyring it goes with
+            // (a MAC of a constant under the row MAC key), so a daemon started with another
+            // keyring refuses to start rather than find every row failing its MAC and erase them.
+            try db.execute(sql: """
+                CREATE TABLE keyring_binding (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    mac BLOB NOT NULL CHECK (length(mac) = \(digest))
+                );
+                """)
+            if let keyring {
+                try db.execute(sql: "INSERT INTO keyring_binding (id, mac) VALUES (1, ?)", arguments: [Data(try RowIntegrity.keyringBinding(keyring))])
+            }
+        }
         return migrator
     }
 

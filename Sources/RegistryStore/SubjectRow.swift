@@ -29,25 +29,28 @@ struct SubjectRow {
     static let columnCount = 11
 
     /// Reads `selectColumns` starting at column `offset`. A value no anonreg writes (an unknown
-    /// status, a date that does not parse) is an integrity failure, like a wrong MAC.
+    /// status, a date that does not parse, a cell of the wrong type) is an integrity failure, like
+    /// a wrong MAC, never a crash: the columns' CHECK constraints do not stop SQLite from storing
+    /// text where an integer belongs.
     init(row: Row, offset o: Int = 0) throws {
-        id = row[o]
-        sid = Array(row[o + 1] as Data)
-        wrappedDEK = Array(row[o + 2] as Data)
-        kekVersion = row[o + 3]
-        guard let status = SubjectStatus(rawValue: row[o + 4]) else { throw StorageError.integrity(what: "subject row (status)") }
-        let nextDue: String? = row[o + 5]
-        let reviewOn: String? = row[o + 6]
+        let cells = RowCells(row: row, what: "subject row")
+        id = try cells.integer(o)
+        sid = try cells.blob(o + 1)
+        wrappedDEK = try cells.blob(o + 2)
+        kekVersion = Int(try cells.integer(o + 3))
+        guard let status = SubjectStatus(rawValue: try cells.text(o + 4) ?? "") else { throw StorageError.integrity(what: "subject row (status)") }
+        let nextDue = try cells.text(o + 5)
+        let reviewOn = try cells.text(o + 6)
         let next = nextDue.flatMap { Day($0) }
         let review = reviewOn.flatMap { Day($0) }
         guard (nextDue == nil) == (next == nil), (reviewOn == nil) == (review == nil) else {
             throw StorageError.integrity(what: "subject row (dates)")
         }
         columns = SubjectColumns(status: status, nextDue: next, reviewOn: review)
-        codeIndex = Array(row[o + 7] as Data)
-        records = row[o + 8]
-        recordsHead = Array(row[o + 9] as Data)
-        rowMAC = Array(row[o + 10] as Data)
+        codeIndex = try cells.blob(o + 7)
+        records = Int(try cells.integer(o + 8))
+        recordsHead = try cells.blob(o + 9)
+        rowMAC = try cells.blob(o + 10)
     }
 
     /// A new subject's row before its first insert: no records yet.
@@ -65,7 +68,7 @@ struct SubjectRow {
 
     /// The MAC the row's current values should carry.
     func expectedMAC(keyring: Keyring) throws(StorageError) -> [UInt8] {
-        try RowIntegrity.subjectMAC(sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
+        try RowIntegrity.subjectMAC(id: id, sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
                                     recordsHead: recordsHead, keyring: keyring)
     }
 
@@ -80,7 +83,7 @@ struct SubjectRow {
             do { reference = try ErasureLedger(keyring: keyring).reference(sid: sid) } catch {
                 throw .database(reason: "could not compute an erasure-ledger reference")
             }
-            if erased.contains(reference) { throw .integrity(what: "subject erased earlier (named in the erasure ledger)") }
+            if erased.contains(reference) { throw .integrity(what: "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)") }
         }
     }
 
@@ -136,8 +139,14 @@ struct SubjectRow {
         guard records.count == self.records, RowIntegrity.matches(head, recordsHead) else {
             throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
         }
-        let clinics = try String.fetchAll(db.cachedStatement(sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id"), arguments: [id])
-            .compactMap(ClinicID.init)
+        // The clinics that hold a case, each link's MAC checked: a row inserted behind anonreg's
+        // back never shows a patient a clinic that does not hold their case.
+        var clinics: [ClinicID] = []
+        for row in try db.fetchAllCached("SELECT \(CaseLinkRow.selectColumns) FROM case_link c WHERE c.subject_id = ? ORDER BY c.id", [id]) {
+            let link = try CaseLinkRow(row: row)
+            try link.authenticate(sid: sid, keyring: keyring)
+            if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
+        }
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference, subjectKey: sid)
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference)
@@ -204,11 +213,12 @@ struct CaseLinkRow {
     static let selectColumns = "c.id, c.handle_index, c.clinic, c.row_mac"
     static let columnCount = 4
 
-    init(row: Row, offset o: Int = 0) {
-        id = row[o]
-        handleIndex = Array(row[o + 1] as Data)
-        clinic = row[o + 2]
-        rowMAC = Array(row[o + 3] as Data)
+    init(row: Row, offset o: Int = 0) throws {
+        let cells = RowCells(row: row, what: "case link row")
+        id = try cells.integer(o)
+        handleIndex = try cells.blob(o + 1)
+        clinic = try cells.text(o + 2) ?? ""
+        rowMAC = try cells.blob(o + 3)
     }
 
     func authenticate(sid: [UInt8], keyring: Keyring) throws(StorageError) {
@@ -221,6 +231,30 @@ struct CaseLinkRow {
         try db.fetchOneCached("""
             SELECT \(SubjectRow.selectColumns), \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
             WHERE c.handle_index = ? AND c.clinic = ?
-            """, [Data(handleIndex), clinic.rawValue]).map { (try SubjectRow(row: $0), CaseLinkRow(row: $0, offset: SubjectRow.columnCount)) }
+            """, [Data(handleIndex), clinic.rawValue]).map { (try SubjectRow(row: $0), try CaseLinkRow(row: $0, offset: SubjectRow.columnCount)) }
+    }
+}
+
+/// Typed reads of a row's cells that throw `.integrity` on a cell of the wrong type.
+struct RowCells {
+    let row: Row
+    let what: String
+
+    func integer(_ i: Int) throws(StorageError) -> Int64 {
+        guard case .int64(let value) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
+        return value
+    }
+
+    func blob(_ i: Int) throws(StorageError) -> [UInt8] {
+        guard case .blob(let data) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
+        return Array(data)
+    }
+
+    func text(_ i: Int) throws(StorageError) -> String? {
+        switch (row[i] as DatabaseValue).storage {
+        case .null: return nil
+        case .string(let text): return text
+        default: throw .integrity(what: "\(what) (a cell of the wrong type)")
+        }
     }
 }

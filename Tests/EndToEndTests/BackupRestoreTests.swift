@@ -309,4 +309,73 @@ import AnonregTestSupport
         let verified = try Self.run(["audit", "verify", "--state-dir", registry.d.stateDir])
         #expect(verified.status == 0, "\(verified.stdout)")
     }
+
+    // MARK: - Found by the review of this change
+
+    /// Disaster recovery on a new host: the keyring backup (and its anchor) is older than entries
+    /// already exported. The restore's numbering jump keeps every new entry apart from them.
+    @Test func theAuditLogNeverForksOnANewHost() throws {
+        let registry = try Registry()
+        let keys = try registry.keyringBackup("keys.anrgkbk")
+        let backup = try registry.databaseBackup("db.anrgbak")
+        for _ in 0..<5 { _ = try registry.d.request("GET", "/v1/cases/\(registry.handles[0])") }
+        let exported = try registry.d.anonreg(["audit", "export"]).stdout
+        registry.d.stop()
+        let h = try Self.fresh()
+        try Self.restoreKeys(keys, into: h, passphrase: registry.passphrase)
+        try Self.restoreDatabase(backup, into: h)
+        try h.start()
+        _ = try h.request("GET", "/v1/cases/\(registry.handles[0])")
+        let after = try h.anonreg(["audit", "export"]).stdout
+        #expect(h.stop() == 0)
+        var old: [Int: String] = [:]
+        for line in exported.split(separator: "\n") where line.contains("\"type\":\"entry\"") {
+            if let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = o["seq"] as? Int { old[seq] = o["hash"] as? String }
+        }
+        for line in after.split(separator: "\n") where line.contains("\"type\":\"entry\"") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = o["seq"] as? Int,
+                  let hash = old[seq] else { continue }
+            #expect(hash == o["hash"] as? String, "entry \(seq) has two different contents")
+        }
+    }
+
+    /// A restore into another database file beside the registry's moves nothing: the live daemon
+    /// keeps starting on its own database.
+    @Test func aSideRestoreLeavesTheLiveRegistryServing() throws {
+        let registry = try Registry()
+        let backup = try registry.databaseBackup("db.anrgbak")
+        registry.d.stop()
+        let anchor = try Data(contentsOf: URL(fileURLWithPath: registry.d.stateDir + "/keys/audit-anchor"))
+        let side = registry.d.stateDir + "/inspect.sqlite"
+        let r = try Self.run(["backup", "restore", backup, "--state-dir", registry.d.stateDir, "--database", side])
+        #expect(r.status == 0 && r.stderr.contains("was not moved"), "\(r.stdout)\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: registry.d.stateDir + "/keys/audit-anchor")) == anchor)
+        try Self.expectSubjects(registry.d, registry, present: [0, 1, 2], absent: [])
+    }
+
+    /// A restore killed after the new database was installed but before the anchor moved: the
+    /// daemon accepts the signed restore entry that continues after the anchor, and moves it.
+    @Test func aRestoreKilledBeforeItsAnchorMovedStillStarts() throws {
+        let registry = try Registry()
+        let backup = try registry.databaseBackup("db.anrgbak")
+        registry.d.stop()
+        let anchorPath = registry.d.stateDir + "/keys/audit-anchor"
+        let before = try Data(contentsOf: URL(fileURLWithPath: anchorPath))
+        try Self.restoreDatabase(backup, into: registry.d)
+        try before.write(to: URL(fileURLWithPath: anchorPath))   // as if killed before the anchor write
+        chmod(anchorPath, 0o600)
+        try Self.expectSubjects(registry.d, registry, present: [0, 1, 2], absent: [])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: anchorPath)) != before, "the daemon moved the anchor to the restore")
+    }
+
+    /// `backup verify` of a signed backup without a key to check the signature with fails.
+    @Test func verifyingWithoutAKeySaysTheSignatureWasNotChecked() throws {
+        let registry = try Registry()
+        let backup = try registry.databaseBackup("db.anrgbak")
+        let publicKey = try #require(try registry.d.request("GET", "/v1/admin/keys").string("auditPublicKey"))
+        registry.d.stop()
+        let bare = try Self.run(["backup", "verify", backup])
+        #expect(bare.status == 1 && bare.stderr.contains("not checked"), "\(bare.stdout)\(bare.stderr)")
+        #expect(try Self.run(["backup", "verify", backup, "--public-key", publicKey]).status == 0)
+    }
 }

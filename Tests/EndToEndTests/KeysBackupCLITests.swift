@@ -74,7 +74,7 @@ import AnonregTestSupport
         chmod(wrong, 0o600)
         // 7 files: five keys, the manifest, and the erasure ledger the daemon opens (creates) at start.
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right, "--kdf-strength", "interactive"]),
-                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 7 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
+                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 8 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
                    "keys backup")
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: \(keysFile) already exists; choose a new file name (nothing is ever overwritten)\n"),
@@ -95,7 +95,7 @@ import AnonregTestSupport
         let n = sealed[8..<12].reduce(0) { $0 << 8 | Int($1) }
         let header = try #require(try JSONSerialization.jsonObject(with: Data(sealed[12..<(12 + n)])) as? [String: Any])
         let createdAt = try #require(header["createdAt"] as? String)
-        #expect(restored.stdout == "restored 7 files into \(fresh)/keys (backup taken \(createdAt))\n")
+        #expect(restored.stdout == "restored 8 files into \(fresh)/keys (backup taken \(createdAt))\n")
         for name in ["keyring.json", "kek-1.key", "kek-2.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/" + name)) == Data(contentsOf: URL(fileURLWithPath: state + "/keys/" + name)), "\(name)")
         }
@@ -162,11 +162,12 @@ import AnonregTestSupport
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state, "--force"]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: the keyring in \(state)/keys lacks KEK version(s) 1 that the backup needs; restore the matching keyring backup first (anonreg keys restore)\n"),
                    "restore needing a destroyed KEK")
-        // Numbering continues after every entry number the registry can have issued: the backup's
-        // last entry, or the anchor's checkpoint plus one interval (docs/CRYPTO.md §Audit).
+        // Numbering continues at the next billion above every entry number the registry can have
+        // issued: the backup's last entry, or the anchor's checkpoint plus one interval
+        // (docs/CRYPTO.md §Audit, "Restores").
         let backupLast = Int64(try #require((try Self.header(backup)["auditLog"] as? [String: Any])?["seq"] as? Int))
         let anchorSeq = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/audit-anchor"))) as? [String: Any])??["seq"] as? Int
-        let continues = max(backupLast, anchorSeq.map { Int64($0) + 1000 } ?? 0)
+        let continues = (max(backupLast, anchorSeq.map { Int64($0) + 1000 } ?? 0) / 1_000_000_000 + 1) * 1_000_000_000
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", fresh, "--keys-dir", fresh + "/keys", "--database", fresh + "/registry.sqlite"]),
                    Expected(status: 0, stdout: """
                        restored \(backup) (taken \(try Self.createdAt(backup))) into \(fresh)/registry.sqlite

@@ -34,11 +34,14 @@ struct ClearColumnTamperTests {
             #expect(Self.isIntegrity(error), "\(error)")
         }
         await #expect(throws: (any Error).self) { _ = try await f.addCheckup(a.caseHandle, note: "meant-for-a") }
-        // B's history is untouched and still B's.
+        // B carries a link that is not its own: B is refused too until the full check removes
+        // it; then B's history is untouched and still B's.
+        await #expect(throws: (any Error).self) { _ = try await f.store.subject(case: b.caseHandle, clinic: StoreFixture.clinicB) }
+        #expect(try await f.store.checkIntegrity(actor: "test").caseLinksRemoved == 1)
         let seen = try await f.store.subject(case: b.caseHandle, clinic: StoreFixture.clinicB)
         #expect(seen.plaintexts.contains("note-of-b") && !seen.plaintexts.contains("meant-for-a"))
         // The due list of clinic A does not hand out B's handle either.
-        await #expect(throws: (any Error).self) { _ = try await f.store.casesDue(clinic: StoreFixture.clinicA, before: Day("2099-01-01")!) }
+        #expect(try await f.store.casesDue(clinic: StoreFixture.clinicA, before: Day("2099-01-01")!).isEmpty)
     }
 
     /// Redirect a patient code: A's code index is moved onto B's row (and B's onto A's). Today's
@@ -196,5 +199,92 @@ struct ClearColumnTamperTests {
         let report = try await f.store.checkIntegrity(actor: "test", batch: 7)
         #expect(report.subjectsChecked == 30 && report.caseLinksChecked == 30)
         #expect(report.failures == 0)
+    }
+
+    // MARK: - Found by the review of this change
+
+    /// A writer drops the MAC columns and strikes `v4-row-macs` from `grdb_migrations`, so that the
+    /// next start would MAC the rows they forged. The schema mark beside the keyring refuses it.
+    @Test func aDatabaseRolledBackBehindItsSchemaMarkIsRefused() async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol(clinic: StoreFixture.clinicA)
+        _ = try await f.enrol(clinic: StoreFixture.clinicB)
+        try f.store.close()
+        try f.sqlite("""
+            UPDATE case_link SET subject_id = 2 WHERE id = 1;
+            ALTER TABLE subject DROP COLUMN records; ALTER TABLE subject DROP COLUMN records_head; ALTER TABLE subject DROP COLUMN row_mac;
+            ALTER TABLE case_link DROP COLUMN row_mac;
+            DELETE FROM grdb_migrations WHERE identifier = 'v4-row-macs';
+            """)
+        #expect(throws: StorageError.self) { _ = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: f.keyring) }
+        #expect(!(try f.sqlite("SELECT group_concat(name) FROM pragma_table_info('subject')")).contains("row_mac"), "no migration ran")
+        #expect(try f.sqlite("SELECT count(*) FROM grdb_migrations WHERE identifier = 'v4-row-macs'") == "0")
+        _ = a
+    }
+
+    /// The full check starts below every id: a subject moved to a negative id (its links and
+    /// records with it) is checked too, and the MAC binds the row id.
+    @Test func aSubjectMovedToANegativeIdIsStillChecked() async throws {
+        let f = try StoreFixture()
+        _ = try await f.enrol()
+        _ = try await f.enrol()
+        try f.sqlite("""
+            UPDATE record SET subject_id = -1 WHERE subject_id = 1; UPDATE case_link SET subject_id = -1 WHERE subject_id = 1;
+            UPDATE subject SET id = -1, review_on = NULL WHERE id = 1;
+            """)
+        let report = try await f.store.checkIntegrity(actor: "test")
+        #expect(report.subjectsErased == 1, "\(report)")
+        #expect(try await f.store.subjectCount() == 1)
+    }
+
+    /// A store opened with another registry's keyring refuses at once, before the sweeper could
+    /// find every row failing and erase them all.
+    @Test func anotherKeyringIsRefusedBeforeAnythingIsErased() async throws {
+        let f = try StoreFixture()
+        for _ in 0..<3 { _ = try await f.enrol() }
+        try f.store.close()
+        let other = try Keyring.create(in: f.tmp.sub("other-keys"))
+        #expect(throws: StorageError.self) { _ = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: other) }
+        #expect(try f.sqlite("SELECT count(*) FROM subject") == "3")
+    }
+
+    /// When more than 10 rows and more than a quarter of the subjects fail, the check erases
+    /// nothing and reports them as suspended.
+    @Test func aMassFailureErasesNothing() async throws {
+        let f = try StoreFixture()
+        for _ in 0..<20 { _ = try await f.enrol() }
+        try f.sqlite("UPDATE subject SET row_mac = zeroblob(32) WHERE id <= 12;")
+        let report = try await f.store.checkIntegrity(actor: "test")
+        #expect(report.suspended == 12 && report.subjectsErased == 0, "\(report)")
+        #expect(try await f.store.subjectCount() == 20)
+    }
+
+    /// A cell of the wrong type (text in an integer column passes its CHECK) is an integrity
+    /// failure, never a crash of the daemon.
+    @Test func aCellOfTheWrongTypeIsAnIntegrityFailure() async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol()
+        _ = try await f.enrol()
+        try f.sqlite("UPDATE subject SET records = 'x' WHERE id = 1;")
+        do {
+            _ = try await f.store.subject(case: a.caseHandle, clinic: StoreFixture.clinicA)
+            Issue.record("served")
+        } catch { #expect(Self.isIntegrity(error), "\(error)") }
+        #expect(try await f.store.checkIntegrity(actor: "test").subjectsErased == 1)
+    }
+
+    /// A case link inserted for a clinic that does not hold the case never shows in the list of
+    /// clinics a patient sees.
+    @Test func aPlantedClinicLinkIsRefused() async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol()
+        try f.sqlite("""
+            INSERT INTO case_link (handle_index, clinic, subject_id, sealed_handle, row_mac)
+            SELECT zeroblob(32), 'police-liaison', subject_id, sealed_handle, row_mac FROM case_link WHERE id = 1;
+            """)
+        do {
+            let view = try await f.store.subject(code: a.code)
+            Issue.record("served \(view.clinics)")
+        } catch { #expect(Self.isIntegrity(error), "\(error)") }
     }
 }

@@ -41,6 +41,8 @@ public struct Sweeper: Sendable {
         /// case links removed for the same reason.
         public var erasedIntegrity = 0
         public var caseLinksRemoved = 0
+        /// Integrity failures not acted on (a mass failure: `IntegrityReport.suspended`).
+        public var integritySuspended = 0
         /// Subjects that could not be reviewed (unreadable records, a missing key): skipped, so
         /// one bad subject never stops the forgetting of all the others. The daemon logs them.
         public var failed = 0
@@ -57,6 +59,7 @@ public struct Sweeper: Sendable {
             do { integrity = try await storage.checkIntegrity(actor: Self.auditActor) } catch { throw .storage(error) }
             report.erasedIntegrity += integrity.subjectsErased
             report.caseLinksRemoved += integrity.caseLinksRemoved
+            report.integritySuspended += integrity.suspended
         }
         // Months that have ended are closed for unique persons: their tags become a count.
         do { _ = try await storage.foldUniquePersons(before: today.month) } catch { throw .storage(error) }

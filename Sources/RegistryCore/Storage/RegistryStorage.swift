@@ -186,7 +186,10 @@ public struct IntegrityReport: Sendable, Equatable, Codable {
     public var subjectsErased = 0
     /// Case links whose MAC failed: removed (the subject stays reachable by its code).
     public var caseLinksRemoved = 0
-    public var failures: Int { subjectsErased + caseLinksRemoved }
+    /// Failures found but not acted on: so many that a wrong keyring or a fault is likelier than
+    /// tampering (more than 10 and more than a quarter of the subjects). Nothing was erased.
+    public var suspended = 0
+    public var failures: Int { subjectsErased + caseLinksRemoved + suspended }
     public init() {}
 }
 

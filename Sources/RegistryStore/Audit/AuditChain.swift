@@ -93,9 +93,15 @@ public enum AuditChain {
     /// before, so exported entries are never numbered twice. Always signed by a checkpoint at
     /// its own number.
     public static let restoreAction = "audit-restore"
+    /// A restore's entry is numbered after the next multiple of this above every number issued.
+    public static let restoreStep: Int64 = 1_000_000_000
     public static func restoreResult(createdAt: String, ended: Int64, head: [UInt8], reErased: Int, continuesAfter: Int64) -> String {
         "restored a backup created \(createdAt) whose log ended at entry \(ended) (head \(Hex.encode(head))); "
             + "\(reErased) subject(s) erased again by the erasure ledger; numbering continues after entry \(continuesAfter)"
+    }
+    static func restoreContinuesAfter(_ result: String) -> Int64? {
+        guard let range = result.range(of: "numbering continues after entry ") else { return nil }
+        return Int64(result[range.upperBound...].prefix { $0.isNumber })
     }
     static func restoreEnded(_ result: String) -> Int64? {
         guard let range = result.range(of: "whose log ended at entry ") else { return nil }
@@ -342,6 +348,11 @@ public enum AuditChain {
             }
             var done = report
             done.unsignedTail = sinceCheckpoint
+            // An export proves only what a checkpoint in it signs: one with entries and no
+            // checkpoint at all proves nothing (it could be forged whole from the public format).
+            if scope == .export, last > 0, (report.lastCheckpointSeq ?? 0) < (report.firstSeq ?? 1) {
+                return fail(report.firstSeq, "no entry of this export is signed by a checkpoint in it: it proves nothing")
+            }
             if sinceCheckpoint > allowed(nil) {
                 return fail(last, "the last \(sinceCheckpoint) entries have no signed checkpoint, more than the interval of \(allowed(nil)): signed checkpoints were deleted, or the log was rewritten")
             }

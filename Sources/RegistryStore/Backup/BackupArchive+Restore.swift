@@ -143,6 +143,9 @@ extension BackupArchive {
         }
     }
 
+    /// The names of anonreg's schema migrations, in order (what a restored copy has reached).
+    public static var migrationNames: [String] { Schema.migrationNames }
+
     /// anonreg's application_id ("ANRG").
     public static var expectedApplicationID: Int32 { Schema.applicationID }
 
@@ -222,6 +225,7 @@ extension BackupArchive {
             }
             try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
             try Schema.migrator(keyring: keyring).migrate(queue)
+            try queue.read { db in try RowIntegrity.checkKeyringBinding(db, keyring: keyring, path: path) }
             let outcome = try queue.writeWithoutTransaction { db -> RestoreOutcome in
                 let rows = try Row.fetchAll(db, sql: "SELECT id, sid FROM subject")
                 var doomed: [(id: Int64, sid: [UInt8])] = []
@@ -244,7 +248,7 @@ extension BackupArchive {
                 return outcome!
             }
             // Every row that stays must be what anonreg wrote.
-            var after: Int64 = 0
+            var after: Int64 = .min
             var failed = 0
             while true {
                 let from = after
