@@ -59,6 +59,10 @@ public struct APIError: Error, Sendable, Equatable {
         switch error {
         case let error as APIError:
             return error
+        case let error as RetryLater:
+            // The socket server adds its Retry-After header; any other caller still answers 429,
+            // never 500 (found by fuzz-request once the OPRF bucket ran dry).
+            return error.error
         case let error as WireError:
             return APIError(.badRequest, error.code, error.message)
         case let error as DomainError:

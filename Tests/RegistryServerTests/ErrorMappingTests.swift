@@ -27,6 +27,14 @@ struct ErrorMappingTests {
         #expect(APIError.from(CryptoError.authenticationFailed) == .internalError)
     }
 
+    /// fuzz-request drained the OPRF bucket through the in-process responder, which has no
+    /// special case for RetryLater: the refusal came out as 500 internal_error.
+    @Test func aRateLimitRefusalIs429EverywhereNot500() {
+        let mapped = APIError.from(APIError.RetryLater(error: .rateLimited, seconds: 3))
+        #expect(mapped.status == .tooManyRequests)
+        #expect(mapped.code == APIError.rateLimited.code)
+    }
+
     @Test func unknownErrorsNeverLeakTheirText() {
         struct Leaky: Error, CustomStringConvertible { var description: String { "7TH6-TX19-PWFG-CCSY secret" } }
         let e = APIError.from(Leaky())
