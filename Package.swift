@@ -39,7 +39,7 @@ let package = Package(
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
             name: "RegistryKeyring",
-            dependencies: ["RegistryCrypto"]
+            dependencies: ["RegistryCrypto", "CAnonregLinux"]
         ),
         // The monitoring model, policy and the storage seam (`RegistryStorage`). Pure logic.
         .target(
@@ -91,7 +91,8 @@ let package = Package(
         .target(
             name: "AnonregAdmin",
             dependencies: [
-                "AnonregClinic", "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryStore",
+                "AnonregClinic", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol",
+                "RegistryStats", "RegistryStore", "CAnonregLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -188,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "RegistryServerTests",
             dependencies: [
-                "RegistryServer", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
+                "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),

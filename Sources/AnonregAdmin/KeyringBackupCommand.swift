@@ -61,7 +61,9 @@ struct KeyringRestoreCommand: ParsableCommand {
         discussion: """
             Refuses an existing keyring unless --force; then the old directory is kept beside \
             (KEYS_DIR.replaced-TIME) and the entries of its erasure ledger are carried over. A \
-            wrong passphrase writes nothing.
+            wrong passphrase writes nothing. The new keyring is staged beside and swapped in with \
+            one atomic rename, so an interrupted restore leaves the old keyring or the new one, \
+            never a mix.
             """)
     @Argument(help: "The keyring backup file.") var file: String
     @Option(help: "The state directory (its keys/ is written).") var stateDir: String
@@ -81,6 +83,9 @@ struct KeyringRestoreCommand: ParsableCommand {
         }
         if FileManager.default.fileExists(atPath: keys + "/keyring.json") && !force {
             throw CLIFailure.refused("\(keys) already holds a keyring; pass --force to replace it (the old one is kept beside)")
+        }
+        for leftover in KeyringBackup.interruptedRestores(of: keys) {
+            FileHandle.standardError.write(Data("anonreg: \(leftover) was left by an interrupted keyring restore; it holds keys (a staged keyring that never took effect, or the one a restore replaced): check it, then remove it\n".utf8))
         }
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.failed("cannot read \(file)") }
         do { _ = try KeyringBackup.parse(Array(data)) } catch { throw CLIFailure.failed("\(file): \(error)") }

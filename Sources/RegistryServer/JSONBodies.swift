@@ -56,7 +56,7 @@ enum JSONBodies {
         do { buffer = try await request.collectBody(upTo: limit) } catch { throw APIError.bodyTooLarge(limit) }
         let text = String(buffer: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.isEmpty || text == "{}" else {
-            throw WireError.unknownField("body")
+            throw WireError.unknownField(in: "body", accepted: [])
         }
     }
 

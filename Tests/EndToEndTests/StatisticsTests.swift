@@ -50,7 +50,7 @@ import AnonregTestSupport
         for _ in 0..<6 { try enrol(h, uid: Self.clinicUID) }
         for _ in 0..<2 { try enrol(h, category: "harmful-use") }
 
-        let reply = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true")
+        let reply = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true", uid: Self.statisticianUID)
         #expect(reply.status == 200, "\(reply.body)")
         let enrolled = try #require(table(reply, "enrolled", "dependence"))
         #expect(enrolled["columns"] as? [String] == ["local", "north"])
@@ -69,14 +69,18 @@ import AnonregTestSupport
         #expect((unique["rows"] as? [Any])?.isEmpty == true)
         #expect(reply.json?["closedThrough"] as? String != m)
 
-        // A statistician may read; a clinic may not (invariant 2).
+        // A statistician may read; a clinic may not (invariant 2), and neither may the admin uid
+        // that `anonreg init` also makes clinic `local` (issue 14 §4).
         #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID).status == 200)
         let clinic = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.clinicUID)
         #expect(clinic.status == 403)
         #expect(clinic.errorCode == "forbidden")
+        let adminAndClinic = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)")
+        #expect(adminAndClinic.status == 403, "\(adminAndClinic.body)")
+        #expect(adminAndClinic.body.contains("clinic local") && !adminAndClinic.body.contains("\"tables\""))
 
         // CSV.
-        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv")
+        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv", uid: Self.statisticianUID)
         #expect(csv.status == 200)
         #expect(csv.body.contains("enrolled,dependence,\(m),total,13"))
 
@@ -85,19 +89,56 @@ import AnonregTestSupport
             "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics'"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(Int(audited) ?? 0 >= 4)
 
-        // The CLI: human table, and an SVG chart written to a file.
-        let text = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m])
+        // The CLI as the statistician: human table, and an SVG chart written to a file.
+        let text = try statistician(["stats", "--socket", h.socket, "--from", m, "--to", m])
         #expect(text.status == 0, "\(text.stderr)")
         #expect(text.stdout.contains("Category dependence") && text.stdout.contains("13"))
-        let svgPath = h.tmp.sub("chart.svg")
-        let svg = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m, "--format", "svg", "--output", svgPath])
+        #expect(text.stdout.contains("Differential privacy: off"))
+        // The statistician writes where it may: a directory of its own.
+        _ = try Binaries.runExecutable("/usr/bin/install", ["-m", "0700", "-o", "\(Self.statisticianUID)", "-d", h.tmp.sub("out")])
+        let svg = try statistician(["stats", "--socket", h.socket, "--from", m, "--to", m, "--format", "svg", "--output", h.tmp.sub("out/chart.svg")])
         #expect(svg.status == 0, "\(svg.stderr)")
-        let chart = try String(contentsOfFile: svgPath, encoding: .utf8)
+        let chart = try String(contentsOfFile: h.tmp.sub("out/chart.svg"), encoding: .utf8)
         #expect(chart.contains("<svg") && chart.contains("enrolments") && chart.contains("completions"))
         // A clinic uid running the CLI is refused by policy (exit 3).
         let refused = try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.clinicUID)", "--regid=0", "--clear-groups",
             Binaries.path("anonreg"), "stats", "--socket", h.socket, "--from", m, "--to", m])
         #expect(refused.status == 3, "\(refused.stderr)")
+        // So is the admin uid that is also clinic local; the refusal points to the offline path.
+        let admin = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m])
+        #expect(admin.status == 3, "\(admin.stderr)")
+        #expect(admin.stderr.contains("anonreg stats --state-dir"))
+    }
+
+    func statistician(_ arguments: [String]) throws -> Binaries.Result {
+        try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.statisticianUID)", "--regid=0", "--clear-groups",
+                                                        Binaries.path("anonreg")] + arguments)
+    }
+
+    /// `anonreg init`'s single user (admin and clinic local) reads statistics offline, on the
+    /// stopped state directory, through the daemon's own release code: the same cells, an audit
+    /// entry, and a refusal while the daemon runs.
+    @Test func theSingleUserReadsStatisticsOfflineOnly() throws {
+        let h = try Self.harness(privacy: true)
+        try h.start()
+        let m = Self.month
+        for _ in 0..<8 { try enrol(h) }
+        let running = try Binaries.run("anonreg", ["stats", "--state-dir", h.stateDir, "--from", m, "--to", m])
+        #expect(running.status == 3, "\(running.stderr)")
+        #expect(running.stderr.contains("running anonregd"))
+        #expect(h.stop() == 0)
+        let offline = try Binaries.run("anonreg", ["stats", "--state-dir", h.stateDir, "--from", m, "--to", m, "--json"])
+        #expect(offline.status == 0, "\(offline.stderr)")
+        // The release was stored and charged like the daemon's: asking the daemon the same query
+        // later returns it byte for byte.
+        try h.start()
+        defer { h.stop() }
+        let online = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID)
+        #expect(online.status == 200)
+        #expect(online.body + "\n" == offline.stdout)
+        let audited = try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
+            "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics' AND actor = 'admin uid 0 offline'"]).stdout
+        #expect(audited.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 
     @Test func badQueriesGetAClearErrorAndChangeNothing() throws {
@@ -111,7 +152,7 @@ import AnonregTestSupport
                               ("from=\(m)&to=2020-01", "invalid_value"), ("from=\(m)&to=\(m)&format=svg", "invalid_value"),
                               ("from=\(m)&to=\(m)&clinic=local", "unknown_field"), ("from=\(m)&to=9999-12", "invalid_value"),
                               ("from=\(m)&to=\(m)&category=gambling", "invalid_value")] {
-            let reply = try h.request("GET", "/v1/stats?" + query)
+            let reply = try h.request("GET", "/v1/stats?" + query, uid: Self.statisticianUID)
             #expect(reply.status == 400, "\(query): \(reply.body)")
             #expect(reply.errorCode == code, "\(query): \(reply.body)")
         }
@@ -128,14 +169,14 @@ import AnonregTestSupport
         defer { h.stop() }
         for _ in 0..<8 { try enrol(h) }
         let m = Self.month
-        let first = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)")
+        let first = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID)
         #expect(first.status == 200, "\(first.body)")
         #expect((first.json?["privacy"] as? [String: Any])?["epsilon"] as? String == "0.5")
         // The same query returns the stored release, byte for byte, and charges nothing more.
-        let again = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)")
+        let again = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID)
         #expect(again.body == first.body)
         // A second query spends the rest of the month's budget (1.0 = two releases of 0.5) ...
-        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true").status == 200)
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true", uid: Self.statisticianUID).status == 200)
         // ... and a third is refused, with nothing stored.
         let refused = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&category=dependence", uid: Self.statisticianUID)
         #expect(refused.status == 403)
@@ -144,8 +185,8 @@ import AnonregTestSupport
         // Stored releases stay readable, also after a restart.
         h.stop()
         try h.start()
-        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)").body == first.body)
-        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv")
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID).body == first.body)
+        let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv", uid: Self.statisticianUID)
         #expect(csv.status == 200 && csv.body.hasPrefix("metric,category,month,clinic,value"))
     }
 }
