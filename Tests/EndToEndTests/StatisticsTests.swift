@@ -189,4 +189,98 @@ import AnonregTestSupport
         let csv = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&format=csv", uid: Self.statisticianUID)
         #expect(csv.status == 200 && csv.body.hasPrefix("metric,category,month,clinic,value"))
     }
+
+    static var previousMonth: String {
+        let parts = month.split(separator: "-").compactMap { Int($0) }
+        return parts[1] == 1 ? String(format: "%04d-12", parts[0] - 1) : String(format: "%04d-%02d", parts[0], parts[1] - 1)
+    }
+
+    /// Issue 14 §5: with differential privacy on, `anonreg stats` without --to asks for closed
+    /// months only, so no budget goes to the open month (whose figures still change).
+    @Test func withPrivacyTheDefaultRangeSpendsNothingOnTheOpenMonth() throws {
+        let h = try Self.harness(privacy: true)
+        try h.start()
+        defer { h.stop() }
+        for _ in 0..<6 { try enrol(h) }
+        let text = try statistician(["stats", "--socket", h.socket])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("Differential privacy: on (ε 0.5 per release, monthly budget 1)"), "\(text.stdout)")
+        let tables = try stateTables(h)
+        #expect(tables.contains("to=\(Self.previousMonth)&"), "the release did not end with the last closed month: \(tables)")
+        #expect(!tables.contains("'\(Self.month)'"), "the open month was charged: \(tables)")
+        // An explicit --to is the statistician's choice and is honoured.
+        let explicit = try statistician(["stats", "--socket", h.socket, "--from", Self.month, "--to", Self.month, "--json"])
+        #expect(explicit.status == 0, "\(explicit.stderr)")
+        #expect(try stateTables(h).contains("'\(Self.month)'"))
+    }
+
+    func auditResults(_ h: DaemonHarness, _ action: String) throws -> [String] {
+        try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
+            "SELECT actor || ': ' || result FROM audit_entry WHERE action = '\(action)' ORDER BY seq"]).stdout
+            .split(separator: "\n").map(String.init)
+    }
+
+    func reload(_ h: DaemonHarness, _ edit: (String) -> String, until expected: Int) throws {
+        let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        try edit(text).write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        kill(try #require(h.pid), SIGHUP)
+        for _ in 0..<200 where try auditResults(h, "privacy-settings").count < expected { usleep(20_000) }
+    }
+
+    /// Issue 21 §3: changing the budget, ε or `privacy` is audited at the next reload or start
+    /// and shown by `anonreg stats`; raising the budget never lets a month spend more than the
+    /// budget configured when its first noisy figure was released; turning privacy off never
+    /// releases exact figures for a month that had noisy ones.
+    @Test func privacySettingsAreAReleaseDecision() throws {
+        let h = try Self.harness(privacy: true)
+        try h.start()
+        defer { h.stop() }
+        for _ in 0..<8 { try enrol(h) }
+        let m = Self.month
+        #expect(try auditResults(h, "privacy-settings") == ["system start: privacy=on epsilon=0.5 monthly_budget=1"])
+        // Two releases spend the month's budget of 1.0.
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID).status == 200)
+        #expect(try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true", uid: Self.statisticianUID).status == 200)
+
+        // The admin raises the budget to 4 and reloads: audited, and the month stays at 1.
+        try reload(h, { $0.replacingOccurrences(of: "monthly_budget = 1.0", with: "monthly_budget = 4.0") }, until: 2)
+        #expect(try auditResults(h, "privacy-settings").last == "system reload: privacy=on epsilon=0.5 monthly_budget=4")
+        let third = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&category=dependence", uid: Self.statisticianUID)
+        #expect(third.status == 403 && third.errorCode == "privacy_budget_spent", "raising the budget let the month spend more: \(third.body)")
+        #expect(third.body.contains("the budget configured when its first figure was released"))
+        // A month with no release yet gets the new budget.
+        #expect(try h.request("GET", "/v1/stats?from=\(Self.previousMonth)&to=\(Self.previousMonth)", uid: Self.statisticianUID).status == 200)
+
+        // Lowering ε is a change too; and `anonreg stats` shows the history and the budgets.
+        try reload(h, { $0.replacingOccurrences(of: "epsilon = 0.5", with: "epsilon = 0.25") }, until: 3)
+        let shown = try statistician(["stats", "--socket", h.socket, "--from", m, "--to", m, "--category", "harmful-use"])
+        #expect(shown.status == 3, "the month is spent: \(shown.stdout) \(shown.stderr)")
+        // The stored release of a query asked before is still returned as it was.
+        #expect(try statistician(["stats", "--socket", h.socket, "--from", m, "--to", m]).status == 0)
+        let status = try h.request("GET", "/v1/stats/privacy", uid: Self.statisticianUID)
+        #expect(status.status == 200, "\(status.body)")
+        let months = status.json?["months"] as? [[String: Any]] ?? []
+        #expect(months.contains { $0["month"] as? String == m && $0["spent"] as? String == "1" && $0["cap"] as? String == "1" }, "\(status.body)")
+        #expect((status.json?["changes"] as? [Any])?.count == 3)
+        let table = try statistician(["stats", "--socket", h.socket, "--from", Self.previousMonth, "--to", Self.previousMonth])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("Budget spent: \(Self.previousMonth) 0.5 of 4"), "\(table.stdout)")
+        #expect(table.stdout.contains("privacy on, epsilon 0.25, monthly budget 4"), "\(table.stdout)")
+        #expect(table.stdout.contains("privacy on, epsilon 0.5, monthly budget 1"), "\(table.stdout)")
+
+        // Privacy off, restarted: audited at start; exact figures for a month that had noisy
+        // releases would undo their noise, so they are refused.
+        h.stop()
+        let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "privacy = true", with: "privacy = false").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try h.start()
+        #expect(try auditResults(h, "privacy-settings").last == "system start: privacy=off epsilon=0.25 monthly_budget=4")
+        let exact = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true", uid: Self.statisticianUID)
+        #expect(exact.status == 403 && exact.errorCode == "privacy_budget_spent", "exact figures for a noisy month: \(exact.body)")
+        #expect(!exact.body.contains("tables"))
+        // A restart with unchanged settings records nothing new.
+        h.stop()
+        try h.start()
+        #expect(try auditResults(h, "privacy-settings").count == 4)
+    }
 }
