@@ -213,8 +213,9 @@ extension RegistryApp {
             oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
     }
 
-    /// Retires (refused while any subject uses the version) or destroys (only a retired version:
-    /// its key file is overwritten and removed) a KEK version.
+    /// Retires (refused while any subject uses the version) or destroys (only a retired version
+    /// that no subject uses, counted now, after the writes in flight: its key file is overwritten
+    /// and removed) a KEK version.
     func changeKEK(_ version: Int, retire: Bool) async throws -> KeysStatusResponse {
         let usage: [Int: Int]
         do throws(StorageError) { usage = try await store.kekUsageAfterPendingWrites() } catch { throw DomainError.storage(error) }
@@ -223,7 +224,7 @@ extension RegistryApp {
                 let keyring = store.keyring
                 let next = retire
                     ? try keyring.retiringKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
-                    : try keyring.destroyingKEK(version: version)
+                    : try keyring.destroyingKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
                 store.replaceKeyring(next)
             } catch let error as KeyringError {
                 switch error {

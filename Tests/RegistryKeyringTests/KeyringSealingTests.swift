@@ -208,7 +208,7 @@ struct KeyringLifecycleTests {
         #expect(retired.kekEntries.first?.status == .retired)
         #expect(retired.kekEntries.first?.retiredAt != nil)
 
-        let destroyed = try retired.destroyingKEK(version: 1)
+        let destroyed = try retired.destroyingKEK(version: 1, subjectsUsingIt: 0)
         #expect(destroyed.kekEntries.first?.status == .destroyed)
         #expect(!FileManager.default.fileExists(atPath: tmp.sub("keys/kek-1.key")))
         #expect(throws: KeyringError.unknownKEKVersion(1)) { try destroyed.kek(version: 1) }
@@ -223,8 +223,8 @@ struct KeyringLifecycleTests {
         let v1 = try Keyring.create(in: tmp.sub("keys"))
         #expect(throws: KeyringError.self) { try v1.retiringKEK(version: 1, subjectsUsingIt: 0) }
         let v2 = try v1.rotatingKEK()
-        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 1) }
-        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 2) }
+        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 1, subjectsUsingIt: 0) }
+        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 2, subjectsUsingIt: 0) }
         #expect(throws: KeyringError.unknownKEKVersion(7)) { try v2.retiringKEK(version: 7, subjectsUsingIt: 0) }
         #expect(FileManager.default.fileExists(atPath: tmp.sub("keys/kek-1.key")))
     }
