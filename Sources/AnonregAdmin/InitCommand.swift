@@ -47,7 +47,7 @@ public struct InitCommand: ParsableCommand {
         if oprfSeedHex != nil && oprfSeedFile != nil {
             throw ValidationError("give --oprf-seed-hex or --oprf-seed-file, not both")
         }
-        guard PasswordStrength(rawValue: kdfStrength) != nil else {
+        guard PasswordStrength(option: kdfStrength) != nil else {
             throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
         }
         if oprfKeyInfo != nil && oprfSeedHex == nil && oprfSeedFile == nil {
@@ -65,13 +65,24 @@ public struct InitCommand: ParsableCommand {
             if existing == configPath && keysOnly { continue }
             throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
         }
+        // The passphrase is read and checked before anything is created.
+        var options = KeyringCreateOptions()
+        if let passphraseFile {
+            do {
+                let passphrase = try Passphrase.read(path: passphraseFile)
+                try Passphrase.checkStrength(passphrase)
+                options.passphrase = passphrase
+            } catch {
+                throw CLIFailure.usage("--passphrase-file: \(error)")
+            }
+            options.passwordStrength = PasswordStrength(option: kdfStrength)!
+        }
         if mkdir(dir, 0o750) == 0 {
             chmod(dir, 0o750)
         } else if errno != EEXIST {
             throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
         }
 
-        var options = KeyringCreateOptions()
         var seedHex = oprfSeedHex
         if let file = oprfSeedFile {
             guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.usage("cannot read \(file)") }
@@ -85,12 +96,6 @@ public struct InitCommand: ParsableCommand {
             }
             guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
             if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
-        }
-        if let passphraseFile {
-            do { options.passphrase = try Passphrase.read(path: passphraseFile) } catch {
-                throw CLIFailure.usage("--passphrase-file: \(error)")
-            }
-            options.passwordStrength = PasswordStrength(rawValue: kdfStrength)!
         }
         let keyring: Keyring
         do { keyring = try Keyring.create(in: dir + "/keys", options: options) } catch {

@@ -24,7 +24,7 @@ struct KeyringBackupCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func validate() throws {
-        guard PasswordStrength(rawValue: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
+        guard PasswordStrength(option: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
     }
 
     func run() throws {
@@ -37,8 +37,9 @@ struct KeyringBackupCommand: ParsableCommand {
             if !done { unlink(file) }
         }
         let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: true)
+        do { try Passphrase.checkStrength(passphrase) } catch { throw CLIFailure.usage("\(error)") }
         let made: (bytes: [UInt8], header: KeyringBackup.Header)
-        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(rawValue: kdfStrength)!) } catch {
+        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!) } catch {
             throw CLIFailure.failed("\(error)")
         }
         try NewFile.write(fd, made.bytes, path: file)

@@ -31,6 +31,7 @@ public enum KeyringBackup {
     public static func create(
         directory: String, passphrase: KeyMaterial, strength: PasswordStrength = .moderate, now: Date = Date()
     ) throws(KeyringError) -> (bytes: [UInt8], header: Header) {
+        try Passphrase.checkStrength(passphrase)
         try SecureFile.checkDirectory(directory)
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dfd >= 0 else { throw .io(path: directory, operation: "open", errno: errno) }
@@ -39,6 +40,9 @@ public enum KeyringBackup {
             guard errno == EINTR else { throw .io(path: directory, operation: "lock", errno: errno) }
         }
         defer { flock(dfd, LOCK_UN) }
+        // Only anonreg's regular files are copied; anything else is named and refused (a FIFO
+        // would hang the read, a stray file would ride along into every restore).
+        try KeyringDirectory.check(directory)
         let names = try fileNames(directory)
         guard names.contains(KeyFileName.manifest) else { throw .notFound(path: directory + "/" + KeyFileName.manifest) }
         var opened: [(name: String, fd: Int32, size: Int)] = []
