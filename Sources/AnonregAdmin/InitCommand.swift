@@ -16,17 +16,19 @@ public struct InitCommand: ParsableCommand {
             calling uid as admin and as clinic "local". Refuses a directory that already holds \
             any of these.
 
-            --oprf-seed-hex and --oprf-key-info restore the OPRF key from its offline backup \
-            (RFC 9497 DeriveKeyPair), so linkage values stay comparable across a rebuild.
+            --oprf-seed-file restores the OPRF key from its offline backup (RFC 9497 \
+            DeriveKeyPair), so linkage values stay comparable across a rebuild: the file \
+            `anonreg keys export-oprf-seed --output FILE` wrote, mode 0600. --oprf-seed-hex puts \
+            the seed on the command line, where every local user can read it; avoid it.
             """)
 
     @Option(name: .long, help: "The state directory to create.")
     var stateDir: String
 
-    @Option(name: .long, help: "64 hex digits: the OPRF seed from an offline backup (visible in the process list; prefer --oprf-seed-file).")
+    @Option(name: .long, help: "64 hex digits: the OPRF seed (visible to every local user in the process list; use --oprf-seed-file).")
     var oprfSeedHex: String?
 
-    @Option(name: .long, help: "A file holding the 64 hex digits of the OPRF seed.")
+    @Option(name: .long, help: "The OPRF seed file that `anonreg keys export-oprf-seed --output` wrote (mode 0600; its key info comes with it).")
     var oprfSeedFile: String?
 
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
@@ -83,12 +85,17 @@ public struct InitCommand: ParsableCommand {
             throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
         }
 
-        var seedHex = oprfSeedHex
         if let file = oprfSeedFile {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.usage("cannot read \(file)") }
-            seedHex = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if let hex = seedHex {
+            // The file `keys export-oprf-seed --output` writes: the caller's, 0600, read into
+            // secure memory; its key info, if it gives one, is the one that goes with the seed.
+            let read: (seed: KeyMaterial, keyInfo: [UInt8]?)
+            do { read = try OPRFSeedFile.read(path: file) } catch { throw CLIFailure.usage("--oprf-seed-file: \(error)") }
+            options.oprfSeed = read.seed
+            if let info = oprfKeyInfo, let fromFile = read.keyInfo, Array(info.utf8) != fromFile {
+                throw CLIFailure.usage("--oprf-key-info differs from the key info in \(file); give only the file")
+            }
+            if let info = read.keyInfo ?? oprfKeyInfo.map({ Array($0.utf8) }) { options.oprfKeyInfo = info }
+        } else if let hex = oprfSeedHex {
             do {
                 options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")
             } catch {
