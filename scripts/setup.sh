@@ -9,8 +9,9 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
-# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate).
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd)
+# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate,
+# strace for the durability trace test).
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd strace)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
