@@ -13,8 +13,9 @@ public struct InitCommand: ParsableCommand {
         discussion: """
             Creates DIR (mode 0750) with DIR/keys (0700, a fresh keyring with KEK version 1), \
             DIR/registry.sqlite, and DIR/anonreg.toml whose socket is DIR/anonreg.sock, with the \
-            calling uid as admin and as clinic "local". Refuses a directory that already holds \
-            any of these.
+            calling uid as admin and as clinic "local" (statistics, which never go to a clinic, it \
+            reads offline: `anonreg stats --state-dir DIR`). Refuses a directory that already \
+            holds any of these.
 
             --oprf-seed-file restores the OPRF key from its offline backup (RFC 9497 \
             DeriveKeyPair), so linkage values stay comparable across a rebuild: the file \
@@ -129,6 +130,8 @@ public struct InitCommand: ParsableCommand {
               anonreg.toml     uid \(geteuid()) is admin and clinic "local"
             Start the daemon with:
               anonregd --config \(configPath)
+            Statistics never go to a clinic, so this uid reads them offline, with the daemon stopped:
+              anonreg stats --state-dir \(dir)
             """)
     }
 }
