@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-slow-disk bench-scale bench-audit bench-noise
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -26,17 +26,24 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite (Swift suites, then the systemd
-## integration tests, which need root).
+## Install what is missing, build, and run every test suite (Swift suites; the protocol docs
+## check, the Python client and the remote-clinic test with a real sshd; then the systemd
+## integration tests). Needs root.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 
 ## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
 ## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
 faults: setup
 	./scripts/faults.sh
+
+## Every Swift suite under AddressSanitizer (+ UBSan on the C targets) and ThreadSanitizer, in
+## build directories of their own (docs/ROBUSTNESS.md §Sanitizers). SANITIZERS="address" for one.
+test-sanitize: setup
+	./scripts/test-sanitize.sh
 
 ## libFuzzer targets with AddressSanitizer, FUZZ_SECONDS (default 60) each (docs/ROBUSTNESS.md).
 fuzz: setup
@@ -77,7 +84,9 @@ install:
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
-	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/openapi.yaml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/ssh
+	install -m 0644 ssh/anonreg-remote-clinics.conf ssh/anonreg-clinic-forward.service $(DESTDIR)$(DOCDIR)/ssh/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
 	install -m 0644 $(MANPAGES)/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg.1
 	install -m 0644 $(MANPAGES)/anonregd.8 $(DESTDIR)$(MANDIR)/man8/anonregd.8
@@ -106,10 +115,19 @@ BENCH_ARGS ?=
 SCALE_SUBJECTS ?= 1000000
 AUDIT_ENTRIES ?= 1000000
 
-## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits.
+## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits;
+## then the fairness mode (issue 23): one clinic floods from 256 connections on its own uid while
+## another reads, against a flood of GET /v1/health in the same run (needs root for setpriv).
+FAIRNESS_ARGS ?=
 bench: setup
 	$(SWIFT) build -c release
 	$(CURDIR)/.build/release/anonreg-bench run $(BENCH_ARGS)
+	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
+
+## The fairness mode alone.
+bench-fairness: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
 
 ## 1,000,000 subjects (SCALE_SUBJECTS=100000 for a quick check): start, RSS, reads, online rewrap. Minutes.
 bench-scale: setup

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "anonreg_linux.h"
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 
@@ -14,4 +15,12 @@ int anonreg_get_dumpable(void) {
 
 int anonreg_rename_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+int anonreg_malloc_trim(void) {
+    return malloc_trim(0);
+}
+
+unsigned long anonreg_heap_in_use(void) {
+    return (unsigned long)mallinfo2().uordblks;
 }

@@ -10,11 +10,14 @@ public struct APIError: Error, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var code: String
     public var message: String
+    /// The offending element's position in a batch (`invalid_element` on a batch).
+    public var index: Int?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, index: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.index = index
     }
 
     static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
@@ -30,10 +33,25 @@ public struct APIError: Error, Sendable, Equatable {
     static func bodyTooLarge(_ limit: Int) -> APIError {
         APIError(.contentTooLarge, "body_too_large", "request bodies are limited to \(limit) bytes")
     }
+    static let requestAbandoned = APIError(.requestTimeout, "request_timeout", "the request's body was not received completely in time")
+    static func rateLimited(retryAfter: Int) -> APIError {
+        APIError(.tooManyRequests, "rate_limited", "this clinic's budget for this kind of request is used up; retry after \(retryAfter) s")
+    }
     static let malformedJSON = APIError(.badRequest, "malformed_json", "the body is not a JSON object")
     static let unsupportedMediaType = APIError(.unsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
     static let rateLimited = APIError(.tooManyRequests, "rate_limited", "too many OPRF evaluations for this clinic; retry later")
+
+    /// A 429 with the seconds its answer's `Retry-After` names.
+    struct RetryLater: Error, Sendable {
+        var error: APIError
+        var seconds: Int
+    }
     static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
+    static func invalidElement(index: Int) -> APIError {
+        APIError(.badRequest, "invalid_element",
+                 "blindedElements[\(index)] must be 64 hex digits encoding a valid, non-identity ristretto255 element; nothing was evaluated",
+                 index: index)
+    }
     static let invalidCase = APIError(.notFound, "case_not_found", "no such case at this clinic")
     static let storageFullMode = APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
                                           "the registry's disk is full; data writes are refused until space returns, reads still work")
@@ -82,5 +100,5 @@ public struct APIError: Error, Sendable, Equatable {
         }
     }
 
-    var body: ErrorBody { ErrorBody(code: code, message: message) }
+    var body: ErrorBody { ErrorBody(code: code, message: message, index: index) }
 }
