@@ -161,8 +161,11 @@ public struct StatsCommand: ParsableCommand {
             let settings = config.statistics.privacySettings
             let (store, actor, today) = (store, actor, today)
             try Blocking.run { () async throws in
-                if try await store.privacySettingsHistory().last?.settings != settings {
-                    try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+                let history = try await store.privacySettingsHistory()
+                if history.last?.settings != settings {
+                    if settings.isAuditedChange(after: history.last?.settings, defaults: DaemonConfig.Statistics.defaults.privacySettings) {
+                        try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+                    }
                     _ = try await store.recordPrivacySettings(settings, on: today)
                 }
             }

@@ -43,14 +43,18 @@ extension RegistryApp {
     }
 
     /// Records the differential-privacy settings when they differ from the last recorded ones,
-    /// and audits the change (`privacy-settings`), at start and at each reload. The audit entry
-    /// comes first: a crash in between records it again at the next start, never not at all.
+    /// and audits the change (`privacy-settings`), at start and at each reload. The first
+    /// settings a registry records count as a change only when they are not the defaults
+    /// (`PrivacySettings.isAuditedChange`). The audit entry comes first: a crash in between
+    /// audits it again at the next start, never not at all.
     public func recordPrivacyIfChanged(actor: String) async {
         let settings = config.statistics.privacySettings
         do {
             let history = try await store.privacySettingsHistory()
             guard history.last?.settings != settings else { return }
-            try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+            if settings.isAuditedChange(after: history.last?.settings, defaults: DaemonConfig.Statistics.defaults.privacySettings) {
+                try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+            }
             _ = try await store.recordPrivacySettings(settings, on: clock.today)
             logger.notice("differential-privacy settings recorded in the audit log", metadata: ["settings": "\(settings.summary)"])
         } catch {

@@ -227,6 +227,23 @@ import AnonregTestSupport
         for _ in 0..<200 where try auditResults(h, "privacy-settings").count < expected { usleep(20_000) }
     }
 
+    /// The first settings a registry records: the defaults silently (a configuration that says
+    /// nothing decides nothing), anything else as an audited decision from the first start.
+    @Test func defaultSettingsAreRecordedAndOwnSettingsAuditedFromTheFirstStart() throws {
+        let h = try Self.harness()
+        try h.start()
+        #expect(try auditResults(h, "privacy-settings").isEmpty)
+        let status = try h.request("GET", "/v1/stats/privacy", uid: Self.statisticianUID)
+        #expect(status.status == 200, "\(status.body)")
+        #expect((status.json?["changes"] as? [Any])?.count == 1, "the defaults are in the history: \(status.body)")
+        #expect(h.stop() == 0)
+        let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "privacy = false", with: "privacy = true").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try h.start()
+        defer { h.stop() }
+        #expect(try auditResults(h, "privacy-settings") == ["system start: privacy=on epsilon=0.5 monthly_budget=2"])
+    }
+
     /// Issue 21 §3: changing the budget, ε or `privacy` is audited at the next reload or start
     /// and shown by `anonreg stats`; raising the budget never lets a month spend more than the
     /// budget configured when its first noisy figure was released; turning privacy off never

@@ -209,6 +209,15 @@ public struct PrivacySettings: Sendable, Equatable {
         "privacy=\(privacy ? "on" : "off") epsilon=\(Self.decimal(epsilonMicro)) monthly_budget=\(Self.decimal(budgetMicro))"
     }
 
+    /// Whether finding `self` in force is a change to audit (`privacy-settings`): it differs
+    /// from the last recorded settings or, when none are recorded yet, from `defaults` (the
+    /// settings of a configuration that says nothing). So a registry whose first settings are
+    /// the defaults records them silently, and one that starts with its own (differential
+    /// privacy on, another ε or budget) has that decision in its audit log from the first start.
+    public func isAuditedChange(after last: PrivacySettings?, defaults: PrivacySettings) -> Bool {
+        self != (last ?? defaults)
+    }
+
     /// Micro-ε as a decimal (1500000 → "1.5").
     public static func decimal(_ micro: Int) -> String {
         let whole = micro / 1_000_000
