@@ -13,8 +13,10 @@ public enum KeyringDirectory {
     static let knownNames: Set<String> = [
         KeyFileName.manifest, KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning,
         ErasureLedger.fileName,
-        // audit checkpoint anchor, docs/CRYPTO.md §Audit
-        "audit-anchor",
+        // The newest signed audit checkpoint (docs/CRYPTO.md §Audit, "Anchor").
+        AuditAnchor.fileName,
+        // The migrations the database has reached (docs/CRYPTO.md §Authenticated columns).
+        SchemaMark.fileName,
     ]
 
     /// Whether `name` is one of anonreg's files: a fixed name, or `kek-N.key` (a version the

@@ -82,4 +82,34 @@ struct KeysDirectoryTests {
         #expect(KeyringDirectory.isKnown("audit-anchor") && KeyringDirectory.isKnown("erasure-ledger") && KeyringDirectory.isKnown("kek-12.key"))
         #expect(!KeyringDirectory.isKnown("kek-01.key") && !KeyringDirectory.isKnown("kek-.key") && !KeyringDirectory.isKnown("kek-1.key.bak"))
     }
+
+    /// The store writes two files of its own beside the keys (docs/CRYPTO.md §Keyring): the audit
+    /// anchor and the schema mark, each through a temporary file renamed into place. A keys
+    /// directory holding them, and what an interrupted write of either leaves, loads and is backed
+    /// up; a stray file named like them is still refused by name.
+    @Test func theAuditAnchorAndSchemaMarkAreOursAndLookalikesAreNot() throws {
+        let tmp = TemporaryDirectory()
+        let keys = tmp.sub("keys")
+        _ = try Keyring.create(in: keys)
+        try AuditAnchor(seq: 20, hash: [UInt8](repeating: 7, count: 32), at: "2026-12-05T14:00:00Z", previous: 10, interval: 10,
+                        signature: [UInt8](repeating: 9, count: 64)).write(directory: keys)
+        try SchemaMark(migrations: ["v1-subjects-cases-records", "v4-row-macs"]).write(directory: keys)
+        tmp.write([1, 2, 3], to: keys + "/.audit-anchor.tmp-0a1b2c")
+        tmp.write([1, 2, 3], to: keys + "/.schema-mark.tmp-d4e5f6")
+        #expect(try KeyringDirectory.strangers(in: keys) == [])
+        _ = try Keyring.load(from: KeyringSource(directory: keys))
+        let backup = try KeyringBackup.create(directory: keys, passphrase: try KeyringSealingTests.phrase("a backup passphrase"), strength: .minimumForTests)
+        #expect(backup.header.files.contains("audit-anchor") && backup.header.files.contains("schema-mark"))
+
+        // Copies an admin left beside them, and a temporary name that no write of ours makes.
+        tmp.write([1], to: keys + "/schema-mark.old")
+        tmp.write([1], to: keys + "/audit-anchor.bak")
+        tmp.write([1], to: keys + "/.schema-mark.tmp-not-hex")
+        #expect(throws: KeyringError.unexpectedFiles(directory: keys, entries: [
+            ".schema-mark.tmp-not-hex (not an anonreg file, mode 600)",
+            "audit-anchor.bak (not an anonreg file, mode 600)",
+            "schema-mark.old (not an anonreg file, mode 600)"])) {
+            _ = try Keyring.load(from: KeyringSource(directory: keys))
+        }
+    }
 }
