@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit test-sanitize
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -151,3 +151,10 @@ bench-slow-disk: setup
 bench-audit: setup
 	$(SWIFT) build -c release
 	$(CURDIR)/.build/release/anonreg-bench audit --entries $(AUDIT_ENTRIES) $(BENCH_ARGS)
+
+## Issue 21: time the geometric noise sampler against |noise|, bare algorithm and padded (the
+## daemon's), NOISE_DRAWS draws per ε (docs/CRYPTO.md §Differential privacy).
+NOISE_DRAWS ?= 100000
+bench-noise: setup
+	$(SWIFT) build -c release --product anonreg-bench
+	$(CURDIR)/.build/release/anonreg-bench noise --draws $(NOISE_DRAWS) $(BENCH_ARGS)

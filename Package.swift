@@ -40,7 +40,7 @@ let package = Package(
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
             name: "RegistryKeyring",
-            dependencies: ["RegistryCrypto"]
+            dependencies: ["RegistryCrypto", "CAnonregLinux"]
         ),
         // The monitoring model, policy and the storage seam (`RegistryStorage`). Pure logic.
         .target(
@@ -97,7 +97,8 @@ let package = Package(
         .target(
             name: "AnonregAdmin",
             dependencies: [
-                "AnonregClinic", "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
+                "AnonregClinic", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol",
+                "RegistryStats", "RegistryStore", "CAnonregLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -143,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "anonreg-bench",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig", "TSanLockShim",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig", "RegistryStats", "TSanLockShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -202,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "RegistryServerTests",
             dependencies: [
-                "RegistryServer", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
+                "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),

@@ -9,10 +9,11 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
-# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate).
+# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate,
+# strace for the durability trace test).
 # python3-venv: the Python client's tests and the protocol-docs check run in a virtualenv.
 # openssh-server: the remote-clinic test starts a throwaway sshd of its own (never the system's).
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd python3 python3-venv openssh-server)
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd strace python3 python3-venv openssh-server)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -13,20 +13,23 @@ public struct InitCommand: ParsableCommand {
         discussion: """
             Creates DIR (mode 0750) with DIR/keys (0700, a fresh keyring with KEK version 1), \
             DIR/registry.sqlite, and DIR/anonreg.toml whose socket is DIR/anonreg.sock, with the \
-            calling uid as admin and as clinic "local". Refuses a directory that already holds \
-            any of these.
+            calling uid as admin and as clinic "local" (statistics, which never go to a clinic, it \
+            reads offline: `anonreg stats --state-dir DIR`). Refuses a directory that already \
+            holds any of these.
 
-            --oprf-seed-hex and --oprf-key-info restore the OPRF key from its offline backup \
-            (RFC 9497 DeriveKeyPair), so linkage values stay comparable across a rebuild.
+            --oprf-seed-file restores the OPRF key from its offline backup (RFC 9497 \
+            DeriveKeyPair), so linkage values stay comparable across a rebuild: the file \
+            `anonreg keys export-oprf-seed --output FILE` wrote, mode 0600. --oprf-seed-hex puts \
+            the seed on the command line, where every local user can read it; avoid it.
             """)
 
     @Option(name: .long, help: "The state directory to create.")
     var stateDir: String
 
-    @Option(name: .long, help: "64 hex digits: the OPRF seed from an offline backup (visible in the process list; prefer --oprf-seed-file).")
+    @Option(name: .long, help: "64 hex digits: the OPRF seed (visible to every local user in the process list; use --oprf-seed-file).")
     var oprfSeedHex: String?
 
-    @Option(name: .long, help: "A file holding the 64 hex digits of the OPRF seed.")
+    @Option(name: .long, help: "The OPRF seed file that `anonreg keys export-oprf-seed --output` wrote (mode 0600; its key info comes with it).")
     var oprfSeedFile: String?
 
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
@@ -47,7 +50,7 @@ public struct InitCommand: ParsableCommand {
         if oprfSeedHex != nil && oprfSeedFile != nil {
             throw ValidationError("give --oprf-seed-hex or --oprf-seed-file, not both")
         }
-        guard PasswordStrength(rawValue: kdfStrength) != nil else {
+        guard PasswordStrength(option: kdfStrength) != nil else {
             throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
         }
         if oprfKeyInfo != nil && oprfSeedHex == nil && oprfSeedFile == nil {
@@ -65,19 +68,35 @@ public struct InitCommand: ParsableCommand {
             if existing == configPath && keysOnly { continue }
             throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
         }
+        // The passphrase is read and checked before anything is created.
+        var options = KeyringCreateOptions()
+        if let passphraseFile {
+            do {
+                let passphrase = try Passphrase.read(path: passphraseFile)
+                try Passphrase.checkStrength(passphrase)
+                options.passphrase = passphrase
+            } catch {
+                throw CLIFailure.usage("--passphrase-file: \(error)")
+            }
+            options.passwordStrength = PasswordStrength(option: kdfStrength)!
+        }
         if mkdir(dir, 0o750) == 0 {
             chmod(dir, 0o750)
         } else if errno != EEXIST {
             throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
         }
 
-        var options = KeyringCreateOptions()
-        var seedHex = oprfSeedHex
         if let file = oprfSeedFile {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.usage("cannot read \(file)") }
-            seedHex = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if let hex = seedHex {
+            // The file `keys export-oprf-seed --output` writes: the caller's, 0600, read into
+            // secure memory; its key info, if it gives one, is the one that goes with the seed.
+            let read: (seed: KeyMaterial, keyInfo: [UInt8]?)
+            do { read = try OPRFSeedFile.read(path: file) } catch { throw CLIFailure.usage("--oprf-seed-file: \(error)") }
+            options.oprfSeed = read.seed
+            if let info = oprfKeyInfo, let fromFile = read.keyInfo, Array(info.utf8) != fromFile {
+                throw CLIFailure.usage("--oprf-key-info differs from the key info in \(file); give only the file")
+            }
+            if let info = read.keyInfo ?? oprfKeyInfo.map({ Array($0.utf8) }) { options.oprfKeyInfo = info }
+        } else if let hex = oprfSeedHex {
             do {
                 options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")
             } catch {
@@ -85,12 +104,6 @@ public struct InitCommand: ParsableCommand {
             }
             guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
             if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
-        }
-        if let passphraseFile {
-            do { options.passphrase = try Passphrase.read(path: passphraseFile) } catch {
-                throw CLIFailure.usage("--passphrase-file: \(error)")
-            }
-            options.passwordStrength = PasswordStrength(rawValue: kdfStrength)!
         }
         let keyring: Keyring
         do { keyring = try Keyring.create(in: dir + "/keys", options: options) } catch {
@@ -117,6 +130,8 @@ public struct InitCommand: ParsableCommand {
               anonreg.toml     uid \(geteuid()) is admin and clinic "local"
             Start the daemon with:
               anonregd --config \(configPath)
+            Statistics never go to a clinic, so this uid reads them offline, with the daemon stopped:
+              anonreg stats --state-dir \(dir)
             """)
     }
 }

@@ -24,7 +24,7 @@ struct KeyringBackupCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func validate() throws {
-        guard PasswordStrength(rawValue: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
+        guard PasswordStrength(option: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
     }
 
     func run() throws {
@@ -37,8 +37,9 @@ struct KeyringBackupCommand: ParsableCommand {
             if !done { unlink(file) }
         }
         let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: true)
+        do { try Passphrase.checkStrength(passphrase) } catch { throw CLIFailure.usage("\(error)") }
         let made: (bytes: [UInt8], header: KeyringBackup.Header)
-        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(rawValue: kdfStrength)!) } catch {
+        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!) } catch {
             throw CLIFailure.failed("\(error)")
         }
         try NewFile.write(fd, made.bytes, path: file)
@@ -61,7 +62,9 @@ struct KeyringRestoreCommand: ParsableCommand {
         discussion: """
             Refuses an existing keyring unless --force; then the old directory is kept beside \
             (KEYS_DIR.replaced-TIME) and the entries of its erasure ledger are carried over. A \
-            wrong passphrase writes nothing.
+            wrong passphrase writes nothing. The new keyring is staged beside and swapped in with \
+            one atomic rename, so an interrupted restore leaves the old keyring or the new one, \
+            never a mix.
             """)
     @Argument(help: "The keyring backup file.") var file: String
     @Option(help: "The state directory (its keys/ is written).") var stateDir: String
@@ -81,6 +84,9 @@ struct KeyringRestoreCommand: ParsableCommand {
         }
         if FileManager.default.fileExists(atPath: keys + "/keyring.json") && !force {
             throw CLIFailure.refused("\(keys) already holds a keyring; pass --force to replace it (the old one is kept beside)")
+        }
+        for leftover in KeyringBackup.interruptedRestores(of: keys) {
+            FileHandle.standardError.write(Data("anonreg: \(leftover) was left by an interrupted keyring restore; it holds keys (a staged keyring that never took effect, or the one a restore replaced): check it, then remove it\n".utf8))
         }
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.failed("cannot read \(file)") }
         do { _ = try KeyringBackup.parse(Array(data)) } catch { throw CLIFailure.failed("\(file): \(error)") }

@@ -200,11 +200,13 @@ public struct KeysCommand: ParsableCommand {
 struct ExportOPRFSeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export-oprf-seed",
-        abstract: "Print the OPRF seed and key info for an offline backup (terminal or a new 0600 file only).",
+        abstract: "Write the OPRF seed and key info for an offline backup (a new 0600 file, or the terminal).",
         discussion: """
-            With them, `anonreg init --oprf-seed-hex HEX --oprf-key-info TEXT` rebuilds the same OPRF \
-            key, so linkage values stay comparable after a disaster. Anyone holding the seed can \
-            compute linkage values offline: keep it like the keys themselves.
+            With --output, the file is exactly what `anonreg init --state-dir DIR --oprf-seed-file \
+            FILE` reads back to rebuild the same OPRF key, so linkage values stay comparable after \
+            a disaster; the seed never has to go on a command line. On a terminal the same lines \
+            are shown, to copy onto paper and type back into a 0600 file. Anyone holding the seed \
+            can compute linkage values offline: keep it like the keys themselves.
             """)
     @Option(help: "The state directory (its keys/ is read).") var stateDir: String
     @Option(help: "Write to this new file (mode 0600) instead of the terminal.") var output: String?
@@ -215,19 +217,20 @@ struct ExportOPRFSeed: ParsableCommand {
         do { passphrase = try passphraseFile.map { try Passphrase.read(path: $0) } } catch {
             throw CLIFailure.failed("\(error)")
         }
+        if output == nil, isatty(1) != 1 {
+            throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
+        }
         let exported: (hex: String, keyInfo: String)
+        let keyInfo: [UInt8]
         do {
             let keyring = try Keyring.load(from: KeyringSource(directory: stateDir + "/keys"), passphrase: passphrase)
+            TestStop.at("cli-keys-loaded")
             exported = try keyring.exportOPRFSeed()
+            keyInfo = (try? Hex.decode(keyring.manifest.oprf.keyInfo)) ?? Array(exported.keyInfo.utf8)
         } catch {
             throw CLIFailure.failed("\(error)")
         }
-        let text = """
-            anonreg OPRF seed (RFC 9497 DeriveKeyPair), keep offline:
-              --oprf-seed-hex \(exported.hex)
-              --oprf-key-info \"\(exported.keyInfo)\"
-
-            """
+        let text = OPRFSeedFile.render(seedHex: exported.hex, keyInfo: keyInfo)
         if let output {
             let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))") }
@@ -235,12 +238,9 @@ struct ExportOPRFSeed: ParsableCommand {
             fchmod(fd, 0o600)
             let bytes = Array(text.utf8)
             guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else { throw CLIFailure.failed("cannot write \(output)") }
-            print("wrote \(output) (mode 0600)")
+            print("wrote \(output) (mode 0600); restore with: anonreg init --state-dir DIR --oprf-seed-file \(output)")
         } else {
-            guard isatty(1) == 1 else {
-                throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
-            }
-            print(text, terminator: "")
+            print(text + "Copy these lines into a file (chmod 600), then: anonreg init --state-dir DIR --oprf-seed-file FILE")
         }
     }
 }

@@ -40,7 +40,7 @@ public struct ClinicClient {
         let payload = try body.map { try JSONEncoder().encode($0) }
         let reply: UnixHTTPClient.Response
         do { reply = try client.send(method, path, json: payload) } catch let failure as UnixHTTPClient.Failure {
-            throw ClinicFailure(exitCode: 4, description: failure.description)
+            throw failure.clinicFailure
         }
         guard (200..<300).contains(reply.status) else { throw Self.failure(reply) }
         do { return (try JSONDecoder().decode(Response.self, from: reply.body), reply.body) } catch {
@@ -66,8 +66,7 @@ public struct ClinicClient {
     public func download(_ path: String, to fd: Int32, timeout: Int = 60) throws -> Int64 {
         let result: (response: UnixHTTPClient.Response, written: Int64)
         do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd, timeout: timeout) } catch let failure as UnixHTTPClient.Failure {
-            if case .output = failure { throw ClinicFailure(exitCode: 1, description: failure.description) }
-            throw ClinicFailure(exitCode: 4, description: failure.description)
+            throw failure.clinicFailure
         }
         guard (200..<300).contains(result.response.status) else { throw Self.failure(result.response) }
         return result.written
@@ -77,7 +76,7 @@ public struct ClinicClient {
     public func raw(_ path: String) throws -> Data {
         let reply: UnixHTTPClient.Response
         do { reply = try UnixHTTPClient(socketPath: options.socketPath).send("GET", path) } catch let failure as UnixHTTPClient.Failure {
-            throw ClinicFailure(exitCode: 4, description: failure.description)
+            throw failure.clinicFailure
         }
         guard (200..<300).contains(reply.status) else { throw Self.failure(reply) }
         return reply.body
@@ -115,5 +114,17 @@ enum Table {
          ("last check-up", m.lastCheckup?.description ?? "-"), ("next check-up due", m.nextCheckupDue?.description ?? "-"),
          ("remission since", m.remissionSince?.description ?? "-"), ("earliest end", m.earliestEnd?.description ?? "-"),
          ("ends at the latest", m.retentionCapOn.description), ("reason", m.reason)]
+    }
+}
+
+extension UnixHTTPClient.Failure {
+    /// Exit codes: 1 for a local output error, 3 for a socket the CLI refuses to trust (a policy
+    /// refusal of the CLI's own), 4 for a daemon it cannot reach or understand.
+    var clinicFailure: ClinicFailure {
+        switch self {
+        case .output: ClinicFailure(exitCode: 1, description: description)
+        case .untrustedSocket: ClinicFailure(exitCode: 3, description: description)
+        case .unreachable, .protocolError: ClinicFailure(exitCode: 4, description: description)
+        }
     }
 }

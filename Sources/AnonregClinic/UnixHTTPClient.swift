@@ -18,10 +18,12 @@ struct UnixHTTPClient {
         case unreachable(String)
         case protocolError(String)
         case output(String)
+        /// The socket could have been put there by someone other than the daemon (SocketTrust).
+        case untrustedSocket(String)
 
         var description: String {
             switch self {
-            case .unreachable(let m), .output(let m): m
+            case .unreachable(let m), .output(let m), .untrustedSocket(let m): m
             case .protocolError(let m): "unexpected answer from anonregd: \(m)"
             }
         }
@@ -88,6 +90,7 @@ struct UnixHTTPClient {
     }
 
     private func connected() throws -> Int32 {
+        try SocketTrust.check(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure.unreachable("cannot create a socket: \(String(cString: strerror(errno)))") }
         var handedOver = false
@@ -107,6 +110,7 @@ struct UnixHTTPClient {
             }
             throw Failure.unreachable("cannot connect to anonregd at \(socketPath): \(String(cString: strerror(code))). Is it running? (set --socket or ANONREG_SOCKET)")
         }
+        try SocketTrust.checkListener(fd: fd, socketPath: socketPath)
         // Never hang on a daemon that accepted but does not answer.
         var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

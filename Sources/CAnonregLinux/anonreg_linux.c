@@ -1,5 +1,8 @@
+#define _GNU_SOURCE
 #include "anonreg_linux.h"
+#include <fcntl.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <sys/prctl.h>
 
 int anonreg_set_dumpable(int value) {
@@ -8,6 +11,10 @@ int anonreg_set_dumpable(int value) {
 
 int anonreg_get_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
+}
+
+int anonreg_rename_exchange(const char *a, const char *b) {
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }
 
 int anonreg_malloc_trim(void) {

@@ -49,6 +49,11 @@ public struct DaemonConfig: Sendable, Equatable {
         public var monthlyBudgetMicro: Int
 
         public static let defaults = Statistics(k: 5, privacy: false, epsilonMicro: 500_000, monthlyBudgetMicro: 2_000_000)
+
+        /// The differential-privacy part, as the store records and audits it.
+        public var privacySettings: PrivacySettings {
+            PrivacySettings(privacy: privacy, epsilonMicro: epsilonMicro, budgetMicro: monthlyBudgetMicro)
+        }
     }
 
     /// `[audit]`: checkpoint cadence and retention of the audit log.
@@ -278,9 +283,15 @@ struct ConfigFile: Decodable {
         // DESIGN invariant 2: statistics are never for clinic peers. A statistician uid that is
         // also a clinic's uid could enrol a linkage value and watch the counts.
         let statisticianUIDs = try ids(access?.statistician_uids, "access.statistician_uids")
+        // Clinics also match by primary gid: a statistician whose primary group is a clinic's
+        // would connect as that clinic (the daemon then refuses it statistics; this says so
+        // before it starts).
         for uid in statisticianUIDs {
             if let clinic = seenUIDs[uid] {
                 throw bad("uid \(uid) is both a statistician and a uid of clinic \(clinic); statistics are never for clinic peers")
+            }
+            if let gid = DaemonConfig.primaryGroup(of: uid), let clinic = seenGIDs[gid] {
+                throw bad("statistician uid \(uid) has primary gid \(gid), a gid of clinic \(clinic): it would connect as that clinic, and statistics are never for clinic peers; give it a primary group of its own (usermod -g)")
             }
         }
         var config = DaemonConfig(
@@ -293,6 +304,15 @@ struct ConfigFile: Decodable {
             audit: audit, statistics: statistics)
         config.limits = try (self.limits ?? LimitsFile()).validated(path: path, clinics: clinicList)
         return config
+    }
+}
+
+extension DaemonConfig {
+    /// The primary gid of `uid` from the user database, nil for a uid without an entry (the
+    /// daemon's peer check by gid still applies to it).
+    static func primaryGroup(of uid: UInt32) -> UInt32? {
+        guard let entry = getpwuid(uid_t(uid)) else { return nil }
+        return UInt32(entry.pointee.pw_gid)
     }
 }
 

@@ -30,16 +30,30 @@ public struct PasswordKDFParameters: Sendable, Equatable, Codable {
 
 /// libsodium's Argon2id presets.
 public enum PasswordStrength: String, Sendable, CaseIterable {
-    /// Test suites only: `crypto_pwhash_OPSLIMIT_MIN` / `MEMLIMIT_MIN`.
+    #if DEBUG
+    /// Test suites only: `crypto_pwhash_OPSLIMIT_MIN` / `MEMLIMIT_MIN`. Compiled into debug
+    /// builds only, and never accepted from a command line (`PasswordStrength(option:)`).
     case minimumForTests = "minimum"
+    #endif
     case interactive
     /// The default for keyrings: 256 MiB, 3 passes.
     case moderate
     case sensitive
 
+    /// The presets an admin may name on the command line (`--kdf-strength`).
+    public static let options: [PasswordStrength] = [.interactive, .moderate, .sensitive]
+
+    /// A `--kdf-strength` value: interactive, moderate or sensitive, nothing else.
+    public init?(option: String) {
+        guard let strength = Self.options.first(where: { $0.rawValue == option }) else { return nil }
+        self = strength
+    }
+
     var limits: (UInt64, UInt64) {
         switch self {
+        #if DEBUG
         case .minimumForTests: (UInt64(crypto_pwhash_opslimit_min()), UInt64(crypto_pwhash_memlimit_min()))
+        #endif
         case .interactive: (UInt64(crypto_pwhash_opslimit_interactive()), UInt64(crypto_pwhash_memlimit_interactive()))
         case .moderate: (UInt64(crypto_pwhash_opslimit_moderate()), UInt64(crypto_pwhash_memlimit_moderate()))
         case .sensitive: (UInt64(crypto_pwhash_opslimit_sensitive()), UInt64(crypto_pwhash_memlimit_sensitive()))

@@ -31,6 +31,8 @@ extension Keyring {
     /// KEK version 1 (primary), the OPRF seed, the index key and the audit signing seed, each in
     /// its own 0600 file, then `keyring.json` last, so a crash leaves no half-made manifest.
     public static func create(in directory: String, options: KeyringCreateOptions = .init()) throws(KeyringError) -> Keyring {
+        // A weak passphrase is refused before anything is written.
+        if let passphrase = options.passphrase { try Passphrase.checkStrength(passphrase) }
         if SecureFile.exists(directory) {
             try SecureFile.checkDirectory(directory)
             guard SecureFile.isEmptyDirectory(directory) else { throw .alreadyExists(path: directory) }

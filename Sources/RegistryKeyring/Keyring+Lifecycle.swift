@@ -10,7 +10,8 @@ import RegistryCrypto
 ///
 /// - rotate: a new version becomes primary; the old primary becomes active (still unwraps).
 /// - retire: only an active version, and only when no subject uses it (the caller counts).
-/// - destroy: only a retired version; its file is overwritten and removed.
+/// - destroy: only a retired version that no subject uses (the caller counts, at the moment of
+///   destroy); its file is overwritten and removed.
 extension Keyring {
     /// Makes a new KEK version primary. The key file is written before the manifest names it.
     public func rotatingKEK(now: Date = Date()) throws(KeyringError) -> Keyring {
@@ -66,17 +67,26 @@ extension Keyring {
 
     /// Destroys a retired `version`: the manifest records it first, then the key file is
     /// overwritten and removed. Re-running finishes a destroy that was interrupted.
-    public func destroyingKEK(version: Int, now: Date = Date()) throws(KeyringError) -> Keyring {
-        try locked { () throws(KeyringError) in try destroyUnlocked(version: version, now: now) }
+    ///
+    /// `subjectsUsingIt` is the store's count, taken now, of DEKs wrapped under the version. It
+    /// must be zero: what was true at retire may not be any more (a restored older backup brings
+    /// subjects of a retired version back), and destroying then would shred them.
+    public func destroyingKEK(version: Int, subjectsUsingIt: Int, now: Date = Date()) throws(KeyringError) -> Keyring {
+        try locked { () throws(KeyringError) in try destroyUnlocked(version: version, subjectsUsingIt: subjectsUsingIt, now: now) }
     }
 
-    private func destroyUnlocked(version: Int, now: Date) throws(KeyringError) -> Keyring {
+    private func destroyUnlocked(version: Int, subjectsUsingIt: Int, now: Date) throws(KeyringError) -> Keyring {
         guard let index = manifest.keks.firstIndex(where: { $0.version == version }) else {
             throw .unknownKEKVersion(version)
         }
         let status = manifest.keks[index].status
         guard status == .retired || status == .destroyed else {
             throw .invalidTransition(version: version, from: status, to: .destroyed, reason: "retire it first")
+        }
+        guard subjectsUsingIt == 0 || status == .destroyed else {
+            throw .invalidTransition(
+                version: version, from: status, to: .destroyed,
+                reason: "\(subjectsUsingIt) subject(s) have their data key wrapped under it now (a restored backup brings them back); run `anonreg keys rewrap` first")
         }
         var next = manifest
         if status == .retired {

@@ -111,9 +111,11 @@ public final class Keyring: Sendable {
         let manifest = try readManifest(path: manifestPath, rule: source.rule(for: KeyFileName.manifest))
         let secretNames = manifest.keks.filter { $0.status != .destroyed }.map(\.fileName)
             + [KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning]
-        // Anything read from the keys directory needs the directory's own checks too.
+        // Anything read from the keys directory needs the directory's own checks too, and the
+        // directory must hold nothing but anonreg's regular files (a FIFO or a stray copy).
         if source.usesDirectory(for: [KeyFileName.manifest] + secretNames) {
             try SecureFile.checkDirectory(source.directory)
+            try KeyringDirectory.check(source.directory)
         }
 
         var sealingKey: KeyMaterial? = nil

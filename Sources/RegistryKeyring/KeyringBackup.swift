@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import CAnonregLinux
 import RegistryCrypto
 
 /// A passphrase-sealed copy of a whole keys directory (docs/CRYPTO.md §Keyring backups):
@@ -30,6 +31,7 @@ public enum KeyringBackup {
     public static func create(
         directory: String, passphrase: KeyMaterial, strength: PasswordStrength = .moderate, now: Date = Date()
     ) throws(KeyringError) -> (bytes: [UInt8], header: Header) {
+        try Passphrase.checkStrength(passphrase)
         try SecureFile.checkDirectory(directory)
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dfd >= 0 else { throw .io(path: directory, operation: "open", errno: errno) }
@@ -38,6 +40,9 @@ public enum KeyringBackup {
             guard errno == EINTR else { throw .io(path: directory, operation: "lock", errno: errno) }
         }
         defer { flock(dfd, LOCK_UN) }
+        // Only anonreg's regular files are copied; anything else is named and refused (a FIFO
+        // would hang the read, a stray file would ride along into every restore).
+        try KeyringDirectory.check(directory)
         let names = try fileNames(directory)
         guard names.contains(KeyFileName.manifest) else { throw .notFound(path: directory + "/" + KeyFileName.manifest) }
         var opened: [(name: String, fd: Int32, size: Int)] = []
@@ -146,26 +151,51 @@ public enum KeyringBackup {
             removeTree(staging)
             throw error
         }
+        TestStop.at("keyring-restore-staged")
+        // The keys directory is swapped, never emptied: with RENAME_EXCHANGE the staged keyring
+        // and the existing directory trade places in one step, so at every moment the keys
+        // directory is either the old keyring or the complete new one, whatever kills the
+        // restore (docs/OPERATIONS.md §Keyring backups). The old one then moves to its
+        // `.replaced-TIME` name (or, when it was an empty directory, is removed).
         var replaced: String? = nil
         if SecureFile.exists(directory) {
-            if SecureFile.isEmptyDirectory(directory) {
-                rmdir(directory)
+            let wasEmpty = SecureFile.isEmptyDirectory(directory)
+            guard anonreg_rename_exchange(staging, directory) == 0 else {
+                let code = errno
+                removeTree(staging)
+                throw .io(path: directory, operation: "swap in the restored keyring at", errno: code)
+            }
+            try SecureFile.syncDirectory(parent.isEmpty ? "." : parent)
+            TestStop.at("keyring-restore-swapped")
+            if wasEmpty {
+                rmdir(staging)
             } else {
                 let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: "")
                 replaced = directory + ".replaced-" + stamp
-                guard rename(directory, replaced!) == 0 else {
+                guard rename(staging, replaced!) == 0 else {
                     let code = errno
-                    removeTree(staging)
-                    throw .io(path: directory, operation: "rename", errno: code)
+                    throw .io(path: staging, operation: "keep the replaced keyring (it is at \(staging)); rename", errno: code)
                 }
             }
-        }
-        guard rename(staging, directory) == 0 else {
-            let code = errno
-            throw .io(path: directory, operation: "rename \(staging) to", errno: code)
+        } else {
+            guard rename(staging, directory) == 0 else {
+                let code = errno
+                removeTree(staging)
+                throw .io(path: directory, operation: "rename \(staging) to", errno: code)
+            }
         }
         try SecureFile.syncDirectory(parent.isEmpty ? "." : parent)
         return (header, replaced)
+    }
+
+    /// Directories a restore killed part-way left beside `directory` (`KEYS.restore-…`): a staged
+    /// keyring that never took effect, or, killed right after the swap, the keyring it replaced.
+    /// Both hold keys; restore names them so the admin can check and remove them.
+    public static func interruptedRestores(of directory: String) -> [String] {
+        let parent = (directory as NSString).deletingLastPathComponent
+        let base = (directory as NSString).lastPathComponent + ".restore-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.isEmpty ? "." : parent) else { return [] }
+        return names.filter { $0.hasPrefix(base) }.sorted().map { (parent.isEmpty ? "" : parent + "/") + $0 }
     }
 
     /// Reads the header only (no passphrase needed).

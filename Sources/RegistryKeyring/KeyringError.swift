@@ -33,6 +33,10 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongBackupPassphrase
     /// A passphrase could not be read from the terminal, or its confirmation differed.
     case passphraseEntry(String)
+    /// The keys directory holds entries that are not anonreg's regular files (KeyringDirectory).
+    case unexpectedFiles(directory: String, entries: [String])
+    /// A new passphrase below the floor (docs/CRYPTO.md §Passphrases).
+    case weakPassphrase(characters: Int, words: Int)
 
     public var description: String {
         switch self {
@@ -79,6 +83,10 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
             "wrong passphrase (or the backup file was altered); nothing was written."
         case .passphraseEntry(let reason):
             "\(reason)."
+        case .unexpectedFiles(let directory, let entries):
+            "\(directory) holds what anonreg did not put there: \(entries.joined(separator: ", ")). Every entry of the keys directory must be one of anonreg's key files, regular and 0600 (docs/CRYPTO.md §Keyring); move the others out of it."
+        case .weakPassphrase(let characters, let words):
+            "the passphrase is too weak (\(characters) characters, \(words) word(s)): use at least \(Passphrase.minimumCharacters) characters, or \(Passphrase.minimumWords) words separated by spaces (docs/CRYPTO.md §Passphrases); nothing was written."
         case .malformedLedger(let path, let reason):
             "\(path) is not a valid erasure ledger: \(reason). Restore it from the keyring backup; do not restore a database backup until it verifies."
         }

@@ -36,6 +36,34 @@ public enum Passphrase {
         } catch { throw .crypto(error) }
     }
 
+    /// The floor for a new passphrase (docs/CRYPTO.md §Passphrases): at least this many
+    /// characters ...
+    public static let minimumCharacters = 12
+    /// ... or at least this many words.
+    public static let minimumWords = 4
+
+    /// Refuses a new passphrase below the floor: fewer than 12 characters (Unicode code points)
+    /// and fewer than 4 words (runs of non-blank characters). Only new secrets are checked: a
+    /// keyring or backup sealed earlier still opens with the passphrase it was sealed with.
+    /// Counted on the bytes in secure memory; the passphrase never becomes a String.
+    public static func checkStrength(_ passphrase: KeyMaterial) throws(KeyringError) {
+        let (characters, words) = passphrase.bytes.withUnsafeBytes { bytes -> (Int, Int) in
+            var characters = 0, words = 0
+            var inWord = false
+            for byte in bytes {
+                // A UTF-8 continuation byte (10xxxxxx) belongs to the character before it.
+                if byte & 0xC0 != 0x80 { characters += 1 }
+                let blank = byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
+                if !blank && !inWord { words += 1 }
+                inWord = !blank
+            }
+            return (characters, words)
+        }
+        guard characters >= minimumCharacters || words >= minimumWords else {
+            throw .weakPassphrase(characters: characters, words: words)
+        }
+    }
+
     /// Argon2id(passphrase) → 32-byte master → crypto_kdf subkey 1 under "ANRGkfil"
     /// (docs/CRYPTO.md §Keyring sealing).
     static func sealingKey(passphrase: KeyMaterial, parameters: PasswordKDFParameters) throws(KeyringError) -> KeyMaterial {

@@ -46,9 +46,11 @@ public enum SecureFile {
     }
 
     /// Opens an existing file for reading, refusing symlinks, and checks it after opening (no
-    /// window between check and use).
+    /// window between check and use). `O_NONBLOCK`: a FIFO put in a key file's place opens at
+    /// once instead of hanging until someone writes to it, and is then refused as not a regular
+    /// file; the flag is cleared again for the regular file that passes.
     static func openForReading(_ path: String, rule: Rule = .ownedPrivate) throws(KeyringError) -> (fd: Int32, size: Int) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { throw .notFound(path: path) }
@@ -68,6 +70,12 @@ public enum SecureFile {
         do { try checkOwnerAndMode(path: path, st: st, isDirectory: false, rule: rule) } catch {
             close(fd)
             throw error
+        }
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+            let code = errno
+            close(fd)
+            throw .io(path: path, operation: "fcntl", errno: code)
         }
         return (fd, Int(st.st_size))
     }
@@ -186,9 +194,11 @@ public enum SecureFile {
     /// (docs/CRYPTO.md §Destroying a KEK).
     static func overwriteAndRemove(directory: String, name: String) throws(KeyringError) {
         let path = directory + "/" + name
-        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO in the file's place must not hang the destroy (refused below).
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return }
+            if errno == ENXIO || errno == ELOOP { throw .notARegularFile(path: path) }
             throw .io(path: path, operation: "open", errno: errno)
         }
         var st = stat()
@@ -196,6 +206,10 @@ public enum SecureFile {
             let code = errno
             close(fd)
             throw .io(path: path, operation: "stat", errno: code)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .notARegularFile(path: path)
         }
         let zeros = [UInt8](repeating: 0, count: Int(st.st_size))
         let result = zeros.withUnsafeBytes { buffer in

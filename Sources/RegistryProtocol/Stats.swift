@@ -95,3 +95,66 @@ public struct StatsResponse: Codable, Sendable, Equatable {
         self.tables = tables
     }
 }
+
+// MARK: - GET /v1/stats/privacy
+
+/// Differential-privacy settings as the wire shows them (decimal strings for ε).
+public struct StatsPrivacySettingsWire: Codable, Sendable, Equatable {
+    public var privacy: Bool
+    /// ε charged per month by each noisy release.
+    public var epsilon: String
+    /// The most ε releases may spend on one month.
+    public var monthlyBudget: String
+
+    public init(privacy: Bool, epsilon: String, monthlyBudget: String) {
+        self.privacy = privacy
+        self.epsilon = epsilon
+        self.monthlyBudget = monthlyBudget
+    }
+}
+
+/// One change of the settings: the day the daemon (or an offline release) first found them in
+/// force. Each is also in the audit log (action `privacy-settings`).
+public struct StatsPrivacyChangeWire: Codable, Sendable, Equatable {
+    public var recordedOn: Day
+    public var settings: StatsPrivacySettingsWire
+
+    public init(recordedOn: Day, settings: StatsPrivacySettingsWire) {
+        self.recordedOn = recordedOn
+        self.settings = settings
+    }
+}
+
+/// A month's privacy budget: ε spent by its noisy releases, and the budget it is held to (the
+/// one configured when its first noisy figure was released; absent for a month charged before
+/// anonreg recorded it).
+public struct StatsPrivacyMonthWire: Codable, Sendable, Equatable {
+    public var month: Month
+    public var spent: String
+    public var cap: String?
+
+    public init(month: Month, spent: String, cap: String?) {
+        self.month = month
+        self.spent = spent
+        self.cap = cap
+    }
+}
+
+public struct StatsPrivacyStatus: Codable, Sendable, Equatable {
+    /// The settings in force now.
+    public var current: StatsPrivacySettingsWire
+    /// The last closed month (unique persons exist up to it; with privacy on, `anonreg stats`
+    /// asks for closed months only by default).
+    public var closedThrough: Month
+    /// Every recorded change, oldest first.
+    public var changes: [StatsPrivacyChangeWire]
+    /// Every month with noisy releases, oldest first.
+    public var months: [StatsPrivacyMonthWire]
+
+    public init(current: StatsPrivacySettingsWire, closedThrough: Month, changes: [StatsPrivacyChangeWire], months: [StatsPrivacyMonthWire]) {
+        self.current = current
+        self.closedThrough = closedThrough
+        self.changes = changes
+        self.months = months
+    }
+}

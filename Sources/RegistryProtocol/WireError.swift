@@ -1,8 +1,11 @@
 /// Why a request body was refused before any domain logic ran. Each case maps to a 400 answer
-/// with a snake_case code (docs/PROTOCOL.md §Errors). Field names are echoed only when they look
-/// like identifiers, so a secret sent as a key is never repeated back.
+/// with a snake_case code (docs/PROTOCOL.md §Errors). A message names only fields the daemon
+/// knows: an unknown field's name is never repeated (a patient code sent as a JSON key or a query
+/// key must not come back), only where it was and what is accepted there.
 public enum WireError: Error, Equatable, Sendable {
-    case unknownField(String)
+    /// A field the endpoint does not accept, in `container` (a known field path, or "body" /
+    /// "query"), which accepts `accepted`.
+    case unknownField(in: String, accepted: [String])
     case missingField(String)
     case wrongType(String)
     case invalidDate(String)
@@ -22,13 +25,26 @@ public enum WireError: Error, Equatable, Sendable {
 
     public var message: String {
         switch self {
-        case .unknownField(let f): "unknown field \(WireError.printable(f)); this endpoint accepts only the documented fields"
+        case .unknownField(let container, let accepted):
+            Self.unknownFieldMessage(in: container, accepted: accepted)
         case .missingField(let f): "missing required field \(WireError.printable(f))"
         case .wrongType(let f): "field \(WireError.printable(f)) has the wrong type"
         case .invalidDate(let f): "field \(WireError.printable(f)) must be a real date written YYYY-MM-DD"
         case .invalidMonth(let f): "field \(WireError.printable(f)) must be a month written YYYY-MM"
         case .invalidValue(let f, let reason): "field \(WireError.printable(f)) \(reason)"
         }
+    }
+
+    static func unknownFieldMessage(in container: String, accepted: [String]) -> String {
+        let place = switch container {
+        case "body": "the body"
+        case "query": "the query"
+        default: WireError.printable(container)
+        }
+        let known = accepted.isEmpty
+            ? (container == "query" ? "this endpoint takes no query parameters" : "this endpoint takes no body")
+            : "it accepts only " + accepted.map { WireError.printable($0) }.joined(separator: ", ")
+        return "\(place) has a field this endpoint does not know (its name is not repeated); \(known)"
     }
 
     /// A field path as it may be shown: dotted identifiers up to 64 characters, else "(unnamed)".
@@ -74,9 +90,11 @@ extension Decoder {
         do { container = try self.container(keyedBy: AnyCodingKey.self) } catch {
             throw WireError.wrongType(WireError.path(codingPath).isEmpty ? "body" : WireError.path(codingPath))
         }
-        let allowed = Set(Keys.allCases.map(\.stringValue))
+        let accepted = Keys.allCases.map(\.stringValue)
+        let allowed = Set(accepted)
         for key in container.allKeys where !allowed.contains(key.stringValue) {
-            throw WireError.unknownField(WireError.path(codingPath, key))
+            let parent = WireError.path(codingPath)
+            throw WireError.unknownField(in: parent.isEmpty ? "body" : parent, accepted: accepted)
         }
     }
 }

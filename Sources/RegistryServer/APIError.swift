@@ -21,8 +21,12 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
-    static func forbidden(_ rule: AccessRule) -> APIError {
-        APIError(.forbidden, "forbidden", "this route is for \(rule.rawValue) peers only")
+    static func forbidden(_ rule: AccessRule, roles: [Role] = []) -> APIError {
+        if rule == .statistics, let clinic = roles.lazy.compactMap({ if case .clinic(let id) = $0 { id } else { nil } }).first {
+            return APIError(.forbidden, "forbidden", "statistics are never for a peer that acts as a clinic, and this uid/gid is clinic \(clinic); "
+                + "ask as an admin or statistician uid that is no clinic, or offline with `anonreg stats --state-dir` (docs/OPERATIONS.md §Statistics)")
+        }
+        return APIError(.forbidden, "forbidden", "this route is for \(rule.rawValue) peers only")
     }
     static let notFound = APIError(.notFound, "not_found", "no such route; see docs/PROTOCOL.md")
     static let methodNotAllowed = APIError(.methodNotAllowed, "method_not_allowed", "this route does not accept that method")

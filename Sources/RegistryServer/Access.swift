@@ -25,8 +25,11 @@ public enum AccessRule: String, Sendable, CaseIterable {
     case clinic
     /// Admins only.
     case admin
-    /// Admins and statisticians: aggregate statistics, never rows about people.
-    case statistics = "admin or statistician"
+    /// Admins and statisticians that are not also a clinic: aggregate statistics, never rows
+    /// about people, and never for a peer that resolves to a clinic by uid or gid, whatever
+    /// other roles it has (DESIGN invariant 2: a clinic could enrol a linkage value and watch
+    /// the counts).
+    case statistics = "admin or statistician (and not a clinic)"
 
     /// The role a route acts as (for the audit log's actor): the first role the rule admits.
     func actingRole(_ roles: [Role]) -> Role? {
@@ -38,12 +41,13 @@ public enum AccessRule: String, Sendable, CaseIterable {
         case .anyKnownPeer: !roles.isEmpty
         case .clinic: roles.contains { if case .clinic = $0 { true } else { false } }
         case .admin: roles.contains { if case .admin = $0 { true } else { false } }
-        case .statistics: roles.contains {
-            switch $0 {
-            case .admin, .statistician: true
-            case .clinic: false
+        case .statistics:
+            !roles.contains { if case .clinic = $0 { true } else { false } } && roles.contains {
+                switch $0 {
+                case .admin, .statistician: true
+                case .clinic: false
+                }
             }
-        }
         }
     }
 }

@@ -86,6 +86,7 @@ public enum Daemon {
         space.prepare()
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
+        await app.recordPrivacyIfChanged(actor: "system start")
         app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
         let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)

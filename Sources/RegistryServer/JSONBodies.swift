@@ -50,7 +50,7 @@ enum JSONBodies {
         let buffer = try await collect(request, limit: limit)
         let text = String(buffer: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.isEmpty || text == "{}" else {
-            throw WireError.unknownField("body")
+            throw WireError.unknownField(in: "body", accepted: [])
         }
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import RegistryProtocol
 
 /// Where the daemon listens: a socket path it binds itself, or a socket systemd passed in.
 public enum ListenAddress: Sendable, Equatable {
@@ -35,7 +36,9 @@ public enum ListenAddress: Sendable, Equatable {
 public enum ListenError: Error, Equatable, CustomStringConvertible {
     case anotherDaemonAnswers(path: String)
     case notASocket(path: String)
-    case unsafeDirectory(path: String, mode: UInt32)
+    /// The socket's directory, or one of its ancestors, lets someone other than root or the
+    /// daemon's user replace the socket: `problem` says how, `fix` what to run.
+    case unsafeDirectory(path: String, problem: String, fix: String)
     case io(path: String, operation: String, errno: Int32)
 
     public var description: String {
@@ -44,8 +47,8 @@ public enum ListenError: Error, Equatable, CustomStringConvertible {
             "another anonregd already answers on \(path); refusing to start (stop it first, or use another socket path)"
         case .notASocket(let path):
             "\(path) exists and is not a socket; refusing to replace it"
-        case .unsafeDirectory(let path, let mode):
-            "the socket directory \(path) has mode \(String(mode & 0o7777, radix: 8)) and is writable by others; use a directory only its owner can write (chmod go-w \(path))"
+        case .unsafeDirectory(let path, let problem, let fix):
+            "refusing to listen: \(path) \(problem), so someone other than root or anonregd's user could rename the socket and listen in its place (docs/OPERATIONS.md §Socket); \(fix)"
         case .io(let path, let operation, let code):
             "\(operation) \(path) failed: \(String(cString: strerror(code)))"
         }
@@ -54,20 +57,13 @@ public enum ListenError: Error, Equatable, CustomStringConvertible {
 
 /// The checks before binding a socket path (docs/OPERATIONS.md §Socket).
 enum SocketPathGuard {
-    /// - the directory must not be writable by others (anyone could replace the socket);
+    /// - the socket's directory and every ancestor must be safe (`checkDirectories`);
     /// - a socket that accepts connections belongs to a running daemon: refuse;
     /// - a socket that refuses them is stale: remove it;
     /// - anything else at the path is not ours: refuse.
-    static func prepare(_ path: String) throws(ListenError) {
-        let directory = (path as NSString).deletingLastPathComponent
+    static func prepare(_ path: String, daemonUID: uid_t = geteuid()) throws(ListenError) {
+        try checkDirectories(of: path, daemonUID: daemonUID)
         var st = stat()
-        guard stat(directory.isEmpty ? "." : directory, &st) == 0 else {
-            throw .io(path: directory, operation: "stat", errno: errno)
-        }
-        // Writable by others, or by a group when the directory is not ours or root's: someone
-        // else could replace the socket and collect what clinics send.
-        let groupWritableByOthers = st.st_mode & 0o020 != 0 && st.st_uid != geteuid() && st.st_uid != 0
-        guard st.st_mode & 0o002 == 0, !groupWritableByOthers else { throw .unsafeDirectory(path: directory, mode: UInt32(st.st_mode)) }
         guard lstat(path, &st) == 0 else {
             if errno == ENOENT { return }
             throw .io(path: path, operation: "stat", errno: errno)
@@ -83,6 +79,30 @@ enum SocketPathGuard {
             // EACCES and the like say nothing about a listener: never remove what may be live.
             throw .io(path: path, operation: "check whether another daemon listens on", errno: code)
         }
+    }
+
+    /// The socket's directory and every ancestor: owned by root or the daemon's user, and
+    /// writable by nobody else unless sticky (RegistryProtocol `SocketDirectories`).
+    static func checkDirectories(of socketPath: String, daemonUID: uid_t = geteuid()) throws(ListenError) {
+        if let problem = SocketDirectories.firstProblem(socketPath: socketPath, trusted: [0, UInt32(daemonUID)]) {
+            throw .unsafeDirectory(path: problem.path, problem: problem.problem, fix: problem.fix)
+        }
+    }
+
+    /// The path an inherited listening socket is bound to (`getsockname`), or nil for an
+    /// abstract or unnamed socket.
+    static func boundPath(fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
+        let path = withUnsafeBytes(of: &address.sun_path) { raw -> String in
+            let bytes = raw.prefix(max(0, Int(length) - MemoryLayout<sa_family_t>.size))
+            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return path.hasPrefix("/") ? path : nil
     }
 
     enum Probe: Equatable {

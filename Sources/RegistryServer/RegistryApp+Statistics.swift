@@ -14,29 +14,8 @@ extension RegistryApp {
         let today = clock.today
         let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
         let query = try StatsQuery.parse(parameters, currentMonth: today.month)
-        let config = self.config
-        let settings = config.statistics
-        // Months that have ended are closed for unique persons before anything is read.
-        do { _ = try await store.foldUniquePersons(before: today.month) } catch { throw DomainError.storage(error) }
-
-        let body: [UInt8]
-        if settings.privacy {
-            if let stored = try await storage { () async throws(StorageError) in try await self.store.storedRelease(query: query.releaseKey) } {
-                body = stored.body
-            } else {
-                let response = try await build(query, today: today, config: config,
-                                               privacy: StatsBuilder.Privacy(epsilonMicro: settings.epsilonMicro, random: SodiumUniform()))
-                let fresh = StoredRelease(query: query.releaseKey, releasedOn: today, epsilonMicro: settings.epsilonMicro,
-                                          body: Array(try JSONBodies.encoder.encode(response)))
-                // A concurrent identical query may have stored first: its release is returned.
-                body = try await storage { () async throws(StorageError) in
-                    try await self.store.storeRelease(fresh, months: query.from.months(through: query.to), budgetMicro: settings.monthlyBudgetMicro)
-                }.body
-            }
-        } else {
-            body = Array(try JSONBodies.encoder.encode(try await build(query, today: today, config: config, privacy: nil)))
-        }
-
+        let body = try await StatisticsRelease.body(for: query, today: today, settings: config.statisticsReleaseSettings,
+                                                    storage: store, random: SodiumUniform())
         var headers = HTTPFields()
         headers[.cacheControl] = "no-store"
         switch query.format {
@@ -50,16 +29,45 @@ extension RegistryApp {
         }
     }
 
-    private func build(_ query: StatsQuery, today: Day, config: DaemonConfig, privacy: StatsBuilder.Privacy?) async throws -> StatsResponse {
-        let counters = try await storage { () async throws(StorageError) in try await self.store.counters(from: query.from, to: query.to) }
-        let unique = try await storage { () async throws(StorageError) in try await self.store.uniquePersons(from: query.from, to: query.to) }
-        let builder = StatsBuilder(k: config.statistics.k, categories: Array(config.rules.categories.keys),
-                                   clinics: config.clinics.map(\.id.rawValue))
-        return try builder.build(query, counters: counters, uniquePersons: unique, today: today, privacy: privacy)
+    /// `GET /v1/stats/privacy`: the differential-privacy settings in force, their history, and
+    /// each month's spent budget and cap (docs/PROTOCOL.md §Statistics).
+    func privacyStatus() async throws -> Response {
+        let settings = config.statistics.privacySettings
+        let history: [PrivacySettingsChange]
+        let budgets: [PrivacyBudgetMonth]
+        do {
+            history = try await store.privacySettingsHistory()
+            budgets = try await store.privacyBudgets()
+        } catch { throw DomainError.storage(error) }
+        return try JSONBodies.response(StatsPrivacyStatus(current: settings, today: clock.today, history: history, budgets: budgets))
     }
 
-    private func storage<T>(_ body: () async throws(StorageError) -> T) async throws -> T {
-        do { return try await body() } catch { throw DomainError.storage(error) }
+    /// Records the differential-privacy settings when they differ from the last recorded ones,
+    /// and audits the change (`privacy-settings`), at start and at each reload. The first
+    /// settings a registry records count as a change only when they are not the defaults
+    /// (`PrivacySettings.isAuditedChange`). The audit entry comes first: a crash in between
+    /// audits it again at the next start, never not at all.
+    public func recordPrivacyIfChanged(actor: String) async {
+        let settings = config.statistics.privacySettings
+        do {
+            let history = try await store.privacySettingsHistory()
+            guard history.last?.settings != settings else { return }
+            if settings.isAuditedChange(after: history.last?.settings, defaults: DaemonConfig.Statistics.defaults.privacySettings) {
+                try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+            }
+            _ = try await store.recordPrivacySettings(settings, on: clock.today)
+            logger.notice("differential-privacy settings recorded in the audit log", metadata: ["settings": "\(settings.summary)"])
+        } catch {
+            logger.error("could not record the differential-privacy settings: \(error)")
+        }
+    }
+}
+
+extension DaemonConfig {
+    /// What a statistics release depends on from the configuration.
+    var statisticsReleaseSettings: StatisticsRelease.Settings {
+        StatisticsRelease.Settings(k: statistics.k, categories: Array(rules.categories.keys), clinics: clinics.map(\.id.rawValue),
+                                   privacy: statistics.privacySettings)
     }
 }
 

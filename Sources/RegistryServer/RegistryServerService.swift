@@ -198,6 +198,8 @@ public final class RegistryServerService: Service {
             guard chmod(path, mode_t(mode)) == 0 else { throw ListenError.io(path: path, operation: "chmod", errno: errno) }
             logger.notice("listening", metadata: ["socket": "\(path)", "mode": "\(String(mode, radix: 8))"])
         case .inherited(let fd):
+            // systemd made the socket; its directory must still be one nobody else can write.
+            if let path = SocketPathGuard.boundPath(fd: fd) { try SocketPathGuard.checkDirectories(of: path) }
             server = try await bootstrap.bind(fd, cleanupExistingSocketFile: false, childChannelInitializer: childInit)
             logger.notice("listening on the socket passed by systemd", metadata: ["fd": "\(fd)"])
         }

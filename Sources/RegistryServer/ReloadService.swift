@@ -29,6 +29,7 @@ public struct ReloadService: Service {
                 do {
                     app.reload(try DaemonConfig.load(path: configPath))
                     await app.recordPolicyIfChanged(actor: "system reload")
+                    await app.recordPrivacyIfChanged(actor: "system reload")
                 } catch {
                     app.logger.error("configuration not reloaded, the running one stays: \(error)")
                 }

@@ -33,6 +33,7 @@ public enum RouteTable {
         RouteSpec(method: .get, path: "/v1/due", access: .clinic, action: "read-due-list"),
         RouteSpec(method: .post, path: "/v1/episodes/anonymous", access: .clinic, action: "anonymous-episode"),
         RouteSpec(method: .get, path: "/v1/stats", access: .statistics, action: "read-statistics"),
+        RouteSpec(method: .get, path: "/v1/stats/privacy", access: .statistics, action: "read-privacy-budget"),
         RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin, action: "read-keys"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin, action: "rotate-kek"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin, action: "rewrap"),

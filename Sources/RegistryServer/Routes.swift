@@ -20,7 +20,7 @@ extension RegistryApp {
         for spec in RouteTable.routes {
             let handler = handlers[spec]!
             router.on(RouterPath(RouteTable.routerPath(spec.path)), method: spec.method) { request, context in
-                guard spec.access.admits(context.roles) else { throw APIError.forbidden(spec.access) }
+                guard spec.access.admits(context.roles) else { throw APIError.forbidden(spec.access, roles: context.roles) }
                 return try await handler(request, context)
             }
         }
@@ -117,6 +117,10 @@ extension RegistryApp {
             RouteTable.spec(.get, "/v1/stats"): { request, _ in
                 try await self.statistics(request)
             },
+            RouteTable.spec(.get, "/v1/stats/privacy"): { request, _ in
+                try Self.refuseQuery(request, accepted: [])
+                return try await self.privacyStatus()
+            },
             RouteTable.spec(.get, "/v1/admin/keys"): { _, _ in
                 try JSONBodies.response(try await self.keysStatus())
             },
@@ -154,8 +158,8 @@ extension RegistryApp {
                 return try JSONBodies.response(report)
             },
             RouteTable.spec(.get, "/v1/admin/audit/export"): { request, _ in
+                try Self.refuseQuery(request, accepted: ["since", "limit"])
                 let query = request.uri.queryParameters
-                for (key, _) in query where key != "since" && key != "limit" { throw WireError.unknownField(String(key)) }
                 let since = try query.get("since").map { text throws -> Int64 in
                     guard let v = Int64(text), v >= 0 else { throw WireError.invalidValue(field: "since", reason: "must be an entry number (0 or more)") }
                     return v
@@ -189,11 +193,18 @@ extension RegistryApp {
         ]
     }
 
+    /// Refuses a query parameter that is not in `accepted`, without repeating its name.
+    static func refuseQuery(_ request: Request, accepted: [String]) throws {
+        for (key, _) in request.uri.queryParameters where !accepted.contains(String(key)) {
+            throw WireError.unknownField(in: "query", accepted: accepted)
+        }
+    }
+
     /// `before` defaults to tomorrow (everything due up to and including today). Any other query
     /// parameter is refused.
     static func dueBefore(_ request: Request, today: Day) throws -> Day {
+        try refuseQuery(request, accepted: ["before"])
         let query = request.uri.queryParameters
-        for (key, _) in query where key != "before" { throw WireError.unknownField(String(key)) }
         guard let text = query.get("before") else { return today.adding(days: 1) }
         guard let day = Day(text) else { throw WireError.invalidDate("before") }
         return day
@@ -214,8 +225,9 @@ extension RegistryApp {
             auditPublicKey: keyring.manifest.audit.publicKey)
     }
 
-    /// Retires (refused while any subject uses the version) or destroys (only a retired version:
-    /// its key file is overwritten and removed) a KEK version.
+    /// Retires (refused while any subject uses the version) or destroys (only a retired version
+    /// that no subject uses, counted now, after the writes in flight: its key file is overwritten
+    /// and removed) a KEK version.
     func changeKEK(_ version: Int, retire: Bool) async throws -> KeysStatusResponse {
         let usage: [Int: Int]
         do throws(StorageError) { usage = try await store.kekUsageAfterPendingWrites() } catch { throw DomainError.storage(error) }
@@ -224,7 +236,7 @@ extension RegistryApp {
                 let keyring = store.keyring
                 let next = retire
                     ? try keyring.retiringKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
-                    : try keyring.destroyingKEK(version: version)
+                    : try keyring.destroyingKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
                 store.replaceKeyring(next)
             } catch let error as KeyringError {
                 switch error {

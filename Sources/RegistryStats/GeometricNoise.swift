@@ -33,8 +33,30 @@ public struct GeometricNoise {
         denominator = UInt32(d)
     }
 
-    /// One sample of Z.
+    /// Uniform draws every sample takes (docs/CRYPTO.md §Differential privacy, noise timing).
+    /// The exact sampler below uses more draws the larger |Z| is (its inner loop counts up to
+    /// |Z|·ε), so its running time told |Z| to anyone who could time a release. Each sample is
+    /// therefore padded with unused draws up to this many, and takes the same number of draws
+    /// whatever it returns. It is exceeded with probability below 2⁻⁶⁰ per sample for every ε the
+    /// configuration allows (0.01 … 10; measured by `anonreg-bench noise`), and then the sample
+    /// simply takes longer: never a biased or refused value.
+    public static let drawsPerSample = 512
+
+    /// One sample of Z, in a fixed number of draws (`drawsPerSample`).
     public func sample(_ random: inout some UniformSource) throws -> Int {
+        var counted = CountingSource(base: random)
+        defer { random = counted.base }
+        let z = try sampleWithoutPadding(&counted)
+        let bound = max(2, UInt32(denominator))
+        while counted.draws < Self.drawsPerSample {
+            _ = try counted.uniform(below: bound)
+        }
+        return z
+    }
+
+    /// One sample of Z with as many draws as the algorithm needs: for measurements only
+    /// (`anonreg-bench noise` compares it with `sample`). Its running time depends on |Z|.
+    public func sampleWithoutPadding(_ random: inout some UniformSource) throws -> Int {
         // Algorithm 2 with scale t/s = 1/ε = d/n: s = n, t = d.
         let s = UInt64(numerator), t = UInt64(denominator)
         while true {
@@ -72,5 +94,23 @@ public struct GeometricNoise {
             if UInt64(try random.uniform(below: UInt32(bound))) >= numerator { return k % 2 == 1 }
             k += 1
         }
+    }
+}
+
+/// Counts the draws a sample takes, and makes each cost one real draw: a bound of 1 (which the
+/// algorithm asks for, e.g. Bernoulli(e⁻¹) at γ = 1/1) needs no randomness and libsodium answers
+/// it at once, so a sample with many of them would finish sooner; here it draws from {0, 1} and
+/// still answers 0.
+struct CountingSource<Base: UniformSource>: UniformSource {
+    var base: Base
+    var draws = 0
+
+    mutating func uniform(below bound: UInt32) throws -> UInt32 {
+        draws += 1
+        if bound < 2 {
+            _ = try base.uniform(below: 2)
+            return 0
+        }
+        return try base.uniform(below: bound)
     }
 }

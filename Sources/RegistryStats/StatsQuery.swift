@@ -26,8 +26,9 @@ public struct StatsQuery: Sendable, Equatable {
     /// with a `WireError` (400).
     public static func parse(_ parameters: [(String, String)], currentMonth: Month) throws(WireError) -> StatsQuery {
         var seen: [String: String] = [:]
+        let accepted = ["from", "to", "byClinic", "category", "format"]
         for (key, value) in parameters {
-            guard ["from", "to", "byClinic", "category", "format"].contains(key) else { throw .unknownField(key) }
+            guard accepted.contains(key) else { throw .unknownField(in: "query", accepted: accepted) }
             guard seen[key] == nil else { throw .invalidValue(field: key, reason: "is given more than once") }
             seen[key] = value
         }

@@ -67,28 +67,70 @@ extension SQLiteRegistryStore {
         try await read { db in try Self.release(db, query: query) }
     }
 
+    /// A month is held to the smaller of the budget configured now and the one configured when
+    /// its first noisy figure was released (`cap_micro`, recorded by its first charge), so
+    /// raising `monthly_budget` later never lets a month spend more than was promised for it
+    /// (docs/CRYPTO.md §Differential privacy).
     public func storeRelease(_ release: StoredRelease, months: [Month], budgetMicro: Int) async throws(StorageError) -> StoredRelease {
         try await write { db in
             if let existing = try Self.release(db, query: release.query) { return existing }
             for month in months {
-                let spent = try Int.fetchOne(db, sql: "SELECT spent_micro FROM privacy_budget WHERE month = ?",
-                                             arguments: [month.description]) ?? 0
-                guard spent + release.epsilonMicro <= budgetMicro else {
+                let row = try Row.fetchOne(db, sql: "SELECT spent_micro, cap_micro FROM privacy_budget WHERE month = ?",
+                                           arguments: [month.description])
+                let spent: Int = row?[0] ?? 0
+                let cap: Int? = row?[1]
+                let limit = min(cap ?? budgetMicro, budgetMicro)
+                guard spent + release.epsilonMicro <= limit else {
+                    let held = cap.map { $0 < budgetMicro ? " (the budget configured when its first figure was released; monthly_budget is \(Self.decimal(budgetMicro)) now)" : "" } ?? ""
                     throw StorageError.rejected(
                         code: "privacy_budget_spent",
-                        message: "the privacy budget of \(month) is spent (ε \(Self.decimal(spent)) of \(Self.decimal(budgetMicro)) used; "
+                        message: "the privacy budget of \(month) is spent (ε \(Self.decimal(spent)) of \(Self.decimal(limit)) used\(held); "
                             + "this release needs \(Self.decimal(release.epsilonMicro))); stored releases can still be read again by repeating their exact query")
                 }
             }
             for month in months {
                 try db.execute(sql: """
-                    INSERT INTO privacy_budget (month, spent_micro) VALUES (?, ?)
-                    ON CONFLICT (month) DO UPDATE SET spent_micro = spent_micro + excluded.spent_micro
-                    """, arguments: [month.description, release.epsilonMicro])
+                    INSERT INTO privacy_budget (month, spent_micro, cap_micro) VALUES (?, ?, ?)
+                    ON CONFLICT (month) DO UPDATE SET spent_micro = spent_micro + excluded.spent_micro,
+                        cap_micro = coalesce(cap_micro, excluded.cap_micro)
+                    """, arguments: [month.description, release.epsilonMicro, budgetMicro])
             }
             try db.execute(sql: "INSERT INTO stats_release (query, released_on, epsilon_micro, body) VALUES (?, ?, ?, ?)",
                            arguments: [release.query, release.releasedOn.description, release.epsilonMicro, Data(release.body)])
             return release
+        }
+    }
+
+    /// Every month's budget: spent and cap, oldest first.
+    public func privacyBudgets() async throws(StorageError) -> [PrivacyBudgetMonth] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT month, spent_micro, cap_micro FROM privacy_budget ORDER BY month").compactMap { row in
+                guard let month = Month(row[0] as String) else { return nil }
+                return PrivacyBudgetMonth(month: month, spentMicro: row[1], capMicro: row[2])
+            }
+        }
+    }
+
+    /// Records `settings` as in force from `day` when they differ from the last recorded ones;
+    /// returns whether they did (the caller audits the change).
+    public func recordPrivacySettings(_ settings: PrivacySettings, on day: Day) async throws(StorageError) -> Bool {
+        try await write { db in
+            if let last = try Self.privacySettings(db).last, last.settings == settings { return false }
+            try db.execute(sql: "INSERT INTO privacy_setting (recorded_on, privacy, epsilon_micro, budget_micro) VALUES (?, ?, ?, ?)",
+                           arguments: [day.description, settings.privacy ? 1 : 0, settings.epsilonMicro, settings.budgetMicro])
+            return true
+        }
+    }
+
+    /// The privacy settings' history, oldest first.
+    public func privacySettingsHistory() async throws(StorageError) -> [PrivacySettingsChange] {
+        try await read { db in try Self.privacySettings(db) }
+    }
+
+    static func privacySettings(_ db: Database) throws -> [PrivacySettingsChange] {
+        try Row.fetchAll(db, sql: "SELECT recorded_on, privacy, epsilon_micro, budget_micro FROM privacy_setting ORDER BY seq").map { row in
+            guard let day = Day(row[0] as String) else { throw StorageError.tampered(what: "privacy setting") }
+            return PrivacySettingsChange(recordedOn: day, settings: PrivacySettings(privacy: (row[1] as Int) == 1, epsilonMicro: row[2], budgetMicro: row[3]))
         }
     }
 
@@ -110,12 +152,5 @@ extension SQLiteRegistryStore {
         return StoredRelease(query: query, releasedOn: day, epsilonMicro: row[1], body: Array(row[2] as Data))
     }
 
-    /// Micro-ε as a decimal (1500000 → "1.5").
-    static func decimal(_ micro: Int) -> String {
-        let whole = micro / 1_000_000
-        var fraction = String(micro % 1_000_000)
-        fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        return fraction.isEmpty ? String(whole) : "\(whole).\(fraction)"
-    }
+    static func decimal(_ micro: Int) -> String { PrivacySettings.decimal(micro) }
 }

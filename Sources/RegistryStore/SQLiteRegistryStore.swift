@@ -63,6 +63,14 @@ public final class SQLiteRegistryStore: RegistryStorage {
             // the WAL, and an acknowledged write could be lost to a power cut. Set FULL again on
             // the writer, the one connection that commits; `pragmas()` reads it back from there.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            #if DEBUG
+            // Tests only, debug builds only: the durability trace test (DurabilityTraceTests)
+            // proves it can see a missing WAL fsync by running the writer at NORMAL. A release
+            // build has no such switch.
+            if let value = getenv("ANONREG_TEST_SYNCHRONOUS"), String(cString: value) == "NORMAL" {
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            }
+            #endif
             let migrator = Schema.migrator(keyring: keyring)
             let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
             let pending = applied.count < migrator.migrations.count

@@ -205,6 +205,22 @@ enum Schema {
                 try db.execute(sql: "INSERT INTO keyring_binding (id, mac) VALUES (1, ?)", arguments: [Data(try RowIntegrity.keyringBinding(keyring))])
             }
         }
+        migrator.registerMigration("v4-privacy-budget-cap") { db in
+            // docs/CRYPTO.md §Differential privacy: a month's budget is the one configured when
+            // its first noisy figure was released (`cap_micro`, NULL for months charged before
+            // this migration: their cap is set by the next charge), and the privacy settings in
+            // force are kept as a history, each change also audited (`privacy-settings`).
+            try db.execute(sql: """
+                ALTER TABLE privacy_budget ADD COLUMN cap_micro INTEGER CHECK (cap_micro IS NULL OR cap_micro >= 1);
+                CREATE TABLE privacy_setting (
+                    seq INTEGER PRIMARY KEY,
+                    recorded_on TEXT NOT NULL CHECK (recorded_on GLOB \(dayPattern)),
+                    privacy INTEGER NOT NULL CHECK (privacy IN (0, 1)),
+                    epsilon_micro INTEGER NOT NULL CHECK (epsilon_micro >= 1),
+                    budget_micro INTEGER NOT NULL CHECK (budget_micro >= 1)
+                );
+                """)
+        }
         return migrator
     }
 

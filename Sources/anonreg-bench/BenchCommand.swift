@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anonreg-bench",
         abstract: "Measure anonregd over its Unix socket against the in-process limits (docs/PERFORMANCE.md).",
-        subcommands: [SocketBench.self, ScaleBench.self, AuditBench.self, FairnessBench.self, FloodCommand.self],
+        subcommands: [SocketBench.self, ScaleBench.self, AuditBench.self, FairnessBench.self, FloodCommand.self, NoiseBench.self],
         defaultSubcommand: SocketBench.self)
 }
 

@@ -31,6 +31,7 @@ struct AnonregCommand: ParsableCommand {
     )
 
     static func main() {
+        ProcessHardening.apply()
         do {
             var command = try parseAsRoot()
             try command.run()

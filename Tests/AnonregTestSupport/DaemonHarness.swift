@@ -5,7 +5,9 @@ import Foundation
 public final class DaemonHarness: @unchecked Sendable {
     public let tmp = TemporaryDirectory()
     public var stateDir: String { tmp.sub("state") }
-    public var socket: String { stateDir + "/anonreg.sock" }
+    /// The socket the config names, when a test moved it out of the state directory.
+    public var customSocket: String?
+    public var socket: String { customSocket ?? stateDir + "/anonreg.sock" }
     public var configPath: String { stateDir + "/anonreg.toml" }
     public private(set) var process: Spawned?
     /// The daemon's exit status once `stop` or `waitForExit` saw it.

@@ -54,3 +54,23 @@ public struct Spawned: Sendable {
 
     public func signal(_ signal: Int32) { kill(pid, signal) }
 }
+
+extension Spawned {
+    /// Waits until the process has stopped itself (`ANONREG_TEST_STOP_AT`, state `T` in
+    /// /proc/PID/stat); false if it exited or the timeout passed first.
+    public func waitUntilStopped(timeout: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+               let close = stat.lastIndex(of: ")") {
+                let state = stat[stat.index(close, offsetBy: 2)]
+                if state == "T" || state == "t" { return true }
+                if state == "Z" { return false }
+            } else {
+                return false
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+}

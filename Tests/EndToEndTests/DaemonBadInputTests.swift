@@ -127,3 +127,90 @@ import AnonregTestSupport
         #expect(!d.log.text.contains("1990-01-01"))
     }
 }
+
+/// Issue 14 §4: what the reviewers found breaking a stated rule, each tried against the daemon.
+@Suite(.serialized) struct StatedRulesTests {
+    /// The host's local day `offset` days from today (the daemon's DayClock uses local time).
+    static func day(_ offset: Int) -> String {
+        var now = time(nil) + offset * 86_400
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+    }
+
+    /// A patient code or a case handle sent as a JSON key or a query key never comes back in the
+    /// answer (or the log): the daemon names no field it does not know.
+    @Test func secretsSentAsFieldNamesNeverComeBack() throws {
+        let d = try DaemonHarness(configure: { $0.replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [65533]") })
+        try d.start()
+        defer { d.stop() }
+        let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let code = try #require(enrol.string("code"))
+        let handle = try #require(enrol.string("case"))
+        let bare = code.replacingOccurrences(of: "-", with: "")
+        let secrets = [bare, code, handle, String(bare.prefix(12))]
+        var replies: [(String, DaemonHarness.Reply)] = []
+        for key in [bare, handle] {
+            replies.append(("JSON key in /v1/subjects", try d.request("POST", "/v1/subjects",
+                body: DaemonHarness.enrolBody().replacingOccurrences(of: "\"category\"", with: "\"\(key)\":1,\"category\""))))
+            replies.append(("nested JSON key", try d.request("POST", "/v1/subjects",
+                body: DaemonHarness.enrolBody().replacingOccurrences(of: "\"form\"", with: "\"\(key)\":\"x\",\"form\""))))
+            replies.append(("JSON key in /v1/self", try d.request("POST", "/v1/self", body: "{\"\(key)\":\"\(key)\"}")))
+            replies.append(("body of a body-less route", try d.request("POST", "/v1/cases/\(handle)/withdraw", body: "{\"\(key)\":true}")))
+            replies.append(("query key of /v1/due", try d.request("GET", "/v1/due?\(key)=1")))
+            replies.append(("query key of /v1/admin/audit/export", try d.request("GET", "/v1/admin/audit/export?\(key)=1")))
+            replies.append(("query key of /v1/stats", try d.request("GET", "/v1/stats?from=2026-01&to=2026-01&\(key)=1", uid: 65533)))
+            replies.append(("query key of /v1/stats/privacy", try d.request("GET", "/v1/stats/privacy?\(key)=1", uid: 65533)))
+        }
+        for (what, reply) in replies {
+            #expect(reply.status == 400 && reply.errorCode == "unknown_field", "\(what): \(reply.status) \(reply.body)")
+            for secret in secrets { #expect(!reply.body.contains(secret), "\(what) echoed it: \(reply.body)") }
+        }
+        // The answers still say where the unknown field was and what is accepted there.
+        #expect(replies[0].1.body.contains("accepts only \\\"consent\\\""))
+        #expect(replies[1].1.body.contains("\\\"consent\\\" has a field"))
+        for secret in secrets { #expect(!d.log.text.contains(secret), "the log holds it") }
+    }
+
+    /// docs/PROTOCOL.md says "1 to 200 characters": a form named in Cyrillic (2 bytes a letter)
+    /// or with 4-byte characters gets the same 200 as an ASCII one, and 201 are refused.
+    @Test func theConsentFormLimitCountsCharactersNotBytes() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        for (letter, name) in [("Ж", "Cyrillic"), ("𝔉", "4-byte"), ("F", "ASCII")] {
+            let ok = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(form: String(repeating: letter, count: 200)))
+            #expect(ok.status == 201, "200 \(name) characters: \(ok.body)")
+            let before = try d.registryDump()
+            let long = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(form: String(repeating: letter, count: 201)))
+            #expect(long.status == 422 && long.errorCode == "invalid_consent", "201 \(name) characters: \(long.body)")
+            #expect(try d.registryDump() == before)
+        }
+    }
+
+    /// An enrolment dated exactly the retention cap ago would have ended already: it is refused
+    /// (422 invalid_date) and stores nothing; one day later it is accepted and a sweep today
+    /// keeps it.
+    @Test func anEnrolmentAtTheRetentionCapIsRefused() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let cap = 1825  // dependence's cap_days in the template
+        let before = try d.registryDump()
+        let atCap = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(givenOn: Self.day(-cap), enrolledOn: Self.day(-cap)))
+        #expect(atCap.status == 422 && atCap.errorCode == "invalid_date", "\(atCap.body)")
+        #expect(atCap.body.contains("retention cap"))
+        #expect(try d.registryDump() == before, "a refused enrolment stored something")
+        let inside = try d.request("POST", "/v1/subjects",
+                                   body: DaemonHarness.enrolBody(givenOn: Self.day(-(cap - 1)), enrolledOn: Self.day(-(cap - 1))))
+        #expect(inside.status == 201, "\(inside.body)")
+        let handle = try #require(inside.string("case"))
+        // Inside the cap it keeps its check-ups... and survives today's sweep.
+        let checkup = try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"\(Self.day(0))\",\"outcome\":\"remission\"}")
+        #expect(checkup.status == 201, "\(checkup.body)")
+        let sweep = try d.request("POST", "/v1/admin/sweep")
+        #expect(sweep.status == 200)
+        #expect(sweep.json?["erasedCap"] as? Int == 0, "\(sweep.body)")
+        #expect(try d.request("GET", "/v1/cases/\(handle)").status == 200)
+    }
+}

@@ -171,6 +171,49 @@ import AnonregTestSupport
     }
 }
 
+/// Issue 21 §3: `keys destroy` counts the subjects wrapped under the version at the moment of
+/// destroy. A retire recorded that none did; a restored older backup brings some back; destroying
+/// then would shred live subjects.
+@Suite(.serialized) struct DestroyCountsNowTests {
+    @Test func destroyAfterRestoringAnOlderBackupIsRefusedWithTheCount() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        var handles: [String] = []
+        for _ in 0..<3 {
+            let r = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+            handles.append(try #require(r.string("case")))
+        }
+        // A database backup while the three are wrapped under KEK 1.
+        let file = d.tmp.sub("older.anrgbak")
+        let made = try d.anonreg(["backup", "create", file])
+        #expect(made.status == 0, "\(made.stderr)")
+        // Rotate, rewrap, retire 1: at this moment no subject uses it.
+        #expect(try d.anonreg(["keys", "rotate", "--rewrap"]).status == 0)
+        let retired = try d.anonreg(["keys", "retire", "1"])
+        #expect(retired.status == 0, "\(retired.stderr)")
+        #expect(d.stop() == 0)
+        // The older backup comes back: its subjects are wrapped under the retired KEK 1.
+        let restored = try d.anonreg(["backup", "restore", file, "--state-dir", d.stateDir, "--force"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        try d.start()
+        defer { d.stop() }
+        let destroy = try d.anonreg(["keys", "destroy", "1", "--yes"])
+        #expect(destroy.status == 3, "KEK 1 was destroyed with restored subjects under it: \(destroy.stdout)")
+        #expect(destroy.stderr.contains("3 subject(s) have their data key wrapped under it now"), "\(destroy.stderr)")
+        #expect(FileManager.default.fileExists(atPath: d.stateDir + "/keys/kek-1.key"))
+        for handle in handles { #expect(try d.request("GET", "/v1/cases/\(handle)/checkups").status == 200) }
+        // The timer's form refuses too, and says which.
+        let scheduled = try d.anonreg(["keys", "destroy", "--retired-for", "0", "--yes"])
+        #expect(scheduled.status == 3, "\(scheduled.stdout)")
+        // After a rewrap the version is unused again and goes.
+        #expect(try d.anonreg(["keys", "rewrap"]).status == 0)
+        let done = try d.anonreg(["keys", "destroy", "1", "--yes"])
+        #expect(done.status == 0, "\(done.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.stateDir + "/keys/kek-1.key"))
+        for handle in handles { #expect(try d.request("GET", "/v1/cases/\(handle)/checkups").status == 200) }
+    }
+}
+
 struct Failed: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }

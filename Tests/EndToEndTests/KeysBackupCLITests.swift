@@ -190,4 +190,57 @@ import AnonregTestSupport
     }
     static func createdAt(_ path: String) throws -> String { try header(path)["createdAt"] as? String ?? "" }
     static func payloadBytes(_ path: String) throws -> Int { try header(path)["payloadBytes"] as? Int ?? -1 }
+
+    /// Issue 21 §3: no hidden `--kdf-strength minimum` on the command line, and no new passphrase
+    /// below the floor (12 characters or 4 words); a refusal creates nothing.
+    @Test func weakPassphrasesAndTheTestKDFPresetAreRefused() throws {
+        let tmp = TemporaryDirectory()
+        let weak = tmp.sub("weak")
+        let strong = tmp.sub("strong")
+        try "hunter2\n".write(toFile: weak, atomically: true, encoding: .utf8)
+        try "correct horse battery staple\n".write(toFile: strong, atomically: true, encoding: .utf8)
+        chmod(weak, 0o600)
+        chmod(strong, 0o600)
+        let minimum = try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("min"), "--passphrase-file", strong, "--kdf-strength", "minimum"])
+        #expect(minimum.status == 2, "the test-only Argon2id preset was accepted: \(minimum.stdout)")
+        #expect(minimum.stderr.contains("--kdf-strength: interactive, moderate or sensitive"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("min")))
+        let initWeak = try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("weak-state"), "--passphrase-file", weak])
+        #expect(initWeak.status == 2, "\(initWeak.stdout)")
+        #expect(initWeak.stderr.contains("the passphrase is too weak (7 characters, 1 word(s)): use at least 12 characters, or 4 words"), "\(initWeak.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("weak-state")))
+        #expect(try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("state")]).status == 0)
+        let backupWeak = try Binaries.run("anonreg", ["keys", "backup", tmp.sub("k.anrgkbk"), "--state-dir", tmp.sub("state"), "--passphrase-file", weak])
+        #expect(backupWeak.status == 2, "\(backupWeak.stdout)")
+        #expect(backupWeak.stderr.contains("too weak"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("k.anrgkbk")))
+        let backupMinimum = try Binaries.run("anonreg", ["keys", "backup", tmp.sub("k.anrgkbk"), "--state-dir", tmp.sub("state"),
+                                                         "--passphrase-file", strong, "--kdf-strength", "minimum"])
+        #expect(backupMinimum.status == 2)
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("k.anrgkbk")))
+    }
+
+    /// Issue 21 §3: a FIFO in place of kek-1.key hung anonregd at start, and any FIFO in keys/
+    /// hung `anonreg keys backup`. Both now refuse at once, naming it (a hang fails the test
+    /// through `timeout`, exit 124, instead of hanging the suite).
+    @Test func aFIFOInTheKeysDirectoryIsRefusedNotWaitedOn() throws {
+        let d = try DaemonHarness()
+        let keys = d.stateDir + "/keys"
+        let passphrase = d.tmp.sub("passphrase")
+        try "correct horse battery staple\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        chmod(passphrase, 0o600)
+        #expect(mkfifo(keys + "/stray", 0o600) == 0)
+        let backup = try Binaries.runExecutable("/usr/bin/timeout", ["20", Binaries.path("anonreg"), "keys", "backup", d.tmp.sub("k.anrgkbk"),
+                                                                     "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive"])
+        #expect(backup.status == 1, "keys backup with a FIFO in keys/: exit \(backup.status) (124: it hung)")
+        #expect(backup.stderr.contains("holds what anonreg did not put there: stray (a FIFO)"), "\(backup.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.tmp.sub("k.anrgkbk")))
+        unlink(keys + "/stray")
+
+        unlink(keys + "/kek-1.key")
+        #expect(mkfifo(keys + "/kek-1.key", 0o600) == 0)
+        let (status, log) = d.startExpectingRefusal()
+        #expect(status == 3, "anonregd with a FIFO for kek-1.key: \(log)")
+        #expect(log.contains("kek-1.key (a FIFO)"), "\(log)")
+    }
 }

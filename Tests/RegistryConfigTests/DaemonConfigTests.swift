@@ -39,6 +39,9 @@ struct DaemonConfigTests {
         ("cap below remission", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 10\nrelapse = \"restart\"\ncap_days = 5\n", "cap_days"),
         ("uid in two clinics", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[clinics.a]\nuids = [5]\n[clinics.b]\nuids = [5]\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "both clinics"),
         ("statistician who is a clinic", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[access]\nstatistician_uids = [5]\n[clinics.a]\nuids = [5]\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "never for clinic peers"),
+        // Issue 14 §4: nobody (uid 65534) has primary gid 65534 (nogroup) on Debian; a clinic
+        // matched by that gid would make the statistician connect as the clinic.
+        ("statistician whose primary group is a clinic's", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[access]\nstatistician_uids = [65534]\n[clinics.a]\ngids = [65534]\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "primary gid 65534, a gid of clinic a"),
         ("no categories", "[daemon]\nsocket = \"/s\"\nstate_dir = \"/d\"\n[categories]\n", "at least one"),
         ("syntax", "[daemon\n", "syntax"),
         ("missing key", "[daemon]\nstate_dir = \"/d\"\n[categories.x]\ncheckup_interval_days = 1\nremission_days = 1\nrelapse = \"restart\"\ncap_days = 1\n", "missing key"),

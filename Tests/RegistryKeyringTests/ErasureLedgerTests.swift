@@ -64,7 +64,7 @@ struct ErasureLedgerTests {
         let keyring = try Keyring.create(in: tmp.sub("keys"))
         try ErasureLedger(keyring: keyring).append([Self.reference(5)])
         let made = try KeyringBackup.create(
-            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("right"), strength: .minimumForTests)
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("the right passphrase"), strength: .minimumForTests)
         #expect(made.header.files == ["audit-signing.key", "erasure-ledger", "index.key", "kek-1.key", "keyring.json", "oprf-seed.key"])
         // No key file's bytes appear in the backup.
         for name in ["kek-1.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
@@ -78,9 +78,9 @@ struct ErasureLedgerTests {
         var flipped = made.bytes
         flipped[flipped.count - 20] ^= 1
         #expect(throws: KeyringError.wrongBackupPassphrase) {
-            try KeyringBackup.restore(flipped, passphrase: try KeyringSealingTests.phrase("right"), into: tmp.sub("restored"), force: false)
+            try KeyringBackup.restore(flipped, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
         }
-        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("right"), into: tmp.sub("restored"), force: false)
+        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
         let loaded = try Keyring.load(from: KeyringSource(directory: tmp.sub("restored")))
         let same = loaded.primaryKEK.key.bytes.constantTimeEquals(keyring.primaryKEK.key.bytes)
         #expect(same)
@@ -92,13 +92,13 @@ struct ErasureLedgerTests {
         let keyring = try Keyring.create(in: tmp.sub("keys"))
         try ErasureLedger(keyring: keyring).append([Self.reference(1)])
         let made = try KeyringBackup.create(
-            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("pw"), strength: .minimumForTests)
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("four words for tests"), strength: .minimumForTests)
         // An erasure after the keyring backup.
         try ErasureLedger(keyring: keyring).append([Self.reference(2)])
         #expect(throws: KeyringError.self) {
-            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: false)
+            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: false)
         }
-        let result = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: true)
+        let result = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         let replaced = try #require(result.replaced)
         #expect(FileManager.default.fileExists(atPath: replaced + "/kek-1.key"))
         let loaded = try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
@@ -233,12 +233,12 @@ struct ErasureLedgerTests {
         // The backup catches a torn tail (a crash mid-append).
         try Self.append(Array(try ledger.lines([Self.reference(5)], after: .empty).bytes.prefix(30)), to: ledger.path)
         let made = try KeyringBackup.create(
-            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("pw"), strength: .minimumForTests)
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("four words for tests"), strength: .minimumForTests)
         // The current ledger went another way after entry 1 (say, restored from elsewhere).
         unlink(ledger.path)
         try ledger.append([Self.reference(1)])
         let recorded = try ledger.append([Self.reference(2)])
-        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: true)
+        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         let merged = ErasureLedger(keyring: try Keyring.load(from: KeyringSource(directory: tmp.sub("keys"))))
         let contents = try merged.verify(extends: recorded)
         #expect(contents.references == [1, 2, 3].map { Self.reference($0) }, "every entry kept, in the current chain, nothing glued to the fragment")
@@ -250,13 +250,13 @@ struct ErasureLedgerTests {
         let ledger = ErasureLedger(keyring: keyring)
         try ledger.append([Self.reference(1)])
         let made = try KeyringBackup.create(
-            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("pw"), strength: .minimumForTests)
+            directory: tmp.sub("keys"), passphrase: try KeyringSealingTests.phrase("four words for tests"), strength: .minimumForTests)
         try ledger.append([Self.reference(2)])
         var bytes = try Data(contentsOf: URL(fileURLWithPath: ledger.path))
         bytes[0] = UInt8(ascii: "A")
         try bytes.write(to: URL(fileURLWithPath: ledger.path))
         #expect(throws: KeyringError.self) {
-            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("pw"), into: tmp.sub("keys"), force: true)
+            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         }
         #expect(FileManager.default.fileExists(atPath: tmp.sub("keys/keyring.json")), "the current keyring is left in place")
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains(".restore-") }.isEmpty)

@@ -172,10 +172,10 @@ struct KeyringCredentialsTests {
 
     @Test func aLoosePassphraseFileIsRefused() throws {
         let tmp = TemporaryDirectory()
-        _ = try KeyringSealingTests.sealed(tmp, "pw")
+        _ = try KeyringSealingTests.sealed(tmp, "a credential passphrase")
         mkdir(tmp.sub("creds"), 0o700)
         let path = tmp.sub("creds/" + KeyringSource.passphraseCredential)
-        tmp.write(Array("pw".utf8), to: path)
+        tmp.write(Array("a credential passphrase".utf8), to: path)
         chmod(path, 0o644)
         let source = KeyringSource(directory: tmp.sub("keys"), credentialsDirectory: tmp.sub("creds"))
         #expect(throws: KeyringError.insecurePermissions(path: path, mode: 0o100644, isDirectory: false)) {
@@ -208,7 +208,7 @@ struct KeyringLifecycleTests {
         #expect(retired.kekEntries.first?.status == .retired)
         #expect(retired.kekEntries.first?.retiredAt != nil)
 
-        let destroyed = try retired.destroyingKEK(version: 1)
+        let destroyed = try retired.destroyingKEK(version: 1, subjectsUsingIt: 0)
         #expect(destroyed.kekEntries.first?.status == .destroyed)
         #expect(!FileManager.default.fileExists(atPath: tmp.sub("keys/kek-1.key")))
         #expect(throws: KeyringError.unknownKEKVersion(1)) { try destroyed.kek(version: 1) }
@@ -223,8 +223,8 @@ struct KeyringLifecycleTests {
         let v1 = try Keyring.create(in: tmp.sub("keys"))
         #expect(throws: KeyringError.self) { try v1.retiringKEK(version: 1, subjectsUsingIt: 0) }
         let v2 = try v1.rotatingKEK()
-        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 1) }
-        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 2) }
+        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 1, subjectsUsingIt: 0) }
+        #expect(throws: KeyringError.self) { try v2.destroyingKEK(version: 2, subjectsUsingIt: 0) }
         #expect(throws: KeyringError.unknownKEKVersion(7)) { try v2.retiringKEK(version: 7, subjectsUsingIt: 0) }
         #expect(FileManager.default.fileExists(atPath: tmp.sub("keys/kek-1.key")))
     }
@@ -247,5 +247,44 @@ struct KeyringLifecycleTests {
         let v2 = try v1.rotatingKEK()
         #expect(v2.primaryKEK.version == 2)
         _ = try Keyring.load(from: v2.source)
+    }
+}
+
+/// Issue 21 §3: a new passphrase needs at least 12 characters or 4 words (docs/CRYPTO.md
+/// §Passphrases); characters are code points, not bytes.
+struct PassphraseFloorTests {
+    static func passes(_ text: String) -> Bool {
+        (try? Passphrase.checkStrength(try KeyringSealingTests.phrase(text))) != nil
+    }
+
+    @Test func theFloorIsTwelveCharactersOrFourWords() {
+        #expect(!Self.passes("pw"))
+        #expect(!Self.passes("elevenchars"))
+        #expect(Self.passes("twelve chars"))
+        #expect(!Self.passes("a b c"))
+        #expect(Self.passes("a b c d"))
+        #expect(Self.passes("  tab\tand  new\nline "))
+        // 11 Cyrillic letters are 22 bytes: still 11 characters.
+        #expect(!Self.passes(String(repeating: "ж", count: 11)))
+        #expect(Self.passes(String(repeating: "ж", count: 12)))
+    }
+
+    @Test func aWeakPassphraseWritesNothing() throws {
+        let tmp = TemporaryDirectory()
+        let weak = try KeyringSealingTests.phrase("hunter2")
+        #expect(throws: KeyringError.weakPassphrase(characters: 7, words: 1)) {
+            _ = try Keyring.create(in: tmp.sub("keys"), options: .init(passphrase: weak, passwordStrength: .minimumForTests))
+        }
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("keys")))
+        _ = try Keyring.create(in: tmp.sub("plain"))
+        #expect(throws: KeyringError.weakPassphrase(characters: 7, words: 1)) {
+            _ = try KeyringBackup.create(directory: tmp.sub("plain"), passphrase: weak, strength: .minimumForTests)
+        }
+    }
+
+    @Test func theMinimumKDFPresetIsNeverACommandLineOption() {
+        #expect(PasswordStrength(option: "minimum") == nil)
+        #expect(PasswordStrength.options.map(\.rawValue) == ["interactive", "moderate", "sensitive"])
+        #expect(PasswordStrength(option: "moderate") == .moderate)
     }
 }

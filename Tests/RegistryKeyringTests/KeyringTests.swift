@@ -123,9 +123,12 @@ struct KeyringPermissionTests {
         let path = tmp.sub("keys/index.key")
         rename(path, tmp.sub("elsewhere.key"))
         symlink(tmp.sub("elsewhere.key"), path)
-        #expect(throws: KeyringError.notARegularFile(path: path)) {
+        // The keys directory check names it before anything is read (KeyringDirectory).
+        #expect(throws: KeyringError.unexpectedFiles(directory: tmp.sub("keys"), entries: ["index.key (a symbolic link)"])) {
             try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
         }
+        // Opened on its own, it is refused as not a regular file.
+        #expect(throws: KeyringError.notARegularFile(path: path)) { _ = try SecureFile.readAll(path) }
     }
 
     @Test func missingKeyringSaysHowToCreateOne() {

@@ -42,10 +42,25 @@ struct ErrorMappingTests {
         #expect(!e.message.contains("secret"))
     }
 
-    @Test func wireErrorsDoNotEchoOddFieldNames() {
-        let e = WireError.unknownField("7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV")
-        #expect(!e.message.contains("7TH6"))
-        #expect(WireError.unknownField("birthDate").message.contains("birthDate"))
+    /// An unknown field's name is never part of the message: it says where the field was and
+    /// which fields are accepted there (issue 14 §4: a hyphen-less patient code sent as a key).
+    @Test func unknownFieldMessagesNameOnlyKnownFields() throws {
+        let inBody = WireError.unknownField(in: "body", accepted: ["consent", "category"])
+        #expect(inBody.message == "the body has a field this endpoint does not know (its name is not repeated); it accepts only \"consent\", \"category\"")
+        let nested = WireError.unknownField(in: "consent", accepted: ["form"])
+        #expect(nested.message.hasPrefix("\"consent\" has a field"))
+        #expect(WireError.unknownField(in: "query", accepted: []).message.hasSuffix("this endpoint takes no query parameters"))
+        #expect(WireError.unknownField(in: "body", accepted: []).message.hasSuffix("this endpoint takes no body"))
+        // Decoding a body with an unknown key names its container, never the key.
+        let code = "7TH6TX19PWFGCCSYSFQ7SWRP6SV"
+        do {
+            _ = try JSONDecoder().decode(EnrolRequest.self, from: Data("{\"\(code)\":1}".utf8))
+            Issue.record("an unknown field was accepted")
+        } catch let error as WireError {
+            #expect(error.code == "unknown_field")
+            #expect(!error.message.contains(code))
+            #expect(!error.message.contains("7TH6"))
+        }
     }
 }
 

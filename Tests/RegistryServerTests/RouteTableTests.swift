@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Testing
+import RegistryConfig
 import RegistryCore
 @testable import RegistryServer
 
@@ -11,15 +12,46 @@ struct RouteTableTests {
 
     @Test func clinicDataRoutesAreForClinicsOnly() {
         for spec in RouteTable.routes where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health"
-            && spec.path != "/v1/stats" {
+            && !spec.path.hasPrefix("/v1/stats") {
             #expect(spec.access == .clinic, "\(spec.method) \(spec.path)")
         }
         // Statistics are never for clinics (invariant 2).
         #expect(RouteTable.spec(.get, "/v1/stats").access == .statistics)
+        #expect(RouteTable.spec(.get, "/v1/stats/privacy").access == .statistics)
         #expect(!AccessRule.statistics.admits([.clinic(ClinicID("north")!)]))
         for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") || spec.path == "/metrics" {
             #expect(spec.access == .admin, "\(spec.method) \(spec.path)")
         }
+    }
+
+    /// Issue 14 §4: a statistician or admin that also resolves to a clinic (by uid or by its
+    /// primary gid) gets no statistics, whatever its other roles; each role alone does.
+    @Test func statisticsNeverReachAPeerThatIsAlsoAClinic() {
+        let north = Role.clinic(ClinicID("north")!)
+        #expect(AccessRule.statistics.admits([.statistician(uid: 2001)]))
+        #expect(AccessRule.statistics.admits([.admin(uid: 0)]))
+        #expect(!AccessRule.statistics.admits([north, .statistician(uid: 2001)]))
+        #expect(!AccessRule.statistics.admits([.statistician(uid: 2001), north]))
+        #expect(!AccessRule.statistics.admits([north, .admin(uid: 0), .statistician(uid: 0)]))
+        // The refusal says why and where to go instead, naming the clinic.
+        let refusal = APIError.forbidden(.statistics, roles: [.admin(uid: 0), north])
+        #expect(refusal.message.contains("clinic north") && refusal.message.contains("anonreg stats --state-dir"))
+    }
+
+    /// The same through AccessControl: a statistician uid whose gid is a clinic's resolves to
+    /// both roles, and the statistics rule refuses that set.
+    @Test func aStatisticianInAClinicGroupIsRefusedStatistics() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("anonreg-access-\(UUID().uuidString).toml").path
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let text = ConfigTemplate.render(stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock", adminUIDs: [0], localClinicUID: nil)
+            .replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [2001]")
+            + "\n[clinics.north]\nuids = []\ngids = [2500]\n"
+        try text.write(toFile: tmp, atomically: true, encoding: .utf8)
+        let access = AccessControl(config: try DaemonConfig.load(path: tmp))
+        let roles = access.roles(of: PeerCredentials(pid: 1, uid: 2001, gid: 2500))
+        #expect(roles.contains(.statistician(uid: 2001)) && roles.contains(.clinic(ClinicID("north")!)))
+        #expect(!AccessRule.statistics.admits(roles))
+        #expect(AccessRule.statistics.admits(access.roles(of: PeerCredentials(pid: 1, uid: 2001, gid: 2001))))
     }
 
     @Test func matchingUsesTemplates() {

@@ -46,4 +46,39 @@ import Testing
         #expect(first == second)
         #expect(Set(first).count > 5)
     }
+
+    /// Counts the draws a sample asks its source for (what its running time follows).
+    struct Counted: UniformSource {
+        var base: SplitMix
+        var calls = 0
+        mutating func uniform(below bound: UInt32) throws -> UInt32 {
+            calls += 1
+            return try base.uniform(below: bound)
+        }
+    }
+
+    /// Issue 21 §3, timing of the noise: the bare algorithm's draw count grows with |Z|, so an
+    /// observer timing a release learns |Z|; the sampler the daemon uses takes the same number
+    /// of draws whatever Z is.
+    @Test(arguments: [10_000, 500_000, 1_000_000, 10_000_000])
+    func theDrawCountDoesNotDependOnTheNoise(epsilonMicro: Int) throws {
+        let noise = GeometricNoise(epsilonMicro: epsilonMicro)
+        var bare: [(magnitude: Int, calls: Int)] = []
+        var padded = Set<Int>()
+        var source = Counted(base: SplitMix(seed: UInt64(epsilonMicro)))
+        for _ in 0..<4_000 {
+            source.calls = 0
+            let z = try noise.sampleWithoutPadding(&source)
+            bare.append((abs(z), source.calls))
+            source.calls = 0
+            _ = try noise.sample(&source)
+            padded.insert(source.calls)
+        }
+        #expect(padded == [GeometricNoise.drawsPerSample], "draws per sample: \(padded.sorted())")
+        // The leak the padding closes: samples with larger noise took more draws.
+        let median = bare.map(\.magnitude).sorted()[bare.count / 2]
+        func meanCalls(_ rows: [(magnitude: Int, calls: Int)]) -> Double { Double(rows.map(\.calls).reduce(0, +)) / Double(max(rows.count, 1)) }
+        let large = meanCalls(bare.filter { $0.magnitude > median }), small = meanCalls(bare.filter { $0.magnitude <= median })
+        #expect(large > small * 1.2, "bare sampler: \(large) draws above the median |Z|, \(small) at or below")
+    }
 }

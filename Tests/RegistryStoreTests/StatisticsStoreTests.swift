@@ -99,4 +99,46 @@ struct StatisticsStoreTests {
         #expect(try await fixture.store.privacyBudgetSpent(from: jan, to: mar) == [jan: 500_000, feb: 1_000_000])
         #expect(try await fixture.store.storedRelease(query: "q3") == nil)
     }
+
+    /// docs/CRYPTO.md §Differential privacy: a month is held to the budget configured at its
+    /// first noisy release, whatever is configured later; a month charged before that was
+    /// recorded (schema v4) takes the budget of its next charge, and never more after.
+    @Test func aMonthKeepsTheBudgetOfItsFirstRelease() async throws {
+        let jan = Month("2026-01")!, feb = Month("2026-02")!
+        func release(_ query: String) -> StoredRelease {
+            StoredRelease(query: query, releasedOn: Day("2026-03-10")!, epsilonMicro: 500_000, body: Array("{}".utf8))
+        }
+        func refused(_ query: String, _ months: [Month], budget: Int) async -> Bool {
+            do { _ = try await fixture.store.storeRelease(release(query), months: months, budgetMicro: budget) } catch {
+                if case .rejected("privacy_budget_spent", _) = error { return true }
+            }
+            return false
+        }
+        _ = try await fixture.store.storeRelease(release("a"), months: [jan], budgetMicro: 1_000_000)
+        _ = try await fixture.store.storeRelease(release("b"), months: [jan], budgetMicro: 1_000_000)
+        // The admin raises monthly_budget to 3: January stays at 1.
+        #expect(await refused("c", [jan], budget: 3_000_000))
+        #expect(try await fixture.store.privacyBudgets() == [PrivacyBudgetMonth(month: jan, spentMicro: 1_000_000, capMicro: 1_000_000)])
+        // Lowering it holds every month to the lower figure.
+        _ = try await fixture.store.storeRelease(release("d"), months: [feb], budgetMicro: 3_000_000)
+        #expect(await refused("e", [feb], budget: 500_000))
+        // A month charged before caps were recorded (as after the v4 migration).
+        try fixture.sqlite("UPDATE privacy_budget SET cap_micro = NULL WHERE month = '2026-02'")
+        _ = try await fixture.store.storeRelease(release("f"), months: [feb], budgetMicro: 1_500_000)
+        #expect(try await fixture.store.privacyBudgets().last == PrivacyBudgetMonth(month: feb, spentMicro: 1_000_000, capMicro: 1_500_000))
+        _ = try await fixture.store.storeRelease(release("g"), months: [feb], budgetMicro: 9_000_000)
+        #expect(await refused("h", [feb], budget: 9_000_000))
+    }
+
+    @Test func privacySettingsAreRecordedOnlyWhenTheyChange() async throws {
+        let on = PrivacySettings(privacy: true, epsilonMicro: 500_000, budgetMicro: 2_000_000)
+        #expect(try await fixture.store.recordPrivacySettings(on, on: Day("2026-03-01")!))
+        #expect(try await !fixture.store.recordPrivacySettings(on, on: Day("2026-03-02")!))
+        var off = on
+        off.privacy = false
+        #expect(try await fixture.store.recordPrivacySettings(off, on: Day("2026-03-03")!))
+        #expect(try await fixture.store.privacySettingsHistory() == [
+            PrivacySettingsChange(recordedOn: Day("2026-03-01")!, settings: on), PrivacySettingsChange(recordedOn: Day("2026-03-03")!, settings: off)])
+        #expect(off.summary == "privacy=off epsilon=0.5 monthly_budget=2")
+    }
 }

@@ -159,7 +159,7 @@ struct RewrapTests {
         }
         // With no subject on version 1 it can be retired and destroyed; everything still reads.
         let retired = try rotated.retiringKEK(version: 1, subjectsUsingIt: try await f.store.kekUsage()[1] ?? 0)
-        let destroyed = try retired.destroyingKEK(version: 1)
+        let destroyed = try retired.destroyingKEK(version: 1, subjectsUsingIt: 0)
         f.store.replaceKeyring(destroyed)
         for receipt in receipts { _ = try await f.store.subject(code: receipt.code) }
     }
@@ -169,7 +169,7 @@ struct RewrapTests {
         let receipt = try await f.enrol()
         let rotated = try f.keyring.rotatingKEK()
         // Force the misuse the lifecycle forbids: retire with a false count.
-        let destroyed = try rotated.retiringKEK(version: 1, subjectsUsingIt: 0).destroyingKEK(version: 1)
+        let destroyed = try rotated.retiringKEK(version: 1, subjectsUsingIt: 0).destroyingKEK(version: 1, subjectsUsingIt: 0)
         f.store.replaceKeyring(destroyed)
         await #expect(throws: StorageError.keyUnavailable(version: 1)) { try await f.store.subject(code: receipt.code) }
     }

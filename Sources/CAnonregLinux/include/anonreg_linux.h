@@ -1,4 +1,5 @@
-// Linux system calls Swift cannot call directly (prctl(2) is variadic). This is the only C in
+// Linux system calls Swift cannot call directly (prctl(2) is variadic; renameat2(2) needs
+// _GNU_SOURCE, which Swift's Glibc module does not define). This is the only C in
 // anonreg besides the libsodium boundary (CSodium); it holds no logic.
 #ifndef ANONREG_LINUX_H
 #define ANONREG_LINUX_H
@@ -7,6 +8,9 @@
 int anonreg_set_dumpable(int value);
 /// prctl(PR_GET_DUMPABLE).
 int anonreg_get_dumpable(void);
+/// renameat2(a, b, RENAME_EXCHANGE): swaps two existing paths atomically (both stay present
+/// at every moment). 0 or -1 with errno.
+int anonreg_rename_exchange(const char *a, const char *b);
 
 /// malloc_trim(0) (glibc's <malloc.h>, which Swift's Glibc module does not export): returns
 /// freed heap to the system; 1 if memory was released.

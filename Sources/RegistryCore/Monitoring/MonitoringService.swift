@@ -15,6 +15,9 @@ public struct MonitoringService: Sendable {
 
     // MARK: - Enrolment
 
+    /// The longest consent form name, in characters (Unicode code points).
+    public static let maxFormCharacters = 200
+
     /// Enrols a subject. Without a valid consent nothing is stored (422). A linkage value is
     /// hashed and stored the same way whether or not it was seen before, and the answer never
     /// depends on it.
@@ -24,8 +27,11 @@ public struct MonitoringService: Sendable {
         let consent = try validateConsent(consentWire, enrolledOn: request.enrolledOn, today: today, clinic: clinic)
         guard let policy = rules.categories[request.category] else { throw .unknownCategory(Array(rules.categories.keys)) }
         guard request.enrolledOn <= today else { throw .invalidDate("enrolledOn is in the future") }
-        guard request.enrolledOn.days(until: today) <= policy.capDays else {
-            throw .invalidDate("enrolledOn is more than the category's retention cap (\(policy.capDays) days) ago")
+        // The retention cap ends monitoring on enrolledOn + cap_days (the sweeper erases the
+        // subject that day): an enrolment whose cap day is today or past would be erased at once,
+        // so it is refused and nothing is stored (docs/PROTOCOL.md §Enrol).
+        guard request.enrolledOn.days(until: today) < policy.capDays else {
+            throw .invalidDate("enrolledOn is the category's retention cap (\(policy.capDays) days) or more ago: monitoring would already have ended; nothing was stored")
         }
         let linkage = try request.linkage.map { (hex) throws(DomainError) in try Self.parseLinkage(hex) }
 
@@ -51,7 +57,11 @@ public struct MonitoringService: Sendable {
 
     func validateConsent(_ wire: ConsentWire, enrolledOn: Day, today: Day, clinic: ClinicID) throws(DomainError) -> ConsentRecord {
         let form = wire.form.trimmingCharacters(in: .whitespaces)
-        guard !form.isEmpty, form.utf8.count <= 200 else { throw .invalidConsent("consent.form must name the signed form (1 to 200 characters)") }
+        // Characters are Unicode code points, as docs/PROTOCOL.md says: a form named in Cyrillic
+        // gets the same 200 as one named in ASCII (its UTF-8 is up to 800 bytes).
+        guard !form.isEmpty, form.unicodeScalars.count <= Self.maxFormCharacters else {
+            throw .invalidConsent("consent.form must name the signed form (1 to \(Self.maxFormCharacters) characters)")
+        }
         guard wire.scope.contains(.monitoring) else { throw .invalidConsent("consent.scope must include \"monitoring\"") }
         guard Set(wire.scope).count == wire.scope.count else { throw .invalidConsent("consent.scope repeats a value") }
         guard wire.givenOn <= today else { throw .invalidConsent("consent.givenOn is in the future") }

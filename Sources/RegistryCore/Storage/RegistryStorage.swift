@@ -211,3 +211,68 @@ public struct StoredRelease: Sendable, Equatable {
         self.body = body
     }
 }
+
+/// The differential-privacy settings in force (config `[statistics]`), as recorded in the
+/// store's history whenever they change (docs/CRYPTO.md §Differential privacy).
+public struct PrivacySettings: Sendable, Equatable {
+    public var privacy: Bool
+    /// ε charged per month by each noisy release, in millionths.
+    public var epsilonMicro: Int
+    /// The most ε releases may spend on one month, in millionths.
+    public var budgetMicro: Int
+
+    public init(privacy: Bool, epsilonMicro: Int, budgetMicro: Int) {
+        self.privacy = privacy
+        self.epsilonMicro = epsilonMicro
+        self.budgetMicro = budgetMicro
+    }
+
+    /// The audit log's text for these settings, e.g. `privacy=on epsilon=0.5 monthly_budget=2`.
+    public var summary: String {
+        "privacy=\(privacy ? "on" : "off") epsilon=\(Self.decimal(epsilonMicro)) monthly_budget=\(Self.decimal(budgetMicro))"
+    }
+
+    /// Whether finding `self` in force is a change to audit (`privacy-settings`): it differs
+    /// from the last recorded settings or, when none are recorded yet, from `defaults` (the
+    /// settings of a configuration that says nothing). So a registry whose first settings are
+    /// the defaults records them silently, and one that starts with its own (differential
+    /// privacy on, another ε or budget) has that decision in its audit log from the first start.
+    public func isAuditedChange(after last: PrivacySettings?, defaults: PrivacySettings) -> Bool {
+        self != (last ?? defaults)
+    }
+
+    /// Micro-ε as a decimal (1500000 → "1.5").
+    public static func decimal(_ micro: Int) -> String {
+        let whole = micro / 1_000_000
+        var fraction = String(micro % 1_000_000)
+        fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return fraction.isEmpty ? String(whole) : "\(whole).\(fraction)"
+    }
+}
+
+/// One entry of the privacy settings' history: the day they were first seen in force.
+public struct PrivacySettingsChange: Sendable, Equatable {
+    public var recordedOn: Day
+    public var settings: PrivacySettings
+
+    public init(recordedOn: Day, settings: PrivacySettings) {
+        self.recordedOn = recordedOn
+        self.settings = settings
+    }
+}
+
+/// A month's privacy budget: what releases spent, and the budget it is held to (the one
+/// configured when its first noisy figure was released; nil for a month charged before that was
+/// recorded).
+public struct PrivacyBudgetMonth: Sendable, Equatable {
+    public var month: Month
+    public var spentMicro: Int
+    public var capMicro: Int?
+
+    public init(month: Month, spentMicro: Int, capMicro: Int?) {
+        self.month = month
+        self.spentMicro = spentMicro
+        self.capMicro = capMicro
+    }
+}

@@ -6,6 +6,7 @@ import json
 import socket
 from typing import Any, Dict, Optional, Tuple
 
+from ._socket_trust import check_listener, check_path
 from .errors import DaemonUnreachable, ProtocolError, error_for
 
 
@@ -17,10 +18,14 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
+        # Nothing is sent to a socket someone other than root or the daemon's user could have
+        # placed (docs/OPERATIONS.md §Socket).
+        check_path(self.socket_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.socket_path)
+            check_listener(sock, self.socket_path)
         except BaseException:
             sock.close()
             raise

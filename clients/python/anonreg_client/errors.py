@@ -17,6 +17,11 @@ class DaemonUnreachable(AnonregError):
     """The socket could not be reached (daemon down, wrong path, no permission)."""
 
 
+class UntrustedSocket(AnonregError):
+    """The socket, its directory or its listener could have been put there by someone other than
+    root or the daemon's user; nothing was sent (docs/OPERATIONS.md §Socket)."""
+
+
 class ProtocolError(AnonregError):
     """The daemon answered something that is not protocol v1."""
 

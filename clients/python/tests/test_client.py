@@ -114,3 +114,103 @@ def test_the_rate_limit_is_typed(daemon):
     with pytest.raises(errors.RateLimited) as e:
         client.linkage_for_input(b"one more")
     assert e.value.status == 429
+
+
+def test_a_socket_someone_else_could_have_placed_gets_nothing(tmp_path):
+    """docs/OPERATIONS.md §Socket: in a group-writable directory a clinic of that group can put
+    its own listener at the socket's path; the client refuses to send, so the patient code it
+    would have sent never reaches the listener."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    base = tempfile.mkdtemp(prefix="anonreg-py-trust-")
+    try:
+        os.chmod(base, 0o755)
+        run = os.path.join(base, "run")
+        os.mkdir(run)
+        os.chown(run, 0, 2500)
+        os.chmod(run, 0o770)
+        capture = os.path.join(base, "captured")
+        open(capture, "w").close()
+        os.chmod(capture, 0o666)
+        path = os.path.join(run, "anonreg.sock")
+        listener = subprocess.Popen(["setpriv", f"--reuid={NORTH_UID}", "--regid=2500", "--clear-groups", "socat", "-u",
+                                     f"UNIX-LISTEN:{path},fork", f"OPEN:{capture},append"])
+        try:
+            for _ in range(100):
+                if os.path.exists(path):
+                    break
+                time.sleep(0.02)
+            with pytest.raises(errors.UntrustedSocket) as e:
+                Client(path).self_access("7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV")
+            assert "writable by its group (gid 2500)" in str(e.value)
+            # Sticky: the directory passes, the attacker's socket does not.
+            os.chmod(run, 0o1777)
+            with pytest.raises(errors.UntrustedSocket) as e:
+                Client(path).self_access("7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV")
+            assert f"owned by uid {NORTH_UID}" in str(e.value)
+            time.sleep(0.2)
+            assert open(capture).read() == ""
+        finally:
+            listener.kill()
+            listener.wait()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_listener_running_as_another_user_gets_nothing():
+    """The listener's own uid is checked too (SO_PEERCRED, docs/OPERATIONS.md §Socket): here the
+    socket file and its directory are root's, but the process that listens on it runs as clinic
+    north. The client connects, sees who listens, and closes without sending a byte."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="anonreg-py-listener-")
+    try:
+        os.chmod(base, 0o755)
+        path = os.path.join(base, "anonreg.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)  # the file is root's
+        os.chmod(path, 0o666)
+        ready_r, ready_w = os.pipe()
+        got_r, got_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the listener: drops to north's uid, then listens (SO_PEERCRED is set by listen)
+            try:
+                os.setgid(65534)
+                os.setuid(NORTH_UID)
+                server.listen(1)
+                os.write(ready_w, b"1")
+                server.settimeout(10)
+                connection, _ = server.accept()
+                connection.settimeout(10)
+                received = b""
+                while True:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    received += chunk
+                os.write(got_w, str(len(received)).encode())
+            finally:
+                os._exit(0)
+        server.close()
+        os.close(ready_w)
+        os.close(got_w)
+        try:
+            assert os.read(ready_r, 1) == b"1"
+            with pytest.raises(errors.UntrustedSocket) as e:
+                Client(path).self_access("7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV")
+            assert f"the process listening on it runs as uid {NORTH_UID}" in str(e.value)
+            assert os.read(got_r, 32) == b"0", "the listener received the request"
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(ready_r)
+            os.close(got_r)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
