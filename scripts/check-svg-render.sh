@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the statistics chart (`anonreg stats --format svg`) renders in a browser:
-# starts anonregd on a temporary state directory, enrols a few subjects, writes the SVG with the
-# CLI, renders it with headless Chromium to a PNG, and fails unless the PNG holds the chart
+# starts anonregd on a temporary state directory, enrols a few subjects, stops it, writes the SVG
+# with the offline CLI, renders it with headless Chromium to a PNG, and fails unless the PNG holds the chart
 # (more than a handful of colours, including both series colours). Installs Chromium if it is
 # missing (Debian: apt-get install chromium). Usage: scripts/check-svg-render.sh [BIN_DIR]
 # (default: swift build --show-bin-path). Keeps the SVG and PNG in $OUT_DIR (default: a temp dir).
@@ -25,7 +25,10 @@ trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm
 export ANONREG_SOCKET="$state/anonreg.sock"
 for _ in $(seq 1 50); do "$bin/anonreg" health >/dev/null 2>&1 && break; sleep 0.1; done
 for _ in $(seq 1 9); do "$bin/anonreg" enrol --category dependence --consent-form F --json >/dev/null; done
-"$bin/anonreg" stats --format svg --output "$out/chart.svg"
+# `anonreg init` makes the admin's uid a clinic, and statistics are never for a clinic peer
+# (docs/OPERATIONS.md §Statistics): stop the daemon and release them offline, as the guide says.
+kill "$daemon"; wait "$daemon" 2>/dev/null || true
+"$bin/anonreg" stats --state-dir "$state" --format svg --output "$out/chart.svg"
 
 # Chromium refuses to run as root without --no-sandbox; the profile goes to the temp dir.
 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$out/profile" \
