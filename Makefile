@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-slow-disk bench-scale bench-audit
+.PHONY: setup build test run clean release man man-check install uninstall faults fuzz bench bench-slow-disk bench-scale bench-audit format-lint
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -48,6 +48,11 @@ run: build
 
 clean:
 	rm -rf .build
+
+## The code style of .swift-format, checked (not applied) on Sources and Tests. `swift format
+## --in-place --recursive Sources Tests` applies it.
+format-lint:
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests
 
 release: setup
 	$(SWIFT) build -c release
