@@ -60,10 +60,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // anonreg.toml: parsing, validation and the commented template `anonreg init` writes.
+        // anonreg.toml: parsing, validation and the commented template `anonreg init` writes; the
+        // service user, as which root's offline commands work (setresuid through CAnonregLinux).
         .target(
             name: "RegistryConfig",
-            dependencies: ["RegistryCore", "RegistryProtocol", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["RegistryCore", "RegistryProtocol", "CAnonregLinux", .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         // prctl(2) and friends, which Swift cannot call (variadic). No logic.
         .target(name: "CAnonregLinux"),
@@ -138,11 +139,16 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The git commit `--version` reports (BuildInfoPlugin runs scripts/build-info.sh before
+        // every build). Only the executables depend on it: a new commit recompiles nothing else.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "AnonregBuildInfo", plugins: ["BuildInfoPlugin"]),
         .executableTarget(
             name: "anonregd",
             dependencies: [
                 "RegistryServer",
                 "RegistryProtocol",
+                "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -152,6 +158,7 @@ let package = Package(
                 "AnonregAdmin",
                 "AnonregClinic",
                 "RegistryProtocol",
+                "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

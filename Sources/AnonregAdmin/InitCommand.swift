@@ -128,9 +128,11 @@ public struct ConfigTemplateCommand: ParsableCommand {
     @Option(help: "The state directory.") var stateDir = "/var/lib/anonreg"
     @Option(help: "The socket path.") var socket = "/run/anonreg/anonreg.sock"
     @Option(name: .customLong("admin-uid"), help: "An admin uid (repeatable).") var adminUIDs: [UInt32] = [0]
+    @Option(help: "The service user that owns the state directory and runs anonregd (daemon.user).") var user = "anonreg"
     public init() {}
     public func run() {
-        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil), terminator: "")
+        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil, serviceUser: user),
+              terminator: "")
     }
 }
 

@@ -7,19 +7,22 @@ public enum Role: Sendable, Equatable, CustomStringConvertible {
     case clinic(ClinicID)
     case admin(uid: UInt32)
     case statistician(uid: UInt32)
+    /// A monitoring agent: `GET /metrics` and `GET /v1/health`, nothing else.
+    case monitor(uid: UInt32)
 
     public var description: String {
         switch self {
         case .clinic(let id): "clinic \(id)"
         case .admin(let uid): "admin uid \(uid)"
         case .statistician(let uid): "statistician uid \(uid)"
+        case .monitor(let uid): "monitor uid \(uid)"
         }
     }
 }
 
 /// Which roles a route admits.
 public enum AccessRule: String, Sendable, CaseIterable {
-    /// Any peer the config knows (clinic, admin or statistician).
+    /// Any peer the config knows (clinic, admin, statistician or monitor).
     case anyKnownPeer = "any known peer"
     /// Clinics only: they act on their own cases.
     case clinic
@@ -27,6 +30,8 @@ public enum AccessRule: String, Sendable, CaseIterable {
     case admin
     /// Admins and statisticians: aggregate statistics, never rows about people.
     case statistics = "admin or statistician"
+    /// Admins and monitors: the metrics, which hold no registry data.
+    case monitoring = "admin or monitor"
 
     /// The role a route acts as (for the audit log's actor): the first role the rule admits.
     func actingRole(_ roles: [Role]) -> Role? {
@@ -41,7 +46,13 @@ public enum AccessRule: String, Sendable, CaseIterable {
         case .statistics: roles.contains {
             switch $0 {
             case .admin, .statistician: true
-            case .clinic: false
+            case .clinic, .monitor: false
+            }
+        }
+        case .monitoring: roles.contains {
+            switch $0 {
+            case .admin, .monitor: true
+            case .clinic, .statistician: false
             }
         }
         }
@@ -58,6 +69,7 @@ struct AccessControl: Sendable {
         if let clinic = config.clinic(uid: peer.uid, gid: peer.gid) { roles.append(.clinic(clinic)) }
         if config.adminUIDs.contains(peer.uid) { roles.append(.admin(uid: peer.uid)) }
         if config.statisticianUIDs.contains(peer.uid) { roles.append(.statistician(uid: peer.uid)) }
+        if config.monitorUIDs.contains(peer.uid) { roles.append(.monitor(uid: peer.uid)) }
         return roles
     }
 }
@@ -69,6 +81,7 @@ extension RegistryApp {
         case .clinic(let id): "clinic \(id)"
         case .admin(let uid): "admin uid \(uid)"
         case .statistician(let uid): "statistician uid \(uid)"
+        case .monitor(let uid): "monitor uid \(uid)"
         }
     }
 }

@@ -73,20 +73,23 @@ public final class RegistryApp: Sendable {
     var access: AccessControl { current.access }
     var rateLimiter: RateLimiter { current.rateLimiter }
 
-    /// Applies a reloaded configuration: clinics, admins, statisticians, rate limits, categories,
-    /// vocabularies and retention. Socket, state, keys and database paths need a restart.
+    /// Applies a reloaded configuration: clinics, roles, rate limits, categories, vocabularies,
+    /// statistics and retention. The [daemon] settings and audit.checkpoint_every need a restart.
+    /// Logs every change (DaemonConfig.changes), so the journal says what a reload did.
     public func reload(_ config: DaemonConfig) {
-        let old = current.config
-        for (name, changed) in [("daemon.socket", old.socketPath != config.socketPath),
-                                ("daemon.socket_mode", old.socketMode != config.socketMode),
-                                ("daemon.keys_dir", old.keysDirectory != config.keysDirectory),
-                                ("daemon.database", old.databasePath != config.databasePath)] where changed {
-            logger.warning("\(name) changed; it takes effect at the next restart")
-        }
+        let changes = current.config.changes(to: config)
         settings.withLock { settings in
             let limiter = settings.rateLimiter.reconfigured(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
             settings = Self.settings(config, store: store, clock: clock, rateLimiter: limiter)
         }
-        logger.notice("configuration reloaded", metadata: ["clinics": "\(config.clinics.count)"])
+        for change in changes {
+            if change.needsRestart {
+                logger.warning("configuration reload: \(change)")
+            } else {
+                logger.notice("configuration reload: \(change)")
+            }
+        }
+        logger.notice("configuration reloaded", metadata: [
+            "path": "\(config.path)", "changes": "\(changes.count)", "clinics": "\(config.clinics.count)"])
     }
 }

@@ -30,7 +30,7 @@ public struct ReloadService: Service {
                     app.reload(try DaemonConfig.load(path: configPath))
                     await app.recordPolicyIfChanged(actor: "system reload")
                 } catch {
-                    app.logger.error("configuration not reloaded, the running one stays: \(error)")
+                    app.logger.error("configuration not reloaded, the running one stays: \(error)", metadata: ["path": "\(configPath)"])
                 }
             }
         } onGracefulShutdown: {

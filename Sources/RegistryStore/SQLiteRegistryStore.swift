@@ -56,7 +56,10 @@ public final class SQLiteRegistryStore: RegistryStorage {
             // the WAL, and an acknowledged write could be lost to a power cut. Set FULL again on
             // the writer, the one connection that commits; `pragmas()` reads it back from there.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            // A schema newer than this release is refused before anything is migrated.
+            try pool.read { db in try Self.refuseNewerSchema(db, path: path) }
             try Schema.migrator.migrate(pool)
+            try pool.write { db in try Self.recordRelease(db) }
         } catch {
             throw StorageError.from(error, path: path)
         }

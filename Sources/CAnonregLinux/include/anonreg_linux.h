@@ -1,5 +1,6 @@
-// Linux system calls Swift cannot call directly (prctl(2) is variadic). This is the only C in
-// anonreg besides the libsodium boundary (CSodium); it holds no logic.
+// Linux system calls Swift cannot call directly (prctl(2) is variadic; setresuid(2) and
+// friends are declared only under _GNU_SOURCE). This is the only C in anonreg besides the
+// libsodium boundary (CSodium); it holds no logic.
 #ifndef ANONREG_LINUX_H
 #define ANONREG_LINUX_H
 
@@ -7,5 +8,11 @@
 int anonreg_set_dumpable(int value);
 /// prctl(PR_GET_DUMPABLE).
 int anonreg_get_dumpable(void);
+/// setresuid(uid, uid, uid): real, effective and saved uid at once.
+int anonreg_setresuid(unsigned int uid);
+/// setresgid(gid, gid, gid).
+int anonreg_setresgid(unsigned int gid);
+/// getresuid(2).
+int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int *saved);
 
 #endif
