@@ -39,7 +39,7 @@ let package = Package(
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
             name: "RegistryKeyring",
-            dependencies: ["RegistryCrypto"]
+            dependencies: ["RegistryCrypto", "CAnonregLinux"]
         ),
         // The monitoring model, policy and the storage seam (`RegistryStorage`). Pure logic.
         .target(

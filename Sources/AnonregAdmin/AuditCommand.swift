@@ -27,6 +27,7 @@ public struct AuditCommand: ParsableCommand {
             let report: AuditChain.Report
             let raw: Data
             if let stateDir {
+                try OfflineAccess.workAsOwner(stateDirectory: stateDir)
                 let publicKey: [UInt8]
                 do {
                     publicKey = try Hex.decode(try KeyringManifest.read(directory: stateDir + "/keys").audit.publicKey)

@@ -55,7 +55,8 @@ public struct BackupCommand: ParsableCommand {
     ///
     /// With `extractTo`, the payload is extracted there instead and left for the caller (a
     /// restore verifies the very copy it then installs; the caller removes it on failure).
-    static func verify(_ file: String, keysDirectory: String?, extractTo: String? = nil) throws -> Report {
+    static func verify(_ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil) throws -> Report {
+        let file = input.name
         var temp = ""
         var token: Int? = nil
         if extractTo == nil {
@@ -75,7 +76,7 @@ public struct BackupCommand: ParsableCommand {
         let header: BackupArchive.Header
         let payload: BackupArchive.PayloadReport
         do {
-            header = try BackupArchive.extractPayload(from: file, to: payloadPath)
+            header = try BackupArchive.extractPayload(fd: input.fd, name: file, to: payloadPath)
             payload = try BackupArchive.inspect(payload: payloadPath)
         } catch {
             throw CLIFailure.failed("\(error)")
@@ -137,7 +138,7 @@ public struct BackupCommand: ParsableCommand {
             // The daemon copies the whole database before it sends a byte: wait up to an hour.
             _ = try client.download("/v1/admin/backup", to: fd, timeout: Self.timeoutSeconds)
             guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
-            let report = try BackupCommand.verify(file, keysDirectory: nil)
+            let report = try BackupCommand.verify(try InputFile(file), keysDirectory: nil)
             done = true
             if connection.json {
                 print(BackupCommand.json(report))
@@ -150,14 +151,20 @@ public struct BackupCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup: magic, checksum, SQLite integrity, application_id; list the KEK versions it needs.")
-        @Argument(help: "The backup file.") var file: String
+        @Argument(help: "The backup file; - reads it from standard input.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() throws {
             let keys = keysDir ?? stateDir.map { $0 + "/keys" }
-            let report = try BackupCommand.verify(file, keysDirectory: keys)
+            // Opened as the caller (root may read a root-only FILE), then, with a keyring to
+            // check, as the state directory's owner (docs/OPERATIONS.md §Root and the offline commands).
+            let input = try InputFile(file)
+            if let owner = stateDir ?? keysDir.map({ ($0 as NSString).deletingLastPathComponent }) {
+                try OfflineAccess.workAsOwner(stateDirectory: owner, keysDirectory: keys)
+            }
+            let report = try BackupCommand.verify(input, keysDirectory: keys)
             print(json ? BackupCommand.json(report) : report.table)
             if report.readable == false {
                 let gone = report.kekVersions.filter { $0.keyring == "destroyed" || $0.keyring == "missing" }.map { "\($0.version)" }
@@ -178,7 +185,7 @@ public struct BackupCommand: ParsableCommand {
                 database open, and refuses a database that holds anything (subjects, audit \
                 entries, counters) unless --force.
                 """)
-        @Argument(help: "The backup file.") var file: String
+        @Argument(help: "The backup file; - reads it from standard input.") var file: String
         @Option(help: "The state directory to restore into (the daemon must be stopped).") var stateDir: String
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The database file (default: STATE_DIR/registry.sqlite).") var database: String?
@@ -200,13 +207,17 @@ public struct BackupCommand: ParsableCommand {
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
             let keys = keysDir ?? dir + "/keys"
             let target = database ?? dir + "/registry.sqlite"
+            // What only root may read is opened first; then, run by root, the restore works as
+            // the state directory's owner, so the database it installs stays the daemon's.
+            let input = try InputFile(file)
+            let passphrase = try PassphraseInput.Early(file: passphraseFile)
+            try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: keys)
             guard !DatabaseInUse.check(target) else {
                 throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
             }
             let keyring: Keyring
             do {
-                let passphrase = try PassphraseInput.forKeyring(directory: keys, file: passphraseFile)
-                keyring = try Keyring.load(from: KeyringSource(directory: keys), passphrase: passphrase)
+                keyring = try Keyring.load(from: KeyringSource(directory: keys), passphrase: try passphrase.forKeyring(directory: keys))
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("keyring: \(error)")
             }
@@ -225,7 +236,7 @@ public struct BackupCommand: ParsableCommand {
                 TemporaryFiles.forget(token)
             }
             // Extracted once, into the state directory: the copy verified is the copy installed.
-            let report = try BackupCommand.verify(file, keysDirectory: keys, extractTo: temp)
+            let report = try BackupCommand.verify(input, keysDirectory: keys, extractTo: temp)
             let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
             guard missing.isEmpty else {
                 throw CLIFailure.refused("the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)")
@@ -250,13 +261,13 @@ public struct BackupCommand: ParsableCommand {
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("\(error)")
             }
-            let outcome = Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
+            let outcome = Outcome(file: input.name, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
                                   erasedByLedger: erasedCount, subjects: remaining)
             if json {
                 print(BackupCommand.json(outcome))
             } else {
                 print("""
-                    restored \(file) (taken \(report.createdAt)) into \(target)
+                    restored \(input.name) (taken \(report.createdAt)) into \(target)
                     subjects in the backup       \(report.subjects)
                     erased again by the ledger   \(erasedCount)
                     subjects now                 \(remaining)

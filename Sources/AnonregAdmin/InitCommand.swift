@@ -77,6 +77,15 @@ public struct InitCommand: ParsableCommand {
             guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.usage("cannot read \(file)") }
             seedHex = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        // Root filling a state directory the service user owns (systemd-tmpfiles made it)
+        // creates the keyring as that user, after reading its input files.
+        var early = PassphraseInput.Early.none
+        if let passphraseFile {
+            do { early = try PassphraseInput.Early(file: passphraseFile) } catch let failure as CLIFailure {
+                throw CLIFailure.usage(failure.description)
+            }
+        }
+        try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: dir + "/keys")
         if let hex = seedHex {
             do {
                 options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")
@@ -86,10 +95,8 @@ public struct InitCommand: ParsableCommand {
             guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
             if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
         }
-        if let passphraseFile {
-            do { options.passphrase = try Passphrase.read(path: passphraseFile) } catch {
-                throw CLIFailure.usage("--passphrase-file: \(error)")
-            }
+        if !early.isNone {
+            options.passphrase = try early.obtain(purpose: "keyring passphrase", confirm: false)
             options.passwordStrength = PasswordStrength(rawValue: kdfStrength)!
         }
         let keyring: Keyring

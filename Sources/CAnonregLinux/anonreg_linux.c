@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "anonreg_linux.h"
 #include <sys/prctl.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 int anonreg_set_dumpable(int value) {
@@ -28,4 +30,8 @@ int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int 
         *saved = s;
     }
     return rc;
+}
+
+int anonreg_exchange(const char *a, const char *b) {
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }

@@ -91,7 +91,7 @@ extension Keyring {
 
     /// Runs a change under an exclusive `flock` on the keys directory, after checking that the
     /// manifest on disk is still the one this snapshot was loaded from.
-    private func locked<R>(_ body: () throws(KeyringError) -> R) throws(KeyringError) -> R {
+    func locked<R>(_ body: () throws(KeyringError) -> R) throws(KeyringError) -> R {
         try requireWritable()
         let fd = open(source.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: source.directory, operation: "open", errno: errno) }

@@ -14,5 +14,8 @@ int anonreg_setresuid(unsigned int uid);
 int anonreg_setresgid(unsigned int gid);
 /// getresuid(2).
 int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int *saved);
+/// renameat2(a, b, RENAME_EXCHANGE): swaps two paths atomically (Linux 3.15; ext4, xfs,
+/// btrfs, tmpfs). -1 with EINVAL where the file system cannot.
+int anonreg_exchange(const char *a, const char *b);
 
 #endif
