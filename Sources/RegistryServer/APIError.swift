@@ -17,7 +17,7 @@ public struct APIError: Error, Sendable, Equatable {
         self.message = message
     }
 
-    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
+    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin, statistician or monitor in the registry's configuration")
     static func forbidden(_ rule: AccessRule) -> APIError {
         APIError(.forbidden, "forbidden", "this route is for \(rule.rawValue) peers only")
     }
