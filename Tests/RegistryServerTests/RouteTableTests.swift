@@ -17,9 +17,11 @@ struct RouteTableTests {
         // Statistics are never for clinics (invariant 2).
         #expect(RouteTable.spec(.get, "/v1/stats").access == .statistics)
         #expect(!AccessRule.statistics.admits([.clinic(ClinicID("north")!)]))
-        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") || spec.path == "/metrics" {
+        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") {
             #expect(spec.access == .admin, "\(spec.method) \(spec.path)")
         }
+        // The metrics hold no registry data: admins and monitors.
+        #expect(RouteTable.spec(.get, "/metrics").access == .monitoring)
     }
 
     @Test func matchingUsesTemplates() {
