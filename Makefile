@@ -17,7 +17,8 @@ MANDIR := $(PREFIX)/share/man
 SYSCONFDIR := /etc/anonreg
 # The binaries to install: a release build unless BINARIES names another build directory.
 BINARIES ?= $(CURDIR)/.build/release
-# Man pages are generated from the commands' help and committed (docs/man); `make man` refreshes them.
+# Man pages are generated from the commands' definitions and docs/man/*.sections, and committed
+# (docs/man); `make man` refreshes them, `make man-check` (in `make test`) checks them.
 MANPAGES := $(CURDIR)/docs/man
 
 setup:
@@ -31,6 +32,7 @@ build: setup
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 
 ## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
@@ -57,13 +59,20 @@ format-lint:
 release: setup
 	$(SWIFT) build -c release
 
-## Regenerate docs/man from the commands' own help (swift-argument-parser's generate-manual;
-## it makes a release build). Run it after changing a command's options, and commit the result.
+## Regenerate docs/man from the commands' own definitions (`--experimental-dump-help`, the JSON
+## swift-argument-parser's generate-manual reads) and the hand-written sections in
+## docs/man/*.sections (FILES, ENVIRONMENT, EXIT STATUS, SEE ALSO, ...): scripts/manpage.py.
+## Run it after changing a command's options or a .sections file, and commit the result.
 man: setup
-	mkdir -p $(CURDIR)/.build/man
-	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build/man generate-manual --output-directory $(CURDIR)/.build/man
-	cp $(CURDIR)/.build/man/anonreg.1 $(MANPAGES)/anonreg.1
-	sed 's/^\.Dt ANONREGD 1/.Dt ANONREGD 8/' $(CURDIR)/.build/man/anonregd.1 > $(MANPAGES)/anonregd.8
+	$(SWIFT) build --product anonreg
+	$(SWIFT) build --product anonregd
+	python3 scripts/manpage.py $(BIN)/anonreg docs/man/anonreg.1.sections 1 > $(MANPAGES)/anonreg.1
+	python3 scripts/manpage.py $(BIN)/anonregd docs/man/anonregd.8.sections 8 > $(MANPAGES)/anonregd.8
+
+## The committed pages are what `make man` makes from the current commands (no drift), and
+## `mandoc -Tlint` reports nothing for them (scripts/check-man.sh). Part of `make test`.
+man-check:
+	BIN="$(BIN)" ./scripts/check-man.sh
 
 ## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
 ## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.
@@ -77,15 +86,16 @@ install:
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.socket > $(DESTDIR)$(UNITDIR)/anonregd.socket
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.service > $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
-	install -m 0644 systemd/anonreg-rotate.timer $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
-	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.timer > $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
+	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
-	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md CHANGELOG.md SECURITY.md LICENSE docs/*.md docs/openapi.yaml docs/alerts.yml $(DESTDIR)$(DOCDIR)/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
-	install -m 0644 $(MANPAGES)/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg.1
-	install -m 0644 $(MANPAGES)/anonregd.8 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonreg.1 > $(DESTDIR)$(MANDIR)/man1/anonreg.1
+	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonregd.8 > $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/anonreg.toml ]; then \
 		$(BINARIES)/anonreg config-template > $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && \
 		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && echo "wrote $(DESTDIR)$(SYSCONFDIR)/anonreg.toml"; \

@@ -9,8 +9,10 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
-# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate).
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd)
+# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate, git
+# for the build-info and archive checks), mandoc (man page lint), and python3 with PyYAML and
+# jsonschema (the man page generator and the check of every response against docs/openapi.yaml).
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd mandoc python3 python3-yaml python3-jsonschema git)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

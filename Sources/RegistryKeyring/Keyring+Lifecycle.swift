@@ -107,7 +107,7 @@ extension Keyring {
 
     private func requireWritable() throws(KeyringError) {
         guard source.isWritable else {
-            throw .readOnly(reason: "it is loaded from systemd credentials; change the keys directory offline and re-encrypt the credentials (docs/OPERATIONS.md)")
+            throw .readOnly(reason: "it is loaded from systemd credentials; change it through a daemon that reads the keys directory, then re-encrypt the credentials (docs/OPERATIONS.md §Keys from systemd credentials)")
         }
     }
 

@@ -57,7 +57,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedKeyFile(let path, let reason):
             "\(path) is not a valid anonreg key file: \(reason)."
         case .passphraseRequired:
-            "this keyring is sealed with a passphrase; supply it (the systemd credential anonreg-keyring-passphrase, or the passphrase option of the command)."
+            "this keyring is sealed with a passphrase; give it with --passphrase-file FILE (anonregd itself reads it only from the systemd credential anonreg-keyring-passphrase)."
         case .passphraseNotUsed:
             "a passphrase was supplied, but this keyring is not sealed."
         case .wrongPassphrase:
