@@ -45,6 +45,13 @@ check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/loc
     -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.timer" \
     -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" \
     -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md"
+# Another PREFIX reaches every installed path: units (Exec, Documentation), timers, man pages.
+prefixed=$work/prefixed
+make --no-print-directory install DESTDIR="$prefixed" PREFIX=/opt/anonreg BINARIES="$BIN" > "$work/install-prefixed.log" 2>&1
+check "PREFIX=/opt/anonreg: no /usr/local left in units or man pages" bash -c "
+    ! grep -rl /usr/local '$prefixed/opt/anonreg/lib/systemd' '$prefixed/opt/anonreg/share/man' &&
+    grep -q 'Documentation=file:/opt/anonreg/share/doc/anonreg/OPERATIONS.md' '$prefixed/opt/anonreg/lib/systemd/system/anonreg-rotate.timer' &&
+    grep -q '^ExecReload=/opt/anonreg/bin/anonregd --check-config' '$prefixed/opt/anonreg/lib/systemd/system/anonregd.service'"
 check "installed config is valid" "$root/usr/local/bin/anonreg" clinics list --config "$root/etc/anonreg/anonreg.toml"
 # verify resolves dependencies (sysinit.target, ...) and ExecReload's kill inside the root.
 mkdir -p "$root/lib/systemd" "$root/bin"

@@ -238,4 +238,25 @@ import AnonregTestSupport
         let root = try Binaries.run("anonreg", ["clinics", "add", "rootclinic", "--uid", "0", "--config", d.configPath])
         #expect(root.status == 0, "\(root.stderr)")
     }
+
+    /// The text of `anonreg self` shows the access log the JSON holds (issue 22 §6).
+    @Test func selfTextShowsTheAccessLog() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let code = try #require(enrol.string("code"))
+        let handle = try #require(enrol.string("case"))
+        #expect(try d.request("GET", "/v1/cases/\(handle)").status == 200)
+        let json = try d.anonreg(["self", code, "--json"])
+        let log = try #require((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["accessLog"] as? [[String: Any]])
+        #expect(log.count >= 2)
+        let text = try d.anonreg(["self", code])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("Access log (who read or changed this record, oldest first):"))
+        for entry in log {
+            let line = "  \(entry["at"] as? String ?? "?")  \(entry["text"] as? String ?? "?")"
+            #expect(text.stdout.contains(line), "missing from the text: \(line)")
+        }
+    }
 }
