@@ -27,11 +27,15 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite (Swift suites, then the systemd
-## integration tests, which need root).
+## Install what is missing, build, and run every test suite: the Swift suites (recording every
+## answer they get from anonregd), the check of those answers against docs/openapi.yaml
+## (scripts/check-responses.py), the man pages (scripts/check-man.sh), then the systemd and
+## operations walks, which need root.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	rm -f $(CURDIR)/.build/responses.jsonl
+	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
+	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
 	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 
