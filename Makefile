@@ -38,6 +38,7 @@ test: setup
 	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
 	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
+	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-operations.sh
 
 ## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
 ## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
