@@ -169,7 +169,8 @@ import AnonregTestSupport
         usleep(300_000)  // the first daemon's start-up sweep and policy entry are done
         let entries = try d.auditEntryCount()
         for (config, expected) in [(d.configPath, "another anonregd already answers"), (otherConfig, "another anonregd already serves")] {
-            let second = try Binaries.run("anonregd", ["--config", config])
+            // A daemon that does not refuse would serve forever: stop it after 20 s.
+            let second = try Self.runWithTimeout("anonregd", ["--config", config], seconds: 20)
             #expect(second.status == 5, "\(second.stderr)")
             #expect(second.stderr.contains(expected), "\(second.stderr)")
             #expect(!second.stderr.contains("sweep"), "the refused daemon ran a sweep: \(second.stderr)")
@@ -210,6 +211,25 @@ import AnonregTestSupport
         #expect(Self.waitFor("configuration not reloaded, the running one stays", in: d))
         #expect(d.log.text.contains("clinics.east.gids contains 0"))
         #expect(try d.request("GET", "/v1/health", uid: 4300, gid: 0).status == 200)
+    }
+
+    /// Runs a binary, SIGKILLing it after `seconds`; its status (137 when killed) and output.
+    static func runWithTimeout(_ name: String, _ arguments: [String], seconds: Double) throws -> Binaries.Result {
+        let tmp = TemporaryDirectory()
+        let out = tmp.sub("out"), err = tmp.sub("err")
+        let child = try Spawned.start(Binaries.path(name), arguments, stdout: out, stderr: err)
+        let deadline = Date().addingTimeInterval(seconds)
+        var status = child.hasExited()
+        while status == nil, Date() < deadline {
+            usleep(20_000)
+            status = child.hasExited()
+        }
+        if status == nil {
+            child.signal(SIGKILL)
+            status = child.wait()
+        }
+        return Binaries.Result(status: status ?? -1, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                               stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
     }
 
     static func waitFor(_ text: String, in d: DaemonHarness) -> Bool {
