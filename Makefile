@@ -29,14 +29,16 @@ build: setup
 
 ## Install what is missing, build, and run every test suite: the Swift suites (recording every
 ## answer they get from anonregd), the check of those answers against docs/openapi.yaml
-## (scripts/check-responses.py), the man pages (scripts/check-man.sh), then the systemd and
-## operations walks, which need root.
+## (scripts/check-responses.py), the man pages (scripts/check-man.sh), the protocol docs check,
+## the Python client and the remote-clinic test with a real sshd, then the systemd and
+## operations walks. Needs root.
 test: setup
 	$(SWIFT) build --build-tests
 	rm -f $(CURDIR)/.build/responses.jsonl
 	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
 	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
 	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
+	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-operations.sh
 
@@ -96,7 +98,9 @@ install:
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
-	install -m 0644 README.md CHANGELOG.md SECURITY.md LICENSE docs/*.md docs/openapi.yaml docs/alerts.yml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md CHANGELOG.md SECURITY.md LICENSE docs/*.md docs/openapi.yaml docs/alerts.yml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/ssh
+	install -m 0644 ssh/anonreg-remote-clinics.conf ssh/anonreg-clinic-forward.service $(DESTDIR)$(DOCDIR)/ssh/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
 	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonreg.1 > $(DESTDIR)$(MANDIR)/man1/anonreg.1
 	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonregd.8 > $(DESTDIR)$(MANDIR)/man8/anonregd.8

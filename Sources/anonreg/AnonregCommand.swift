@@ -12,7 +12,8 @@ struct AnonregCommand: ParsableCommand {
         commandName: "anonreg",
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
-            Clinic commands (enrol, status, checkup, due, link, withdraw, self, linkage) talk to \
+            Clinic commands (enrol, status, checkup, checkups, due, link, reissue-code, withdraw, \
+            self, anonymous-episode, linkage) talk to \
             anonregd over its Unix socket. Admin commands: sweep, audit, stats, keys and backup create \
             (through the daemon); init, clinics, config-template, backup verify/restore and keys \
             backup/restore (on files). Commands that use the daemon take \
@@ -23,7 +24,8 @@ struct AnonregCommand: ParsableCommand {
         version: BuildInfo.versionText(AnonregVersion.software),
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
-            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, SweepCommand.self,
+            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, ReissueCodeCommand.self,
+            CheckupsCommand.self, AnonymousEpisodeCommand.self, SweepCommand.self,
             KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
             StatsCommand.self,
         ]
