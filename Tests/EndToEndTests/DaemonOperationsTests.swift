@@ -192,14 +192,14 @@ import AnonregTestSupport
         let original = try String(contentsOfFile: d.configPath, encoding: .utf8)
         let changed = original
             .replacingOccurrences(of: "monitor_uids = []", with: "monitor_uids = [4242]")
-            .replacingOccurrences(of: "oprf_burst = 60", with: "oprf_burst = 7")
+            .replacingOccurrences(of: "oprf_burst = 100", with: "oprf_burst = 7")
             .replacingOccurrences(of: "[rate_limits]", with: "[clinics.east]\nuids = [4300]\ngids = []\n\n[rate_limits]")
         try changed.write(toFile: d.configPath, atomically: true, encoding: .utf8)
         kill(try #require(d.pid), SIGHUP)
         #expect(Self.waitFor("configuration reloaded", in: d))
         let log = d.log.text
         for line in ["configuration reload: monitor added: uid 4242", "configuration reload: clinic east added (uids 4300)",
-                     "configuration reload: rate_limits.oprf_burst 60 -> 7"] {
+                     "configuration reload: rate_limits.oprf_burst 100 -> 7"] {
             #expect(log.contains(line), "missing: \(line)")
         }
         #expect(try d.request("GET", "/v1/health", uid: 4300, gid: 0).status == 200)

@@ -95,7 +95,7 @@ struct ServiceUserConfigTests {
             "clinic east added (gids 4000)",
             "clinic south removed (uids 1301)",
             "clinic north changed: uids 1201 -> uids 1201, 1202",
-            "rate_limits.oprf_burst 60 -> 5",
+            "rate_limits.oprf_burst 100 -> 5",
         ])
         #expect(old.changes(to: old).isEmpty)
     }
