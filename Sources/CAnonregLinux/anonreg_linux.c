@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "anonreg_linux.h"
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,4 +35,12 @@ int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int 
 
 int anonreg_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+int anonreg_malloc_trim(void) {
+    return malloc_trim(0);
+}
+
+unsigned long anonreg_heap_in_use(void) {
+    return (unsigned long)mallinfo2().uordblks;
 }

@@ -11,7 +11,7 @@ extension DaemonConfig {
     }
 
     /// Every difference from `self` to `new`, in the order of the file: daemon settings, roles,
-    /// clinics, limits, audit, statistics, retention, categories, vocabulary.
+    /// clinics, rate limits, [limits], audit, statistics, retention, categories, vocabulary.
     public func changes(to new: DaemonConfig) -> [Change] {
         var out: [Change] = []
         func restart(_ key: String, _ old: String, _ new: String) {
@@ -55,6 +55,22 @@ extension DaemonConfig {
         value("rate_limits.oprf_burst", rateLimits.oprfBurst, new.rateLimits.oprfBurst)
         // The store signs a checkpoint every N entries with the N it was opened with.
         restart("audit.checkpoint_every", "\(audit.checkpointEvery)", "\(new.audit.checkpointEvery)")
+        value("limits.max_connections", limits.maxConnections, new.limits.maxConnections)
+        value("limits.max_connections_per_peer", limits.maxConnectionsPerPeer, new.limits.maxConnectionsPerPeer)
+        value("limits.max_unknown_connections", limits.maxUnknownConnections, new.limits.maxUnknownConnections)
+        value("limits.fd_reserve", limits.fdReserve, new.limits.fdReserve)
+        value("limits.request_seconds", limits.requestSeconds, new.limits.requestSeconds)
+        restart("limits.refusal_summary_seconds", "\(limits.refusalSummarySeconds)", "\(new.limits.refusalSummarySeconds)")
+        func budget(_ key: String, _ old: Limits.Budget?, _ new: Limits.Budget?) {
+            value(key + "writes_per_minute", old.map { "\($0.writesPerMinute)" } ?? "(default)", new.map { "\($0.writesPerMinute)" } ?? "(default)")
+            value(key + "write_burst", old.map { "\($0.writeBurst)" } ?? "(default)", new.map { "\($0.writeBurst)" } ?? "(default)")
+            value(key + "reads_per_minute", old.map { "\($0.readsPerMinute)" } ?? "(default)", new.map { "\($0.readsPerMinute)" } ?? "(default)")
+            value(key + "read_burst", old.map { "\($0.readBurst)" } ?? "(default)", new.map { "\($0.readBurst)" } ?? "(default)")
+        }
+        budget("limits.", limits.budget, new.limits.budget)
+        for id in Set(limits.clinics.keys).union(new.limits.clinics.keys).sorted(by: { $0.rawValue < $1.rawValue }) {
+            budget("limits.clinics.\(id).", limits.clinics[id], new.limits.clinics[id])
+        }
         value("audit.checkpoint_minutes", audit.checkpointMinutes, new.audit.checkpointMinutes)
         value("audit.retention_days", audit.retentionDays, new.audit.retentionDays)
         value("statistics.k", statistics.k, new.statistics.k)

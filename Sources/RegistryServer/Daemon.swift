@@ -101,13 +101,14 @@ public enum Daemon {
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
         await app.initialiseOperationalGauges(version: AnonregVersionInfo.software, commit: commit)
+        app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
                        .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
                        .init(service: AuditCheckpointService(app: app)),
-                       .init(service: SpaceReserveService(reserve: space))],
+                       .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("anonregd starting", metadata: [
             "version": "\(AnonregVersionInfo.software)", "commit": "\(commit)", "config": "\(configPath)"])

@@ -18,4 +18,10 @@ int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int 
 /// btrfs, tmpfs). -1 with EINVAL where the file system cannot.
 int anonreg_exchange(const char *a, const char *b);
 
+/// malloc_trim(0) (glibc's <malloc.h>, which Swift's Glibc module does not export): returns
+/// freed heap to the system; 1 if memory was released.
+int anonreg_malloc_trim(void);
+/// Bytes of heap in use (mallinfo2().uordblks), for tests that check memory stays flat.
+unsigned long anonreg_heap_in_use(void);
+
 #endif
