@@ -56,6 +56,7 @@ def main():
     with open(spec_path, encoding="utf-8") as f:
         spec = yaml.safe_load(f)
     components = spec.get("components", {}).get("schemas", {})
+    shared_responses = spec.get("components", {}).get("responses", {})
     error_schema = inline(components["Error"], components)
     routes = [(matcher(path), path, item) for path, item in spec["paths"].items()]
     methods = {"get", "post", "put", "delete", "patch", "head", "options"}
@@ -107,6 +108,9 @@ def main():
             statuses[(key, status)] += 1
             responses = operation.get("responses", {})
             response = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+            if response is not None and "$ref" in response:
+                # A shared response (components/responses), such as the clinic budget's 429.
+                response = shared_responses[response["$ref"].rsplit("/", 1)[1]]
             if response is None:
                 problem(f"status {status} is not documented for {key} (documented: {', '.join(sorted(responses))})")
                 continue

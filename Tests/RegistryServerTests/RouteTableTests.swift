@@ -59,6 +59,45 @@ struct RouteTableTests {
         #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
     }
 
+    /// Every route that draws on a clinic budget (`[limits]`) can answer 429 `rate_limited`
+    /// before it reads the body; docs/openapi.yaml lists that 429 for exactly those routes and
+    /// for the OPRF route (its own bucket), and for no other.
+    @Test func openAPIListsTheBudget429ForEveryBudgetedRoute() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        // The lines of each operation, keyed "METHOD /path".
+        var operations: [String: [Substring]] = [:]
+        var inPaths = false
+        var currentPath: String? = nil
+        var current: String? = nil
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast())
+                current = nil
+            } else if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                current = "\(line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()) \(path)"
+            } else if let current {
+                operations[current, default: []].append(line)
+            }
+        }
+        let budgeted = RouteTable.routes.filter { $0.budget != nil }
+        #expect(budgeted.count == 11, "the clinic routes that read or write registry data")
+        for spec in RouteTable.routes {
+            let key = "\(spec.method.rawValue) \(spec.path)"
+            let lines = try #require(operations[key], "\(key) is not in docs/openapi.yaml")
+            let has429 = lines.contains("        \"429\":")
+            if spec.budget != nil {
+                #expect(has429 && lines.contains("          $ref: \"#/components/responses/ClinicBudgetExceeded\""),
+                        "\(key) answers 429 rate_limited over the clinic's budget; docs/openapi.yaml does not list it")
+            } else {
+                #expect(has429 == (spec.path == "/v1/oprf/evaluate"), "\(key): 429 listed \(has429), but no clinic budget covers it")
+            }
+        }
+    }
+
     @Test func protocolMarkdownMentionsEveryRoute() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
