@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man man-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit test-sanitize format-lint
+.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit test-sanitize format-lint
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -29,7 +29,8 @@ build: setup
 
 ## Install what is missing, build, and run every test suite: the Swift suites (recording every
 ## answer they get from anonregd), the check of those answers against docs/openapi.yaml
-## (scripts/check-responses.py), the man pages (scripts/check-man.sh), the protocol docs check,
+## (scripts/check-responses.py), the man pages (scripts/check-man.sh), the alert rules
+## (scripts/check-alerts.sh, promtool), the protocol docs check,
 ## the Python client and the remote-clinic test with a real sshd, then the systemd and
 ## operations walks. Needs root.
 test: setup
@@ -38,6 +39,7 @@ test: setup
 	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
 	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
 	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
+	./scripts/check-alerts.sh
 	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-operations.sh
@@ -85,6 +87,11 @@ man: setup
 ## `mandoc -Tlint` reports nothing for them (scripts/check-man.sh). Part of `make test`.
 man-check:
 	BIN="$(BIN)" ./scripts/check-man.sh
+
+## docs/alerts.yml is valid and each alert fires when, and only when, its condition holds
+## (promtool check rules and test rules: scripts/check-alerts.sh). Part of `make test`.
+alerts-check:
+	./scripts/check-alerts.sh
 
 ## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
 ## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.
