@@ -29,7 +29,8 @@ build: setup
 
 ## Install what is missing, build, and run every test suite: the Swift suites (recording every
 ## answer they get from anonregd), the check of those answers against docs/openapi.yaml
-## (scripts/check-responses.py), the man pages (scripts/check-man.sh), the alert rules
+## (scripts/check-responses.py), the man pages (scripts/check-man.sh), every command line the
+## docs and units show against the built CLI (scripts/check-guide.py), the alert rules
 ## (scripts/check-alerts.sh, promtool), the protocol docs check,
 ## the Python client and the remote-clinic test with a real sshd, then the systemd and
 ## operations walks. Needs root.
@@ -39,6 +40,7 @@ test: setup
 	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
 	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
 	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
+	python3 scripts/check-guide.py "$$($(SWIFT) build --show-bin-path)"
 	./scripts/check-alerts.sh
 	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
