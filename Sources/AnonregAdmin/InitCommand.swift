@@ -65,12 +65,6 @@ public struct InitCommand: ParsableCommand {
             if existing == configPath && keysOnly { continue }
             throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
         }
-        if mkdir(dir, 0o750) == 0 {
-            chmod(dir, 0o750)
-        } else if errno != EEXIST {
-            throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
-        }
-
         var options = KeyringCreateOptions()
         var seedHex = oprfSeedHex
         if let file = oprfSeedFile {
@@ -85,7 +79,13 @@ public struct InitCommand: ParsableCommand {
                 throw CLIFailure.usage(failure.description)
             }
         }
+        // Before anything is created: root never makes the service's state directory its own.
         try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: dir + "/keys")
+        if mkdir(dir, 0o750) == 0 {
+            chmod(dir, 0o750)
+        } else if errno != EEXIST {
+            throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
+        }
         if let hex = seedHex {
             do {
                 options.oprfSeed = KeyMaterial(try SecretBytes(hex: hex), name: "oprf seed")

@@ -44,6 +44,18 @@ public struct ServiceUser: Sendable, Equatable, CustomStringConvertible {
 
     /// `anonreg (uid 998)`, or `uid 61001` for an id with no account.
     public var description: String { name.map { "\($0) (uid \(uid))" } ?? "uid \(uid)" }
+
+    /// How chown and install name the account: its name, or the bare uid.
+    public var account: String { name ?? String(uid) }
+
+    /// How chown and install name its primary group: the group's name, or the bare gid.
+    public var group: String {
+        var entry = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>? = nil
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return String(gid) }
+        return String(cString: entry.gr_name)
+    }
 }
 
 /// Root running an offline command on a state directory that another user owns works as that
@@ -52,20 +64,28 @@ public struct ServiceUser: Sendable, Equatable, CustomStringConvertible {
 public enum StateOwner {
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         /// The state directory belongs to root while the configuration names another service user.
-        case rootOwned(path: String, serviceUser: String)
+        case rootOwned(path: String, serviceUser: ServiceUser)
         /// It belongs to one user while the configuration names another.
-        case otherOwner(path: String, owner: UInt32, serviceUser: String)
+        case otherOwner(path: String, owner: UInt32, serviceUser: ServiceUser)
+        /// It does not exist, and root would create it as root's while the configuration names
+        /// another service user.
+        case missing(path: String, serviceUser: ServiceUser)
         case dropFailed(step: String, errno: Int32)
 
         public var description: String {
             switch self {
             case .rootOwned(let path, let user):
                 "\(path) belongs to root, but anonreg.toml names the service user \(user), which runs anonregd and could "
-                    + "not read it. Give it back to the service user (chown -R \(user.split(separator: " ").first ?? "USER"): \(path)) "
+                    + "not read it. Give it back to the service user (chown -R \(user.account): \(path)) "
                     + "and run the command again as root: anonreg then works as that user"
             case .otherOwner(let path, let owner, let user):
                 "\(path) belongs to uid \(owner), but anonreg.toml names the service user \(user); anonregd, running as "
                     + "\(user), could not use it. Check daemon.user and the owner of \(path)"
+            case .missing(let path, let user):
+                "\(path) does not exist. anonreg.toml names the service user \(user), which must own it: create it as "
+                    + "the service's (systemd-tmpfiles --create anonreg.conf, or install -d -m 0750 -o \(user.account) "
+                    + "-g \(user.group) \(path)) "
+                    + "and run the command again as root; nothing was written"
             case .dropFailed(let step, let code):
                 "could not switch to the state directory's owner (\(step) failed: \(String(cString: strerror(code)))); nothing was done"
             }
@@ -79,13 +99,19 @@ public enum StateOwner {
     public static func workAsOwner(of stateDirectory: String, serviceUser: ServiceUser?) throws(Refusal) -> String? {
         guard geteuid() == 0 else { return nil }
         var st = stat()
-        guard stat(stateDirectory, &st) == 0 else { return nil }  // not there yet: `init` creates it
+        guard stat(stateDirectory, &st) == 0 else {
+            // Not there yet: root may create a trial directory, never the service's.
+            if errno == ENOENT, let serviceUser, serviceUser.uid != 0 {
+                throw .missing(path: stateDirectory, serviceUser: serviceUser)
+            }
+            return nil
+        }
         if st.st_uid == 0 {
-            if let serviceUser, serviceUser.uid != 0 { throw .rootOwned(path: stateDirectory, serviceUser: serviceUser.description) }
+            if let serviceUser, serviceUser.uid != 0 { throw .rootOwned(path: stateDirectory, serviceUser: serviceUser) }
             return nil
         }
         if let serviceUser, serviceUser.uid != st.st_uid {
-            throw .otherOwner(path: stateDirectory, owner: st.st_uid, serviceUser: serviceUser.description)
+            throw .otherOwner(path: stateDirectory, owner: st.st_uid, serviceUser: serviceUser)
         }
         let owner = serviceUser ?? ServiceUser.lookup(uid: st.st_uid) ?? ServiceUser(name: nil, uid: st.st_uid, gid: st.st_gid)
         try drop(to: owner)

@@ -171,6 +171,38 @@ import AnonregTestSupport
         }
     }
 
+    /// The service's state directory does not exist yet (a new host before systemd-tmpfiles, or
+    /// after a lost disk): root's `init` and `keys restore` refuse and create nothing, instead
+    /// of making a root-owned directory that anonregd could not use.
+    @Test func aMissingServiceStateDirectoryIsNotCreatedAsRoots() throws {
+        guard geteuid() == 0 else { return }
+        let tmp = TemporaryDirectory()
+        chmod(tmp.path, 0o755)
+        let state = tmp.sub("var/lib/anonreg")
+        try FileManager.default.createDirectory(atPath: tmp.sub("var/lib"), withIntermediateDirectories: true)
+        let config = tmp.sub("anonreg.toml")
+        let template = try Self.asRoot(["config-template", "--state-dir", state, "--socket", tmp.sub("run/anonreg.sock"), "--user", "\(Self.service)"])
+        try template.stdout.write(toFile: config, atomically: true, encoding: .utf8)
+        var env = Self.environment
+        env["ANONREG_CONFIG"] = config
+        let backup = tmp.sub("keys.anrgkbk")
+        FileManager.default.createFile(atPath: backup, contents: Data("not needed: refused before it is read".utf8))
+        for arguments in [["init", "--state-dir", state, "--keys-only"], ["init", "--state-dir", state],
+                          ["keys", "restore", backup, "--state-dir", state, "--force"]] {
+            let r = try Self.asRoot(arguments, environment: env)
+            #expect(r.status == 3, "\(arguments): \(r.stdout) \(r.stderr)")
+            #expect(r.stderr.contains("\(state) does not exist. anonreg.toml names the service user uid \(Self.service)"), "\(r.stderr)")
+            #expect(r.stderr.contains("install -d -m 0750 -o \(Self.service) -g \(Self.service) \(state)"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: state), "\(arguments) created \(state)")
+        }
+        // Made as systemd-tmpfiles makes it, init then fills it as the service user.
+        mkdir(state, 0o750)
+        chown(state, Self.service, Self.service)
+        let made = try Self.asRoot(["init", "--state-dir", state, "--keys-only"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(Self.owner(state + "/keys/keyring.json") == Self.service)
+    }
+
     /// A state directory root owns, while anonreg.toml names another service user, is refused:
     /// anonregd could not read what root would write there.
     @Test func aRootOwnedStateDirectoryIsRefusedWhenTheConfigNamesAServiceUser() throws {
