@@ -15,7 +15,7 @@ extension SQLiteRegistryStore {
     /// Refuses a database migrated by a newer anonreg: it holds migrations this one does not know.
     static func refuseNewerSchema(_ db: Database, path: String) throws {
         guard try db.tableExists("grdb_migrations") else { return }
-        let known = Set(Schema.migrator.migrations)
+        let known = Set(Schema.migrationNames)
         let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
         let unknown = applied.filter { !known.contains($0) }
         guard !unknown.isEmpty else { return }
@@ -54,7 +54,7 @@ extension SQLiteRegistryStore {
 
     public static func inspect(path: String, keyring: Keyring) throws(StorageError) -> Inspection {
         try DatabasePreflight.check(path: path)
-        var pending = Schema.migrator.migrations
+        var pending = Schema.migrationNames
         var recorded = ErasureLedger.State.empty
         let exists = FileManager.default.fileExists(atPath: path)
         if exists {
