@@ -3,6 +3,7 @@
 # the service user's state directory, init as root, a configuration check, the daemon under
 # socket activation, a first clinic with a reload, a monitor scraping /metrics, KEK rotation
 # with the rotate service's own steps, a database backup and a keyring backup taken by root,
+# the backup timer's service run once as systemd runs it and a trial restore of what it wrote,
 # losing the state, and restoring both as root from the newest pair.
 #
 # Numeric ids stand in for the sysusers accounts (the binaries run on this host, whose user
@@ -149,6 +150,64 @@ printf 'a keyring backup passphrase\n' > "$safe/pass" && chmod 0600 "$safe/pass"
 "$anonreg" keys backup "$safe/keys.anrgkbk" --state-dir "$state" --passphrase-file "$safe/pass" --kdf-strength interactive > /dev/null 2> "$work/keys-backup.err"
 check "keys backup as root, into root's directory" test "$(stat -c '%u' "$safe/keys.anrgkbk" 2>/dev/null)" = "0"
 check "backup verify as root checks the keyring" "$anonreg" backup verify "$safe/registry.anrgbak" --state-dir "$state"
+
+# 8b. The backup timer's service, run once by hand as systemd runs it (anonreg-backup.service):
+#     its ExecStart line, as root with only the unit's CapabilityBoundingSet (CAP_SETUID and
+#     CAP_SETGID: no CAP_DAC_OVERRIDE, so root can neither read the keys nor write the backup
+#     directory itself), no new privileges, the socket group (SupplementaryGroups), UMask=0077,
+#     the credential as systemd hands it over (root's, 0400, in $CREDENTIALS_DIRECTORY), and the
+#     backup directory as the tmpfiles entry makes it.
+unit=$root/usr/local/lib/systemd/system/anonreg-backup.service
+backups=$work/var/backups/anonreg
+tmpfiles_backups=$(awk '$2 == "/var/backups/anonreg" {print $1, $3, $4, $5}' "$root/usr/local/lib/tmpfiles.d/anonreg.conf")
+check "tmpfiles has the backup directory, 0700 anonreg:anonreg" test "$tmpfiles_backups" = "d 0700 anonreg anonreg"
+mkdir -p "$work/var/backups"
+install -d -m 0700 -o "$SERVICE" -g "$SERVICE" "$backups"
+creds=$work/credentials
+install -d -m 0700 "$creds"
+printf 'the scheduled backup passphrase\n' > "$creds/anonreg-backup-passphrase"
+chmod 0400 "$creds/anonreg-backup-passphrase"
+bounding=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_//g; s/ \+/,+/g')
+exec_start=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$unit" | sed 's/^ExecStart=//; s/\\$//' | tr '\n' ' ')
+exec_start=${exec_start//\/usr\/local\/bin\/anonreg/$anonreg}
+exec_start=${exec_start//\/var\/lib\/anonreg/$state}
+exec_start=${exec_start//\/var\/backups\/anonreg/$backups}
+echo "       backup unit: bounding set +$bounding; $exec_start"
+check "the backup unit keeps only CAP_SETUID and CAP_SETGID" test "$bounding" = "setuid,+setgid"
+run_backup_unit() { # run_backup_unit BOUNDING-SET
+    setpriv --inh-caps=-all --bounding-set="-all${1:+,+$1}" --no-new-privs --groups="$SOCKGROUP" -- \
+        env CREDENTIALS_DIRECTORY="$creds" ANONREG_SOCKET="$socket" bash -c "umask 0077; exec $exec_start"
+}
+run_backup_unit "$bounding" > "$work/backup-unit.out" 2> "$work/backup-unit.err"
+check "the backup service runs (exit 0)" test $? = 0
+check "it sent the request as root, then worked as the service user" grep -q "^anonreg: working as uid $SERVICE, the owner of $state$" "$work/backup-unit.err"
+newest_db=$(ls "$backups"/registry-*.anrgbak 2>/dev/null | tail -1)
+newest_keys=$(ls "$backups"/keys-*.anrgkbk 2>/dev/null | tail -1)
+check "it wrote a database backup and a keyring backup" test -n "$newest_db" -a -n "$newest_keys"
+check "every backup file is the service user's, mode 0600" bash -c "
+    for f in '$backups'/*; do [ \"\$(stat -c '%a %u' \"\$f\")\" = '600 $SERVICE' ] || { echo \"\$f\"; exit 1; }; done"
+check "the database backup is signed (verified with the keyring)" grep -q "signature ok" "$work/backup-unit.out"
+sleep 1  # the file names carry the second
+run_backup_unit "$bounding" > "$work/backup-unit-2.out" 2> "$work/backup-unit-2.err"
+check "a second run: a new database backup, no keyring backup (the keyring is unchanged)" bash -c "
+    [ \$(ls '$backups'/registry-*.anrgbak | wc -l) = 2 ] && [ \$(ls '$backups'/keys-*.anrgkbk | wc -l) = 1 ] &&
+    grep -q 'keyring unchanged' '$work/backup-unit-2.out'"
+before=$(ls "$backups" | wc -l)
+check "without CAP_SETUID/CAP_SETGID the service cannot switch, and writes nothing" bash -c "
+    ! setpriv --inh-caps=-all --bounding-set=-all --no-new-privs --groups=$SOCKGROUP -- \
+        env CREDENTIALS_DIRECTORY='$creds' ANONREG_SOCKET='$socket' bash -c 'umask 0077; exec $exec_start' > /dev/null 2> '$work/backup-unit-nocap.err' &&
+    grep -q 'could not switch' '$work/backup-unit-nocap.err' && [ \$(ls '$backups' | wc -l) = $before ]"
+
+# 8c. The monthly drill on what the service wrote: a trial restore of the newest pair, which
+#     leaves nothing in $TMPDIR.
+mkdir -p "$work/drill-tmp"
+TMPDIR=$work/drill-tmp "$anonreg" backup verify "$newest_db" --trial-restore --keyring-backup "$newest_keys" \
+    --passphrase-file "$creds/anonreg-backup-passphrase" > "$work/trial.out" 2> "$work/trial.err"
+check "the trial restore of the service's pair succeeds" test $? = 0
+check "it opened the one subject left (the withdrawn one stays erased)" bash -c "
+    grep -Eq '^subjects after restore +1$' '$work/trial.out' && grep -Eq '^opened +1 ' '$work/trial.out' &&
+    grep -Eq '^result +a real restore would succeed$' '$work/trial.out'"
+check "the trial restore leaves nothing in TMPDIR" test -z "$(ls -A "$work/drill-tmp")"
 check "SIGTERM stops the daemon with status 0" stop_daemon
 
 # 9. Lose the state, as a dead disk would; the directories come back as tmpfiles makes them.

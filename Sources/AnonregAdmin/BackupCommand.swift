@@ -192,6 +192,26 @@ public struct BackupCommand: ParsableCommand {
         return report
     }
 
+    /// Receives a backup requested earlier (`ClinicClient.startDownload`, perhaps as another
+    /// user) into `file` (a new file, mode 0600) and verifies it, the signature with the audit key
+    /// of `keysDirectory`. No FILE is left if anything fails.
+    static func receive(_ pending: consuming ClinicClient.PendingDownload, into file: String, keysDirectory: String) throws -> Report {
+        let fd = try NewFile.create(file)
+        let token = TemporaryFiles.register(file)
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(file) }
+            TemporaryFiles.forget(token)
+        }
+        _ = try pending.receive(to: fd)
+        guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
+        let report = try BackupCommand.verify(try InputFile(file), keysDirectory: keysDirectory)
+        guard report.signature == "ok" else { throw CLIFailure.failed("\(file): the daemon's backup is not signed") }
+        done = true
+        return report
+    }
+
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup: magic, checksum, SQLite integrity, application_id; list the KEK versions it needs.")

@@ -23,6 +23,16 @@ enum OfflineAccess {
             throw CLIFailure.refused("\(error)")
         }
     }
+
+    /// The uid `workAsOwner` will switch to (nil: none, the command stays the caller), with the
+    /// same refusals, switching nothing yet.
+    static func prospectiveOwner(stateDirectory: String, keysDirectory: String? = nil) throws -> uid_t? {
+        let directory = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
+        let service = StateOwner.serviceUser(forStateDirectory: directory, keysDirectory: keysDirectory)
+        do { return try StateOwner.prospectiveOwner(of: directory, serviceUser: service)?.uid } catch {
+            throw CLIFailure.refused("\(error)")
+        }
+    }
 }
 
 /// An input file named on the command line, opened before the command gives up root: `-` is

@@ -97,6 +97,16 @@ public enum StateOwner {
     /// one line to print on stderr, or nil when nothing changed. Refuses a state directory that
     /// cannot be the service's (`serviceUser` from the configuration).
     public static func workAsOwner(of stateDirectory: String, serviceUser: ServiceUser?) throws(Refusal) -> String? {
+        guard let owner = try prospectiveOwner(of: stateDirectory, serviceUser: serviceUser) else { return nil }
+        try drop(to: owner)
+        return "anonreg: working as \(owner), the owner of \(stateDirectory)"
+    }
+
+    /// The user `workAsOwner` would switch to, with the same refusals, switching nothing: nil
+    /// when the process is not root or the directory is root's (or not there yet). A command
+    /// that must do something as root first (`backup scheduled` sends its request as the admin
+    /// uid) checks with this before it starts.
+    public static func prospectiveOwner(of stateDirectory: String, serviceUser: ServiceUser?) throws(Refusal) -> ServiceUser? {
         guard geteuid() == 0 else { return nil }
         var st = stat()
         guard stat(stateDirectory, &st) == 0 else {
@@ -113,9 +123,7 @@ public enum StateOwner {
         if let serviceUser, serviceUser.uid != st.st_uid {
             throw .otherOwner(path: stateDirectory, owner: st.st_uid, serviceUser: serviceUser)
         }
-        let owner = serviceUser ?? ServiceUser.lookup(uid: st.st_uid) ?? ServiceUser(name: nil, uid: st.st_uid, gid: st.st_gid)
-        try drop(to: owner)
-        return "anonreg: working as \(owner), the owner of \(stateDirectory)"
+        return serviceUser ?? ServiceUser.lookup(uid: st.st_uid) ?? ServiceUser(name: nil, uid: st.st_uid, gid: st.st_gid)
     }
 
     /// setgroups (only the user's own group), setresgid, setresuid; then checks that root cannot
