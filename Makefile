@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize
+.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -17,7 +17,8 @@ MANDIR := $(PREFIX)/share/man
 SYSCONFDIR := /etc/anonreg
 # The binaries to install: a release build unless BINARIES names another build directory.
 BINARIES ?= $(CURDIR)/.build/release
-# Man pages are generated from the commands' help and committed (docs/man); `make man` refreshes them.
+# Man pages are generated from the commands' definitions and docs/man/*.sections, and committed
+# (docs/man); `make man` refreshes them, `make man-check` (in `make test`) checks them.
 MANPAGES := $(CURDIR)/docs/man
 
 setup:
@@ -26,14 +27,24 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite (Swift suites; the protocol docs
-## check, the Python client and the remote-clinic test with a real sshd; then the systemd
-## integration tests). Needs root.
+## Install what is missing, build, and run every test suite: the Swift suites (recording every
+## answer they get from anonregd), the check of those answers against docs/openapi.yaml
+## (scripts/check-responses.py), the man pages (scripts/check-man.sh), every command line the
+## docs and units show against the built CLI (scripts/check-guide.py), the alert rules
+## (scripts/check-alerts.sh, promtool), the protocol docs check,
+## the Python client and the remote-clinic test with a real sshd, then the systemd and
+## operations walks. Needs root.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	rm -f $(CURDIR)/.build/responses.jsonl
+	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
+	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
+	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-man.sh
+	python3 scripts/check-guide.py "$$($(SWIFT) build --show-bin-path)"
+	./scripts/check-alerts.sh
 	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
+	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-operations.sh
 
 ## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
 ## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
@@ -56,16 +67,33 @@ run: build
 clean:
 	rm -rf .build
 
+## The code style of .swift-format, checked (not applied) on Sources and Tests. `swift format
+## --in-place --recursive Sources Tests` applies it.
+format-lint:
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests
+
 release: setup
 	$(SWIFT) build -c release
 
-## Regenerate docs/man from the commands' own help (swift-argument-parser's generate-manual;
-## it makes a release build). Run it after changing a command's options, and commit the result.
+## Regenerate docs/man from the commands' own definitions (`--experimental-dump-help`, the JSON
+## swift-argument-parser's generate-manual reads) and the hand-written sections in
+## docs/man/*.sections (FILES, ENVIRONMENT, EXIT STATUS, SEE ALSO, ...): scripts/manpage.py.
+## Run it after changing a command's options or a .sections file, and commit the result.
 man: setup
-	mkdir -p $(CURDIR)/.build/man
-	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build/man generate-manual --output-directory $(CURDIR)/.build/man
-	cp $(CURDIR)/.build/man/anonreg.1 $(MANPAGES)/anonreg.1
-	sed 's/^\.Dt ANONREGD 1/.Dt ANONREGD 8/' $(CURDIR)/.build/man/anonregd.1 > $(MANPAGES)/anonregd.8
+	$(SWIFT) build --product anonreg
+	$(SWIFT) build --product anonregd
+	python3 scripts/manpage.py $(BIN)/anonreg docs/man/anonreg.1.sections 1 > $(MANPAGES)/anonreg.1
+	python3 scripts/manpage.py $(BIN)/anonregd docs/man/anonregd.8.sections 8 > $(MANPAGES)/anonregd.8
+
+## The committed pages are what `make man` makes from the current commands (no drift), and
+## `mandoc -Tlint` reports nothing for them (scripts/check-man.sh). Part of `make test`.
+man-check:
+	BIN="$(BIN)" ./scripts/check-man.sh
+
+## docs/alerts.yml is valid and each alert fires when, and only when, its condition holds
+## (promtool check rules and test rules: scripts/check-alerts.sh). Part of `make test`.
+alerts-check:
+	./scripts/check-alerts.sh
 
 ## Install binaries, systemd units, sysusers/tmpfiles snippets, a default configuration (kept if
 ## present), docs and man pages. Creates no user, key or database: see docs/OPERATIONS.md.
@@ -79,20 +107,21 @@ install:
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.socket > $(DESTDIR)$(UNITDIR)/anonregd.socket
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.service > $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
-	install -m 0644 systemd/anonreg-rotate.timer $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
-	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.timer > $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
+	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-backup.service > $(DESTDIR)$(UNITDIR)/anonreg-backup.service
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-backup.timer > $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
-	install -m 0644 README.md docs/*.md docs/openapi.yaml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md CHANGELOG.md SECURITY.md LICENSE docs/*.md docs/openapi.yaml docs/alerts.yml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/ssh
 	install -m 0644 ssh/anonreg-remote-clinics.conf ssh/anonreg-clinic-forward.service $(DESTDIR)$(DOCDIR)/ssh/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
-	install -m 0644 $(MANPAGES)/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg.1
-	install -m 0644 $(MANPAGES)/anonregd.8 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonreg.1 > $(DESTDIR)$(MANDIR)/man1/anonreg.1
+	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonregd.8 > $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/anonreg.toml ]; then \
 		$(BINARIES)/anonreg config-template > $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && \
 		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && echo "wrote $(DESTDIR)$(SYSCONFDIR)/anonreg.toml"; \

@@ -62,11 +62,12 @@ let package = Package(
             ]
         ),
         // anonreg.toml: parsing (a strict TOML 1.0 parser of its own: TOMLKit 0.6.0 has undefined
-        // behaviour and leaks on every parse; docs/OPERATIONS.md §Configuration), validation and
-        // the commented template `anonreg init` writes.
+        // behaviour and leaks on every parse; docs/OPERATIONS.md §Configuration), validation,
+        // the commented template `anonreg init` writes, and the service user, as which root's
+        // offline commands work (setresuid through CAnonregLinux).
         .target(
             name: "RegistryConfig",
-            dependencies: ["RegistryCore", "RegistryProtocol"]
+            dependencies: ["RegistryCore", "RegistryProtocol", "CAnonregLinux"]
         ),
         // prctl(2) and friends, which Swift cannot call (variadic). No logic.
         .target(name: "CAnonregLinux"),
@@ -149,11 +150,16 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The git commit `--version` reports (BuildInfoPlugin runs scripts/build-info.sh before
+        // every build). Only the executables depend on it: a new commit recompiles nothing else.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "AnonregBuildInfo", plugins: ["BuildInfoPlugin"]),
         .executableTarget(
             name: "anonregd",
             dependencies: [
                 "RegistryServer",
                 "RegistryProtocol",
+                "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -163,6 +169,7 @@ let package = Package(
                 "AnonregAdmin",
                 "AnonregClinic",
                 "RegistryProtocol",
+                "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

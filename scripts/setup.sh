@@ -10,10 +10,15 @@ fi
 
 # Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
 # end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate,
-# strace for the durability trace test).
+# git for the build-info and archive checks), strace for the durability trace test, mandoc (man
+# page lint), python3 with PyYAML and jsonschema (the man page generator and the check of every
+# response against docs/openapi.yaml).
 # python3-venv: the Python client's tests and the protocol-docs check run in a virtualenv.
 # openssh-server: the remote-clinic test starts a throwaway sshd of its own (never the system's).
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd strace python3 python3-venv openssh-server)
+# prometheus: only for promtool, which checks docs/alerts.yml and runs its unit tests
+# (scripts/check-alerts.sh); its server is never started.
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd git strace mandoc
+          python3 python3-yaml python3-jsonschema python3-venv openssh-server prometheus)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -44,6 +49,10 @@ if ((${#missing[@]})); then
     if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --quiet ssh.service ssh.socket 2>/dev/null || true
         echo "setup: installed openssh-server for the tests; its system service is left disabled"
+    fi
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --quiet prometheus.service 2>/dev/null || true
+        echo "setup: installed prometheus for promtool; its system service is left disabled"
     fi
 fi
 

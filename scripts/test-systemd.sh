@@ -43,8 +43,18 @@ make --no-print-directory install DESTDIR="$root" BINARIES="$BIN" > "$work/insta
 check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/local/bin/anonreg" \
     -a -f "$root/usr/local/lib/systemd/system/anonregd.service" -a -f "$root/usr/local/lib/systemd/system/anonregd.socket" \
     -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.timer" \
+    -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.timer" \
     -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" \
     -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md"
+# Another PREFIX reaches every installed path: units (Exec, Documentation), timers, man pages.
+prefixed=$work/prefixed
+make --no-print-directory install DESTDIR="$prefixed" PREFIX=/opt/anonreg BINARIES="$BIN" > "$work/install-prefixed.log" 2>&1
+check "PREFIX=/opt/anonreg: no /usr/local left in units or man pages" bash -c "
+    ! grep -rl /usr/local '$prefixed/opt/anonreg/lib/systemd' '$prefixed/opt/anonreg/share/man' &&
+    grep -q 'Documentation=file:/opt/anonreg/share/doc/anonreg/OPERATIONS.md' '$prefixed/opt/anonreg/lib/systemd/system/anonreg-rotate.timer' &&
+    grep -q 'Documentation=file:/opt/anonreg/share/doc/anonreg/OPERATIONS.md' '$prefixed/opt/anonreg/lib/systemd/system/anonreg-backup.timer' &&
+    grep -q '^ExecStart=/opt/anonreg/bin/anonreg backup scheduled' '$prefixed/opt/anonreg/lib/systemd/system/anonreg-backup.service' &&
+    grep -q '^ExecReload=/opt/anonreg/bin/anonregd --check-config' '$prefixed/opt/anonreg/lib/systemd/system/anonregd.service'"
 check "installed config is valid" "$root/usr/local/bin/anonreg" clinics list --config "$root/etc/anonreg/anonreg.toml"
 # verify resolves dependencies (sysinit.target, ...) and ExecReload's kill inside the root.
 mkdir -p "$root/lib/systemd" "$root/bin"
@@ -52,7 +62,8 @@ cp -a /lib/systemd/system "$root/lib/systemd/"
 cp /bin/kill "$root/bin/"
 check "systemd-analyze verify" systemd-analyze verify --root="$root" --man=no \
     /usr/local/lib/systemd/system/anonregd.service /usr/local/lib/systemd/system/anonregd.socket \
-    /usr/local/lib/systemd/system/anonreg-rotate.service /usr/local/lib/systemd/system/anonreg-rotate.timer
+    /usr/local/lib/systemd/system/anonreg-rotate.service /usr/local/lib/systemd/system/anonreg-rotate.timer \
+    /usr/local/lib/systemd/system/anonreg-backup.service /usr/local/lib/systemd/system/anonreg-backup.timer
 
 # 3. sysusers and tmpfiles into the root.
 systemd-sysusers --root="$root" > /dev/null 2>&1
@@ -67,6 +78,7 @@ mode() { stat -c '%a %u %g' "$1" 2>/dev/null; }
 check "tmpfiles: /var/lib/anonreg 0750 anonreg:anonreg" test "$(mode "$root/var/lib/anonreg")" = "750 $uid $gid"
 check "tmpfiles: /var/lib/anonreg/keys 0700 anonreg:anonreg" test "$(mode "$root/var/lib/anonreg/keys")" = "700 $uid $gid"
 check "tmpfiles: /run/anonreg 0750 anonreg:anonreg-clinic" test "$(mode "$root/run/anonreg")" = "750 $uid $cgid"
+check "tmpfiles: /var/backups/anonreg 0700 anonreg:anonreg" test "$(mode "$root/var/backups/anonreg")" = "700 $uid $gid"
 
 # 4. The installed daemon under systemd-socket-activate with the socket unit's settings.
 #    Numeric ids stand in for the sysusers ones on this host: daemon 61001, clinic group 61002,

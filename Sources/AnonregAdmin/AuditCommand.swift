@@ -42,6 +42,7 @@ public struct AuditCommand: ParsableCommand {
                 raw = (try? JSONEncoder().encode(report)) ?? Data()
             } else if let stateDir {
                 let keys = keysDir ?? stateDir + "/keys"
+                try OfflineAccess.workAsOwner(stateDirectory: stateDir, keysDirectory: keys)
                 let publicKey: [UInt8]
                 do {
                     publicKey = try Hex.decode(try KeyringManifest.read(directory: keys).audit.publicKey)

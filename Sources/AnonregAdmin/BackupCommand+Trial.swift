@@ -69,7 +69,7 @@ extension BackupCommand {
         }
         // 2. The database backup, as `anonreg backup restore` would.
         let target = scratch + "/registry.sqlite"
-        let (outcome, report) = try restore(file, keyring: keyring, keys: keys, target: target, interval: 1000, force: false,
+        let (outcome, report) = try restore(try InputFile(file), keyring: keyring, keys: keys, target: target, interval: 1000, force: false,
                                             allowUnsigned: allowUnsigned)
         // 3. Every subject's sealed state, and the audit log.
         let store: SQLiteRegistryStore

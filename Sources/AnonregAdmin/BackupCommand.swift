@@ -59,9 +59,9 @@ public struct BackupCommand: ParsableCommand {
     ///
     /// With `extractTo`, the payload is extracted there instead and left for the caller (a
     /// restore verifies the very copy it then installs; the caller removes it on failure).
-    static func verify(_ file: String, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+    static func verify(_ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
                        publicKey: [UInt8]? = nil) throws -> Report {
-        try verifyExtracting(file, keysDirectory: keysDirectory, extractTo: extractTo, allowUnsigned: allowUnsigned, publicKey: publicKey).report
+        try verifyExtracting(input, keysDirectory: keysDirectory, extractTo: extractTo, allowUnsigned: allowUnsigned, publicKey: publicKey).report
     }
 
     /// `verify`, also returning what was extracted (the restore uses the ledger section).
@@ -70,9 +70,12 @@ public struct BackupCommand: ParsableCommand {
     /// integrity, schema and application_id, that every fact of the header (subjects, KEK
     /// versions, ledger state, migrations, application_id, the end of the audit log, the creation
     /// time) agrees with the payload, and, given a keys directory, the header's signature with
-    /// the keyring's audit key (docs/CRYPTO.md §Database backups).
-    static func verifyExtracting(_ file: String, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+    /// the keyring's audit key (docs/CRYPTO.md §Database backups). `input` was opened by the
+    /// caller (standard input, or a file only root could open before the command switched to the
+    /// state directory's owner).
+    static func verifyExtracting(_ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
                                  publicKey given: [UInt8]? = nil) throws -> (report: Report, extracted: BackupArchive.Extracted) {
+        let file = input.name
         var temp = ""
         var token: Int? = nil
         if extractTo == nil {
@@ -92,7 +95,7 @@ public struct BackupCommand: ParsableCommand {
         let extracted: BackupArchive.Extracted
         let payload: BackupArchive.PayloadReport
         do {
-            extracted = try BackupArchive.extractPayload(from: file, to: payloadPath)
+            extracted = try BackupArchive.extractPayload(fd: input.fd, name: file, to: payloadPath)
             payload = try BackupArchive.inspect(payload: payloadPath)
         } catch {
             throw CLIFailure.failed("\(error)")
@@ -184,7 +187,27 @@ public struct BackupCommand: ParsableCommand {
         _ = try client.download("/v1/admin/backup", to: fd, timeout: Create.timeoutSeconds)
         guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
         let keys = try? client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self).0
-        let report = try BackupCommand.verify(file, keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
+        let report = try BackupCommand.verify(try InputFile(file), keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
+        done = true
+        return report
+    }
+
+    /// Receives a backup requested earlier (`ClinicClient.startDownload`, perhaps as another
+    /// user) into `file` (a new file, mode 0600) and verifies it, the signature with the audit key
+    /// of `keysDirectory`. No FILE is left if anything fails.
+    static func receive(_ pending: consuming ClinicClient.PendingDownload, into file: String, keysDirectory: String) throws -> Report {
+        let fd = try NewFile.create(file)
+        let token = TemporaryFiles.register(file)
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(file) }
+            TemporaryFiles.forget(token)
+        }
+        _ = try pending.receive(to: fd)
+        guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
+        let report = try BackupCommand.verify(try InputFile(file), keysDirectory: keysDirectory)
+        guard report.signature == "ok" else { throw CLIFailure.failed("\(file): the daemon's backup is not signed") }
         done = true
         return report
     }
@@ -192,7 +215,7 @@ public struct BackupCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup: magic, checksum, SQLite integrity, application_id; list the KEK versions it needs.")
-        @Argument(help: "The backup file.") var file: String
+        @Argument(help: "The backup file; - reads it from standard input.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The audit public key to check the signature with (64 hex digits), when no keyring is at hand.") var publicKey: String?
@@ -220,7 +243,13 @@ public struct BackupCommand: ParsableCommand {
             let keys = keysDir ?? stateDir.map { $0 + "/keys" }
             let given: [UInt8]?
             do { given = try publicKey.map { try Hex.decode($0) } } catch { throw CLIFailure.usage("--public-key: 64 hex digits") }
-            let report = try BackupCommand.verify(file, keysDirectory: keys, allowUnsigned: true, publicKey: given)
+            // Opened as the caller (root may read a root-only FILE), then, with a keyring to
+            // check, as the state directory's owner (docs/OPERATIONS.md §Root and the offline commands).
+            let input = try InputFile(file)
+            if let owner = stateDir ?? keysDir.map({ ($0 as NSString).deletingLastPathComponent }) {
+                try OfflineAccess.workAsOwner(stateDirectory: owner, keysDirectory: keys)
+            }
+            let report = try BackupCommand.verify(input, keysDirectory: keys, allowUnsigned: true, publicKey: given)
             print(json ? BackupCommand.json(report) : report.table)
             if report.format >= 2, report.signature != "ok" {
                 throw CLIFailure.failed("the header's signature was not checked, so the backup could have been altered: give --state-dir, --keys-dir or --public-key")
@@ -244,7 +273,7 @@ public struct BackupCommand: ParsableCommand {
                 database open, and refuses a database that holds anything (subjects, audit \
                 entries, counters) unless --force.
                 """)
-        @Argument(help: "The backup file.") var file: String
+        @Argument(help: "The backup file; - reads it from standard input.") var file: String
         @Option(help: "The state directory to restore into (the daemon must be stopped).") var stateDir: String
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The database file (default: STATE_DIR/registry.sqlite).") var database: String?
@@ -272,17 +301,21 @@ public struct BackupCommand: ParsableCommand {
             umask(0o077)
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
             let keys = keysDir ?? dir + "/keys"
+            // What only root may read is opened first; then, run by root, the restore works as
+            // the state directory's owner, so the database it installs stays the daemon's.
+            let input = try InputFile(file)
+            let passphrase = try PassphraseInput.Early(file: passphraseFile)
+            try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: keys)
             let keyring: Keyring
             do {
-                let passphrase = try PassphraseInput.forKeyring(directory: keys, file: passphraseFile)
-                keyring = try Keyring.load(from: KeyringSource(directory: keys), passphrase: passphrase)
+                keyring = try Keyring.load(from: KeyringSource(directory: keys), passphrase: try passphrase.forKeyring(directory: keys))
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("keyring: \(error)")
             }
             let interval = try AuditCommand.checkpointInterval(config: config, stateDir: dir)
             let target = database.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? dir + "/registry.sqlite"
             let isRegistryDatabase = target == dir + "/registry.sqlite"
-            let (result, report) = try BackupCommand.restore(file, keyring: keyring, keys: keys, target: target, interval: interval,
+            let (result, report) = try BackupCommand.restore(input, keyring: keyring, keys: keys, target: target, interval: interval,
                                                              force: force, allowUnsigned: allowUnsigned,
                                                              isRegistryDatabase: isRegistryDatabase)
             if !isRegistryDatabase {
@@ -292,7 +325,7 @@ public struct BackupCommand: ParsableCommand {
                 print(BackupCommand.json(result))
             } else {
                 print("""
-                    restored \(file) (taken \(report.createdAt)) into \(result.database)
+                    restored \(result.file) (taken \(report.createdAt)) into \(result.database)
                     signature                    \(report.signature)
                     subjects in the backup       \(report.subjects)
                     erased again by the ledger   \(result.erasedByLedger)
@@ -308,7 +341,7 @@ public struct BackupCommand: ParsableCommand {
     /// ledger into the keyring's, prepare the copy (migrate, erase again, record the restore in
     /// the audit log, check every row), install it atomically, move the audit anchor.
     static func restore(
-        _ file: String, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool,
+        _ input: borrowing InputFile, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool,
         isRegistryDatabase: Bool = true
     ) throws -> (Restore.Outcome, Report) {
             guard !DatabaseInUse.check(target) else {
@@ -330,7 +363,7 @@ public struct BackupCommand: ParsableCommand {
             }
             // Extracted once, into the state directory: the copy verified is the copy installed.
             // The header's signature is checked with this keyring's audit key.
-            let (report, extracted) = try BackupCommand.verifyExtracting(file, keysDirectory: keys, extractTo: temp, allowUnsigned: allowUnsigned)
+            let (report, extracted) = try BackupCommand.verifyExtracting(input, keysDirectory: keys, extractTo: temp, allowUnsigned: allowUnsigned)
             let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
             guard missing.isEmpty else {
                 throw CLIFailure.refused("the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)")
@@ -377,7 +410,7 @@ public struct BackupCommand: ParsableCommand {
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("\(error)")
             }
-            let result = Restore.Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
+            let result = Restore.Outcome(file: input.name, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
                                  erasedByLedger: outcome.erased, subjects: outcome.remaining, auditEntry: outcome.restoreSeq,
                                  numberingContinuesAfter: outcome.continuesAfter, ledgerEntriesAdded: added)
             return (result, report)

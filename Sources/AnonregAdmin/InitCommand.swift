@@ -68,24 +68,16 @@ public struct InitCommand: ParsableCommand {
             if existing == configPath && keysOnly { continue }
             throw CLIFailure.refused("\(existing) already exists; anonreg init never overwrites a registry")
         }
-        // The passphrase is read and checked before anything is created.
+        // Input files are read first, as the caller (root may be the only one who can read
+        // them); then root works as the owner of a state directory the service user owns
+        // (systemd-tmpfiles made it), and the passphrase is checked before anything is created.
         var options = KeyringCreateOptions()
+        var early = PassphraseInput.Early.none
         if let passphraseFile {
-            do {
-                let passphrase = try Passphrase.read(path: passphraseFile)
-                try Passphrase.checkStrength(passphrase)
-                options.passphrase = passphrase
-            } catch {
-                throw CLIFailure.usage("--passphrase-file: \(error)")
+            do { early = try PassphraseInput.Early(file: passphraseFile) } catch let failure as CLIFailure {
+                throw CLIFailure.usage("--passphrase-file: \(failure.description)")
             }
-            options.passwordStrength = PasswordStrength(option: kdfStrength)!
         }
-        if mkdir(dir, 0o750) == 0 {
-            chmod(dir, 0o750)
-        } else if errno != EEXIST {
-            throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
-        }
-
         if let file = oprfSeedFile {
             // The file `keys export-oprf-seed --output` writes: the caller's, 0600, read into
             // secure memory; its key info, if it gives one, is the one that goes with the seed.
@@ -104,6 +96,23 @@ public struct InitCommand: ParsableCommand {
             }
             guard options.oprfSeed?.count == OPRF.seedBytes else { throw CLIFailure.usage("--oprf-seed-hex must be 64 hex digits") }
             if let info = oprfKeyInfo { options.oprfKeyInfo = Array(info.utf8) }
+        }
+        // Before anything is created: root never makes the service's state directory its own.
+        try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: dir + "/keys")
+        if !early.isNone {
+            do {
+                let passphrase = try early.obtain(purpose: "keyring passphrase", confirm: false)
+                try Passphrase.checkStrength(passphrase)
+                options.passphrase = passphrase
+            } catch {
+                throw CLIFailure.usage("--passphrase-file: \(error)")
+            }
+            options.passwordStrength = PasswordStrength(option: kdfStrength)!
+        }
+        if mkdir(dir, 0o750) == 0 {
+            chmod(dir, 0o750)
+        } else if errno != EEXIST {
+            throw CLIFailure.failed("cannot create \(dir): \(String(cString: strerror(errno)))")
         }
         let keyring: Keyring
         do { keyring = try Keyring.create(in: dir + "/keys", options: options) } catch {
@@ -143,9 +152,11 @@ public struct ConfigTemplateCommand: ParsableCommand {
     @Option(help: "The state directory.") var stateDir = "/var/lib/anonreg"
     @Option(help: "The socket path.") var socket = "/run/anonreg/anonreg.sock"
     @Option(name: .customLong("admin-uid"), help: "An admin uid (repeatable).") var adminUIDs: [UInt32] = [0]
+    @Option(help: "The service user that owns the state directory and runs anonregd (daemon.user).") var user = "anonreg"
     public init() {}
     public func run() {
-        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil), terminator: "")
+        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil, serviceUser: user),
+              terminator: "")
     }
 }
 

@@ -29,14 +29,18 @@ struct KeyringBackupCommand: ParsableCommand {
 
     func run() throws {
         let keys = keysDir ?? stateDir + "/keys"
-        // The file first: nobody types a passphrase only to learn the name was taken.
+        // The file first: nobody types a passphrase only to learn the name was taken. It is
+        // created as the caller (root's backup is root's), then, run by root, the keys are read
+        // as the state directory's owner (docs/OPERATIONS.md §Root and the offline commands).
         let fd = try NewFile.create(file)
         var done = false
         defer {
             close(fd)
             if !done { unlink(file) }
         }
-        let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: true)
+        let early = try PassphraseInput.Early(file: passphraseFile)
+        try OfflineAccess.workAsOwner(stateDirectory: stateDir, keysDirectory: keys)
+        let passphrase = try early.obtain(purpose: "backup passphrase", confirm: true)
         do { try Passphrase.checkStrength(passphrase) } catch { throw CLIFailure.usage("\(error)") }
         let made: (bytes: [UInt8], header: KeyringBackup.Header)
         do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!) } catch {
@@ -66,7 +70,7 @@ struct KeyringRestoreCommand: ParsableCommand {
             one atomic rename, so an interrupted restore leaves the old keyring or the new one, \
             never a mix.
             """)
-    @Argument(help: "The keyring backup file.") var file: String
+    @Argument(help: "The keyring backup file; - reads it from standard input.") var file: String
     @Option(help: "The state directory (its keys/ is written).") var stateDir: String
     @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
     @Option(help: "File holding the backup passphrase (0600).") var passphraseFile: String?
@@ -79,6 +83,12 @@ struct KeyringRestoreCommand: ParsableCommand {
         umask(0o077)
         let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
         let keys = keysDir ?? dir + "/keys"
+        // Read as the caller (root may read a root-only backup), then restored as the state
+        // directory's owner, so the keys stay the daemon's.
+        let data = try InputFile(file).readAll()
+        let early = try PassphraseInput.Early(file: passphraseFile)
+        let earlyKeyring = try PassphraseInput.Early(file: keyringPassphraseFile)
+        try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: keys)
         guard !DatabaseInUse.check(dir + "/registry.sqlite") else {
             throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring")
         }
@@ -88,13 +98,12 @@ struct KeyringRestoreCommand: ParsableCommand {
         for leftover in KeyringBackup.interruptedRestores(of: keys) {
             FileHandle.standardError.write(Data("anonreg: \(leftover) was left by an interrupted keyring restore; it holds keys (a staged keyring that never took effect, or the one a restore replaced): check it, then remove it\n".utf8))
         }
-        guard let data = FileManager.default.contents(atPath: file) else { throw CLIFailure.failed("cannot read \(file)") }
-        do { _ = try KeyringBackup.parse(Array(data)) } catch { throw CLIFailure.failed("\(file): \(error)") }
-        let passphrase = try PassphraseInput.obtain(file: passphraseFile, purpose: "backup passphrase", confirm: false)
+        do { _ = try KeyringBackup.parse(data) } catch { throw CLIFailure.failed("\(file == "-" ? "standard input" : file): \(error)") }
+        let passphrase = try early.obtain(purpose: "backup passphrase", confirm: false)
         let result: (header: KeyringBackup.Header, replaced: String?)
-        let keyringPassphrase = try keyringPassphraseFile.map { try PassphraseInput.obtain(file: $0, purpose: "keyring passphrase", confirm: false) }
+        let keyringPassphrase = earlyKeyring.isNone ? nil : try earlyKeyring.obtain(purpose: "keyring passphrase", confirm: false)
         do {
-            result = try KeyringBackup.restore(Array(data), passphrase: passphrase, into: keys, force: force, keyringPassphrase: keyringPassphrase)
+            result = try KeyringBackup.restore(data, passphrase: passphrase, into: keys, force: force, keyringPassphrase: keyringPassphrase)
         } catch {
             throw CLIFailure.failed("\(error)")
         }

@@ -13,9 +13,9 @@ private struct NoBody: Encodable {}
 public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups.",
+        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups and passphrase.",
         subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
-                      KeyringBackupCommand.self, KeyringRestoreCommand.self])
+                      KeyringBackupCommand.self, KeyringRestoreCommand.self, KeyringPassphraseCommand.self])
     public init() {}
 
     static func table(_ s: KeysStatusResponse) -> String {
@@ -213,13 +213,27 @@ struct ExportOPRFSeed: ParsableCommand {
     @Option(help: "File holding the keyring passphrase, for a sealed keyring.") var passphraseFile: String?
 
     func run() throws {
-        let passphrase: KeyMaterial?
-        do { passphrase = try passphraseFile.map { try Passphrase.read(path: $0) } } catch {
-            throw CLIFailure.failed("\(error)")
+        // The output file is created as the caller (root's is root's), the passphrase file read;
+        // then root works as the state directory's owner to read the keys.
+        var outputFD: Int32 = -1
+        if let output {
+            outputFD = open(output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard outputFD >= 0 else { throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))") }
+        } else {
+            guard isatty(1) == 1 else {
+                throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
+            }
         }
-        if output == nil, isatty(1) != 1 {
-            throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
+        var written = false
+        defer {
+            if outputFD >= 0 {
+                close(outputFD)
+                if !written, let output { unlink(output) }
+            }
         }
+        let early = try PassphraseInput.Early(file: passphraseFile)
+        try OfflineAccess.workAsOwner(stateDirectory: stateDir, keysDirectory: stateDir + "/keys")
+        let passphrase: KeyMaterial? = early.isNone ? nil : try early.obtain(purpose: "keyring passphrase", confirm: false)
         let exported: (hex: String, keyInfo: String)
         let keyInfo: [UInt8]
         do {
@@ -232,12 +246,10 @@ struct ExportOPRFSeed: ParsableCommand {
         }
         let text = OPRFSeedFile.render(seedHex: exported.hex, keyInfo: keyInfo)
         if let output {
-            let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            fchmod(fd, 0o600)
+            fchmod(outputFD, 0o600)
             let bytes = Array(text.utf8)
-            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else { throw CLIFailure.failed("cannot write \(output)") }
+            guard write(outputFD, bytes, bytes.count) == bytes.count, fsync(outputFD) == 0 else { throw CLIFailure.failed("cannot write \(output)") }
+            written = true
             print("wrote \(output) (mode 0600); restore with: anonreg init --state-dir DIR --oprf-seed-file \(output)")
         } else {
             print(text + "Copy these lines into a file (chmod 600), then: anonreg init --state-dir DIR --oprf-seed-file FILE")

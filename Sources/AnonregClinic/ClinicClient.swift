@@ -72,6 +72,33 @@ public struct ClinicClient {
         return result.written
     }
 
+    /// A download whose request is sent now and whose answer is read later, possibly after the
+    /// process switched users (`UnixHTTPClient.PendingDownload`).
+    public struct PendingDownload: ~Copyable {
+        fileprivate var pending: UnixHTTPClient.PendingDownload
+
+        /// Streams the 2xx answer into `fd`; returns the bytes written.
+        public consuming func receive(to fd: Int32) throws -> Int64 {
+            let result: (response: UnixHTTPClient.Response, written: Int64)
+            do { result = try pending.receive(to: fd) } catch let failure as UnixHTTPClient.Failure {
+                throw ClinicClient.downloadFailure(failure)
+            }
+            guard (200..<300).contains(result.response.status) else { throw ClinicClient.failure(result.response) }
+            return result.written
+        }
+    }
+
+    /// Sends the POST of `download` now; the answer is read by `PendingDownload.receive`.
+    public func startDownload(_ path: String, timeout: Int = 60) throws -> PendingDownload {
+        do { return PendingDownload(pending: try UnixHTTPClient(socketPath: options.socketPath).startDownload("POST", path, timeout: timeout)) }
+        catch let failure as UnixHTTPClient.Failure { throw Self.downloadFailure(failure) }
+    }
+
+    static func downloadFailure(_ failure: UnixHTTPClient.Failure) -> ClinicFailure {
+        if case .output = failure { return ClinicFailure(exitCode: 1, description: failure.description) }
+        return ClinicFailure(exitCode: 4, description: failure.description)
+    }
+
     /// A GET whose answer is not JSON (JSON lines, metrics): the raw body.
     public func raw(_ path: String) throws -> Data {
         let reply: UnixHTTPClient.Response

@@ -147,7 +147,20 @@ public struct SelfCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try SecretInput.code(code)), as: SelfResponse.self)
-        client.output(raw) { reply.summary.joined(separator: "\n") }
+        client.output(raw) { Self.text(reply) }
+    }
+
+    /// The summary, then who read or changed the record and when (the access log the JSON holds).
+    static func text(_ reply: SelfResponse) -> String {
+        var lines = reply.summary
+        lines.append("")
+        if reply.accessLog.isEmpty {
+            lines.append("Access log: no entries.")
+        } else {
+            lines.append("Access log (who read or changed this record, oldest first):")
+            for entry in reply.accessLog { lines.append("  \(entry.at)  \(entry.text)") }
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

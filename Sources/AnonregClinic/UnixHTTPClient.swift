@@ -44,11 +44,40 @@ struct UnixHTTPClient {
     /// `timeout` bounds each wait for the daemon (default 60 s); a backup passes a long one,
     /// since the daemon copies the whole database before its first byte (docs/OPERATIONS.md §Backups).
     func download(_ method: String, _ path: String, to output: Int32, timeout seconds: Int = 60) throws -> (response: Response, written: Int64) {
+        try startDownload(method, path, timeout: seconds).receive(to: output)
+    }
+
+    /// A request sent whose answer is not read yet. The daemon knows the caller by the
+    /// credentials of the connection (`SO_PEERCRED`, taken at `connect`), so a process may send
+    /// the request as one user and read the answer after it switched to another: root's
+    /// `backup scheduled` asks as the admin uid, then writes the backup as the state directory's
+    /// owner (docs/OPERATIONS.md §Daily backups).
+    struct PendingDownload: ~Copyable {
+        let client: UnixHTTPClient
+        let fd: Int32
+        let seconds: Int
+
+        /// Streams a 2xx answer's body into `output` (see `download`).
+        consuming func receive(to output: Int32) throws -> (response: Response, written: Int64) {
+            try client.receiveDownload(fd: fd, seconds: seconds, to: output)
+        }
+
+        deinit { close(fd) }
+    }
+
+    /// Connects and sends the request; the answer is read by `PendingDownload.receive`.
+    func startDownload(_ method: String, _ path: String, timeout seconds: Int = 60) throws -> PendingDownload {
         let fd = try connected()
-        defer { close(fd) }
+        var handedOver = false
+        defer { if !handedOver { close(fd) } }
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         try writeRequest(fd, method, path, json: nil)
+        handedOver = true
+        return PendingDownload(client: self, fd: fd, seconds: seconds)
+    }
+
+    fileprivate func receiveDownload(fd: Int32, seconds: Int, to output: Int32) throws -> (response: Response, written: Int64) {
         var head = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var headLength: Int?

@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 int anonreg_set_dumpable(int value) {
     return prctl(PR_SET_DUMPABLE, (unsigned long)value, 0UL, 0UL, 0UL);
@@ -11,6 +12,25 @@ int anonreg_set_dumpable(int value) {
 
 int anonreg_get_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
+}
+
+int anonreg_setresuid(unsigned int uid) {
+    return setresuid(uid, uid, uid);
+}
+
+int anonreg_setresgid(unsigned int gid) {
+    return setresgid(gid, gid, gid);
+}
+
+int anonreg_getresuid(unsigned int *real, unsigned int *effective, unsigned int *saved) {
+    uid_t r, e, s;
+    int rc = getresuid(&r, &e, &s);
+    if (rc == 0) {
+        *real = r;
+        *effective = e;
+        *saved = s;
+    }
+    return rc;
 }
 
 int anonreg_rename_exchange(const char *a, const char *b) {

@@ -5,12 +5,25 @@ public enum ConfigTemplate {
     /// The template for a state directory made by `anonreg init`: the socket inside it, and the
     /// calling uid as admin and as clinic `local`.
     public static func render(stateDirectory: String, uid: UInt32) -> String {
-        render(stateDirectory: stateDirectory, socketPath: stateDirectory + "/anonreg.sock", adminUIDs: [uid], localClinicUID: uid)
+        render(stateDirectory: stateDirectory, socketPath: stateDirectory + "/anonreg.sock", adminUIDs: [uid], localClinicUID: uid,
+               serviceUser: nil)
     }
 
     /// The general template; `make install` writes the system one (socket in /run/anonreg, admin
     /// root, no clinic yet).
-    public static func render(stateDirectory: String, socketPath: String, adminUIDs: [UInt32], localClinicUID: UInt32?) -> String {
+    public static func render(stateDirectory: String, socketPath: String, adminUIDs: [UInt32], localClinicUID: UInt32?,
+                              serviceUser: String?) -> String {
+        let user = serviceUser.map { name in
+            """
+            # The service user that owns the state directory and runs anonregd (User= in the unit).
+            # Root's offline commands (backup restore, keys backup, ...) work as this user.
+            user = "\(name)"
+            """
+        } ?? """
+            # The service user that owns the state directory and runs anonregd. Unset here: the
+            # user who ran `anonreg init` runs it.
+            # user = "anonreg"
+            """
         let clinics = localClinicUID.map { uid in
             """
             [clinics.local]
@@ -63,12 +76,16 @@ public enum ConfigTemplate {
             # can still be audited, refuses data writes until space returns, then recreates it.
             # 0 disables the reserve (reads then fail with the writes on a full disk).
             space_reserve_mib = 8
+            \(user)
 
             [access]
             # Peers with these uids are registry admins (keys, sweeps, audit, statistics, metrics).
             admin_uids = [\(adminUIDs.map(String.init).joined(separator: ", "))]
             # Peers with these uids may read aggregate statistics and nothing else.
             statistician_uids = []
+            # Peers with these uids may read GET /metrics and GET /v1/health, nothing else (a
+            # local Prometheus agent; docs/OPERATIONS.md §Metrics).
+            monitor_uids = []
 
             # One table per clinic: connections from these uids (or primary gids) act as that clinic.
             # `anonreg clinics add ID --uid UID` adds one; reload the daemon to apply.

@@ -29,6 +29,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var spaceReserveMiB: Int = 8
     public var adminUIDs: [UInt32]
     public var statisticianUIDs: [UInt32]
+    /// `access.monitor_uids`: may read `GET /metrics` and `GET /v1/health`, nothing else.
+    public var monitorUIDs: [UInt32] = []
+    /// `daemon.user`: the service user (a name or a uid) that owns the state directory and runs
+    /// anonregd; nil when not set (a trial directory of `anonreg init`).
+    public var serviceUserSpec: String? = nil
     public var clinics: [Clinic]
     public var rateLimits: RateLimits
     public var rules: MonitoringRules
@@ -89,6 +94,9 @@ public struct DaemonConfig: Sendable, Equatable {
         return try file.validated(path: path)
     }
 
+    /// The account `daemon.user` names on this host, if it names one that exists.
+    public var serviceUser: ServiceUser? { serviceUserSpec.flatMap(ServiceUser.resolve) }
+
     /// The clinic a peer acts as: by uid first, then by gid. Nil for an unknown peer.
     public func clinic(uid: UInt32, gid: UInt32) -> ClinicID? {
         clinics.first { $0.uids.contains(uid) }?.id ?? clinics.first { $0.gids.contains(gid) }?.id
@@ -133,10 +141,12 @@ struct ConfigFile: Decodable {
         var database: String?
         var log_level: String?
         var space_reserve_mib: Int?
+        var user: String?
     }
     struct Access: Decodable {
         var admin_uids: [Int]?
         var statistician_uids: [Int]?
+        var monitor_uids: [Int]?
     }
     struct Clinic: Decodable {
         var uids: [Int]?
@@ -208,6 +218,14 @@ struct ConfigFile: Decodable {
             }
             return out
         }
+        if let user = daemon.user {
+            let isName = user.range(of: "^[a-z_][a-z0-9_-]{0,31}$", options: .regularExpression) != nil
+            guard isName || UInt32(user).map({ $0 != UInt32.max }) == true else {
+                throw bad("daemon.user must be a user name or a uid, such as \"anonreg\"")
+            }
+        }
+        // The service user, when this host knows it: no clinic may be it or its group.
+        let service = daemon.user.flatMap(ServiceUser.resolve)
         let spaceReserve = daemon.space_reserve_mib ?? 8
         guard (0...4096).contains(spaceReserve) else { throw bad("daemon.space_reserve_mib must be 0 (no reserve) to 4096") }
         var clinicList: [DaemonConfig.Clinic] = []
@@ -218,6 +236,17 @@ struct ConfigFile: Decodable {
             let uids = try ids(clinic.uids, "clinics.\(name).uids")
             let gids = try ids(clinic.gids, "clinics.\(name).gids")
             guard !uids.isEmpty || !gids.isEmpty else { throw bad("clinics.\(name) needs uids or gids") }
+            // Every process whose primary group is root's, or the daemon's own, would act as the
+            // clinic. Root's uid stays possible: `anonreg init`'s single-user trial needs it.
+            if gids.contains(0) {
+                throw bad("clinics.\(name).gids contains 0 (root's group): every process in root's group would act as clinic \(name); use the clinic system's own uid or group")
+            }
+            if let service, uids.contains(service.uid) {
+                throw bad("clinics.\(name).uids contains \(service.uid), the service user \(service) that runs anonregd; a clinic needs an account of its own")
+            }
+            if let service, gids.contains(service.gid) {
+                throw bad("clinics.\(name).gids contains \(service.gid), the group of the service user \(service): the daemon itself and every process in that group would act as clinic \(name); use the clinic system's own group")
+            }
             for uid in uids {
                 if let other = seenUIDs[uid] { throw bad("uid \(uid) is listed for both clinics \(other) and \(name)") }
                 seenUIDs[uid] = name
@@ -298,7 +327,8 @@ struct ConfigFile: Decodable {
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel, spaceReserveMiB: spaceReserve,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
-            statisticianUIDs: statisticianUIDs,
+            statisticianUIDs: statisticianUIDs, monitorUIDs: try ids(access?.monitor_uids, "access.monitor_uids"),
+            serviceUserSpec: daemon.user,
             clinics: clinicList, rateLimits: limits,
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
             audit: audit, statistics: statistics)

@@ -101,7 +101,7 @@ extension Keyring {
 
     /// Runs a change under an exclusive `flock` on the keys directory, after checking that the
     /// manifest on disk is still the one this snapshot was loaded from.
-    private func locked<R>(_ body: () throws(KeyringError) -> R) throws(KeyringError) -> R {
+    func locked<R>(_ body: () throws(KeyringError) -> R) throws(KeyringError) -> R {
         try requireWritable()
         let fd = open(source.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: source.directory, operation: "open", errno: errno) }
@@ -117,7 +117,7 @@ extension Keyring {
 
     private func requireWritable() throws(KeyringError) {
         guard source.isWritable else {
-            throw .readOnly(reason: "it is loaded from systemd credentials; change the keys directory offline and re-encrypt the credentials (docs/OPERATIONS.md)")
+            throw .readOnly(reason: "it is loaded from systemd credentials; change it through a daemon that reads the keys directory, then re-encrypt the credentials (docs/OPERATIONS.md §Keys from systemd credentials)")
         }
     }
 

@@ -47,6 +47,11 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
         case .insecurePermissions(let path, let mode, let isDirectory):
             "\(path) has mode \(String(mode & 0o7777, radix: 8)), which lets group or others at key material. "
                 + "Fix: chmod \(isDirectory ? "700" : "600") \(path)"
+        case .wrongOwner(let path, let owner, let expected) where expected == 0:
+            // Never suggest giving the service's files to root: anonregd would lose its keys.
+            "\(path) is owned by uid \(owner), and this command runs as root. Do not chown it to root: anonregd, which "
+                + "runs as uid \(owner), would lose it. Run the command as uid \(owner) (for example runuser -u USER -- anonreg ...); "
+                + "root's offline commands given --state-dir switch to the state directory's owner by themselves"
         case .wrongOwner(let path, let owner, let expected):
             "\(path) is owned by uid \(owner), not by uid \(expected) that runs anonreg. Fix: chown \(expected) \(path)"
         case .notARegularFile(let path):
@@ -56,7 +61,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedKeyFile(let path, let reason):
             "\(path) is not a valid anonreg key file: \(reason)."
         case .passphraseRequired:
-            "this keyring is sealed with a passphrase; supply it (the systemd credential anonreg-keyring-passphrase, or the passphrase option of the command)."
+            "this keyring is sealed with a passphrase; give it with --passphrase-file FILE (anonregd itself reads it only from the systemd credential anonreg-keyring-passphrase)."
         case .passphraseNotUsed:
             "a passphrase was supplied, but this keyring is not sealed."
         case .wrongPassphrase:

@@ -462,6 +462,10 @@ public struct KEKVersionRequest: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownFields(CodingKeys.self)
         version = try decoder.container(keyedBy: CodingKeys.self).field(Int.self, .version)
+        // docs/openapi.yaml KEKVersionRequest: 1 to 2^31 - 1, the range the schema states.
+        guard (1...Int(Int32.max)).contains(version) else {
+            throw WireError.invalidValue(field: "version", reason: "must be a KEK version, 1 to 2147483647")
+        }
     }
 }
 

@@ -20,7 +20,7 @@ public struct APIError: Error, Sendable, Equatable {
         self.index = index
     }
 
-    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
+    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin, statistician or monitor in the registry's configuration")
     static func forbidden(_ rule: AccessRule, roles: [Role] = []) -> APIError {
         if rule == .statistics, let clinic = roles.lazy.compactMap({ if case .clinic(let id) = $0 { id } else { nil } }).first {
             return APIError(.forbidden, "forbidden", "statistics are never for a peer that acts as a clinic, and this uid/gid is clinic \(clinic); "

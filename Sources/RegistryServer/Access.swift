@@ -7,19 +7,22 @@ public enum Role: Sendable, Equatable, CustomStringConvertible {
     case clinic(ClinicID)
     case admin(uid: UInt32)
     case statistician(uid: UInt32)
+    /// A monitoring agent: `GET /metrics` and `GET /v1/health`, nothing else.
+    case monitor(uid: UInt32)
 
     public var description: String {
         switch self {
         case .clinic(let id): "clinic \(id)"
         case .admin(let uid): "admin uid \(uid)"
         case .statistician(let uid): "statistician uid \(uid)"
+        case .monitor(let uid): "monitor uid \(uid)"
         }
     }
 }
 
 /// Which roles a route admits.
 public enum AccessRule: String, Sendable, CaseIterable {
-    /// Any peer the config knows (clinic, admin or statistician).
+    /// Any peer the config knows (clinic, admin, statistician or monitor).
     case anyKnownPeer = "any known peer"
     /// Clinics only: they act on their own cases.
     case clinic
@@ -30,6 +33,8 @@ public enum AccessRule: String, Sendable, CaseIterable {
     /// other roles it has (DESIGN invariant 2: a clinic could enrol a linkage value and watch
     /// the counts).
     case statistics = "admin or statistician (and not a clinic)"
+    /// Admins and monitors: the metrics, which hold no registry data.
+    case monitoring = "admin or monitor"
 
     /// The role a route acts as (for the audit log's actor): the first role the rule admits.
     func actingRole(_ roles: [Role]) -> Role? {
@@ -45,9 +50,15 @@ public enum AccessRule: String, Sendable, CaseIterable {
             !roles.contains { if case .clinic = $0 { true } else { false } } && roles.contains {
                 switch $0 {
                 case .admin, .statistician: true
-                case .clinic: false
+                case .clinic, .monitor: false
                 }
             }
+        case .monitoring: roles.contains {
+            switch $0 {
+            case .admin, .monitor: true
+            case .clinic, .statistician: false
+            }
+        }
         }
     }
 }
@@ -62,6 +73,7 @@ struct AccessControl: Sendable {
         if let clinic = config.clinic(uid: peer.uid, gid: peer.gid) { roles.append(.clinic(clinic)) }
         if config.adminUIDs.contains(peer.uid) { roles.append(.admin(uid: peer.uid)) }
         if config.statisticianUIDs.contains(peer.uid) { roles.append(.statistician(uid: peer.uid)) }
+        if config.monitorUIDs.contains(peer.uid) { roles.append(.monitor(uid: peer.uid)) }
         return roles
     }
 }
@@ -73,6 +85,7 @@ extension RegistryApp {
         case .clinic(let id): "clinic \(id)"
         case .admin(let uid): "admin uid \(uid)"
         case .statistician(let uid): "statistician uid \(uid)"
+        case .monitor(let uid): "monitor uid \(uid)"
         }
     }
 }

@@ -37,13 +37,34 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    public static func run(configPath: String) async -> Exit {
+    /// `commit` is the git commit of the build (`--version`, `anonreg_build_info`).
+    public static func run(configPath: String, commit: String = "unknown") async -> Exit {
         hardenProcess()
         let config: DaemonConfig
         do { config = try DaemonConfig.load(path: configPath) } catch {
             fail("configuration: \(error)")
             return .config
         }
+        if let problem = serviceUserProblem(config) {
+            fail("configuration: \(problem)")
+            return .config
+        }
+        // Another daemon serving this registry is found before anything is read, removed or
+        // written: the socket it answers on, then the state directory's lock (which also covers
+        // a daemon given another socket path). The lock is held until this process exits.
+        let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
+        if case .path(let path, _) = address {
+            do { try SocketPathGuard.prepare(path) } catch {
+                fail("socket: \(error)")
+                return .socket
+            }
+        }
+        let lock: StateDirectoryLock
+        do { lock = try StateDirectoryLock(stateDirectory: config.stateDirectory) } catch {
+            fail("socket: \(error)")
+            return .socket
+        }
+        defer { withExtendedLifetime(lock) {} }
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -56,7 +77,7 @@ public enum Daemon {
 
         let keyring: Keyring
         do { keyring = try Keyring.load(from: KeyringSource.fromEnvironment(directory: config.keysDirectory)) } catch {
-            fail("keyring: \(error)")
+            fail("keyring: \(describe(error))")
             return .keys
         }
         let stateDirectory = (config.databasePath as NSString).deletingLastPathComponent
@@ -87,9 +108,9 @@ public enum Daemon {
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
         await app.recordPrivacyIfChanged(actor: "system start")
+        await app.initialiseOperationalGauges(version: AnonregVersionInfo.software, commit: commit)
         app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
-        let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
@@ -97,7 +118,8 @@ public enum Daemon {
                        .init(service: AuditCheckpointService(app: app)),
                        .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.notice("anonregd starting", metadata: ["version": "\(AnonregVersionInfo.software)", "config": "\(configPath)"])
+        logger.notice("anonregd starting", metadata: [
+            "version": "\(AnonregVersionInfo.software)", "commit": "\(commit)", "config": "\(configPath)"])
         var exit = Exit.ok
         do { try await group.run() } catch let error as ListenError {
             fail("socket: \(error)")
@@ -115,6 +137,29 @@ public enum Daemon {
 
     static func fail(_ message: String) {
         FileHandle.standardError.write(Data(("anonregd: " + message + "\n").utf8))
+    }
+
+    /// `daemon.user` names the account anonregd must run as: one that exists, and this process.
+    static func serviceUserProblem(_ config: DaemonConfig) -> String? {
+        guard let spec = config.serviceUserSpec else { return nil }
+        guard let user = config.serviceUser else {
+            return "\(config.path): daemon.user is \"\(spec)\", which is not a user on this host (create it with systemd-sysusers, or fix daemon.user)"
+        }
+        guard geteuid() == user.uid else {
+            return "\(config.path): daemon.user is \(user), but anonregd runs as uid \(geteuid()); run it as that user "
+                + "(User= in the unit; by hand: setpriv --reuid=\(user.name ?? String(user.uid)) --regid=\(user.gid) --init-groups anonregd ...)"
+        }
+        return nil
+    }
+
+    /// The daemon's words for a keyring it cannot load. A sealed keyring's passphrase reaches
+    /// anonregd only as a systemd credential; it has no option for one.
+    static func describe(_ error: KeyringError) -> String {
+        guard error == .passphraseRequired else { return "\(error)" }
+        return "this keyring is sealed with a passphrase, and anonregd found no systemd credential "
+            + "\(KeyringSource.passphraseCredential) (no $CREDENTIALS_DIRECTORY/\(KeyringSource.passphraseCredential)). "
+            + "Give it with LoadCredentialEncrypted= (see anonregd.service.d/credentials.conf.example and docs/OPERATIONS.md "
+            + "§Keys from systemd credentials)."
     }
 }
 

@@ -81,22 +81,25 @@ public final class RegistryApp: Sendable {
     var rateLimiter: RateLimiter { current.rateLimiter }
     var budgets: ClinicBudgets { current.budgets }
 
-    /// Applies a reloaded configuration: clinics, admins, statisticians, rate limits, categories,
-    /// vocabularies and retention. Socket, state, keys and database paths need a restart.
+    /// Applies a reloaded configuration: clinics, roles, rate limits, categories, vocabularies,
+    /// statistics and retention. The [daemon] settings and audit.checkpoint_every need a restart.
+    /// Logs every change (DaemonConfig.changes), so the journal says what a reload did.
     public func reload(_ config: DaemonConfig) {
-        let old = current.config
-        for (name, changed) in [("daemon.socket", old.socketPath != config.socketPath),
-                                ("daemon.socket_mode", old.socketMode != config.socketMode),
-                                ("daemon.keys_dir", old.keysDirectory != config.keysDirectory),
-                                ("daemon.database", old.databasePath != config.databasePath)] where changed {
-            logger.warning("\(name) changed; it takes effect at the next restart")
-        }
+        let changes = current.config.changes(to: config)
         settings.withLock { settings in
             let limiter = settings.rateLimiter.reconfigured(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
             let budgets = ClinicBudgets(config.limits, previous: settings.budgets)
             settings = Self.settings(config, store: store, clock: clock, rateLimiter: limiter, budgets: budgets)
         }
         limits.connections.reconfigure(limits.caps(config.limits))
-        logger.notice("configuration reloaded", metadata: ["clinics": "\(config.clinics.count)"])
+        for change in changes {
+            if change.needsRestart {
+                logger.warning("configuration reload: \(change)")
+            } else {
+                logger.notice("configuration reload: \(change)")
+            }
+        }
+        logger.notice("configuration reloaded", metadata: [
+            "path": "\(config.path)", "changes": "\(changes.count)", "clinics": "\(config.clinics.count)"])
     }
 }

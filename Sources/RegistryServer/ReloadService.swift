@@ -31,7 +31,7 @@ public struct ReloadService: Service {
                     await app.recordPolicyIfChanged(actor: "system reload")
                     await app.recordPrivacyIfChanged(actor: "system reload")
                 } catch {
-                    app.logger.error("configuration not reloaded, the running one stays: \(error)")
+                    app.logger.error("configuration not reloaded, the running one stays: \(error)", metadata: ["path": "\(configPath)"])
                 }
             }
         } onGracefulShutdown: {

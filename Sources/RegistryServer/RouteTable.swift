@@ -43,7 +43,7 @@ public enum RouteTable {
         RouteSpec(method: .post, path: "/v1/admin/backup", access: .admin, action: "backup"),
         RouteSpec(method: .get, path: "/v1/admin/audit/verify", access: .admin, action: "audit-verify"),
         RouteSpec(method: .get, path: "/v1/admin/audit/export", access: .admin, action: "audit-export"),
-        RouteSpec(method: .get, path: "/metrics", access: .admin, action: nil),
+        RouteSpec(method: .get, path: "/metrics", access: .monitoring, action: nil),
     ]
 
     public static func spec(_ method: HTTPRequest.Method, _ path: String) -> RouteSpec {

@@ -145,6 +145,7 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/admin/sweep"): { request, _ in
                 try await JSONBodies.requireEmpty(request, limit: limit)
                 let report = try await self.sweep()
+                self.recordSweep(failed: report.failed)
                 self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
                 return try JSONBodies.response(SweepResponse(report))
             },
@@ -186,6 +187,7 @@ extension RegistryApp {
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             },
             RouteTable.spec(.get, "/metrics"): { _, _ in
+                await self.refreshOperationalGauges()
                 var headers = HTTPFields()
                 headers[.contentType] = "text/plain; version=0.0.4"
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.emitToBuffer())))
@@ -284,6 +286,7 @@ extension RegistryApp {
                 try await writer.write(ByteBuffer(bytes: chunk))
             }
             try await writer.finish(nil)
+            self.recordBackupSent()
         }
         return Response(status: .ok, headers: headers, body: body)
     }

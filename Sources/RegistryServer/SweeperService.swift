@@ -18,6 +18,7 @@ public struct SweeperService: Service {
             do {
                 // The sweeper of the current configuration (retention may change on SIGHUP).
                 let report = try await app.sweep()
+                app.recordSweep(failed: report.failed)
                 app.logger.notice("daily sweep", metadata: [
                     "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
                     "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",

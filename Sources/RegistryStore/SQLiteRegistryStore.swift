@@ -71,6 +71,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
                 try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
             }
             #endif
+            // A schema newer than this release is refused before anything is migrated.
+            try pool.read { db in try Self.refuseNewerSchema(db, path: path) }
             let migrator = Schema.migrator(keyring: keyring)
             let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
             let pending = applied.count < migrator.migrations.count
@@ -84,6 +86,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
                 try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
             }
             try Self.recordSchemaMark(try pool.read { db in Array(try migrator.appliedIdentifiers(db)) }, keyring: keyring)
+            try pool.write { db in try Self.recordRelease(db) }
         } catch {
             throw StorageError.from(error, path: path)
         }

@@ -221,6 +221,16 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v4-schema-release") { db in
+            // docs/OPERATIONS.md §Upgrading: which release first found each migration applied,
+            // so that an older anonreg can say which release wrote a schema it does not know.
+            try db.execute(sql: """
+                CREATE TABLE schema_release (
+                    migration TEXT PRIMARY KEY CHECK (length(migration) BETWEEN 1 AND 200),
+                    release TEXT NOT NULL CHECK (length(release) BETWEEN 1 AND 64)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

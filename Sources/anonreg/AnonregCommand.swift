@@ -1,4 +1,5 @@
 import AnonregAdmin
+import AnonregBuildInfo
 import AnonregClinic
 import ArgumentParser
 import Foundation
@@ -20,7 +21,7 @@ struct AnonregCommand: ParsableCommand {
 
             Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
             """,
-        version: AnonregVersion.software,
+        version: BuildInfo.versionText(AnonregVersion.software),
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, ReissueCodeCommand.self,

@@ -1,3 +1,4 @@
+import AnonregBuildInfo
 import ArgumentParser
 import Foundation
 import RegistryProtocol
@@ -12,20 +13,53 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
         discussion: """
             anonregd serves protocol v1 (HTTP/1.1 + JSON) on a local Unix socket to clinic systems, \
             authenticating peers by their kernel credentials (docs/PROTOCOL.md). Under systemd it \
-            supports socket activation and sd_notify (Type=notify, WatchdogSec).
+            supports socket activation and sd_notify (Type=notify, WatchdogSec). SIGHUP re-reads \
+            the configuration and logs what changed; SIGTERM and SIGINT drain in-flight requests \
+            and stop.
 
-            Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad configuration, \
-            3 keyring refused, 4 database refused, 5 socket refused (another daemon answers, \
-            or the path is unsafe).
+            --check-config checks everything a start would (the configuration, the service user, \
+            the socket directory, the keyring and its passphrase, the database and the erasure \
+            ledger) with the same messages, writes nothing, and exits 0 or 2.
             """,
-        version: AnonregVersion.software
+        version: BuildInfo.versionText(AnonregVersion.software)
     )
 
     @Option(name: .long, help: "Path of the anonreg.toml configuration file (see `anonreg init`).")
     var config: String
 
+    @Flag(name: .long, help: "Check the configuration, keyring and database as a start would, change nothing, and exit (0 valid, 2 not).")
+    var checkConfig = false
+
     func run() async throws {
-        let exit = await Daemon.run(configPath: config)
+        if checkConfig {
+            let exit = Daemon.checkConfig(configPath: config)
+            if exit != .ok { throw ExitCode(Daemon.Exit.config.rawValue) }
+            return
+        }
+        let exit = await Daemon.run(configPath: config, commit: BuildInfo.commit)
         if exit != .ok { throw ExitCode(exit.rawValue) }
+    }
+
+    /// Usage errors (no arguments at all, a missing --config, an unknown option) exit 2, as
+    /// docs/OPERATIONS.md §Exit codes says, not ArgumentParser's 64.
+    static func main() async {
+        if CommandLine.arguments.count == 1 {
+            FileHandle.standardError.write(Data((helpMessage() + "\n").utf8))
+            Foundation.exit(Daemon.Exit.config.rawValue)
+        }
+        do {
+            var command = try parseAsRoot()
+            if let daemon = command as? AnonregDaemonCommand {
+                try await daemon.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(Daemon.Exit.config.rawValue)
+            }
+            exit(withError: error)
+        }
     }
 }

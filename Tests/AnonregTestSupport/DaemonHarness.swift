@@ -123,7 +123,10 @@ public final class DaemonHarness: @unchecked Sendable {
               let status = Int(result.stdout[split.upperBound...]) else {
             throw HarnessError.curlFailed(result.status, result.stderr)
         }
-        return Reply(status: status, body: String(result.stdout[..<split.lowerBound]))
+        let reply = Reply(status: status, body: String(result.stdout[..<split.lowerBound]))
+        // curl's 000: no HTTP answer (a refused connection, a timeout) is nothing to check.
+        if status != 0 { ResponseLog.record(method: method, target: path, status: status, body: reply.body, client: "curl") }
+        return reply
     }
 
     /// This process's environment with `ANONREG_SOCKET` pointing the CLI at this daemon.

@@ -53,7 +53,9 @@ public struct OneShotSocketClient: Sendable {
             if n == 0 { break }
             raw += buffer[0..<n]
         }
-        return try Self.parse(raw)
+        let answer = try Self.parse(raw)
+        ResponseLog.record(method: method, target: path, status: answer.status, body: answer.body, client: "one-shot")
+        return answer
     }
 
     /// Status line, headers, and a body that must be complete (Content-Length or chunked).

@@ -96,6 +96,7 @@ public final class SocketClient {
         let text = String(decoding: buffer[..<length], as: UTF8.self)
         buffer.removeFirst(length)
         if closeAfter { disconnect() }
+        ResponseLog.record(method: method, target: path, status: status, body: text, client: "keep-alive")
         return DaemonHarness.Reply(status: status, body: text)
     }
 

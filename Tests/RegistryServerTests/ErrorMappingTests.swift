@@ -115,4 +115,16 @@ struct AccessRuleTests {
         #expect(AccessRule.anyKnownPeer.admits([stats]))
         #expect(!AccessRule.anyKnownPeer.admits([]))
     }
+
+    /// The monitor role: the metrics and health, nothing that touches registry data.
+    @Test func aMonitorIsAdmittedOnlyByMonitoringAndAnyKnownPeer() {
+        let monitor = Role.monitor(uid: 9), clinic = Role.clinic(ClinicID("a")!), stats = Role.statistician(uid: 5)
+        #expect(AccessRule.monitoring.admits([monitor]))
+        #expect(AccessRule.monitoring.admits([Role.admin(uid: 0)]))
+        #expect(!AccessRule.monitoring.admits([clinic, stats]))
+        #expect(AccessRule.anyKnownPeer.admits([monitor]))
+        for rule in [AccessRule.clinic, .admin, .statistics] { #expect(!rule.admits([monitor]), "\(rule)") }
+        let open = RouteTable.routes.filter { $0.access.admits([monitor]) }.map { "\($0.method) \($0.path)" }.sorted()
+        #expect(open == ["GET /metrics", "GET /v1/health"])
+    }
 }

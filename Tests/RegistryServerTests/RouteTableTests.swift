@@ -19,9 +19,11 @@ struct RouteTableTests {
         #expect(RouteTable.spec(.get, "/v1/stats").access == .statistics)
         #expect(RouteTable.spec(.get, "/v1/stats/privacy").access == .statistics)
         #expect(!AccessRule.statistics.admits([.clinic(ClinicID("north")!)]))
-        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") || spec.path == "/metrics" {
+        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/admin") {
             #expect(spec.access == .admin, "\(spec.method) \(spec.path)")
         }
+        // The metrics hold no registry data: admins and monitors.
+        #expect(RouteTable.spec(.get, "/metrics").access == .monitoring)
     }
 
     /// Issue 14 §4: a statistician or admin that also resolves to a clinic (by uid or by its
@@ -43,7 +45,7 @@ struct RouteTableTests {
     @Test func aStatisticianInAClinicGroupIsRefusedStatistics() throws {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("anonreg-access-\(UUID().uuidString).toml").path
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let text = ConfigTemplate.render(stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock", adminUIDs: [0], localClinicUID: nil)
+        let text = ConfigTemplate.render(stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock", adminUIDs: [0], localClinicUID: nil, serviceUser: nil)
             .replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [2001]")
             + "\n[clinics.north]\nuids = []\ngids = [2500]\n"
         try text.write(toFile: tmp, atomically: true, encoding: .utf8)
@@ -87,6 +89,45 @@ struct RouteTableTests {
         let served = Set(RouteTable.routes.map { "\($0.method.rawValue) \($0.path)" })
         #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
         #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+    }
+
+    /// Every route that draws on a clinic budget (`[limits]`) can answer 429 `rate_limited`
+    /// before it reads the body; docs/openapi.yaml lists that 429 for exactly those routes and
+    /// for the OPRF route (its own bucket), and for no other.
+    @Test func openAPIListsTheBudget429ForEveryBudgetedRoute() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        // The lines of each operation, keyed "METHOD /path".
+        var operations: [String: [Substring]] = [:]
+        var inPaths = false
+        var currentPath: String? = nil
+        var current: String? = nil
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast())
+                current = nil
+            } else if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                current = "\(line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()) \(path)"
+            } else if let current {
+                operations[current, default: []].append(line)
+            }
+        }
+        let budgeted = RouteTable.routes.filter { $0.budget != nil }
+        #expect(budgeted.count == 11, "the clinic routes that read or write registry data")
+        for spec in RouteTable.routes {
+            let key = "\(spec.method.rawValue) \(spec.path)"
+            let lines = try #require(operations[key], "\(key) is not in docs/openapi.yaml")
+            let has429 = lines.contains("        \"429\":")
+            if spec.budget != nil {
+                #expect(has429 && lines.contains("          $ref: \"#/components/responses/ClinicBudgetExceeded\""),
+                        "\(key) answers 429 rate_limited over the clinic's budget; docs/openapi.yaml does not list it")
+            } else {
+                #expect(has429 == (spec.path == "/v1/oprf/evaluate"), "\(key): 429 listed \(has429), but no clinic budget covers it")
+            }
+        }
     }
 
     @Test func protocolMarkdownMentionsEveryRoute() throws {

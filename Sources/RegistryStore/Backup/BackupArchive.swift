@@ -159,6 +159,13 @@ public enum BackupArchive {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unusableDatabase(path: path, reason: "it cannot be opened: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        return try extractPayload(fd: fd, name: path, to: destination)
+    }
+
+    /// The same from a descriptor opened by the caller (`path` names it in messages): standard
+    /// input, or a file only root could open before the command switched to the state
+    /// directory's owner. Reads sequentially, so a pipe works.
+    public static func extractPayload(fd: Int32, name path: String, to destination: String) throws(StorageError) -> Extracted {
         let opened = try readHeader(fd: fd, path: path)
         let header = opened.header
         let out = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
