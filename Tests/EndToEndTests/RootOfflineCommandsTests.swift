@@ -121,6 +121,9 @@ import AnonregTestSupport
             handle = try #require(json["case"] as? String)
             var env = Self.environment
             env["ANONREG_SOCKET"] = socket
+            // The test's service user is a bare uid, not `anonreg`: name it, so that root's CLI
+            // trusts the socket directory it owns (docs/OPERATIONS.md §Socket).
+            env["ANONREG_DAEMON_USER"] = "\(Self.service)"
             let made = try Self.asRoot(["backup", "create", file], environment: env)
             #expect(made.status == 0, "\(made.stderr)")
         }
