@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryCrypto
 import RegistryProtocol
+import RegistryText
 
 /// Wire bodies the CLI sends (the daemon's request types are decode-only).
 private struct ConsentBody: Encodable { var form: String; var givenOn: String; var method: String; var scope: [String] }
@@ -30,6 +31,7 @@ public struct EnrolCommand: ParsableCommand {
     @Option(help: "written or electronic-signature.") var consentMethod: String = "written"
     @Option(help: "Comma-separated consent scope: monitoring[,statistics].") var scope: String = "monitoring,statistics"
     @Option(help: "128 hex digits from `anonreg linkage` (optional).") var linkage: String?
+    @OptionGroup var card: CardOptions
     public init() {}
 
     public func run() throws {
@@ -38,12 +40,21 @@ public struct EnrolCommand: ParsableCommand {
             consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given"),
                                  method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             category: category, enrolledOn: enrolled, linkage: linkage)
+        let language = connection.language
+        let cardFile = try card.prepare(language: language)
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/subjects", body: body, as: EnrolResponse.self)
-        client.output(raw) {
-            Table.render([("case", reply.case), ("patient code", reply.code)] + Table.monitoring(reply.monitoring))
-                + "\n\nGive the patient code to the patient (for example on a card). It is shown only now."
+        let reply: EnrolResponse
+        let raw: Data
+        do { (reply, raw) = try client.call("POST", "/v1/subjects", body: body, as: EnrolResponse.self) } catch {
+            cardFile?.discard()
+            throw error
         }
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.case", language), reply.case), (Catalogue.text("label.patientCode", language), reply.code)]
+                         + Table.monitoring(reply.monitoring, language))
+                + "\n\n" + Catalogue.text("enrol.giveCode", language)
+        }
+        try card.finish(cardFile, code: reply.code, language: language)
     }
 }
 
@@ -56,7 +67,9 @@ public struct StatusCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", "/v1/cases/\(caseHandle)", as: CaseStatusResponse.self)
-        client.output(raw) { Table.render([("case", reply.case)] + Table.monitoring(reply.monitoring)) }
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.case", connection.language), reply.case)] + Table.monitoring(reply.monitoring, connection.language))
+        }
     }
 }
 
@@ -79,7 +92,12 @@ public struct CheckupCommand: ParsableCommand {
                                treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
-        client.output(raw) { Table.render([("recorded", "\(reply.checkup.on) \(reply.checkup.outcome.rawValue)")] + Table.monitoring(reply.monitoring)) }
+        let language = connection.language
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.recorded", language), Catalogue.text("checkup.recorded", language, [
+                "on": Catalogue.date(reply.checkup.on, language), "outcome": Catalogue.text("outcome.\(reply.checkup.outcome.rawValue)", language)]))]
+                + Table.monitoring(reply.monitoring, language))
+        }
     }
 }
 
@@ -94,9 +112,11 @@ public struct DueCommand: ParsableCommand {
         if let before { path += "?before=" + (try dayArgument(before, "--before")) }
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", path, as: DueResponse.self)
+        let language = connection.language
         client.output(raw) {
-            reply.cases.isEmpty ? "No case is due before \(reply.before)."
-                : Table.render(header: ["CASE", "DUE", "STATUS"], rows: reply.cases.map { [$0.case, $0.nextCheckupDue.description, $0.status] })
+            reply.cases.isEmpty ? Catalogue.text("due.none", language, ["before": Catalogue.date(reply.before, language)])
+                : Table.render(header: ["due.case", "due.due", "due.status"].map { Catalogue.text($0, language) },
+                               rows: reply.cases.map { [$0.case, Catalogue.date($0.nextCheckupDue, language), Table.status($0.status, language)] })
         }
     }
 }
@@ -110,8 +130,9 @@ public struct LinkCommand: ParsableCommand {
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/cases", body: CodeBody(code: try SecretInput.code(code)), as: CaseResponse.self)
-        client.output(raw) { Table.render([("case", reply.case)]) }
+        let body = CodeBody(code: try CodeInput.read(code, language: connection.language))
+        let (reply, raw) = try client.call("POST", "/v1/cases", body: body, as: CaseResponse.self)
+        client.output(raw) { Table.render([(Catalogue.text("label.case", connection.language), reply.case)]) }
     }
 }
 
@@ -132,9 +153,10 @@ public struct WithdrawCommand: ParsableCommand {
         let (reply, raw): (WithdrawResponse, Data) = if let caseHandle {
             try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
         } else {
-            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try SecretInput.code(code == "-" ? nil : code)), as: WithdrawResponse.self)
+            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try CodeInput.read(code == "-" ? nil : code, language: connection.language)),
+                            as: WithdrawResponse.self)
         }
-        client.output(raw) { "Consent withdrawn; the subject's data was \(reply.status)." }
+        client.output(raw) { Catalogue.text(reply.status == "erased" ? "withdraw.done" : "withdraw.other", connection.language, ["status": reply.status]) }
     }
 }
 
@@ -147,8 +169,14 @@ public struct SelfCommand: ParsableCommand {
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try SecretInput.code(code)), as: SelfResponse.self)
-        client.output(raw) { reply.summary.joined(separator: "\n") }
+        let language = connection.language
+        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try CodeInput.read(code, language: language)), as: SelfResponse.self)
+        // The summary and the access log's sentences come from anonregd in the asked language.
+        client.output(raw) {
+            (reply.summary + ["", Catalogue.text("self.accessLogHeading", language)]
+                + (reply.accessLog.isEmpty ? [Catalogue.text("self.accessLogEmpty", language)] : reply.accessLog.map { "  " + $0.text }))
+                .joined(separator: "\n")
+        }
     }
 }
 
@@ -239,21 +267,5 @@ enum ClinicDates {
         var parts = tm()
         localtime_r(&now, &parts)
         return Day(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday))!.description
-    }
-}
-
-/// Secrets read from standard input instead of argv (which /proc/PID/cmdline and shell history
-/// expose).
-enum SecretInput {
-    static func code(_ argument: String?) throws -> String {
-        if let argument { return argument }
-        if isatty(0) == 1 {
-            print("Patient code: ", terminator: "")
-            fflush(nil)
-        }
-        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
-            throw ValidationError("no patient code given (as an argument or on standard input)")
-        }
-        return line
     }
 }
