@@ -8,13 +8,12 @@ import RegistryText
 public struct ReissueCodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "reissue-code",
-        abstract: "Issue a new patient code for a case (a lost card); the old code stops working at once.")
+        abstract: "Issue a new patient code for a case (for a lost code); the old code stops working at once.",
+        discussion: "The new code is shown only this once. The case handles and the history do not change. --card writes the patient's new card.")
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var card: CardOptions
     @Argument(help: "The case handle (case_…).") var caseHandle: String
     public init() {}
-
-    private struct Empty: Encodable {}
 
     public func run() throws {
         let language = connection.language
@@ -22,12 +21,13 @@ public struct ReissueCodeCommand: ParsableCommand {
         let client = ClinicClient(options: connection)
         let reply: CodeResponse
         let raw: Data
-        do { (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/code", body: Empty(), as: CodeResponse.self) } catch {
+        do { (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/code", as: CodeResponse.self) } catch {
             cardFile?.discard()
             throw error
         }
         client.output(raw) {
-            Table.render([(Catalogue.text("label.patientCode", language), reply.code)]) + "\n\n" + Catalogue.text("reissue.done", language)
+            Table.render([(Catalogue.text("label.case", language), caseHandle), (Catalogue.text("label.newPatientCode", language), reply.code)])
+                + "\n\n" + Catalogue.text("reissue.done", language)
         }
         try card.finish(cardFile, code: reply.code, language: language)
     }
