@@ -8,9 +8,13 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-# Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
-# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate).
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd)
+# Debian packages: build (libsodium via pkg-config, SQLite for the store, libqrencode for the
+# patient card's QR code) and the tools the end-to-end tests drive (sqlite3, curl, socat, setpriv
+# from util-linux, systemd-socket-activate). The card: rsvg-convert (librsvg2-bin) makes PDF cards
+# at run time and renders cards to PNG in the tests, with the DejaVu fonts the card names;
+# zbarimg (zbar-tools) and pdftoppm/pdftotext (poppler-utils) read them back in the tests only.
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd
+          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
