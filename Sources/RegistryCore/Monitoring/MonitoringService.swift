@@ -245,6 +245,12 @@ public struct MonitoringService: Sendable {
                             clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
     }
 
+    /// The reason starts a sentence in the summary.
+    static func sentenceCase(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        return first.uppercased() + text.dropFirst()
+    }
+
     static func selfSummary(records: SubjectRecords, state: MonitoringState, clinics: [ClinicID], today: Day, language: Language) -> [String] {
         func date(_ day: Day) -> String { Catalogue.date(day, language) }
         let consent = records.consent
@@ -258,7 +264,7 @@ public struct MonitoringService: Sendable {
                 "givenOn": date(consent.givenOn), "method": Catalogue.text("consent.method.\(consent.method.rawValue)", language),
                 "form": consent.form, "scope": scope]),
             Catalogue.text("self.status", language, [
-                "status": Catalogue.text("status.\(state.status(on: today))", language), "reason": state.reason(on: today, language: language)]),
+                "status": Catalogue.text("status.\(state.status(on: today))", language), "reason": sentenceCase(state.reason(on: today, language: language))]),
             Catalogue.text("self.clinics", language, ["clinics": clinics.map(\.rawValue).joined(separator: ", ")]),
         ]
         for checkup in records.checkups {
