@@ -71,16 +71,16 @@ public struct ClinicClient {
     }
 
     /// The documented exit code and message for an error answer: 2 for malformed requests,
-    /// 3 for policy refusals, 1 otherwise. The message is the catalogue's `error.<code>` in the
-    /// chosen language; for codes whose answer carries details (which field, which categories)
-    /// the daemon's message follows it. anonregd's messages are English: error bodies are machine
-    /// fields (docs/PROTOCOL.md §Languages).
+    /// 3 for policy refusals, 1 otherwise. anonregd's messages are English (error bodies are the
+    /// same in every language, docs/PROTOCOL.md §4 Languages): in English the CLI shows them as
+    /// they are; in another language it says the catalogue's `error.<code>`, followed by the
+    /// daemon's message for codes whose answer carries details (which field, which categories).
     static func failure(_ reply: UnixHTTPClient.Response, _ language: Language = .en) -> ClinicFailure {
         let error = (try? JSONDecoder().decode(ErrorBody.self, from: reply.body))?.error
         let code = error?.code ?? "http_\(reply.status)"
         let daemonMessage = error?.message ?? "anonregd answered \(reply.status)"
         let message: String
-        if Catalogue.table(language)["error.\(code)"] != nil {
+        if language != .en, Catalogue.table(language)["error.\(code)"] != nil {
             let text = Catalogue.text("error.\(code)", language)
             message = detailedErrors.contains(code) ? Catalogue.text("error.withDetail", language, ["text": text, "detail": daemonMessage]) : text
         } else {

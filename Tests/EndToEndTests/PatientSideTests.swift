@@ -179,8 +179,13 @@ import AnonregTestSupport
         // A well-formed code that nobody holds does reach it, and is told apart only by the daemon.
         let unknown = try d.anonreg(["self", Self.randomWellFormedCode()])
         #expect(unknown.status == 1)
-        #expect(unknown.stderr.contains("No patient has this code. Check it for a typing mistake"), "\(unknown.stderr)")
-        #expect(unknown.stderr.contains("[code_not_found, HTTP 404]"))
+        #expect(unknown.stderr == "anonreg: no subject holds that code; check it for typos [code_not_found, HTTP 404]\n", "\(unknown.stderr)")
+        let unknownRU = try d.anonreg(["self", Self.randomWellFormedCode(), "--lang", "ru"])
+        #expect(unknownRU.stderr == "anonreg: Такого кода пациента нет. Проверьте, нет ли опечатки. Потерянный код может заново выдать клиника, "
+                + "которая ведёт случай [code_not_found, HTTP 404]\n", "\(unknownRU.stderr)")
+        let category = try d.anonreg(["enrol", "--category", "gambling", "--consent-form", "F-1", "--lang", "ru"])
+        #expect(category.status == 3)
+        #expect(category.stderr.hasPrefix("anonreg: Неизвестная категория. Подробности (anonregd): category must be one of: "), "\(category.stderr)")
     }
 
     /// On the wire, a malformed code (bad check symbol, wrong length, stray characters,
