@@ -7,6 +7,14 @@ import Foundation
 /// Usage: `catalogue-compiler OUTPUT.swift FILE.catalogue...`. A syntax error stops the build with
 /// `file:line: error: ...`. Whether every language has every key, and the same placeholders, is
 /// checked by the tests (RegistryTextTests), which name each difference.
+#if ANONREG_LIBFUZZER
+/// `make fuzz` builds every target with -sanitize=fuzzer (scripts/fuzz.sh), build tools included,
+/// and libFuzzer's runtime then needs this symbol. The tool keeps its own `main` (SwiftPM links
+/// it as the entry point, so libFuzzer's is never used) and never calls this.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func catalogueCompilerFuzzEntry(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt { 0 }
+#endif
+
 @main
 struct CatalogueCompiler {
     struct Failure: Error, CustomStringConvertible {
