@@ -26,11 +26,13 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite (Swift suites, then the systemd
-## integration tests, which need root).
+## Install what is missing, build, and run every test suite (Swift suites; the protocol docs
+## check, the Python client and the remote-clinic test with a real sshd; then the systemd
+## integration tests). Needs root.
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	./scripts/test-python.sh "$$($(SWIFT) build --show-bin-path)"
 	BINARIES="$$($(SWIFT) build --show-bin-path)" ./scripts/test-systemd.sh
 
 ## Fault runs against the real daemon (docs/ROBUSTNESS.md): 50 SIGKILLs under write load and
@@ -77,7 +79,9 @@ install:
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
-	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/openapi.yaml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/ssh
+	install -m 0644 ssh/anonreg-remote-clinics.conf ssh/anonreg-clinic-forward.service $(DESTDIR)$(DOCDIR)/ssh/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
 	install -m 0644 $(MANPAGES)/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg.1
 	install -m 0644 $(MANPAGES)/anonregd.8 $(DESTDIR)$(MANDIR)/man8/anonregd.8

@@ -10,10 +10,13 @@ fi
 
 # Debian packages: build (libsodium via pkg-config, SQLite for the store, libqrencode for the
 # patient card's QR code) and the tools the end-to-end tests drive (sqlite3, curl, socat, setpriv
-# from util-linux, systemd-socket-activate). The card: rsvg-convert (librsvg2-bin) makes PDF cards
-# at run time and renders cards to PNG in the tests, with the DejaVu fonts the card names;
-# zbarimg (zbar-tools) and pdftoppm/pdftotext (poppler-utils) read them back in the tests only.
-packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd
+# from util-linux, systemd-socket-activate).
+# python3-venv: the Python client's tests and the protocol-docs check run in a virtualenv.
+# openssh-server: the remote-clinic test starts a throwaway sshd of its own (never the system's).
+# The card: rsvg-convert (librsvg2-bin) makes PDF cards at run time and renders cards to PNG in the
+# tests, with the DejaVu fonts the card names; zbarimg (zbar-tools) and pdftoppm/pdftotext
+# (poppler-utils) read them back in the tests only.
+packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd python3 python3-venv openssh-server
           libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils)
 missing=()
 for package in "${packages[@]}"; do
@@ -29,10 +32,36 @@ if ((${#missing[@]})); then
         sudo="sudo"
     fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Install without starting services: openssh-server would otherwise start the system's sshd
+    # on port 22 (policy-rc.d 101 = "do not start", Debian's invoke-rc.d convention).
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod 0755 "$policy"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+        [ -n "$policy" ] && $sudo rm -f "$policy"
+        exit 1
+    }
+    [ -n "$policy" ] && $sudo rm -f "$policy"
+    if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --quiet ssh.service ssh.socket 2>/dev/null || true
+        echo "setup: installed openssh-server for the tests; its system service is left disabled"
+    fi
 fi
 
 if ! pkg-config --exists 'libsodium >= 1.0.18'; then
     echo "setup: libsodium 1.0.18 or later is required (pkg-config libsodium)." >&2
     exit 1
 fi
+
+# The Python client's test environment: a virtualenv (Debian's python3, not a user's pyenv) with
+# the client's dependency (pysodium, which loads the system libsodium), pytest and
+# openapi-spec-validator from PyPI. scripts/test-python.sh installs the client itself into it on
+# every run, from ./clients/python, as a clinic would.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.build-python/venv"
+if [ ! -x "$venv/bin/python" ]; then
+    /usr/bin/python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check "pysodium>=0.7.12" "pytest>=7" "openapi-spec-validator>=0.7" "setuptools>=61"

@@ -49,20 +49,76 @@ public struct ClinicsCommand: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a clinic: connections from UID (or primary group GID) act as it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a clinic: connections from UID (or primary group GID) act as it.",
+            discussion: """
+                With --ssh-account NAME --ssh-key FILE the clinic is remote: a new system account \
+                NAME is created (no password, no shell, in the socket's group and in the group \
+                the sshd drop-in restricts), FILE's public key is installed for it, its uid is \
+                added as the clinic, and the command to run on the clinic's host is printed \
+                (docs/OPERATIONS.md §Remote clinics).
+                """)
         @OptionGroup var location: ConfigLocation
         @Argument(help: "Clinic id: 1-64 of a-z 0-9 - _.") var id: String
         @Option(name: .customLong("uid"), help: "A uid of the clinic system (repeatable).") var uids: [UInt32] = []
         @Option(name: .customLong("gid"), help: "A gid of the clinic system (repeatable).") var gids: [UInt32] = []
+        @Option(help: "Create this system account for a remote clinic that forwards the socket over OpenSSH.") var sshAccount: String?
+        @Option(help: "The remote clinic's OpenSSH public key file (with --ssh-account).") var sshKey: String?
+        @Option(help: "Host name the clinic connects to, for the printed command (default: this host's name).") var sshHost: String?
+        @Option(help: "Directory of the remote clinics' authorized_keys files (the drop-in's AuthorizedKeysFile).")
+        var authorizedKeysDir = "/etc/anonreg/ssh/authorized_keys"
+        @Option(help: "The socket's group, which lets the account connect.") var socketGroup = "anonreg-clinic"
+        @Option(help: "The group the sshd drop-in restricts (Match Group).") var sshGroup = "anonreg-remote"
+
+        func validate() throws {
+            guard (sshAccount == nil) == (sshKey == nil) else { throw ValidationError("--ssh-account and --ssh-key go together") }
+            if let sshAccount, !RemoteClinicAccount.validName(sshAccount) {
+                throw ValidationError("--ssh-account must be 1 to 32 of a-z 0-9 _ -, starting with a letter or _")
+            }
+        }
 
         func run() throws {
             let text = try location.read()
-            let edited: String
-            do { edited = try ConfigEditor.addClinic(text, id: id, uids: uids, gids: gids, path: location.path) } catch {
-                throw error == .needsMember || error == .invalidID(id) ? CLIFailure.usage(error.description) : CLIFailure.refused(error.description)
+            func edit(_ uids: [UInt32]) throws -> String {
+                do { return try ConfigEditor.addClinic(text, id: id, uids: uids, gids: gids, path: location.path) } catch {
+                    throw error == .needsMember || error == .invalidID(id) ? CLIFailure.usage(error.description) : CLIFailure.refused(error.description)
+                }
             }
-            try location.write(edited)
-            print("Added clinic \(id) to \(location.path). Apply it with SIGHUP (systemctl reload anonregd) or a restart.")
+            guard let sshAccount, let sshKey else {
+                try location.write(try edit(uids))
+                print("Added clinic \(id) to \(location.path). Apply it with SIGHUP (systemctl reload anonregd) or a restart.")
+                return
+            }
+            // Everything that can be checked is checked before the account exists.
+            let key = try RemoteClinicAccount.publicKey(from: sshKey)
+            _ = try edit(uids + [UInt32.max - 1])
+            try addRemote(account: sshAccount, key: key, registrySocket: try socketPath(text), edit: edit)
+        }
+
+        private func socketPath(_ text: String) throws -> String {
+            do { return try DaemonConfig.parse(text, path: location.path).socketPath } catch {
+                throw CLIFailure.failed("\(error)")
+            }
+        }
+
+        private func addRemote(account sshAccount: String, key: String, registrySocket: String, edit: ([UInt32]) throws -> String) throws {
+            let account = RemoteClinicAccount(name: sshAccount, clinic: id, socketGroup: socketGroup, sshGroup: sshGroup,
+                                              keysDirectory: authorizedKeysDir)
+            let uid = try account.create(key: key)
+            do { try location.write(try edit(uids + [uid])) } catch {
+                account.remove()
+                throw error
+            }
+            print("""
+                Created the system account \(sshAccount) (uid \(uid)) for clinic \(id); its key is in \(account.keyFile).
+                Added clinic \(id) to \(location.path). Apply it with SIGHUP (systemctl reload anonregd) or a restart.
+
+                On the clinic's host, keep the forward up with anonreg-clinic-forward.service (docs/OPERATIONS.md §Remote clinics), or run:
+                  \(account.clinicSideCommand(host: sshHost ?? ProcessInfo.processInfo.hostName, registrySocket: registrySocket))
+                """)
+            if !FileManager.default.fileExists(atPath: "/etc/ssh/sshd_config.d/anonreg-remote-clinics.conf") {
+                print("\nNote: /etc/ssh/sshd_config.d/anonreg-remote-clinics.conf is not installed; without it sshd does not restrict \(sshAccount) (docs/OPERATIONS.md §Remote clinics).")
+            }
         }
     }
 
@@ -103,6 +159,7 @@ public struct ClinicsCommand: ParsableCommand {
             }
             try location.write(edited)
             print("Removed clinic \(id) from \(location.path). Its cases stay reachable by the patients' codes.")
+            print("If it was a remote clinic, its system account and key file stay: remove them with userdel NAME and rm /etc/anonreg/ssh/authorized_keys/NAME.")
         }
     }
 }

@@ -12,10 +12,9 @@ private struct CheckupBody: Encodable {
     var on: String; var outcome: String; var substances: [String]; var treatment: [String]; var note: String
     var correction: Bool; var relapseAction: String?
 }
-private struct ElementBody: Encodable { var blindedElement: String }
 private struct Empty: Encodable {}
 
-private func dayArgument(_ text: String, _ name: String) throws -> String {
+func dayArgument(_ text: String, _ name: String) throws -> String {
     guard Day(text) != nil else { throw ValidationError("\(name) must be a real date written YYYY-MM-DD") }
     return text
 }
@@ -180,47 +179,6 @@ public struct SelfCommand: ParsableCommand {
     }
 }
 
-public struct LinkageCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "linkage",
-        abstract: "Compute a linkage value for de-duplicated statistics: the identity is blinded here, so the registry never sees it.",
-        discussion: """
-            The identity (for example "name|birth date") is normalised (docs/PROTOCOL.md §Linkage): \
-            Unicode NFKC, lower case, runs of white space as one space, trimmed. It is hashed to \
-            ristretto255 and blinded on this machine; anonregd evaluates the blinded element with \
-            its OPRF key (RFC 9497), and the result is unblinded and finalised here. Pass the \
-            printed 128 hex digits as --linkage to `anonreg enrol`.
-            """)
-    @OptionGroup var connection: ConnectionOptions
-    @Option(help: "The identity string to link on. Prefer standard input (omit this option): arguments are visible in the process list.") var identity: String?
-    public init() {}
-
-    public func run() throws {
-        let raw = identity ?? readLine(strippingNewline: true) ?? ""
-        let normalised = Linkage.normalise(raw)
-        guard !normalised.isEmpty else { throw ValidationError("the identity is empty") }
-        let input = Array(normalised.utf8)
-        let request: OPRFClient.BlindedInput
-        do { request = try OPRFClient.blind(input: input) } catch {
-            throw ClinicFailure(exitCode: 2, description: "the identity cannot be blinded (\(error))")
-        }
-        let client = ClinicClient(options: connection)
-        let (reply, _) = try client.call("POST", "/v1/oprf/evaluate", body: ElementBody(blindedElement: Hex.encode(request.blindedElement)),
-                                         as: OPRFEvaluateResponse.self)
-        let output: [UInt8]
-        do {
-            output = try OPRFClient.finalize(input: input, blind: request.blind, evaluatedElement: try Hex.decode(reply.evaluationElement))
-        } catch {
-            throw ClinicFailure(exitCode: 1, description: "anonregd's evaluation is not a valid element (\(error))")
-        }
-        if connection.json {
-            print("{\"linkage\":\"\(Hex.encode(output))\"}")
-        } else {
-            print(Hex.encode(output))
-        }
-    }
-}
-
 /// Admin over the socket: run the sweeper now.
 public struct SweepCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -248,16 +206,6 @@ public struct HealthCommand: ParsableCommand {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", "/v1/health", as: HealthResponse.self)
         client.output(raw) { "anonregd \(reply.version): \(reply.status)" }
-    }
-}
-
-/// The normalisation every clinic applies before computing a linkage value, so that the same
-/// person written two ways gives the same value (docs/PROTOCOL.md §Linkage).
-public enum Linkage {
-    public static func normalise(_ identity: String) -> String {
-        let nfkc = identity.precomposedStringWithCompatibilityMapping
-        let lowered = nfkc.lowercased(with: Locale(identifier: "en_US_POSIX"))
-        return lowered.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }
 }
 

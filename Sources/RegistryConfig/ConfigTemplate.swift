@@ -77,8 +77,9 @@ public enum ConfigTemplate {
             [rate_limits]
             # OPRF evaluations per clinic: a token bucket refilled at this many per minute ...
             oprf_per_minute = 120
-            # ... holding at most this many at once.
-            oprf_burst = 60
+            # ... holding at most this many at once. Each element of a batch takes one token, so a
+            # batch may hold at most this many elements (and never more than 100).
+            oprf_burst = 100
 
             [audit]
             # A signed checkpoint of the audit log every this many entries ...

@@ -221,7 +221,7 @@ struct ConfigFile: Decodable {
             }
             clinicList.append(.init(id: id, uids: uids, gids: gids))
         }
-        let limits = DaemonConfig.RateLimits(oprfPerMinute: rate_limits?.oprf_per_minute ?? 120, oprfBurst: rate_limits?.oprf_burst ?? 60)
+        let limits = DaemonConfig.RateLimits(oprfPerMinute: rate_limits?.oprf_per_minute ?? 120, oprfBurst: rate_limits?.oprf_burst ?? 100)
         guard limits.oprfPerMinute >= 1, limits.oprfPerMinute <= 1_000_000, limits.oprfBurst >= 1, limits.oprfBurst <= 1_000_000 else {
             throw bad("rate_limits.oprf_per_minute and oprf_burst must be 1 to 1000000")
         }

@@ -8,10 +8,12 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public struct Detail: Codable, Sendable, Equatable {
         public var code: String
         public var message: String
+        /// The position of the offending element in a batch (`invalid_element` on a batch only).
+        public var index: Int?
     }
     public var error: Detail
 
-    public init(code: String, message: String) { error = Detail(code: code, message: message) }
+    public init(code: String, message: String, index: Int? = nil) { error = Detail(code: code, message: message, index: index) }
 }
 
 // MARK: - Health
@@ -27,19 +29,50 @@ public struct HealthResponse: Codable, Sendable, Equatable {
 
 // MARK: - OPRF
 
+/// `{"blindedElement": hex}` (one evaluation) or `{"blindedElements": [hex, ...]}` (a batch of 1 to
+/// `maxBatch`), never both (docs/PROTOCOL.md §POST /v1/oprf/evaluate).
 public struct OPRFEvaluateRequest: Decodable, Sendable {
-    public var blindedElement: String
-    enum CodingKeys: String, CodingKey, CaseIterable { case blindedElement }
+    public enum Elements: Sendable, Equatable {
+        case single(String)
+        case batch([String])
+    }
+
+    /// The most elements one batch may hold.
+    public static let maxBatch = 100
+
+    public var elements: Elements
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case blindedElement, blindedElements }
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownFields(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        blindedElement = try c.field(String.self, .blindedElement)
+        let single = try c.optionalField(String.self, .blindedElement)
+        let batch = try c.optionalField([String].self, .blindedElements)
+        switch (single, batch) {
+        case (nil, nil):
+            throw WireError.missingField("blindedElement")
+        case (.some, .some):
+            throw WireError.invalidValue(field: "blindedElements", reason: "cannot be sent together with blindedElement; send one of them")
+        case (let one?, nil):
+            elements = .single(one)
+        case (nil, let many?):
+            guard (1...Self.maxBatch).contains(many.count) else {
+                throw WireError.invalidValue(field: "blindedElements", reason: "must hold 1 to \(Self.maxBatch) elements; it holds \(many.count)")
+            }
+            elements = .batch(many)
+        }
     }
 }
 
 public struct OPRFEvaluateResponse: Codable, Sendable, Equatable {
     public var evaluationElement: String
     public init(evaluationElement: String) { self.evaluationElement = evaluationElement }
+}
+
+/// The answer to a batch: `evaluationElements[i]` is the evaluation of `blindedElements[i]`.
+public struct OPRFBatchEvaluateResponse: Codable, Sendable, Equatable {
+    public var evaluationElements: [String]
+    public init(evaluationElements: [String]) { self.evaluationElements = evaluationElements }
 }
 
 // MARK: - Consent and enrolment

@@ -10,11 +10,14 @@ public struct APIError: Error, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var code: String
     public var message: String
+    /// The offending element's position in a batch (`invalid_element` on a batch).
+    public var index: Int?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, index: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.index = index
     }
 
     static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin or statistician in the registry's configuration")
@@ -30,6 +33,11 @@ public struct APIError: Error, Sendable, Equatable {
     static let unsupportedMediaType = APIError(.unsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
     static let rateLimited = APIError(.tooManyRequests, "rate_limited", "too many OPRF evaluations for this clinic; retry later")
     static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
+    static func invalidElement(index: Int) -> APIError {
+        APIError(.badRequest, "invalid_element",
+                 "blindedElements[\(index)] must be 64 hex digits encoding a valid, non-identity ristretto255 element; nothing was evaluated",
+                 index: index)
+    }
     static let invalidCase = APIError(.notFound, "case_not_found", "no such case at this clinic")
     static let storageFullMode = APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
                                           "the registry's disk is full; data writes are refused until space returns, reads still work")
@@ -78,5 +86,5 @@ public struct APIError: Error, Sendable, Equatable {
         }
     }
 
-    var body: ErrorBody { ErrorBody(code: code, message: message) }
+    var body: ErrorBody { ErrorBody(code: code, message: message, index: index) }
 }

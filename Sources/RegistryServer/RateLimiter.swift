@@ -36,15 +36,22 @@ final class RateLimiter: Sendable {
         return next
     }
 
+    /// The most tokens one call can ever take (the bucket's size).
+    var capacity: Int { Int(burst) }
+
     /// Takes one token for `clinic`; false when the bucket is empty.
-    func allow(_ clinic: ClinicID) -> Bool {
+    func allow(_ clinic: ClinicID) -> Bool { allow(clinic, cost: 1) }
+
+    /// Takes `cost` tokens for `clinic` at once, or none: false when fewer are left.
+    func allow(_ clinic: ClinicID, cost: Int) -> Bool {
+        guard cost > 0 else { return true }
         let t = now()
         return buckets.withLock { buckets in
             var bucket = buckets[clinic] ?? Bucket(tokens: burst, updated: t)
             bucket.tokens = min(burst, bucket.tokens + (t - bucket.updated) * perSecond)
             bucket.updated = t
-            let allowed = bucket.tokens >= 1
-            if allowed { bucket.tokens -= 1 }
+            let allowed = bucket.tokens >= Double(cost)
+            if allowed { bucket.tokens -= Double(cost) }
             buckets[clinic] = bucket
             return allowed
         }

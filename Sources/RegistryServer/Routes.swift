@@ -51,11 +51,15 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/oprf/evaluate"): { request, context in
                 let id = try clinic(context)
                 guard self.rateLimiter.allow(id) else { throw APIError.rateLimited }
-                let body = try await JSONBodies.decode(OPRFEvaluateRequest.self, from: request, limit: limit)
-                guard body.blindedElement.utf8.count == 2 * Ristretto255.elementBytes,
-                      let element = try? Hex.decode(body.blindedElement) else { throw APIError.invalidElement }
-                let evaluated = try self.store.keyring.oprfKey.blindEvaluate(blindedElement: element)
-                return try JSONBodies.response(OPRFEvaluateResponse(evaluationElement: Hex.encode(evaluated)))
+                do {
+                    let body = try await JSONBodies.decode(OPRFEvaluateRequest.self, from: request, limit: limit)
+                    return try await self.evaluateOPRF(body.elements, clinic: id)
+                } catch {
+                    // A malformed request or batch (400) evaluated nothing: it leaves no audit
+                    // entry. Rate-limit refusals (429) stay audited.
+                    if APIError.from(error).status == .badRequest { AuditRecorder.current?.drop() }
+                    throw error
+                }
             },
             RouteTable.spec(.post, "/v1/subjects"): { request, context in
                 let id = try clinic(context)

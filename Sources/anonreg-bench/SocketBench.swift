@@ -19,8 +19,11 @@ struct SocketBench: AsyncParsableCommand {
     @Option(help: "Seconds per measured phase.")
     var seconds: Double = 5
 
-    @Option(parsing: .upToNextOption, help: "Operations to measure (oprf enrol checkup status due mixed).")
+    @Option(parsing: .upToNextOption, help: "Operations to measure (oprf oprf-batch enrol checkup status due mixed; oprf includes the batch phases).")
     var ops: [String] = BenchOp.allCases.map(\.rawValue) + ["mixed"]
+
+    @Option(parsing: .upToNextOption, help: "Batch sizes of the batched OPRF phases (elements per request; none: --oprf-batches with no value).")
+    var oprfBatches: [Int] = [1, 10, 100]
 
     @Option(help: "Cases in the due-list pool (the due list's answer size).")
     var duePool = 100
@@ -54,7 +57,7 @@ struct SocketBench: AsyncParsableCommand {
         let workload = try Self.setUpOverSocket(daemon.socket, today: today, duePool: duePool, checkupPool: checkupPool, elements: elements)
         var figures: [Figure] = []
         var socketOps = ops.filter { $0 != "mixed" }.compactMap(BenchOp.init(rawValue:))
-        if socketOps.isEmpty && !ops.contains("mixed") { socketOps = BenchOp.allCases }
+        if socketOps.isEmpty && !ops.contains("mixed") && !ops.contains("oprf-batch") { socketOps = BenchOp.allCases }
         for op in socketOps {
             for n in connections {
                 let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in (op.rawValue, workload.request(op)) }
@@ -63,6 +66,8 @@ struct SocketBench: AsyncParsableCommand {
                 figures.append(f)
             }
         }
+        let batchFigures = ops.contains("oprf") || ops.contains("oprf-batch") ? try oprfBatchPhases(socket: daemon.socket, workload: workload) : []
+        figures += batchFigures
         var mixedPerOp: [Figure] = []
         if ops.contains("mixed") {
             for n in connections {
@@ -83,7 +88,7 @@ struct SocketBench: AsyncParsableCommand {
         // could be more than the daemon can serve at this point.
         var halfPeak: [Figure] = []
         let pacedConnections = connections.contains(8) ? 8 : (connections.max() ?? 1)
-        for name in Set(figures.map(\.op)).sorted() where !noHalfPeak {
+        for name in Set(figures.map(\.op)).sorted() where !noHalfPeak && Self.batchSize(of: name) == nil {
             guard let earlier = figures.filter({ $0.op == name && $0.side == "socket" }).max(by: { $0.perSecond < $1.perSecond }), earlier.perSecond > 0 else { continue }
             let request: @Sendable (Int) -> (name: String, request: BenchRequest) = { _ in
                 name == "mixed" ? workload.mixed() : (name, workload.request(BenchOp(rawValue: name)!))
@@ -246,6 +251,10 @@ struct SocketBench: AsyncParsableCommand {
             targets.append(TargetResult(target: "OPRF over the socket >= 70% of the raw all-core scalar multiplication",
                                         measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.7))
         }
+        let (batchRatios, batchTargets) = evaluateOPRFBatches(figures.filter { batchSize(of: $0.op) != nil },
+                                                             limit: at(limits, "oprf-scalarmult", cores), cores: cores)
+        ratios += batchRatios
+        targets += batchTargets
         let checkupSocket = at(figures, "checkup", maxN)
         if let r = ratio("checkup", checkupSocket, "naive in-process (1 writer, fsync per write)", at(limits, "checkup", 1)) {
             targets.append(TargetResult(target: "check-ups with \(maxN) clients >= 5x the naive in-process rate",

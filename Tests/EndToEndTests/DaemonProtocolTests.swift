@@ -135,7 +135,7 @@ import AnonregTestSupport
     @Test func theOPRFIsRateLimitedPerClinic() throws {
         let d = try DaemonHarness { config in
             config.replacingOccurrences(of: "oprf_per_minute = 120", with: "oprf_per_minute = 1")
-                .replacingOccurrences(of: "oprf_burst = 60", with: "oprf_burst = 3")
+                .replacingOccurrences(of: "oprf_burst = 100", with: "oprf_burst = 3")
         }
         try d.start()
         defer { d.stop() }

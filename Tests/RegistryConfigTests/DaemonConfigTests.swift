@@ -17,7 +17,7 @@ struct DaemonConfigTests {
         #expect(config.clinic(uid: 1000, gid: 5) == ClinicID("local"))
         #expect(config.clinic(uid: 1001, gid: 5) == nil)
         #expect(config.rules == MonitoringRules.defaults)
-        #expect(config.rateLimits == .init(oprfPerMinute: 120, oprfBurst: 60))
+        #expect(config.rateLimits == .init(oprfPerMinute: 120, oprfBurst: 100))
     }
 
     @Test func everyTemplateKeyIsCommented() {

@@ -30,6 +30,7 @@ public final class AuditRecorder: @unchecked Sendable {
     private var pending: Action?
     private var erased = false
     private var appended = false
+    private var detail: String?
 
     public init(_ action: Action? = nil) {
         pending = action
@@ -63,6 +64,14 @@ public final class AuditRecorder: @unchecked Sendable {
     public func markErased() { locked { erased = true } }
     public var subjectErased: Bool { locked { erased } }
 
+    /// Adds what a successful request did beyond its action (a batch's count); the entry's
+    /// result then reads `ok (DETAIL)`. A refusal's result stays its error code alone.
+    public func note(_ detail: String) { locked { self.detail = detail } }
+
+    /// The request was refused as malformed before it reached any registry data or key (a bad
+    /// OPRF batch): no entry is written for it (docs/PROTOCOL.md §Audit).
+    public func drop() { locked { pending = nil } }
+
     /// The entry was appended in the same transaction as the effect.
     public func markAppended() { locked { appended = true } }
     public var appendedWithEffect: Bool { locked { appended } }
@@ -71,8 +80,9 @@ public final class AuditRecorder: @unchecked Sendable {
     /// subject exists.
     public func event(result: String) -> AuditEvent? {
         locked {
-            pending.map {
-                AuditEvent(actor: $0.actor, action: $0.action, result: result, subjectReference: reference, linked: !erased,
+            let text = if result == "ok", let detail { "ok (\(detail))" } else { result }
+            return pending.map {
+                AuditEvent(actor: $0.actor, action: $0.action, result: text, subjectReference: reference, linked: !erased,
                            subjectKey: subjectKey)
             }
         }

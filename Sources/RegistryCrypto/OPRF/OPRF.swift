@@ -79,8 +79,13 @@ public final class OPRFServerKey: Sendable, CustomStringConvertible, CustomDebug
     /// §3.3.1 BlindEvaluate: evaluatedElement = skS · blindedElement, after DeserializeElement
     /// rejected non-canonical and identity inputs (answered as 400 `invalid_element`).
     public func blindEvaluate(blindedElement: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try Ristretto255.validateElement(blindedElement)
-        return try Ristretto255.multiply(secretScalar, blindedElement)
+        try blindEvaluate(try OPRFBlindedElement(validating: blindedElement))
+    }
+
+    /// §3.3.1 BlindEvaluate on an element already deserialized. A batch deserializes every
+    /// element first, so that one invalid element refuses the whole batch before any evaluation.
+    public func blindEvaluate(_ element: OPRFBlindedElement) throws(CryptoError) -> [UInt8] {
+        try Ristretto255.multiply(secretScalar, element.bytes)
     }
 
     /// §3.3.1 Evaluate: the unblinded PRF output for an input the server knows.
@@ -99,6 +104,18 @@ public final class OPRFServerKey: Sendable, CustomStringConvertible, CustomDebug
 
     public var description: String { "OPRFServerKey(public: \(Hex.encode(publicKey)), secret redacted)" }
     public var debugDescription: String { description }
+}
+
+/// A blinded element that passed DeserializeElement (RFC 9497 §2.1: canonical, not the identity).
+/// Only `init(validating:)` makes one, so `OPRFServerKey.blindEvaluate(_:)` never sees an
+/// unchecked element.
+public struct OPRFBlindedElement: Sendable {
+    public let bytes: [UInt8]
+
+    public init(validating bytes: [UInt8]) throws(CryptoError) {
+        try Ristretto255.validateElement(bytes)
+        self.bytes = bytes
+    }
 }
 
 /// The clinic side: Blind and Finalize. Needs no key of the daemon's.
