@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-slow-disk bench-scale bench-audit
+.PHONY: setup build test run clean release man install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit test-sanitize
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -39,6 +39,11 @@ test: setup
 ## rewrap, disk full, corrupted files at start. Needs root for the tmpfs (falls back to RLIMIT_FSIZE).
 faults: setup
 	./scripts/faults.sh
+
+## Every Swift suite under AddressSanitizer (+ UBSan on the C targets) and ThreadSanitizer, in
+## build directories of their own (docs/ROBUSTNESS.md §Sanitizers). SANITIZERS="address" for one.
+test-sanitize: setup
+	./scripts/test-sanitize.sh
 
 ## libFuzzer targets with AddressSanitizer, FUZZ_SECONDS (default 60) each (docs/ROBUSTNESS.md).
 fuzz: setup
@@ -110,10 +115,19 @@ BENCH_ARGS ?=
 SCALE_SUBJECTS ?= 1000000
 AUDIT_ENTRIES ?= 1000000
 
-## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits.
+## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits;
+## then the fairness mode (issue 23): one clinic floods from 256 connections on its own uid while
+## another reads, against a flood of GET /v1/health in the same run (needs root for setpriv).
+FAIRNESS_ARGS ?=
 bench: setup
 	$(SWIFT) build -c release
 	$(CURDIR)/.build/release/anonreg-bench run $(BENCH_ARGS)
+	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
+
+## The fairness mode alone.
+bench-fairness: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
 
 ## 1,000,000 subjects (SCALE_SUBJECTS=100000 for a quick check): start, RSS, reads, online rewrap. Minutes.
 bench-scale: setup

@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -57,10 +56,12 @@ let package = Package(
             name: "PatientCard",
             dependencies: ["CQREncode", "RegistryText"]
         ),
+        // ThreadSanitizer builds only: a Mutex TSan can see (make test-sanitize). Empty of use otherwise.
+        .target(name: "TSanLockShim"),
         // Every cryptographic primitive: the only importer of CSodium.
         .target(
             name: "RegistryCrypto",
-            dependencies: ["CSodium"]
+            dependencies: ["CSodium", "TSanLockShim"]
         ),
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
@@ -82,14 +83,16 @@ let package = Package(
         .target(
             name: "RegistryStore",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "TSanLockShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // anonreg.toml: parsing, validation and the commented template `anonreg init` writes.
+        // anonreg.toml: parsing (a strict TOML 1.0 parser of its own: TOMLKit 0.6.0 has undefined
+        // behaviour and leaks on every parse; docs/OPERATIONS.md §Configuration), validation and
+        // the commented template `anonreg init` writes.
         .target(
             name: "RegistryConfig",
-            dependencies: ["RegistryCore", "RegistryProtocol", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["RegistryCore", "RegistryProtocol"]
         ),
         // prctl(2) and friends, which Swift cannot call (variadic). No logic.
         .target(name: "CAnonregLinux"),
@@ -98,7 +101,7 @@ let package = Package(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
-                "RegistryStats", "RegistryText", "CAnonregLinux",
+                "RegistryStats", "RegistryText", "CAnonregLinux", "TSanLockShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -106,6 +109,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -151,6 +157,10 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "fuzz-response",
+            dependencies: ["FuzzDriver", "AnonregClinic"]
+        ),
+        .executableTarget(
             name: "fuzz-crypto",
             dependencies: ["FuzzDriver", "RegistryCrypto"]
         ),
@@ -159,7 +169,7 @@ let package = Package(
         .executableTarget(
             name: "anonreg-bench",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig", "TSanLockShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -189,6 +199,10 @@ let package = Package(
         .target(
             name: "AnonregTestSupport",
             path: "Tests/AnonregTestSupport"
+        ),
+        .testTarget(
+            name: "AnonregClinicTests",
+            dependencies: ["AnonregClinic"]
         ),
         .testTarget(
             name: "RegistryCryptoTests",

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 scratch="${FUZZ_SCRATCH:-$PWD/.build-fuzz}"
-read -r -a targets <<<"${FUZZ_TARGETS:-request crypto}"
+read -r -a targets <<<"${FUZZ_TARGETS:-request crypto response}"
 flags=(-c release --scratch-path "$scratch"
        -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DANONREG_LIBFUZZER)
 

@@ -57,26 +57,25 @@ struct UnixHTTPClient {
         try writeRequest(fd, method, path, json: nil)
         var head = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while head.range(of: Data("\r\n\r\n".utf8)) == nil {
+        var headLength: Int?
+        while true {
+            do { headLength = try HTTPResponseParser.headLength(head) } catch { throw Failure.protocolError(error.reason) }
+            if headLength != nil { break }
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd did not answer within \(seconds) seconds") }
             guard n > 0 else { throw Failure.protocolError("connection closed before the answer's header") }
             head.append(buffer, count: n)
-            guard head.count < 1 << 20 else { throw Failure.protocolError("header larger than 1 MiB") }
         }
-        let split = head.range(of: Data("\r\n\r\n".utf8))!
-        let headText = String(decoding: head[..<split.lowerBound], as: UTF8.self)
-        let status = headText.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-        let length = headText.components(separatedBy: "\r\n").dropFirst().compactMap { line -> Int64? in
-            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == "content-length" else { return nil }
-            return Int64(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }.first
-        guard (200..<300).contains(status), let length else {
+        let split = headLength!
+        let parsed: HTTPResponseParser.Head
+        do { parsed = try HTTPResponseParser.head(head.prefix(split - 4)) } catch { throw Failure.protocolError(error.reason) }
+        let status = parsed.status
+        guard (200..<300).contains(status), let length = parsed.contentLength else {
             return (try parse(head + (try readAll(fd))), 0)
         }
         var written: Int64 = 0
-        var pending = Data(head[split.upperBound...])
+        var pending = Data(head.dropFirst(split))
         while true {
             if !pending.isEmpty {
                 let take = pending.prefix(Int(min(Int64(pending.count), length - written)))
@@ -159,38 +158,13 @@ struct UnixHTTPClient {
         }
     }
 
+    /// A whole answer, checked by HTTPResponseParser (every answer is untrusted).
     private func parse(_ raw: Data) throws -> Response {
-        guard let split = raw.range(of: Data("\r\n\r\n".utf8)) else { throw Failure.protocolError("no header end") }
-        let head = String(decoding: raw[..<split.lowerBound], as: UTF8.self)
-        var lines = head.components(separatedBy: "\r\n")
-        let statusLine = lines.removeFirst().split(separator: " ")
-        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw Failure.protocolError("bad status line") }
-        var headers: [String: String] = [:]
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        var body = Data(raw[split.upperBound...])
-        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
-            body = try dechunk(body)
-        } else if let length = headers["content-length"].flatMap(Int.init), body.count > length {
-            body = body.prefix(length)
-        }
-        return Response(status: status, body: body)
-    }
-
-    private func dechunk(_ data: Data) throws -> Data {
-        var out = Data()
-        var rest = data[...]
-        while true {
-            guard let lineEnd = rest.range(of: Data("\r\n".utf8)) else { throw Failure.protocolError("bad chunk") }
-            let sizeText = String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { throw Failure.protocolError("bad chunk size") }
-            rest = rest[lineEnd.upperBound...]
-            if size == 0 { return out }
-            guard rest.count >= size + 2 else { throw Failure.protocolError("short chunk") }
-            out.append(rest.prefix(size))
-            rest = rest.dropFirst(size + 2)
+        do {
+            let (head, body) = try HTTPResponseParser.parse(raw)
+            return Response(status: head.status, body: body)
+        } catch {
+            throw Failure.protocolError(error.reason)
         }
     }
 }

@@ -81,6 +81,33 @@ public enum ConfigTemplate {
             # batch may hold at most this many elements (and never more than 100).
             oprf_burst = 100
 
+            [limits]
+            # What one peer may take of the daemon (docs/ROBUSTNESS.md §Resource limits; sizing:
+            # docs/OPERATIONS.md §Sizing the limits). Open connections, all peers together; lowered
+            # at start to what RLIMIT_NOFILE leaves after fd_reserve ...
+            max_connections = 1024
+            # ... of one uid ...
+            max_connections_per_peer = 64
+            # ... and of all peers that are no clinic, admin or statistician, together.
+            max_unknown_connections = 16
+            # File descriptors kept for the database, WAL, keyring, ledger, backups and runtime.
+            fd_reserve = 256
+            # Seconds a request may take to arrive, headers and body (408 request_timeout after).
+            request_seconds = 30
+            # Repeated refusals become one audit entry and one log line per this many seconds.
+            refusal_summary_seconds = 60
+            # Each clinic's data writes (enrol, link, check-up, code, withdraw, anonymous episode)
+            # per minute, and how many may come at once (429 rate_limited with Retry-After) ...
+            writes_per_minute = 1200
+            write_burst = 300
+            # ... and its data reads (status, check-ups, self-access, due list).
+            reads_per_minute = 3000
+            read_burst = 600
+            # A clinic may have budgets of its own:
+            # [limits.clinics.north]
+            # writes_per_minute = 6000
+            # write_burst = 1000
+
             [audit]
             # A signed checkpoint of the audit log every this many entries ...
             checkpoint_every = 1000

@@ -1,7 +1,6 @@
 import Foundation
 import RegistryCore
 import RegistryProtocol
-import TOMLKit
 
 /// `anonreg.toml`, validated. See docs/OPERATIONS.md §Configuration for every key.
 public struct DaemonConfig: Sendable, Equatable {
@@ -35,6 +34,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rules: MonitoringRules
     public var audit: Audit
     public var statistics: Statistics
+    /// `[limits]`: connections, request deadline, per-clinic budgets (DaemonConfig+Limits.swift).
+    public var limits: Limits = .defaults
 
     /// `[statistics]`: disclosure control of `GET /v1/stats` (docs/OPERATIONS.md §Statistics).
     public struct Statistics: Sendable, Equatable {
@@ -70,11 +71,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func parse(_ text: String, path: String) throws(ConfigError) -> DaemonConfig {
         let file: ConfigFile
         do {
-            file = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
-        } catch let error as TOMLParseError {
-            throw .invalid(path: path, reason: "TOML syntax error at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-        } catch let error as UnexpectedKeysError {
-            throw .invalid(path: path, reason: "unknown keys: \(error.keys.keys.sorted().joined(separator: ", "))")
+            file = try TOMLStrictDecoder.decode(ConfigFile.self, from: text)
+        } catch let error as TOMLSyntaxError {
+            throw .invalid(path: path, reason: error.description)
+        } catch let error as TOMLStrictDecoder.UnknownKeys {
+            throw .invalid(path: path, reason: "unknown keys: \(error.keys.joined(separator: ", "))")
         } catch let error as DecodingError {
             throw .invalid(path: path, reason: ConfigError.describe(error))
         } catch {
@@ -177,6 +178,7 @@ struct ConfigFile: Decodable {
     var vocabulary: Vocabulary?
     var audit: AuditFile?
     var statistics: StatisticsFile?
+    var limits: LimitsFile?
 
     func validated(path: String) throws(ConfigError) -> DaemonConfig {
         func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
@@ -281,7 +283,7 @@ struct ConfigFile: Decodable {
                 throw bad("uid \(uid) is both a statistician and a uid of clinic \(clinic); statistics are never for clinic peers")
             }
         }
-        return DaemonConfig(
+        var config = DaemonConfig(
             path: path, socketPath: daemon.socket, socketMode: mode, stateDirectory: daemon.state_dir, keysDirectory: keys,
             databasePath: database, logLevel: logLevel, spaceReserveMiB: spaceReserve,
             adminUIDs: try ids(access?.admin_uids, "access.admin_uids"),
@@ -289,6 +291,8 @@ struct ConfigFile: Decodable {
             clinics: clinicList, rateLimits: limits,
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
             audit: audit, statistics: statistics)
+        config.limits = try (self.limits ?? LimitsFile()).validated(path: path, clinics: clinicList)
+        return config
     }
 }
 

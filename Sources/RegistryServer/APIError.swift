@@ -29,9 +29,19 @@ public struct APIError: Error, Sendable, Equatable {
     static func bodyTooLarge(_ limit: Int) -> APIError {
         APIError(.contentTooLarge, "body_too_large", "request bodies are limited to \(limit) bytes")
     }
+    static let requestAbandoned = APIError(.requestTimeout, "request_timeout", "the request's body was not received completely in time")
+    static func rateLimited(retryAfter: Int) -> APIError {
+        APIError(.tooManyRequests, "rate_limited", "this clinic's budget for this kind of request is used up; retry after \(retryAfter) s")
+    }
     static let malformedJSON = APIError(.badRequest, "malformed_json", "the body is not a JSON object")
     static let unsupportedMediaType = APIError(.unsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
     static let rateLimited = APIError(.tooManyRequests, "rate_limited", "too many OPRF evaluations for this clinic; retry later")
+
+    /// A 429 with the seconds its answer's `Retry-After` names.
+    struct RetryLater: Error, Sendable {
+        var error: APIError
+        var seconds: Int
+    }
     static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
     static func invalidElement(index: Int) -> APIError {
         APIError(.badRequest, "invalid_element",

@@ -79,6 +79,7 @@ public enum Daemon {
         space.prepare()
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
+        app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
         let address = ListenAddress.fromEnvironment(socketPath: config.socketPath, mode: config.socketMode)
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
@@ -86,7 +87,7 @@ public enum Daemon {
             services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
                        .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
                        .init(service: AuditCheckpointService(app: app)),
-                       .init(service: SpaceReserveService(reserve: space))],
+                       .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("anonregd starting", metadata: ["version": "\(AnonregVersionInfo.software)", "config": "\(configPath)"])
         var exit = Exit.ok

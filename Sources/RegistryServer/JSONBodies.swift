@@ -24,11 +24,7 @@ enum JSONBodies {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.bodyTooLarge(limit)
         }
-        var request = request
-        var buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: limit) } catch {
-            throw APIError.bodyTooLarge(limit)
-        }
+        var buffer = try await collect(request, limit: limit)
         if buffer.readableBytes == 0, let emptyMeans { buffer = ByteBuffer(string: emptyMeans) }
         do {
             return try JSONDecoder().decode(T.self, from: buffer)
@@ -52,12 +48,22 @@ enum JSONBodies {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.bodyTooLarge(limit)
         }
-        var request = request
-        let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: limit) } catch { throw APIError.bodyTooLarge(limit) }
+        let buffer = try await collect(request, limit: limit)
         let text = String(buffer: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.isEmpty || text == "{}" else {
             throw WireError.unknownField("body")
+        }
+    }
+
+    /// The whole body, up to `limit` bytes: 413 past it. A body that ends before it is complete
+    /// (the connection closed, or the request's deadline passed and closed it) is 408
+    /// `request_timeout`: an abandoned upload, not an oversized one, and not audited.
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        var request = request
+        do { return try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge(limit)
+        } catch {
+            throw APIError.requestAbandoned
         }
     }
 

@@ -33,7 +33,8 @@ extension RegistryApp {
             }
             // Each element counts against the clinic's rate limit: the rest of the batch's
             // tokens are taken at once, or none.
-            guard rateLimiter.allow(clinic, cost: validated.count - 1) else { throw APIError.rateLimited }
+            let decision = rateLimiter.decide(clinic, cost: validated.count - 1)
+            guard decision.allowed else { throw APIError.RetryLater(error: .rateLimited, seconds: decision.retryAfterSeconds) }
             var evaluated: [String] = []
             evaluated.reserveCapacity(validated.count)
             for (i, element) in validated.enumerated() {

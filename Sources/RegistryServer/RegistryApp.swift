@@ -18,6 +18,8 @@ public final class RegistryApp: Sendable {
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
     let peers = PeerCredentialsTable()
+    /// Connection caps, request deadlines and refusal summaries (RegistryApp+Limits.swift).
+    let limits: LimitsState
     /// The space reserve and storage-full mode (docs/ROBUSTNESS.md §Disk full).
     public let space: SpaceReserve
     /// Serialises key lifecycle changes made through admin routes.
@@ -34,6 +36,8 @@ public final class RegistryApp: Sendable {
         let sweeper: Sweeper
         let access: AccessControl
         let rateLimiter: RateLimiter
+        /// Per-clinic data read and write budgets (`[limits]`).
+        let budgets: ClinicBudgets
     }
 
     public init(config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger,
@@ -43,13 +47,16 @@ public final class RegistryApp: Sendable {
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
+        self.limits = LimitsState(config.limits)
         self.settings = Mutex(Self.settings(config, store: store, clock: clock))
     }
 
-    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil) -> Settings {
+    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil,
+                         budgets: ClinicBudgets? = nil) -> Settings {
         Settings(config: config, monitoring: MonitoringService(storage: store, rules: config.rules, clock: clock),
                  sweeper: Sweeper(storage: store, rules: config.rules, clock: clock), access: AccessControl(config: config),
-                 rateLimiter: rateLimiter ?? RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst))
+                 rateLimiter: rateLimiter ?? RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst),
+                 budgets: budgets ?? ClinicBudgets(config.limits))
     }
 
     /// Appends a `policy` audit entry when the policies in force differ from the last recorded
@@ -72,6 +79,7 @@ public final class RegistryApp: Sendable {
     var sweeper: Sweeper { current.sweeper }
     var access: AccessControl { current.access }
     var rateLimiter: RateLimiter { current.rateLimiter }
+    var budgets: ClinicBudgets { current.budgets }
 
     /// Applies a reloaded configuration: clinics, admins, statisticians, rate limits, categories,
     /// vocabularies and retention. Socket, state, keys and database paths need a restart.
@@ -85,8 +93,10 @@ public final class RegistryApp: Sendable {
         }
         settings.withLock { settings in
             let limiter = settings.rateLimiter.reconfigured(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst)
-            settings = Self.settings(config, store: store, clock: clock, rateLimiter: limiter)
+            let budgets = ClinicBudgets(config.limits, previous: settings.budgets)
+            settings = Self.settings(config, store: store, clock: clock, rateLimiter: limiter, budgets: budgets)
         }
+        limits.connections.reconfigure(limits.caps(config.limits))
         logger.notice("configuration reloaded", metadata: ["clinics": "\(config.clinics.count)"])
     }
 }

@@ -7,8 +7,10 @@ import Logging
 import Metrics
 import NIOCore
 import NIOExtras
+import NIOHTTPTypesHTTP1
 import NIOPosix
 import RegistryCore
+import RegistryProtocol
 import ServiceLifecycle
 
 /// The HTTP/1.1 server on the Unix socket: Hummingbird's HTTP1 channel and router on a NIO
@@ -42,11 +44,13 @@ public final class RegistryServerService: Service {
                 let started = ContinuousClock.now
                 let peer = app.peers.credentials(of: channel)
                 let roles = peer.map { app.access.roles(of: $0) } ?? []
+                let guardian = app.guardian(of: channel)
                 var response: Response
                 var route = "unmatched"
                 let spec = RouteTable.match(request.method, request.uri.path)
                 if roles.isEmpty {
                     response = JSONBodies.errorResponse(.unknownPeer)
+                    await app.auditUnknownPeer(peer)
                 } else if spec == nil {
                     let allowed = RouteTable.methods(for: request.uri.path)
                     var answer = JSONBodies.errorResponse(allowed.isEmpty ? .notFound : .methodNotAllowed)
@@ -55,8 +59,9 @@ public final class RegistryServerService: Service {
                 } else {
                     let context = RegistryRequestContext(source: .init(channel: channel, logger: logger), peer: peer, roles: roles)
                     let recorder = AuditRecorder()
+                    let acting = spec.flatMap { $0.access.actingRole(roles) }
                     if let spec, let action = spec.action {
-                        let role = spec.access.actingRole(roles) ?? roles.first
+                        let role = acting ?? roles.first
                         recorder.describe(AuditRecorder.Action(actor: role.map(RegistryApp.actorName) ?? "unknown peer", action: action))
                     }
                     var outcome = "ok"
@@ -66,10 +71,19 @@ public final class RegistryServerService: Service {
                         // freed stays for the audit entries of reads.
                         response = JSONBodies.errorResponse(.storageFullMode)
                         outcome = "refused_storage_full"
+                    } else if let spec, let kind = spec.budget, spec.access.admits(roles), case .clinic(let clinic)? = acting,
+                              case let decision = app.budgets.limiter(kind).decide(clinic), !decision.allowed {
+                        // Over the clinic's budget (`[limits]`): refused before the body is read.
+                        Counter(label: "anonreg_budget_refused_total", dimensions: [("kind", kind.rawValue)]).increment()
+                        response = JSONBodies.errorResponse(.rateLimited(retryAfter: decision.retryAfterSeconds))
+                        response.headers[.retryAfter] = String(decision.retryAfterSeconds)
+                        outcome = "rate_limited"
                     } else {
                         do {
-                            response = try await AuditRecorder.$current.withValue(recorder) {
-                                try await responder.respond(to: request, context: context)
+                            response = try await RequestLane.$current.withValue(RegistryApp.lane(roles, acting: acting)) {
+                                try await AuditRecorder.$current.withValue(recorder) {
+                                    try await responder.respond(to: request, context: context)
+                                }
                             }
                         } catch let error as HTTPError where error.status == .notFound {
                             response = JSONBodies.errorResponse(.notFound)
@@ -77,6 +91,10 @@ public final class RegistryServerService: Service {
                         } catch let error as HTTPError where error.status == .methodNotAllowed {
                             response = JSONBodies.errorResponse(.methodNotAllowed)
                             outcome = "method_not_allowed"
+                        } catch let error as APIError.RetryLater {
+                            response = JSONBodies.errorResponse(error.error)
+                            response.headers[.retryAfter] = String(error.seconds)
+                            outcome = error.error.code
                         } catch {
                             let mapped = APIError.from(error)
                             if mapped.status == .internalServerError {
@@ -87,11 +105,23 @@ public final class RegistryServerService: Service {
                             outcome = mapped.code
                         }
                     }
+                    // A request whose deadline passed or that the parser refused never reached
+                    // registry data: the connection handlers logged it, and it is not audited.
+                    if guardian?.abandoned == true || outcome == APIError.requestAbandoned.code {
+                        if guardian?.abandoned != true {
+                            app.record(route: spec?.path ?? "unmatched", status: 408, elapsed: ContinuousClock.now - started)
+                            app.logRefusal(peer: peer, roles: roles, method: "\(request.method)", route: spec?.path ?? "unmatched", status: 408,
+                                           reason: "the body ended before it was complete")
+                        }
+                        try? await responseWriter.write(response: response.head, body: response.body)
+                        return
+                    }
                     // Every request that reads or changes registry data is audited before it
                     // is answered; if the entry cannot be written, the answer is an error. A
                     // successful write has already appended its entry in its own transaction.
+                    // Refusals that name no subject are summarised (RefusalSummaries).
                     if outcome != "refused_storage_full", !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
-                        do { try await app.store.appendAudit(event) } catch {
+                        do { try await app.appendAudit(event, refused: outcome != "ok") } catch {
                             logger.error("audit entry not written: \(error)")
                             response = JSONBodies.errorResponse((error as? StorageError) == .storageFull
                                 ? APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
@@ -107,11 +137,16 @@ public final class RegistryServerService: Service {
                 let elapsed = ContinuousClock.now - started
                 app.record(route: route, status: response.status.code, elapsed: elapsed)
                 // Access log: route template (never the case handle in the path), status, peer.
-                logger.info("\(request.method) \(route) \(response.status.code)", metadata: [
-                    "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
-                    "roles": "\(roles.isEmpty ? "unknown" : roles.map(\.description).joined(separator: ", "))",
-                    "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
-                ])
+                // Refusals and unknown peers are summarised per (uid, route, status).
+                if response.status.code >= 400 || roles.isEmpty {
+                    app.logRefusal(peer: peer, roles: roles, method: "\(request.method)", route: route, status: response.status.code, elapsed: elapsed)
+                } else {
+                    logger.info("\(request.method) \(route) \(response.status.code)", metadata: [
+                        "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
+                        "roles": "\(roles.map(\.description).joined(separator: ", "))",
+                        "ms": "\(RegistryApp.milliseconds(elapsed))",
+                    ])
+                }
                 try await responseWriter.write(response: response.head, body: response.body)
             },
             configuration: .init(
@@ -129,8 +164,20 @@ public final class RegistryServerService: Service {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
 
         let peers = app.peers
+        // Each connection: credentials, then the caps (a connection over one is closed here),
+        // the request deadline, HTTP/1.1, and the handler that ends deadlines and answers
+        // parser refusals with a JSON body (RegistryApp+Limits.swift).
         let childInit: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
-            peers.register(channel).flatMap { http1.setup(channel: channel, logger: logger) }
+            peers.register(channel)
+                .flatMap { app.admit(channel, request: app.config.limits.requestSeconds) }
+                .flatMap { http1.setup(channel: channel, logger: logger) }
+                .flatMapThrowing { value in
+                    if let parts = app.partsHandler(for: channel) {
+                        let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
+                        try channel.pipeline.syncOperations.addHandler(parts, position: .after(codec))
+                    }
+                    return value
+                }
         }
         let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
         switch address {

@@ -50,7 +50,8 @@ extension RegistryApp {
             },
             RouteTable.spec(.post, "/v1/oprf/evaluate"): { request, context in
                 let id = try clinic(context)
-                guard self.rateLimiter.allow(id) else { throw APIError.rateLimited }
+                let decision = self.rateLimiter.decide(id)
+                guard decision.allowed else { throw APIError.RetryLater(error: .rateLimited, seconds: decision.retryAfterSeconds) }
                 do {
                     let body = try await JSONBodies.decode(OPRFEvaluateRequest.self, from: request, limit: limit)
                     return try await self.evaluateOPRF(body.elements, clinic: id)

@@ -12,6 +12,12 @@ import Synchronization
 /// writer alternates: everything queued, then one bulk write, then everything queued since, and
 /// so on. A request's write or audit entry therefore waits for at most one bulk transaction,
 /// never for a chain of them, and a bulk job still gets every other commit under full load.
+///
+/// Fairness between peers (docs/ROBUSTNESS.md §Resource limits): writes queue per lane (the
+/// clinic or admin the request is for, `RequestLane`), and a batch takes one write from each
+/// lane in turn, up to `maxBatch` writes. A clinic with one write waiting is therefore in the
+/// next batch whatever another clinic has queued, and that batch is at most `maxBatch` writes
+/// long. Durability is unchanged: nobody is answered before the commit holding their write.
 final class GroupCommitWriter: Sendable {
     private let pool: DatabasePool
     private let state = Mutex(State())
@@ -31,8 +37,11 @@ final class GroupCommitWriter: Sendable {
     /// compare it with the number of writes.
     var commitCount: Int { commits.load(ordering: .relaxed) }
 
+    /// The most writes one batch (one transaction, one fsync) holds.
+    static let maxBatch = 64
+
     private struct State {
-        var queue: [any PendingWrite] = []
+        var lanes = FairQueue<any PendingWrite>()
         var bulk: [any PendingWrite] = []
         var draining = false
     }
@@ -42,7 +51,7 @@ final class GroupCommitWriter: Sendable {
     var bulkCommitCount: Int { bulkCommits.load(ordering: .relaxed) }
 
     /// Writes waiting for the writer right now, request writes and bulk writes (tests).
-    var waiting: (writes: Int, bulk: Int) { state.withLock { ($0.queue.count, $0.bulk.count) } }
+    var waiting: (writes: Int, bulk: Int) { state.withLock { ($0.lanes.count, $0.bulk.count) } }
 
     /// Told about every commit; copies the WAL into the database off the writer's path.
     private let checkpointer: WALCheckpointer?
@@ -61,8 +70,9 @@ final class GroupCommitWriter: Sendable {
     ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let pending = Pending(operation: operation, continuation: continuation, wantsCheckpoint: checkpointAfter)
+            let lane = RequestLane.current ?? RequestLane.system
             let startDrain = state.withLock { state -> Bool in
-                if bulk { state.bulk.append(pending) } else { state.queue.append(pending) }
+                if bulk { state.bulk.append(pending) } else { state.lanes.append(pending, lane: lane) }
                 if state.draining { return false }
                 state.draining = true
                 return true
@@ -79,11 +89,10 @@ final class GroupCommitWriter: Sendable {
         var bulkTurn = false
         while true {
             let (batch, isBulk) = state.withLock { state -> ([any PendingWrite], Bool) in
-                if bulkTurn || state.queue.isEmpty, !state.bulk.isEmpty {
+                if bulkTurn || state.lanes.isEmpty, !state.bulk.isEmpty {
                     return ([state.bulk.removeFirst()], true)
                 }
-                let batch = state.queue
-                state.queue.removeAll(keepingCapacity: true)
+                let batch = state.lanes.take(Self.maxBatch)
                 if batch.isEmpty { state.draining = false }
                 return (batch, false)
             }

@@ -15,6 +15,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let pool: DatabasePool
     let writer: GroupCommitWriter
     let checkpointer: WALCheckpointer
+    /// Reads wait here for a reader connection, served lane by lane (FairReadGate).
+    let readGate: FairReadGate
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
     private let keyringSlot: Mutex<Keyring>
@@ -64,6 +66,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
             throw StorageError.from(error, path: path)
         }
         writer = GroupCommitWriter(pool: pool, checkpointer: checkpointer)
+        readGate = FairReadGate(permits: configuration.maximumReaderCount)
     }
 
     /// Bytes a restarted WAL is truncated to (`journal_size_limit`): 16 MiB.
@@ -121,7 +124,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
     // MARK: - Running work
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
-        do { return try await pool.read(body) } catch { throw StorageError.from(error, path: path) }
+        do { return try await readGate.run { try await pool.read(body) } } catch { throw StorageError.from(error, path: path) }
     }
 
     /// `bulk`: a long maintenance transaction (a rewrap batch) that must not hold up the

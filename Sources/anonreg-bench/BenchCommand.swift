@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anonreg-bench",
         abstract: "Measure anonregd over its Unix socket against the in-process limits (docs/PERFORMANCE.md).",
-        subcommands: [SocketBench.self, ScaleBench.self, AuditBench.self],
+        subcommands: [SocketBench.self, ScaleBench.self, AuditBench.self, FairnessBench.self, FloodCommand.self],
         defaultSubcommand: SocketBench.self)
 }
 
@@ -54,11 +54,18 @@ struct CommonOptions: ParsableArguments {
 }
 
 /// The config edits every benchmark daemon gets: the OPRF rate limit is lifted (it exists to
-/// slow down a dictionary-guessing clinic, and would otherwise be the only thing measured).
-func benchConfig(_ text: String, logLevel: String) -> String {
+/// slow down a dictionary-guessing clinic, and would otherwise be the only thing measured), and
+/// so are the clinic budgets of `[limits]` unless `liftBudgets` is false (the fairness mode
+/// measures them).
+func benchConfig(_ text: String, logLevel: String, liftBudgets: Bool = true) -> String {
     text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
         if line.hasPrefix("oprf_per_minute") { return "oprf_per_minute = 1000000" }
         if line.hasPrefix("oprf_burst") { return "oprf_burst = 1000000" }
+        if liftBudgets {
+            for key in ["writes_per_minute", "write_burst", "reads_per_minute", "read_burst"] where line.hasPrefix(key + " =") {
+                return "\(key) = 10000000"
+            }
+        }
         if line.hasPrefix("log_level") { return "log_level = \"\(logLevel)\"" }
         return String(line)
     }.joined(separator: "\n")

@@ -9,6 +9,11 @@ public enum Binaries {
     }
 
     public static var directory: URL {
+        // ANONREG_TEST_BINARIES runs the end-to-end suites against another build's anonregd and
+        // anonreg (e.g. main's, to check that an attack test fails without the fix).
+        if let other = ProcessInfo.processInfo.environment["ANONREG_TEST_BINARIES"], !other.isEmpty {
+            return URL(fileURLWithPath: other)
+        }
         // .build/<triple>/debug/anonregPackageTests.xctest → .build/<triple>/debug
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         return exe.deletingLastPathComponent()

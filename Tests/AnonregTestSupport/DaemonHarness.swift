@@ -170,6 +170,21 @@ public final class DaemonHarness: @unchecked Sendable {
         return handle
     }
 
+    /// `configure` for load tests that write and read flat out as one clinic: budgets far above
+    /// what they send, so that they measure durability, not the clinic budgets (`[limits]`).
+    public static func loadTestBudgets(_ text: String) -> String {
+        setting(text, ["writes_per_minute": "10000000", "write_burst": "1000000",
+                       "reads_per_minute": "10000000", "read_burst": "1000000"])
+    }
+
+    /// Replaces the value of each `key = …` line of the config text (keys the template has).
+    public static func setting(_ text: String, _ values: [String: String]) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            for (key, value) in values where line.hasPrefix(key + " = ") { return key + " = " + value }
+            return String(line)
+        }.joined(separator: "\n")
+    }
+
     /// A valid enrolment body.
     public static func enrolBody(form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
                                  category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",

@@ -6,7 +6,7 @@ import AnonregTestSupport
 @Suite(.serialized) struct BackupTests {
     @Test func backupUnderWriteLoadRestoresAndErasedSubjectsStayErased() throws {
         let started = Date()
-        let d = try DaemonHarness()
+        let d = try DaemonHarness(configure: DaemonHarness.loadTestBudgets)
         try d.start()
         defer { d.stop() }
         let anonreg = d.anonreg

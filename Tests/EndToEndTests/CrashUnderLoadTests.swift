@@ -28,7 +28,7 @@ import AnonregTestSupport
     }
 
     @Test func sigkillUnderWriteLoadAndRewrapLosesNoAcknowledgedWrite() throws {
-        let d = try DaemonHarness()
+        let d = try DaemonHarness(configure: DaemonHarness.loadTestBudgets)
         let client = OneShotSocketClient(socketPath: d.socket)
         let ledger = Ledger()
         let env = d.cliEnvironment

@@ -66,7 +66,7 @@ import AnonregTestSupport
     /// version; everything still reads and the old key file is gone.
     @Test func rewrapOf5000SubjectsSurvivesSIGKILLUnderLoad() async throws {
         let started = Date()
-        let d = try DaemonHarness()
+        let d = try DaemonHarness(configure: DaemonHarness.loadTestBudgets)
         try d.start()
         defer { d.stop(signal: SIGKILL) }
         let anonreg = d.anonreg

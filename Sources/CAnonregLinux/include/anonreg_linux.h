@@ -8,4 +8,10 @@ int anonreg_set_dumpable(int value);
 /// prctl(PR_GET_DUMPABLE).
 int anonreg_get_dumpable(void);
 
+/// malloc_trim(0) (glibc's <malloc.h>, which Swift's Glibc module does not export): returns
+/// freed heap to the system; 1 if memory was released.
+int anonreg_malloc_trim(void);
+/// Bytes of heap in use (mallinfo2().uordblks), for tests that check memory stays flat.
+unsigned long anonreg_heap_in_use(void);
+
 #endif
