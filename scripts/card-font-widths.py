@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes Sources/PatientCard/DejaVuSans+Widths.swift: the advance widths of DejaVu Sans (Debian's
 fonts-dejavu-core) for Latin, Cyrillic and common punctuation, which the card layout uses to wrap
-its sentence (docs/PATIENT-CARD.md). Run it after adding characters a translation needs:
+its sentence (docs/OPERATIONS.md §Patient cards). Run it after adding characters a translation needs:
     /usr/bin/python3 scripts/card-font-widths.py   (needs python3-fonttools)
 """
 import pathlib
