@@ -17,7 +17,7 @@ public struct AnonymousEpisodeCommand: ParsableCommand {
     private struct Body: Encodable { var category: String; var on: String }
 
     public func run() throws {
-        let day = try dayArgument(on ?? ClinicDates.today, "--on")
+        let day = try dayArgument(on ?? ClinicDates.today, "--on", connection.language)
         let client = ClinicClient(options: connection)
         let (_, raw) = try client.call("POST", "/v1/episodes/anonymous", body: Body(category: category, on: day), as: CountedResponse.self)
         client.output(raw) {

@@ -14,8 +14,8 @@ private struct CheckupBody: Encodable {
 }
 private struct Empty: Encodable {}
 
-func dayArgument(_ text: String, _ name: String) throws -> String {
-    guard Day(text) != nil else { throw ValidationError("\(name) must be a real date written YYYY-MM-DD") }
+func dayArgument(_ text: String, _ name: String, _ language: Language) throws -> String {
+    guard Day(text) != nil else { throw ValidationError(Catalogue.text("cli.badDate", language, ["option": name])) }
     return text
 }
 
@@ -34,9 +34,9 @@ public struct EnrolCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on")
+        let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on", connection.language)
         let body = EnrolBody(
-            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given"),
+            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given", connection.language),
                                  method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             category: category, enrolledOn: enrolled, linkage: linkage)
         let language = connection.language
@@ -87,7 +87,7 @@ public struct CheckupCommand: ParsableCommand {
 
     public func run() throws {
         let text = note == "-" ? (String(data: FileHandle.standardInput.readDataToEndOfFile(), encoding: .utf8) ?? "") : note
-        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on"), outcome: outcome, substances: substances,
+        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on", connection.language), outcome: outcome, substances: substances,
                                treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
@@ -108,7 +108,7 @@ public struct DueCommand: ParsableCommand {
 
     public func run() throws {
         var path = "/v1/due"
-        if let before { path += "?before=" + (try dayArgument(before, "--before")) }
+        if let before { path += "?before=" + (try dayArgument(before, "--before", connection.language)) }
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", path, as: DueResponse.self)
         let language = connection.language

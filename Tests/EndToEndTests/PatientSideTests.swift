@@ -292,4 +292,37 @@ import AnonregTestSupport
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--lang must be ru or en"))
     }
+
+    /// Clinic staff type a person's details for `anonreg linkage` and dates for check-ups: what
+    /// is wrong with them is said in Russian too, with the right plural, and the problem's code
+    /// stays as it is. Nothing is sent for a refused line.
+    @Test func inputMistakesAreSaidInRussian() throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let (handle, _) = try enrolJSON(d)
+        let auditBefore = try d.auditEntryCount()
+        let cases: [([String], String?, String)] = [
+            (["linkage", "--fields", "Иванов|Пётр|31.02.1990"], nil, "anonreg: дата рождения должна быть настоящей датой в виде ГГГГ-ММ-ДД или ДД.ММ.ГГГГ [invalid_date]\n"),
+            (["linkage", "--fields", "Иванов|31.01.1990"], nil, "(введено 2 поля) [field_count]"),
+            (["linkage", "--fields", "Иванов"], nil, "(введено 1 поле) [field_count]"),
+            (["linkage", "--fields", "a|b|c|d|e"], nil, "(введено 5 полей) [field_count]"),
+            (["linkage", "--fields", "Ivanov|Ђорђе|1990-01-31"], nil, "anonreg: в имени есть недопустимый знак."),
+            (["linkage", "--fields", "'|Пётр|1990-01-31"], nil, "anonreg: в фамилии нет ни одной буквы [empty_name]\n"),
+            (["linkage", "--batch"], "Иванов|Пётр|1990-01-31\nПетров|1990-01-31\n", "anonreg: строка 2: данные человека пишутся так"),
+            (["linkage", "--batch"], "", "anonreg: во вводе нет ни одной строки с данными человека\n"),
+            (["checkup", handle, "--outcome", "remission", "--on", "2026-02-30"], nil, "--on: нужна настоящая дата в виде ГГГГ-ММ-ДД"),
+            (["due", "--before", "31.01.2026"], nil, "--before: нужна настоящая дата в виде ГГГГ-ММ-ДД"),
+        ]
+        for (arguments, input, expected) in cases {
+            let result = try d.anonregWith(arguments + ["--lang", "ru"], input: input)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+            // The same mistake in English keeps the English words and the same code.
+            let english = try d.anonregWith(arguments + ["--lang", "en"], input: input)
+            #expect(english.status == 2)
+            #expect(!english.stderr.contains(where: { ("а"..."я").contains($0) }), "\(arguments): \(english.stderr)")
+        }
+        #expect(try d.auditEntryCount() == auditBefore, "a refused input reached the daemon")
+    }
 }

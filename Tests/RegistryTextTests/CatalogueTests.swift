@@ -89,6 +89,14 @@ struct CatalogueTests {
         #expect(Catalogue.count("days", n, .en) == english)
     }
 
+    /// Every plural message, not only `days`, takes the form its number needs.
+    @Test(arguments: [(1, "(введено 1 поле)"), (2, "(введено 2 поля)"), (5, "(введено 5 полей)"), (11, "(введено 11 полей)"),
+                      (21, "(введено 21 поле)"), (22, "(введено 22 поля)")])
+    func everyPluralMessageFollowsTheRule(n: Int, russian: String) {
+        #expect(Catalogue.count("linkage.fieldCount", n, .ru).hasSuffix(russian))
+        #expect(Catalogue.count("linkage.fieldCount", n, .en).hasSuffix(n == 1 ? "(1 field given)" : "(\(n) fields given)"))
+    }
+
     @Test func russianPluralRuleFollowsCLDR() {
         for n in 0...1000 {
             let expected: PluralCategory = n % 10 == 1 && n % 100 != 11 ? .one
