@@ -81,6 +81,9 @@ install:
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-rotate.service > $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
 	install -m 0644 systemd/anonreg-rotate.timer $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-rotate.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-backup.service > $(DESTDIR)$(UNITDIR)/anonreg-backup.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-backup.timer > $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
+	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
@@ -101,6 +104,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/anonregd $(DESTDIR)$(BINDIR)/anonreg
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
 	rm -f $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
+	rm -f $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service.d/credentials.conf.example
 	-rmdir $(DESTDIR)$(UNITDIR)/anonregd.service.d 2>/dev/null
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf $(DESTDIR)$(TMPFILESDIR)/anonreg.conf

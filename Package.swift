@@ -123,7 +123,7 @@ let package = Package(
         .target(
             name: "AnonregAdmin",
             dependencies: [
-                "AnonregClinic", "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryStore",
+                "AnonregClinic", "RegistryConfig", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol", "RegistryStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

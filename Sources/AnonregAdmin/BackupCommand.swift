@@ -2,6 +2,7 @@ import AnonregClinic
 import ArgumentParser
 import Foundation
 import RegistryCrypto
+import RegistryProtocol
 import RegistryKeyring
 import RegistryStore
 
@@ -15,7 +16,7 @@ public struct BackupCommand: ParsableCommand {
             header. Back the keyring up separately with `anonreg keys backup`. Restore applies the \
             erasure ledger, so a subject erased after the backup stays erased.
             """,
-        subcommands: [Create.self, Verify.self, Restore.self])
+        subcommands: [Create.self, Verify.self, Restore.self, Scheduled.self])
     public init() {}
 
     /// What `verify` found (also the --json output).
@@ -27,6 +28,9 @@ public struct BackupCommand: ParsableCommand {
         }
         var file: String
         var format: Int
+        /// "ok" (format 2, checked with the keyring's audit key), "not checked" (no keyring given),
+        /// or "none (format 1 …)".
+        var signature: String
         var createdAt: String
         var subjects: Int
         var payloadBytes: Int64
@@ -39,7 +43,7 @@ public struct BackupCommand: ParsableCommand {
 
         var table: String {
             var rows: [(String, String)] = [
-                ("file", file), ("format", "\(format)"), ("created", createdAt), ("subjects", "\(subjects)"),
+                ("file", file), ("format", "\(format)"), ("signature", signature), ("created", createdAt), ("subjects", "\(subjects)"),
                 ("payload", "\(payloadBytes) bytes, checksum \(checksum)"), ("integrity", integrity),
                 ("application_id", applicationID),
             ]
@@ -55,7 +59,20 @@ public struct BackupCommand: ParsableCommand {
     ///
     /// With `extractTo`, the payload is extracted there instead and left for the caller (a
     /// restore verifies the very copy it then installs; the caller removes it on failure).
-    static func verify(_ file: String, keysDirectory: String?, extractTo: String? = nil) throws -> Report {
+    static func verify(_ file: String, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+                       publicKey: [UInt8]? = nil) throws -> Report {
+        try verifyExtracting(file, keysDirectory: keysDirectory, extractTo: extractTo, allowUnsigned: allowUnsigned, publicKey: publicKey).report
+    }
+
+    /// `verify`, also returning what was extracted (the restore uses the ledger section).
+    /// Checks, in this order: the header (magic, length, format), the payload's length and
+    /// checksum, the ledger section's length and checksum (format 2), the payload's SQLite
+    /// integrity, schema and application_id, that every fact of the header (subjects, KEK
+    /// versions, ledger state, migrations, application_id, the end of the audit log, the creation
+    /// time) agrees with the payload, and, given a keys directory, the header's signature with
+    /// the keyring's audit key (docs/CRYPTO.md §Database backups).
+    static func verifyExtracting(_ file: String, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+                                 publicKey given: [UInt8]? = nil) throws -> (report: Report, extracted: BackupArchive.Extracted) {
         var temp = ""
         var token: Int? = nil
         if extractTo == nil {
@@ -72,25 +89,26 @@ public struct BackupCommand: ParsableCommand {
             }
         }
         let payloadPath = extractTo ?? temp + "/payload.sqlite"
-        let header: BackupArchive.Header
+        let extracted: BackupArchive.Extracted
         let payload: BackupArchive.PayloadReport
         do {
-            header = try BackupArchive.extractPayload(from: file, to: payloadPath)
+            extracted = try BackupArchive.extractPayload(from: file, to: payloadPath)
             payload = try BackupArchive.inspect(payload: payloadPath)
         } catch {
             throw CLIFailure.failed("\(error)")
         }
+        let header = extracted.header
         guard payload.integrity == "ok" else { throw CLIFailure.failed("\(file): the payload fails SQLite's integrity check: \(payload.integrity)") }
         guard payload.applicationID == BackupArchive.expectedApplicationID else {
             throw CLIFailure.failed("\(file): the payload is not an anonreg database (application_id \(payload.applicationID))")
         }
-        let ledgerHead = BackupArchive.LedgerHead(entries: payload.erasureLedger.count, head: Hex.encode(payload.erasureLedger.head))
-        guard payload.subjects == header.subjects, payload.kekVersions == header.kekVersions,
-              header.erasureLedger == nil || header.erasureLedger == ledgerHead else {
-            throw CLIFailure.failed("\(file): the header does not describe the payload (subjects or KEK versions differ)")
+        let disagreements = BackupArchive.disagreements(header, payload)
+        guard disagreements.isEmpty else {
+            throw CLIFailure.failed("\(file): the header does not describe the payload (\(disagreements.joined(separator: ", ")) differ)")
         }
         var keks = header.kekVersions.map { Report.KEK(version: $0, keyring: nil) }
         var readable: Bool? = nil
+        var signature = extracted.opened.signature == nil ? "none (format 1, made before backups were signed)" : "not checked (give --state-dir or --keys-dir)"
         if let keysDirectory {
             let manifest: KeyringManifest
             do { manifest = try KeyringManifest.read(directory: keysDirectory) } catch { throw CLIFailure.failed("\(error)") }
@@ -98,11 +116,27 @@ public struct BackupCommand: ParsableCommand {
                 keks[i].keyring = manifest.keks.first { $0.version == keks[i].version }?.status.rawValue ?? "missing"
             }
             readable = keks.allSatisfy { $0.keyring != "destroyed" && $0.keyring != "missing" }
+            if extracted.opened.signature != nil {
+                guard let publicKey = try? Hex.decode(manifest.audit.publicKey),
+                      extracted.opened.signatureVerifies(publicKey: publicKey) else {
+                    throw CLIFailure.failed("\(file): the header's signature does not verify with the audit key of \(keysDirectory): the backup was altered after it was taken, or it belongs to another registry")
+                }
+                signature = "ok"
+            } else if !allowUnsigned {
+                throw CLIFailure.refused("\(file) is a format-1 backup, made before backups were signed: nothing shows that it was not altered since. Restore it only if it was kept where nobody could change it, with --allow-unsigned")
+            }
         }
-        return Report(
-            file: file, format: header.format, createdAt: header.createdAt, subjects: header.subjects,
+        if keysDirectory == nil, let given {
+            guard extracted.opened.signatureVerifies(publicKey: given) else {
+                throw CLIFailure.failed("\(file): the header's signature does not verify with the daemon's audit key")
+            }
+            signature = "ok"
+        }
+        let report = Report(
+            file: file, format: header.format, signature: signature, createdAt: header.createdAt, subjects: header.subjects,
             payloadBytes: header.payloadBytes, checksum: "ok", integrity: payload.integrity,
             applicationID: "ok", kekVersions: keks, readable: readable)
+        return (report, extracted)
     }
 
     static func json<T: Encodable>(_ value: T) -> String {
@@ -125,20 +159,7 @@ public struct BackupCommand: ParsableCommand {
         static let timeoutSeconds = 3600
 
         func run() throws {
-            let fd = try NewFile.create(file)
-            let token = TemporaryFiles.register(file)
-            var done = false
-            defer {
-                close(fd)
-                if !done { unlink(file) }
-                TemporaryFiles.forget(token)
-            }
-            let client = ClinicClient(options: connection)
-            // The daemon copies the whole database before it sends a byte: wait up to an hour.
-            _ = try client.download("/v1/admin/backup", to: fd, timeout: Self.timeoutSeconds)
-            guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
-            let report = try BackupCommand.verify(file, keysDirectory: nil)
-            done = true
+            let report = try BackupCommand.create(file, connection: connection)
             if connection.json {
                 print(BackupCommand.json(report))
             } else {
@@ -147,18 +168,63 @@ public struct BackupCommand: ParsableCommand {
         }
     }
 
+    /// Takes a backup through the daemon into `file` (a new file, mode 0600) and verifies it,
+    /// signature included (the daemon's audit public key comes from the keys status).
+    static func create(_ file: String, connection: ConnectionOptions) throws -> Report {
+        let fd = try NewFile.create(file)
+        let token = TemporaryFiles.register(file)
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(file) }
+            TemporaryFiles.forget(token)
+        }
+        let client = ClinicClient(options: connection)
+        // The daemon copies the whole database before it sends a byte: wait up to an hour.
+        _ = try client.download("/v1/admin/backup", to: fd, timeout: Create.timeoutSeconds)
+        guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
+        let keys = try? client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self).0
+        let report = try BackupCommand.verify(file, keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
+        done = true
+        return report
+    }
+
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a backup: magic, checksum, SQLite integrity, application_id; list the KEK versions it needs.")
         @Argument(help: "The backup file.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
+        @Option(help: "The audit public key to check the signature with (64 hex digits), when no keyring is at hand.") var publicKey: String?
+        @Flag(help: "Restore this backup and --keyring-backup into a scratch directory, open every subject and verify the audit log; then remove it.")
+        var trialRestore = false
+        @Option(help: "With --trial-restore: the keyring backup (`anonreg keys backup`) to restore with it.") var keyringBackup: String?
+        @Option(help: "With --trial-restore: file holding the keyring backup's passphrase.") var passphraseFile: String?
+        @Option(help: "With --trial-restore: file holding the keyring's own passphrase, if it is sealed.") var keyringPassphraseFile: String?
+        @Flag(help: "With --trial-restore: accept a format-1 (unsigned) backup.") var allowUnsigned = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
+        func validate() throws {
+            if trialRestore != (keyringBackup != nil) { throw ValidationError("--trial-restore and --keyring-backup go together") }
+        }
+
         func run() throws {
+            if trialRestore, let keyringBackup {
+                umask(0o077)
+                let trial = try BackupCommand.trialRestore(file, keyringBackup: keyringBackup, passphraseFile: passphraseFile,
+                                                           keyringPassphraseFile: keyringPassphraseFile, allowUnsigned: allowUnsigned)
+                print(json ? BackupCommand.json(trial) : trial.table)
+                if !trial.ok { throw CLIFailure.failed("the trial restore found problems (see above)") }
+                return
+            }
             let keys = keysDir ?? stateDir.map { $0 + "/keys" }
-            let report = try BackupCommand.verify(file, keysDirectory: keys)
+            let given: [UInt8]?
+            do { given = try publicKey.map { try Hex.decode($0) } } catch { throw CLIFailure.usage("--public-key: 64 hex digits") }
+            let report = try BackupCommand.verify(file, keysDirectory: keys, allowUnsigned: true, publicKey: given)
             print(json ? BackupCommand.json(report) : report.table)
+            if report.format >= 2, report.signature != "ok" {
+                throw CLIFailure.failed("the header's signature was not checked, so the backup could have been altered: give --state-dir, --keys-dir or --public-key")
+            }
             if report.readable == false {
                 let gone = report.kekVersions.filter { $0.keyring == "destroyed" || $0.keyring == "missing" }.map { "\($0.version)" }
                 throw CLIFailure.failed(
@@ -182,8 +248,10 @@ public struct BackupCommand: ParsableCommand {
         @Option(help: "The state directory to restore into (the daemon must be stopped).") var stateDir: String
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The database file (default: STATE_DIR/registry.sqlite).") var database: String?
+        @Option(help: "The configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present).") var config: String?
         @Option(help: "File holding the keyring passphrase, for a sealed keyring.") var passphraseFile: String?
         @Flag(help: "Replace a database that already holds a registry.") var force = false
+        @Flag(help: "Accept a format-1 backup (made before backups were signed), whose content nothing authenticates.") var allowUnsigned = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         struct Outcome: Codable {
@@ -193,22 +261,58 @@ public struct BackupCommand: ParsableCommand {
             var subjectsInBackup: Int
             var erasedByLedger: Int
             var subjects: Int
+            /// The audit entry that records the restore, and the number it continues after.
+            var auditEntry: Int64
+            var numberingContinuesAfter: Int64
+            /// Erasures the backup's ledger added to the keyring's ledger.
+            var ledgerEntriesAdded: Int
         }
 
         func run() throws {
             umask(0o077)
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
             let keys = keysDir ?? dir + "/keys"
-            let target = database ?? dir + "/registry.sqlite"
-            guard !DatabaseInUse.check(target) else {
-                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
-            }
             let keyring: Keyring
             do {
                 let passphrase = try PassphraseInput.forKeyring(directory: keys, file: passphraseFile)
                 keyring = try Keyring.load(from: KeyringSource(directory: keys), passphrase: passphrase)
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("keyring: \(error)")
+            }
+            let interval = try AuditCommand.checkpointInterval(config: config, stateDir: dir)
+            let target = database.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? dir + "/registry.sqlite"
+            let isRegistryDatabase = target == dir + "/registry.sqlite"
+            let (result, report) = try BackupCommand.restore(file, keyring: keyring, keys: keys, target: target, interval: interval,
+                                                             force: force, allowUnsigned: allowUnsigned,
+                                                             isRegistryDatabase: isRegistryDatabase)
+            if !isRegistryDatabase {
+                FileHandle.standardError.write(Data("anonreg: \(target) is not \(dir)/registry.sqlite: the audit anchor was not moved. The copy is for inspection; a daemon started on it with this keys directory takes it over, and \(dir)/registry.sqlite is refused afterwards\n".utf8))
+            }
+            if json {
+                print(BackupCommand.json(result))
+            } else {
+                print("""
+                    restored \(file) (taken \(report.createdAt)) into \(result.database)
+                    signature                    \(report.signature)
+                    subjects in the backup       \(report.subjects)
+                    erased again by the ledger   \(result.erasedByLedger)
+                    subjects now                 \(result.subjects)
+                    ledger entries added         \(result.ledgerEntriesAdded) (from the backup's ledger)
+                    audit entry                  \(result.auditEntry) records the restore; numbering continues after \(result.numberingContinuesAfter)
+                    """)
+            }
+        }
+    }
+
+    /// The restore (docs/OPERATIONS.md §Backups): verify (signature included), merge the backup's
+    /// ledger into the keyring's, prepare the copy (migrate, erase again, record the restore in
+    /// the audit log, check every row), install it atomically, move the audit anchor.
+    static func restore(
+        _ file: String, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool,
+        isRegistryDatabase: Bool = true
+    ) throws -> (Restore.Outcome, Report) {
+            guard !DatabaseInUse.check(target) else {
+                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
             }
             let existing: (subjects: Int, auditEntries: Int, counters: Int)?
             do { existing = try BackupArchive.contents(database: target) } catch { throw CLIFailure.failed("\(error)") }
@@ -225,43 +329,57 @@ public struct BackupCommand: ParsableCommand {
                 TemporaryFiles.forget(token)
             }
             // Extracted once, into the state directory: the copy verified is the copy installed.
-            let report = try BackupCommand.verify(file, keysDirectory: keys, extractTo: temp)
+            // The header's signature is checked with this keyring's audit key.
+            let (report, extracted) = try BackupCommand.verifyExtracting(file, keysDirectory: keys, extractTo: temp, allowUnsigned: allowUnsigned)
             let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
             guard missing.isEmpty else {
                 throw CLIFailure.refused("the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)")
             }
-            // The ledger must extend what the target database recorded (docs/CRYPTO.md §Erasure
-            // ledger): a ledger cut short, replaced or lost would let erased subjects back.
+            let ledgerFile = ErasureLedger(keyring: keyring)
             let ledger: ErasureLedger.Contents
+            let backupLedger: ErasureLedger.Contents?
+            var added = 0
             do {
+                // The keyring's ledger must extend what the target database recorded
+                // (docs/CRYPTO.md §Erasure ledger): a ledger cut short, replaced or lost would let
+                // erased subjects back. The backup's own ledger (its MACs checked with this
+                // keyring) is merged into it first: erasures are only ever added, so no order of
+                // restores undoes one.
                 let recorded = try BackupArchive.recordedLedgerHead(database: target)
-                ledger = try ErasureLedger(keyring: keyring).verify(extends: recorded)
+                let before = try ledgerFile.verify(extends: recorded)
+                backupLedger = try extracted.ledger.map { (bytes) throws(KeyringError) in try ledgerFile.parse(bytes: bytes) }
+                ledger = try backupLedger.map { (carried) throws(KeyringError) in try ledgerFile.merge(carried.references) } ?? before
+                added = ledger.references.count - before.references.count
             } catch {
                 throw CLIFailure.failed("\(error)")
             }
-            let erasedCount: Int
-            let remaining: Int
+            let outcome: BackupArchive.RestoreOutcome
             do {
-                (erasedCount, remaining) = try BackupArchive.applyErasures(payload: temp, keyring: keyring, ledger: ledger)
-                guard remaining == report.subjects - erasedCount else { throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced") }
+                let anchor = try AuditAnchor.read(directory: keys)
+                let highest = anchor.map { $0.seq + Int64(max($0.interval, interval)) } ?? 0
+                outcome = try BackupArchive.prepareRestore(
+                    payload: temp, keyring: keyring, ledger: ledger, backupLedger: backupLedger, createdAt: report.createdAt,
+                    actor: "admin uid \(getuid()) (offline restore)", interval: interval, continuesAfter: highest)
+                guard outcome.remaining == report.subjects - outcome.erased else {
+                    throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced")
+                }
                 guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd (systemctl stop anonregd.socket anonregd.service) and retry") }
                 try BackupArchive.install(payload: temp, as: target)
                 installed = true
+                // The restore's checkpoint is the newest signature of the registry's log now; a
+                // copy restored beside the registry's database (--database elsewhere) moves
+                // nothing: it is for inspection, and a daemon started on it takes it over
+                // (docs/OPERATIONS.md §Backups).
+                if isRegistryDatabase {
+                    try outcome.checkpoint.anchor?.write(directory: keys)
+                    try SchemaMark(migrations: BackupArchive.migrationNames).write(directory: keys)
+                }
             } catch let failure as CLIFailure { throw failure } catch {
                 throw CLIFailure.failed("\(error)")
             }
-            let outcome = Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
-                                  erasedByLedger: erasedCount, subjects: remaining)
-            if json {
-                print(BackupCommand.json(outcome))
-            } else {
-                print("""
-                    restored \(file) (taken \(report.createdAt)) into \(target)
-                    subjects in the backup       \(report.subjects)
-                    erased again by the ledger   \(erasedCount)
-                    subjects now                 \(remaining)
-                    """)
-            }
-        }
+            let result = Restore.Outcome(file: file, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
+                                 erasedByLedger: outcome.erased, subjects: outcome.remaining, auditEntry: outcome.restoreSeq,
+                                 numberingContinuesAfter: outcome.continuesAfter, ledgerEntriesAdded: added)
+            return (result, report)
     }
 }

@@ -11,6 +11,7 @@ import Glibc
 enum TemporaryFiles {
     private static let state = NSLock()
     nonisolated(unsafe) private static var paths: [Int: String] = [:]
+    nonisolated(unsafe) private static var directories: [Int: String] = [:]
     nonisolated(unsafe) private static var next = 0
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
@@ -24,11 +25,27 @@ enum TemporaryFiles {
         return next
     }
 
+    /// Registers a scratch directory, removed with everything in it on Ctrl-C or SIGTERM.
+    static func registerDirectory(_ path: String) -> Int {
+        state.lock()
+        defer { state.unlock() }
+        installHandlers()
+        next += 1
+        directories[next] = path
+        return next
+    }
+
     /// Forgets `token` without touching the file (it was installed or removed by the caller).
     static func forget(_ token: Int) {
         state.lock()
         paths[token] = nil
+        directories[token] = nil
         state.unlock()
+    }
+
+    /// Removes a directory and everything below it.
+    static func removeTree(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     static func unlinkAll(_ path: String) {
@@ -43,6 +60,7 @@ enum TemporaryFiles {
             source.setEventHandler {
                 state.lock()
                 for path in paths.values { unlinkAll(path) }
+                for path in directories.values { removeTree(path) }
                 state.unlock()
                 FileHandle.standardError.write(Data("anonreg: interrupted; temporary files removed\n".utf8))
                 exit(128 + signo)

@@ -192,7 +192,10 @@ public struct SweepCommand: ParsableCommand {
         let (r, raw) = try client.call("POST", "/v1/admin/sweep", body: Empty(), as: SweepResponseWire.self)
         client.output(raw) {
             Table.render([("reviewed", "\(r.reviewed)"), ("kept", "\(r.kept)"), ("erased (completed)", "\(r.erasedCompleted)"),
-                          ("erased (retention cap)", "\(r.erasedCap)"), ("erased (inactive)", "\(r.erasedInactive)")])
+                          ("erased (retention cap)", "\(r.erasedCap)"), ("erased (inactive)", "\(r.erasedInactive)"),
+                          ("erased (failed integrity check)", "\(r.erasedIntegrity)"),
+                          ("case links removed (failed integrity check)", "\(r.caseLinksRemoved)"),
+                          ("could not be reviewed", "\(r.failed)")])
         }
     }
 }

@@ -9,7 +9,9 @@ public enum Label {
     public static let keyFile = "anonreg/v1/key-file"
     /// Keyed-hash personalisation of the patient-code index (docs/CRYPTO.md §Pseudonyms).
     public static let codeIndex = "anonreg/v1/code-index"
-    /// Keyed-hash personalisation of the linkage hash (docs/CRYPTO.md §Pseudonyms).
+    /// Keyed-hash personalisation of the linkage hash (docs/CRYPTO.md §Pseudonyms, §Unique
+    /// persons). Computed in memory only, as the input of an open month's unique-person tag; no
+    /// per-subject value derived from it is stored.
     public static let linkageHash = "anonreg/v1/linkage-hash"
     /// Keyed-hash personalisation of key check values in keyring.json (docs/CRYPTO.md §Keyring).
     public static let keyCheck = "anonreg/v1/key-check"
@@ -37,6 +39,25 @@ public enum Label {
     public static let backupPayload = "anonreg/v1/backup-payload"
     /// Associated-data prefix of a passphrase-sealed keyring backup (docs/CRYPTO.md §Keyring backups).
     public static let keyringBackup = "anonreg/v1/keyring-backup"
+    /// Keyed-hash personalisation of a subject row's MAC over its clear columns
+    /// (docs/CRYPTO.md §Authenticated columns).
+    public static let subjectRow = "anonreg/v1/subject-row"
+    /// Keyed-hash personalisation of a case link row's MAC (docs/CRYPTO.md §Authenticated columns).
+    public static let caseLinkRow = "anonreg/v1/case-link-row"
+    /// Keyed-hash personalisation of the database's binding to its keyring's row MAC key
+    /// (docs/CRYPTO.md §Authenticated columns).
+    public static let keyringBinding = "anonreg/v1/keyring-binding"
+    /// Keyed-hash personalisation of one step of a subject's record chain (docs/CRYPTO.md
+    /// §Authenticated columns).
+    public static let recordChain = "anonreg/v1/record-chain"
+    /// Prefix of a version-2 signed audit checkpoint, which also signs the previous checkpoint
+    /// and the checkpoint interval (docs/CRYPTO.md §Audit).
+    public static let auditCheckpointV2 = "anonreg/v2/audit-checkpoint"
+    /// Prefix of the signed header of a database backup (docs/CRYPTO.md §Database backups).
+    public static let backupHeader = "anonreg/v2/backup-header"
+    /// Prefix of the checksum of a database backup's ledger section (docs/CRYPTO.md §Database
+    /// backups).
+    public static let backupLedger = "anonreg/v2/backup-ledger"
     /// The bytes of a label, for hashing.
     public static func bytes(_ label: String) -> [UInt8] { Array(label.utf8) }
 }
@@ -64,6 +85,8 @@ public struct KDFContext: Sendable, Equatable {
     public static let keyFileSealing = KDFContext("ANRGkfil")
     /// Subkey of the index key that MACs erasure-ledger entries.
     public static let erasureLedger = KDFContext("ANRGledg")
+    /// Subkey of the index key that MACs the clear columns of subject and case rows.
+    public static let rowMAC = KDFContext("ANRGrmac")
     /// Subkey of the backup passphrase key that seals a keyring backup.
     public static let keyringBackup = KDFContext("ANRGkbak")
 }

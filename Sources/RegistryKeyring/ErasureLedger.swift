@@ -138,15 +138,21 @@ public struct ErasureLedger: Sendable {
 
     /// Makes the file end on a complete entry and returns the state there. An empty file, or
     /// one holding only part of the header (a crash during the very first append: nothing was
-    /// acknowledged), gets the header. A torn tail after the last complete entry is cut. Anything
-    /// else (a foreign header, a newline off an entry boundary) is refused: no complete entry
-    /// is ever cut away.
+    /// acknowledged), gets the header. After the last newline:
+    /// - nothing: the file is whole;
+    /// - a complete entry whose MAC verifies but whose newline is missing (a crash between the
+    ///   write and its end, or a copy tool): the entry is kept and its newline written, because
+    ///   its erasure may have been acknowledged;
+    /// - fewer bytes than an entry, all of an entry's characters: a torn line from a crash during
+    ///   an append that was never fsynced, so never acknowledged: it is cut;
+    /// - anything else (an entry whose MAC fails, a foreign header, a newline off an entry
+    ///   boundary): refused, and the file is left exactly as it was.
     func prepareTail(fd: Int32, size: Int) throws(KeyringError) -> (state: State, created: Bool) {
         let header = Array(Self.header.utf8)
         var start = [UInt8](repeating: 0, count: min(size, header.count))
         guard start.isEmpty || pread(fd, &start, start.count, 0) == start.count else { throw .io(path: path, operation: "read", errno: errno) }
         guard header.starts(with: start) else {
-            throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"")
+            throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"; the file was left untouched")
         }
         if size < header.count {
             guard ftruncate(fd, 0) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
@@ -170,21 +176,73 @@ public struct ErasureLedger: Sendable {
             end = from
         }
         guard (keep - header.count) % Self.entryBytes == 0 else {
-            throw .malformedLedger(path: path, reason: "its last complete line ends at byte \(keep), not on an entry boundary")
-        }
-        if keep < size {
-            guard ftruncate(fd, off_t(keep)) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
+            throw .malformedLedger(path: path, reason: "its last complete line ends at byte \(keep), not on an entry boundary; the file was left untouched")
         }
         let count = (keep - header.count) / Self.entryBytes
-        guard count > 0 else { return (.empty, false) }
-        var last = [UInt8](repeating: 0, count: Self.entryBytes)
-        guard pread(fd, &last, Self.entryBytes, off_t(keep - Self.entryBytes)) == Self.entryBytes else {
-            throw .io(path: path, operation: "read", errno: errno)
+        var state = State.empty
+        if count > 0 {
+            var last = [UInt8](repeating: 0, count: Self.entryBytes)
+            guard pread(fd, &last, Self.entryBytes, off_t(keep - Self.entryBytes)) == Self.entryBytes else {
+                throw .io(path: path, operation: "read", errno: errno)
+            }
+            guard let entry = Self.parse(last.dropLast()) else {
+                throw .malformedLedger(path: path, reason: "its last line is not an entry; the file was left untouched")
+            }
+            // The last entry's MAC, from the one before it: an append never chains onto a line
+            // that was altered (the whole chain is checked by `read`, at start and at restore).
+            var previous = State.empty.head
+            if count > 1 {
+                var before = [UInt8](repeating: 0, count: Self.entryBytes)
+                guard pread(fd, &before, Self.entryBytes, off_t(keep - 2 * Self.entryBytes)) == Self.entryBytes,
+                      let prior = Self.parse(before.dropLast()) else {
+                    throw .malformedLedger(path: path, reason: "its second-to-last line is not an entry; the file was left untouched")
+                }
+                previous = prior.mac
+            }
+            guard Sodium.constantTimeEquals(try mac(entry.reference, previous: previous), entry.mac) else {
+                throw .malformedLedger(path: path, reason: "its last line fails its chained MAC; the file was left untouched")
+            }
+            state = State(count: count, head: entry.mac)
         }
-        guard let entry = Self.parse(last.dropLast()) else {
-            throw .malformedLedger(path: path, reason: "its last line is not an entry")
+        guard keep < size else { return (state, false) }
+        var tail = [UInt8](repeating: 0, count: size - keep)
+        guard pread(fd, &tail, tail.count, off_t(keep)) == tail.count else { throw .io(path: path, operation: "read", errno: errno) }
+        switch try classifyTail(tail[...], after: state) {
+        case .entry(let mac):
+            // Keep the entry: write its newline and make it durable before anything else.
+            try [UInt8(ascii: "\n")].withUnsafeBytes { buffer in
+                Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
+            }.get()
+            guard fsync(fd) == 0 else { throw .io(path: path, operation: "fsync", errno: errno) }
+            return (State(count: count + 1, head: mac), false)
+        case .torn:
+            guard ftruncate(fd, off_t(keep)) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
+            guard fsync(fd) == 0 else { throw .io(path: path, operation: "fsync", errno: errno) }
+            return (state, false)
         }
-        return (State(count: count, head: entry.mac), false)
+    }
+
+    enum Tail { case entry(mac: [UInt8]), torn }
+
+    /// What follows the last newline: a whole entry without its newline whose MAC continues the
+    /// chain (kept), or the beginning of one (a torn, unacknowledged append: dropped). Anything
+    /// else is refused.
+    func classifyTail(_ tail: ArraySlice<UInt8>, after state: State) throws(KeyringError) -> Tail {
+        if tail.count == Self.entryBytes - 1, let entry = Self.parse(tail) {
+            let expected = try mac(entry.reference, previous: state.head)
+            guard Sodium.constantTimeEquals(expected, entry.mac) else {
+                throw .malformedLedger(path: path, reason: "its last line (no newline) fails its chained MAC; the file was left untouched")
+            }
+            return .entry(mac: entry.mac)
+        }
+        let hex = Set(Array("0123456789abcdef".utf8))
+        let wellFormedPrefix = tail.count < Self.entryBytes - 1 && tail.enumerated().allSatisfy { i, byte in
+            i == 2 * Self.referenceBytes ? byte == UInt8(ascii: " ") : hex.contains(byte)
+        }
+        guard wellFormedPrefix else {
+            throw .malformedLedger(path: path, reason: "it ends with \(tail.count) bytes after its last newline that are not an entry; the file was left untouched")
+        }
+        return .torn
     }
 
     static func parse(_ line: ArraySlice<UInt8>) -> (reference: [UInt8], mac: [UInt8])? {
@@ -209,9 +267,9 @@ public struct ErasureLedger: Sendable {
             throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"")
         }
         var lines = bytes[header.count...].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        // What follows the last newline is a torn line whose erasure was never acknowledged (the
-        // next append cuts it), or nothing.
-        lines.removeLast()
+        // What follows the last newline: nothing, a whole entry whose newline was lost (kept:
+        // its erasure may have been acknowledged), or a torn, never acknowledged append (dropped).
+        let tail = lines.removeLast()
         var contents = Contents(references: [], macs: [])
         var previous = State.empty.head
         for (i, line) in lines.enumerated() {
@@ -227,6 +285,54 @@ public struct ErasureLedger: Sendable {
             contents.references.append(entry.reference)
             contents.macs.append(entry.mac)
             previous = entry.mac
+        }
+        if !tail.isEmpty, case .entry(let mac) = try classifyTail(tail, after: contents.state), let entry = Self.parse(tail) {
+            contents.references.append(entry.reference)
+            contents.macs.append(mac)
+        }
+        return contents
+    }
+
+    /// Appends every reference of `references` that the ledger lacks (a ledger carried by a
+    /// database backup, merged at restore: docs/CRYPTO.md §Database backups). Erasures are only
+    /// ever added. Returns the ledger's contents after the merge.
+    @discardableResult
+    public func merge(_ references: [[UInt8]]) throws(KeyringError) -> Contents {
+        let current = try read() ?? Contents(references: [], macs: [])
+        var have = Set(current.references)
+        let missing = references.filter { have.insert($0).inserted }
+        if !missing.isEmpty || !SecureFile.exists(path) { try append(missing) }
+        return try read() ?? Contents(references: [], macs: [])
+    }
+
+    /// The bytes of a ledger holding `contents`: the header and one line per entry, exactly as
+    /// `append` writes them.
+    public func serialized(_ contents: Contents) throws(KeyringError) -> [UInt8] {
+        Array(Self.header.utf8) + (try lines(contents.references, after: .empty).bytes)
+    }
+
+    /// Reads ledger bytes that are not in the keys directory (a database backup's ledger section),
+    /// every MAC checked with this keyring's ledger key.
+    public func parse(bytes: [UInt8]) throws(KeyringError) -> Contents {
+        let header = Array(Self.header.utf8)
+        guard bytes.starts(with: header), (bytes.count - header.count) % Self.entryBytes == 0 else {
+            throw .malformedLedger(path: "the backup's ledger", reason: "it is not a whole erasure ledger")
+        }
+        var contents = Contents(references: [], macs: [])
+        var previous = State.empty.head
+        var at = header.count
+        while at < bytes.count {
+            guard bytes[at + Self.entryBytes - 1] == UInt8(ascii: "\n"), let entry = Self.parse(bytes[at..<(at + Self.entryBytes - 1)]) else {
+                throw .malformedLedger(path: "the backup's ledger", reason: "entry \(contents.references.count + 1) is not an entry")
+            }
+            guard Sodium.constantTimeEquals(try mac(entry.reference, previous: previous), entry.mac) else {
+                throw .malformedLedger(path: "the backup's ledger",
+                                       reason: "entry \(contents.references.count + 1) fails its chained MAC (altered, or written under another index key)")
+            }
+            contents.references.append(entry.reference)
+            contents.macs.append(entry.mac)
+            previous = entry.mac
+            at += Self.entryBytes
         }
         return contents
     }

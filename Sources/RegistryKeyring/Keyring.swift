@@ -20,6 +20,9 @@ public final class Keyring: Sendable {
     public let auditSubjectKey: KeyMaterial
     /// MACs erasure-ledger entries: subkey 1 of the index key under "ANRGledg".
     public let erasureLedgerKey: KeyMaterial
+    /// MACs the clear columns of subject and case rows: subkey 1 of the index key under
+    /// "ANRGrmac" (docs/CRYPTO.md §Authenticated columns).
+    public let rowMACKey: KeyMaterial
     /// Signs audit checkpoints.
     public let auditSigningKey: Ed25519SigningKey
     /// Present when the keyring is passphrase-sealed; seals key files written later.
@@ -44,6 +47,8 @@ public final class Keyring: Sendable {
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .auditSubject, length: KeyedHash.keyBytes), name: "audit subject key")
             erasureLedgerKey = KeyMaterial(
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .erasureLedger, length: KeyedHash.keyBytes), name: "erasure ledger key")
+            rowMACKey = KeyMaterial(
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .rowMAC, length: KeyedHash.keyBytes), name: "row MAC key")
         } catch { throw .crypto(error) }
     }
 
@@ -59,6 +64,7 @@ public final class Keyring: Sendable {
         self.linkageKey = previous.linkageKey
         self.auditSubjectKey = previous.auditSubjectKey
         self.erasureLedgerKey = previous.erasureLedgerKey
+        self.rowMACKey = previous.rowMACKey
         self.auditSigningKey = previous.auditSigningKey
         self.sealingKey = previous.sealingKey
     }

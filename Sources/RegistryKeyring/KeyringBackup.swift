@@ -141,6 +141,7 @@ public enum KeyringBackup {
                 let keyring = try Keyring.load(from: KeyringSource(directory: staging), passphrase: keyringPassphrase)
                 try carryOverLedger(from: directory, into: staging, keyring: keyring)
             }
+            try carryOverAnchor(from: directory, into: staging)
         } catch {
             removeTree(staging)
             throw error
@@ -246,6 +247,17 @@ public enum KeyringBackup {
         var seen = Set<[UInt8]>()
         let missing = stagedReferences.filter { !have.contains($0) && seen.insert($0).inserted }
         try staged.append(missing)
+    }
+
+    /// Keeps the newer audit anchor (docs/CRYPTO.md §Audit, "Anchor"): restoring an older keyring
+    /// backup must not move the anchor back, or an older copy of the database would pass as
+    /// current.
+    static func carryOverAnchor(from existing: String, into staging: String) throws(KeyringError) {
+        guard let current = try? AuditAnchor.read(directory: existing) else { return }
+        let staged = try? AuditAnchor.read(directory: staging)
+        if let staged, staged.seq >= current.seq { return }
+        unlink(staging + "/" + AuditAnchor.fileName)
+        try current.write(directory: staging)
     }
 
     static func removeTree(_ path: String) {

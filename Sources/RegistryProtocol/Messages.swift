@@ -402,11 +402,14 @@ public struct KeysStatusResponse: Codable, Sendable, Equatable {
     public var versions: [KEKVersionWire]
     public var oprfPublicKey: String
     public var linkageEpoch: Int
-    public init(primary: Int, versions: [KEKVersionWire], oprfPublicKey: String, linkageEpoch: Int) {
+    /// The Ed25519 key that signs audit checkpoints and database backup headers (hex).
+    public var auditPublicKey: String?
+    public init(primary: Int, versions: [KEKVersionWire], oprfPublicKey: String, linkageEpoch: Int, auditPublicKey: String? = nil) {
         self.primary = primary
         self.versions = versions
         self.oprfPublicKey = oprfPublicKey
         self.linkageEpoch = linkageEpoch
+        self.auditPublicKey = auditPublicKey
     }
 }
 
@@ -432,13 +435,24 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     public var erasedInactive: Int
     /// Subjects that could not be reviewed and were skipped.
     public var failed: Int
-    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int) {
+    /// Subjects erased because their rows failed the integrity check (docs/CRYPTO.md
+    /// §Authenticated columns), and case links removed for the same reason.
+    public var erasedIntegrity: Int
+    public var caseLinksRemoved: Int
+    /// Integrity failures found but not acted on: too many to be tampering (a wrong keyring or a
+    /// fault is likelier); nothing was erased.
+    public var integritySuspended: Int
+    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int,
+                erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0, integritySuspended: Int = 0) {
         self.reviewed = reviewed
         self.kept = kept
         self.erasedCompleted = erasedCompleted
         self.erasedCap = erasedCap
         self.erasedInactive = erasedInactive
         self.failed = failed
+        self.erasedIntegrity = erasedIntegrity
+        self.caseLinksRemoved = caseLinksRemoved
+        self.integritySuspended = integritySuspended
     }
 }
 

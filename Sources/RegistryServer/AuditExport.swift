@@ -8,6 +8,7 @@ import RegistryText
 /// Audit entries as JSON lines (export) and as plain words (a patient's own access log).
 enum AuditExport {
     struct Line: Encodable {
+        var type = "entry"
         var seq: Int64
         var at: String
         var actor: String
@@ -16,6 +17,38 @@ enum AuditExport {
         var subjectCommit: String?
         var prevHash: String
         var hash: String
+    }
+
+    /// A signed checkpoint as an export line (docs/CRYPTO.md §Audit, "Exports").
+    struct CheckpointLine: Encodable {
+        var type = "checkpoint"
+        var seq: Int64
+        var hash: String
+        var at: String
+        var format: Int
+        var previous: Int64?
+        var interval: Int?
+        var signature: String
+    }
+
+    /// Entries in order, each checkpoint right after the entry it signs; a checkpoint before the
+    /// first entry (the one a page continues from) comes first.
+    static func lines(entries: [AuditChain.Entry], checkpoints: [AuditChain.Checkpoint]) throws -> String {
+        var bySeq: [Int64: AuditChain.Checkpoint] = [:]
+        for checkpoint in checkpoints { bySeq[checkpoint.seq] = checkpoint }
+        var text = ""
+        if let first = entries.first, let start = bySeq[first.seq - 1] { text += try line(start) + "\n" }
+        for entry in entries {
+            text += try line(entry) + "\n"
+            if let checkpoint = bySeq[entry.seq] { text += try line(checkpoint) + "\n" }
+        }
+        return text
+    }
+
+    static func line(_ checkpoint: AuditChain.Checkpoint) throws -> String {
+        let line = CheckpointLine(seq: checkpoint.seq, hash: Hex.encode(checkpoint.hash), at: checkpoint.at, format: checkpoint.format,
+                                  previous: checkpoint.previous, interval: checkpoint.interval, signature: Hex.encode(checkpoint.signature))
+        return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 
     static let encoder: JSONEncoder = {

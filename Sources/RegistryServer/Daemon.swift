@@ -75,6 +75,13 @@ public enum Daemon {
             try? store.close()
             return .keys
         }
+        // docs/CRYPTO.md §Audit, "Anchor": the log reaches the signed anchor beside the keyring
+        // and agrees with it, or nothing starts (a database problem: exit 4).
+        do { try await store.checkAuditAnchor() } catch {
+            fail("database: \(error)")
+            try? store.close()
+            return .database
+        }
         let space = SpaceReserve(stateDirectory: config.stateDirectory, mebibytes: config.spaceReserveMiB, logger: logger)
         space.prepare()
         let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)

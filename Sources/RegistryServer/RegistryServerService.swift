@@ -97,7 +97,9 @@ public final class RegistryServerService: Service {
                             outcome = error.error.code
                         } catch {
                             let mapped = APIError.from(error)
-                            if mapped.status == .internalServerError {
+                            if mapped.code == DomainError.integrityErrorCode {
+                                app.integrityFailure(source: "request", detail: "\(request.method) \(spec?.path ?? "?"): \(APIError.diagnostic(error))")
+                            } else if mapped.status == .internalServerError {
                                 logger.error("request failed", metadata: [
                                     "error.type": "\(String(reflecting: type(of: error)))", "error.detail": "\(APIError.diagnostic(error))"])
                             }

@@ -152,7 +152,7 @@ extension RegistryApp {
             },
             RouteTable.spec(.post, "/v1/admin/sweep"): { request, _ in
                 try await JSONBodies.requireEmpty(request, limit: limit)
-                let report = try await self.sweeper.run()
+                let report = try await self.sweep()
                 self.logger.notice("sweep", metadata: ["reviewed": "\(report.reviewed)", "erased": "\(report.erased)"])
                 return try JSONBodies.response(SweepResponse(report))
             },
@@ -177,11 +177,17 @@ extension RegistryApp {
                     return v
                 } ?? 10_000
                 let entries: [AuditChain.Entry]
-                do throws(StorageError) { entries = try await self.store.auditEntries(after: since, limit: limit) } catch {
+                let checkpoints: [AuditChain.Checkpoint]
+                do throws(StorageError) {
+                    entries = try await self.store.auditEntries(after: since, limit: limit)
+                    // The checkpoint at `since` (the start a later page continues from) and every
+                    // checkpoint that signs an entry of this page: an auditor verifies the export
+                    // with the public key alone (docs/CRYPTO.md §Audit, "Exports").
+                    checkpoints = try await self.store.auditCheckpoints(after: since - 1, through: entries.last?.seq ?? since)
+                } catch {
                     throw DomainError.storage(error)
                 }
-                var text = ""
-                for entry in entries { text += try AuditExport.line(entry) + "\n" }
+                let text = try AuditExport.lines(entries: entries, checkpoints: checkpoints)
                 var headers = HTTPFields()
                 headers[.contentType] = "application/x-ndjson"
                 headers[.cacheControl] = "no-store"
@@ -216,7 +222,8 @@ extension RegistryApp {
                 KEKVersionWire(version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
                                subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
             },
-            oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch)
+            oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch,
+            auditPublicKey: keyring.manifest.audit.publicKey)
     }
 
     /// Retires (refused while any subject uses the version) or destroys (only a retired version:

@@ -17,10 +17,11 @@ public struct SweeperService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 // The sweeper of the current configuration (retention may change on SIGHUP).
-                let report = try await app.sweeper.run()
+                let report = try await app.sweep()
                 app.logger.notice("daily sweep", metadata: [
                     "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
                     "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
+                    "erased.integrity": "\(report.erasedIntegrity)", "case_links.removed": "\(report.caseLinksRemoved)",
                     "failed": "\(report.failed)",
                 ])
                 if report.failed > 0 {

@@ -28,7 +28,7 @@ extension SQLiteRegistryStore {
     static func appendChained(_ db: Database, event: AuditEvent, at: String, checkpointEvery: Int, keyring: Keyring) throws {
         let (seq, entryHash) = try appendEntry(db, event: event, at: at)
         if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
-            try insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring)
+            try insertCheckpoint(db, seq: seq, hash: entryHash, keyring: keyring, interval: checkpointEvery)
         }
     }
 
@@ -68,6 +68,48 @@ extension SQLiteRegistryStore {
         return (seq, hash)
     }
 
+    /// Appends the `audit-restore` entry to a payload being restored (docs/CRYPTO.md §Audit,
+    /// "Restores") and signs a checkpoint at it. The entry continues the payload's chain but is
+    /// numbered after `highestIssued` (every number the registry can have given out before, from
+    /// the anchor), so exported entries are never numbered twice.
+    static func appendRestoreEntry(
+        _ db: Database, keyring: Keyring, createdAt: String, actor: String, interval: Int, highestIssued: Int64, reErased: Int, remaining: Int
+    ) throws -> BackupArchive.RestoreOutcome {
+        let last = try db.fetchOneCached("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let ended: Int64
+        let previous: [UInt8]
+        if let last {
+            ended = last[0]
+            previous = Array(last[1] as Data)
+        } else {
+            ended = try prunedHead(db)
+            previous = try anchorHash(db, before: ended + 1)
+        }
+        // Numbering jumps to the next multiple of `AuditChain.restoreStep` above every number the
+        // registry can have issued: an anchor kept with an older keyring backup may be behind the
+        // entries issued since, and the jump keeps them apart from any count of entries short of
+        // a billion (docs/CRYPTO.md §Audit, "Restores").
+        let step = AuditChain.restoreStep
+        let continuesAfter = (max(ended, highestIssued) / step + 1) * step
+        let seq = continuesAfter + 1
+        let at = timestamp()
+        let result = AuditChain.restoreResult(createdAt: createdAt, ended: ended, head: previous, reErased: reErased, continuesAfter: continuesAfter)
+        let canonical = AuditChain.canonical(seq: seq, at: at, actor: actor, action: AuditChain.restoreAction, result: result, subjectCommit: nil)
+        let hash: [UInt8]
+        do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
+            throw StorageError.database(reason: "could not hash an audit entry")
+        }
+        try db.execute(sql: """
+            INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)
+            """, arguments: [seq, at, actor, AuditChain.restoreAction, result, Data(previous), Data(hash)])
+        try insertCheckpoint(db, seq: seq, hash: hash, keyring: keyring, interval: interval)
+        guard let checkpoint = try AuditLogReader.newestCheckpoint(db), checkpoint.seq == seq else {
+            throw StorageError.database(reason: "the restore's audit checkpoint was not written")
+        }
+        return BackupArchive.RestoreOutcome(erased: reErased, remaining: remaining, restoreSeq: seq, continuesAfter: continuesAfter,
+                                            checkpoint: checkpoint)
+    }
+
     /// Whether the subject with store key (sid) `key` still exists; true when no key was given.
     static func subjectExists(_ db: Database, key: [UInt8]?) throws -> Bool {
         guard let key else { return true }
@@ -93,14 +135,21 @@ extension SQLiteRegistryStore {
         return Array(data)
     }
 
-    static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring) throws {
+    /// Signs a version-2 checkpoint at `seq` (docs/CRYPTO.md §Audit): it names the checkpoint
+    /// before it and the interval, so none can be deleted unnoticed. The anchor beside the keyring
+    /// is replaced once the transaction committed (`refreshAuditAnchor`).
+    static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring, interval: Int) throws {
         let at = timestamp()
+        let previous = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint WHERE seq < ?", arguments: [seq]) ?? 0
+        let checkpoint = AuditChain.Checkpoint(seq: seq, hash: hash, at: at, signature: [], format: 2, previous: previous, interval: interval)
         let signature: [UInt8]
-        do { signature = try keyring.auditSigningKey.sign(AuditChain.checkpointMessage(seq: seq, hash: hash, at: at)) } catch {
+        do { signature = try keyring.auditSigningKey.sign(checkpoint.message) } catch {
             throw StorageError.database(reason: "could not sign an audit checkpoint")
         }
-        try db.execute(sql: "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature) VALUES (?, ?, ?, ?)",
-                       arguments: [seq, Data(hash), at, Data(signature)])
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval) VALUES (?, ?, ?, ?, 2, ?, ?)
+            """, arguments: [seq, Data(hash), at, Data(signature), previous, interval])
+        AuditAnchorTracker.checkpointsSigned.add(1, ordering: .relaxed)
     }
 
     /// Signs the head of the log if entries were added since the last checkpoint. Called every
@@ -108,12 +157,13 @@ extension SQLiteRegistryStore {
     @discardableResult
     public func checkpointAudit() async throws(StorageError) -> Int64? {
         let keyring = self.keyring
+        let interval = auditCheckpointEvery
         return try await write { db in
             guard let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1") else { return nil }
             let seq: Int64 = head[0]
             let signed = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint") ?? 0
             guard seq > signed else { return nil }
-            try Self.insertCheckpoint(db, seq: seq, hash: Array(head[1] as Data), keyring: keyring)
+            try Self.insertCheckpoint(db, seq: seq, hash: Array(head[1] as Data), keyring: keyring, interval: interval)
             return seq
         }
     }
@@ -141,10 +191,18 @@ extension SQLiteRegistryStore {
         try await read { db in try AuditLogReader.entries(db, after: after, limit: limit) }
     }
 
-    /// Verifies the whole log against the keyring's audit public key.
+    /// Checkpoints with `after < seq <= through` (for export).
+    public func auditCheckpoints(after: Int64, through: Int64) async throws(StorageError) -> [AuditChain.Checkpoint] {
+        try await read { db in try AuditLogReader.checkpoints(db, after: after, through: through) }
+    }
+
+    /// Verifies the whole log against the keyring's audit public key, the checkpoint interval
+    /// and the anchor beside the keyring.
     public func verifyAudit() async throws(StorageError) -> AuditChain.Report {
         let publicKey = keyring.auditSigningKey.publicKey
-        return try await read { db in try AuditLogReader.verify(db, publicKey: publicKey) }
+        let interval = auditCheckpointEvery
+        let anchor = try Self.readAnchor(directory: keyring.source.directory)
+        return try await read { db in try AuditLogReader.verify(db, publicKey: publicKey, interval: interval, anchor: anchor) }
     }
 
     /// Drops entries older than `cutoff` (an ISO 8601 UTC time), keeping the chain verifiable:
@@ -192,19 +250,58 @@ public enum AuditLogReader {
             """, arguments: [after, limit]).map(entry)
     }
 
+    /// An entry as stored. A cell of the wrong type (text where a hash belongs, say) reads as
+    /// something that cannot verify, never as a crash of the daemon or the CLI.
     static func entry(_ row: Row) -> AuditChain.Entry {
-        AuditChain.Entry(seq: row[0], at: row[1], actor: row[2], action: row[3], result: row[4],
-                         subjectCommit: (row[5] as Data?).map { Array($0) }, prevHash: Array(row[6] as Data), hash: Array(row[7] as Data))
+        func text(_ i: Int) -> String {
+            if case .string(let value) = (row[i] as DatabaseValue).storage { return value }
+            return "\u{FFFD}"
+        }
+        func bytes(_ i: Int) -> [UInt8]? {
+            switch (row[i] as DatabaseValue).storage {
+            case .null: return nil
+            case .blob(let data): return Array(data)
+            default: return [0xFF]
+            }
+        }
+        return AuditChain.Entry(seq: row[0], at: text(1), actor: text(2), action: text(3), result: text(4),
+                                subjectCommit: bytes(5), prevHash: bytes(6) ?? [], hash: bytes(7) ?? [])
     }
 
-    static func checkpoints(_ db: Database) throws -> [AuditChain.Checkpoint] {
-        try Row.fetchAll(db, sql: "SELECT seq, hash, at, signature FROM audit_checkpoint ORDER BY seq").map { row in
-            AuditChain.Checkpoint(seq: row[0], hash: Array(row[1] as Data), at: row[2], signature: Array(row[3] as Data))
+    /// The newest version-2 checkpoint (the anchor's source).
+    static func newestCheckpoint(_ db: Database) throws -> AuditChain.Checkpoint? {
+        guard try db.columns(in: "audit_checkpoint").contains(where: { $0.name == "format" }),
+              let row = try Row.fetchOne(db, sql: """
+                SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint WHERE format = 2 ORDER BY seq DESC LIMIT 1
+                """) else { return nil }
+        return checkpoint(row)
+    }
+
+    /// A checkpoint as stored; a cell of the wrong type reads as something that cannot verify.
+    static func checkpoint(_ row: Row) -> AuditChain.Checkpoint {
+        func bytes(_ i: Int) -> [UInt8] {
+            if case .blob(let data) = (row[i] as DatabaseValue).storage { return Array(data) }
+            return []
         }
+        func integer(_ i: Int) -> Int64? {
+            if case .int64(let value) = (row[i] as DatabaseValue).storage { return value }
+            return nil
+        }
+        var at = "\u{FFFD}"
+        if case .string(let value) = (row[2] as DatabaseValue).storage { at = value }
+        return AuditChain.Checkpoint(seq: row[0], hash: bytes(1), at: at, signature: bytes(3), format: Int(integer(4) ?? 0),
+                                     previous: integer(5), interval: integer(6).map { Int($0) })
+    }
+
+    static func checkpoints(_ db: Database, after: Int64 = -1, through: Int64 = .max) throws -> [AuditChain.Checkpoint] {
+        let versioned = try db.columns(in: "audit_checkpoint").contains { $0.name == "format" }
+        let columns = versioned ? "seq, hash, at, signature, format, previous, interval" : "seq, hash, at, signature, 1, NULL, NULL"
+        return try Row.fetchAll(db, sql: "SELECT \(columns) FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                arguments: [after, through]).map(checkpoint)
     }
 
     /// Streams the entries through `AuditChain.Verifier`: constant memory for any log length.
-    static func verify(_ db: Database, publicKey: [UInt8]) throws -> AuditChain.Report {
+    static func verify(_ db: Database, publicKey: [UInt8], interval: Int, anchor: AuditChain.Checkpoint?) throws -> AuditChain.Report {
         let bounds = try Row.fetchOne(db, sql: "SELECT count(*), min(seq), max(seq) FROM audit_entry")
         let count: Int = bounds?[0] ?? 0
         let first: Int64? = bounds?[1]
@@ -214,7 +311,8 @@ public enum AuditLogReader {
                               arguments: [AuditChain.pruneAction, AuditChain.pruneResult(anchor: first - 1)]) ?? false
         } ?? false
         var verifier = AuditChain.Verifier(checkpoints: try checkpoints(db), publicKey: publicKey, entries: count,
-                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded)
+                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval,
+                                           anchor: anchor)
         let cursor = try Row.fetchCursor(db, sql: """
             SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq
             """)
@@ -224,15 +322,18 @@ public enum AuditLogReader {
         return verifier.finish()
     }
 
-    /// Offline verification of `databasePath`, opened read-only, against `publicKey`.
-    public static func verify(databasePath: String, publicKey: [UInt8]) throws(StorageError) -> AuditChain.Report {
+    /// Offline verification of `databasePath`, opened read-only, against `publicKey`, the
+    /// checkpoint interval and the anchor in `keysDirectory` (when given).
+    public static func verify(databasePath: String, publicKey: [UInt8], interval: Int = 1000, keysDirectory: String? = nil)
+        throws(StorageError) -> AuditChain.Report {
         try DatabasePreflight.check(path: databasePath)
+        let anchor = try keysDirectory.flatMap { (directory) throws(StorageError) in try SQLiteRegistryStore.readAnchor(directory: directory) }
         var configuration = Configuration()
         configuration.readonly = true
         do {
             let queue = try DatabaseQueue(path: databasePath, configuration: configuration)
             defer { try? queue.close() }
-            return try queue.read { db in try verify(db, publicKey: publicKey) }
+            return try queue.read { db in try verify(db, publicKey: publicKey, interval: interval, anchor: anchor) }
         } catch {
             throw StorageError.from(error, path: databasePath)
         }

@@ -5,21 +5,21 @@ import RegistryProtocol
 
 extension SQLiteRegistryStore {
     /// Every byte string the subject behind `handle` has in the database: its sid, code index,
-    /// wrapped DEK, linkage hash, sealed records, case-handle indexes and sealed handles. The
-    /// erasure tests look for these on disk after erasure.
+    /// wrapped DEK, row MAC and record chain head, sealed records, case-handle indexes, sealed
+    /// handles and link MACs. The erasure tests look for these on disk after erasure.
     func storedTraces(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> [[UInt8]] {
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await read { db in
-            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+            guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            let row = try Row.fetchOne(db, sql: "SELECT code_index, linkage_hash FROM subject WHERE id = ?", arguments: [subject.id])!
-            var traces: [[UInt8]] = [subject.sid, subject.wrappedDEK, Array(row[0] as Data)]
-            if let linkage = row[1] as Data? { traces.append(Array(linkage)) }
+            var traces: [[UInt8]] = [subject.sid, subject.wrappedDEK, subject.codeIndex, subject.rowMAC]
+            if subject.records > 0 { traces.append(subject.recordsHead) }
             traces += try Data.fetchAll(db, sql: "SELECT sealed FROM record WHERE subject_id = ?", arguments: [subject.id]).map { Array($0) }
-            for link in try Row.fetchAll(db, sql: "SELECT handle_index, sealed_handle FROM case_link WHERE subject_id = ?", arguments: [subject.id]) {
+            for link in try Row.fetchAll(db, sql: "SELECT handle_index, sealed_handle, row_mac FROM case_link WHERE subject_id = ?", arguments: [subject.id]) {
                 traces.append(Array(link[0] as Data))
                 traces.append(Array(link[1] as Data))
+                traces.append(Array(link[2] as Data))
             }
             return traces
         }

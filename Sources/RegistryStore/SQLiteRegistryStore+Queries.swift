@@ -5,20 +5,26 @@ import RegistryProtocol
 import RegistryCrypto
 
 extension SQLiteRegistryStore {
+    /// Each row's case link and subject MACs are checked (docs/CRYPTO.md §Authenticated
+    /// columns), so a due date or a link changed behind anonreg's back fails the list with an
+    /// integrity error rather than hand a clinic another subject's handle or a false date.
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
         return try await read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT c.id, c.sealed_handle, \(SubjectRow.selectColumns)
+                SELECT \(SubjectRow.selectColumns), \(CaseLinkRow.selectColumns), c.sealed_handle
                 FROM case_link c JOIN subject s ON s.id = c.subject_id
                 WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
                 ORDER BY s.next_due, c.id
                 """, arguments: [clinic.rawValue, day.description])
+            let keyring = self.keyring
             return try rows.map { row in
-                let linkID: Int64 = row[0]
-                let sealed = Array(row[1] as Data)
-                let subject = try SubjectRow(row: row, offset: 2)
-                let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
-                let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
+                let subject = try SubjectRow(row: row)
+                let link = try CaseLinkRow(row: row, offset: SubjectRow.columnCount)
+                try link.authenticate(sid: subject.sid, keyring: keyring)
+                try subject.authenticate(keyring: keyring, erased: self.erased)
+                let sealed = Array(row[SubjectRow.columnCount + CaseLinkRow.columnCount] as Data)
+                let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
+                let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
                 let text = try SubjectKeys.open(sealed, dek: dek, ad: ad, what: "case handle")
                 guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)), let due = subject.columns.nextDue else {
                     throw StorageError.tampered(what: "case handle")

@@ -26,11 +26,16 @@ extension SQLiteRegistryStore {
                     """, arguments: [primary.version, max(0, limit - rows.count)])
             }
             for row in rows {
-                let subject = try SubjectRow(row: row)
+                var subject = try SubjectRow(row: row)
                 let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
                 let wrapped = try SubjectKeys.wrap(dek, sid: subject.sid, version: primary.version, kek: primary.key)
-                try db.executeCached("UPDATE subject SET wrapped_dek = ?, kek_version = ? WHERE id = ?",
-                                     [Data(wrapped), primary.version, subject.id])
+                // The row MAC binds kek_version (docs/CRYPTO.md §Authenticated columns). A row whose
+                // MAC failed before keeps failing: its new MAC is computed only over a valid one.
+                let valid = RowIntegrity.matches(subject.rowMAC, try subject.expectedMAC(keyring: keyring))
+                subject.kekVersion = primary.version
+                let mac = valid ? try subject.expectedMAC(keyring: keyring) : subject.rowMAC
+                try db.executeCached("UPDATE subject SET wrapped_dek = ?, kek_version = ?, row_mac = ? WHERE id = ?",
+                                     [Data(wrapped), primary.version, Data(mac), subject.id])
             }
             let remaining = try Int.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM subject WHERE kek_version < ?1) + (SELECT count(*) FROM subject WHERE kek_version > ?1)

@@ -18,37 +18,42 @@ extension SQLiteRegistryStore {
         let sid = try SubjectKeys.newSID()
         let dek = try SubjectKeys.newDEK(slab: dekSlab)
         let dekBox = DEKBox(dek)
-        // The linkage hash is computed and stored whether or not it was seen before: no lookup.
-        let linkageHash = try enrolment.linkage.map { (value) throws(StorageError) in try SubjectKeys.linkageHash(value, keyring: keyring) }
         let handle = try SubjectKeys.newCaseHandle()
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        // The open month's unique-person tag (docs/CRYPTO.md §Unique persons), also computed
-        // and written the same way whether or not it was seen before.
-        let uniqueTag: (mark: UniquePersonMark, tag: [UInt8])? = try linkageHash.flatMap { (hash) throws(StorageError) in
-            try enrolment.uniquePerson.map { (mark) throws(StorageError) in
-                (mark, try SubjectKeys.uniquePersonTag(linkageHash: hash, month: mark.month, keyring: keyring))
+        // The open month's unique-person tag (docs/CRYPTO.md §Unique persons), computed and
+        // written the same way whether or not it was seen before, and only with statistics
+        // consent. Nothing else derived from the linkage value is kept: no per-subject value.
+        let uniqueTag: (mark: UniquePersonMark, tag: [UInt8])? = try enrolment.uniquePerson.flatMap { (mark) throws(StorageError) in
+            try enrolment.linkage.map { (value) throws(StorageError) in
+                (mark, try SubjectKeys.uniquePersonTag(linkageHash: try SubjectKeys.linkageHash(value, keyring: keyring),
+                                                       month: mark.month, keyring: keyring))
             }
         }
 
         let view = try await write { db in
             // The primary KEK is read inside the writer: a rotation, retire and destroy that run
             // meanwhile can never leave this subject wrapped under a destroyed version.
-            let primary = self.keyring.primaryKEK
+            let keyring = self.keyring
+            let primary = keyring.primaryKEK
             let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)
-            try db.execute(
-                sql: """
-                    INSERT INTO subject (sid, code_index, wrapped_dek, kek_version, linkage_hash, status, next_due, review_on)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [Data(sid), Data(codeIndex), Data(wrapped), primary.version, linkageHash.map { Data($0) },
-                            enrolment.columns.status.rawValue, enrolment.columns.nextDue?.description,
-                            enrolment.columns.reviewOn?.description])
-            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.database(reason: "enrolled subject vanished") }
-            try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key)
-            _ = try subject.append(db, enrolment.records, dek: dekBox.key)
+            var subject = SubjectRow(id: try Self.nextID(db, table: "subject"), sid: sid, codeIndex: codeIndex, wrappedDEK: wrapped,
+                                     kekVersion: primary.version, columns: enrolment.columns)
+            subject.rowMAC = try subject.expectedMAC(keyring: keyring)
+            try db.executeCached(
+                """
+                INSERT INTO subject (id, sid, code_index, wrapped_dek, kek_version, status, next_due, review_on, records, records_head, row_mac)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [subject.id, Data(sid), Data(codeIndex), Data(wrapped), primary.version, enrolment.columns.status.rawValue,
+                 enrolment.columns.nextDue?.description, enrolment.columns.reviewOn?.description, subject.records,
+                 Data(subject.recordsHead), Data(subject.rowMAC)])
+            try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key,
+                                keyring: keyring)
+            _ = try subject.append(db, enrolment.records, dek: dekBox.key, keyring: keyring)
+            try subject.save(db, keyring: keyring)
             try Self.apply(db, enrolment.counters)
             if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
-            let view = try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+            let view = try subject.view(db, keyring: keyring, dek: dekBox.key, recorder: recorder)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return view
         }
@@ -60,7 +65,7 @@ extension SQLiteRegistryStore {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await read { db in
-            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+            guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
             return try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
@@ -85,7 +90,7 @@ extension SQLiteRegistryStore {
         // still there, names it, so that an erasure committed in between is never linked to
         // this request's entry again.
         let (seen, stamp) = try await read { db in
-            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+            guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
             return (try subject.view(db, keyring: self.keyring, slab: self.dekSlab), try subject.stamp(db))
@@ -94,10 +99,11 @@ extension SQLiteRegistryStore {
         // audit entry names the subject exactly as before).
         let planned: SubjectChange? = try? decide(seen)
         return try await write { db in
-            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+            guard var subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
+            let keyring = self.keyring
+            let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
             var view = seen
             let change: SubjectChange
             if let planned, try subject.stamp(db) == stamp {
@@ -109,8 +115,9 @@ extension SQLiteRegistryStore {
                 view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
                 change = try decide(view)
             }
-            view.records += try subject.append(db, change.append, dek: dek)
-            try subject.setColumns(db, change.columns)
+            view.records += try subject.append(db, change.append, dek: dek, keyring: keyring)
+            subject.columns = change.columns
+            try subject.save(db, keyring: keyring)
             view.columns = change.columns
             try Self.apply(db, change.counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
@@ -126,21 +133,27 @@ extension SQLiteRegistryStore {
         let fresh = try SubjectKeys.newCaseHandle()
         let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
         return try await write { db in
-            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            guard var subject = try self.subject(db, codeIndex: codeIndex) else { throw StorageError.codeNotFound }
+            let keyring = self.keyring
             try subject.recordReference(keyring: keyring, in: recorder)
-            let dek = try subject.dek(keyring: self.keyring, slab: self.dekSlab)
+            let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
             if let existing = try Row.fetchOne(
-                db, sql: "SELECT id, sealed_handle FROM case_link WHERE subject_id = ? AND clinic = ?",
+                db, sql: "SELECT \(CaseLinkRow.selectColumns), c.sealed_handle FROM case_link c WHERE c.subject_id = ? AND c.clinic = ?",
                 arguments: [subject.id, clinic.rawValue]) {
                 // The clinic already holds a case: hand the same handle back.
-                let linkID: Int64 = existing[0]
-                let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
-                let text = try SubjectKeys.open(Array(existing[1] as Data), dek: dek, ad: ad, what: "case handle")
-                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)) else { throw StorageError.tampered(what: "case handle") }
+                let link = try CaseLinkRow(row: existing)
+                try link.authenticate(sid: subject.sid, keyring: keyring)
+                let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
+                let text = try SubjectKeys.open(Array(existing[CaseLinkRow.columnCount] as Data), dek: dek, ad: ad, what: "case handle")
+                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)),
+                      try SubjectKeys.handleIndex(handle, keyring: keyring) == link.handleIndex else {
+                    throw StorageError.tampered(what: "case handle")
+                }
                 return handle
             }
-            try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek)
-            _ = try subject.append(db, [record], dek: dek)
+            try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
+            _ = try subject.append(db, [record], dek: dek, keyring: keyring)
+            try subject.save(db, keyring: keyring)
             try Self.apply(db, counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
             return fresh
@@ -152,7 +165,7 @@ extension SQLiteRegistryStore {
         let recorder = AuditRecorder.current
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         return try await read { db in
-            guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { throw StorageError.codeNotFound }
+            guard let subject = try self.subject(db, codeIndex: codeIndex) else { throw StorageError.codeNotFound }
             return try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
@@ -167,11 +180,12 @@ extension SQLiteRegistryStore {
         let codeText = code.formatted()
         let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         try await write { db in
-            guard let subject = try SubjectRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else {
+            guard var subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
             try subject.recordReference(keyring: keyring, in: recorder)
-            try db.execute(sql: "UPDATE subject SET code_index = ? WHERE id = ?", arguments: [Data(codeIndex), subject.id])
+            subject.codeIndex = codeIndex
+            try subject.save(db, keyring: self.keyring)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
         }
         return codeText
@@ -186,16 +200,19 @@ extension SQLiteRegistryStore {
         return try SubjectKeys.codeIndex(parsed, keyring: keyring)
     }
 
+    /// A new case link: the handle sealed under the subject's DEK (docs/CRYPTO.md §Records), its
+    /// keyed index, and the row's MAC (§Authenticated columns).
     static func insertCase(
         _ db: Database, subject: SubjectRow, clinic: ClinicID, handle: CaseHandle, handleIndex: [UInt8],
-        dek: borrowing SecretBytes
+        dek: borrowing SecretBytes, keyring: Keyring
     ) throws {
         let linkID = try nextID(db, table: "case_link")
         let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
         let sealed = try SubjectKeys.seal(Array(handle.text.utf8), dek: dek, ad: ad)
-        try db.execute(
-            sql: "INSERT INTO case_link (id, handle_index, clinic, subject_id, sealed_handle) VALUES (?, ?, ?, ?, ?)",
-            arguments: [linkID, Data(handleIndex), clinic.rawValue, subject.id, Data(sealed)])
+        let mac = try RowIntegrity.linkMAC(linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
+        try db.executeCached(
+            "INSERT INTO case_link (id, handle_index, clinic, subject_id, sealed_handle, row_mac) VALUES (?, ?, ?, ?, ?, ?)",
+            [linkID, Data(handleIndex), clinic.rawValue, subject.id, Data(sealed), Data(mac)])
     }
 
     /// The id the next AUTOINCREMENT row of `table` gets, known before insert so that it can be

@@ -19,6 +19,11 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let readGate: FairReadGate
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
+    /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
+    /// erasure): a subject named there is never served (docs/CRYPTO.md §Authenticated columns).
+    let erased = ErasedSubjects()
+    /// The audit anchor file's state (SQLiteRegistryStore+AuditAnchor.swift).
+    let anchorState = Mutex(AnchorState())
     private let keyringSlot: Mutex<Keyring>
 
     /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
@@ -58,7 +63,19 @@ public final class SQLiteRegistryStore: RegistryStorage {
             // the WAL, and an acknowledged write could be lost to a power cut. Set FULL again on
             // the writer, the one connection that commits; `pragmas()` reads it back from there.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            try Schema.migrator.migrate(pool)
+            let migrator = Schema.migrator(keyring: keyring)
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            let pending = applied.count < migrator.migrations.count
+            try Self.checkSchemaMark(applied: applied, keyring: keyring, path: path)
+            try migrator.migrate(pool)
+            try pool.read { db in try RowIntegrity.checkKeyringBinding(db, keyring: keyring, path: path) }
+            if pending {
+                // A migration may have overwritten values that must not survive anywhere (the
+                // linkage hashes of v4-drop-linkage-hash): secure_delete zeroed them in the pages,
+                // and the WAL that held the old pages is checkpointed and truncated now.
+                try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            }
+            try Self.recordSchemaMark(try pool.read { db in Array(try migrator.appliedIdentifiers(db)) }, keyring: keyring)
         } catch {
             throw StorageError.from(error, path: path)
         }
@@ -67,6 +84,34 @@ public final class SQLiteRegistryStore: RegistryStorage {
         }
         writer = GroupCommitWriter(pool: pool, checkpointer: checkpointer)
         readGate = FairReadGate(permits: configuration.maximumReaderCount)
+    }
+
+    /// docs/CRYPTO.md §Authenticated columns, "Migrations": a database that already holds data
+    /// must have every migration the schema mark beside the keyring names; one that went
+    /// backwards (the MAC columns dropped and `v4-row-macs` struck from `grdb_migrations`, so that
+    /// the next start would MAC forged rows) is refused and left untouched.
+    static func checkSchemaMark<S: Collection>(applied: S, keyring: Keyring, path: String) throws where S.Element == String {
+        guard !applied.isEmpty else { return }
+        let mark: SchemaMark?
+        do { mark = try SchemaMark.read(directory: keyring.source.directory) } catch {
+            throw StorageError.unusableDatabase(path: path, reason: "\(error)")
+        }
+        guard let mark else { return }
+        let missing = mark.missing(from: Array(applied))
+        guard missing.isEmpty else {
+            throw StorageError.unusableDatabase(
+                path: path,
+                reason: "its schema lacks migration(s) \(missing.joined(separator: ", ")) that this registry's database had already reached (\(keyring.source.directory)/\(SchemaMark.fileName)): it was rolled back outside anonreg, or it is an older copy; restore a backup with `anonreg backup restore`")
+        }
+    }
+
+    /// Records the migrations the database has reached beside the keyring.
+    static func recordSchemaMark(_ applied: [String], keyring: Keyring) throws {
+        let directory = keyring.source.directory
+        if let current = try? SchemaMark.read(directory: directory), current.migrations == applied { return }
+        do { try SchemaMark(migrations: applied).write(directory: directory) } catch {
+            throw StorageError.database(reason: "could not write the schema mark: \(error)")
+        }
     }
 
     /// Bytes a restarted WAL is truncated to (`journal_size_limit`): 16 MiB.
@@ -132,8 +177,13 @@ public final class SQLiteRegistryStore: RegistryStorage {
     func write<T: Sendable>(
         checkpointAfter: Bool = false, bulk: Bool = false, _ body: @escaping @Sendable (Database) throws -> T
     ) async throws(StorageError) -> T {
-        do { return try await writer.write(checkpointAfter: checkpointAfter, bulk: bulk, body) } catch {
+        let result: T
+        do { result = try await writer.write(checkpointAfter: checkpointAfter, bulk: bulk, body) } catch {
             throw StorageError.from(error, path: path)
         }
+        // The transaction signed an audit checkpoint: the anchor beside the keyring follows,
+        // now that it is committed (docs/CRYPTO.md §Audit, "Anchor").
+        if anchorIsStale { await refreshAuditAnchor() }
+        return result
     }
 }

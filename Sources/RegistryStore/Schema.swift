@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import RegistryCore
 import RegistryCrypto
+import RegistryKeyring
 
 /// The database schema as named, append-only migrations. Never edit a migration that has
 /// shipped; add a new one. Constraints say what the code assumes (GRDB: "trust SQLite more than
@@ -10,7 +12,10 @@ enum Schema {
     /// `PRAGMA application_id`: "ANRG". A database with another id is refused, never adopted.
     static let applicationID: Int32 = 0x414E_5247
 
-    static var migrator: DatabaseMigrator {
+    /// The migrations, in order. Those that must compute keyed values for existing rows (the
+    /// row MACs) need `keyring`; without one they refuse a database that has such rows (an empty
+    /// database, as `checkSchema` builds to compare schemas, needs none).
+    static func migrator(keyring: Keyring?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         let wrappedDEK = XChaCha20Poly1305.overheadBytes + XChaCha20Poly1305.keyBytes
         let digest = KeyedHash.digestBytes
@@ -147,6 +152,62 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v4-drop-linkage-hash") { db in
+            // docs/CRYPTO.md §Pseudonyms: nothing stored per subject derives from the identity.
+            // The per-subject linkage hash grouped one person's subjects across clinics for a
+            // disk thief, and made the registry name-searchable for a key holder. The values
+            // are overwritten first (secure_delete zeroes the freed cells), then the column goes;
+            // the store truncates the WAL after migrating (SQLiteRegistryStore.init).
+            try db.execute(sql: """
+                UPDATE subject SET linkage_hash = NULL WHERE linkage_hash IS NOT NULL;
+                ALTER TABLE subject DROP COLUMN linkage_hash;
+                """)
+        }
+        migrator.registerMigration("v4-row-macs") { db in
+            // docs/CRYPTO.md §Authenticated columns: every clear value that selects a row or
+            // drives a decision is MACed with its row's identity. Existing rows get their MACs
+            // here, in the migration's transaction, from their values as they are now.
+            let zeros = "x'" + String(repeating: "00", count: digest) + "'"
+            try db.execute(sql: """
+                ALTER TABLE subject ADD COLUMN records INTEGER NOT NULL DEFAULT 0 CHECK (records >= 0);
+                ALTER TABLE subject ADD COLUMN records_head BLOB NOT NULL DEFAULT \(zeros) CHECK (length(records_head) = \(digest));
+                ALTER TABLE subject ADD COLUMN row_mac BLOB NOT NULL DEFAULT \(zeros) CHECK (length(row_mac) = \(digest));
+                ALTER TABLE case_link ADD COLUMN row_mac BLOB NOT NULL DEFAULT \(zeros) CHECK (length(row_mac) = \(digest));
+                """)
+            let subjects = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0
+            guard subjects > 0 else { return }
+            guard let keyring else {
+                throw StorageError.database(reason: "migration v4-row-macs needs the keyring to authenticate existing rows")
+            }
+            try RowIntegrity.authenticateExistingRows(db, keyring: keyring)
+        }
+        migrator.registerMigration("v4-audit-checkpoint-chain") { db in
+            // docs/CRYPTO.md §Audit: a version-2 checkpoint also signs the checkpoint before it and
+            // the interval the daemon checkpoints at; version-1 rows (from earlier releases) keep
+            // their signature over (seq, hash, at) alone.
+            try db.execute(sql: """
+                ALTER TABLE audit_checkpoint ADD COLUMN format INTEGER NOT NULL DEFAULT 1 CHECK (format IN (1, 2));
+                ALTER TABLE audit_checkpoint ADD COLUMN previous INTEGER CHECK (previous IS NULL OR previous >= 0);
+                ALTER TABLE audit_checkpoint ADD COLUMN interval INTEGER CHECK (interval IS NULL OR interval >= 1);
+                """)
+        }
+        migrator.registerMigration("v4-keyring-binding") { db in
+            // docs/CRYPTO.md §Authenticated columns: the database names the keyring it goes with
+            // (a MAC of a constant under the row MAC key), so a daemon started with another
+            // keyring refuses to start rather than find every row failing its MAC and erase them.
+            try db.execute(sql: """
+                CREATE TABLE keyring_binding (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    mac BLOB NOT NULL CHECK (length(mac) = \(digest))
+                );
+                """)
+            if let keyring {
+                try db.execute(sql: "INSERT INTO keyring_binding (id, mac) VALUES (1, ?)", arguments: [Data(try RowIntegrity.keyringBinding(keyring))])
+            }
+        }
         return migrator
     }
+
+    /// The names of every migration, in order.
+    static var migrationNames: [String] { migrator(keyring: nil).migrations }
 }

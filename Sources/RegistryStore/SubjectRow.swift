@@ -5,37 +5,103 @@ import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
 
-/// A subject's row, with helpers to open what it seals. Internal to the store.
+/// A subject's row, with helpers to open what it seals and to keep its MAC current (docs/CRYPTO.md
+/// §Authenticated columns). Internal to the store.
+///
+/// A row read from the database is untrusted until `authenticate` passed: its MAC binds the code
+/// index, the clear columns, the record count and the record chain head to the subject's sid. A
+/// write changes the row in memory (`append`, `columns`, `codeIndex`) and `save` writes the new
+/// values with their new MAC in one statement.
 struct SubjectRow {
     var id: Int64
     var sid: [UInt8]
+    var codeIndex: [UInt8]
     var wrappedDEK: [UInt8]
     var kekVersion: Int
     var columns: SubjectColumns
+    /// How many records the subject has, and the head of their chain (RowIntegrity).
+    var records: Int
+    var recordsHead: [UInt8]
+    var rowMAC: [UInt8]
 
-    static let selectColumns = "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on"
+    static let selectColumns =
+        "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac"
+    static let columnCount = 11
 
-    /// Reads `selectColumns` starting at column `offset`.
+    /// Reads `selectColumns` starting at column `offset`. A value no anonreg writes (an unknown
+    /// status, a date that does not parse, a cell of the wrong type) is an integrity failure, like
+    /// a wrong MAC, never a crash: the columns' CHECK constraints do not stop SQLite from storing
+    /// text where an integer belongs.
     init(row: Row, offset o: Int = 0) throws {
-        id = row[o]
-        sid = Array(row[o + 1] as Data)
-        wrappedDEK = Array(row[o + 2] as Data)
-        kekVersion = row[o + 3]
-        guard let status = SubjectStatus(rawValue: row[o + 4]) else { throw StorageError.database(reason: "unknown status") }
-        let nextDue: String? = row[o + 5]
-        let reviewOn: String? = row[o + 6]
-        columns = SubjectColumns(status: status, nextDue: nextDue.flatMap { Day($0) }, reviewOn: reviewOn.flatMap { Day($0) })
+        let cells = RowCells(row: row, what: "subject row")
+        id = try cells.integer(o)
+        sid = try cells.blob(o + 1)
+        wrappedDEK = try cells.blob(o + 2)
+        kekVersion = Int(try cells.integer(o + 3))
+        guard let status = SubjectStatus(rawValue: try cells.text(o + 4) ?? "") else { throw StorageError.integrity(what: "subject row (status)") }
+        let nextDue = try cells.text(o + 5)
+        let reviewOn = try cells.text(o + 6)
+        let next = nextDue.flatMap { Day($0) }
+        let review = reviewOn.flatMap { Day($0) }
+        guard (nextDue == nil) == (next == nil), (reviewOn == nil) == (review == nil) else {
+            throw StorageError.integrity(what: "subject row (dates)")
+        }
+        columns = SubjectColumns(status: status, nextDue: next, reviewOn: review)
+        codeIndex = try cells.blob(o + 7)
+        records = Int(try cells.integer(o + 8))
+        recordsHead = try cells.blob(o + 9)
+        rowMAC = try cells.blob(o + 10)
     }
 
-    static func byCase(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> SubjectRow? {
-        try db.fetchOneCached("""
-            SELECT \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
-            WHERE c.handle_index = ? AND c.clinic = ?
-            """, [Data(handleIndex), clinic.rawValue]).map { try SubjectRow(row: $0) }
+    /// A new subject's row before its first insert: no records yet.
+    init(id: Int64, sid: [UInt8], codeIndex: [UInt8], wrappedDEK: [UInt8], kekVersion: Int, columns: SubjectColumns) {
+        self.id = id
+        self.sid = sid
+        self.codeIndex = codeIndex
+        self.wrappedDEK = wrappedDEK
+        self.kekVersion = kekVersion
+        self.columns = columns
+        self.records = 0
+        self.recordsHead = RowIntegrity.genesis
+        self.rowMAC = []
+    }
+
+    /// The MAC the row's current values should carry.
+    func expectedMAC(keyring: Keyring) throws(StorageError) -> [UInt8] {
+        try RowIntegrity.subjectMAC(id: id, sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
+                                    recordsHead: recordsHead, keyring: keyring)
+    }
+
+    /// Throws `.integrity` unless the row's MAC matches its values, and unless the subject is
+    /// absent from the erasure ledger (a row restored behind anonreg's back after its erasure).
+    func authenticate(keyring: Keyring, erased: ErasedSubjects?) throws(StorageError) {
+        guard RowIntegrity.matches(rowMAC, try expectedMAC(keyring: keyring)) else {
+            throw .integrity(what: "subject row")
+        }
+        if let erased, erased.count > 0 {
+            let reference: [UInt8]
+            do { reference = try ErasureLedger(keyring: keyring).reference(sid: sid) } catch {
+                throw .database(reason: "could not compute an erasure-ledger reference")
+            }
+            if erased.contains(reference) { throw .integrity(what: "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)") }
+        }
+    }
+
+    /// Writes the row's code index, columns, record count and chain head with their MAC.
+    mutating func save(_ db: Database, keyring: Keyring) throws {
+        rowMAC = try expectedMAC(keyring: keyring)
+        try db.executeCached(
+            "UPDATE subject SET code_index = ?, status = ?, next_due = ?, review_on = ?, records = ?, records_head = ?, row_mac = ? WHERE id = ?",
+            [Data(codeIndex), columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, records,
+             Data(recordsHead), Data(rowMAC), id])
     }
 
     static func byCodeIndex(_ db: Database, _ codeIndex: [UInt8]) throws -> SubjectRow? {
         try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?", [Data(codeIndex)]).map { try SubjectRow(row: $0) }
+    }
+
+    static func byID(_ db: Database, _ id: Int64) throws -> SubjectRow? {
+        try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.id = ?", [id]).map { try SubjectRow(row: $0) }
     }
 
     /// Callers pass the store's keyring as it is *now*, read after this row was fetched, never
@@ -52,9 +118,12 @@ struct SubjectRow {
         try view(db, keyring: keyring, dek: try dek(keyring: keyring, slab: slab), recorder: recorder)
     }
 
-    /// The same, with the subject's DEK already open (a write that appends after reading).
+    /// The same, with the subject's DEK already open (a write that appends after reading). The
+    /// records read must be exactly the ones the row's MAC names (count and chain head): a row
+    /// deleted, inserted or put back is an integrity failure, never a shorter or longer history.
     func view(_ db: Database, keyring: Keyring, dek: borrowing SecretBytes, recorder: AuditRecorder? = nil) throws -> SubjectView {
         var records: [StoredRecord] = []
+        var head = RowIntegrity.genesis
         for row in try db.fetchAllCached("SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", [id]) {
             let recordID: Int64 = row[0]
             let kindText: String = row[1]
@@ -62,19 +131,30 @@ struct SubjectRow {
             guard let kind = RecordKind(rawValue: kindText), let schemaVersion = UInt16(exactly: schema) else {
                 throw StorageError.tampered(what: "record")
             }
+            head = try RowIntegrity.chain(head, recordID: recordID, kind: kind.rawValue, schemaVersion: schemaVersion, keyring: keyring)
             let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: kind.rawValue, schemaVersion: schemaVersion)
             let plaintext = try SubjectKeys.open(Array(row[3] as Data), dek: dek, ad: ad, what: "\(kind.rawValue) record")
             records.append(StoredRecord(id: recordID, kind: kind, schemaVersion: schemaVersion, plaintext: plaintext))
         }
-        let clinics = try String.fetchAll(db.cachedStatement(sql: "SELECT clinic FROM case_link WHERE subject_id = ? ORDER BY id"), arguments: [id])
-            .compactMap(ClinicID.init)
+        guard records.count == self.records, RowIntegrity.matches(head, recordsHead) else {
+            throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
+        }
+        // The clinics that hold a case, each link's MAC checked: a row inserted behind anonreg's
+        // back never shows a patient a clinic that does not hold their case.
+        var clinics: [ClinicID] = []
+        for row in try db.fetchAllCached("SELECT \(CaseLinkRow.selectColumns) FROM case_link c WHERE c.subject_id = ? ORDER BY c.id", [id]) {
+            let link = try CaseLinkRow(row: row)
+            try link.authenticate(sid: sid, keyring: keyring)
+            if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
+        }
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference, subjectKey: sid)
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference)
     }
 
-    /// Seals and inserts `records` for this subject; returns them with their ids.
-    func append(_ db: Database, _ records: [NewRecord], dek: borrowing SecretBytes) throws -> [StoredRecord] {
+    /// Seals and inserts `records` for this subject, extending the record chain in memory;
+    /// returns them with their ids. The caller `save`s the row afterwards.
+    mutating func append(_ db: Database, _ records: [NewRecord], dek: borrowing SecretBytes, keyring: Keyring) throws -> [StoredRecord] {
         var stored: [StoredRecord] = []
         for record in records {
             let recordID = try SQLiteRegistryStore.nextID(db, table: "record")
@@ -83,6 +163,9 @@ struct SubjectRow {
             try db.executeCached(
                 "INSERT INTO record (id, subject_id, kind, schema_version, sealed) VALUES (?, ?, ?, ?, ?)",
                 [recordID, id, record.kind.rawValue, Int(record.schemaVersion), Data(sealed)])
+            recordsHead = try RowIntegrity.chain(recordsHead, recordID: recordID, kind: record.kind.rawValue,
+                                                 schemaVersion: record.schemaVersion, keyring: keyring)
+            self.records += 1
             stored.append(StoredRecord(id: recordID, kind: record.kind, schemaVersion: record.schemaVersion, plaintext: record.plaintext))
         }
         return stored
@@ -98,6 +181,7 @@ struct SubjectRow {
         var lastLink: Int64?
         var links: Int
         var columns: SubjectColumns
+        var mac: [UInt8]
     }
 
     func stamp(_ db: Database) throws -> Stamp {
@@ -105,7 +189,8 @@ struct SubjectRow {
             SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM record WHERE subject_id = ?1),
                    (SELECT max(id) FROM case_link WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
             """, [id])
-        return Stamp(subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns)
+        return Stamp(subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns,
+                     mac: rowMAC)
     }
 
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).
@@ -113,10 +198,63 @@ struct SubjectRow {
         guard let recorder else { return }
         recorder.record(try SubjectKeys.auditReference(sid: sid, keyring: keyring), subjectKey: sid)
     }
+}
 
-    func setColumns(_ db: Database, _ columns: SubjectColumns) throws {
-        try db.executeCached(
-            "UPDATE subject SET status = ?, next_due = ?, review_on = ? WHERE id = ?",
-            [columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, id])
+/// A case link row: a clinic's keyed handle index pointing at a subject. Its MAC binds the
+/// handle index and the clinic to the row id and to the sid of the subject it points at, so a
+/// rewritten `subject_id` (a handle redirected to another person) fails (docs/CRYPTO.md
+/// §Authenticated columns).
+struct CaseLinkRow {
+    var id: Int64
+    var handleIndex: [UInt8]
+    var clinic: String
+    var rowMAC: [UInt8]
+
+    static let selectColumns = "c.id, c.handle_index, c.clinic, c.row_mac"
+    static let columnCount = 4
+
+    init(row: Row, offset o: Int = 0) throws {
+        let cells = RowCells(row: row, what: "case link row")
+        id = try cells.integer(o)
+        handleIndex = try cells.blob(o + 1)
+        clinic = try cells.text(o + 2) ?? ""
+        rowMAC = try cells.blob(o + 3)
+    }
+
+    func authenticate(sid: [UInt8], keyring: Keyring) throws(StorageError) {
+        let expected = try RowIntegrity.linkMAC(linkID: id, handleIndex: handleIndex, clinic: clinic, sid: sid, keyring: keyring)
+        guard RowIntegrity.matches(rowMAC, expected) else { throw .integrity(what: "case link row") }
+    }
+
+    /// The subject behind a clinic's handle, both rows read (not yet authenticated).
+    static func byCase(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> (SubjectRow, CaseLinkRow)? {
+        try db.fetchOneCached("""
+            SELECT \(SubjectRow.selectColumns), \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
+            WHERE c.handle_index = ? AND c.clinic = ?
+            """, [Data(handleIndex), clinic.rawValue]).map { (try SubjectRow(row: $0), try CaseLinkRow(row: $0, offset: SubjectRow.columnCount)) }
+    }
+}
+
+/// Typed reads of a row's cells that throw `.integrity` on a cell of the wrong type.
+struct RowCells {
+    let row: Row
+    let what: String
+
+    func integer(_ i: Int) throws(StorageError) -> Int64 {
+        guard case .int64(let value) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
+        return value
+    }
+
+    func blob(_ i: Int) throws(StorageError) -> [UInt8] {
+        guard case .blob(let data) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
+        return Array(data)
+    }
+
+    func text(_ i: Int) throws(StorageError) -> String? {
+        switch (row[i] as DatabaseValue).storage {
+        case .null: return nil
+        case .string(let text): return text
+        default: throw .integrity(what: "\(what) (a cell of the wrong type)")
+        }
     }
 }

@@ -57,7 +57,7 @@ import AnonregTestSupport
                    "backup create, daemon unreachable")
         #expect(!FileManager.default.fileExists(atPath: target))
         Self.check(try anonreg(["backup", "verify", d.configPath]),
-                   Expected(status: 1, stdout: "", stderr: "anonreg: \(d.configPath) cannot be used: it is not an anonreg database backup (no ANRGBAK1 magic). It was left untouched.\n"),
+                   Expected(status: 1, stdout: "", stderr: "anonreg: \(d.configPath) cannot be used: it is not an anonreg database backup (no ANRGBAK2 or ANRGBAK1 magic). It was left untouched.\n"),
                    "verify a file that is not a backup")
 
         // Keyring backup: passphrase from a file only when there is no terminal.
@@ -74,7 +74,7 @@ import AnonregTestSupport
         chmod(wrong, 0o600)
         // 7 files: five keys, the manifest, and the erasure ledger the daemon opens (creates) at start.
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right, "--kdf-strength", "interactive"]),
-                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 7 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
+                   Expected(status: 0, stdout: "wrote \(keysFile) (mode 0600): 8 files of \(state)/keys, sealed with Argon2id (64 MiB, 2 passes)\n", stderr: ""),
                    "keys backup")
         Self.check(try anonreg(["keys", "backup", keysFile, "--state-dir", state, "--passphrase-file", right]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: \(keysFile) already exists; choose a new file name (nothing is ever overwritten)\n"),
@@ -95,7 +95,7 @@ import AnonregTestSupport
         let n = sealed[8..<12].reduce(0) { $0 << 8 | Int($1) }
         let header = try #require(try JSONSerialization.jsonObject(with: Data(sealed[12..<(12 + n)])) as? [String: Any])
         let createdAt = try #require(header["createdAt"] as? String)
-        #expect(restored.stdout == "restored 7 files into \(fresh)/keys (backup taken \(createdAt))\n")
+        #expect(restored.stdout == "restored 8 files into \(fresh)/keys (backup taken \(createdAt))\n")
         for name in ["keyring.json", "kek-1.key", "kek-2.key", "index.key", "oprf-seed.key", "audit-signing.key"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/" + name)) == Data(contentsOf: URL(fileURLWithPath: state + "/keys/" + name)), "\(name)")
         }
@@ -107,12 +107,12 @@ import AnonregTestSupport
         let backup = d.tmp.sub("registry.anrgbak")
         let made = try anonreg(["backup", "create", backup])
         #expect(made.status == 0 && made.stderr == "")
-        #expect(made.stdout.hasPrefix("wrote \(backup) (mode 0600) and verified it\nfile            \(backup)\nformat          1\n"))
+        #expect(made.stdout.hasPrefix("wrote \(backup) (mode 0600) and verified it\nfile            \(backup)\nformat          2\nsignature       ok\n"))
         Self.check(try anonreg(["backup", "restore", backup]),
                    Expected(status: 2, stdout: "", stderr: """
                        Error: Missing expected argument '--state-dir <state-dir>'
                        Help:  --state-dir <state-dir>  The state directory to restore into (the daemon must be stopped).
-                       Usage: anonreg backup restore <file> --state-dir <state-dir> [--keys-dir <keys-dir>] [--database <database>] [--passphrase-file <passphrase-file>] [--force] [--json]
+                       Usage: anonreg backup restore <file> --state-dir <state-dir> [--keys-dir <keys-dir>] [--database <database>] [--config <config>] [--passphrase-file <passphrase-file>] [--force] [--allow-unsigned] [--json]
                          See 'anonreg backup restore --help' for more information.
 
                        """),
@@ -142,7 +142,8 @@ import AnonregTestSupport
         Self.check(try anonreg(["backup", "verify", backup, "--state-dir", state]),
                    Expected(status: 1, stdout: """
                        file            \(backup)
-                       format          1
+                       format          2
+                       signature       ok
                        created         \(try Self.createdAt(backup))
                        subjects        1
                        payload         \(try Self.payloadBytes(backup)) bytes, checksum ok
@@ -161,18 +162,27 @@ import AnonregTestSupport
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", state, "--force"]),
                    Expected(status: 3, stdout: "", stderr: "anonreg: the keyring in \(state)/keys lacks KEK version(s) 1 that the backup needs; restore the matching keyring backup first (anonreg keys restore)\n"),
                    "restore needing a destroyed KEK")
+        // Numbering continues at the next billion above every entry number the registry can have
+        // issued: the backup's last entry, or the anchor's checkpoint plus one interval
+        // (docs/CRYPTO.md §Audit, "Restores").
+        let backupLast = Int64(try #require((try Self.header(backup)["auditLog"] as? [String: Any])?["seq"] as? Int))
+        let anchorSeq = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fresh + "/keys/audit-anchor"))) as? [String: Any])??["seq"] as? Int
+        let continues = (max(backupLast, anchorSeq.map { Int64($0) + 1000 } ?? 0) / 1_000_000_000 + 1) * 1_000_000_000
         Self.check(try anonreg(["backup", "restore", backup, "--state-dir", fresh, "--keys-dir", fresh + "/keys", "--database", fresh + "/registry.sqlite"]),
                    Expected(status: 0, stdout: """
                        restored \(backup) (taken \(try Self.createdAt(backup))) into \(fresh)/registry.sqlite
+                       signature                    ok
                        subjects in the backup       1
                        erased again by the ledger   0
                        subjects now                 1
+                       ledger entries added         0 (from the backup's ledger)
+                       audit entry                  \(continues + 1) records the restore; numbering continues after \(continues)
 
                        """, stderr: ""),
                    "restore into an empty state directory")
     }
 
-    /// A header field, read straight from the file (ANRGBAK1 ‖ BE32 n ‖ JSON).
+    /// A header field, read straight from the file (ANRGBAK2 ‖ BE32 n ‖ JSON ‖ signature).
     static func header(_ path: String) throws -> [String: Any] {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let n = bytes[8..<12].reduce(0) { $0 << 8 | Int($1) }

@@ -116,16 +116,51 @@ struct ErasureLedgerTests {
         try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
     }
 
-    @Test func aLongTornTailIsCutAtTheRealLastNewlineNotToNothing() throws {
+    /// More bytes after the last newline than one entry: no torn append leaves that (entries of one
+    /// append are separated by newlines), so it is refused and the file left as it is.
+    @Test func aLongTailWithoutNewlineIsRefusedAndLeftAlone() throws {
         let tmp = TemporaryDirectory()
         let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
         try ledger.append([Self.reference(1), Self.reference(2), Self.reference(3)])
-        // More than one entry's worth of bytes with no newline after the last complete entry.
         try Self.append([UInt8](repeating: UInt8(ascii: "a"), count: 150), to: ledger.path)
-        let state = try ledger.append([Self.reference(4)])
-        #expect(state.count == 4)
-        #expect(try ledger.read()!.references == [1, 2, 3, 4].map { Self.reference($0) })
-        #expect(try Self.size(ledger.path) == ErasureLedger.header.utf8.count + 4 * ErasureLedger.entryBytes)
+        let before = try Self.size(ledger.path)
+        #expect(throws: KeyringError.self) { try ledger.append([Self.reference(4)]) }
+        #expect(throws: KeyringError.self) { try ledger.read() }
+        #expect(try Self.size(ledger.path) == before)
+    }
+
+    /// The review's case: the ledger loses only its final newline (a crash between the write and
+    /// the newline, or a copy tool). Today's start cut the file from 123 to 26 bytes, dropping an
+    /// acknowledged erasure, and `read()` dropped the entry too. Now the entry is kept and its
+    /// newline written back.
+    @Test func aLastEntryWithoutItsNewlineIsKeptAndCompleted() throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        try ledger.append([Self.reference(1)])
+        let full = try Self.size(ledger.path)
+        #expect(full == ErasureLedger.header.utf8.count + ErasureLedger.entryBytes)
+        #expect(truncate(ledger.path, off_t(full - 1)) == 0)
+        #expect(try ledger.read()?.references == [Self.reference(1)], "reading keeps the entry")
+        let state = try ledger.append([])
+        #expect(state.count == 1)
+        #expect(try Self.size(ledger.path) == full, "the newline is written back, nothing is cut")
+        #expect(try ledger.references() == [Self.reference(1)])
+    }
+
+    /// A flipped byte in the last line (with or without its newline) fails its MAC: refused, and
+    /// the file is left exactly as it was.
+    @Test(arguments: [false, true]) func aFlippedByteInTheLastLineIsRefusedAndLeftAlone(dropNewline: Bool) throws {
+        let tmp = TemporaryDirectory()
+        let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
+        try ledger.append([Self.reference(1), Self.reference(2)])
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: ledger.path)))
+        let at = bytes.count - 10
+        bytes[at] = bytes[at] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        if dropNewline { bytes.removeLast() }
+        try Data(bytes).write(to: URL(fileURLWithPath: ledger.path))
+        #expect(throws: KeyringError.self) { try ledger.read() }
+        #expect(throws: KeyringError.self) { try ledger.append([]) }
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: ledger.path))) == bytes, "untouched")
     }
 
     @Test func aCrashDuringTheFirstAppendLeavesAHeaderNotHeaderlessEntries() throws {

@@ -32,6 +32,37 @@ struct AuditStoreTests {
         #expect(report.unsignedTail == 0)
     }
 
+    /// A timed checkpoint deleted from the middle leaves no gap larger than the interval, but the
+    /// next version-2 checkpoint names it: verification fails.
+    @Test func aCheckpointDeletedWithinTheIntervalIsCaughtByItsSuccessor() async throws {
+        let tmp = TemporaryDirectory()
+        let store = try Self.store(tmp)
+        for _ in 0..<3 {
+            try await Self.append(store, 3)
+            _ = try await store.checkpointAudit()
+        }
+        #expect(try await store.verifyAudit().ok)
+        let r = try Binaries.runExecutable("/usr/bin/sqlite3", [tmp.sub("registry.sqlite"), "DELETE FROM audit_checkpoint WHERE seq = 6;"])
+        #expect(r.status == 0)
+        let report = try await store.verifyAudit()
+        #expect(!report.ok)
+        #expect(report.problem?.contains("which is missing") == true, "\(report)")
+    }
+
+    /// The anchor beside the keyring follows the newest checkpoint once it is committed.
+    @Test func theAnchorFollowsTheNewestCheckpoint() async throws {
+        let tmp = TemporaryDirectory()
+        let store = try Self.store(tmp)
+        try await Self.append(store, 25)
+        var anchor = try #require(try AuditAnchor.read(directory: tmp.sub("keys")))
+        #expect(anchor.seq == 20 && anchor.interval == 10 && anchor.previous == 10)
+        _ = try await store.checkpointAudit()
+        anchor = try #require(try AuditAnchor.read(directory: tmp.sub("keys")))
+        #expect(anchor.seq == 25)
+        #expect(tmp.mode(of: tmp.sub("keys/audit-anchor")) == 0o600)
+        #expect(try await store.verifyAudit().anchorSeq == 25)
+    }
+
     @Test func aRecordedPruneVerifiesAndTheChainContinues() async throws {
         let tmp = TemporaryDirectory()
         let store = try Self.store(tmp)

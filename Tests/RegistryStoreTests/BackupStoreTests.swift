@@ -20,6 +20,12 @@ struct BackupStoreTests {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
+    /// `prepareRestore` as a restore without a ledger section (format 1) runs it.
+    static func restore(payload: String, keyring: Keyring, ledger: ErasureLedger.Contents) throws -> BackupArchive.RestoreOutcome {
+        try BackupArchive.prepareRestore(payload: payload, keyring: keyring, ledger: ledger, backupLedger: nil,
+                                         createdAt: "2026-12-05T00:00:00Z", actor: "test", interval: 1000, continuesAfter: 0)
+    }
+
     @Test func erasureIsLedgeredAndARestoredCopyForgetsItAgain() async throws {
         let f = try StoreFixture()
         var receipts: [EnrolmentReceipt] = []
@@ -44,14 +50,17 @@ struct BackupStoreTests {
         #expect(ledger.references.count == 2)
 
         let payload = f.tmp.sub("restore.sqlite")
-        let header = try BackupArchive.extractPayload(from: file, to: payload)
-        #expect(header == prepared.header)
+        let extracted = try BackupArchive.extractPayload(from: file, to: payload)
+        #expect(extracted.header == prepared.header)
+        #expect(extracted.opened.signatureVerifies(publicKey: f.keyring.auditSigningKey.publicKey))
+        #expect(try ErasureLedger(keyring: f.keyring).parse(bytes: try #require(extracted.ledger)).references.isEmpty,
+                "the ledger section holds the ledger as it was when the backup was taken")
         let report = try BackupArchive.inspect(payload: payload)
         #expect(report.integrity == "ok" && report.subjects == 5)
         // The erased subjects' wrapped DEKs and sealed records, as the payload holds them.
         let doomed = try Self.ciphertexts(payload, of: [receipts[1], receipts[3]], keyring: f.keyring)
         #expect(doomed.count >= 4, "a wrapped DEK and at least one sealed record each")
-        let outcome = try BackupArchive.applyErasures(payload: payload, keyring: f.keyring, ledger: ledger)
+        let outcome = try Self.restore(payload: payload, keyring: f.keyring, ledger: ledger)
         #expect(outcome.erased == 2 && outcome.remaining == 3)
         #expect(!FileManager.default.fileExists(atPath: payload + "-wal"))
         // The erased subjects' ciphertexts are gone from the file's bytes (secure_delete).
@@ -127,7 +136,7 @@ struct BackupStoreTests {
             CREATE TRIGGER keep AFTER DELETE ON subject BEGIN INSERT INTO loot VALUES (old.wrapped_dek); END;
             """)
         #expect(throws: StorageError.self) { try BackupArchive.inspect(payload: payload) }
-        #expect(throws: StorageError.self) { try BackupArchive.applyErasures(payload: payload, keyring: f.keyring, ledger: ledger) }
+        #expect(throws: StorageError.self) { try Self.restore(payload: payload, keyring: f.keyring, ledger: ledger) }
         let queue = try DatabaseQueue(path: payload)
         let loot = try Self.count(queue, "SELECT count(*) FROM loot")
         try queue.close()
@@ -140,7 +149,7 @@ struct BackupStoreTests {
                     "INSERT INTO grdb_migrations (identifier) VALUES ('v9-unknown')"] {
             let (f, payload, ledger) = try await Self.tamperedPayload(sql)
             #expect(throws: StorageError.self, "\(sql)") { try BackupArchive.inspect(payload: payload) }
-            #expect(throws: StorageError.self, "\(sql)") { try BackupArchive.applyErasures(payload: payload, keyring: f.keyring, ledger: ledger) }
+            #expect(throws: StorageError.self, "\(sql)") { try Self.restore(payload: payload, keyring: f.keyring, ledger: ledger) }
         }
     }
 
@@ -177,8 +186,37 @@ struct BackupStoreTests {
         let payload = f.tmp.sub("restore.sqlite")
         _ = try BackupArchive.extractPayload(from: file, to: payload)
         #expect(throws: StorageError.self) {
-            try BackupArchive.applyErasures(payload: payload, keyring: f.keyring, ledger: ErasureLedger.Contents(references: [], macs: []))
+            try Self.restore(payload: payload, keyring: f.keyring, ledger: ErasureLedger.Contents(references: [], macs: []))
         }
+    }
+
+    /// A SIGKILL between the ledger's write (or fsync) and the erasure's commit leaves a ledger
+    /// entry for a subject whose rows are still there. The subject is treated as erased: refused
+    /// on every open, erased by the integrity check, and erased again by a restore of a backup
+    /// from before (issue 21 §2).
+    @Test func aLedgerEntryWhoseErasureNeverCommittedStillErases() async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol(consent: "consent-a")
+        _ = try await f.enrol(consent: "consent-b")
+        let file = f.tmp.sub("backup.anrgbak")
+        try Self.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+        // What the killed erasure left: the ledger names A; the database still holds A.
+        let sid = try #require(try await f.store.read { db in try SubjectRow.byID(db, 1)?.sid })
+        let ledger = ErasureLedger(keyring: f.keyring)
+        try ledger.append([try ledger.reference(sid: sid)])
+        try f.store.close()
+        let reopened = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: f.keyring)
+        #expect(try reopened.checkErasureLedger().count == 1)
+        await #expect(throws: StorageError.self) { _ = try await reopened.subject(code: a.code) }
+        // A restore of the backup from before erases A again.
+        let payload = f.tmp.sub("restore.sqlite")
+        _ = try BackupArchive.extractPayload(from: file, to: payload)
+        let outcome = try Self.restore(payload: payload, keyring: f.keyring, ledger: try #require(try ledger.read()))
+        #expect(outcome.erased == 1 && outcome.remaining == 1)
+        // And the live store's integrity check erases it too.
+        #expect(try await reopened.checkIntegrity(actor: "test").subjectsErased == 1)
+        #expect(try await reopened.subjectCount() == 1)
+        try reopened.close()
     }
 
     @Test func anyErrorButNoSuchFileCountsAsInUse() throws {

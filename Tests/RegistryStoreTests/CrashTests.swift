@@ -18,7 +18,15 @@ struct CrashTests {
         var acknowledged: [String: Set<String>] = [:]  // case handle -> tokens
         var totalAcks = 0
         for round in 0..<20 {
-            let (handle, tokens) = try Self.runAndKill(stateDir: tmp.path, afterMilliseconds: Int.random(in: 150...600))
+            // On a loaded machine the helper may not have enrolled yet when the kill comes: try
+            // again with a longer run (the point is a kill in the middle of acknowledged writes).
+            var run = try Self.runAndKill(stateDir: tmp.path, afterMilliseconds: Int.random(in: 150...600))
+            var wait = 1200
+            while run.0 == nil, wait <= 9600 {
+                run = try Self.runAndKill(stateDir: tmp.path, afterMilliseconds: wait)
+                wait *= 2
+            }
+            let (handle, tokens) = run
             guard let handle else {
                 Issue.record("round \(round): the helper never enrolled")
                 continue

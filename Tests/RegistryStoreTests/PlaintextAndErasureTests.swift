@@ -61,9 +61,10 @@ struct PlaintextAndErasureTests {
         let gone = try await f.enrol(consent: "gone-consent", linkage: [UInt8](repeating: 0x42, count: 64))
         for i in 0..<20 { _ = try await f.addCheckup(gone.caseHandle, note: "gone-note-\(i)") }
 
-        // Everything the erased subject has on disk, as bytes: wrapped DEK, sealed blobs, indexes.
+        // Everything the erased subject has on disk, as bytes: sid, wrapped DEK, code index, row
+        // MAC and record chain head; 22 sealed records; the case link's index, sealed handle and MAC.
         let traces = try await f.store.storedTraces(case: gone.caseHandle, clinic: StoreFixture.clinicA)
-        #expect(traces.count == 4 + 22 + 2)
+        #expect(traces.count == 5 + 22 + 3)
         // They are on disk before erasure (so the scan below can fail).
         let present = traces.filter { t in f.databaseFiles.contains { Bytes.contains(f.tmp.bytes(of: $0), t) } }
         #expect(!present.isEmpty)

@@ -59,12 +59,19 @@ struct TamperTests {
         }
     }
 
+    /// The row MAC binds `kek_version` (docs/CRYPTO.md §Authenticated columns); with the MAC
+    /// put right (which needs the key), the wrap's associated data still refuses it.
     @Test func aKEKVersionRelabelFailsToUnwrap() async throws {
         let f = try StoreFixture()
         let a = try await f.enrol()
         let rotated = try f.keyring.rotatingKEK()
         f.store.replaceKeyring(rotated)
         try f.sqlite("UPDATE subject SET kek_version = 2;")
+        await #expect(throws: StorageError.integrity(what: "subject row")) {
+            try await f.store.subject(case: a.caseHandle, clinic: StoreFixture.clinicA)
+        }
+        let row = try #require(try await f.store.read { db in try SubjectRow.byID(db, 1) })
+        try f.sqlite("UPDATE subject SET row_mac = X'\(Hex.encode(try row.expectedMAC(keyring: rotated)))';")
         await #expect(throws: StorageError.tampered(what: "data key")) {
             try await f.store.subject(case: a.caseHandle, clinic: StoreFixture.clinicA)
         }

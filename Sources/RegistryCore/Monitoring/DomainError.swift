@@ -60,10 +60,19 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
             case "privacy_budget_spent": DomainError(.refused, code, message)
             default: DomainError(.unprocessable, code, message)
             }
-        case .tampered, .keyUnavailable, .unusableDatabase, .database:
+        case .tampered, .integrity:
+            // docs/PROTOCOL.md §Errors: the server logs it at critical and counts it; the request's
+            // audit entry records the refusal. Nothing of the failing rows was served.
+            DomainError(.internalError, integrityErrorCode,
+                        "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted",
+                        diagnostic: "StorageError: \(error)")
+        case .keyUnavailable, .unusableDatabase, .database:
             DomainError(.internalError, "internal_error", "the registry could not complete the request", diagnostic: "StorageError: \(error)")
         }
     }
+
+    /// The wire code of a storage integrity failure (500).
+    public static let integrityErrorCode = "integrity_error"
 
     /// Carries a domain refusal through the storage seam's `update` closure.
     var asStorageRejection: StorageError { .rejected(code: code, message: message) }

@@ -6,6 +6,10 @@ import RegistryProtocol
 /// - erases it after `inactiveDays` without a check-up (`erased-inactive`);
 /// - otherwise records its new status and review date (closing an episode whose remission
 ///   requirement the records now meet, for example after a correction).
+/// Before that it checks the whole store's integrity (docs/CRYPTO.md §Authenticated columns): a
+/// subject whose clear columns or records were changed behind anonreg's back is erased now,
+/// whatever its review date says (`erasedIntegrity`), so that clearing `review_on` never lets
+/// anyone escape forgetting.
 /// Counters are kept only for subjects whose consent includes statistics. Running it twice on
 /// the same day changes nothing the second time; each subject is its own transaction, so it is
 /// safe while the daemon serves.
@@ -13,14 +17,18 @@ public struct Sweeper: Sendable {
     public let storage: any RegistryStorage
     public let rules: MonitoringRules
     public let clock: any DayClock
+    /// Whether each run starts with the store's full integrity check (the daemon's sweeps do;
+    /// a simulation of thousands of days may check less often).
+    public let checksIntegrity: Bool
 
     /// The actor audit entries name for the sweeper's erasures.
     public static let auditActor = "system sweeper"
 
-    public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock) {
+    public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock, checksIntegrity: Bool = true) {
         self.storage = storage
         self.rules = rules
         self.clock = clock
+        self.checksIntegrity = checksIntegrity
     }
 
     public struct Report: Sendable, Equatable, Codable {
@@ -29,10 +37,16 @@ public struct Sweeper: Sendable {
         public var erasedCompleted = 0
         public var erasedCap = 0
         public var erasedInactive = 0
+        /// Subjects that failed their integrity check and were erased without a decision, and
+        /// case links removed for the same reason.
+        public var erasedIntegrity = 0
+        public var caseLinksRemoved = 0
+        /// Integrity failures not acted on (a mass failure: `IntegrityReport.suspended`).
+        public var integritySuspended = 0
         /// Subjects that could not be reviewed (unreadable records, a missing key): skipped, so
         /// one bad subject never stops the forgetting of all the others. The daemon logs them.
         public var failed = 0
-        public var erased: Int { erasedCompleted + erasedCap + erasedInactive }
+        public var erased: Int { erasedCompleted + erasedCap + erasedInactive + erasedIntegrity }
         public init() {}
     }
 
@@ -40,6 +54,13 @@ public struct Sweeper: Sendable {
     public func run(batch: Int = 500) async throws(DomainError) -> Report {
         let today = clock.today
         var report = Report()
+        if checksIntegrity {
+            let integrity: IntegrityReport
+            do { integrity = try await storage.checkIntegrity(actor: Self.auditActor) } catch { throw .storage(error) }
+            report.erasedIntegrity += integrity.subjectsErased
+            report.caseLinksRemoved += integrity.caseLinksRemoved
+            report.integritySuspended += integrity.suspended
+        }
         // Months that have ended are closed for unique persons: their tags become a count.
         do { _ = try await storage.foldUniquePersons(before: today.month) } catch { throw .storage(error) }
         var seen = Set<SubjectReference>()
@@ -82,13 +103,14 @@ public struct Sweeper: Sendable {
                 // Erasures are audited in their own transaction (the entry keeps only a commitment
                 // to the keyed reference, with no link back); a storage that cannot do that gets
                 // the entry here.
-                if result == .erased, !recorder.appendedWithEffect, let event = recorder.event(result: "ok") {
+                if result == .erased || result == .erasedIntegrity, !recorder.appendedWithEffect, let event = recorder.event(result: "ok") {
                     do { try await storage.appendAudit(event) } catch { throw .storage(error) }
                 }
                 switch (result, outcome.cause) {
                 case (.erased, .completed?): report.erasedCompleted += 1
                 case (.erased, .cap?): report.erasedCap += 1
                 case (.erased, .inactive?): report.erasedInactive += 1
+                case (.erasedIntegrity, _): report.erasedIntegrity += 1
                 case (.kept, _): report.kept += 1
                 default: break
                 }

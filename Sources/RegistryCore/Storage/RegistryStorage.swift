@@ -12,8 +12,8 @@ import RegistryProtocol
 public protocol RegistryStorage: Sendable {
     /// Creates a subject with its first records and a case for `clinic`. A fresh patient code is
     /// drawn; its formatted text is returned once and never stored. A linkage value (the 64-byte
-    /// RFC 9497 output) is stored only as a keyed hash, and enrolment does the same work whether
-    /// or not that hash was seen before.
+    /// RFC 9497 output) leaves nothing per subject: only the open month's unique-person tag, with
+    /// statistics consent (`uniquePerson`), written the same way whether or not it was seen before.
     func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt
 
     /// The subject behind `handle`, if `clinic` holds that case.
@@ -62,6 +62,11 @@ public protocol RegistryStorage: Sendable {
         _ subject: SubjectReference,
         _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
     ) async throws(StorageError) -> SweepResult
+
+    /// Checks every subject row, record chain and case link against its MAC and the erasure
+    /// ledger; erases each subject that fails and removes each case link that fails, auditing
+    /// each as `actor` (docs/CRYPTO.md §Authenticated columns).
+    func checkIntegrity(actor: String) async throws(StorageError) -> IntegrityReport
 
     /// Appends one entry to the hash-chained audit log (durable when this returns).
     func appendAudit(_ event: AuditEvent) async throws(StorageError)
@@ -167,7 +172,25 @@ public enum SweepDecision: Sendable, Equatable {
 public enum SweepResult: Sendable, Equatable {
     case kept
     case erased
+    /// The subject failed its integrity check (docs/CRYPTO.md §Authenticated columns) and was
+    /// erased without a decision.
+    case erasedIntegrity
     case gone
+}
+
+/// What a full integrity check found and did (docs/CRYPTO.md §Authenticated columns).
+public struct IntegrityReport: Sendable, Equatable, Codable {
+    public var subjectsChecked = 0
+    public var caseLinksChecked = 0
+    /// Subjects whose row, record set or ledger check failed: erased now.
+    public var subjectsErased = 0
+    /// Case links whose MAC failed: removed (the subject stays reachable by its code).
+    public var caseLinksRemoved = 0
+    /// Failures found but not acted on: so many that a wrong keyring or a fault is likelier than
+    /// tampering (more than 10 and more than a quarter of the subjects). Nothing was erased.
+    public var suspended = 0
+    public var failures: Int { subjectsErased + caseLinksRemoved + suspended }
+    public init() {}
 }
 
 /// A stored statistics release (differential privacy on): the exact answer body handed out the

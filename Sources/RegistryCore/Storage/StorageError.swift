@@ -9,6 +9,10 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case codeNotFound
     /// A sealed record or wrapped key failed authentication: the database was tampered with.
     case tampered(what: String)
+    /// A clear column failed its MAC, a subject's records are not the set its row names, or a
+    /// subject named in the erasure ledger is back: the database was changed outside anonreg
+    /// (docs/CRYPTO.md §Authenticated columns). Nothing of the row is served.
+    case integrity(what: String)
     /// The KEK version a subject needs is not in the keyring (destroyed or missing).
     case keyUnavailable(version: Int)
     /// The database file is not an anonreg database, or is damaged. Never overwritten.
@@ -25,6 +29,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .caseNotFound: "no such case at this clinic"
         case .codeNotFound: "no subject holds that code"
         case .tampered(let what): "a sealed \(what) failed authentication; the database was modified outside anonreg"
+        case .integrity(let what): "the \(what) failed its integrity check; the database was modified outside anonreg"
         case .keyUnavailable(let version): "KEK version \(version) is not in the keyring"
         case .unusableDatabase(let path, let reason): "\(path) cannot be used: \(reason). It was left untouched."
         case .storageFull: "the disk is full; the write was not stored"

@@ -1,12 +1,20 @@
 import Foundation
 import RegistryCrypto
+import RegistryKeyring
 
 /// The audit log's hash chain and checkpoints (docs/CRYPTO.md §Audit).
 ///
 ///     entry(seq) = "anonreg/v1/audit-entry" ‖ 0x00 ‖ BE64(seq) ‖ lp(at) ‖ lp(actor) ‖ lp(action)
 ///                  ‖ lp(result) ‖ lp(subject_commit)                   lp(x) = BE32(len x) ‖ x
 ///     hash(seq)  = BLAKE2b-256(hash(seq - 1) ‖ entry(seq)),  hash(0) = 32 zero bytes
-///     signed     = "anonreg/v1/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
+///     signed v1  = "anonreg/v1/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
+///     signed v2  = "anonreg/v2/audit-checkpoint" ‖ 0x00 ‖ BE64(seq) ‖ hash(seq) ‖ lp(at)
+///                  ‖ BE64(previous checkpoint's seq, 0 for none) ‖ BE32(interval)
+///
+/// The chain itself is unkeyed, so that an auditor checks an exported copy with the public key
+/// alone; what makes it tamper-evident is that it is signed at least every `interval` entries
+/// and that the newest signature is also kept outside the database (`AuditAnchor`): a rewritten
+/// chain without valid checkpoints, or with the newest ones deleted, fails verification.
 public enum AuditChain {
     public struct Entry: Sendable, Equatable, Codable {
         public var seq: Int64
@@ -33,14 +41,72 @@ public enum AuditChain {
         }
     }
 
-    public struct Checkpoint: Sendable, Equatable {
+    public struct Checkpoint: Sendable, Equatable, Codable {
         public var seq: Int64
         public var hash: [UInt8]
         public var at: String
         public var signature: [UInt8]
+        /// 1 (earlier releases): signs seq, hash and time. 2: also the previous checkpoint and
+        /// the interval the daemon checkpoints at.
+        public var format: Int
+        public var previous: Int64?
+        public var interval: Int?
+
+        public init(seq: Int64, hash: [UInt8], at: String, signature: [UInt8], format: Int = 2, previous: Int64? = nil, interval: Int? = nil) {
+            self.seq = seq
+            self.hash = hash
+            self.at = at
+            self.signature = signature
+            self.format = format
+            self.previous = previous
+            self.interval = interval
+        }
+
+        /// The bytes its signature covers.
+        public var message: [UInt8] {
+            format == 2
+                ? checkpointMessageV2(seq: seq, hash: hash, at: at, previous: previous ?? 0, interval: interval ?? 0)
+                : checkpointMessage(seq: seq, hash: hash, at: at)
+        }
+
+        public func verify(publicKey: [UInt8]) -> Bool {
+            Ed25519.verify(signature: signature, message: message, publicKey: publicKey)
+        }
+
+        /// The anchor file's form of a version-2 checkpoint.
+        public var anchor: AuditAnchor? {
+            guard format == 2, let previous, let interval else { return nil }
+            return AuditAnchor(seq: seq, hash: hash, at: at, previous: previous, interval: interval, signature: signature)
+        }
+
+        public init?(anchor: AuditAnchor) {
+            guard let hash = try? Hex.decode(anchor.hash), let signature = try? Hex.decode(anchor.signature) else { return nil }
+            self.init(seq: anchor.seq, hash: hash, at: anchor.at, signature: signature, format: 2, previous: anchor.previous,
+                      interval: anchor.interval)
+        }
     }
 
     public static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
+
+    /// The entry that records a restore (docs/CRYPTO.md §Audit, "Restores"): the restored log
+    /// ended at `ended`, and numbering continues after every number that can have been issued
+    /// before, so exported entries are never numbered twice. Always signed by a checkpoint at
+    /// its own number.
+    public static let restoreAction = "audit-restore"
+    /// A restore's entry is numbered after the next multiple of this above every number issued.
+    public static let restoreStep: Int64 = 1_000_000_000
+    public static func restoreResult(createdAt: String, ended: Int64, head: [UInt8], reErased: Int, continuesAfter: Int64) -> String {
+        "restored a backup created \(createdAt) whose log ended at entry \(ended) (head \(Hex.encode(head))); "
+            + "\(reErased) subject(s) erased again by the erasure ledger; numbering continues after entry \(continuesAfter)"
+    }
+    static func restoreContinuesAfter(_ result: String) -> Int64? {
+        guard let range = result.range(of: "numbering continues after entry ") else { return nil }
+        return Int64(result[range.upperBound...].prefix { $0.isNumber })
+    }
+    static func restoreEnded(_ result: String) -> Int64? {
+        guard let range = result.range(of: "whose log ended at entry ") else { return nil }
+        return Int64(result[range.upperBound...].prefix { $0.isNumber })
+    }
 
     /// The entry that records a prune: entries up to `anchor` were removed on purpose.
     public static let pruneAction = "audit-prune"
@@ -65,6 +131,11 @@ public enum AuditChain {
         Label.bytes(Label.auditCheckpoint) + [0] + be64(seq) + hash + lp(at)
     }
 
+    public static func checkpointMessageV2(seq: Int64, hash: [UInt8], at: String, previous: Int64, interval: Int) -> [UInt8] {
+        Label.bytes(Label.auditCheckpointV2) + [0] + be64(seq) + hash + lp(at) + be64(previous)
+            + withUnsafeBytes(of: UInt32(truncatingIfNeeded: interval).bigEndian) { Array($0) }
+    }
+
     /// The result of verifying a log: ok, or the first problem found.
     public struct Report: Sendable, Equatable, Codable {
         public var ok: Bool
@@ -78,18 +149,32 @@ public enum AuditChain {
         /// The first entry (or checkpoint) that does not verify.
         public var badSeq: Int64?
         public var problem: String?
+        /// The most entries allowed without a signed checkpoint (the checkpoint interval).
+        public var interval: Int?
+        /// The anchor beside the keyring that the log was checked against, if any.
+        public var anchorSeq: Int64?
+        /// Restores recorded in the log (`audit-restore` entries): entries numbered between the
+        /// restored log's end and each restore entry are not in this database.
+        public var restores: [Int64]?
     }
 
+    /// What is verified: the registry's own log (every rule), or an exported copy, which may
+    /// start after a checkpoint and may end with entries that no checkpoint signs yet.
+    public enum Scope: Sendable { case database, export }
+
     /// Verifies entries (any order; sorted here) and checkpoints against the audit public key.
-    /// Detects a modified, deleted, inserted or reordered entry, a forged or mismatched
-    /// checkpoint, and a tail dropped from under a checkpoint.
-    public static func verify(entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8]) -> Report {
+    /// Detects a modified, deleted, inserted or reordered entry, a forged, deleted or mismatched
+    /// checkpoint, a tail dropped from under a checkpoint, and (with `anchor`) a log cut short or
+    /// replaced by an older copy.
+    public static func verify(entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8], interval: Int = 1000,
+                              anchor: Checkpoint? = nil, scope: Scope = .database) -> Report {
         let entries = unsorted.sorted { $0.seq < $1.seq }
         let pruneRecorded = entries.first.map { first in
             entries.contains { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }
         } ?? false
         var verifier = Verifier(checkpoints: checkpoints, publicKey: publicKey, entries: entries.count,
-                                firstSeq: entries.first?.seq, lastSeq: entries.last?.seq, pruneRecorded: pruneRecorded)
+                                firstSeq: entries.first?.seq, lastSeq: entries.last?.seq, pruneRecorded: pruneRecorded,
+                                interval: interval, anchor: anchor, scope: scope)
         for entry in entries {
             if let failure = verifier.feed(entry) { return failure }
         }
@@ -100,38 +185,75 @@ public enum AuditChain {
     /// checked in constant memory (the store streams entries from SQLite). The caller says up
     /// front how many entries there are, the first and last sequence numbers, and whether the
     /// log holds the `audit-prune` entry for a gap before the first one.
+    ///
+    /// The rules (docs/CRYPTO.md §Audit, "Verification"):
+    /// - every entry hashes to its stored hash and links to the one before;
+    /// - every checkpoint's signature verifies; a version-2 checkpoint names the checkpoint
+    ///   before it, so none can be deleted from the middle;
+    /// - no more than `interval` entries (the largest of the configured interval and the
+    ///   intervals the checkpoints around them signed) go without a signed checkpoint, and the
+    ///   unsigned tail is no longer than that: a rewritten chain whose checkpoints were deleted
+    ///   fails, whatever was recomputed;
+    /// - numbering has no gap, except a prune (recorded) or a restore (recorded and signed);
+    /// - with an anchor, the log holds the anchor's entry with its hash.
     public struct Verifier {
         private var report: Report
         private var bySeq: [Int64: Checkpoint] = [:]
         private var expected = AuditChain.genesis
         private var previousSeq: Int64
         private var failure: Report?
+        private let configured: Int
+        private let anchor: Checkpoint?
+        private let scope: Scope
+        private var anchorSeen = false
+        /// The interval signed by the checkpoint the current stretch started at.
+        private var stretchInterval: Int?
+        private var sinceCheckpoint = 0
 
         public init(checkpoints: [Checkpoint], publicKey: [UInt8], entries: Int, firstSeq: Int64?, lastSeq: Int64?,
-                    pruneRecorded: Bool) {
+                    pruneRecorded: Bool, interval: Int = 1000, anchor: Checkpoint? = nil, scope: Scope = .database) {
+            configured = max(1, interval)
+            self.anchor = anchor
+            self.scope = scope
             report = Report(ok: true, entries: entries, checkpoints: checkpoints.count, firstSeq: firstSeq, lastSeq: lastSeq,
-                            lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0)
+                            lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0, interval: configured,
+                            anchorSeq: anchor?.seq, restores: [])
             previousSeq = (firstSeq ?? 1) - 1
-            for checkpoint in checkpoints.sorted(by: { $0.seq < $1.seq }) {
-                let message = checkpointMessage(seq: checkpoint.seq, hash: checkpoint.hash, at: checkpoint.at)
-                guard Ed25519.verify(signature: checkpoint.signature, message: message, publicKey: publicKey) else {
+            let sorted = checkpoints.sorted(by: { $0.seq < $1.seq })
+            for (i, checkpoint) in sorted.enumerated() {
+                guard checkpoint.verify(publicKey: publicKey) else {
                     failure = fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) has an invalid signature")
+                    return
+                }
+                // A version-2 checkpoint names its predecessor: a checkpoint deleted from the
+                // middle leaves a name that points at nothing. The first one kept after a prune
+                // (or the first of an export) names one that is gone on purpose.
+                if checkpoint.format == 2, i > 0, checkpoint.previous != sorted[i - 1].seq {
+                    failure = fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) follows the one at entry \(checkpoint.previous ?? 0), which is missing (a signed checkpoint was deleted)")
                     return
                 }
                 bySeq[checkpoint.seq] = checkpoint
             }
+            if let anchor {
+                guard anchor.verify(publicKey: publicKey) else {
+                    failure = fail(anchor.seq, "the audit anchor beside the keyring has an invalid signature")
+                    return
+                }
+            }
             if let first = firstSeq, first != 1 {
-                // Pruned: the chain must continue from a signed checkpoint just before it.
-                guard let anchor = bySeq[first - 1] else {
+                // Pruned (or an export from the middle): the chain must continue from a signed
+                // checkpoint just before it.
+                guard let start = bySeq[first - 1] else {
                     failure = fail(first, "entries before \(first) are missing and no signed checkpoint covers them")
                     return
                 }
-                // A gap at the start is a prune only if the chain records that prune.
-                guard pruneRecorded else {
+                // A gap at the start of the registry's log is a prune only if the chain records it.
+                guard pruneRecorded || scope == .export else {
                     failure = fail(first, "entries 1 to \(first - 1) are missing and no audit-prune entry records their pruning")
                     return
                 }
-                expected = anchor.hash
+                expected = start.hash
+                stretchInterval = start.interval
             }
         }
 
@@ -143,17 +265,31 @@ public enum AuditChain {
             return r
         }
 
+        /// The most entries a stretch may hold without a checkpoint.
+        private func allowed(_ closing: Checkpoint?) -> Int {
+            max(configured, stretchInterval ?? 0, closing?.interval ?? 0)
+        }
+
         /// Checks the next entry; returns the failure report at the first problem.
         public mutating func feed(_ entry: Entry) -> Report? {
             if let failure { return failure }
-            guard entry.seq == previousSeq + 1 else {
-                failure = fail(previousSeq + 1, entry.seq <= previousSeq
-                    ? "entry \(entry.seq) appears twice or out of order"
-                    : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
-                return failure
+            var isRestore = false
+            if entry.seq != previousSeq + 1 {
+                // A restore continues numbering after everything that can have been issued before
+                // it; its entry says where the restored log ended, and a checkpoint signs it.
+                if entry.seq > previousSeq + 1, entry.action == restoreAction, restoreEnded(entry.result) == previousSeq,
+                   bySeq[entry.seq] != nil {
+                    isRestore = true
+                    report.restores?.append(entry.seq)
+                } else {
+                    failure = fail(previousSeq + 1, entry.seq <= previousSeq
+                        ? "entry \(entry.seq) appears twice or out of order"
+                        : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
+                    return failure
+                }
             }
             guard entry.prevHash == expected else {
-                failure = fail(entry.seq, "entry \(entry.seq) does not follow entry \(entry.seq - 1) (chain link broken: an entry was removed, inserted or reordered)")
+                failure = fail(entry.seq, "entry \(entry.seq) does not follow entry \(previousSeq) (chain link broken: an entry was removed, inserted or reordered)")
                 return failure
             }
             let recomputed = (try? hash(previous: expected, canonical: canonical(
@@ -162,9 +298,29 @@ public enum AuditChain {
                 failure = fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
                 return failure
             }
-            if let checkpoint = bySeq[entry.seq], checkpoint.hash != entry.hash {
-                failure = fail(entry.seq, "entry \(entry.seq) does not match its signed checkpoint (the chain was rewritten)")
-                return failure
+            if let anchor, anchor.seq == entry.seq {
+                guard anchor.hash == entry.hash else {
+                    failure = fail(entry.seq, "entry \(entry.seq) disagrees with the audit anchor beside the keyring (the log was rewritten or replaced)")
+                    return failure
+                }
+                anchorSeen = true
+            }
+            if entry.action == restoreAction, bySeq[entry.seq] != nil {
+                isRestore = true
+                if report.restores?.last != entry.seq { report.restores?.append(entry.seq) }
+            }
+            if !isRestore { sinceCheckpoint += 1 }
+            if let checkpoint = bySeq[entry.seq] {
+                guard checkpoint.hash == entry.hash else {
+                    failure = fail(entry.seq, "entry \(entry.seq) does not match its signed checkpoint (the chain was rewritten)")
+                    return failure
+                }
+                guard sinceCheckpoint <= allowed(checkpoint) else {
+                    failure = fail(entry.seq, "\(sinceCheckpoint) entries before entry \(entry.seq) have no signed checkpoint, more than the interval of \(allowed(checkpoint)) (signed checkpoints were deleted)")
+                    return failure
+                }
+                sinceCheckpoint = 0
+                stretchInterval = checkpoint.interval
             }
             expected = entry.hash
             previousSeq = entry.seq
@@ -181,8 +337,25 @@ public enum AuditChain {
             if let lastCheckpoint = report.lastCheckpointSeq, lastCheckpoint > last {
                 return fail(last + 1, "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)")
             }
+            if let anchor, !anchorSeen {
+                // Pruned up to the anchor itself: its checkpoint stays, with the same hash.
+                if let kept = bySeq[anchor.seq], kept.hash == anchor.hash {
+                } else if anchor.seq > last {
+                    return fail(last + 1, "the log ends at entry \(last), but the audit anchor beside the keyring records a signed checkpoint at entry \(anchor.seq): entries were cut off, or an older copy of the database was put in place without `anonreg backup restore`")
+                } else {
+                    return fail(anchor.seq, "entry \(anchor.seq), which the audit anchor beside the keyring signs, is not in the log")
+                }
+            }
             var done = report
-            done.unsignedTail = Int(last - (report.lastCheckpointSeq ?? 0))
+            done.unsignedTail = sinceCheckpoint
+            // An export proves only what a checkpoint in it signs: one with entries and no
+            // checkpoint at all proves nothing (it could be forged whole from the public format).
+            if scope == .export, last > 0, (report.lastCheckpointSeq ?? 0) < (report.firstSeq ?? 1) {
+                return fail(report.firstSeq, "no entry of this export is signed by a checkpoint in it: it proves nothing")
+            }
+            if sinceCheckpoint > allowed(nil) {
+                return fail(last, "the last \(sinceCheckpoint) entries have no signed checkpoint, more than the interval of \(allowed(nil)): signed checkpoints were deleted, or the log was rewritten")
+            }
             return done
         }
     }

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import GRDB
 import RegistryCore
+import RegistryCrypto
 import RegistryKeyring
 
 extension BackupArchive {
@@ -16,6 +17,34 @@ extension BackupArchive {
         public var kekVersions: [Int]
         /// The erasure-ledger state the payload's database recorded at its last erasure.
         public var erasureLedger: ErasureLedger.State
+        /// The schema migrations the payload records.
+        public var migrations: [String] = []
+        /// Its last audit entry (number, hash) and the time of its newest audit entry.
+        public var auditLog: BackupArchive.AuditHead? = nil
+        public var newestAuditTime: String? = nil
+    }
+
+    /// The facts of `header` that the payload contradicts (docs/CRYPTO.md §Database backups):
+    /// subjects, KEK versions, ledger state, migrations, application_id, the end of the audit log
+    /// (format 2), and the creation time, which cannot be older than the newest audit entry.
+    public static func disagreements(_ header: Header, _ payload: PayloadReport) -> [String] {
+        var differ: [String] = []
+        if header.subjects != payload.subjects { differ.append("subjects") }
+        if header.kekVersions != payload.kekVersions { differ.append("KEK versions") }
+        let ledger = LedgerHead(entries: payload.erasureLedger.count, head: Hex.encode(payload.erasureLedger.head))
+        if let recorded = header.erasureLedger, recorded != ledger { differ.append("erasure ledger state") }
+        if header.migrations != payload.migrations { differ.append("migrations") }
+        if header.applicationID != payload.applicationID { differ.append("application_id") }
+        if header.format >= 2, header.auditLog != payload.auditLog { differ.append("end of the audit log") }
+        let formatter = ISO8601DateFormatter()
+        if let created = formatter.date(from: header.createdAt) {
+            if let newest = payload.newestAuditTime.flatMap({ formatter.date(from: $0) }), newest > created.addingTimeInterval(1) {
+                differ.append("creation time (older than the payload's newest audit entry)")
+            }
+        } else {
+            differ.append("creation time (not an ISO 8601 time)")
+        }
+        return differ
     }
 
     /// A payload comes from a file that nothing authenticates (its checksum is in its own
@@ -44,7 +73,7 @@ extension BackupArchive {
             throw StorageError.unusableDatabase(path: path, reason: "the payload records no schema migrations")
         }
         let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
-        let known = Schema.migrator.migrations
+        let known = Schema.migrationNames
         guard let last = applied.last, applied == Array(known.prefix(applied.count)) else {
             let unknown = applied.filter { !known.contains($0) }
             throw StorageError.unusableDatabase(
@@ -52,7 +81,7 @@ extension BackupArchive {
                 reason: "its schema migrations are not anonreg's (\(unknown.isEmpty ? "out of order" : "unknown: " + unknown.joined(separator: ", ")))")
         }
         let fresh = try DatabaseQueue()
-        try Schema.migrator.migrate(fresh, upTo: last)
+        try Schema.migrator(keyring: nil).migrate(fresh, upTo: last)
         let expected = try fresh.read { try schemaObjects($0) }
         let actual = try schemaObjects(db)
         guard actual == expected else {
@@ -82,11 +111,15 @@ extension BackupArchive {
                     return PayloadReport(integrity: integrity, applicationID: id, subjects: 0, kekVersions: [], erasureLedger: .empty)
                 }
                 try checkSchema(db, path: path)
+                let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
                 return PayloadReport(
                     integrity: integrity, applicationID: id,
                     subjects: try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0,
                     kekVersions: try Int.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version"),
-                    erasureLedger: try SQLiteRegistryStore.ledgerHead(db))
+                    erasureLedger: try SQLiteRegistryStore.ledgerHead(db),
+                    migrations: try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"),
+                    auditLog: last.map { AuditHead(seq: $0[0], hash: Hex.encode(Array($0[1] as Data))) },
+                    newestAuditTime: try String.fetchOne(db, sql: "SELECT max(at) FROM audit_entry"))
             }
         } catch let error as StorageError {
             throw error
@@ -109,6 +142,9 @@ extension BackupArchive {
             throw .unusableDatabase(path: path, reason: "it cannot be read (\((error as? DatabaseError)?.message ?? "\(error)"))")
         }
     }
+
+    /// The names of anonreg's schema migrations, in order (what a restored copy has reached).
+    public static var migrationNames: [String] { Schema.migrationNames }
 
     /// anonreg's application_id ("ANRG").
     public static var expectedApplicationID: Int32 { Schema.applicationID }
@@ -137,56 +173,101 @@ extension BackupArchive {
         }
     }
 
-    /// Erases from an extracted payload every subject whose ledger reference is in `erased` (the
-    /// erasure ledger): its rows and its audit links deleted with `secure_delete`, in WAL mode, then
-    /// `wal_checkpoint(TRUNCATE)`, exactly as a live erasure; then back to a rollback journal, so
-    /// the file stands alone (no -wal or -shm beside it). Returns how many were erased and how
-    /// many subjects remain.
-    ///
-    /// The payload's schema is checked first (`checkSchema`), and `ledger` must extend the
-    /// ledger state the payload recorded; the restored copy then records `ledger`'s state, so
-    /// the daemon started on it checks the ledger as it is now.
-    public static func applyErasures(payload path: String, keyring: Keyring, ledger: ErasureLedger.Contents) throws(StorageError) -> (erased: Int, remaining: Int) {
+    /// What a restore will install: how many subjects the ledger erased again, how many remain,
+    /// and the audit entry and signed checkpoint that record the restore.
+    public struct RestoreOutcome: Sendable {
+        public var erased: Int
+        public var remaining: Int
+        /// The `audit-restore` entry's number, and the number after which numbering continues.
+        public var restoreSeq: Int64
+        public var continuesAfter: Int64
+        /// The checkpoint that signs the restore entry: the new audit anchor.
+        public var checkpoint: AuditChain.Checkpoint
+    }
+
+    /// Makes an extracted payload ready to install (docs/CRYPTO.md §Database backups, "Restore"),
+    /// in this order, and touches nothing outside the payload:
+    /// 1. its schema must be exactly anonreg's (`checkSchema`), before any statement runs on it;
+    /// 2. the ledger it carries (format 2) must extend the state its database recorded, and every
+    ///    reference in it must be in `ledger` (the keys directory's ledger, already merged with
+    ///    it); a format-1 backup has no ledger, and `ledger` itself must extend that state;
+    /// 3. it is migrated to the current schema, with `keyring` for the keyed migrations;
+    /// 4. in one transaction: every subject `ledger` names is erased (rows and audit links, as a
+    ///    live erasure), the ledger's state is recorded, and the restore is appended to the audit
+    ///    log, numbered after `continuesAfter` and signed by a checkpoint;
+    /// 5. every remaining row must pass its integrity check (row MACs, record chains, links);
+    /// 6. the WAL is checkpointed and truncated and the file goes back to a rollback journal, so
+    ///    it stands alone and no erased byte stays in a WAL.
+    public static func prepareRestore(
+        payload path: String, keyring: Keyring, ledger: ErasureLedger.Contents, backupLedger: ErasureLedger.Contents?,
+        createdAt: String, actor: String, interval: Int, continuesAfter highestIssued: Int64
+    ) throws(StorageError) -> RestoreOutcome {
         var configuration = untrustedConfiguration(readonly: false)
         configuration.foreignKeysEnabled = true
         let erased = Set(ledger.references)
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
-            let count = try queue.writeWithoutTransaction { db -> (Int, Int) in
-                try checkSchema(db, path: path)
-                let recorded = try SQLiteRegistryStore.ledgerHead(db)
-                do { try ErasureLedger(keyring: keyring).check(ledger, extends: recorded) } catch {
+            try queue.writeWithoutTransaction { db in try checkSchema(db, path: path) }
+            let recorded = try queue.read { db in try SQLiteRegistryStore.ledgerHead(db) }
+            let ledgerFile = ErasureLedger(keyring: keyring)
+            if let backupLedger {
+                do { try ledgerFile.check(backupLedger, extends: recorded) } catch {
+                    throw StorageError.unusableDatabase(path: path, reason: "the backup's own ledger does not extend what its database recorded: \(error)")
+                }
+                guard backupLedger.references.allSatisfy(erased.contains) else {
+                    throw StorageError.unusableDatabase(path: path, reason: "the backup's ledger was not merged into the keyring's ledger")
+                }
+            } else {
+                do { try ledgerFile.check(ledger, extends: recorded) } catch {
                     throw StorageError.unusableDatabase(path: path, reason: "the backup recorded more erasures than the ledger holds: \(error)")
                 }
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
+            }
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try Schema.migrator(keyring: keyring).migrate(queue)
+            try queue.read { db in try RowIntegrity.checkKeyringBinding(db, keyring: keyring, path: path) }
+            let outcome = try queue.writeWithoutTransaction { db -> RestoreOutcome in
                 let rows = try Row.fetchAll(db, sql: "SELECT id, sid FROM subject")
-                let ledgerFile = ErasureLedger(keyring: keyring)
                 var doomed: [(id: Int64, sid: [UInt8])] = []
                 for row in rows {
                     let sid = Array(row["sid"] as Data)
                     if erased.contains(try ledgerFile.reference(sid: sid)) { doomed.append((row["id"], sid)) }
                 }
-                // As a live erasure does: the subject's audit links go too (a backup taken before
-                // schema v2-audit-subject-commitments has no audit_subject table).
-                let auditLinks = try db.tableExists("audit_subject")
+                var outcome: RestoreOutcome? = nil
                 try db.inTransaction {
                     for subject in doomed {
-                        if auditLinks {
-                            try SQLiteRegistryStore.unlinkAudit(db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
-                        }
+                        try SQLiteRegistryStore.unlinkAudit(db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
                         try SQLiteRegistryStore.delete(db, subjectID: subject.id)
                     }
-                    if try ledger.state.count > 0 && db.tableExists("erasure_ledger_head") {
-                        try SQLiteRegistryStore.recordLedgerHead(db, ledger.state)
-                    }
+                    if ledger.state.count > 0 { try SQLiteRegistryStore.recordLedgerHead(db, ledger.state) }
+                    outcome = try SQLiteRegistryStore.appendRestoreEntry(
+                        db, keyring: keyring, createdAt: createdAt, actor: actor, interval: interval, highestIssued: highestIssued,
+                        reErased: doomed.count, remaining: rows.count - doomed.count)
                     return .commit
                 }
+                return outcome!
+            }
+            // Every row that stays must be what anonreg wrote.
+            var after: Int64 = .min
+            var failed = 0
+            while true {
+                let from = after
+                let (scanned, last, _, _, bad, badLinks) = try queue.read { db in
+                    try SQLiteRegistryStore.scanIntegrity(db, after: from, limit: 1000, keyring: keyring, erased: ErasedSubjects())
+                }
+                failed += bad.count + badLinks.count
+                guard let last, scanned == 1000 else { break }
+                after = last
+            }
+            guard failed == 0 else {
+                throw StorageError.unusableDatabase(
+                    path: path, reason: "\(failed) row(s) of the backup fail their integrity check (docs/CRYPTO.md §Authenticated columns): it was altered after it was taken; nothing was restored")
+            }
+            try queue.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                 try db.execute(sql: "PRAGMA journal_mode = DELETE")
-                return (doomed.count, try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0)
             }
-            return count
+            return outcome
         } catch {
             throw StorageError.from(error, path: path)
         }

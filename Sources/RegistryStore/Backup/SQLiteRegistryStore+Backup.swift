@@ -12,27 +12,36 @@ import RegistryKeyring
 public final class PreparedBackup: @unchecked Sendable {
     // @unchecked: the descriptor is read by one sender at a time and closed once, in deinit.
     public let header: BackupArchive.Header
+    /// Magic, header length, header JSON and its signature.
     public let headerBytes: [UInt8]
+    /// The erasure ledger section, sent after the payload.
+    public let ledgerBytes: [UInt8]
     private let fd: Int32
+    private var ledgerSent = false
 
-    init(header: BackupArchive.Header, headerBytes: [UInt8], fd: Int32) {
+    init(header: BackupArchive.Header, headerBytes: [UInt8], ledgerBytes: [UInt8], fd: Int32) {
         self.header = header
         self.headerBytes = headerBytes
+        self.ledgerBytes = ledgerBytes
         self.fd = fd
     }
 
     deinit { close(fd) }
 
-    /// The whole file's length: header and payload.
-    public var totalBytes: Int64 { Int64(headerBytes.count) + header.payloadBytes }
+    /// The whole file's length: header, payload and ledger section.
+    public var totalBytes: Int64 { Int64(headerBytes.count) + header.payloadBytes + Int64(ledgerBytes.count) }
 
-    /// The next chunk of the payload (empty at the end).
+    /// The next chunk of the payload, then the ledger section (empty at the end).
     public func nextChunk(maxBytes: Int = 1 << 20) throws(StorageError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: maxBytes)
         while true {
             let n = read(fd, &buffer, maxBytes)
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw .database(reason: "reading the backup copy failed: \(String(cString: strerror(errno)))") }
+            if n == 0, !ledgerSent {
+                ledgerSent = true
+                return ledgerBytes
+            }
             return Array(buffer.prefix(n))
         }
     }
@@ -74,10 +83,11 @@ extension SQLiteRegistryStore {
     public func prepareBackup(in directory: String, now: Date = Date()) async throws(StorageError) -> PreparedBackup {
         let pool = self.pool
         let path = self.path
+        let keyring = self.keyring
         let result: Result<PreparedBackup, StorageError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    continuation.resume(returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now)))
+                    continuation.resume(returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now, keyring: keyring)))
                 } catch {
                     continuation.resume(returning: .failure(StorageError.from(error, path: path)))
                 }
@@ -86,7 +96,7 @@ extension SQLiteRegistryStore {
         return try result.get()
     }
 
-    private static func snapshot(pool: DatabasePool, directory: String, now: Date) throws -> PreparedBackup {
+    private static func snapshot(pool: DatabasePool, directory: String, now: Date, keyring: Keyring) throws -> PreparedBackup {
         try checkFreeSpace(pool: pool, directory: directory)
         let temp = directory + "/.backup-" + Hex.encode(try Sodium.randomBytes(count: 8)) + ".sqlite"
         defer {
@@ -101,14 +111,20 @@ extension SQLiteRegistryStore {
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         let copy = try DatabaseQueue(path: temp, configuration: configuration)
         try pool.backup(to: copy)
-        let facts = try copy.writeWithoutTransaction { db -> (Int, [Int], Int32, [String], ErasureLedger.State) in
+        let facts = try copy.writeWithoutTransaction { db -> (Int, [Int], Int32, [String], ErasureLedger.State, BackupArchive.AuditHead?) in
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
+            let audit = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
             return (try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0,
                     try Int.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version"),
                     try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
                     try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"),
-                    try SQLiteRegistryStore.ledgerHead(db))
+                    try SQLiteRegistryStore.ledgerHead(db),
+                    audit.map { BackupArchive.AuditHead(seq: $0[0], hash: Hex.encode(Array($0[1] as Data))) })
         }
+        // The erasure ledger as it is now (it extends what the copy recorded: erasures are
+        // appended to it before their transaction commits), every MAC checked.
+        let ledgerFile = ErasureLedger(keyring: keyring)
+        let ledgerBytes = try ledgerFile.serialized(try ledgerFile.read() ?? ErasureLedger.Contents(references: [], macs: []))
         try copy.close()
         let fd = open(temp, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageError.database(reason: "cannot reopen \(temp)") }
@@ -126,13 +142,17 @@ extension SQLiteRegistryStore {
             try checksum.update(buffer, count: n)
         }
         guard lseek(fd, 0, SEEK_SET) == 0 else { throw StorageError.database(reason: "seeking \(temp) failed") }
+        // The time the copy was complete: never older than any audit entry it holds.
         let formatter = ISO8601DateFormatter()
         let header = BackupArchive.Header(
-            format: BackupArchive.format, createdAt: formatter.string(from: now), subjects: facts.0, kekVersions: facts.1,
+            format: BackupArchive.format, createdAt: formatter.string(from: max(now, Date())), subjects: facts.0, kekVersions: facts.1,
             payloadBytes: total, payloadChecksum: Hex.encode(try checksum.finish()),
             checksumAlgorithm: BackupArchive.checksumAlgorithm, applicationID: facts.2, migrations: facts.3,
-            erasureLedger: BackupArchive.LedgerHead(entries: facts.4.count, head: Hex.encode(facts.4.head)))
+            erasureLedger: BackupArchive.LedgerHead(entries: facts.4.count, head: Hex.encode(facts.4.head)),
+            ledgerBytes: Int64(ledgerBytes.count), ledgerChecksum: Hex.encode(try BackupArchive.ledgerDigest(ledgerBytes)),
+            auditLog: facts.5, signedBy: Hex.encode(keyring.auditSigningKey.publicKey))
         keep = true
-        return PreparedBackup(header: header, headerBytes: try BackupArchive.encode(header), fd: fd)
+        return PreparedBackup(header: header, headerBytes: try BackupArchive.encode(header, signingKey: keyring.auditSigningKey),
+                              ledgerBytes: ledgerBytes, fd: fd)
     }
 }

@@ -1,0 +1,245 @@
+import Foundation
+import GRDB
+import RegistryCore
+import RegistryProtocol
+import RegistryCrypto
+import RegistryKeyring
+
+/// Authenticated lookups and the full integrity check (docs/CRYPTO.md §Authenticated columns).
+extension SQLiteRegistryStore {
+    /// The subject behind a clinic's handle, with the case link's MAC (handle index, clinic, row
+    /// id, the sid it points at) and the subject row's MAC checked, and the subject absent from
+    /// the erasure ledger. A failure throws `.integrity` and nothing of either row is used.
+    func subject(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> SubjectRow? {
+        guard let (subject, link) = try CaseLinkRow.byCase(db, handleIndex: handleIndex, clinic: clinic) else { return nil }
+        let keyring = self.keyring
+        try link.authenticate(sid: subject.sid, keyring: keyring)
+        try subject.authenticate(keyring: keyring, erased: erased)
+        return subject
+    }
+
+    /// The subject holding a code, its row's MAC (which binds the code index) checked.
+    func subject(_ db: Database, codeIndex: [UInt8]) throws -> SubjectRow? {
+        guard let subject = try SubjectRow.byCodeIndex(db, codeIndex) else { return nil }
+        try subject.authenticate(keyring: keyring, erased: erased)
+        return subject
+    }
+
+    /// Checks every subject row (its MAC, its record chain, the erasure ledger) and every case
+    /// link (its MAC), reading in batches while requests go on; then erases every subject that
+    /// failed and removes every case link that failed, each in its own transaction with an
+    /// audit entry (`erase-integrity`, `remove-case-link-integrity`). A subject whose clear
+    /// columns were changed behind anonreg's back is erased now: it must never outlive what its
+    /// sealed dates allow (docs/CRYPTO.md §Authenticated columns). The sweeper runs this first,
+    /// at start and every day.
+    public func checkIntegrity(actor: String) async throws(StorageError) -> IntegrityReport {
+        try await checkIntegrity(actor: actor, batch: 1000)
+    }
+
+    func checkIntegrity(actor: String, batch: Int) async throws(StorageError) -> IntegrityReport {
+        var report = IntegrityReport()
+        var after: Int64 = .min
+        var badSubjects: [Int64] = []
+        var badLinks: [Int64] = []
+        while true {
+            let keyring = self.keyring
+            let erased = self.erased
+            let from = after
+            let (scanned, last, subjects, links, failedSubjects, failedLinks) = try await read { db in
+                try Self.scanIntegrity(db, after: from, limit: batch, keyring: keyring, erased: erased)
+            }
+            report.subjectsChecked += scanned
+            report.caseLinksChecked += links
+            badSubjects += failedSubjects
+            badLinks += failedLinks
+            _ = subjects
+            guard let last, scanned == batch else { break }
+            after = last
+        }
+        // A mass failure is not tampering with a few rows but a wrong keyring or a software
+        // fault: nothing is erased, and the daemon says so at critical (docs/CRYPTO.md
+        // §Authenticated columns, "Brake").
+        if badSubjects.count + badLinks.count > Self.integrityBrake(checked: report.subjectsChecked) {
+            report.suspended = badSubjects.count + badLinks.count
+            return report
+        }
+        for id in badLinks {
+            if try await removeCaseLinkFailingIntegrity(id: id, actor: actor) { report.caseLinksRemoved += 1 }
+        }
+        for id in badSubjects {
+            if try await eraseFailingIntegrity(SubjectReference(rawValue: id), actor: actor) { report.subjectsErased += 1 }
+        }
+        return report
+    }
+
+    /// The most failures one check acts on: more than 10 and more than a quarter of the subjects
+    /// is a wrong keyring or a fault, not an attack on some rows.
+    static func integrityBrake(checked: Int) -> Int { max(10, checked / 4) }
+
+    /// One batch of the scan: subjects with id > `after`, their records' chain and their case
+    /// links. Returns how many subjects were read, the last id, and the ids that failed.
+    static func scanIntegrity(
+        _ db: Database, after: Int64, limit: Int, keyring: Keyring, erased: ErasedSubjects
+    ) throws -> (Int, Int64?, Int, Int, [Int64], [Int64]) {
+        var subjects: [Int64: SubjectRow] = [:]
+        var order: [Int64] = []
+        var failed = Set<Int64>()
+        for row in try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+                                    arguments: [after, limit]) {
+            let id: Int64 = row[0]
+            order.append(id)
+            do {
+                let subject = try SubjectRow(row: row)
+                try subject.authenticate(keyring: keyring, erased: erased)
+                subjects[id] = subject
+            } catch {
+                failed.insert(id)
+            }
+        }
+        guard let first = order.first, let last = order.last else { return (0, nil, 0, 0, [], []) }
+        // The record chains of the batch, recomputed from the record rows in id order.
+        var chains: [Int64: (count: Int, head: [UInt8])] = [:]
+        let records = try Row.fetchCursor(db, sql: """
+            SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN ? AND ? ORDER BY subject_id, id
+            """, arguments: [first, last])
+        while let row = try records.next() {
+            let subjectID: Int64 = row[0]
+            let schema: Int = row[3]
+            var chain = chains[subjectID] ?? (0, RowIntegrity.genesis)
+            chain.head = try RowIntegrity.chain(chain.head, recordID: row[1], kind: row[2], schemaVersion: UInt16(clamping: schema), keyring: keyring)
+            chain.count += 1
+            chains[subjectID] = chain
+        }
+        for (id, subject) in subjects {
+            let chain = chains[id] ?? (0, RowIntegrity.genesis)
+            if chain.count != subject.records || !RowIntegrity.matches(chain.head, subject.recordsHead) { failed.insert(id) }
+        }
+        var links = 0
+        var failedLinks: [Int64] = []
+        for row in try Row.fetchAll(db, sql: """
+            SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c WHERE c.subject_id BETWEEN ? AND ? ORDER BY c.id
+            """, arguments: [first, last]) {
+            links += 1
+            let linkID: Int64 = row[0]
+            let subjectID: Int64 = row[CaseLinkRow.columnCount]
+            // A link to a subject that failed goes with the subject's erasure.
+            guard let subject = subjects[subjectID], !failed.contains(subjectID) else { continue }
+            do {
+                try CaseLinkRow(row: row).authenticate(sid: subject.sid, keyring: keyring)
+            } catch {
+                failedLinks.append(linkID)
+            }
+        }
+        return (order.count, last, subjects.count, links, order.filter { failed.contains($0) }, failedLinks)
+    }
+
+    /// Erases the subject `reference` names if it still fails its integrity check in the writer
+    /// (its row MAC, its record chain or the erasure ledger): crypto-shredding with an erasure
+    /// ledger entry and an `erase-integrity` audit entry, no counters. Returns whether it did.
+    func eraseFailingIntegrity(_ reference: SubjectReference, actor: String) async throws(StorageError) -> Bool {
+        let keyring = self.keyring
+        let erased = self.erased
+        let every = auditCheckpointEvery
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: actor, action: "erase-integrity"))
+        let done = try await write(checkpointAfter: true) { db -> Bool in
+            let rows = try Self.scanIntegrity(db, after: reference.rawValue - 1, limit: 1, keyring: keyring, erased: erased)
+            guard rows.1 == reference.rawValue, rows.4.contains(reference.rawValue) else { return false }
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, sid FROM subject WHERE id = ?", arguments: [reference.rawValue]) else {
+                return false
+            }
+            let sid = Array(row[1] as Data)
+            try Self.erase(db, id: reference.rawValue, sid: sid, counters: [], keyring: keyring, recorder: recorder,
+                           checkpointEvery: every, erased: erased)
+            return true
+        }
+        return done
+    }
+
+    /// Removes a case link whose MAC fails (a handle redirected to another subject): the clinic's
+    /// handle then finds nothing; the subject stays reachable by its code.
+    func removeCaseLinkFailingIntegrity(id: Int64, actor: String) async throws(StorageError) -> Bool {
+        let keyring = self.keyring
+        let every = auditCheckpointEvery
+        return try await write { db -> Bool in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT \(CaseLinkRow.selectColumns), s.sid FROM case_link c JOIN subject s ON s.id = c.subject_id WHERE c.id = ?
+                """, arguments: [id]) else { return false }
+            let sid = Array(row[CaseLinkRow.columnCount] as Data)
+            do { try CaseLinkRow(row: row).authenticate(sid: sid, keyring: keyring); return false } catch {}
+            try db.execute(sql: "DELETE FROM case_link WHERE id = ?", arguments: [id])
+            try Self.appendChained(db, event: AuditEvent(actor: actor, action: "remove-case-link-integrity", result: "ok", subjectReference: nil),
+                                   at: Self.timestamp(), checkpointEvery: every, keyring: keyring)
+            return true
+        }
+    }
+}
+
+extension SQLiteRegistryStore {
+    /// Opens every subject's sealed state: its row authenticated, its data key unwrapped, every
+    /// record opened and its record chain checked (the trial restore of docs/OPERATIONS.md
+    /// §Backups). Returns how many opened and how many did not.
+    public func openEverySubject(batch: Int = 200) async throws(StorageError) -> (opened: Int, failed: Int) {
+        var after: Int64 = .min
+        var opened = 0
+        var failed = 0
+        while true {
+            let from = after
+            let (ids, ok, bad) = try await read { db -> ([Int64], Int, Int) in
+                var ok = 0
+                var bad = 0
+                var ids: [Int64] = []
+                for row in try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+                                            arguments: [from, batch]) {
+                    ids.append(row[0])
+                    do {
+                        let subject = try SubjectRow(row: row)
+                        try subject.authenticate(keyring: self.keyring, erased: self.erased)
+                        _ = try subject.view(db, keyring: self.keyring, slab: self.dekSlab)
+                        ok += 1
+                    } catch {
+                        bad += 1
+                    }
+                }
+                return (ids, ok, bad)
+            }
+            opened += ok
+            failed += bad
+            guard let last = ids.last, ids.count == batch else { return (opened, failed) }
+            after = last
+        }
+    }
+}
+
+extension RowIntegrity {
+    /// Migration v4-row-macs: the MACs of rows that existed before it, computed from their
+    /// values as they are (the migration runs on the registry's own database, or on a backup
+    /// being restored after its signature was checked).
+    static func authenticateExistingRows(_ db: Database, keyring: Keyring) throws {
+        var chains: [Int64: (count: Int, head: [UInt8])] = [:]
+        let records = try Row.fetchCursor(db, sql: "SELECT subject_id, id, kind, schema_version FROM record ORDER BY subject_id, id")
+        while let row = try records.next() {
+            let subjectID: Int64 = row[0]
+            let schema: Int = row[3]
+            var step = chains[subjectID] ?? (0, genesis)
+            step.head = try chain(step.head, recordID: row[1], kind: row[2], schemaVersion: UInt16(clamping: schema), keyring: keyring)
+            step.count += 1
+            chains[subjectID] = step
+        }
+        let subjects = try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s ORDER BY s.id")
+        var sids: [Int64: [UInt8]] = [:]
+        for row in subjects {
+            var subject = try SubjectRow(row: row)
+            let chain = chains[subject.id] ?? (0, genesis)
+            subject.records = chain.count
+            subject.recordsHead = chain.head
+            try subject.save(db, keyring: keyring)
+            sids[subject.id] = subject.sid
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c") {
+            let link = try CaseLinkRow(row: row)
+            guard let sid = sids[row[CaseLinkRow.columnCount]] else { continue }
+            let mac = try linkMAC(linkID: link.id, handleIndex: link.handleIndex, clinic: link.clinic, sid: sid, keyring: keyring)
+            try db.execute(sql: "UPDATE case_link SET row_mac = ? WHERE id = ?", arguments: [Data(mac), link.id])
+        }
+    }
+}
