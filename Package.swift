@@ -202,7 +202,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AnonregClinicTests",
-            dependencies: ["AnonregClinic"]
+            dependencies: ["AnonregClinic", "RegistryProtocol", "RegistryText"]
         ),
         .testTarget(
             name: "RegistryCryptoTests",

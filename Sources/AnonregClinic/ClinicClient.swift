@@ -98,7 +98,7 @@ public struct ClinicClient {
     static let detailedErrors: Set<String> = [
         "unknown_field", "missing_field", "wrong_type", "invalid_date", "invalid_month", "invalid_value", "invalid_consent",
         "unknown_category", "unknown_substance", "unknown_treatment", "invalid_relapse_action", "relapse_action_required",
-        "body_too_large", "internal_error", "forbidden",
+        "body_too_large", "internal_error", "forbidden", "keyring_unchanged", "kek_transition_refused",
     ]
 
     /// A transport failure in the chosen language.

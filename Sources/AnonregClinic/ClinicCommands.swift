@@ -190,13 +190,20 @@ public struct SweepCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (r, raw) = try client.call("POST", "/v1/admin/sweep", body: Empty(), as: SweepResponseWire.self)
-        client.output(raw) {
-            Table.render([("reviewed", "\(r.reviewed)"), ("kept", "\(r.kept)"), ("erased (completed)", "\(r.erasedCompleted)"),
-                          ("erased (retention cap)", "\(r.erasedCap)"), ("erased (inactive)", "\(r.erasedInactive)"),
-                          ("erased (failed integrity check)", "\(r.erasedIntegrity)"),
-                          ("case links removed (failed integrity check)", "\(r.caseLinksRemoved)"),
-                          ("could not be reviewed", "\(r.failed)")])
-        }
+        let language = connection.language
+        client.output(raw) { Self.render(r, language) }
+    }
+
+    /// The sweep's numbers, one line each, and a warning when integrity failures were too many to
+    /// act on (docs/PROTOCOL.md §POST /v1/admin/sweep).
+    static func render(_ r: SweepResponseWire, _ language: Language) -> String {
+        let rows: [(String, Int)] = [("sweep.reviewed", r.reviewed), ("sweep.kept", r.kept), ("sweep.erasedCompleted", r.erasedCompleted),
+                                     ("sweep.erasedCap", r.erasedCap), ("sweep.erasedInactive", r.erasedInactive),
+                                     ("sweep.erasedIntegrity", r.erasedIntegrity), ("sweep.caseLinksRemoved", r.caseLinksRemoved),
+                                     ("sweep.integritySuspended", r.integritySuspended), ("sweep.failed", r.failed)]
+        let table = Table.render(rows.map { (Catalogue.text($0.0, language), "\($0.1)") })
+        guard r.integritySuspended > 0 else { return table }
+        return table + "\n\n" + Catalogue.text("sweep.suspendedWarning", language, ["count": "\(r.integritySuspended)"])
     }
 }
 
