@@ -30,6 +30,32 @@ let package = Package(
         ),
         // Codable wire types of protocol v1 and shared version constants. No dependencies.
         .target(name: "RegistryProtocol"),
+        // The words people read, in every language anonreg speaks: one catalogue file per language
+        // (Sources/RegistryText/Catalogues/<language>.catalogue, docs/TRANSLATING.md), compiled into
+        // the binaries at build time, plus plural rules and language negotiation. Pure.
+        .target(
+            name: "RegistryText",
+            dependencies: ["RegistryProtocol"],
+            plugins: ["CatalogueCompilerPlugin"]
+        ),
+        .executableTarget(name: "catalogue-compiler"),
+        .plugin(
+            name: "CatalogueCompilerPlugin",
+            capability: .buildTool(),
+            dependencies: ["catalogue-compiler"]
+        ),
+        // The only C boundary for QR codes: libqrencode through pkg-config. Only PatientCard imports it.
+        .systemLibrary(
+            name: "CQREncode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
+        // The patient's printable card (SVG, and PDF through rsvg-convert): the code, its QR symbol
+        // and one sentence. Linked by the clinic side of the CLI only; no keys, no database.
+        .target(
+            name: "PatientCard",
+            dependencies: ["CQREncode", "RegistryText"]
+        ),
         // ThreadSanitizer builds only: a Mutex TSan can see (make test-sanitize). Empty of use otherwise.
         .target(name: "TSanLockShim"),
         // Every cryptographic primitive: the only importer of CSodium.
@@ -45,7 +71,7 @@ let package = Package(
         // The monitoring model, policy and the storage seam (`RegistryStorage`). Pure logic.
         .target(
             name: "RegistryCore",
-            dependencies: ["RegistryProtocol"]
+            dependencies: ["RegistryProtocol", "RegistryText"]
         ),
         // Statistics tables: suppression (with an exact disclosure audit), the geometric mechanism,
         // CSV/text/SVG renderings. Pure: no keys, no database, no randomness of its own.
@@ -76,7 +102,7 @@ let package = Package(
             name: "RegistryServer",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
-                "RegistryStats", "CAnonregLinux", "TSanLockShim",
+                "RegistryStats", "RegistryText", "CAnonregLinux", "TSanLockShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -109,7 +135,7 @@ let package = Package(
         .target(
             name: "AnonregClinic",
             dependencies: [
-                "RegistryProtocol", "RegistryCrypto", "RegistryStats",
+                "RegistryProtocol", "RegistryCrypto", "RegistryStats", "RegistryText", "PatientCard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -184,7 +210,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AnonregClinicTests",
-            dependencies: ["AnonregClinic"]
+            dependencies: ["AnonregClinic", "RegistryProtocol", "RegistryText"]
         ),
         .testTarget(
             name: "RegistryCryptoTests",
@@ -197,7 +223,15 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryCoreTests",
-            dependencies: ["RegistryCore", "RegistryProtocol"]
+            dependencies: ["RegistryCore", "RegistryProtocol", "RegistryText"]
+        ),
+        .testTarget(
+            name: "RegistryTextTests",
+            dependencies: ["RegistryText", "RegistryProtocol"]
+        ),
+        .testTarget(
+            name: "PatientCardTests",
+            dependencies: ["PatientCard", "RegistryText", "RegistryCrypto", "AnonregTestSupport"]
         ),
         .testTarget(
             name: "RegistryStatsTests",

@@ -8,17 +8,21 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-# Debian packages: build (libsodium via pkg-config, SQLite for the store) and the tools the
-# end-to-end tests drive (sqlite3, curl, socat, setpriv from util-linux, systemd-socket-activate,
-# git for the build-info and archive checks), strace for the durability trace test, mandoc (man
-# page lint), python3 with PyYAML and jsonschema (the man page generator and the check of every
-# response against docs/openapi.yaml).
+# Debian packages: build (libsodium via pkg-config, SQLite for the store, libqrencode for the
+# patient card's QR code) and the tools the end-to-end tests drive (sqlite3, curl, socat, setpriv
+# from util-linux, systemd-socket-activate, git for the build-info and archive checks), strace
+# for the durability trace test, mandoc (man page lint), python3 with PyYAML and jsonschema (the
+# man page generator and the check of every response against docs/openapi.yaml).
 # python3-venv: the Python client's tests and the protocol-docs check run in a virtualenv.
 # openssh-server: the remote-clinic test starts a throwaway sshd of its own (never the system's).
 # prometheus: only for promtool, which checks docs/alerts.yml and runs its unit tests
 # (scripts/check-alerts.sh); its server is never started.
+# The card: rsvg-convert (librsvg2-bin) makes PDF cards at run time and renders cards to PNG in the
+# tests, with the DejaVu fonts the card names; zbarimg (zbar-tools) and pdftoppm/pdftotext
+# (poppler-utils) read them back in the tests only.
 packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd git strace mandoc
-          python3 python3-yaml python3-jsonschema python3-venv openssh-server prometheus)
+          python3 python3-yaml python3-jsonschema python3-venv openssh-server prometheus
+          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -113,6 +113,15 @@ enrol=$(setpriv --reuid=61003 --regid=61002 --clear-groups curl -s -o /dev/null 
     --json '{"consent":{"form":"F","givenOn":"2026-01-10","method":"written","scope":["monitoring"]},"category":"dependence","enrolledOn":"2026-01-10"}' \
     http://anonreg/v1/subjects)
 check "the clinic can enrol" test "$enrol" = "201"
+# The message catalogues are compiled into the binaries: the installed ones, with no build
+# directory or resource bundle beside them, answer in Russian (docs/TRANSLATING.md).
+russian=$(setpriv --reuid=61003 --regid=61002 --clear-groups curl -s --unix-socket "$run/anonreg.sock" -H 'Accept-Language: ru' \
+    --json '{"consent":{"form":"F","givenOn":"2026-01-10","method":"written","scope":["monitoring"]},"category":"dependence","enrolledOn":"2026-01-10"}' \
+    http://anonreg/v1/subjects)
+check "the installed daemon gives the reason in Russian" grep -q 'наблюдение начато 10 января 2026' <<<"$russian"
+russian_code=$(sed -n 's/.*"code":"\([^"]*\)".*/\1/p' <<<"$russian")
+check "the installed CLI makes a Russian card with that code" bash -c \
+    "echo '$russian_code' | '$root/usr/local/bin/anonreg' card -o - --size sticker --lang ru | grep -q 'Ваш личный код'"
 setpriv --reuid=61004 --regid=61004 --clear-groups curl -s -o /dev/null --unix-socket "$run/anonreg.sock" http://anonreg/v1/health 2> /dev/null
 outsider=$?
 check "an outsider is refused by file permissions (curl exit 7)" test "$outsider" = "7"

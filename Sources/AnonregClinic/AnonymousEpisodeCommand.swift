@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RegistryProtocol
+import RegistryText
 
 /// `anonreg anonymous-episode`: `POST /v1/episodes/anonymous`, a treatment episode that is only
 /// counted: no subject, no code, nothing about the person is stored.
@@ -16,9 +17,11 @@ public struct AnonymousEpisodeCommand: ParsableCommand {
     private struct Body: Encodable { var category: String; var on: String }
 
     public func run() throws {
-        let day = try dayArgument(on ?? ClinicDates.today, "--on")
+        let day = try dayArgument(on ?? ClinicDates.today, "--on", connection.language)
         let client = ClinicClient(options: connection)
         let (_, raw) = try client.call("POST", "/v1/episodes/anonymous", body: Body(category: category, on: day), as: CountedResponse.self)
-        client.output(raw) { "Counted one anonymous \(category) episode on \(day). Nothing about the person was stored." }
+        client.output(raw) {
+            Catalogue.text("anonymousEpisode.counted", connection.language, ["category": category, "on": Catalogue.date(Day(day)!, connection.language)])
+        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RegistryProtocol
+import RegistryText
 
 /// `anonreg checkups CASE`: `GET /v1/cases/{case}/checkups`, every clinic's check-ups of the
 /// subject in the order they were recorded, corrections included.
@@ -15,18 +16,22 @@ public struct CheckupsCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", "/v1/cases/\(caseHandle)/checkups", as: CheckupsResponse.self)
-        client.output(raw) { Self.render(reply.checkups) }
+        client.output(raw) { Self.render(reply.checkups, connection.language) }
     }
 
     /// One row per check-up; a note's line breaks are shown as " / " so that a row stays a line.
-    static func render(_ checkups: [CheckupWire]) -> String {
-        guard !checkups.isEmpty else { return "No check-up is recorded for this case." }
+    static func render(_ checkups: [CheckupWire], _ language: Language = .en) -> String {
+        func text(_ key: String) -> String { Catalogue.text(key, language) }
+        guard !checkups.isEmpty else { return text("checkups.none") }
         func list(_ items: [String]) -> String { items.isEmpty ? "-" : items.joined(separator: ",") }
         let rows = checkups.map { c -> [String] in
-            let outcome = c.relapseAction.map { "\(c.outcome.rawValue) (\($0.rawValue))" } ?? c.outcome.rawValue
+            let word = text("outcome.\(c.outcome.rawValue)")
+            let outcome = c.relapseAction.map { "\(word) (\(text("relapseAction.\($0.rawValue)")))" } ?? word
             let note = c.note.split(whereSeparator: \.isNewline).map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(separator: " / ")
-            return [c.on.description, outcome, c.clinic, c.correction ? "yes" : "-", list(c.substances), list(c.treatment), note.isEmpty ? "-" : note]
+            return [Catalogue.date(c.on, language), outcome, c.clinic, c.correction ? text("checkups.yes") : "-", list(c.substances),
+                    list(c.treatment), note.isEmpty ? "-" : note]
         }
-        return Table.render(header: ["ON", "OUTCOME", "CLINIC", "CORRECTION", "SUBSTANCES", "TREATMENT", "NOTE"], rows: rows)
+        let header = ["on", "outcome", "clinic", "correction", "substances", "treatment", "note"].map { text("checkups.header.\($0)") }
+        return Table.render(header: header, rows: rows)
     }
 }

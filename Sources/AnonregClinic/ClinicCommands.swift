@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryCrypto
 import RegistryProtocol
+import RegistryText
 
 /// Wire bodies the CLI sends (the daemon's request types are decode-only).
 private struct ConsentBody: Encodable { var form: String; var givenOn: String; var method: String; var scope: [String] }
@@ -13,8 +14,8 @@ private struct CheckupBody: Encodable {
 }
 private struct Empty: Encodable {}
 
-func dayArgument(_ text: String, _ name: String) throws -> String {
-    guard Day(text) != nil else { throw ValidationError("\(name) must be a real date written YYYY-MM-DD") }
+func dayArgument(_ text: String, _ name: String, _ language: Language) throws -> String {
+    guard Day(text) != nil else { throw ValidationError(Catalogue.text("cli.badDate", language, ["option": name])) }
     return text
 }
 
@@ -29,20 +30,30 @@ public struct EnrolCommand: ParsableCommand {
     @Option(help: "written or electronic-signature.") var consentMethod: String = "written"
     @Option(help: "Comma-separated consent scope: monitoring[,statistics].") var scope: String = "monitoring,statistics"
     @Option(help: "128 hex digits from `anonreg linkage` (optional).") var linkage: String?
+    @OptionGroup var card: CardOptions
     public init() {}
 
     public func run() throws {
-        let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on")
+        let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on", connection.language)
         let body = EnrolBody(
-            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given"),
+            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given", connection.language),
                                  method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             category: category, enrolledOn: enrolled, linkage: linkage)
+        let language = connection.language
+        let cardFile = try card.prepare(language: language)
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/subjects", body: body, as: EnrolResponse.self)
-        client.output(raw) {
-            Table.render([("case", reply.case), ("patient code", reply.code)] + Table.monitoring(reply.monitoring))
-                + "\n\nGive the patient code to the patient (for example on a card). It is shown only now."
+        let reply: EnrolResponse
+        let raw: Data
+        do { (reply, raw) = try client.call("POST", "/v1/subjects", body: body, as: EnrolResponse.self) } catch {
+            cardFile?.discard()
+            throw error
         }
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.case", language), reply.case), (Catalogue.text("label.patientCode", language), reply.code)]
+                         + Table.monitoring(reply.monitoring, language))
+                + "\n\n" + Catalogue.text("enrol.giveCode", language)
+        }
+        try card.finish(cardFile, code: reply.code, language: language)
     }
 }
 
@@ -55,7 +66,9 @@ public struct StatusCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", "/v1/cases/\(caseHandle)", as: CaseStatusResponse.self)
-        client.output(raw) { Table.render([("case", reply.case)] + Table.monitoring(reply.monitoring)) }
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.case", connection.language), reply.case)] + Table.monitoring(reply.monitoring, connection.language))
+        }
     }
 }
 
@@ -74,11 +87,16 @@ public struct CheckupCommand: ParsableCommand {
 
     public func run() throws {
         let text = note == "-" ? (String(data: FileHandle.standardInput.readDataToEndOfFile(), encoding: .utf8) ?? "") : note
-        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on"), outcome: outcome, substances: substances,
+        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on", connection.language), outcome: outcome, substances: substances,
                                treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
-        client.output(raw) { Table.render([("recorded", "\(reply.checkup.on) \(reply.checkup.outcome.rawValue)")] + Table.monitoring(reply.monitoring)) }
+        let language = connection.language
+        client.output(raw) {
+            Table.render([(Catalogue.text("label.recorded", language), Catalogue.text("checkup.recorded", language, [
+                "on": Catalogue.date(reply.checkup.on, language), "outcome": Catalogue.text("outcome.\(reply.checkup.outcome.rawValue)", language)]))]
+                + Table.monitoring(reply.monitoring, language))
+        }
     }
 }
 
@@ -90,12 +108,14 @@ public struct DueCommand: ParsableCommand {
 
     public func run() throws {
         var path = "/v1/due"
-        if let before { path += "?before=" + (try dayArgument(before, "--before")) }
+        if let before { path += "?before=" + (try dayArgument(before, "--before", connection.language)) }
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", path, as: DueResponse.self)
+        let language = connection.language
         client.output(raw) {
-            reply.cases.isEmpty ? "No case is due before \(reply.before)."
-                : Table.render(header: ["CASE", "DUE", "STATUS"], rows: reply.cases.map { [$0.case, $0.nextCheckupDue.description, $0.status] })
+            reply.cases.isEmpty ? Catalogue.text("due.none", language, ["before": Catalogue.date(reply.before, language)])
+                : Table.render(header: ["due.case", "due.due", "due.status"].map { Catalogue.text($0, language) },
+                               rows: reply.cases.map { [$0.case, Catalogue.date($0.nextCheckupDue, language), Table.status($0.status, language)] })
         }
     }
 }
@@ -109,8 +129,9 @@ public struct LinkCommand: ParsableCommand {
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/cases", body: CodeBody(code: try SecretInput.code(code)), as: CaseResponse.self)
-        client.output(raw) { Table.render([("case", reply.case)]) }
+        let body = CodeBody(code: try CodeInput.read(code, language: connection.language))
+        let (reply, raw) = try client.call("POST", "/v1/cases", body: body, as: CaseResponse.self)
+        client.output(raw) { Table.render([(Catalogue.text("label.case", connection.language), reply.case)]) }
     }
 }
 
@@ -131,9 +152,10 @@ public struct WithdrawCommand: ParsableCommand {
         let (reply, raw): (WithdrawResponse, Data) = if let caseHandle {
             try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
         } else {
-            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try SecretInput.code(code == "-" ? nil : code)), as: WithdrawResponse.self)
+            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try CodeInput.read(code == "-" ? nil : code, language: connection.language)),
+                            as: WithdrawResponse.self)
         }
-        client.output(raw) { "Consent withdrawn; the subject's data was \(reply.status)." }
+        client.output(raw) { Catalogue.text(reply.status == "erased" ? "withdraw.done" : "withdraw.other", connection.language, ["status": reply.status]) }
     }
 }
 
@@ -146,21 +168,17 @@ public struct SelfCommand: ParsableCommand {
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try SecretInput.code(code)), as: SelfResponse.self)
-        client.output(raw) { Self.text(reply) }
+        let language = connection.language
+        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try CodeInput.read(code, language: language)), as: SelfResponse.self)
+        client.output(raw) { Self.text(reply, language) }
     }
 
-    /// The summary, then who read or changed the record and when (the access log the JSON holds).
-    static func text(_ reply: SelfResponse) -> String {
-        var lines = reply.summary
-        lines.append("")
-        if reply.accessLog.isEmpty {
-            lines.append("Access log: no entries.")
-        } else {
-            lines.append("Access log (who read or changed this record, oldest first):")
-            for entry in reply.accessLog { lines.append("  \(entry.at)  \(entry.text)") }
-        }
-        return lines.joined(separator: "\n")
+    /// The summary, then who read or changed the record and when (the access log the JSON
+    /// holds); the summary and the log's sentences come from anonregd in the asked language.
+    static func text(_ reply: SelfResponse, _ language: Language) -> String {
+        (reply.summary + ["", Catalogue.text("self.accessLogHeading", language)]
+            + (reply.accessLog.isEmpty ? [Catalogue.text("self.accessLogEmpty", language)] : reply.accessLog.map { "  \($0.at)  \($0.text)" }))
+            .joined(separator: "\n")
     }
 }
 
@@ -175,13 +193,20 @@ public struct SweepCommand: ParsableCommand {
     public func run() throws {
         let client = ClinicClient(options: connection)
         let (r, raw) = try client.call("POST", "/v1/admin/sweep", body: Empty(), as: SweepResponseWire.self)
-        client.output(raw) {
-            Table.render([("reviewed", "\(r.reviewed)"), ("kept", "\(r.kept)"), ("erased (completed)", "\(r.erasedCompleted)"),
-                          ("erased (retention cap)", "\(r.erasedCap)"), ("erased (inactive)", "\(r.erasedInactive)"),
-                          ("erased (failed integrity check)", "\(r.erasedIntegrity)"),
-                          ("case links removed (failed integrity check)", "\(r.caseLinksRemoved)"),
-                          ("could not be reviewed", "\(r.failed)")])
-        }
+        let language = connection.language
+        client.output(raw) { Self.render(r, language) }
+    }
+
+    /// The sweep's numbers, one line each, and a warning when integrity failures were too many to
+    /// act on (docs/PROTOCOL.md §POST /v1/admin/sweep).
+    static func render(_ r: SweepResponseWire, _ language: Language) -> String {
+        let rows: [(String, Int)] = [("sweep.reviewed", r.reviewed), ("sweep.kept", r.kept), ("sweep.erasedCompleted", r.erasedCompleted),
+                                     ("sweep.erasedCap", r.erasedCap), ("sweep.erasedInactive", r.erasedInactive),
+                                     ("sweep.erasedIntegrity", r.erasedIntegrity), ("sweep.caseLinksRemoved", r.caseLinksRemoved),
+                                     ("sweep.integritySuspended", r.integritySuspended), ("sweep.failed", r.failed)]
+        let table = Table.render(rows.map { (Catalogue.text($0.0, language), "\($0.1)") })
+        guard r.integritySuspended > 0 else { return table }
+        return table + "\n\n" + Catalogue.text("sweep.suspendedWarning", language, ["count": "\(r.integritySuspended)"])
     }
 }
 
@@ -203,21 +228,5 @@ enum ClinicDates {
         var parts = tm()
         localtime_r(&now, &parts)
         return Day(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday))!.description
-    }
-}
-
-/// Secrets read from standard input instead of argv (which /proc/PID/cmdline and shell history
-/// expose).
-enum SecretInput {
-    static func code(_ argument: String?) throws -> String {
-        if let argument { return argument }
-        if isatty(0) == 1 {
-            print("Patient code: ", terminator: "")
-            fflush(nil)
-        }
-        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
-            throw ValidationError("no patient code given (as an argument or on standard input)")
-        }
-        return line
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryCrypto
 import RegistryProtocol
+import RegistryText
 
 private struct ElementBody: Encodable { var blindedElement: String }
 private struct ElementsBody: Encodable { var blindedElements: [String] }
@@ -69,8 +70,13 @@ public struct LinkageCommand: ParsableCommand {
             let end = min(start + batchSize, inputs.count)
             let chunk: [String]
             do { chunk = try Self.evaluate(Array(inputs[start..<end]), client: client) } catch var failure as ClinicFailure {
-                failure.description = "lines \(start + 1)-\(end): \(failure.description)"
-                if start > 0 { failure.description += connection.json ? "; nothing was printed (--json)" : "; the values of lines 1-\(start) were printed" }
+                let language = connection.language
+                failure.description = Catalogue.text("linkage.lines", language, [
+                    "first": String(start + 1), "last": String(end), "problem": failure.description])
+                if start > 0 {
+                    failure.description += connection.json ? Catalogue.text("linkage.nothingPrinted", language)
+                        : Catalogue.text("linkage.printedBefore", language, ["done": String(start)])
+                }
                 throw failure
             }
             if connection.json {
@@ -85,25 +91,27 @@ public struct LinkageCommand: ParsableCommand {
 
     /// The OPRF inputs: profile identity strings (or the one free-form string).
     func identities() throws -> [String] {
+        let language = connection.language
         if let identity {
             let normalised = Linkage.normalise(identity)
-            guard !normalised.isEmpty else { throw ClinicFailure(exitCode: 2, description: "the identity is empty") }
+            guard !normalised.isEmpty else { throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.empty", language)) }
             return [normalised]
         }
         if batch {
             var lines: [String] = []
             while let line = readLine(strippingNewline: true) { lines.append(line) }
-            guard !lines.isEmpty else { throw ClinicFailure(exitCode: 2, description: "no identity on standard input") }
+            guard !lines.isEmpty else { throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.noInput", language)) }
             return try lines.enumerated().map { number, line in
-                do { return try LinkageProfile.identity(line: line) } catch {
-                    throw ClinicFailure(exitCode: 2, description: "line \(number + 1): \(error)")
+                do { return try LinkageProfile.identity(line: line) } catch let problem as LinkageProfile.Problem {
+                    throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.line", language, [
+                        "line": String(number + 1), "problem": problem.text(language)]))
                 }
             }
         }
         guard let line = fields ?? readLine(strippingNewline: true), !line.isEmpty else {
-            throw ClinicFailure(exitCode: 2, description: "no identity given (--fields or standard input)")
+            throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.noIdentity", language))
         }
-        do { return [try LinkageProfile.identity(line: line)] } catch { throw ClinicFailure(exitCode: 2, description: "\(error)") }
+        do { return [try LinkageProfile.identity(line: line)] } catch { throw ClinicFailure(exitCode: 2, description: error.text(language)) }
     }
 
     /// Blinds every input, asks the daemon to evaluate them (one request: the single form for

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryProtocol
+import RegistryText
 
 /// The linkage input profile `anonreg-linkage-v1` (docs/PROTOCOL.md §Linkage, "Input profile"):
 /// the one identity string every clinic builds from a person's family name, given name and
@@ -28,17 +29,25 @@ public enum LinkageProfile {
             }
         }
 
-        public var description: String { "\(message) [\(code)]" }
+        public var description: String { text(.en) }
 
-        var message: String {
+        /// The problem in `language` (the `linkage.*` messages of the catalogues), with its code.
+        public func text(_ language: Language) -> String {
+            "\(message(language)) [\(code)]"
+        }
+
+        func message(_ language: Language) -> String {
             switch self {
-            case .fieldCount(let n):
-                "an identity is family|given|birth date or family|given|patronymic|birth date (\(n) field\(n == 1 ? "" : "s") given)"
-            case .unsupportedCharacter(let field):
-                "the \(field) has a character outside the profile's letters (Latin, Cyrillic of Russian, Ukrainian and Belarusian), spaces, hyphens and apostrophes"
-            case .emptyName(let field): "the \(field) has no letters"
-            case .invalidDate: "the birth date must be a real date written YYYY-MM-DD or DD.MM.YYYY"
+            case .fieldCount(let n): Catalogue.count("linkage.fieldCount", n, language)
+            case .unsupportedCharacter(let field): Catalogue.text("linkage.unsupportedCharacter.\(Self.fieldKey(field))", language)
+            case .emptyName(let field): Catalogue.text("linkage.emptyName.\(Self.fieldKey(field))", language)
+            case .invalidDate: Catalogue.text("linkage.invalidDate", language)
             }
+        }
+
+        /// `family name` → `family`, `given name` → `given` (the fields `fold` is called for).
+        static func fieldKey(_ field: String) -> String {
+            field.split(separator: " ").first.map(String.init) ?? field
         }
     }
 

@@ -8,6 +8,8 @@ import Foundation
 /// key or database code (docs/OPERATIONS.md §CLI).
 struct UnixHTTPClient {
     let socketPath: String
+    /// Sent as `Accept-Language`: the language of the answer's plain-words fields.
+    var language: String? = nil
 
     struct Response {
         var status: Int
@@ -16,6 +18,8 @@ struct UnixHTTPClient {
 
     enum Failure: Error, CustomStringConvertible {
         case unreachable(String)
+        /// connect(2) failed: the daemon is not running there, or this user may not use the socket.
+        case cannotConnect(path: String, reason: String, permissionDenied: Bool)
         case protocolError(String)
         case output(String)
         /// The socket could have been put there by someone other than the daemon (SocketTrust).
@@ -24,6 +28,10 @@ struct UnixHTTPClient {
         var description: String {
             switch self {
             case .unreachable(let m), .output(let m), .untrustedSocket(let m): m
+            case .cannotConnect(let path, _, true):
+                "cannot connect to anonregd at \(path): permission denied. This user must be in the socket's group (anonreg-clinic on an installed host)."
+            case .cannotConnect(let path, let reason, false):
+                "cannot connect to anonregd at \(path): \(reason). Is it running? (set --socket or ANONREG_SOCKET)"
             case .protocolError(let m): "unexpected answer from anonregd: \(m)"
             }
         }
@@ -134,10 +142,7 @@ struct UnixHTTPClient {
         }
         guard rc == 0 else {
             let code = errno
-            if code == EACCES {
-                throw Failure.unreachable("cannot connect to anonregd at \(socketPath): permission denied. This user must be in the socket's group (anonreg-clinic on an installed host).")
-            }
-            throw Failure.unreachable("cannot connect to anonregd at \(socketPath): \(String(cString: strerror(code))). Is it running? (set --socket or ANONREG_SOCKET)")
+            throw Failure.cannotConnect(path: socketPath, reason: String(cString: strerror(code)), permissionDenied: code == EACCES)
         }
         try SocketTrust.checkListener(fd: fd, socketPath: socketPath)
         // Never hang on a daemon that accepted but does not answer.
@@ -150,6 +155,7 @@ struct UnixHTTPClient {
 
     private func writeRequest(_ fd: Int32, _ method: String, _ path: String, json: Data?) throws {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: anonreg\r\nConnection: close\r\nAccept: application/json\r\n"
+        if let language { head += "Accept-Language: \(language)\r\n" }
         if let json { head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
         head += "\r\n"
         try writeAll(fd, Data(head.utf8) + (json ?? Data()))

@@ -3,6 +3,7 @@ import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
 import RegistryStore
+import RegistryText
 
 /// Audit entries as JSON lines (export) and as plain words (a patient's own access log).
 enum AuditExport {
@@ -62,22 +63,32 @@ enum AuditExport {
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 
-    /// "2026-11-22 10:03 UTC: clinic north recorded a check-up."
-    static func accessLogEntry(_ record: AuditRecord) -> AccessLogEntry {
-        let what: String = switch record.action {
-        case "enrol": "enrolled you (with your consent)"
-        case "link": "linked your record to its clinic with your code"
-        case "read-status": "looked at your monitoring status"
-        case "add-checkup": "recorded a check-up"
-        case "read-checkups": "read your check-ups"
-        case "reissue-code": "issued you a new code (the old one stopped working)"
-        case "self-access": "showed you this record"
-        case "sweep-review": "reviewed your record for automatic forgetting"
-        default: "did \(record.action)"
+    /// "2026-11-22 10:03:11 UTC: clinic north recorded a check-up.", in `language` (the
+    /// `access.*` and `actor.*` messages of the catalogues).
+    static func accessLogEntry(_ record: AuditRecord, language: Language = .en) -> AccessLogEntry {
+        let table = Catalogue.table(language)
+        let what = table["access.action.\(record.action)"] != nil
+            ? Catalogue.text("access.action.\(record.action)", language)
+            : Catalogue.text("access.action.other", language, ["action": record.action])
+        // `at` is YYYY-MM-DDTHH:MM:SSZ (SQLiteRegistryStore.timestamp); anything else is shown as it is.
+        var when = record.at
+        let parts = record.at.split(separator: "T")
+        if parts.count == 2, let day = Day(parts[0]), parts[1].hasSuffix("Z") {
+            when = Catalogue.text("access.when", language, ["date": Catalogue.date(day, language), "time": String(parts[1].dropLast())])
         }
-        let refused = record.result == "ok" ? "" : " (refused: \(record.result))"
-        let when = record.at.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
-        return AccessLogEntry(at: record.at, actor: record.actor, action: record.action,
-                              text: "\(when): \(record.actor) \(what)\(refused).")
+        let key = record.result == "ok" ? "access.line" : "access.lineRefused"
+        return AccessLogEntry(at: record.at, actor: record.actor, action: record.action, text: Catalogue.text(key, language, [
+            "when": when, "actor": actorName(record.actor, language), "what": what, "result": record.result]))
+    }
+
+    /// The audit log's actor (`clinic north`, `admin uid 0`, `statistician uid 7`,
+    /// `system sweeper`) in `language`; any other actor as it is.
+    static func actorName(_ actor: String, _ language: Language) -> String {
+        for (prefix, key, name) in [("clinic ", "actor.clinic", "name"), ("admin uid ", "actor.admin", "uid"),
+                                    ("statistician uid ", "actor.statistician", "uid"), ("system ", "actor.system", "name")]
+        where actor.hasPrefix(prefix) {
+            return Catalogue.text(key, language, [name: String(actor.dropFirst(prefix.count))])
+        }
+        return actor
     }
 }

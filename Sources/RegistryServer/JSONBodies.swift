@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import NIOFoundationCompat
 import RegistryProtocol
+import RegistryText
 
 /// Strict JSON in, JSON out.
 enum JSONBodies {
@@ -66,11 +67,18 @@ enum JSONBodies {
         }
     }
 
-    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    /// A JSON answer. `language` is given for answers with plain-words fields chosen by
+    /// `Accept-Language`: it is named in `Content-Language` (RFC 9110 §8.5), and `Vary` says the
+    /// answer depends on that header (RFC 9110 §12.5.5).
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, language: Language? = nil) throws -> Response {
         let data = try encoder.encode(value)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
+        if let language {
+            headers[.contentLanguage] = language.rawValue
+            headers[.vary] = "Accept-Language"
+        }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

@@ -7,6 +7,7 @@ import RegistryCrypto
 import RegistryProtocol
 import RegistryKeyring
 import RegistryStore
+import RegistryText
 
 /// The handlers of protocol v1. Each is registered under its `RouteTable` entry; the wrapper
 /// checks the entry's access rule before the handler runs.
@@ -37,6 +38,11 @@ extension RegistryApp {
             guard let text = context.parameters.get("case"), let handle = CaseHandle(text) else { throw APIError.invalidCase }
             return handle
         }
+        /// The language of the answer's plain-words fields (`reason`, `summary`, `accessLog[].text`):
+        /// `Accept-Language`, else English (docs/PROTOCOL.md §Languages).
+        @Sendable func language(_ request: Request) -> Language {
+            Language.negotiate(acceptLanguage: request.headers[.acceptLanguage])
+        }
         // `self.monitoring` is read per request: SIGHUP may have replaced it.
         return [
             RouteTable.spec(.get, "/v1/health"): { _, _ in
@@ -59,21 +65,26 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/subjects"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(EnrolRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await self.monitoring.enrol(clinic: id, body), status: .created)
+                let language = language(request)
+                return try JSONBodies.response(try await self.monitoring.enrol(clinic: id, body, language: language), status: .created, language: language)
             },
             RouteTable.spec(.post, "/v1/cases"): { request, context in
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
                 return try JSONBodies.response(try await self.monitoring.link(clinic: id, code: body.code), status: .created)
             },
-            RouteTable.spec(.get, "/v1/cases/{case}"): { _, context in
-                try JSONBodies.response(try await self.monitoring.status(clinic: try clinic(context), case: try caseHandle(context)))
+            RouteTable.spec(.get, "/v1/cases/{case}"): { request, context in
+                let language = language(request)
+                return try JSONBodies.response(try await self.monitoring.status(clinic: try clinic(context), case: try caseHandle(context), language: language),
+                                               language: language)
             },
             RouteTable.spec(.post, "/v1/cases/{case}/checkups"): { request, context in
                 let id = try clinic(context)
                 let handle = try caseHandle(context)
                 let body = try await JSONBodies.decode(CheckupRequest.self, from: request, limit: limit)
-                return try JSONBodies.response(try await self.monitoring.addCheckup(clinic: id, case: handle, body), status: .created)
+                let language = language(request)
+                return try JSONBodies.response(try await self.monitoring.addCheckup(clinic: id, case: handle, body, language: language),
+                                               status: .created, language: language)
             },
             RouteTable.spec(.get, "/v1/cases/{case}/checkups"): { _, context in
                 try JSONBodies.response(try await self.monitoring.checkups(clinic: try clinic(context), case: try caseHandle(context)))
@@ -99,10 +110,11 @@ extension RegistryApp {
                 _ = try clinic(context)
                 let body = try await JSONBodies.decode(CodeRequest.self, from: request, limit: limit)
                 let store = self.store
-                let answer = try await self.monitoring.selfAccess(code: body.code) { reference in
-                    (try? await store.auditRecords(subjectReference: reference))?.map(AuditExport.accessLogEntry)
+                let language = language(request)
+                let answer = try await self.monitoring.selfAccess(code: body.code, language: language) { reference in
+                    (try? await store.auditRecords(subjectReference: reference))?.map { AuditExport.accessLogEntry($0, language: language) }
                 }
-                return try JSONBodies.response(answer)
+                return try JSONBodies.response(answer, language: language)
             },
             RouteTable.spec(.get, "/v1/due"): { request, context in
                 let id = try clinic(context)

@@ -13,8 +13,10 @@ struct AnonregCommand: ParsableCommand {
         abstract: "Command-line client for the anonreg pseudonymous treatment registry.",
         discussion: """
             Clinic commands (enrol, status, checkup, checkups, due, link, reissue-code, withdraw, \
-            self, anonymous-episode, linkage) talk to \
-            anonregd over its Unix socket. Admin commands: sweep, audit, stats, keys and backup create \
+            self, anonymous-episode, linkage) talk to anonregd over its Unix socket; `card` makes the \
+            patient's printable card from an enrolment or re-issue answer, without the daemon. Their \
+            human output is in Russian or English (--lang ru|en, else LC_ALL, LC_MESSAGES or LANG). \
+            Admin commands: sweep, audit, stats, keys and backup create \
             (through the daemon); init, clinics, config-template, backup verify/restore and keys \
             backup/restore (on files). Commands that use the daemon take \
             --socket PATH and read ANONREG_SOCKET.
@@ -25,7 +27,7 @@ struct AnonregCommand: ParsableCommand {
         subcommands: [
             HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
             LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, ReissueCodeCommand.self,
-            CheckupsCommand.self, AnonymousEpisodeCommand.self, SweepCommand.self,
+            CheckupsCommand.self, AnonymousEpisodeCommand.self, CardCommand.self, SweepCommand.self,
             KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
             StatsCommand.self,
         ]

@@ -129,16 +129,26 @@ public final class DaemonHarness: @unchecked Sendable {
         return reply
     }
 
-    /// This process's environment with `ANONREG_SOCKET` pointing the CLI at this daemon.
+    /// This process's environment with `ANONREG_SOCKET` pointing the CLI at this daemon, and the
+    /// CLI's language fixed to English (a test that wants another passes --lang or its own locale).
     public var cliEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["ANONREG_SOCKET"] = socket
+        env["LC_ALL"] = nil
+        env["LC_MESSAGES"] = nil
+        env["LANG"] = "C.UTF-8"
         return env
     }
 
     /// Runs `anonreg ARGS` against this daemon.
     public func anonreg(_ arguments: [String]) throws -> Binaries.Result {
         try Binaries.run("anonreg", arguments, environment: cliEnvironment)
+    }
+
+    /// Runs `anonreg ARGS` against this daemon, with `input` on its standard input and `extra`
+    /// in its environment.
+    public func anonregWith(_ arguments: [String], input: String?, environment extra: [String: String] = [:]) throws -> Binaries.Result {
+        try Binaries.run("anonreg", arguments, environment: cliEnvironment.merging(extra) { $1 }, input: input)
     }
 
     /// Starts the daemon where it is expected to refuse to start: its exit status and log, or

@@ -6,16 +6,16 @@ import Foundation
 public struct Spawned: Sendable {
     public let pid: pid_t
 
-    /// Starts `executable`; stdout and stderr go to the given files (or /dev/null), stdin is
-    /// /dev/null. Every other descriptor is closed in the child.
+    /// Starts `executable`; stdout and stderr go to the given files (or /dev/null), stdin comes
+    /// from the file `stdin` (or /dev/null). Every other descriptor is closed in the child.
     public static func start(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-        stdout: String? = nil, stderr: String? = nil, keepDescriptors: [Int32] = []
+        stdout: String? = nil, stderr: String? = nil, keepDescriptors: [Int32] = [], stdin: String? = nil
     ) throws -> Spawned {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr ?? stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         // Close everything else the test process has open (pipes, sockets, other tests' files).

@@ -44,7 +44,7 @@ import AnonregTestSupport
         Self.check(try anonreg(["keys", "retire", "1", "--unused"]),
                    Expected(status: 2, stdout: "", stderr: """
                        Error: give a VERSION or --unused (not both)
-                       Usage: anonreg keys retire [--socket <socket>] [--json] [<version>] [--unused]
+                       Usage: anonreg keys retire [--socket <socket>] [--json] [--lang <lang>] [<version>] [--unused]
                          See 'anonreg keys retire --help' for more information.
 
                        """),
@@ -134,7 +134,7 @@ import AnonregTestSupport
         Self.check(try anonreg(["keys", "destroy", "--retired-for", "0"]),
                    Expected(status: 2, stdout: "", stderr: """
                        Error: --retired-for needs --yes
-                       Usage: anonreg keys destroy [--socket <socket>] [--json] [<version>] [--retired-for <retired-for>] [--yes]
+                       Usage: anonreg keys destroy [--socket <socket>] [--json] [--lang <lang>] [<version>] [--retired-for <retired-for>] [--yes]
                          See 'anonreg keys destroy --help' for more information.
 
                        """),

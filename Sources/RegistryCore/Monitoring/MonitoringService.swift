@@ -1,4 +1,5 @@
 import RegistryProtocol
+import RegistryText
 
 /// The monitoring workflow: what each protocol v1 call means, on top of the storage seam.
 /// Pure logic plus storage calls; the server only decodes, authorises and encodes.
@@ -20,8 +21,8 @@ public struct MonitoringService: Sendable {
 
     /// Enrols a subject. Without a valid consent nothing is stored (422). A linkage value is
     /// hashed and stored the same way whether or not it was seen before, and the answer never
-    /// depends on it.
-    public func enrol(clinic: ClinicID, _ request: EnrolRequest) async throws(DomainError) -> EnrolResponse {
+    /// depends on it. `language` is that of the answer's `reason` (docs/PROTOCOL.md §Languages).
+    public func enrol(clinic: ClinicID, _ request: EnrolRequest, language: Language = .en) async throws(DomainError) -> EnrolResponse {
         let today = clock.today
         guard let consentWire = request.consent else { throw .consentRequired }
         let consent = try validateConsent(consentWire, enrolledOn: request.enrolledOn, today: today, clinic: clinic)
@@ -52,7 +53,7 @@ public struct MonitoringService: Sendable {
                 // never in a closed month (docs/CRYPTO.md §Unique persons).
                 uniquePerson: consent.allowsStatistics && linkage != nil ? UniquePersonMark(month: today.month, category: request.category) : nil))
         } catch { throw .storage(error) }
-        return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today))
+        return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today, language: language))
     }
 
     func validateConsent(_ wire: ConsentWire, enrolledOn: Day, today: Day, clinic: ClinicID) throws(DomainError) -> ConsentRecord {
@@ -98,10 +99,10 @@ public struct MonitoringService: Sendable {
 
     // MARK: - Cases
 
-    public func status(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> CaseStatusResponse {
+    public func status(clinic: ClinicID, case handle: CaseHandle, language: Language = .en) async throws(DomainError) -> CaseStatusResponse {
         let records = try await open(clinic: clinic, case: handle)
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
-        return CaseStatusResponse(case: handle.text, monitoring: state.wire(on: clock.today))
+        return CaseStatusResponse(case: handle.text, monitoring: state.wire(on: clock.today, language: language))
     }
 
     public func checkups(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> CheckupsResponse {
@@ -112,7 +113,8 @@ public struct MonitoringService: Sendable {
     /// Records a check-up: dated today or earlier, not before enrolment, and not before the last
     /// check-up unless marked as a correction. Substances and treatments must come from the
     /// configured vocabularies. The new policy in force is recorded with it.
-    public func addCheckup(clinic: ClinicID, case handle: CaseHandle, _ request: CheckupRequest) async throws(DomainError) -> CheckupResponse {
+    public func addCheckup(clinic: ClinicID, case handle: CaseHandle, _ request: CheckupRequest,
+                           language: Language = .en) async throws(DomainError) -> CheckupResponse {
         let today = clock.today
         let rules = self.rules
         try validateVocabulary(request)
@@ -124,7 +126,7 @@ public struct MonitoringService: Sendable {
             _ = try await storage.update(case: handle, clinic: clinic) { (view) throws(StorageError) -> SubjectChange in
                 do {
                     let (change, checkup, state) = try Self.decideCheckup(view: view, request: request, clinic: clinic, today: today, rules: rules)
-                    result.set(checkup.wire, state.wire(on: today))
+                    result.set(checkup.wire, state.wire(on: today, language: language))
                     return change
                 } catch let error as DomainError {
                     throw error.asStorageRejection
@@ -236,28 +238,51 @@ public struct MonitoringService: Sendable {
         } catch { throw .storage(error) }
     }
 
-    /// Everything held about the subject holding `code`, in plain words.
+    /// Everything held about the subject holding `code`, in plain words (`summary` and the
+    /// `reason` in `language`; the `self.*` messages of the catalogues).
     /// `accessLog` returns nil when the log cannot be read: the answer is then an error rather
     /// than a record that silently looks unaccessed.
-    public func selfAccess(code: String, accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry]? = { _ in [] }) async throws(DomainError) -> SelfResponse {
+    public func selfAccess(code: String, language: Language = .en,
+                           accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry]? = { _ in [] }) async throws(DomainError) -> SelfResponse {
         let view: SubjectView
         do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
         let records = try SubjectRecords(view)
         let today = clock.today
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
         guard let log = await accessLog(view.auditReference) else { throw .internalFailure("the access log could not be read") }
+        let summary = Self.selfSummary(records: records, state: state, clinics: view.clinics, today: today, language: language)
+        return SelfResponse(monitoring: state.wire(on: today, language: language), consent: records.consent.wire, checkups: records.checkups.map(\.wire),
+                            clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
+    }
+
+    /// The reason starts a sentence in the summary.
+    static func sentenceCase(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        return first.uppercased() + text.dropFirst()
+    }
+
+    static func selfSummary(records: SubjectRecords, state: MonitoringState, clinics: [ClinicID], today: Day, language: Language) -> [String] {
+        func date(_ day: Day) -> String { Catalogue.date(day, language) }
+        let consent = records.consent
+        let scopes = consent.scope.map { Catalogue.text("scope.\($0.rawValue)", language) }
+        let scope = scopes.count < 2 ? scopes.joined()
+            : Catalogue.text("list.and", language, ["a": scopes.dropLast().joined(separator: ", "), "b": scopes.last!])
         var summary = [
-            "You are enrolled in \(records.episode.category) monitoring since \(records.episode.enrolledOn) by clinic \(records.episode.clinic).",
-            "You gave consent on \(records.consent.givenOn) (\(records.consent.method.rawValue), form \(records.consent.form)) for: \(records.consent.scope.map(\.rawValue).joined(separator: " and ")).",
-            "Status: \(state.status(on: today)). \(state.reason(on: today)).",
-            "Clinics that hold your case: \(view.clinics.map(\.rawValue).joined(separator: ", ")).",
+            Catalogue.text("self.enrolled", language, [
+                "category": records.episode.category, "enrolledOn": date(records.episode.enrolledOn), "clinic": records.episode.clinic]),
+            Catalogue.text("self.consent", language, [
+                "givenOn": date(consent.givenOn), "method": Catalogue.text("consent.method.\(consent.method.rawValue)", language),
+                "form": consent.form, "scope": scope]),
+            Catalogue.text("self.status", language, [
+                "status": Catalogue.text("status.\(state.status(on: today))", language), "reason": sentenceCase(state.reason(on: today, language: language))]),
+            Catalogue.text("self.clinics", language, ["clinics": clinics.map(\.rawValue).joined(separator: ", ")]),
         ]
         for checkup in records.checkups {
-            summary.append("Check-up on \(checkup.on) at \(checkup.clinic): \(checkup.outcome.rawValue)\(checkup.correction ? " (correction)" : "").")
+            summary.append(Catalogue.text(checkup.correction ? "self.checkupCorrection" : "self.checkup", language, [
+                "on": date(checkup.on), "clinic": checkup.clinic, "outcome": Catalogue.text("outcome.\(checkup.outcome.rawValue)", language)]))
         }
-        summary.append("You can withdraw your consent at any time with your code; everything above is then erased at once.")
-        return SelfResponse(monitoring: state.wire(on: today), consent: records.consent.wire, checkups: records.checkups.map(\.wire),
-                            clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
+        summary.append(Catalogue.text("self.withdraw", language))
+        return summary
     }
 
     /// This clinic's cases due before `day`.

@@ -1,4 +1,5 @@
 import RegistryProtocol
+import RegistryText
 
 /// The monitoring state of one subject, computed from its records and the policy in force
 /// (the policy recorded with the latest check-up, or at enrolment).
@@ -88,34 +89,41 @@ public struct MonitoringState: Sendable, Equatable {
         return "active"
     }
 
-    /// The status in plain words.
-    public func reason(on today: Day) -> String {
+    /// The status in plain words, in `language` (the `reason.*` messages of the catalogues).
+    /// English is the default: it is what the audit log and the API answer without
+    /// `Accept-Language` (docs/PROTOCOL.md §Languages).
+    public func reason(on today: Day, language: Language = .en) -> String {
+        func date(_ day: Day) -> String { Catalogue.date(day, language) }
+        let days = Catalogue.count("days", requiredRemissionDays, language)
         if let completedOn {
-            return "monitoring completed on \(completedOn): \(requiredRemissionDays) days of remission since \(remissionSince?.description ?? "?") were confirmed"
+            return Catalogue.text("reason.completed", language, [
+                "completedOn": date(completedOn), "days": days, "since": remissionSince.map(date) ?? "?"])
         }
         var parts: [String] = []
         if let since = remissionSince, let end = earliestEnd {
-            parts.append("remission since \(since); \(requiredRemissionDays) days required; earliest end \(end)")
+            parts.append(Catalogue.text("reason.remission", language, ["since": date(since), "days": days, "end": date(end)]))
         } else if lastCheckup == nil {
-            parts.append("enrolled on \(enrolledOn); no check-up yet; remission not yet recorded")
+            parts.append(Catalogue.text("reason.noCheckup", language, ["enrolledOn": date(enrolledOn)]))
         } else {
-            parts.append("no remission recorded since the last relapse; \(requiredRemissionDays) days of remission required")
+            parts.append(Catalogue.text("reason.noRemission", language, ["days": days]))
         }
         if let due = nextCheckupDue {
             switch status(on: today) {
-            case "overdue": parts.append("check-up overdue since \(due.adding(days: policy.overdueAfterDays)) (was due \(due))")
-            case "due": parts.append("check-up due since \(due)")
-            default: parts.append("next check-up due \(due)")
+            case "overdue":
+                parts.append(Catalogue.text("reason.overdue", language, [
+                    "overdueSince": date(due.adding(days: policy.overdueAfterDays)), "due": date(due)]))
+            case "due": parts.append(Catalogue.text("reason.due", language, ["due": date(due)]))
+            default: parts.append(Catalogue.text("reason.next", language, ["due": date(due)]))
             }
         }
-        parts.append("monitoring ends at the latest on \(capOn)")
+        parts.append(Catalogue.text("reason.cap", language, ["capOn": date(capOn)]))
         return parts.joined(separator: "; ")
     }
 
-    public func wire(on today: Day) -> MonitoringWire {
+    public func wire(on today: Day, language: Language = .en) -> MonitoringWire {
         MonitoringWire(status: status(on: today), category: category, enrolledOn: enrolledOn, lastCheckup: lastCheckup,
                        nextCheckupDue: nextCheckupDue, remissionSince: remissionSince, earliestEnd: earliestEnd,
-                       retentionCapOn: capOn, reason: reason(on: today))
+                       retentionCapOn: capOn, reason: reason(on: today, language: language))
     }
 
     /// The clear columns the store keeps: due date for the due list, review date for the sweeper

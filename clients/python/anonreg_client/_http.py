@@ -33,7 +33,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def request(path: str, method: str, target: str, body: Optional[Dict[str, Any]] = None,
-            timeout: float = 60.0) -> Tuple[int, Any]:
+            timeout: float = 60.0, extra_headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
     """One request on its own connection: the status and the decoded JSON answer.
 
     A connection per request, as the CLI does: a write is never sent twice because a kept-alive
@@ -48,7 +48,7 @@ def request(path: str, method: str, target: str, body: Optional[Dict[str, Any]] 
                 f"cannot connect to anonregd at {path}: permission denied; this user must be in the socket's group") from e
         except OSError as e:
             raise DaemonUnreachable(f"cannot connect to anonregd at {path}: {e.strerror or e}") from e
-        headers = {"Accept": "application/json", "Connection": "close"}
+        headers = {"Accept": "application/json", "Connection": "close", **(extra_headers or {})}
         payload: Optional[bytes] = None
         if body is not None:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

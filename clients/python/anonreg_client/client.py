@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import linkage as profile
 from . import oprf
+from . import patient_code
 from ._http import request
 from .errors import ProtocolError
 from .models import (CaseStatus, Checkup, CheckupResult, Consent, DueList, Enrolment, Health, Monitoring,
@@ -34,14 +35,28 @@ class Client:
     ``socket_path`` defaults to ``$ANONREG_SOCKET``, then ``/run/anonreg/anonreg.sock``. On a
     remote clinic host it is the local end of the OpenSSH forward (docs/OPERATIONS.md §Remote
     clinics). Each call uses its own connection, so a ``Client`` may be shared between threads.
+
+    ``language`` (``"ru"`` or ``"en"``, or any ``Accept-Language`` value) is the language of the
+    answers' plain-words fields: ``monitoring.reason``, and ``summary`` and ``access_log[].text``
+    of :meth:`self_access` (docs/PROTOCOL.md §4 Languages). Machine fields and errors do not change.
+    Without it the daemon answers in English.
+
+    Calls that take a patient code accept it as people type it or a scanner reads it from the
+    card, and check it before sending: a typing mistake raises
+    :class:`~anonreg_client.patient_code.PatientCodeError` and nothing is sent (the daemon would
+    answer ``CodeNotFound``, as for any code that opens nothing).
     """
 
-    def __init__(self, socket_path: Optional[str] = None, timeout: float = 60.0) -> None:
+    def __init__(self, socket_path: Optional[str] = None, timeout: float = 60.0, language: Optional[str] = None) -> None:
         self.socket_path = socket_path or os.environ.get("ANONREG_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
+        if language is not None and any(c in language for c in "\r\n\0"):
+            raise ValueError("language must be a single header value")
+        self.language = language
 
     def _call(self, method: str, target: str, body: Optional[Dict[str, Any]] = None) -> Any:
-        return request(self.socket_path, method, target, body, timeout=self.timeout)[1]
+        headers = {"Accept-Language": self.language} if self.language else None
+        return request(self.socket_path, method, target, body, timeout=self.timeout, extra_headers=headers)[1]
 
     # -- health and the OPRF -------------------------------------------------------------------
 
@@ -115,7 +130,7 @@ class Client:
 
     def link(self, code: str) -> str:
         """``POST /v1/cases``: this clinic's case handle for the subject holding ``code``."""
-        return self._call("POST", "/v1/cases", {"code": code})["case"]
+        return self._call("POST", "/v1/cases", {"code": patient_code.normalise(code)})["case"]
 
     def status(self, case: str) -> CaseStatus:
         return CaseStatus.from_json(self._call("GET", f"/v1/cases/{_case(case)}"))
@@ -142,10 +157,11 @@ class Client:
 
     def withdraw_code(self, code: str) -> str:
         """Erase the subject now, by the patient's code (any clinic). Returns ``"erased"``."""
-        return self._call("POST", "/v1/withdraw", {"code": code})["status"]
+        return self._call("POST", "/v1/withdraw", {"code": patient_code.normalise(code)})["status"]
 
     def self_access(self, code: str) -> SelfRecord:
-        return SelfRecord.from_json(self._call("POST", "/v1/self", {"code": code}))
+        """``POST /v1/self``: everything held about the subject holding ``code``, and who used it."""
+        return SelfRecord.from_json(self._call("POST", "/v1/self", {"code": patient_code.normalise(code)}))
 
     def due(self, before: Optional[DateLike] = None) -> DueList:
         target = "/v1/due" if before is None else "/v1/due?before=" + urllib.parse.quote(_iso(before))
