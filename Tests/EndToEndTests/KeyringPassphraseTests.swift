@@ -78,6 +78,21 @@ import AnonregTestSupport
         #expect(try Self.opener(d.stateDir, [old, new], scratch: d.tmp) == new)
     }
 
+    /// docs/CRYPTO.md §Passphrases: an admin who seals or re-seals the keyring with a short
+    /// passphrase is refused (exit 2) before a key file is touched, as `init` and `keys backup`
+    /// refuse one.
+    @Test func aWeakNewPassphraseIsRefusedAndNothingChanges() throws {
+        let d = try DaemonHarness()
+        let weak = try Self.passphrase(d.tmp, "weak", "hunter2")
+        let keysBefore = d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) }
+        let refused = try Binaries.run("anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--kdf-strength", "interactive",
+                                                   "--new-passphrase-file", weak])
+        #expect(refused.status == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect(d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) } == keysBefore, "a weak passphrase sealed the keys")
+        #expect(!keysBefore.isEmpty)
+        #expect(try Self.opener(d.stateDir, [nil, weak], scratch: d.tmp) == "unsealed")
+    }
+
     /// SIGKILL at spread-out moments of the change: the keyring always opens with exactly one of
     /// the two passphrases and verifies; the next run finishes and destroys any leftover.
     @Test func aSIGKILLAtAnyMomentLeavesTheOldOrTheNewKeyring() throws {
