@@ -51,6 +51,10 @@ cleanup() {
 trap cleanup EXIT
 
 SERVICE=61021 SOCKGROUP=61022 CLINIC=61023 MONITOR=61024
+# The CLI sends nothing to a socket in a directory an untrusted uid owns (SocketTrust). The shipped
+# units run the daemon as the user `anonreg`, which it trusts by name; this layout's service user
+# is a bare uid, named the documented way.
+export ANONREG_DAEMON_USER=$SERVICE
 root=$work/root
 state=$work/var/lib/anonreg
 run=$work/run/anonreg
