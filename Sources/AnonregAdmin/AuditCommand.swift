@@ -23,16 +23,21 @@ public struct AuditCommand: ParsableCommand {
                 """)
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Verify this stopped state directory offline instead of asking the daemon.") var stateDir: String?
-        @Option(help: "With --state-dir: the configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present, else 1000).")
+        @Option(
+            help:
+                "With --state-dir: the configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present, else 1000)."
+        )
         var config: String?
         @Option(help: "With --state-dir: the keys directory holding keyring.json and the audit anchor (default: STATE_DIR/keys).")
         var keysDir: String?
-        @Option(help: "Verify an exported copy (JSON lines of `anonreg audit export`) with only the audit public key, without the registry.")
+        @Option(
+            help: "Verify an exported copy (JSON lines of `anonreg audit export`) with only the audit public key, without the registry.")
         var export: String?
         @Option(help: "With --export: the audit public key (64 hex digits; `anonreg keys status` or keys/keyring.json shows it).")
         var publicKey: String?
         @Option(help: "With --export: a keyring.json to read the audit public key from.") var keyringJson: String?
-        @Option(help: "With --export: the most entries the registry writes between checkpoints (audit.checkpoint_every).") var interval: Int = 1000
+        @Option(help: "With --export: the most entries the registry writes between checkpoints (audit.checkpoint_every).") var interval:
+            Int = 1000
 
         func run() throws {
             let report: AuditChain.Report
@@ -51,8 +56,9 @@ public struct AuditCommand: ParsableCommand {
                 }
                 let interval = try AuditCommand.checkpointInterval(config: config, stateDir: stateDir)
                 do {
-                    report = try AuditLogReader.verify(databasePath: stateDir + "/registry.sqlite", publicKey: publicKey, interval: interval,
-                                                       keysDirectory: keys)
+                    report = try AuditLogReader.verify(
+                        databasePath: stateDir + "/registry.sqlite", publicKey: publicKey, interval: interval,
+                        keysDirectory: keys)
                 } catch {
                     throw CLIFailure.failed("\(error)")
                 }
@@ -63,13 +69,19 @@ public struct AuditCommand: ParsableCommand {
             if connection.json {
                 print(String(decoding: raw, as: UTF8.self))
             } else if report.ok {
-                print("audit log OK: \(report.entries) entries (\(report.firstSeq.map(String.init) ?? "-")…\(report.lastSeq.map(String.init) ?? "-")), \(report.checkpoints) signed checkpoints, \(report.unsignedTail) entries after the last checkpoint")
+                print(
+                    "audit log OK: \(report.entries) entries (\(report.firstSeq.map(String.init) ?? "-")…\(report.lastSeq.map(String.init) ?? "-")), \(report.checkpoints) signed checkpoints, \(report.unsignedTail) entries after the last checkpoint"
+                )
                 if let anchor = report.anchorSeq { print("the log reaches the signed anchor beside the keyring (entry \(anchor))") }
                 if export != nil, report.unsignedTail > 0, let signed = report.lastCheckpointSeq {
-                    print("verified through entry \(signed); the \(report.unsignedTail) entries after it are not signed yet and prove nothing until a later export covers them")
+                    print(
+                        "verified through entry \(signed); the \(report.unsignedTail) entries after it are not signed yet and prove nothing until a later export covers them"
+                    )
                 }
                 for restore in report.restores ?? [] {
-                    print("entry \(restore) records a restore from a backup: entries numbered before it that are not in this log were written before the restore (compare with your exports)")
+                    print(
+                        "entry \(restore) records a restore from a backup: entries numbered before it that are not in this log were written before the restore (compare with your exports)"
+                    )
                 }
             } else {
                 print("audit log TAMPERED at entry \(report.badSeq.map(String.init) ?? "?"): \(report.problem ?? "unknown problem")")
@@ -112,23 +124,27 @@ public struct AuditCommand: ParsableCommand {
             do {
                 if object["type"] as? String == "checkpoint" {
                     let checkpoint = AuditChain.Checkpoint(
-                        seq: try field(object, "seq"), hash: try Hex.decode(try field(object, "hash") as String), at: try field(object, "at"),
+                        seq: try field(object, "seq"), hash: try Hex.decode(try field(object, "hash") as String),
+                        at: try field(object, "at"),
                         signature: try Hex.decode(try field(object, "signature") as String), format: try field(object, "format"),
                         previous: (object["previous"] as? NSNumber)?.int64Value, interval: (object["interval"] as? NSNumber)?.intValue)
                     checkpoints[checkpoint.seq] = checkpoint
                 } else {
-                    entries.append(AuditChain.Entry(
-                        seq: try field(object, "seq"), at: try field(object, "at"), actor: try field(object, "actor"),
-                        action: try field(object, "action"), result: try field(object, "result"),
-                        subjectCommit: try (object["subjectCommit"] as? String).map { try Hex.decode($0) },
-                        prevHash: try Hex.decode(try field(object, "prevHash") as String), hash: try Hex.decode(try field(object, "hash") as String)))
+                    entries.append(
+                        AuditChain.Entry(
+                            seq: try field(object, "seq"), at: try field(object, "at"), actor: try field(object, "actor"),
+                            action: try field(object, "action"), result: try field(object, "result"),
+                            subjectCommit: try (object["subjectCommit"] as? String).map { try Hex.decode($0) },
+                            prevHash: try Hex.decode(try field(object, "prevHash") as String),
+                            hash: try Hex.decode(try field(object, "hash") as String)))
                 }
             } catch {
                 throw CLIFailure.failed("\(path), line \(number + 1): \(error)")
             }
         }
-        return AuditChain.verify(entries: entries, checkpoints: checkpoints.values.sorted { $0.seq < $1.seq }, publicKey: key,
-                                 interval: interval, scope: .export)
+        return AuditChain.verify(
+            entries: entries, checkpoints: checkpoints.values.sorted { $0.seq < $1.seq }, publicKey: key,
+            interval: interval, scope: .export)
     }
 
     static func field<T>(_ object: [String: Any], _ name: String) throws -> T {
@@ -174,7 +190,8 @@ public struct AuditCommand: ParsableCommand {
 
         static func seq(of line: Substring) -> Int64? {
             guard let data = line.data(using: .utf8),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { return nil }
             return (object["seq"] as? NSNumber)?.int64Value
         }
     }

@@ -1,11 +1,12 @@
 import AnonregClinic
 import ArgumentParser
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RegistryCrypto
 import RegistryKeyring
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension BackupCommand {
     /// `anonreg backup scheduled --to DIR`: what `anonreg-backup.service` runs every day
@@ -45,7 +46,9 @@ extension BackupCommand {
 
         func validate() throws {
             guard keep >= 1 else { throw ValidationError("--keep must be 1 or more") }
-            guard PasswordStrength(option: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
+            guard PasswordStrength(option: kdfStrength) != nil else {
+                throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
+            }
         }
 
         struct State: Codable {
@@ -95,7 +98,10 @@ extension BackupCommand {
                 }
                 let passphrase = try early.obtain(purpose: "keyring backup passphrase", confirm: true)
                 let made: (bytes: [UInt8], header: KeyringBackup.Header)
-                do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!) } catch {
+                do {
+                    made = try KeyringBackup.create(
+                        directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!)
+                } catch {
                     throw CLIFailure.failed("keyring backup: \(error)")
                 }
                 try NewFile.write(fd, made.bytes, path: to + "/" + name)
@@ -109,13 +115,17 @@ extension BackupCommand {
                 _ = try Self.prune(to, prefix: "keys-", suffix: ".anrgkbk", keep: keep)
             }
             if connection.json {
-                print(BackupCommand.json(["database": database, "subjects": "\(report.subjects)", "removed": "\(removed.count)",
-                                          "keyringBackup": keyringFile ?? ""]))
+                print(
+                    BackupCommand.json([
+                        "database": database, "subjects": "\(report.subjects)", "removed": "\(removed.count)",
+                        "keyringBackup": keyringFile ?? "",
+                    ]))
             } else {
                 print("wrote \(database) (\(report.subjects) subjects, signature \(report.signature))")
                 for name in removed { print("removed \(to)/\(name) (older than the newest \(keep))") }
-                print(keyringFile.map { "wrote \($0): the keyring changed since the last keyring backup" }
-                    ?? "keyring unchanged since \(last?.file ?? "-"): no keyring backup needed")
+                print(
+                    keyringFile.map { "wrote \($0): the keyring changed since the last keyring backup" }
+                        ?? "keyring unchanged since \(last?.file ?? "-"): no keyring backup needed")
             }
         }
 
@@ -124,10 +134,14 @@ extension BackupCommand {
         static func checkDirectory(_ path: String, owner: uid_t) throws {
             var st = stat()
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw CLIFailure.failed("\(path) is not a directory; create it, mode 0700, as the state directory's owner (on an installed host: systemd-tmpfiles --create anonreg.conf)")
+                throw CLIFailure.failed(
+                    "\(path) is not a directory; create it, mode 0700, as the state directory's owner (on an installed host: systemd-tmpfiles --create anonreg.conf)"
+                )
             }
             guard st.st_uid == owner, st.st_mode & 0o077 == 0 else {
-                throw CLIFailure.refused("\(path) must belong to uid \(owner), the user this command works as, and have mode 0700 (it has \(String(st.st_mode & 0o7777, radix: 8)), owner \(st.st_uid)): backups must not be readable by others. On an installed host the tmpfiles entry makes it anonreg's: systemd-tmpfiles --create anonreg.conf")
+                throw CLIFailure.refused(
+                    "\(path) must belong to uid \(owner), the user this command works as, and have mode 0700 (it has \(String(st.st_mode & 0o7777, radix: 8)), owner \(st.st_uid)): backups must not be readable by others. On an installed host the tmpfiles entry makes it anonreg's: systemd-tmpfiles --create anonreg.conf"
+                )
             }
         }
 

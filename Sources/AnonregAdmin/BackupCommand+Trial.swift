@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RegistryCrypto
 import RegistryKeyring
 import RegistryStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `anonreg backup verify FILE --trial-restore --keyring-backup KFILE`: the monthly drill
 /// (docs/OPERATIONS.md §Backups). Both backups are restored into a scratch directory exactly as
@@ -40,8 +41,10 @@ extension BackupCommand {
         }
     }
 
-    static func trialRestore(_ file: String, keyringBackup: String, passphraseFile: String?, keyringPassphraseFile: String?,
-                             allowUnsigned: Bool) throws -> TrialReport {
+    static func trialRestore(
+        _ file: String, keyringBackup: String, passphraseFile: String?, keyringPassphraseFile: String?,
+        allowUnsigned: Bool
+    ) throws -> TrialReport {
         var template = Array((NSTemporaryDirectory() + "/anonreg-trial-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw CLIFailure.failed("cannot create a scratch directory") }
         let scratch = String(cString: made)
@@ -69,8 +72,9 @@ extension BackupCommand {
         }
         // 2. The database backup, as `anonreg backup restore` would.
         let target = scratch + "/registry.sqlite"
-        let (outcome, report) = try restore(try InputFile(file), keyring: keyring, keys: keys, target: target, interval: 1000, force: false,
-                                            allowUnsigned: allowUnsigned)
+        let (outcome, report) = try restore(
+            try InputFile(file), keyring: keyring, keys: keys, target: target, interval: 1000, force: false,
+            allowUnsigned: allowUnsigned)
         // 3. Every subject's sealed state, and the audit log.
         let store: SQLiteRegistryStore
         do { store = try SQLiteRegistryStore(path: target, keyring: keyring) } catch { throw CLIFailure.failed("\(error)") }
@@ -84,7 +88,8 @@ extension BackupCommand {
         } catch {
             throw CLIFailure.failed("\(error)")
         }
-        let auditText = audit.ok
+        let auditText =
+            audit.ok
             ? "ok: \(audit.entries) entries, \(audit.checkpoints) signed checkpoints"
             : "TAMPERED at entry \(audit.badSeq.map(String.init) ?? "?"): \(audit.problem ?? "")"
         return TrialReport(

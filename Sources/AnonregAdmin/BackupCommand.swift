@@ -2,8 +2,8 @@ import AnonregClinic
 import ArgumentParser
 import Foundation
 import RegistryCrypto
-import RegistryProtocol
 import RegistryKeyring
+import RegistryProtocol
 import RegistryStore
 
 /// `anonreg backup create|verify|restore`: database backups (docs/OPERATIONS.md §Backups).
@@ -59,9 +59,12 @@ public struct BackupCommand: ParsableCommand {
     ///
     /// With `extractTo`, the payload is extracted there instead and left for the caller (a
     /// restore verifies the very copy it then installs; the caller removes it on failure).
-    static func verify(_ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
-                       publicKey: [UInt8]? = nil) throws -> Report {
-        try verifyExtracting(input, keysDirectory: keysDirectory, extractTo: extractTo, allowUnsigned: allowUnsigned, publicKey: publicKey).report
+    static func verify(
+        _ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+        publicKey: [UInt8]? = nil
+    ) throws -> Report {
+        try verifyExtracting(input, keysDirectory: keysDirectory, extractTo: extractTo, allowUnsigned: allowUnsigned, publicKey: publicKey)
+            .report
     }
 
     /// `verify`, also returning what was extracted (the restore uses the ledger section).
@@ -73,8 +76,10 @@ public struct BackupCommand: ParsableCommand {
     /// the keyring's audit key (docs/CRYPTO.md §Database backups). `input` was opened by the
     /// caller (standard input, or a file only root could open before the command switched to the
     /// state directory's owner).
-    static func verifyExtracting(_ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
-                                 publicKey given: [UInt8]? = nil) throws -> (report: Report, extracted: BackupArchive.Extracted) {
+    static func verifyExtracting(
+        _ input: borrowing InputFile, keysDirectory: String?, extractTo: String? = nil, allowUnsigned: Bool = false,
+        publicKey given: [UInt8]? = nil
+    ) throws -> (report: Report, extracted: BackupArchive.Extracted) {
         let file = input.name
         var temp = ""
         var token: Int? = nil
@@ -101,7 +106,9 @@ public struct BackupCommand: ParsableCommand {
             throw CLIFailure.failed("\(error)")
         }
         let header = extracted.header
-        guard payload.integrity == "ok" else { throw CLIFailure.failed("\(file): the payload fails SQLite's integrity check: \(payload.integrity)") }
+        guard payload.integrity == "ok" else {
+            throw CLIFailure.failed("\(file): the payload fails SQLite's integrity check: \(payload.integrity)")
+        }
         guard payload.applicationID == BackupArchive.expectedApplicationID else {
             throw CLIFailure.failed("\(file): the payload is not an anonreg database (application_id \(payload.applicationID))")
         }
@@ -111,7 +118,9 @@ public struct BackupCommand: ParsableCommand {
         }
         var keks = header.kekVersions.map { Report.KEK(version: $0, keyring: nil) }
         var readable: Bool? = nil
-        var signature = extracted.opened.signature == nil ? "none (format 1, made before backups were signed)" : "not checked (give --state-dir or --keys-dir)"
+        var signature =
+            extracted.opened.signature == nil
+            ? "none (format 1, made before backups were signed)" : "not checked (give --state-dir or --keys-dir)"
         if let keysDirectory {
             let manifest: KeyringManifest
             do { manifest = try KeyringManifest.read(directory: keysDirectory) } catch { throw CLIFailure.failed("\(error)") }
@@ -121,12 +130,17 @@ public struct BackupCommand: ParsableCommand {
             readable = keks.allSatisfy { $0.keyring != "destroyed" && $0.keyring != "missing" }
             if extracted.opened.signature != nil {
                 guard let publicKey = try? Hex.decode(manifest.audit.publicKey),
-                      extracted.opened.signatureVerifies(publicKey: publicKey) else {
-                    throw CLIFailure.failed("\(file): the header's signature does not verify with the audit key of \(keysDirectory): the backup was altered after it was taken, or it belongs to another registry")
+                    extracted.opened.signatureVerifies(publicKey: publicKey)
+                else {
+                    throw CLIFailure.failed(
+                        "\(file): the header's signature does not verify with the audit key of \(keysDirectory): the backup was altered after it was taken, or it belongs to another registry"
+                    )
                 }
                 signature = "ok"
             } else if !allowUnsigned {
-                throw CLIFailure.refused("\(file) is a format-1 backup, made before backups were signed: nothing shows that it was not altered since. Restore it only if it was kept where nobody could change it, with --allow-unsigned")
+                throw CLIFailure.refused(
+                    "\(file) is a format-1 backup, made before backups were signed: nothing shows that it was not altered since. Restore it only if it was kept where nobody could change it, with --allow-unsigned"
+                )
             }
         }
         if keysDirectory == nil, let given {
@@ -187,7 +201,8 @@ public struct BackupCommand: ParsableCommand {
         _ = try client.download("/v1/admin/backup", to: fd, timeout: Create.timeoutSeconds)
         guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file): \(String(cString: strerror(errno)))") }
         let keys = try? client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self).0
-        let report = try BackupCommand.verify(try InputFile(file), keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
+        let report = try BackupCommand.verify(
+            try InputFile(file), keysDirectory: nil, publicKey: keys?.auditPublicKey.flatMap { try? Hex.decode($0) })
         done = true
         return report
     }
@@ -218,12 +233,17 @@ public struct BackupCommand: ParsableCommand {
         @Argument(help: "The backup file; - reads it from standard input.") var file: String
         @Option(help: "A state directory whose keyring is checked for the KEK versions the backup needs.") var stateDir: String?
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
-        @Option(help: "The audit public key to check the signature with (64 hex digits), when no keyring is at hand.") var publicKey: String?
-        @Flag(help: "Restore this backup and --keyring-backup into a scratch directory, open every subject and verify the audit log; then remove it.")
+        @Option(help: "The audit public key to check the signature with (64 hex digits), when no keyring is at hand.") var publicKey:
+            String?
+        @Flag(
+            help:
+                "Restore this backup and --keyring-backup into a scratch directory, open every subject and verify the audit log; then remove it."
+        )
         var trialRestore = false
         @Option(help: "With --trial-restore: the keyring backup (`anonreg keys backup`) to restore with it.") var keyringBackup: String?
         @Option(help: "With --trial-restore: file holding the keyring backup's passphrase.") var passphraseFile: String?
-        @Option(help: "With --trial-restore: file holding the keyring's own passphrase, if it is sealed.") var keyringPassphraseFile: String?
+        @Option(help: "With --trial-restore: file holding the keyring's own passphrase, if it is sealed.") var keyringPassphraseFile:
+            String?
         @Flag(help: "With --trial-restore: accept a format-1 (unsigned) backup.") var allowUnsigned = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -234,8 +254,9 @@ public struct BackupCommand: ParsableCommand {
         func run() throws {
             if trialRestore, let keyringBackup {
                 umask(0o077)
-                let trial = try BackupCommand.trialRestore(file, keyringBackup: keyringBackup, passphraseFile: passphraseFile,
-                                                           keyringPassphraseFile: keyringPassphraseFile, allowUnsigned: allowUnsigned)
+                let trial = try BackupCommand.trialRestore(
+                    file, keyringBackup: keyringBackup, passphraseFile: passphraseFile,
+                    keyringPassphraseFile: keyringPassphraseFile, allowUnsigned: allowUnsigned)
                 print(json ? BackupCommand.json(trial) : trial.table)
                 if !trial.ok { throw CLIFailure.failed("the trial restore found problems (see above)") }
                 return
@@ -252,13 +273,16 @@ public struct BackupCommand: ParsableCommand {
             let report = try BackupCommand.verify(input, keysDirectory: keys, allowUnsigned: true, publicKey: given)
             print(json ? BackupCommand.json(report) : report.table)
             if report.format >= 2, report.signature != "ok" {
-                throw CLIFailure.failed("the header's signature was not checked, so the backup could have been altered: give --state-dir, --keys-dir or --public-key")
+                throw CLIFailure.failed(
+                    "the header's signature was not checked, so the backup could have been altered: give --state-dir, --keys-dir or --public-key"
+                )
             }
             if report.readable == false {
                 let gone = report.kekVersions.filter { $0.keyring == "destroyed" || $0.keyring == "missing" }.map { "\($0.version)" }
                 throw CLIFailure.failed(
                     "this keyring cannot read the backup: KEK version(s) \(gone.joined(separator: ", ")) destroyed or missing. "
-                        + "A destroyed version cannot come back; restore the keyring backup of that time (anonreg keys restore) if it still exists")
+                        + "A destroyed version cannot come back; restore the keyring backup of that time (anonreg keys restore) if it still exists"
+                )
             }
         }
     }
@@ -277,10 +301,12 @@ public struct BackupCommand: ParsableCommand {
         @Option(help: "The state directory to restore into (the daemon must be stopped).") var stateDir: String
         @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
         @Option(help: "The database file (default: STATE_DIR/registry.sqlite).") var database: String?
-        @Option(help: "The configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present).") var config: String?
+        @Option(help: "The configuration whose audit.checkpoint_every applies (default: STATE_DIR/anonreg.toml if present).") var config:
+            String?
         @Option(help: "File holding the keyring passphrase, for a sealed keyring.") var passphraseFile: String?
         @Flag(help: "Replace a database that already holds a registry.") var force = false
-        @Flag(help: "Accept a format-1 backup (made before backups were signed), whose content nothing authenticates.") var allowUnsigned = false
+        @Flag(help: "Accept a format-1 backup (made before backups were signed), whose content nothing authenticates.") var allowUnsigned =
+            false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         struct Outcome: Codable {
@@ -315,16 +341,21 @@ public struct BackupCommand: ParsableCommand {
             let interval = try AuditCommand.checkpointInterval(config: config, stateDir: dir)
             let target = database.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? dir + "/registry.sqlite"
             let isRegistryDatabase = target == dir + "/registry.sqlite"
-            let (result, report) = try BackupCommand.restore(input, keyring: keyring, keys: keys, target: target, interval: interval,
-                                                             force: force, allowUnsigned: allowUnsigned,
-                                                             isRegistryDatabase: isRegistryDatabase)
+            let (result, report) = try BackupCommand.restore(
+                input, keyring: keyring, keys: keys, target: target, interval: interval,
+                force: force, allowUnsigned: allowUnsigned,
+                isRegistryDatabase: isRegistryDatabase)
             if !isRegistryDatabase {
-                FileHandle.standardError.write(Data("anonreg: \(target) is not \(dir)/registry.sqlite: the audit anchor was not moved. The copy is for inspection; a daemon started on it with this keys directory takes it over, and \(dir)/registry.sqlite is refused afterwards\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "anonreg: \(target) is not \(dir)/registry.sqlite: the audit anchor was not moved. The copy is for inspection; a daemon started on it with this keys directory takes it over, and \(dir)/registry.sqlite is refused afterwards\n"
+                            .utf8))
             }
             if json {
                 print(BackupCommand.json(result))
             } else {
-                print("""
+                print(
+                    """
                     restored \(result.file) (taken \(report.createdAt)) into \(result.database)
                     signature                    \(report.signature)
                     subjects in the backup       \(report.subjects)
@@ -344,75 +375,86 @@ public struct BackupCommand: ParsableCommand {
         _ input: borrowing InputFile, keyring: Keyring, keys: String, target: String, interval: Int, force: Bool, allowUnsigned: Bool,
         isRegistryDatabase: Bool = true
     ) throws -> (Restore.Outcome, Report) {
+        guard !DatabaseInUse.check(target) else {
+            throw CLIFailure.refused(
+                "\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore"
+            )
+        }
+        let existing: (subjects: Int, auditEntries: Int, counters: Int)?
+        do { existing = try BackupArchive.contents(database: target) } catch { throw CLIFailure.failed("\(error)") }
+        if let existing, existing.subjects + existing.auditEntries + existing.counters > 0, !force {
+            throw CLIFailure.refused(
+                "\(target) already holds a registry (\(existing.subjects) subject(s), \(existing.auditEntries) audit entries); "
+                    + "restoring would replace it. Restore into a new state directory, or pass --force")
+        }
+        let temp =
+            (target as NSString).deletingLastPathComponent + "/.restore-" + Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0])
+            + ".sqlite"
+        let token = TemporaryFiles.register(temp)
+        var installed = false
+        defer {
+            if !installed { TemporaryFiles.unlinkAll(temp) }
+            TemporaryFiles.forget(token)
+        }
+        // Extracted once, into the state directory: the copy verified is the copy installed.
+        // The header's signature is checked with this keyring's audit key.
+        let (report, extracted) = try BackupCommand.verifyExtracting(
+            input, keysDirectory: keys, extractTo: temp, allowUnsigned: allowUnsigned)
+        let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
+        guard missing.isEmpty else {
+            throw CLIFailure.refused(
+                "the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)"
+            )
+        }
+        let ledgerFile = ErasureLedger(keyring: keyring)
+        let ledger: ErasureLedger.Contents
+        let backupLedger: ErasureLedger.Contents?
+        var added = 0
+        do {
+            // The keyring's ledger must extend what the target database recorded
+            // (docs/CRYPTO.md §Erasure ledger): a ledger cut short, replaced or lost would let
+            // erased subjects back. The backup's own ledger (its MACs checked with this
+            // keyring) is merged into it first: erasures are only ever added, so no order of
+            // restores undoes one.
+            let recorded = try BackupArchive.recordedLedgerHead(database: target)
+            let before = try ledgerFile.verify(extends: recorded)
+            backupLedger = try extracted.ledger.map { (bytes) throws(KeyringError) in try ledgerFile.parse(bytes: bytes) }
+            ledger = try backupLedger.map { (carried) throws(KeyringError) in try ledgerFile.merge(carried.references) } ?? before
+            added = ledger.references.count - before.references.count
+        } catch {
+            throw CLIFailure.failed("\(error)")
+        }
+        let outcome: BackupArchive.RestoreOutcome
+        do {
+            let anchor = try AuditAnchor.read(directory: keys)
+            let highest = anchor.map { $0.seq + Int64(max($0.interval, interval)) } ?? 0
+            outcome = try BackupArchive.prepareRestore(
+                payload: temp, keyring: keyring, ledger: ledger, backupLedger: backupLedger, createdAt: report.createdAt,
+                actor: "admin uid \(getuid()) (offline restore)", interval: interval, continuesAfter: highest)
+            guard outcome.remaining == report.subjects - outcome.erased else {
+                throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced")
+            }
             guard !DatabaseInUse.check(target) else {
-                throw CLIFailure.refused("\(target) is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore")
-            }
-            let existing: (subjects: Int, auditEntries: Int, counters: Int)?
-            do { existing = try BackupArchive.contents(database: target) } catch { throw CLIFailure.failed("\(error)") }
-            if let existing, existing.subjects + existing.auditEntries + existing.counters > 0, !force {
                 throw CLIFailure.refused(
-                    "\(target) already holds a registry (\(existing.subjects) subject(s), \(existing.auditEntries) audit entries); "
-                        + "restoring would replace it. Restore into a new state directory, or pass --force")
+                    "\(target) was opened meanwhile; stop anonregd (systemctl stop anonregd.socket anonregd.service) and retry")
             }
-            let temp = (target as NSString).deletingLastPathComponent + "/.restore-" + Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0]) + ".sqlite"
-            let token = TemporaryFiles.register(temp)
-            var installed = false
-            defer {
-                if !installed { TemporaryFiles.unlinkAll(temp) }
-                TemporaryFiles.forget(token)
+            try BackupArchive.install(payload: temp, as: target)
+            installed = true
+            // The restore's checkpoint is the newest signature of the registry's log now; a
+            // copy restored beside the registry's database (--database elsewhere) moves
+            // nothing: it is for inspection, and a daemon started on it takes it over
+            // (docs/OPERATIONS.md §Backups).
+            if isRegistryDatabase {
+                try outcome.checkpoint.anchor?.write(directory: keys)
+                try SchemaMark(migrations: BackupArchive.migrationNames).write(directory: keys)
             }
-            // Extracted once, into the state directory: the copy verified is the copy installed.
-            // The header's signature is checked with this keyring's audit key.
-            let (report, extracted) = try BackupCommand.verifyExtracting(input, keysDirectory: keys, extractTo: temp, allowUnsigned: allowUnsigned)
-            let missing = report.kekVersions.filter { (try? keyring.kek(version: $0.version)) == nil }.map { "\($0.version)" }
-            guard missing.isEmpty else {
-                throw CLIFailure.refused("the keyring in \(keys) lacks KEK version(s) \(missing.joined(separator: ", ")) that the backup needs; restore the matching keyring backup first (anonreg keys restore)")
-            }
-            let ledgerFile = ErasureLedger(keyring: keyring)
-            let ledger: ErasureLedger.Contents
-            let backupLedger: ErasureLedger.Contents?
-            var added = 0
-            do {
-                // The keyring's ledger must extend what the target database recorded
-                // (docs/CRYPTO.md §Erasure ledger): a ledger cut short, replaced or lost would let
-                // erased subjects back. The backup's own ledger (its MACs checked with this
-                // keyring) is merged into it first: erasures are only ever added, so no order of
-                // restores undoes one.
-                let recorded = try BackupArchive.recordedLedgerHead(database: target)
-                let before = try ledgerFile.verify(extends: recorded)
-                backupLedger = try extracted.ledger.map { (bytes) throws(KeyringError) in try ledgerFile.parse(bytes: bytes) }
-                ledger = try backupLedger.map { (carried) throws(KeyringError) in try ledgerFile.merge(carried.references) } ?? before
-                added = ledger.references.count - before.references.count
-            } catch {
-                throw CLIFailure.failed("\(error)")
-            }
-            let outcome: BackupArchive.RestoreOutcome
-            do {
-                let anchor = try AuditAnchor.read(directory: keys)
-                let highest = anchor.map { $0.seq + Int64(max($0.interval, interval)) } ?? 0
-                outcome = try BackupArchive.prepareRestore(
-                    payload: temp, keyring: keyring, ledger: ledger, backupLedger: backupLedger, createdAt: report.createdAt,
-                    actor: "admin uid \(getuid()) (offline restore)", interval: interval, continuesAfter: highest)
-                guard outcome.remaining == report.subjects - outcome.erased else {
-                    throw CLIFailure.failed("the restored copy does not hold the expected subjects; nothing was replaced")
-                }
-                guard !DatabaseInUse.check(target) else { throw CLIFailure.refused("\(target) was opened meanwhile; stop anonregd (systemctl stop anonregd.socket anonregd.service) and retry") }
-                try BackupArchive.install(payload: temp, as: target)
-                installed = true
-                // The restore's checkpoint is the newest signature of the registry's log now; a
-                // copy restored beside the registry's database (--database elsewhere) moves
-                // nothing: it is for inspection, and a daemon started on it takes it over
-                // (docs/OPERATIONS.md §Backups).
-                if isRegistryDatabase {
-                    try outcome.checkpoint.anchor?.write(directory: keys)
-                    try SchemaMark(migrations: BackupArchive.migrationNames).write(directory: keys)
-                }
-            } catch let failure as CLIFailure { throw failure } catch {
-                throw CLIFailure.failed("\(error)")
-            }
-            let result = Restore.Outcome(file: input.name, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
-                                 erasedByLedger: outcome.erased, subjects: outcome.remaining, auditEntry: outcome.restoreSeq,
-                                 numberingContinuesAfter: outcome.continuesAfter, ledgerEntriesAdded: added)
-            return (result, report)
+        } catch let failure as CLIFailure { throw failure } catch {
+            throw CLIFailure.failed("\(error)")
+        }
+        let result = Restore.Outcome(
+            file: input.name, database: target, createdAt: report.createdAt, subjectsInBackup: report.subjects,
+            erasedByLedger: outcome.erased, subjects: outcome.remaining, auditEntry: outcome.restoreSeq,
+            numberingContinuesAfter: outcome.continuesAfter, ledgerEntriesAdded: added)
+        return (result, report)
     }
 }

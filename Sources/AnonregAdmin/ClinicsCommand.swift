@@ -81,7 +81,8 @@ public struct ClinicsCommand: ParsableCommand {
             let text = try location.read()
             func edit(_ uids: [UInt32]) throws -> String {
                 do { return try ConfigEditor.addClinic(text, id: id, uids: uids, gids: gids, path: location.path) } catch {
-                    throw error == .needsMember || error == .invalidID(id) ? CLIFailure.usage(error.description) : CLIFailure.refused(error.description)
+                    throw error == .needsMember || error == .invalidID(id)
+                        ? CLIFailure.usage(error.description) : CLIFailure.refused(error.description)
                 }
             }
             guard let sshAccount, let sshKey else {
@@ -102,14 +103,16 @@ public struct ClinicsCommand: ParsableCommand {
         }
 
         private func addRemote(account sshAccount: String, key: String, registrySocket: String, edit: ([UInt32]) throws -> String) throws {
-            let account = RemoteClinicAccount(name: sshAccount, clinic: id, socketGroup: socketGroup, sshGroup: sshGroup,
-                                              keysDirectory: authorizedKeysDir)
+            let account = RemoteClinicAccount(
+                name: sshAccount, clinic: id, socketGroup: socketGroup, sshGroup: sshGroup,
+                keysDirectory: authorizedKeysDir)
             let uid = try account.create(key: key)
             do { try location.write(try edit(uids + [uid])) } catch {
                 account.remove()
                 throw error
             }
-            print("""
+            print(
+                """
                 Created the system account \(sshAccount) (uid \(uid)) for clinic \(id); its key is in \(account.keyFile).
                 Added clinic \(id) to \(location.path). Apply it with SIGHUP (systemctl reload anonregd) or a restart.
 
@@ -117,7 +120,9 @@ public struct ClinicsCommand: ParsableCommand {
                   \(account.clinicSideCommand(host: sshHost ?? ProcessInfo.processInfo.hostName, registrySocket: registrySocket))
                 """)
             if !FileManager.default.fileExists(atPath: "/etc/ssh/sshd_config.d/anonreg-remote-clinics.conf") {
-                print("\nNote: /etc/ssh/sshd_config.d/anonreg-remote-clinics.conf is not installed; without it sshd does not restrict \(sshAccount) (docs/OPERATIONS.md §Remote clinics).")
+                print(
+                    "\nNote: /etc/ssh/sshd_config.d/anonreg-remote-clinics.conf is not installed; without it sshd does not restrict \(sshAccount) (docs/OPERATIONS.md §Remote clinics)."
+                )
             }
         }
     }
@@ -137,12 +142,15 @@ public struct ClinicsCommand: ParsableCommand {
                 print("{\"clinics\":[\(rows.joined(separator: ","))]}")
                 return
             }
-            let rows = config.clinics.map { [$0.id.rawValue, $0.uids.map(String.init).joined(separator: ","), $0.gids.map(String.init).joined(separator: ",")] }
+            let rows = config.clinics.map {
+                [$0.id.rawValue, $0.uids.map(String.init).joined(separator: ","), $0.gids.map(String.init).joined(separator: ",")]
+            }
             let header = ["CLINIC", "UIDS", "GIDS"]
             let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max() ?? 0 }
             for row in [header] + rows {
-                print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+                print(
+                    row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                        .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
             }
         }
     }
@@ -154,12 +162,16 @@ public struct ClinicsCommand: ParsableCommand {
 
         func run() throws {
             let edited: String
-            do { edited = try ConfigEditor.removeClinic(try location.read(), id: id, path: location.path) } catch let error as ConfigEditor.EditError {
+            do { edited = try ConfigEditor.removeClinic(try location.read(), id: id, path: location.path) } catch let error
+                as ConfigEditor.EditError
+            {
                 throw CLIFailure.refused(error.description)
             }
             try location.write(edited)
             print("Removed clinic \(id) from \(location.path). Its cases stay reachable by the patients' codes.")
-            print("If it was a remote clinic, its system account and key file stay: remove them with userdel NAME and rm /etc/anonreg/ssh/authorized_keys/NAME.")
+            print(
+                "If it was a remote clinic, its system account and key file stay: remove them with userdel NAME and rm /etc/anonreg/ssh/authorized_keys/NAME."
+            )
         }
     }
 }

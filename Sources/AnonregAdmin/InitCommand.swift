@@ -29,19 +29,27 @@ public struct InitCommand: ParsableCommand {
     @Option(name: .long, help: "64 hex digits: the OPRF seed (visible to every local user in the process list; use --oprf-seed-file).")
     var oprfSeedHex: String?
 
-    @Option(name: .long, help: "The OPRF seed file that `anonreg keys export-oprf-seed --output` wrote (mode 0600; its key info comes with it).")
+    @Option(
+        name: .long, help: "The OPRF seed file that `anonreg keys export-oprf-seed --output` wrote (mode 0600; its key info comes with it)."
+    )
     var oprfSeedFile: String?
 
     @Option(name: .long, help: "The OPRF key info that goes with the seed (text).")
     var oprfKeyInfo: String?
 
-    @Option(name: .long, help: "Seal every key file with a passphrase read from this file (0600); the daemon then needs it as the systemd credential anonreg-keyring-passphrase.")
+    @Option(
+        name: .long,
+        help:
+            "Seal every key file with a passphrase read from this file (0600); the daemon then needs it as the systemd credential anonreg-keyring-passphrase."
+    )
     var passphraseFile: String?
 
     @Option(name: .long, help: "Argon2id cost of the sealing: interactive, moderate (256 MiB, 3 passes), sensitive.")
     var kdfStrength: String = "moderate"
 
-    @Flag(name: .long, help: "Create only the keyring and the database (for a packaged install whose configuration is /etc/anonreg/anonreg.toml).")
+    @Flag(
+        name: .long,
+        help: "Create only the keyring and the database (for a packaged install whose configuration is /etc/anonreg/anonreg.toml).")
     var keysOnly = false
 
     public init() {}
@@ -132,7 +140,8 @@ public struct InitCommand: ParsableCommand {
         guard FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o640]) else {
             throw CLIFailure.failed("cannot write \(configPath)")
         }
-        print("""
+        print(
+            """
             Created \(dir):
               keys/            keyring (KEK version 1, OPRF public key \(keyring.manifest.oprf.publicKey.prefix(16))…)
               registry.sqlite  empty registry
@@ -155,8 +164,10 @@ public struct ConfigTemplateCommand: ParsableCommand {
     @Option(help: "The service user that owns the state directory and runs anonregd (daemon.user).") var user = "anonreg"
     public init() {}
     public func run() {
-        print(ConfigTemplate.render(stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil, serviceUser: user),
-              terminator: "")
+        print(
+            ConfigTemplate.render(
+                stateDirectory: stateDir, socketPath: socket, adminUIDs: adminUIDs, localClinicUID: nil, serviceUser: user),
+            terminator: "")
     }
 }
 

@@ -24,7 +24,9 @@ struct KeyringBackupCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func validate() throws {
-        guard PasswordStrength(option: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
+        guard PasswordStrength(option: kdfStrength) != nil else {
+            throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
+        }
     }
 
     func run() throws {
@@ -43,17 +45,24 @@ struct KeyringBackupCommand: ParsableCommand {
         let passphrase = try early.obtain(purpose: "backup passphrase", confirm: true)
         do { try Passphrase.checkStrength(passphrase) } catch { throw CLIFailure.usage("\(error)") }
         let made: (bytes: [UInt8], header: KeyringBackup.Header)
-        do { made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!) } catch {
+        do {
+            made = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: PasswordStrength(option: kdfStrength)!)
+        } catch {
             throw CLIFailure.failed("\(error)")
         }
         try NewFile.write(fd, made.bytes, path: file)
         guard fsync(fd) == 0 else { throw CLIFailure.failed("cannot fsync \(file)") }
         done = true
         if json {
-            print(BackupCommand.json(["file": file, "files": "\(made.header.files.count)", "kdf": "argon2id13",
-                                      "memLimit": "\(made.header.kdf.memLimit)", "opsLimit": "\(made.header.kdf.opsLimit)"]))
+            print(
+                BackupCommand.json([
+                    "file": file, "files": "\(made.header.files.count)", "kdf": "argon2id13",
+                    "memLimit": "\(made.header.kdf.memLimit)", "opsLimit": "\(made.header.kdf.opsLimit)",
+                ]))
         } else {
-            print("wrote \(file) (mode 0600): \(made.header.files.count) files of \(keys), sealed with Argon2id (\(made.header.kdf.memLimit >> 20) MiB, \(made.header.kdf.opsLimit) passes)")
+            print(
+                "wrote \(file) (mode 0600): \(made.header.files.count) files of \(keys), sealed with Argon2id (\(made.header.kdf.memLimit >> 20) MiB, \(made.header.kdf.opsLimit) passes)"
+            )
         }
     }
 }
@@ -75,7 +84,10 @@ struct KeyringRestoreCommand: ParsableCommand {
     @Option(help: "The keys directory (default: STATE_DIR/keys).") var keysDir: String?
     @Option(help: "File holding the backup passphrase (0600).") var passphraseFile: String?
     @Flag(help: "Replace an existing keyring.") var force = false
-    @Option(help: "With --force and a passphrase-sealed keyring in the backup: file holding that keyring's passphrase (0600), to check the erasure ledgers it merges.")
+    @Option(
+        help:
+            "With --force and a passphrase-sealed keyring in the backup: file holding that keyring's passphrase (0600), to check the erasure ledgers it merges."
+    )
     var keyringPassphraseFile: String?
     @Flag(help: "Print JSON instead of text.") var json = false
 
@@ -90,13 +102,18 @@ struct KeyringRestoreCommand: ParsableCommand {
         let earlyKeyring = try PassphraseInput.Early(file: keyringPassphraseFile)
         try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: keys)
         guard !DatabaseInUse.check(dir + "/registry.sqlite") else {
-            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring")
+            throw CLIFailure.refused(
+                "\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), then restore the keyring"
+            )
         }
         if FileManager.default.fileExists(atPath: keys + "/keyring.json") && !force {
             throw CLIFailure.refused("\(keys) already holds a keyring; pass --force to replace it (the old one is kept beside)")
         }
         for leftover in KeyringBackup.interruptedRestores(of: keys) {
-            FileHandle.standardError.write(Data("anonreg: \(leftover) was left by an interrupted keyring restore; it holds keys (a staged keyring that never took effect, or the one a restore replaced): check it, then remove it\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "anonreg: \(leftover) was left by an interrupted keyring restore; it holds keys (a staged keyring that never took effect, or the one a restore replaced): check it, then remove it\n"
+                        .utf8))
         }
         do { _ = try KeyringBackup.parse(data) } catch { throw CLIFailure.failed("\(file == "-" ? "standard input" : file): \(error)") }
         let passphrase = try early.obtain(purpose: "backup passphrase", confirm: false)

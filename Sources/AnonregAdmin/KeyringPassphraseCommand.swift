@@ -28,7 +28,9 @@ struct KeyringPassphraseCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func validate() throws {
-        guard PasswordStrength(option: kdfStrength) != nil else { throw ValidationError("--kdf-strength: interactive, moderate or sensitive") }
+        guard PasswordStrength(option: kdfStrength) != nil else {
+            throw ValidationError("--kdf-strength: interactive, moderate or sensitive")
+        }
     }
 
     func run() throws {
@@ -39,7 +41,9 @@ struct KeyringPassphraseCommand: ParsableCommand {
         let new = try PassphraseInput.Early(file: newPassphraseFile)
         try OfflineAccess.workAsOwner(stateDirectory: dir, keysDirectory: keys)
         guard !DatabaseInUse.check(dir + "/registry.sqlite") else {
-            throw CLIFailure.refused("\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), change the passphrase, update the credential, then start it")
+            throw CLIFailure.refused(
+                "\(dir)/registry.sqlite is open in a running anonregd; stop it first (systemctl stop anonregd.socket anonregd.service), change the passphrase, update the credential, then start it"
+            )
         }
         let keyring: Keyring
         do {
@@ -55,12 +59,16 @@ struct KeyringPassphraseCommand: ParsableCommand {
             throw CLIFailure.failed("keyring: \(error); the keyring in \(keys) is as it was")
         }
         if json {
-            print(BackupCommand.json(["keys": keys, "wasSealed": "\(change.wasSealed)", "keyFiles": "\(change.keyFiles)",
-                                      "otherFiles": "\(change.otherFiles)", "leftoversRemoved": "\(change.leftoversRemoved.count)"]))
+            print(
+                BackupCommand.json([
+                    "keys": keys, "wasSealed": "\(change.wasSealed)", "keyFiles": "\(change.keyFiles)",
+                    "otherFiles": "\(change.otherFiles)", "leftoversRemoved": "\(change.leftoversRemoved.count)",
+                ]))
             return
         }
         for leftover in change.leftoversRemoved { print("destroyed \(leftover), left by an interrupted earlier run") }
-        print("""
+        print(
+            """
             \(change.wasSealed ? "changed the passphrase of" : "sealed") \(keys): \(change.keyFiles) key files sealed under the new \
             passphrase (Argon2id, \(kdfStrength)), \(change.otherFiles) other file(s) carried over, the old key files overwritten and removed.
             anonregd reads the passphrase from the systemd credential anonreg-keyring-passphrase: update it before the next start

@@ -13,9 +13,12 @@ private struct NoBody: Encodable {}
 public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups and passphrase.",
-        subcommands: [Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
-                      KeyringBackupCommand.self, KeyringRestoreCommand.self, KeyringPassphraseCommand.self])
+        abstract:
+            "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups and passphrase.",
+        subcommands: [
+            Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
+            KeyringBackupCommand.self, KeyringRestoreCommand.self, KeyringPassphraseCommand.self,
+        ])
     public init() {}
 
     static func table(_ s: KeysStatusResponse) -> String {
@@ -92,7 +95,8 @@ public struct KeysCommand: ParsableCommand {
             var done = 0
             let terminal = isatty(1) == 1 && !json
             while true {
-                let (r, _) = try client.call("POST", "/v1/admin/keys/rewrap", body: BatchBody(batchSize: batchSize), as: RewrapResponse.self)
+                let (r, _) = try client.call(
+                    "POST", "/v1/admin/keys/rewrap", body: BatchBody(batchSize: batchSize), as: RewrapResponse.self)
                 done += r.rewrapped
                 let elapsed = max(Date().timeIntervalSince(started), 0.001)
                 let rate = Double(done) / elapsed
@@ -127,7 +131,8 @@ public struct KeysCommand: ParsableCommand {
         func run() throws {
             let client = ClinicClient(options: connection)
             guard unused else {
-                let (s, raw) = try client.call("POST", "/v1/admin/keys/retire", body: VersionBody(version: version!), as: KeysStatusResponse.self)
+                let (s, raw) = try client.call(
+                    "POST", "/v1/admin/keys/retire", body: VersionBody(version: version!), as: KeysStatusResponse.self)
                 client.output(raw) { KeysCommand.table(s) }
                 return
             }
@@ -168,20 +173,27 @@ public struct KeysCommand: ParsableCommand {
                 var (s, raw) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
                 let cutoff = Date().addingTimeInterval(-Double(retiredFor!) * 86_400)
                 let due = s.versions.filter { entry in
-                    entry.status == "retired" && (entry.retiredAt.flatMap { ISO8601DateFormatter().date(from: $0) }.map { $0 <= cutoff } ?? false)
+                    entry.status == "retired"
+                        && (entry.retiredAt.flatMap { ISO8601DateFormatter().date(from: $0) }.map { $0 <= cutoff } ?? false)
                 }.map(\.version)
                 for v in due {
                     (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: v), as: KeysStatusResponse.self)
                 }
                 client.output(raw) {
-                    (due.isEmpty ? "no KEK version was retired \(retiredFor!) or more days ago" : "destroyed: " + due.map(String.init).joined(separator: ", "))
+                    (due.isEmpty
+                        ? "no KEK version was retired \(retiredFor!) or more days ago"
+                        : "destroyed: " + due.map(String.init).joined(separator: ", "))
                         + "\n" + KeysCommand.table(s)
                 }
                 return
             }
             if !yes {
                 guard isatty(0) == 1 else {
-                    throw ClinicFailure(exitCode: 3, description: "refusing to destroy KEK version \(version) without a typed confirmation, and stdin is not a terminal; pass --yes")
+                    throw ClinicFailure(
+                        exitCode: 3,
+                        description:
+                            "refusing to destroy KEK version \(version) without a typed confirmation, and stdin is not a terminal; pass --yes"
+                    )
                 }
                 print("Type the version number (\(version)) to destroy KEK version \(version) for good: ", terminator: "")
                 fflush(nil)
@@ -189,7 +201,8 @@ public struct KeysCommand: ParsableCommand {
                     throw ClinicFailure(exitCode: 3, description: "not confirmed; nothing was destroyed")
                 }
             }
-            let (s, raw) = try client.call("POST", "/v1/admin/keys/destroy", body: VersionBody(version: version), as: KeysStatusResponse.self)
+            let (s, raw) = try client.call(
+                "POST", "/v1/admin/keys/destroy", body: VersionBody(version: version), as: KeysStatusResponse.self)
             client.output(raw) { KeysCommand.table(s) }
         }
     }
@@ -218,7 +231,9 @@ struct ExportOPRFSeed: ParsableCommand {
         var outputFD: Int32 = -1
         if let output {
             outputFD = open(output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard outputFD >= 0 else { throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))") }
+            guard outputFD >= 0 else {
+                throw CLIFailure.refused("cannot create \(output) (it must not exist yet): \(String(cString: strerror(errno)))")
+            }
         } else {
             guard isatty(1) == 1 else {
                 throw CLIFailure.refused("refusing to write the OPRF seed to a pipe or file; use a terminal or --output NEW_FILE")
@@ -248,7 +263,9 @@ struct ExportOPRFSeed: ParsableCommand {
         if let output {
             fchmod(outputFD, 0o600)
             let bytes = Array(text.utf8)
-            guard write(outputFD, bytes, bytes.count) == bytes.count, fsync(outputFD) == 0 else { throw CLIFailure.failed("cannot write \(output)") }
+            guard write(outputFD, bytes, bytes.count) == bytes.count, fsync(outputFD) == 0 else {
+                throw CLIFailure.failed("cannot write \(output)")
+            }
             written = true
             print("wrote \(output) (mode 0600); restore with: anonreg init --state-dir DIR --oprf-seed-file \(output)")
         } else {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What every `anonreg` process does first, as anonregd does (Daemon.hardenProcess): it may
 /// hold key material (a keyring, a passphrase, the OPRF seed) or a patient code, so it never

@@ -52,7 +52,8 @@ struct RemoteClinicAccount {
         let parts = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
         let base64 = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
         guard parts.count >= 2, keyTypes.contains(String(parts[0])), parts[1].count >= 16, parts[1].allSatisfy(base64.contains),
-              Data(base64Encoded: String(parts[1])) != nil else {
+            Data(base64Encoded: String(parts[1])) != nil
+        else {
             throw CLIFailure.usage("\(path) is not an OpenSSH public key line (TYPE BASE64 [COMMENT], without options)")
         }
         return parts.joined(separator: " ")
@@ -64,15 +65,21 @@ struct RemoteClinicAccount {
     func create(key: String) throws -> UInt32 {
         guard getuid() == 0 else { throw CLIFailure.refused("creating a system account needs root") }
         guard getpwnam(name) == nil else {
-            throw CLIFailure.refused("the account \(name) exists already; each remote clinic gets a new account, and an existing one is never turned into a clinic")
+            throw CLIFailure.refused(
+                "the account \(name) exists already; each remote clinic gets a new account, and an existing one is never turned into a clinic"
+            )
         }
         for group in [socketGroup, sshGroup] where getgrnam(group) == nil {
-            throw CLIFailure.failed("the group \(group) does not exist (make install's sysusers file creates anonreg-clinic and anonreg-remote; see docs/OPERATIONS.md §Remote clinics)")
+            throw CLIFailure.failed(
+                "the group \(group) does not exist (make install's sysusers file creates anonreg-clinic and anonreg-remote; see docs/OPERATIONS.md §Remote clinics)"
+            )
         }
-        try Self.run("/usr/sbin/useradd", [
-            "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-            "--password", "*", "--groups", "\(socketGroup),\(sshGroup)", "--comment", "anonreg remote clinic \(clinic)", name,
-        ])
+        try Self.run(
+            "/usr/sbin/useradd",
+            [
+                "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                "--password", "*", "--groups", "\(socketGroup),\(sshGroup)", "--comment", "anonreg remote clinic \(clinic)", name,
+            ])
         guard let entry = getpwnam(name) else { throw CLIFailure.failed("useradd reported success, but \(name) does not exist") }
         let uid = entry.pointee.pw_uid
         do {
@@ -93,8 +100,9 @@ struct RemoteClinicAccount {
     /// `DIR/NAME`, owned by root, mode 0644, in a root-owned 0755 directory: the account cannot
     /// change its own key (sshd's StrictModes checks the same).
     private func writeKeyFile(_ key: String) throws {
-        try FileManager.default.createDirectory(atPath: keysDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: keysDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755])
         let line = "\(Self.keyOptions) \(key)\n"
         let temp = keyFile + ".tmp-\(getpid())"
         guard FileManager.default.createFile(atPath: temp, contents: Data(line.utf8), attributes: [.posixPermissions: 0o644]) else {

@@ -70,9 +70,10 @@ public struct StatsCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let source: any Source = if let stateDir { try OfflineSource(stateDir: stateDir, config: config, passphraseFile: passphraseFile) } else {
-            OnlineSource(client: ClinicClient(options: connection))
-        }
+        let source: any Source =
+            if let stateDir { try OfflineSource(stateDir: stateDir, config: config, passphraseFile: passphraseFile) } else {
+                OnlineSource(client: ClinicClient(options: connection))
+            }
         let privacy = try source.privacy()
         // With noise on, a release charges each month it covers and the open month's counts
         // still change: by default ask only for closed months, so no budget goes to it.
@@ -80,7 +81,10 @@ public struct StatsCommand: ParsableCommand {
         var first = from.flatMap { Month($0) } ?? last
         if from == nil { for _ in 0..<11 { first = first.previous } }
         if from != nil && to == nil && first > last {
-            throw ClinicFailure(exitCode: 2, description: "--from \(first) is after the default --to \(last) (the last closed month, differential privacy being on); give --to")
+            throw ClinicFailure(
+                exitCode: 2,
+                description:
+                    "--from \(first) is after the default --to \(last) (the last closed month, differential privacy being on); give --to")
         }
         var items = [URLQueryItem(name: "from", value: first.description), URLQueryItem(name: "to", value: last.description)]
         if byClinic { items.append(URLQueryItem(name: "byClinic", value: "true")) }
@@ -94,12 +98,13 @@ public struct StatsCommand: ParsableCommand {
             throw ClinicFailure(exitCode: 1, description: "the statistics could not be read (\(error))")
         }
         let chosen = format ?? (connection.json ? .json : .table)
-        let text: String = switch chosen {
-        case .json: String(decoding: raw, as: UTF8.self) + "\n"
-        case .csv: StatsRendering.csv(reply)
-        case .svg: StatsChart.svg(reply)
-        case .table: StatsRendering.text(reply) + "\n" + Self.privacySection(privacy, from: first, to: last)
-        }
+        let text: String =
+            switch chosen {
+            case .json: String(decoding: raw, as: UTF8.self) + "\n"
+            case .csv: StatsRendering.csv(reply)
+            case .svg: StatsChart.svg(reply)
+            case .table: StatsRendering.text(reply) + "\n" + Self.privacySection(privacy, from: first, to: last)
+            }
         if let output {
             guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
                 throw ClinicFailure(exitCode: 1, description: "could not write \(output); check the directory exists and is writable")
@@ -112,18 +117,23 @@ public struct StatsCommand: ParsableCommand {
     /// The settings in force, the months' spent budgets in the range, and every recorded change.
     static func privacySection(_ status: StatsPrivacyStatus, from: Month, to: Month) -> String {
         let current = status.current
-        var lines = ["", current.privacy
-            ? "Differential privacy: on (ε \(current.epsilon) per release, monthly budget \(current.monthlyBudget))"
-            : "Differential privacy: off"]
+        var lines = [
+            "",
+            current.privacy
+                ? "Differential privacy: on (ε \(current.epsilon) per release, monthly budget \(current.monthlyBudget))"
+                : "Differential privacy: off",
+        ]
         let months = status.months.filter { $0.month >= from && $0.month <= to }
         if !months.isEmpty {
-            lines.append("Budget spent: " + months.map { "\($0.month) \($0.spent) of \($0.cap ?? current.monthlyBudget)" }.joined(separator: ", "))
+            lines.append(
+                "Budget spent: " + months.map { "\($0.month) \($0.spent) of \($0.cap ?? current.monthlyBudget)" }.joined(separator: ", "))
         }
         if status.changes.count > 1 || status.changes.first.map({ $0.settings != current }) == true {
             lines.append("Settings recorded (each also in the audit log as privacy-settings):")
             for change in status.changes {
                 let s = change.settings
-                lines.append("  \(change.recordedOn)  privacy \(s.privacy ? "on" : "off"), epsilon \(s.epsilon), monthly budget \(s.monthlyBudget)")
+                lines.append(
+                    "  \(change.recordedOn)  privacy \(s.privacy ? "on" : "off"), epsilon \(s.epsilon), monthly budget \(s.monthlyBudget)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
@@ -132,7 +142,9 @@ public struct StatsCommand: ParsableCommand {
     struct OnlineSource: Source {
         let client: ClinicClient
         func privacy() throws -> StatsPrivacyStatus { try client.call("GET", "/v1/stats/privacy", as: StatsPrivacyStatus.self).0 }
-        func release(_ path: String, _ parameters: [(String, String)]) throws -> Data { try client.call("GET", path, as: StatsResponse.self).1 }
+        func release(_ path: String, _ parameters: [(String, String)]) throws -> Data {
+            try client.call("GET", path, as: StatsResponse.self).1
+        }
     }
 
     /// The daemon's release code on the stopped state directory: the same fold, noise, stored
@@ -147,14 +159,19 @@ public struct StatsCommand: ParsableCommand {
             let path = configPath ?? stateDir + "/anonreg.toml"
             do { config = try DaemonConfig.load(path: path) } catch { throw CLIFailure.usage("configuration \(path): \(error)") }
             guard !DatabaseInUse.check(config.databasePath) else {
-                throw CLIFailure.refused("\(config.databasePath) is open in a running anonregd; ask it with `anonreg stats` as an admin or statistician uid that is no clinic, or stop it first")
+                throw CLIFailure.refused(
+                    "\(config.databasePath) is open in a running anonregd; ask it with `anonreg stats` as an admin or statistician uid that is no clinic, or stop it first"
+                )
             }
             let passphrase = try PassphraseInput.forKeyring(directory: config.keysDirectory, file: passphraseFile)
             let keyring: Keyring
             do { keyring = try Keyring.load(from: KeyringSource(directory: config.keysDirectory), passphrase: passphrase) } catch {
                 throw CLIFailure.failed("keyring: \(error)")
             }
-            do { store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery) } catch {
+            do {
+                store = try SQLiteRegistryStore(
+                    path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery)
+            } catch {
                 throw CLIFailure.failed("database: \(error)")
             }
             // The settings of this release are recorded and audited as a daemon start does.
@@ -164,7 +181,8 @@ public struct StatsCommand: ParsableCommand {
                 let history = try await store.privacySettingsHistory()
                 if history.last?.settings != settings {
                     if settings.isAuditedChange(after: history.last?.settings, defaults: DaemonConfig.Statistics.defaults.privacySettings) {
-                        try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+                        try await store.appendAudit(
+                            AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
                     }
                     _ = try await store.recordPrivacySettings(settings, on: today)
                 }
@@ -176,8 +194,9 @@ public struct StatsCommand: ParsableCommand {
         func privacy() throws -> StatsPrivacyStatus {
             let (store, settings, today) = (store, config.statistics.privacySettings, today)
             return try Blocking.run { () async throws in
-                StatsPrivacyStatus(current: settings, today: today, history: try await store.privacySettingsHistory(),
-                                   budgets: try await store.privacyBudgets())
+                StatsPrivacyStatus(
+                    current: settings, today: today, history: try await store.privacySettingsHistory(),
+                    budgets: try await store.privacyBudgets())
             }
         }
 
@@ -186,17 +205,22 @@ public struct StatsCommand: ParsableCommand {
             do { query = try StatsQuery.parse(parameters, currentMonth: today.month) } catch {
                 throw ClinicFailure(exitCode: 2, description: "\(error.message) [\(error.code)]")
             }
-            let (store, settings, today, actor) = (store, StatisticsRelease.Settings(
-                k: config.statistics.k, categories: Array(config.rules.categories.keys), clinics: config.clinics.map(\.id.rawValue),
-                privacy: config.statistics.privacySettings), today, actor)
+            let (store, settings, today, actor) = (
+                store,
+                StatisticsRelease.Settings(
+                    k: config.statistics.k, categories: Array(config.rules.categories.keys), clinics: config.clinics.map(\.id.rawValue),
+                    privacy: config.statistics.privacySettings), today, actor
+            )
             return try Blocking.run { () async throws in
                 // Audited like the route: the entry is written before the figures are shown.
                 do {
-                    let body = try await StatisticsRelease.body(for: query, today: today, settings: settings, storage: store, random: SodiumUniform())
+                    let body = try await StatisticsRelease.body(
+                        for: query, today: today, settings: settings, storage: store, random: SodiumUniform())
                     try await store.appendAudit(AuditEvent(actor: actor, action: "read-statistics", result: "ok", subjectReference: nil))
                     return Data(body)
                 } catch let error as DomainError {
-                    try? await store.appendAudit(AuditEvent(actor: actor, action: "read-statistics", result: error.code, subjectReference: nil))
+                    try? await store.appendAudit(
+                        AuditEvent(actor: actor, action: "read-statistics", result: error.code, subjectReference: nil))
                     throw ClinicFailure(exitCode: error.kind == .refused ? 3 : 1, description: "\(error.message) [\(error.code)]")
                 }
             }

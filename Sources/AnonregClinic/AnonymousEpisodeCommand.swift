@@ -14,14 +14,19 @@ public struct AnonymousEpisodeCommand: ParsableCommand {
     @Option(help: "Date of the episode, YYYY-MM-DD (default: today).") var on: String?
     public init() {}
 
-    private struct Body: Encodable { var category: String; var on: String }
+    private struct Body: Encodable {
+        var category: String
+        var on: String
+    }
 
     public func run() throws {
         let day = try dayArgument(on ?? ClinicDates.today, "--on", connection.language)
         let client = ClinicClient(options: connection)
         let (_, raw) = try client.call("POST", "/v1/episodes/anonymous", body: Body(category: category, on: day), as: CountedResponse.self)
         client.output(raw) {
-            Catalogue.text("anonymousEpisode.counted", connection.language, ["category": category, "on": Catalogue.date(Day(day)!, connection.language)])
+            Catalogue.text(
+                "anonymousEpisode.counted", connection.language,
+                ["category": category, "on": Catalogue.date(Day(day)!, connection.language)])
         }
     }
 }

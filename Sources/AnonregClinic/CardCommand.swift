@@ -20,7 +20,8 @@ public struct CardCommand: ParsableCommand {
             Example: anonreg enrol --category dependence --consent-form F-1 --json | anonreg card -o card.pdf
             """)
 
-    @Option(name: [.short, .long], help: "The card file: .svg or .pdf; `-` writes to standard output. An existing file is never overwritten.")
+    @Option(
+        name: [.short, .long], help: "The card file: .svg or .pdf; `-` writes to standard output. An existing file is never overwritten.")
     var output: String
     @Option(help: "svg or pdf (default: from the file name; svg for standard output).") var format: String?
     @Option(help: "wallet (ID-1 card, 85.6 × 54 mm) or sticker (70 × 37 mm label).") var size: String = "wallet"
@@ -57,7 +58,8 @@ public struct CardCommand: ParsableCommand {
         let data = FileHandle.standardInput.readData(ofLength: 65536)
         let text = String(decoding: data, as: UTF8.self)
         if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
-            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], let code = object["code"] as? String else {
+            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], let code = object["code"] as? String
+            else {
                 throw ClinicFailure(exitCode: 2, description: Catalogue.text("card.noCode", language))
             }
             return code
@@ -71,7 +73,9 @@ public struct CardCommand: ParsableCommand {
 
 /// `--card FILE` and `--card-size` of `anonreg enrol` and `anonreg reissue-code`.
 public struct CardOptions: ParsableArguments {
-    @Option(help: "Also write the patient's card to this file, .svg or .pdf (PDF needs rsvg-convert). It holds the code: delete it once printed.")
+    @Option(
+        help:
+            "Also write the patient's card to this file, .svg or .pdf (PDF needs rsvg-convert). It holds the code: delete it once printed.")
     var card: String?
     @Option(help: "The card's size: wallet (85.6 × 54 mm) or sticker (70 × 37 mm).") var cardSize: String = "wallet"
     public init() {}
@@ -136,7 +140,8 @@ final class CardFile {
         guard fd >= 0 else {
             let code = errno
             let key = code == EEXIST ? "card.exists" : "card.cannotCreate"
-            throw ClinicFailure(exitCode: 1, description: Catalogue.text(key, language, ["file": path, "reason": String(cString: strerror(code))]))
+            throw ClinicFailure(
+                exitCode: 1, description: Catalogue.text(key, language, ["file": path, "reason": String(cString: strerror(code))]))
         }
         return CardFile(path: path, format: format, fd: fd, language: language)
     }
@@ -150,8 +155,13 @@ final class CardFile {
                 let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw ClinicFailure(exitCode: 1, description: Catalogue.text("card.cannotCreate", language, [
-                        "file": path, "reason": String(cString: strerror(errno))]))
+                    throw ClinicFailure(
+                        exitCode: 1,
+                        description: Catalogue.text(
+                            "card.cannotCreate", language,
+                            [
+                                "file": path, "reason": String(cString: strerror(errno)),
+                            ]))
                 }
                 done += n
             }
@@ -160,8 +170,13 @@ final class CardFile {
             let synced = fsync(fd) == 0
             closed = true
             guard close(fd) == 0, synced else {
-                throw ClinicFailure(exitCode: 1, description: Catalogue.text("card.cannotCreate", language, [
-                    "file": path, "reason": String(cString: strerror(errno))]))
+                throw ClinicFailure(
+                    exitCode: 1,
+                    description: Catalogue.text(
+                        "card.cannotCreate", language,
+                        [
+                            "file": path, "reason": String(cString: strerror(errno)),
+                        ]))
             }
         }
     }

@@ -27,9 +27,12 @@ public struct CheckupsCommand: ParsableCommand {
         let rows = checkups.map { c -> [String] in
             let word = text("outcome.\(c.outcome.rawValue)")
             let outcome = c.relapseAction.map { "\(word) (\(text("relapseAction.\($0.rawValue)")))" } ?? word
-            let note = c.note.split(whereSeparator: \.isNewline).map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(separator: " / ")
-            return [Catalogue.date(c.on, language), outcome, c.clinic, c.correction ? text("checkups.yes") : "-", list(c.substances),
-                    list(c.treatment), note.isEmpty ? "-" : note]
+            let note = c.note.split(whereSeparator: \.isNewline).map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(
+                separator: " / ")
+            return [
+                Catalogue.date(c.on, language), outcome, c.clinic, c.correction ? text("checkups.yes") : "-", list(c.substances),
+                list(c.treatment), note.isEmpty ? "-" : note,
+            ]
         }
         let header = ["on", "outcome", "clinic", "correction", "substances", "treatment", "note"].map { text("checkups.header.\($0)") }
         return Table.render(header: header, rows: rows)

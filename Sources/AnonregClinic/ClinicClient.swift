@@ -57,7 +57,9 @@ public struct ClinicClient {
 
     public init(options: ConnectionOptions) { self.options = options }
 
-    public func call<Response: Decodable>(_ method: String, _ path: String, body: (any Encodable)? = nil, as type: Response.Type) throws -> (Response, Data) {
+    public func call<Response: Decodable>(_ method: String, _ path: String, body: (any Encodable)? = nil, as type: Response.Type) throws
+        -> (Response, Data)
+    {
         let client = UnixHTTPClient(socketPath: options.socketPath, language: options.language.rawValue)
         let payload = try body.map { try JSONEncoder().encode($0) }
         let reply: UnixHTTPClient.Response
@@ -82,15 +84,18 @@ public struct ClinicClient {
         let message: String
         if language != .en, Catalogue.table(language)["error.\(code)"] != nil {
             let text = Catalogue.text("error.\(code)", language)
-            message = detailedErrors.contains(code) ? Catalogue.text("error.withDetail", language, ["text": text, "detail": daemonMessage]) : text
+            message =
+                detailedErrors.contains(code)
+                ? Catalogue.text("error.withDetail", language, ["text": text, "detail": daemonMessage]) : text
         } else {
             message = daemonMessage
         }
-        let exit: Int32 = switch reply.status {
-        case 400, 413, 415: 2
-        case 403, 409, 422, 429: 3
-        default: 1
-        }
+        let exit: Int32 =
+            switch reply.status {
+            case 400, 413, 415: 2
+            case 403, 409, 422, 429: 3
+            default: 1
+            }
         return ClinicFailure(exitCode: exit, description: "\(message) [\(code), HTTP \(reply.status)]")
     }
 
@@ -105,7 +110,8 @@ public struct ClinicClient {
     static func describe(_ failure: UnixHTTPClient.Failure, _ language: Language) -> String {
         switch failure {
         case .cannotConnect(let path, _, true): Catalogue.text("cli.socketDenied", language, ["socket": path])
-        case .cannotConnect(let path, let reason, false): Catalogue.text("cli.socketUnreachable", language, ["socket": path, "reason": reason])
+        case .cannotConnect(let path, let reason, false):
+            Catalogue.text("cli.socketUnreachable", language, ["socket": path, "reason": reason])
         default: failure.description
         }
     }
@@ -113,7 +119,9 @@ public struct ClinicClient {
     /// A POST whose 2xx answer is a large binary body, streamed into `fd`; returns the bytes written.
     public func download(_ path: String, to fd: Int32, timeout: Int = 60) throws -> Int64 {
         let result: (response: UnixHTTPClient.Response, written: Int64)
-        do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd, timeout: timeout) } catch let failure as UnixHTTPClient.Failure {
+        do { result = try UnixHTTPClient(socketPath: options.socketPath).download("POST", path, to: fd, timeout: timeout) } catch let
+            failure as UnixHTTPClient.Failure
+        {
             throw failure.clinicFailure(options.language)
         }
         guard (200..<300).contains(result.response.status) else { throw Self.failure(result.response, options.language) }
@@ -138,8 +146,10 @@ public struct ClinicClient {
 
     /// Sends the POST of `download` now; the answer is read by `PendingDownload.receive`.
     public func startDownload(_ path: String, timeout: Int = 60) throws -> PendingDownload {
-        do { return PendingDownload(pending: try UnixHTTPClient(socketPath: options.socketPath).startDownload("POST", path, timeout: timeout)) }
-        catch let failure as UnixHTTPClient.Failure { throw Self.downloadFailure(failure) }
+        do {
+            return PendingDownload(
+                pending: try UnixHTTPClient(socketPath: options.socketPath).startDownload("POST", path, timeout: timeout))
+        } catch let failure as UnixHTTPClient.Failure { throw Self.downloadFailure(failure) }
     }
 
     static func downloadFailure(_ failure: UnixHTTPClient.Failure) -> ClinicFailure {
@@ -181,17 +191,20 @@ enum Table {
             r.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }
-        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n")
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(
+            separator: "\n")
     }
 
     /// A case's monitoring as label/value rows; `reason` comes from anonregd in the same language.
     static func monitoring(_ m: MonitoringWire, _ language: Language) -> [(String, String)] {
         func label(_ key: String) -> String { Catalogue.text("label.\(key)", language) }
         func date(_ day: Day?) -> String { day.map { Catalogue.date($0, language) } ?? "-" }
-        return [(label("status"), status(m.status, language)), (label("category"), m.category), (label("enrolledOn"), date(m.enrolledOn)),
-                (label("lastCheckup"), date(m.lastCheckup)), (label("nextCheckupDue"), date(m.nextCheckupDue)),
-                (label("remissionSince"), date(m.remissionSince)), (label("earliestEnd"), date(m.earliestEnd)),
-                (label("endsAtTheLatest"), date(m.retentionCapOn)), (label("reason"), m.reason)]
+        return [
+            (label("status"), status(m.status, language)), (label("category"), m.category), (label("enrolledOn"), date(m.enrolledOn)),
+            (label("lastCheckup"), date(m.lastCheckup)), (label("nextCheckupDue"), date(m.nextCheckupDue)),
+            (label("remissionSince"), date(m.remissionSince)), (label("earliestEnd"), date(m.earliestEnd)),
+            (label("endsAtTheLatest"), date(m.retentionCapOn)), (label("reason"), m.reason),
+        ]
     }
 
     /// A status word (`active`, `due`, ...) in the chosen language; an unknown one as it is.

@@ -5,12 +5,27 @@ import RegistryProtocol
 import RegistryText
 
 /// Wire bodies the CLI sends (the daemon's request types are decode-only).
-private struct ConsentBody: Encodable { var form: String; var givenOn: String; var method: String; var scope: [String] }
-private struct EnrolBody: Encodable { var consent: ConsentBody; var category: String; var enrolledOn: String; var linkage: String? }
+private struct ConsentBody: Encodable {
+    var form: String
+    var givenOn: String
+    var method: String
+    var scope: [String]
+}
+private struct EnrolBody: Encodable {
+    var consent: ConsentBody
+    var category: String
+    var enrolledOn: String
+    var linkage: String?
+}
 private struct CodeBody: Encodable { var code: String }
 private struct CheckupBody: Encodable {
-    var on: String; var outcome: String; var substances: [String]; var treatment: [String]; var note: String
-    var correction: Bool; var relapseAction: String?
+    var on: String
+    var outcome: String
+    var substances: [String]
+    var treatment: [String]
+    var note: String
+    var correction: Bool
+    var relapseAction: String?
 }
 private struct Empty: Encodable {}
 
@@ -36,8 +51,9 @@ public struct EnrolCommand: ParsableCommand {
     public func run() throws {
         let enrolled = try dayArgument(enrolledOn ?? ClinicDates.today, "--enrolled-on", connection.language)
         let body = EnrolBody(
-            consent: ConsentBody(form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given", connection.language),
-                                 method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
+            consent: ConsentBody(
+                form: consentForm, givenOn: try dayArgument(consentGiven ?? enrolled, "--consent-given", connection.language),
+                method: consentMethod, scope: scope.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             category: category, enrolledOn: enrolled, linkage: linkage)
         let language = connection.language
         let cardFile = try card.prepare(language: language)
@@ -49,8 +65,9 @@ public struct EnrolCommand: ParsableCommand {
             throw error
         }
         client.output(raw) {
-            Table.render([(Catalogue.text("label.case", language), reply.case), (Catalogue.text("label.patientCode", language), reply.code)]
-                         + Table.monitoring(reply.monitoring, language))
+            Table.render(
+                [(Catalogue.text("label.case", language), reply.case), (Catalogue.text("label.patientCode", language), reply.code)]
+                    + Table.monitoring(reply.monitoring, language))
                 + "\n\n" + Catalogue.text("enrol.giveCode", language)
         }
         try card.finish(cardFile, code: reply.code, language: language)
@@ -67,7 +84,8 @@ public struct StatusCommand: ParsableCommand {
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("GET", "/v1/cases/\(caseHandle)", as: CaseStatusResponse.self)
         client.output(raw) {
-            Table.render([(Catalogue.text("label.case", connection.language), reply.case)] + Table.monitoring(reply.monitoring, connection.language))
+            Table.render(
+                [(Catalogue.text("label.case", connection.language), reply.case)] + Table.monitoring(reply.monitoring, connection.language))
         }
     }
 }
@@ -80,22 +98,34 @@ public struct CheckupCommand: ParsableCommand {
     @Option(help: "remission, relapse, missed or other.") var outcome: String
     @Option(name: .customLong("substance"), help: "A detected substance (repeatable).") var substances: [String] = []
     @Option(name: .customLong("treatment"), help: "A treatment given (repeatable).") var treatments: [String] = []
-    @Option(help: "Clinician note (sealed; never logged). `-` reads it from standard input, which keeps it out of the process list.") var note: String = ""
+    @Option(help: "Clinician note (sealed; never logged). `-` reads it from standard input, which keeps it out of the process list.")
+    var note: String = ""
     @Flag(help: "Mark a check-up dated before the latest one as a correction.") var correction = false
     @Option(help: "For relapses when the policy leaves it to the clinician: restart, extend or continue.") var relapseAction: String?
     public init() {}
 
     public func run() throws {
         let text = note == "-" ? (String(data: FileHandle.standardInput.readDataToEndOfFile(), encoding: .utf8) ?? "") : note
-        let body = CheckupBody(on: try dayArgument(on ?? ClinicDates.today, "--on", connection.language), outcome: outcome, substances: substances,
-                               treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
+        let body = CheckupBody(
+            on: try dayArgument(on ?? ClinicDates.today, "--on", connection.language), outcome: outcome, substances: substances,
+            treatment: treatments, note: text.trimmingCharacters(in: .newlines), correction: correction, relapseAction: relapseAction)
         let client = ClinicClient(options: connection)
         let (reply, raw) = try client.call("POST", "/v1/cases/\(caseHandle)/checkups", body: body, as: CheckupResponse.self)
         let language = connection.language
         client.output(raw) {
-            Table.render([(Catalogue.text("label.recorded", language), Catalogue.text("checkup.recorded", language, [
-                "on": Catalogue.date(reply.checkup.on, language), "outcome": Catalogue.text("outcome.\(reply.checkup.outcome.rawValue)", language)]))]
-                + Table.monitoring(reply.monitoring, language))
+            Table.render(
+                [
+                    (
+                        Catalogue.text("label.recorded", language),
+                        Catalogue.text(
+                            "checkup.recorded", language,
+                            [
+                                "on": Catalogue.date(reply.checkup.on, language),
+                                "outcome": Catalogue.text("outcome.\(reply.checkup.outcome.rawValue)", language),
+                            ])
+                    )
+                ]
+                    + Table.monitoring(reply.monitoring, language))
         }
     }
 }
@@ -113,9 +143,11 @@ public struct DueCommand: ParsableCommand {
         let (reply, raw) = try client.call("GET", path, as: DueResponse.self)
         let language = connection.language
         client.output(raw) {
-            reply.cases.isEmpty ? Catalogue.text("due.none", language, ["before": Catalogue.date(reply.before, language)])
-                : Table.render(header: ["due.case", "due.due", "due.status"].map { Catalogue.text($0, language) },
-                               rows: reply.cases.map { [$0.case, Catalogue.date($0.nextCheckupDue, language), Table.status($0.status, language)] })
+            reply.cases.isEmpty
+                ? Catalogue.text("due.none", language, ["before": Catalogue.date(reply.before, language)])
+                : Table.render(
+                    header: ["due.case", "due.due", "due.status"].map { Catalogue.text($0, language) },
+                    rows: reply.cases.map { [$0.case, Catalogue.date($0.nextCheckupDue, language), Table.status($0.status, language)] })
         }
     }
 }
@@ -124,7 +156,8 @@ public struct LinkCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "link", abstract: "Link a patient to this clinic with the patient's code, so the history carries over.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.") var code: String?
+    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.")
+    var code: String?
     public init() {}
 
     public func run() throws {
@@ -149,13 +182,18 @@ public struct WithdrawCommand: ParsableCommand {
 
     public func run() throws {
         let client = ClinicClient(options: connection)
-        let (reply, raw): (WithdrawResponse, Data) = if let caseHandle {
-            try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
-        } else {
-            try client.call("POST", "/v1/withdraw", body: CodeBody(code: try CodeInput.read(code == "-" ? nil : code, language: connection.language)),
-                            as: WithdrawResponse.self)
+        let (reply, raw): (WithdrawResponse, Data) =
+            if let caseHandle {
+                try client.call("POST", "/v1/cases/\(caseHandle)/withdraw", body: Empty(), as: WithdrawResponse.self)
+            } else {
+                try client.call(
+                    "POST", "/v1/withdraw",
+                    body: CodeBody(code: try CodeInput.read(code == "-" ? nil : code, language: connection.language)),
+                    as: WithdrawResponse.self)
+            }
+        client.output(raw) {
+            Catalogue.text(reply.status == "erased" ? "withdraw.done" : "withdraw.other", connection.language, ["status": reply.status])
         }
-        client.output(raw) { Catalogue.text(reply.status == "erased" ? "withdraw.done" : "withdraw.other", connection.language, ["status": reply.status]) }
     }
 }
 
@@ -163,13 +201,15 @@ public struct SelfCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "self", abstract: "Show everything the registry holds about the patient whose code is given, in plain words.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.") var code: String?
+    @Argument(help: "The patient code. Omit it to type it on standard input, which keeps it out of the process list and shell history.")
+    var code: String?
     public init() {}
 
     public func run() throws {
         let client = ClinicClient(options: connection)
         let language = connection.language
-        let (reply, raw) = try client.call("POST", "/v1/self", body: CodeBody(code: try CodeInput.read(code, language: language)), as: SelfResponse.self)
+        let (reply, raw) = try client.call(
+            "POST", "/v1/self", body: CodeBody(code: try CodeInput.read(code, language: language)), as: SelfResponse.self)
         client.output(raw) { Self.text(reply, language) }
     }
 
@@ -177,7 +217,8 @@ public struct SelfCommand: ParsableCommand {
     /// holds); the summary and the log's sentences come from anonregd in the asked language.
     static func text(_ reply: SelfResponse, _ language: Language) -> String {
         (reply.summary + ["", Catalogue.text("self.accessLogHeading", language)]
-            + (reply.accessLog.isEmpty ? [Catalogue.text("self.accessLogEmpty", language)] : reply.accessLog.map { "  \($0.at)  \($0.text)" }))
+            + (reply.accessLog.isEmpty
+                ? [Catalogue.text("self.accessLogEmpty", language)] : reply.accessLog.map { "  \($0.at)  \($0.text)" }))
             .joined(separator: "\n")
     }
 }
@@ -200,10 +241,12 @@ public struct SweepCommand: ParsableCommand {
     /// The sweep's numbers, one line each, and a warning when integrity failures were too many to
     /// act on (docs/PROTOCOL.md §POST /v1/admin/sweep).
     static func render(_ r: SweepResponseWire, _ language: Language) -> String {
-        let rows: [(String, Int)] = [("sweep.reviewed", r.reviewed), ("sweep.kept", r.kept), ("sweep.erasedCompleted", r.erasedCompleted),
-                                     ("sweep.erasedCap", r.erasedCap), ("sweep.erasedInactive", r.erasedInactive),
-                                     ("sweep.erasedIntegrity", r.erasedIntegrity), ("sweep.caseLinksRemoved", r.caseLinksRemoved),
-                                     ("sweep.integritySuspended", r.integritySuspended), ("sweep.failed", r.failed)]
+        let rows: [(String, Int)] = [
+            ("sweep.reviewed", r.reviewed), ("sweep.kept", r.kept), ("sweep.erasedCompleted", r.erasedCompleted),
+            ("sweep.erasedCap", r.erasedCap), ("sweep.erasedInactive", r.erasedInactive),
+            ("sweep.erasedIntegrity", r.erasedIntegrity), ("sweep.caseLinksRemoved", r.caseLinksRemoved),
+            ("sweep.integritySuspended", r.integritySuspended), ("sweep.failed", r.failed),
+        ]
         let table = Table.render(rows.map { (Catalogue.text($0.0, language), "\($0.1)") })
         guard r.integritySuspended > 0 else { return table }
         return table + "\n\n" + Catalogue.text("sweep.suspendedWarning", language, ["count": "\(r.integritySuspended)"])

@@ -49,7 +49,8 @@ public enum HTTPResponseParser {
         let statusLine = lines.removeFirst()
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].utf8.count == 3,
-              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let status = Int(parts[1]), (100...599).contains(status) else {
+            parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let status = Int(parts[1]), (100...599).contains(status)
+        else {
             throw Failure(reason: "bad status line")
         }
         var headers: [String: String] = [:]
@@ -59,7 +60,8 @@ public enum HTTPResponseParser {
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             if name == "content-length" {
-                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(value) else {
+                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(value)
+                else {
                     throw Failure(reason: "bad Content-Length")
                 }
                 if let contentLength, contentLength != n { throw Failure(reason: "two different Content-Lengths") }
@@ -94,10 +96,12 @@ public enum HTTPResponseParser {
         var rest = data[...]
         while true {
             guard let lineEnd = rest.range(of: crlf) else { throw Failure(reason: "bad chunk") }
-            let sizeText = String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self)
+            let sizeText =
+                String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self)
                 .split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces) ?? ""
             guard !sizeText.isEmpty, sizeText.utf8.count <= 8, sizeText.utf8.allSatisfy({ isHexDigit($0) }),
-                  let size = Int(sizeText, radix: 16) else {
+                let size = Int(sizeText, radix: 16)
+            else {
                 throw Failure(reason: "bad chunk size")
             }
             rest = rest[lineEnd.upperBound...]
@@ -105,7 +109,9 @@ public enum HTTPResponseParser {
             guard size <= maxBody - out.count else { throw Failure(reason: "body larger than 64 MiB") }
             guard rest.count >= size, rest.count - size >= 2 else { throw Failure(reason: "short chunk") }
             let chunkEnd = rest.index(rest.startIndex, offsetBy: size)
-            guard rest[chunkEnd..<rest.index(chunkEnd, offsetBy: 2)].elementsEqual(crlf) else { throw Failure(reason: "a chunk without its CRLF") }
+            guard rest[chunkEnd..<rest.index(chunkEnd, offsetBy: 2)].elementsEqual(crlf) else {
+                throw Failure(reason: "a chunk without its CRLF")
+            }
             out.append(rest[rest.startIndex..<chunkEnd])
             rest = rest[rest.index(chunkEnd, offsetBy: 2)...]
         }

@@ -71,10 +71,15 @@ public struct LinkageCommand: ParsableCommand {
             let chunk: [String]
             do { chunk = try Self.evaluate(Array(inputs[start..<end]), client: client) } catch var failure as ClinicFailure {
                 let language = connection.language
-                failure.description = Catalogue.text("linkage.lines", language, [
-                    "first": String(start + 1), "last": String(end), "problem": failure.description])
+                failure.description = Catalogue.text(
+                    "linkage.lines", language,
+                    [
+                        "first": String(start + 1), "last": String(end), "problem": failure.description,
+                    ])
                 if start > 0 {
-                    failure.description += connection.json ? Catalogue.text("linkage.nothingPrinted", language)
+                    failure.description +=
+                        connection.json
+                        ? Catalogue.text("linkage.nothingPrinted", language)
                         : Catalogue.text("linkage.printedBefore", language, ["done": String(start)])
                 }
                 throw failure
@@ -103,15 +108,22 @@ public struct LinkageCommand: ParsableCommand {
             guard !lines.isEmpty else { throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.noInput", language)) }
             return try lines.enumerated().map { number, line in
                 do { return try LinkageProfile.identity(line: line) } catch let problem as LinkageProfile.Problem {
-                    throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.line", language, [
-                        "line": String(number + 1), "problem": problem.text(language)]))
+                    throw ClinicFailure(
+                        exitCode: 2,
+                        description: Catalogue.text(
+                            "linkage.line", language,
+                            [
+                                "line": String(number + 1), "problem": problem.text(language),
+                            ]))
                 }
             }
         }
         guard let line = fields ?? readLine(strippingNewline: true), !line.isEmpty else {
             throw ClinicFailure(exitCode: 2, description: Catalogue.text("linkage.noIdentity", language))
         }
-        do { return [try LinkageProfile.identity(line: line)] } catch { throw ClinicFailure(exitCode: 2, description: error.text(language)) }
+        do { return [try LinkageProfile.identity(line: line)] } catch {
+            throw ClinicFailure(exitCode: 2, description: error.text(language))
+        }
     }
 
     /// Blinds every input, asks the daemon to evaluate them (one request: the single form for
@@ -124,8 +136,9 @@ public struct LinkageCommand: ParsableCommand {
         }
         let evaluated: [String]
         if blinded.count == 1 {
-            let (reply, _) = try client.call("POST", "/v1/oprf/evaluate",
-                                             body: ElementBody(blindedElement: Hex.encode(blinded[0].value.blindedElement)), as: OPRFEvaluateResponse.self)
+            let (reply, _) = try client.call(
+                "POST", "/v1/oprf/evaluate",
+                body: ElementBody(blindedElement: Hex.encode(blinded[0].value.blindedElement)), as: OPRFEvaluateResponse.self)
             evaluated = [reply.evaluationElement]
         } else {
             let body = ElementsBody(blindedElements: blinded.map { Hex.encode($0.value.blindedElement) })
@@ -137,7 +150,8 @@ public struct LinkageCommand: ParsableCommand {
         }
         return try zip(inputs, zip(blinded, evaluated)).map { input, pair in
             do {
-                return Hex.encode(try OPRFClient.finalize(input: Array(input.utf8), blind: pair.0.value.blind, evaluatedElement: try Hex.decode(pair.1)))
+                return Hex.encode(
+                    try OPRFClient.finalize(input: Array(input.utf8), blind: pair.0.value.blind, evaluatedElement: try Hex.decode(pair.1)))
             } catch {
                 throw ClinicFailure(exitCode: 1, description: "anonregd's evaluation is not a valid element (\(error))")
             }
@@ -156,8 +170,8 @@ private final class BlindedBox {
     init(_ value: consuming OPRFClient.BlindedInput) { self.value = value }
 }
 
-private extension JSONEncoder {
-    static var sortedWithoutEscapingSlashes: JSONEncoder {
+extension JSONEncoder {
+    fileprivate static var sortedWithoutEscapingSlashes: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e

@@ -112,12 +112,12 @@ public enum LinkageProfile {
     /// since Unicode 1.1, so NFKD gives the same result in every implementation).
     static func accepted(_ v: UInt32) -> Bool {
         switch v {
-        case 0x41...0x5A, 0x61...0x7A: true                      // Basic Latin letters
-        case 0xC0...0xFF: v != 0xD7 && v != 0xF7                 // Latin-1 letters
-        case 0x100...0x17F: true                                 // Latin Extended-A
-        case 0x300...0x36F: true                                 // combining diacritical marks
+        case 0x41...0x5A, 0x61...0x7A: true  // Basic Latin letters
+        case 0xC0...0xFF: v != 0xD7 && v != 0xF7  // Latin-1 letters
+        case 0x100...0x17F: true  // Latin Extended-A
+        case 0x300...0x36F: true  // combining diacritical marks
         case 0x401, 0x404, 0x406, 0x407, 0x40E, 0x410...0x44F, 0x451, 0x454, 0x456, 0x457, 0x45E, 0x490, 0x491: true  // Cyrillic
-        case 0xFF21...0xFF3A, 0xFF41...0xFF5A: true              // fullwidth Latin letters
+        case 0xFF21...0xFF3A, 0xFF41...0xFF5A: true  // fullwidth Latin letters
         default: inputSeparators.contains(v)
         }
     }
@@ -143,7 +143,9 @@ public enum LinkageProfile {
 
     /// Step 2: scientific (ISO 9) transliteration letters, spelt out before NFKD would strip
     /// their carons.
-    static let carons: [UInt32: String] = [0x10C: "ch", 0x10D: "ch", 0x15C: "shch", 0x15D: "shch", 0x160: "sh", 0x161: "sh", 0x17D: "zh", 0x17E: "zh"]
+    static let carons: [UInt32: String] = [
+        0x10C: "ch", 0x10D: "ch", 0x15C: "shch", 0x15D: "shch", 0x160: "sh", 0x161: "sh", 0x17D: "zh", 0x17E: "zh",
+    ]
 
     /// Step 4: Cyrillic to Latin, ICAO Doc 9303 (as in Russian passports since 2013), with
     /// є і ґ ў of Ukrainian and Belarusian. ё and й arrive as е and и (step 3).
@@ -170,7 +172,8 @@ public enum LinkageProfile {
         ("yu", "iu"), ("ju", "iu"), ("ya", "ia"), ("ja", "ia"), ("yo", "e"), ("jo", "e"), ("ye", "e"), ("je", "e"),
         ("h", "kh"), ("x", "ks"), ("w", "v"), ("c", "k"), ("y", "i"), ("j", "i"),
     ]
-    static let rewriteTable: [[UInt8]: [UInt8]] = Dictionary(uniqueKeysWithValues: rewrites.map { (Array($0.pattern.utf8), Array($0.replacement.utf8)) })
+    static let rewriteTable: [[UInt8]: [UInt8]] = Dictionary(
+        uniqueKeysWithValues: rewrites.map { (Array($0.pattern.utf8), Array($0.replacement.utf8)) })
     static let longestPattern = rewrites.map(\.pattern.utf8.count).max()!
 
     static func rewrite(_ s: [UInt8]) -> [UInt8] {
@@ -206,9 +209,10 @@ public enum LinkageProfile {
         if let day = Day(t) { return day.description }
         let parts = t.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, (1...2).contains(parts[0].count), (1...2).contains(parts[1].count), parts[2].count == 4,
-              parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }),
-              let d = Int(parts[0]), let m = Int(parts[1]), let y = Int(parts[2]),
-              let day = Day(year: y, month: m, day: d) else { throw .invalidDate }
+            parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }),
+            let d = Int(parts[0]), let m = Int(parts[1]), let y = Int(parts[2]),
+            let day = Day(year: y, month: m, day: d)
+        else { throw .invalidDate }
         return day.description
     }
 }

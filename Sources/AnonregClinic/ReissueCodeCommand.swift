@@ -9,7 +9,8 @@ public struct ReissueCodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "reissue-code",
         abstract: "Issue a new patient code for a case (for a lost code); the old code stops working at once.",
-        discussion: "The new code is shown only this once. The case handles and the history do not change. --card writes the patient's new card.")
+        discussion:
+            "The new code is shown only this once. The case handles and the history do not change. --card writes the patient's new card.")
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var card: CardOptions
     @Argument(help: "The case handle (case_…).") var caseHandle: String
@@ -26,7 +27,9 @@ public struct ReissueCodeCommand: ParsableCommand {
             throw error
         }
         client.output(raw) {
-            Table.render([(Catalogue.text("label.case", language), caseHandle), (Catalogue.text("label.newPatientCode", language), reply.code)])
+            Table.render([
+                (Catalogue.text("label.case", language), caseHandle), (Catalogue.text("label.newPatientCode", language), reply.code),
+            ])
                 + "\n\n" + Catalogue.text("reissue.done", language)
         }
         try card.finish(cardFile, code: reply.code, language: language)

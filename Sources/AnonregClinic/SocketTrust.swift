@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import RegistryProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What the CLI checks before it sends anything over the socket (docs/OPERATIONS.md §Socket):
 /// a request may carry a patient code, so a socket that someone else could have put in place
@@ -35,7 +36,9 @@ enum SocketTrust {
     static func check(_ socketPath: String) throws(UnixHTTPClient.Failure) {
         let trusted = trustedUIDs()
         if let problem = SocketDirectories.firstProblem(socketPath: socketPath, trusted: trusted) {
-            throw .untrustedSocket("refusing to send anything to \(socketPath): \(problem.path) \(problem.problem), so someone else could have put their own socket there. Ask the registry's admin to fix it: \(problem.fix). A daemon run as another user: set ANONREG_DAEMON_USER.")
+            throw .untrustedSocket(
+                "refusing to send anything to \(socketPath): \(problem.path) \(problem.problem), so someone else could have put their own socket there. Ask the registry's admin to fix it: \(problem.fix). A daemon run as another user: set ANONREG_DAEMON_USER."
+            )
         }
         var st = stat()
         guard lstat(socketPath, &st) == 0 else { return }
@@ -43,7 +46,9 @@ enum SocketTrust {
             throw .untrustedSocket("refusing to send anything to \(socketPath): it is not a socket")
         }
         guard trusted.contains(UInt32(st.st_uid)) else {
-            throw .untrustedSocket("refusing to send anything to \(socketPath): the socket is owned by uid \(st.st_uid), which is not root, this user or the daemon's user; someone else may have put it there. A daemon run as another user: set ANONREG_DAEMON_USER.")
+            throw .untrustedSocket(
+                "refusing to send anything to \(socketPath): the socket is owned by uid \(st.st_uid), which is not root, this user or the daemon's user; someone else may have put it there. A daemon run as another user: set ANONREG_DAEMON_USER."
+            )
         }
     }
 
@@ -52,10 +57,13 @@ enum SocketTrust {
         var credentials = PeerUCred()
         var length = socklen_t(MemoryLayout<PeerUCred>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
-            throw .untrustedSocket("refusing to send anything to \(socketPath): cannot read who listens on it (\(String(cString: strerror(errno))))")
+            throw .untrustedSocket(
+                "refusing to send anything to \(socketPath): cannot read who listens on it (\(String(cString: strerror(errno))))")
         }
         guard trustedUIDs().contains(credentials.uid) else {
-            throw .untrustedSocket("refusing to send anything to \(socketPath): the process listening on it runs as uid \(credentials.uid), which is not root, this user or the daemon's user. A daemon run as another user: set ANONREG_DAEMON_USER.")
+            throw .untrustedSocket(
+                "refusing to send anything to \(socketPath): the process listening on it runs as uid \(credentials.uid), which is not root, this user or the daemon's user. A daemon run as another user: set ANONREG_DAEMON_USER."
+            )
         }
     }
 }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A small blocking HTTP/1.1 client over a Unix socket: one request per connection, bodies by
 /// Content-Length or chunked. The clinic side of the CLI uses it so that it links no server,
@@ -51,7 +52,9 @@ struct UnixHTTPClient {
     ///
     /// `timeout` bounds each wait for the daemon (default 60 s); a backup passes a long one,
     /// since the daemon copies the whole database before its first byte (docs/OPERATIONS.md §Backups).
-    func download(_ method: String, _ path: String, to output: Int32, timeout seconds: Int = 60) throws -> (response: Response, written: Int64) {
+    func download(_ method: String, _ path: String, to output: Int32, timeout seconds: Int = 60) throws -> (
+        response: Response, written: Int64
+    ) {
         try startDownload(method, path, timeout: seconds).receive(to: output)
     }
 
@@ -94,7 +97,9 @@ struct UnixHTTPClient {
             if headLength != nil { break }
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw Failure.unreachable("anonregd did not answer within \(seconds) seconds") }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                throw Failure.unreachable("anonregd did not answer within \(seconds) seconds")
+            }
             guard n > 0 else { throw Failure.protocolError("connection closed before the answer's header") }
             head.append(buffer, count: n)
         }
@@ -156,7 +161,11 @@ struct UnixHTTPClient {
     private func writeRequest(_ fd: Int32, _ method: String, _ path: String, json: Data?) throws {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: anonreg\r\nConnection: close\r\nAccept: application/json\r\n"
         if let language { head += "Accept-Language: \(language)\r\n" }
-        if let json { head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
+        if let json {
+            head += "Content-Type: application/json\r\nContent-Length: \(json.count)\r\n"
+        } else if method == "POST" {
+            head += "Content-Length: 0\r\n"
+        }
         head += "\r\n"
         try writeAll(fd, Data(head.utf8) + (json ?? Data()))
     }

@@ -14,9 +14,11 @@ enum CardSVG {
 
             """
         let r = number(layout.size.cornerRadius)
-        out += "<rect x=\"0.1\" y=\"0.1\" width=\"\(number(layout.size.width - 0.2))\" height=\"\(number(layout.size.height - 0.2))\" "
+        out +=
+            "<rect x=\"0.1\" y=\"0.1\" width=\"\(number(layout.size.width - 0.2))\" height=\"\(number(layout.size.height - 0.2))\" "
             + "rx=\"\(r)\" ry=\"\(r)\" fill=\"#ffffff\" stroke=\"#b4b4b4\" stroke-width=\"0.2\"/>\n"
-        out += "<path fill=\"#000000\" shape-rendering=\"crispEdges\" d=\"\(modulePath(matrix, x: layout.qrX, y: layout.qrY, module: layout.module))\"/>\n"
+        out +=
+            "<path fill=\"#000000\" shape-rendering=\"crispEdges\" d=\"\(modulePath(matrix, x: layout.qrX, y: layout.qrY, module: layout.module))\"/>\n"
         for line in layout.codeLines {
             out += text(line, size: layout.codeSize, fonts: codeFonts, weight: "bold")
         }
@@ -38,7 +40,8 @@ enum CardSVG {
                 }
                 let start = column
                 while column < matrix.width, matrix[column, row] { column += 1 }
-                d += "M\(number(x + Double(start) * module)) \(number(y + Double(row) * module))"
+                d +=
+                    "M\(number(x + Double(start) * module)) \(number(y + Double(row) * module))"
                     + "h\(number(Double(column - start) * module))v\(number(module))h\(number(-Double(column - start) * module))z"
             }
         }

@@ -30,8 +30,9 @@ public enum PatientCard {
         guard isPrintedCode(code) else { throw .notACode }
         let matrix: QRMatrix
         do { matrix = try QRMatrix.encode(code) } catch { throw .qr(error) }
-        let layout = try CardLayout(size: size, qrWidth: matrix.width, code: code,
-                                    sentence: Catalogue.text("card.sentence", language), language: language)
+        let layout = try CardLayout(
+            size: size, qrWidth: matrix.width, code: code,
+            sentence: Catalogue.text("card.sentence", language), language: language)
         return CardSVG.render(layout: layout, matrix: matrix)
     }
 
@@ -96,7 +97,8 @@ struct CardLayout {
         let top = qrY + (qrSide - blockHeightInEm * codeSize) / 2 + Self.capHeight * codeSize
         let codeSize = codeSize
         codeLines = lines.enumerated().map { i, text in
-            Line(text: text, x: blockX, y: top + Double(i) * Self.lineSpacing * codeSize, width: TextMetrics.monoWidth(text, size: codeSize))
+            Line(
+                text: text, x: blockX, y: top + Double(i) * Self.lineSpacing * codeSize, width: TextMetrics.monoWidth(text, size: codeSize))
         }
 
         // The sentence: under the symbol, across the card, in the largest type that fits.
@@ -107,7 +109,8 @@ struct CardLayout {
         var wrapped: [String]? = nil
         while fontSize >= size.sentenceSizes.smallest - 1e-9 {
             if let candidate = TextMetrics.wrap(sentence, width: boxWidth, size: fontSize),
-               (Double(candidate.count - 1) * Self.lineSpacing + 1) * fontSize <= boxHeight {
+                (Double(candidate.count - 1) * Self.lineSpacing + 1) * fontSize <= boxHeight
+            {
                 wrapped = candidate
                 break
             }

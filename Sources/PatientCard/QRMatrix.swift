@@ -1,6 +1,7 @@
 import CQREncode
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A QR code symbol (ISO/IEC 18004) as a square of dark and light modules, made by libqrencode.

@@ -5,36 +5,41 @@ public enum ConfigTemplate {
     /// The template for a state directory made by `anonreg init`: the socket inside it, and the
     /// calling uid as admin and as clinic `local`.
     public static func render(stateDirectory: String, uid: UInt32) -> String {
-        render(stateDirectory: stateDirectory, socketPath: stateDirectory + "/anonreg.sock", adminUIDs: [uid], localClinicUID: uid,
-               serviceUser: nil)
+        render(
+            stateDirectory: stateDirectory, socketPath: stateDirectory + "/anonreg.sock", adminUIDs: [uid], localClinicUID: uid,
+            serviceUser: nil)
     }
 
     /// The general template; `make install` writes the system one (socket in /run/anonreg, admin
     /// root, no clinic yet).
-    public static func render(stateDirectory: String, socketPath: String, adminUIDs: [UInt32], localClinicUID: UInt32?,
-                              serviceUser: String?) -> String {
-        let user = serviceUser.map { name in
-            """
-            # The service user that owns the state directory and runs anonregd (User= in the unit).
-            # Root's offline commands (backup restore, keys backup, ...) work as this user.
-            user = "\(name)"
-            """
-        } ?? """
-            # The service user that owns the state directory and runs anonregd. Unset here: the
-            # user who ran `anonreg init` runs it.
-            # user = "anonreg"
-            """
-        let clinics = localClinicUID.map { uid in
-            """
-            [clinics.local]
-            uids = [\(uid)]
-            gids = []
-            """
-        } ?? """
-            # [clinics.north]
-            # uids = [1201]
-            # gids = []
-            """
+    public static func render(
+        stateDirectory: String, socketPath: String, adminUIDs: [UInt32], localClinicUID: UInt32?,
+        serviceUser: String?
+    ) -> String {
+        let user =
+            serviceUser.map { name in
+                """
+                # The service user that owns the state directory and runs anonregd (User= in the unit).
+                # Root's offline commands (backup restore, keys backup, ...) work as this user.
+                user = "\(name)"
+                """
+            } ?? """
+                # The service user that owns the state directory and runs anonregd. Unset here: the
+                # user who ran `anonreg init` runs it.
+                # user = "anonreg"
+                """
+        let clinics =
+            localClinicUID.map { uid in
+                """
+                [clinics.local]
+                uids = [\(uid)]
+                gids = []
+                """
+            } ?? """
+                # [clinics.north]
+                # uids = [1201]
+                # gids = []
+                """
         func list(_ values: [String]) -> String { "[" + values.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         func category(_ name: String, _ p: Policy, _ note: String) -> String {
             """

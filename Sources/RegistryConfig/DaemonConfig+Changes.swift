@@ -21,7 +21,8 @@ extension DaemonConfig {
             if "\(old)" != "\(new)" { out.append(Change(text: "\(key) \(old) -> \(new)", needsRestart: false)) }
         }
         func ids(_ role: String, _ old: [UInt32], _ new: [UInt32]) {
-            let added = new.filter { !old.contains($0) }, removed = old.filter { !new.contains($0) }
+            let added = new.filter { !old.contains($0) }
+            let removed = old.filter { !new.contains($0) }
             if !added.isEmpty { out.append(Change(text: "\(role) added: uid \(Self.list(added))", needsRestart: false)) }
             if !removed.isEmpty { out.append(Change(text: "\(role) removed: uid \(Self.list(removed))", needsRestart: false)) }
         }
@@ -47,7 +48,8 @@ extension DaemonConfig {
         }
         for clinic in new.clinics {
             if let old = clinics.first(where: { $0.id == clinic.id }), old != clinic {
-                out.append(Change(text: "clinic \(clinic.id) changed: \(Self.members(old)) -> \(Self.members(clinic))", needsRestart: false))
+                out.append(
+                    Change(text: "clinic \(clinic.id) changed: \(Self.members(old)) -> \(Self.members(clinic))", needsRestart: false))
             }
         }
 
@@ -62,9 +64,13 @@ extension DaemonConfig {
         value("limits.request_seconds", limits.requestSeconds, new.limits.requestSeconds)
         restart("limits.refusal_summary_seconds", "\(limits.refusalSummarySeconds)", "\(new.limits.refusalSummarySeconds)")
         func budget(_ key: String, _ old: Limits.Budget?, _ new: Limits.Budget?) {
-            value(key + "writes_per_minute", old.map { "\($0.writesPerMinute)" } ?? "(default)", new.map { "\($0.writesPerMinute)" } ?? "(default)")
+            value(
+                key + "writes_per_minute", old.map { "\($0.writesPerMinute)" } ?? "(default)",
+                new.map { "\($0.writesPerMinute)" } ?? "(default)")
             value(key + "write_burst", old.map { "\($0.writeBurst)" } ?? "(default)", new.map { "\($0.writeBurst)" } ?? "(default)")
-            value(key + "reads_per_minute", old.map { "\($0.readsPerMinute)" } ?? "(default)", new.map { "\($0.readsPerMinute)" } ?? "(default)")
+            value(
+                key + "reads_per_minute", old.map { "\($0.readsPerMinute)" } ?? "(default)",
+                new.map { "\($0.readsPerMinute)" } ?? "(default)")
             value(key + "read_burst", old.map { "\($0.readBurst)" } ?? "(default)", new.map { "\($0.readBurst)" } ?? "(default)")
         }
         budget("limits.", limits.budget, new.limits.budget)
@@ -76,7 +82,9 @@ extension DaemonConfig {
         value("statistics.k", statistics.k, new.statistics.k)
         value("statistics.privacy", statistics.privacy, new.statistics.privacy)
         value("statistics.epsilon", StatsDecimal.text(statistics.epsilonMicro), StatsDecimal.text(new.statistics.epsilonMicro))
-        value("statistics.monthly_budget", StatsDecimal.text(statistics.monthlyBudgetMicro), StatsDecimal.text(new.statistics.monthlyBudgetMicro))
+        value(
+            "statistics.monthly_budget", StatsDecimal.text(statistics.monthlyBudgetMicro),
+            StatsDecimal.text(new.statistics.monthlyBudgetMicro))
         value("retention.completed_grace_days", rules.retention.completedGraceDays, new.rules.retention.completedGraceDays)
         value("retention.inactive_days", rules.retention.inactiveDays, new.rules.retention.inactiveDays)
 
@@ -93,9 +101,12 @@ extension DaemonConfig {
                 break
             }
         }
-        for (key, old, newTerms) in [("vocabulary.substances", rules.substances, new.rules.substances),
-                                     ("vocabulary.treatments", rules.treatments, new.rules.treatments)] {
-            let added = newTerms.filter { !old.contains($0) }, removed = old.filter { !newTerms.contains($0) }
+        for (key, old, newTerms) in [
+            ("vocabulary.substances", rules.substances, new.rules.substances),
+            ("vocabulary.treatments", rules.treatments, new.rules.treatments),
+        ] {
+            let added = newTerms.filter { !old.contains($0) }
+            let removed = old.filter { !newTerms.contains($0) }
             if !added.isEmpty { out.append(Change(text: "\(key) added: \(added.joined(separator: ", "))", needsRestart: false)) }
             if !removed.isEmpty { out.append(Change(text: "\(key) removed: \(removed.joined(separator: ", "))", needsRestart: false)) }
         }

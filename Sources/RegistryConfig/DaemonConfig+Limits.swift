@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// The TOML file shapes decode by property name, so they keep the file's snake_case keys.
+
 import RegistryCore
 
 /// `[limits]`: what one peer may take of the daemon (DESIGN invariant 9; docs/ROBUSTNESS.md
@@ -85,15 +88,19 @@ struct LimitsFile: Decodable {
         let reserve = try value(fd_reserve, d.fdReserve, "limits.fd_reserve", 64...1_000_000)
         let seconds = try value(request_seconds, d.requestSeconds, "limits.request_seconds", 1...3600)
         let summary = try value(refusal_summary_seconds, d.refusalSummarySeconds, "limits.refusal_summary_seconds", 1...3600)
-        func budget(_ b: BudgetFile?, _ fallback: DaemonConfig.Limits.Budget, _ prefix: String) throws(ConfigError) -> DaemonConfig.Limits.Budget {
+        func budget(_ b: BudgetFile?, _ fallback: DaemonConfig.Limits.Budget, _ prefix: String) throws(ConfigError)
+            -> DaemonConfig.Limits.Budget
+        {
             DaemonConfig.Limits.Budget(
                 writesPerMinute: try value(b?.writes_per_minute, fallback.writesPerMinute, prefix + "writes_per_minute", 1...10_000_000),
                 writeBurst: try value(b?.write_burst, fallback.writeBurst, prefix + "write_burst", 1...10_000_000),
                 readsPerMinute: try value(b?.reads_per_minute, fallback.readsPerMinute, prefix + "reads_per_minute", 1...10_000_000),
                 readBurst: try value(b?.read_burst, fallback.readBurst, prefix + "read_burst", 1...10_000_000))
         }
-        let general = try budget(BudgetFile(writes_per_minute: writes_per_minute, write_burst: write_burst,
-                                            reads_per_minute: reads_per_minute, read_burst: read_burst), d.budget, "limits.")
+        let general = try budget(
+            BudgetFile(
+                writes_per_minute: writes_per_minute, write_burst: write_burst,
+                reads_per_minute: reads_per_minute, read_burst: read_burst), d.budget, "limits.")
         var perClinic: [ClinicID: DaemonConfig.Limits.Budget] = [:]
         for (name, b) in (clinics ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard let id = ClinicID(name), known.contains(where: { $0.id == id }) else {

@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// The TOML file shapes decode by property name, so they keep the file's snake_case keys.
+
 import Foundation
 import RegistryCore
 import RegistryProtocol
@@ -239,13 +242,19 @@ struct ConfigFile: Decodable {
             // Every process whose primary group is root's, or the daemon's own, would act as the
             // clinic. Root's uid stays possible: `anonreg init`'s single-user trial needs it.
             if gids.contains(0) {
-                throw bad("clinics.\(name).gids contains 0 (root's group): every process in root's group would act as clinic \(name); use the clinic system's own uid or group")
+                throw bad(
+                    "clinics.\(name).gids contains 0 (root's group): every process in root's group would act as clinic \(name); use the clinic system's own uid or group"
+                )
             }
             if let service, uids.contains(service.uid) {
-                throw bad("clinics.\(name).uids contains \(service.uid), the service user \(service) that runs anonregd; a clinic needs an account of its own")
+                throw bad(
+                    "clinics.\(name).uids contains \(service.uid), the service user \(service) that runs anonregd; a clinic needs an account of its own"
+                )
             }
             if let service, gids.contains(service.gid) {
-                throw bad("clinics.\(name).gids contains \(service.gid), the group of the service user \(service): the daemon itself and every process in that group would act as clinic \(name); use the clinic system's own group")
+                throw bad(
+                    "clinics.\(name).gids contains \(service.gid), the group of the service user \(service): the daemon itself and every process in that group would act as clinic \(name); use the clinic system's own group"
+                )
             }
             for uid in uids {
                 if let other = seenUIDs[uid] { throw bad("uid \(uid) is listed for both clinics \(other) and \(name)") }
@@ -276,7 +285,9 @@ struct ConfigFile: Decodable {
         guard !policies.isEmpty else { throw bad("at least one [categories.NAME] is needed") }
         let retention = Retention(
             completedGraceDays: retention?.completed_grace_days ?? 30, inactiveDays: retention?.inactive_days ?? 730)
-        guard retention.completedGraceDays >= 0, retention.completedGraceDays <= 3650, retention.inactiveDays >= 1, retention.inactiveDays <= 36500 else {
+        guard retention.completedGraceDays >= 0, retention.completedGraceDays <= 3650, retention.inactiveDays >= 1,
+            retention.inactiveDays <= 36500
+        else {
             throw bad("retention.completed_grace_days must be 0 to 3650 and inactive_days 1 to 36500")
         }
         let substances = vocabulary?.substances ?? MonitoringRules.defaultSubstances
@@ -284,11 +295,13 @@ struct ConfigFile: Decodable {
         for term in substances + treatments where ClinicID(term) == nil {
             throw bad("vocabulary term \"\(term)\" must be 1-64 of a-z 0-9 - _")
         }
-        let audit = DaemonConfig.Audit(checkpointEvery: self.audit?.checkpoint_every ?? 1000,
-                                       checkpointMinutes: self.audit?.checkpoint_minutes ?? 10,
-                                       retentionDays: self.audit?.retention_days ?? 0)
+        let audit = DaemonConfig.Audit(
+            checkpointEvery: self.audit?.checkpoint_every ?? 1000,
+            checkpointMinutes: self.audit?.checkpoint_minutes ?? 10,
+            retentionDays: self.audit?.retention_days ?? 0)
         guard (1...1_000_000).contains(audit.checkpointEvery), (1...1440).contains(audit.checkpointMinutes),
-              (0...36500).contains(audit.retentionDays) else {
+            (0...36500).contains(audit.retentionDays)
+        else {
             throw bad("audit.checkpoint_every must be 1 to 1000000, checkpoint_minutes 1 to 1440, retention_days 0 to 36500")
         }
         let defaults = DaemonConfig.Statistics.defaults
@@ -296,14 +309,17 @@ struct ConfigFile: Decodable {
             guard let value else { return fallback }
             let scaled = (value * 1_000_000).rounded()
             guard value.isFinite, abs(scaled - value * 1_000_000) < 1e-3, range.contains(Int(scaled)) else {
-                throw bad("statistics.\(name) must be \(StatsDecimal.text(range.lowerBound)) to \(StatsDecimal.text(range.upperBound)) with at most six decimals")
+                throw bad(
+                    "statistics.\(name) must be \(StatsDecimal.text(range.lowerBound)) to \(StatsDecimal.text(range.upperBound)) with at most six decimals"
+                )
             }
             return Int(scaled)
         }
         let statistics = DaemonConfig.Statistics(
             k: self.statistics?.k ?? defaults.k, privacy: self.statistics?.privacy ?? defaults.privacy,
             epsilonMicro: try micro(self.statistics?.epsilon, defaults.epsilonMicro, "epsilon", 10_000...10_000_000),
-            monthlyBudgetMicro: try micro(self.statistics?.monthly_budget, defaults.monthlyBudgetMicro, "monthly_budget", 10_000...100_000_000))
+            monthlyBudgetMicro: try micro(
+                self.statistics?.monthly_budget, defaults.monthlyBudgetMicro, "monthly_budget", 10_000...100_000_000))
         // k = 2 would publish nothing but ones as "<2" (zeros are shown), so at least 3.
         guard (3...100).contains(statistics.k) else { throw bad("statistics.k must be 3 to 100") }
         guard statistics.monthlyBudgetMicro >= statistics.epsilonMicro else {
@@ -320,7 +336,9 @@ struct ConfigFile: Decodable {
                 throw bad("uid \(uid) is both a statistician and a uid of clinic \(clinic); statistics are never for clinic peers")
             }
             if let gid = DaemonConfig.primaryGroup(of: uid), let clinic = seenGIDs[gid] {
-                throw bad("statistician uid \(uid) has primary gid \(gid), a gid of clinic \(clinic): it would connect as that clinic, and statistics are never for clinic peers; give it a primary group of its own (usermod -g)")
+                throw bad(
+                    "statistician uid \(uid) has primary gid \(gid), a gid of clinic \(clinic): it would connect as that clinic, and statistics are never for clinic peers; give it a primary group of its own (usermod -g)"
+                )
             }
         }
         var config = DaemonConfig(

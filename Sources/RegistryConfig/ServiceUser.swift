@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The service user that owns the state directory and runs anonregd (`daemon.user` in
 /// anonreg.toml, `User=anonreg` in the unit). Root's offline commands work as this user, a
@@ -133,7 +134,9 @@ public enum StateOwner {
         guard setgroups(1, &groups) == 0 else { throw .dropFailed(step: "setgroups", errno: errno) }
         guard anonreg_setresgid(user.gid) == 0 else { throw .dropFailed(step: "setresgid", errno: errno) }
         guard anonreg_setresuid(user.uid) == 0 else { throw .dropFailed(step: "setresuid", errno: errno) }
-        var r: UInt32 = 0, e: UInt32 = 0, s: UInt32 = 0
+        var r: UInt32 = 0
+        var e: UInt32 = 0
+        var s: UInt32 = 0
         guard anonreg_getresuid(&r, &e, &s) == 0, r == user.uid, e == user.uid, s == user.uid, setuid(0) != 0 else {
             throw .dropFailed(step: "the check that root cannot be regained", errno: EPERM)
         }
@@ -142,15 +145,19 @@ public enum StateOwner {
     /// The service user of the configuration that serves `stateDirectory`: `$ANONREG_CONFIG`,
     /// else /etc/anonreg/anonreg.toml, when its `daemon.state_dir` (or `keys_dir`) is that
     /// directory and it names `daemon.user`. Nil otherwise (a trial directory of `anonreg init`).
-    public static func serviceUser(forStateDirectory stateDirectory: String, keysDirectory: String? = nil,
-                                   environment: [String: String] = ProcessInfo.processInfo.environment) -> ServiceUser? {
+    public static func serviceUser(
+        forStateDirectory stateDirectory: String, keysDirectory: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> ServiceUser? {
         let path = environment["ANONREG_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/anonreg/anonreg.toml"
         guard let config = try? DaemonConfig.load(path: path), let spec = config.serviceUserSpec else { return nil }
         func same(_ a: String, _ b: String) -> Bool {
             URL(fileURLWithPath: a).standardizedFileURL.resolvingSymlinksInPath().path
                 == URL(fileURLWithPath: b).standardizedFileURL.resolvingSymlinksInPath().path
         }
-        guard same(config.stateDirectory, stateDirectory) || keysDirectory.map({ same(config.keysDirectory, $0) }) == true else { return nil }
+        guard same(config.stateDirectory, stateDirectory) || keysDirectory.map({ same(config.keysDirectory, $0) }) == true else {
+            return nil
+        }
         return ServiceUser.resolve(spec)
     }
 }

@@ -43,8 +43,9 @@ public final class Ed25519SigningKey: Sendable, CustomStringConvertible, CustomD
         var signature = [UInt8](repeating: 0, count: Ed25519.signatureBytes)
         var length: UInt64 = 0
         let rc = secretKey.withUnsafeBytes { sk in
-            crypto_sign_detached(&signature, &length, message, UInt64(message.count),
-                                 sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            crypto_sign_detached(
+                &signature, &length, message, UInt64(message.count),
+                sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         try Sodium.check(rc, "crypto_sign_detached")
         return signature

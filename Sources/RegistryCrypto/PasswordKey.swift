@@ -31,9 +31,9 @@ public struct PasswordKDFParameters: Sendable, Equatable, Codable {
 /// libsodium's Argon2id presets.
 public enum PasswordStrength: String, Sendable, CaseIterable {
     #if DEBUG
-    /// Test suites only: `crypto_pwhash_OPSLIMIT_MIN` / `MEMLIMIT_MIN`. Compiled into debug
-    /// builds only, and never accepted from a command line (`PasswordStrength(option:)`).
-    case minimumForTests = "minimum"
+        /// Test suites only: `crypto_pwhash_OPSLIMIT_MIN` / `MEMLIMIT_MIN`. Compiled into debug
+        /// builds only, and never accepted from a command line (`PasswordStrength(option:)`).
+        case minimumForTests = "minimum"
     #endif
     case interactive
     /// The default for keyrings: 256 MiB, 3 passes.
@@ -52,7 +52,7 @@ public enum PasswordStrength: String, Sendable, CaseIterable {
     var limits: (UInt64, UInt64) {
         switch self {
         #if DEBUG
-        case .minimumForTests: (UInt64(crypto_pwhash_opslimit_min()), UInt64(crypto_pwhash_memlimit_min()))
+            case .minimumForTests: (UInt64(crypto_pwhash_opslimit_min()), UInt64(crypto_pwhash_memlimit_min()))
         #endif
         case .interactive: (UInt64(crypto_pwhash_opslimit_interactive()), UInt64(crypto_pwhash_memlimit_interactive()))
         case .moderate: (UInt64(crypto_pwhash_opslimit_moderate()), UInt64(crypto_pwhash_memlimit_moderate()))
@@ -73,9 +73,9 @@ public enum PasswordKey {
         }
         let salt = try Hex.decode(parameters.salt, length: PasswordKDFParameters.saltBytes, what: "argon2id salt")
         guard parameters.opsLimit >= UInt64(crypto_pwhash_opslimit_min()),
-              parameters.opsLimit <= UInt64(crypto_pwhash_opslimit_max()),
-              parameters.memLimit >= UInt64(crypto_pwhash_memlimit_min()),
-              parameters.memLimit <= UInt64(crypto_pwhash_memlimit_max())
+            parameters.opsLimit <= UInt64(crypto_pwhash_opslimit_max()),
+            parameters.memLimit >= UInt64(crypto_pwhash_memlimit_min()),
+            parameters.memLimit <= UInt64(crypto_pwhash_memlimit_max())
         else { throw .passwordHashingFailed }
         return try passphrase.withUnsafeBytes { (pw) throws(CryptoError) in
             try SecretBytes(count: length) { (out) throws(CryptoError) in

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The newest signed audit checkpoint, kept outside the database, beside the keyring and the
 /// erasure ledger (docs/CRYPTO.md §Audit, "Anchor"): `KEYS_DIR/audit-anchor`, mode 0600, one
@@ -48,7 +49,8 @@ public struct AuditAnchor: Codable, Sendable, Equatable {
         guard SecureFile.exists(path) else { return nil }
         let bytes = try SecureFile.readAll(path, limit: 1 << 16)
         guard let anchor = try? JSONDecoder().decode(AuditAnchor.self, from: Data(bytes)), anchor.format == format,
-              anchor.seq >= 1, anchor.interval >= 1, anchor.previous >= 0, anchor.previous < anchor.seq else {
+            anchor.seq >= 1, anchor.interval >= 1, anchor.previous >= 0, anchor.previous < anchor.seq
+        else {
             throw .malformedManifest(path: path, reason: "not an audit anchor of format \(format)")
         }
         return anchor
@@ -60,7 +62,9 @@ public struct AuditAnchor: Codable, Sendable, Equatable {
         if let current = try Self.read(directory: directory), current.seq >= seq { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let json = try? encoder.encode(self) else { throw .malformedManifest(path: directory, reason: "cannot encode the audit anchor") }
+        guard let json = try? encoder.encode(self) else {
+            throw .malformedManifest(path: directory, reason: "cannot encode the audit anchor")
+        }
         let bytes = Array(json) + [0x0A]
         try SecureFile.writeAtomically(directory: directory, name: Self.fileName, overwrite: true) { (fd, path) throws(KeyringError) in
             try bytes.withUnsafeBytes { buffer in

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The erasure ledger (docs/CRYPTO.md §Erasure ledger): an append-only file beside the keyring,
 /// `KEYS_DIR/erasure-ledger`, holding a keyed reference of every erased subject and nothing
@@ -78,7 +79,8 @@ public struct ErasureLedger: Sendable {
 
     /// mac_i from mac_{i-1} and ref_i.
     func mac(_ reference: [UInt8], previous: [UInt8]) throws(KeyringError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.erasureLedgerChain, previous + reference, key: key.bytes, length: Self.macBytes) } catch {
+        do { return try KeyedHash.hash(label: Label.erasureLedgerChain, previous + reference, key: key.bytes, length: Self.macBytes) } catch
+        {
             throw .crypto(error)
         }
     }
@@ -150,7 +152,9 @@ public struct ErasureLedger: Sendable {
     func prepareTail(fd: Int32, size: Int) throws(KeyringError) -> (state: State, created: Bool) {
         let header = Array(Self.header.utf8)
         var start = [UInt8](repeating: 0, count: min(size, header.count))
-        guard start.isEmpty || pread(fd, &start, start.count, 0) == start.count else { throw .io(path: path, operation: "read", errno: errno) }
+        guard start.isEmpty || pread(fd, &start, start.count, 0) == start.count else {
+            throw .io(path: path, operation: "read", errno: errno)
+        }
         guard header.starts(with: start) else {
             throw .malformedLedger(path: path, reason: "it does not start with \"\(Self.header.dropLast())\"; the file was left untouched")
         }
@@ -176,7 +180,8 @@ public struct ErasureLedger: Sendable {
             end = from
         }
         guard (keep - header.count) % Self.entryBytes == 0 else {
-            throw .malformedLedger(path: path, reason: "its last complete line ends at byte \(keep), not on an entry boundary; the file was left untouched")
+            throw .malformedLedger(
+                path: path, reason: "its last complete line ends at byte \(keep), not on an entry boundary; the file was left untouched")
         }
         let count = (keep - header.count) / Self.entryBytes
         var state = State.empty
@@ -194,7 +199,8 @@ public struct ErasureLedger: Sendable {
             if count > 1 {
                 var before = [UInt8](repeating: 0, count: Self.entryBytes)
                 guard pread(fd, &before, Self.entryBytes, off_t(keep - 2 * Self.entryBytes)) == Self.entryBytes,
-                      let prior = Self.parse(before.dropLast()) else {
+                    let prior = Self.parse(before.dropLast())
+                else {
                     throw .malformedLedger(path: path, reason: "its second-to-last line is not an entry; the file was left untouched")
                 }
                 previous = prior.mac
@@ -222,7 +228,10 @@ public struct ErasureLedger: Sendable {
         }
     }
 
-    enum Tail { case entry(mac: [UInt8]), torn }
+    enum Tail {
+        case entry(mac: [UInt8])
+        case torn
+    }
 
     /// What follows the last newline: a whole entry without its newline whose MAC continues the
     /// chain (kept), or the beginning of one (a torn, unacknowledged append: dropped). Anything
@@ -236,11 +245,15 @@ public struct ErasureLedger: Sendable {
             return .entry(mac: entry.mac)
         }
         let hex = Set(Array("0123456789abcdef".utf8))
-        let wellFormedPrefix = tail.count < Self.entryBytes - 1 && tail.enumerated().allSatisfy { i, byte in
-            i == 2 * Self.referenceBytes ? byte == UInt8(ascii: " ") : hex.contains(byte)
-        }
+        let wellFormedPrefix =
+            tail.count < Self.entryBytes - 1
+            && tail.enumerated().allSatisfy { i, byte in
+                i == 2 * Self.referenceBytes ? byte == UInt8(ascii: " ") : hex.contains(byte)
+            }
         guard wellFormedPrefix else {
-            throw .malformedLedger(path: path, reason: "it ends with \(tail.count) bytes after its last newline that are not an entry; the file was left untouched")
+            throw .malformedLedger(
+                path: path,
+                reason: "it ends with \(tail.count) bytes after its last newline that are not an entry; the file was left untouched")
         }
         return .torn
     }
@@ -249,8 +262,9 @@ public struct ErasureLedger: Sendable {
         guard line.count == entryBytes - 1 else { return nil }
         let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard parts.count == 2, let reference = try? Hex.decode(String(decoding: parts[0], as: UTF8.self)),
-              reference.count == referenceBytes,
-              let mac = try? Hex.decode(String(decoding: parts[1], as: UTF8.self)), mac.count == macBytes else { return nil }
+            reference.count == referenceBytes,
+            let mac = try? Hex.decode(String(decoding: parts[1], as: UTF8.self)), mac.count == macBytes
+        else { return nil }
         return (reference, mac)
     }
 
@@ -280,7 +294,9 @@ public struct ErasureLedger: Sendable {
             guard Sodium.constantTimeEquals(entry.mac, expected) else {
                 throw .malformedLedger(
                     path: path,
-                    reason: "line \(i + 2) fails its chained MAC: an entry was altered, removed or reordered, or written under another index key")
+                    reason:
+                        "line \(i + 2) fails its chained MAC: an entry was altered, removed or reordered, or written under another index key"
+                )
             }
             contents.references.append(entry.reference)
             contents.macs.append(entry.mac)
@@ -322,12 +338,14 @@ public struct ErasureLedger: Sendable {
         var previous = State.empty.head
         var at = header.count
         while at < bytes.count {
-            guard bytes[at + Self.entryBytes - 1] == UInt8(ascii: "\n"), let entry = Self.parse(bytes[at..<(at + Self.entryBytes - 1)]) else {
+            guard bytes[at + Self.entryBytes - 1] == UInt8(ascii: "\n"), let entry = Self.parse(bytes[at..<(at + Self.entryBytes - 1)])
+            else {
                 throw .malformedLedger(path: "the backup's ledger", reason: "entry \(contents.references.count + 1) is not an entry")
             }
             guard Sodium.constantTimeEquals(try mac(entry.reference, previous: previous), entry.mac) else {
-                throw .malformedLedger(path: "the backup's ledger",
-                                       reason: "entry \(contents.references.count + 1) fails its chained MAC (altered, or written under another index key)")
+                throw .malformedLedger(
+                    path: "the backup's ledger",
+                    reason: "entry \(contents.references.count + 1) fails its chained MAC (altered, or written under another index key)")
             }
             contents.references.append(entry.reference)
             contents.macs.append(entry.mac)
@@ -367,7 +385,8 @@ public struct ErasureLedger: Sendable {
         }
         if recorded.count > 0 {
             guard Sodium.constantTimeEquals(contents.macs[recorded.count - 1], recorded.head) else {
-                throw .malformedLedger(path: path, reason: "it does not extend the chain head recorded in the database: it was replaced or rewritten")
+                throw .malformedLedger(
+                    path: path, reason: "it does not extend the chain head recorded in the database: it was replaced or rewritten")
             }
         }
     }

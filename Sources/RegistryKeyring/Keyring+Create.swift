@@ -59,7 +59,8 @@ extension Keyring {
             try KeyFile.write(kek, directory: directory, name: KeyFileName.kek(1), sealingKey: sealingKey, overwrite: false)
             checks[KeyFileName.kek(1)] = try KeyCheck.value(for: kek, name: KeyFileName.kek(1))
 
-            let seed = try options.oprfSeed.map { (s) throws(CryptoError) in try s.bytes.duplicate() }
+            let seed =
+                try options.oprfSeed.map { (s) throws(CryptoError) in try s.bytes.duplicate() }
                 ?? SecretBytes.random(count: OPRF.seedBytes)
             guard seed.count == OPRF.seedBytes else {
                 throw KeyringError.crypto(.invalidLength(what: "oprf seed", expected: OPRF.seedBytes, actual: seed.count))

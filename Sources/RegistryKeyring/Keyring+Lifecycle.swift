@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// KEK lifecycle (docs/CRYPTO.md §KEK lifecycle):
 ///
@@ -86,7 +87,9 @@ extension Keyring {
         guard subjectsUsingIt == 0 || status == .destroyed else {
             throw .invalidTransition(
                 version: version, from: status, to: .destroyed,
-                reason: "\(subjectsUsingIt) subject(s) have their data key wrapped under it now (a restored backup brings them back); run `anonreg keys rewrap` first")
+                reason:
+                    "\(subjectsUsingIt) subject(s) have their data key wrapped under it now (a restored backup brings them back); run `anonreg keys rewrap` first"
+            )
         }
         var next = manifest
         if status == .retired {
@@ -117,7 +120,10 @@ extension Keyring {
 
     private func requireWritable() throws(KeyringError) {
         guard source.isWritable else {
-            throw .readOnly(reason: "it is loaded from systemd credentials; change it through a daemon that reads the keys directory, then re-encrypt the credentials (docs/OPERATIONS.md §Keys from systemd credentials)")
+            throw .readOnly(
+                reason:
+                    "it is loaded from systemd credentials; change it through a daemon that reads the keys directory, then re-encrypt the credentials (docs/OPERATIONS.md §Keys from systemd credentials)"
+            )
         }
     }
 

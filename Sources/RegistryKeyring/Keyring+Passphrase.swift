@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
 import Foundation
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `anonreg keys passphrase` (docs/CRYPTO.md §Passphrase sealing): seals an unsealed keyring, or
 /// seals a sealed one under a new passphrase. Every key file is written again, sealed under the
@@ -32,7 +33,9 @@ extension Keyring {
 
     /// Seals this keyring (loaded from a keys directory, with its current passphrase if it has
     /// one) under `passphrase`. The daemon must not be running on it: the caller checks.
-    public func changingPassphrase(to passphrase: KeyMaterial, strength: PasswordStrength) throws(KeyringError) -> (Keyring, PassphraseChange) {
+    public func changingPassphrase(to passphrase: KeyMaterial, strength: PasswordStrength) throws(KeyringError) -> (
+        Keyring, PassphraseChange
+    ) {
         let directory = source.directory
         let leftovers = try Self.destroyPassphraseLeftovers(of: directory)
         let change = try locked { () throws(KeyringError) -> PassphraseChange in
@@ -42,8 +45,12 @@ extension Keyring {
             var next = manifest
             next.sealing = .init(kdf: parameters, check: try Passphrase.makeCheck(sealingKey: newKey))
 
-            let secrets: [(String, Int)] = manifest.keks.filter { $0.status != .destroyed }.map { ($0.fileName, XChaCha20Poly1305.keyBytes) }
-                + [(KeyFileName.oprfSeed, OPRF.seedBytes), (KeyFileName.index, KDF.masterKeyBytes), (KeyFileName.auditSigning, Ed25519.seedBytes)]
+            let secrets: [(String, Int)] =
+                manifest.keks.filter { $0.status != .destroyed }.map { ($0.fileName, XChaCha20Poly1305.keyBytes) }
+                + [
+                    (KeyFileName.oprfSeed, OPRF.seedBytes), (KeyFileName.index, KDF.masterKeyBytes),
+                    (KeyFileName.auditSigning, Ed25519.seedBytes),
+                ]
             let staging = directory + Self.passphraseStagingMarker + Hex.encode((try? Sodium.randomBytes(count: 6)) ?? [0])
             try SecureFile.makeDirectory(staging)
             var others = 0

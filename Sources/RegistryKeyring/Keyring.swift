@@ -46,7 +46,8 @@ public final class Keyring: Sendable {
             auditSubjectKey = KeyMaterial(
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .auditSubject, length: KeyedHash.keyBytes), name: "audit subject key")
             erasureLedgerKey = KeyMaterial(
-                try KDF.deriveSubkey(from: indexKey, id: 1, context: .erasureLedger, length: KeyedHash.keyBytes), name: "erasure ledger key")
+                try KDF.deriveSubkey(from: indexKey, id: 1, context: .erasureLedger, length: KeyedHash.keyBytes), name: "erasure ledger key"
+            )
             rowMACKey = KeyMaterial(
                 try KDF.deriveSubkey(from: indexKey, id: 1, context: .rowMAC, length: KeyedHash.keyBytes), name: "row MAC key")
         } catch { throw .crypto(error) }
@@ -89,8 +90,9 @@ public final class Keyring: Sendable {
     /// The OPRF seed (hex) and key info (text) for an offline backup. The hex string is the one
     /// place a seed leaves secure memory: the caller writes it only to a terminal or a 0600 file.
     public func exportOPRFSeed() throws(KeyringError) -> (hex: String, keyInfo: String) {
-        let seed = try KeyFile.read(path: source.path(for: KeyFileName.oprfSeed), name: KeyFileName.oprfSeed,
-                                    length: OPRF.seedBytes, sealingKey: sealingKey, rule: source.rule(for: KeyFileName.oprfSeed))
+        let seed = try KeyFile.read(
+            path: source.path(for: KeyFileName.oprfSeed), name: KeyFileName.oprfSeed,
+            length: OPRF.seedBytes, sealingKey: sealingKey, rule: source.rule(for: KeyFileName.oprfSeed))
         try KeyCheck.verify(seed, name: KeyFileName.oprfSeed, manifest: manifest, path: source.directory)
         let info = (try? Hex.decode(manifest.oprf.keyInfo)) ?? []
         return (seed.withUnsafeBytes { Hex.encode($0) }, String(decoding: info, as: UTF8.self))
@@ -109,7 +111,8 @@ public final class Keyring: Sendable {
             try SecureFile.checkDirectory(source.directory)
         }
         let manifest = try readManifest(path: manifestPath, rule: source.rule(for: KeyFileName.manifest))
-        let secretNames = manifest.keks.filter { $0.status != .destroyed }.map(\.fileName)
+        let secretNames =
+            manifest.keks.filter { $0.status != .destroyed }.map(\.fileName)
             + [KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning]
         // Anything read from the keys directory needs the directory's own checks too, and the
         // directory must hold nothing but anonreg's regular files (a FIFO or a stray copy).
@@ -149,7 +152,9 @@ public final class Keyring: Sendable {
                 try readKey(entry.fileName, length: XChaCha20Poly1305.keyBytes), name: "kek \(entry.version)")
         }
         let info: [UInt8]
-        do { info = try Hex.decode(manifest.oprf.keyInfo) } catch { throw .malformedManifest(path: manifestPath, reason: "oprf.keyInfo is not hex") }
+        do { info = try Hex.decode(manifest.oprf.keyInfo) } catch {
+            throw .malformedManifest(path: manifestPath, reason: "oprf.keyInfo is not hex")
+        }
         let oprfKey: OPRFServerKey
         do {
             oprfKey = try OPRFServerKey(seed: try readKey(KeyFileName.oprfSeed, length: OPRF.seedBytes), info: info)
@@ -192,7 +197,8 @@ public final class Keyring: Sendable {
             throw .malformedManifest(path: directory + "/" + KeyFileName.manifest, reason: "could not encode")
         }
         let bytes = Array(data) + [UInt8(ascii: "\n")]
-        try SecureFile.writeAtomically(directory: directory, name: KeyFileName.manifest, overwrite: overwrite) { (fd, path) throws(KeyringError) in
+        try SecureFile.writeAtomically(directory: directory, name: KeyFileName.manifest, overwrite: overwrite) {
+            (fd, path) throws(KeyringError) in
             try bytes.withUnsafeBytes { buffer in
                 Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
             }.get()
@@ -216,7 +222,7 @@ public final class Keyring: Sendable {
         switch error {
         case DecodingError.keyNotFound(let key, _): "missing \"\(key.stringValue)\""
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
-             DecodingError.dataCorrupted(let context):
+            DecodingError.dataCorrupted(let context):
             "bad value at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
         default: "malformed JSON"
         }

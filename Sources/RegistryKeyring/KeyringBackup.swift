@@ -1,9 +1,10 @@
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
+import Foundation
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A passphrase-sealed copy of a whole keys directory (docs/CRYPTO.md §Keyring backups):
 ///
@@ -225,8 +226,9 @@ public enum KeyringBackup {
     static func sealingKey(passphrase: KeyMaterial, kdf: PasswordKDFParameters) throws(KeyringError) -> KeyMaterial {
         do {
             let master = try PasswordKey.derive(passphrase: passphrase.bytes, parameters: kdf, length: KDF.masterKeyBytes)
-            return KeyMaterial(try KDF.deriveSubkey(from: master, id: 1, context: .keyringBackup, length: XChaCha20Poly1305.keyBytes),
-                               name: "keyring backup key")
+            return KeyMaterial(
+                try KDF.deriveSubkey(from: master, id: 1, context: .keyringBackup, length: XChaCha20Poly1305.keyBytes),
+                name: "keyring backup key")
         } catch { throw .crypto(error) }
     }
 
@@ -268,7 +270,8 @@ public enum KeyringBackup {
         let header = Array(ErasureLedger.header.utf8)
         let complete = header.count + currentContents.references.count * ErasureLedger.entryBytes
         let currentBytes = Array(try SecureFile.readAll(current.path, limit: 1 << 34).prefix(complete))
-        try SecureFile.writeAtomically(directory: staging, name: ErasureLedger.fileName, overwrite: true) { (fd, path) throws(KeyringError) in
+        try SecureFile.writeAtomically(directory: staging, name: ErasureLedger.fileName, overwrite: true) {
+            (fd, path) throws(KeyringError) in
             try currentBytes.withUnsafeBytes { buffer in
                 Result { () throws(KeyringError) in try SecureFile.writeAll(fd: fd, buffer, path: path) }
             }.get()

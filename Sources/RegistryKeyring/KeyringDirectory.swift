@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What may sit in the keys directory (docs/CRYPTO.md §Keyring): anonreg's own regular files,
@@ -50,14 +50,15 @@ public enum KeyringDirectory {
             if name == "." || name == ".." { continue }
             var st = stat()
             guard lstat(directory + "/" + name, &st) == 0 else { continue }  // gone meanwhile
-            let kind: String? = switch st.st_mode & S_IFMT {
-            case S_IFREG: nil
-            case S_IFIFO: "a FIFO"
-            case S_IFLNK: "a symbolic link"
-            case S_IFDIR: "a directory"
-            case S_IFSOCK: "a socket"
-            default: "a device or other special file"
-            }
+            let kind: String? =
+                switch st.st_mode & S_IFMT {
+                case S_IFREG: nil
+                case S_IFIFO: "a FIFO"
+                case S_IFLNK: "a symbolic link"
+                case S_IFDIR: "a directory"
+                case S_IFSOCK: "a socket"
+                default: "a device or other special file"
+                }
             if let kind {
                 found.append("\(name) (\(kind))")
             } else if !isKnown(name) && !isTemporary(name) {

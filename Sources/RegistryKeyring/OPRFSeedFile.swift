@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The offline backup of the OPRF key (docs/CRYPTO.md §OPRF seed backup): what
 /// `anonreg keys export-oprf-seed --output FILE` writes and `anonreg init --oprf-seed-file FILE`
@@ -39,7 +40,9 @@ public enum OPRFSeedFile {
     public static func read(path: String) throws(KeyringError) -> (seed: KeyMaterial, keyInfo: [UInt8]?) {
         let (fd, size) = try SecureFile.openForReading(path)
         defer { close(fd) }
-        guard size > 0, size <= maxBytes else { throw .malformedKeyFile(path: path, reason: "an OPRF seed file holds 1 to \(maxBytes) bytes") }
+        guard size > 0, size <= maxBytes else {
+            throw .malformedKeyFile(path: path, reason: "an OPRF seed file holds 1 to \(maxBytes) bytes")
+        }
         let raw: SecretBytes
         do {
             raw = try SecretBytes(count: size) { (buffer) throws(CryptoError) in
@@ -61,7 +64,8 @@ public enum OPRFSeedFile {
         while start < bytes.count {
             var end = start
             while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-            var lo = start, hi = end
+            var lo = start
+            var hi = end
             while lo < hi && isBlank(bytes[lo]) { lo += 1 }
             while hi > lo && isBlank(bytes[hi - 1]) { hi -= 1 }
             start = end + 1
@@ -85,7 +89,9 @@ public enum OPRFSeedFile {
                     keyInfo = decoded
                 default:
                     // Never echo the line: it could be a mistyped seed.
-                    throw bad("it has a line that is neither \(seedField) nor \(keyInfoField) (the file `anonreg keys export-oprf-seed --output` writes)")
+                    throw bad(
+                        "it has a line that is neither \(seedField) nor \(keyInfoField) (the file `anonreg keys export-oprf-seed --output` writes)"
+                    )
                 }
             } else {
                 // The older form: the 64 hex digits alone.
@@ -101,7 +107,8 @@ public enum OPRFSeedFile {
             seed = try SecretBytes(count: OPRF.seedBytes) { (out) throws(CryptoError) in
                 for i in 0..<OPRF.seedBytes {
                     guard let high = Hex.nibble(bytes[seedRange.lowerBound + 2 * i]),
-                          let low = Hex.nibble(bytes[seedRange.lowerBound + 2 * i + 1]) else { throw .invalidHex }
+                        let low = Hex.nibble(bytes[seedRange.lowerBound + 2 * i + 1])
+                    else { throw .invalidHex }
                     out[i] = high << 4 | low
                 }
             }

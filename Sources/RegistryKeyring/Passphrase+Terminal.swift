@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension Passphrase {
     /// Asks for a passphrase on the controlling terminal (`/dev/tty`) with echo off, reading it
@@ -13,7 +14,9 @@ extension Passphrase {
         let first = try ask(tty, text)
         if confirm {
             let second = try ask(tty, "Repeat it: ")
-            guard first.bytes.constantTimeEquals(second.bytes) else { throw .passphraseEntry("the two passphrases differ; nothing was written") }
+            guard first.bytes.constantTimeEquals(second.bytes) else {
+                throw .passphraseEntry("the two passphrases differ; nothing was written")
+            }
         }
         return first
     }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Reading a keyring passphrase into secure memory, and turning it into the file-sealing key.
 public enum Passphrase {
@@ -48,7 +49,8 @@ public enum Passphrase {
     /// Counted on the bytes in secure memory; the passphrase never becomes a String.
     public static func checkStrength(_ passphrase: KeyMaterial) throws(KeyringError) {
         let (characters, words) = passphrase.bytes.withUnsafeBytes { bytes -> (Int, Int) in
-            var characters = 0, words = 0
+            var characters = 0
+            var words = 0
             var inWord = false
             for byte in bytes {
                 // A UTF-8 continuation byte (10xxxxxx) belongs to the character before it.
@@ -79,14 +81,15 @@ public enum Passphrase {
     /// The manifest's check value: an empty plaintext sealed under the sealing key.
     static func makeCheck(sealingKey: KeyMaterial) throws(KeyringError) -> String {
         do {
-            return Hex.encode(try XChaCha20Poly1305.seal(
-                [], associatedData: KeyFile.associatedData(name: checkName, protection: .sealed), key: sealingKey.bytes))
+            return Hex.encode(
+                try XChaCha20Poly1305.seal(
+                    [], associatedData: KeyFile.associatedData(name: checkName, protection: .sealed), key: sealingKey.bytes))
         } catch { throw .crypto(error) }
     }
 
     static func verifyCheck(_ check: String, sealingKey: KeyMaterial) throws(KeyringError) {
         guard let sealed = try? Hex.decode(check),
-              (try? XChaCha20Poly1305.open(
+            (try? XChaCha20Poly1305.open(
                 sealed, associatedData: KeyFile.associatedData(name: checkName, protection: .sealed),
                 key: sealingKey.bytes)) != nil
         else { throw .wrongPassphrase }

@@ -25,7 +25,9 @@ public struct SchemaMark: Codable, Sendable, Equatable {
     public func write(directory: String) throws(KeyringError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let json = try? encoder.encode(self) else { throw .malformedManifest(path: directory, reason: "cannot encode the schema mark") }
+        guard let json = try? encoder.encode(self) else {
+            throw .malformedManifest(path: directory, reason: "cannot encode the schema mark")
+        }
         let bytes = Array(json) + [0x0A]
         try SecureFile.writeAtomically(directory: directory, name: Self.fileName, overwrite: true) { (fd, path) throws(KeyringError) in
             try bytes.withUnsafeBytes { buffer in

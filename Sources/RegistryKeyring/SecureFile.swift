@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RegistryCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// POSIX file operations for key material: permission checks as ssh does them, reads straight
 /// into secure memory, and atomic writes (temp file, fsync, rename, fsync directory).

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Named points where a test can freeze a process and kill it there (a restore between two
@@ -11,9 +11,9 @@ public enum TestStop {
     @inline(__always)
     public static func at(_ name: String) {
         #if DEBUG
-        if let wanted = getenv("ANONREG_TEST_STOP_AT"), String(cString: wanted) == name {
-            raise(SIGSTOP)
-        }
+            if let wanted = getenv("ANONREG_TEST_STOP_AT"), String(cString: wanted) == name {
+                raise(SIGSTOP)
+            }
         #endif
     }
 }

@@ -12,7 +12,8 @@ public struct Day: Hashable, Comparable, Sendable, Codable, CustomStringConverti
     /// A valid date or nil (month 1–12, day within the month, leap years).
     public init?(year: Int, month: Int, day: Int) {
         guard (1...9999).contains(year), (1...12).contains(month), day >= 1,
-              day <= Day.daysInMonth(year: year, month: month) else { return nil }
+            day <= Day.daysInMonth(year: year, month: month)
+        else { return nil }
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -26,8 +27,9 @@ public struct Day: Hashable, Comparable, Sendable, Codable, CustomStringConverti
     public init?(_ text: some StringProtocol) {
         let bytes = Array(text.utf8)
         guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-              let year = Day.number(bytes[0..<4]), let month = Day.number(bytes[5..<7]),
-              let day = Day.number(bytes[8..<10]) else { return nil }
+            let year = Day.number(bytes[0..<4]), let month = Day.number(bytes[5..<7]),
+            let day = Day.number(bytes[8..<10])
+        else { return nil }
         self.init(year: year, month: month, day: day)
     }
 
@@ -110,7 +112,8 @@ public struct Month: Hashable, Comparable, Sendable, Codable, CustomStringConver
     public init?(_ text: some StringProtocol) {
         let bytes = Array(text.utf8)
         guard bytes.count == 7, bytes[4] == UInt8(ascii: "-"),
-              let y = Day.number(bytes[0..<4]), let m = Day.number(bytes[5..<7]) else { return nil }
+            let y = Day.number(bytes[0..<4]), let m = Day.number(bytes[5..<7])
+        else { return nil }
         self.init(year: y, month: m)
     }
 

@@ -57,7 +57,8 @@ public struct OPRFEvaluateRequest: Decodable, Sendable {
             elements = .single(one)
         case (nil, let many?):
             guard (1...Self.maxBatch).contains(many.count) else {
-                throw WireError.invalidValue(field: "blindedElements", reason: "must hold 1 to \(Self.maxBatch) elements; it holds \(many.count)")
+                throw WireError.invalidValue(
+                    field: "blindedElements", reason: "must hold 1 to \(Self.maxBatch) elements; it holds \(many.count)")
             }
             elements = .batch(many)
         }
@@ -154,8 +155,10 @@ public struct MonitoringWire: Codable, Sendable, Equatable {
     /// The status in plain words, e.g. "remission since 2026-02-01; 1095 days required; earliest end 2029-02-01".
     public var reason: String
 
-    public init(status: String, category: String, enrolledOn: Day, lastCheckup: Day?, nextCheckupDue: Day?,
-                remissionSince: Day?, earliestEnd: Day?, retentionCapOn: Day, reason: String) {
+    public init(
+        status: String, category: String, enrolledOn: Day, lastCheckup: Day?, nextCheckupDue: Day?,
+        remissionSince: Day?, earliestEnd: Day?, retentionCapOn: Day, reason: String
+    ) {
         self.status = status
         self.category = category
         self.enrolledOn = enrolledOn
@@ -275,8 +278,10 @@ public struct CheckupWire: Codable, Sendable, Equatable {
     /// The clinic that recorded it.
     public var clinic: String
 
-    public init(on: Day, outcome: CheckupOutcome, substances: [String], treatment: [String], note: String,
-                correction: Bool, relapseAction: RelapseAction?, clinic: String) {
+    public init(
+        on: Day, outcome: CheckupOutcome, substances: [String], treatment: [String], note: String,
+        correction: Bool, relapseAction: RelapseAction?, clinic: String
+    ) {
         self.on = on
         self.outcome = outcome
         self.substances = substances
@@ -315,8 +320,10 @@ public struct SelfResponse: Codable, Sendable, Equatable {
     /// Everything above, as sentences a patient can read.
     public var summary: [String]
 
-    public init(monitoring: MonitoringWire, consent: ConsentWire, checkups: [CheckupWire], clinics: [String],
-                accessLog: [AccessLogEntry], summary: [String]) {
+    public init(
+        monitoring: MonitoringWire, consent: ConsentWire, checkups: [CheckupWire], clinics: [String],
+        accessLog: [AccessLogEntry], summary: [String]
+    ) {
         self.monitoring = monitoring
         self.consent = consent
         self.checkups = checkups
@@ -442,8 +449,10 @@ public struct SweepResponseWire: Codable, Sendable, Equatable {
     /// Integrity failures found but not acted on: too many to be tampering (a wrong keyring or a
     /// fault is likelier); nothing was erased.
     public var integritySuspended: Int
-    public init(reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int,
-                erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0, integritySuspended: Int = 0) {
+    public init(
+        reviewed: Int, kept: Int, erasedCompleted: Int, erasedCap: Int, erasedInactive: Int, failed: Int,
+        erasedIntegrity: Int = 0, caseLinksRemoved: Int = 0, integritySuspended: Int = 0
+    ) {
         self.reviewed = reviewed
         self.kept = kept
         self.erasedCompleted = erasedCompleted

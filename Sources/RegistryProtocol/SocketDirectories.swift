@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Who may have put the socket where it is (docs/OPERATIONS.md §Socket). Both ends apply it: the
@@ -29,14 +29,16 @@ public enum SocketDirectories {
         var directory = parent(of: socketPath)
         if !directory.hasPrefix("/") {
             guard let cwd = getcwd(nil, 0) else {
-                return Problem(path: directory, problem: "cannot be resolved (\(describe(errno)))", fix: "give the socket as an absolute path")
+                return Problem(
+                    path: directory, problem: "cannot be resolved (\(describe(errno)))", fix: "give the socket as an absolute path")
             }
             directory = String(cString: cwd) + "/" + directory
             free(cwd)
         }
         var chains = [ancestors(of: directory)]
         guard let resolved = realpath(directory, nil) else {
-            return Problem(path: directory, problem: "cannot be resolved (\(describe(errno)))", fix: "create it, or choose another socket path")
+            return Problem(
+                path: directory, problem: "cannot be resolved (\(describe(errno)))", fix: "create it, or choose another socket path")
         }
         let real = ancestors(of: String(cString: resolved))
         free(resolved)
@@ -79,7 +81,9 @@ public enum SocketDirectories {
             let who = trusted.sorted().map(String.init).joined(separator: ", ")
             return Problem(
                 path: path, problem: "is owned by uid \(owner), which is not root or the daemon's user (trusted uids: \(who))",
-                fix: "make it root's or the daemon user's (chown root \(path)), or put the socket in a directory that is (the shipped units use /run/anonreg, 0750 anonreg:anonreg-clinic)")
+                fix:
+                    "make it root's or the daemon user's (chown root \(path)), or put the socket in a directory that is (the shipped units use /run/anonreg, 0750 anonreg:anonreg-clinic)"
+            )
         }
         // A symbolic link's own mode means nothing; its owner was checked, its target is checked
         // in the resolved chain.

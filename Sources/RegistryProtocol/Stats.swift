@@ -82,8 +82,10 @@ public struct StatsResponse: Codable, Sendable, Equatable {
     public var privacy: StatsPrivacy?
     public var tables: [StatsTable]
 
-    public init(from: Month, to: Month, byClinic: Bool, category: String?, generatedOn: Day, k: Int, closedThrough: Month,
-                privacy: StatsPrivacy?, tables: [StatsTable]) {
+    public init(
+        from: Month, to: Month, byClinic: Bool, category: String?, generatedOn: Day, k: Int, closedThrough: Month,
+        privacy: StatsPrivacy?, tables: [StatsTable]
+    ) {
         self.from = from
         self.to = to
         self.byClinic = byClinic
@@ -151,7 +153,8 @@ public struct StatsPrivacyStatus: Codable, Sendable, Equatable {
     /// Every month with noisy releases, oldest first.
     public var months: [StatsPrivacyMonthWire]
 
-    public init(current: StatsPrivacySettingsWire, closedThrough: Month, changes: [StatsPrivacyChangeWire], months: [StatsPrivacyMonthWire]) {
+    public init(current: StatsPrivacySettingsWire, closedThrough: Month, changes: [StatsPrivacyChangeWire], months: [StatsPrivacyMonthWire])
+    {
         self.current = current
         self.closedThrough = closedThrough
         self.changes = changes

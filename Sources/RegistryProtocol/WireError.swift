@@ -36,12 +36,14 @@ public enum WireError: Error, Equatable, Sendable {
     }
 
     static func unknownFieldMessage(in container: String, accepted: [String]) -> String {
-        let place = switch container {
-        case "body": "the body"
-        case "query": "the query"
-        default: WireError.printable(container)
-        }
-        let known = accepted.isEmpty
+        let place =
+            switch container {
+            case "body": "the body"
+            case "query": "the query"
+            default: WireError.printable(container)
+            }
+        let known =
+            accepted.isEmpty
             ? (container == "query" ? "this endpoint takes no query parameters" : "this endpoint takes no body")
             : "it accepts only " + accepted.map { WireError.printable($0) }.joined(separator: ", ")
         return "\(place) has a field this endpoint does not know (its name is not repeated); \(known)"
@@ -49,11 +51,13 @@ public enum WireError: Error, Equatable, Sendable {
 
     /// A field path as it may be shown: dotted identifiers up to 64 characters, else "(unnamed)".
     static func printable(_ path: String) -> String {
-        let ok = !path.isEmpty && path.utf8.count <= 64 && path.utf8.allSatisfy {
-            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
-                || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-                || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]")
-        }
+        let ok =
+            !path.isEmpty && path.utf8.count <= 64
+            && path.utf8.allSatisfy {
+                ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
+                    || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+                    || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]")
+            }
         return ok ? "\"\(path)\"" : "(unnamed)"
     }
 

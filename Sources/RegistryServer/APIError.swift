@@ -20,11 +20,15 @@ public struct APIError: Error, Sendable, Equatable {
         self.index = index
     }
 
-    static let unknownPeer = APIError(.forbidden, "unknown_peer", "this uid/gid is not a clinic, admin, statistician or monitor in the registry's configuration")
+    static let unknownPeer = APIError(
+        .forbidden, "unknown_peer", "this uid/gid is not a clinic, admin, statistician or monitor in the registry's configuration")
     static func forbidden(_ rule: AccessRule, roles: [Role] = []) -> APIError {
         if rule == .statistics, let clinic = roles.lazy.compactMap({ if case .clinic(let id) = $0 { id } else { nil } }).first {
-            return APIError(.forbidden, "forbidden", "statistics are never for a peer that acts as a clinic, and this uid/gid is clinic \(clinic); "
-                + "ask as an admin or statistician uid that is no clinic, or offline with `anonreg stats --state-dir` (docs/OPERATIONS.md §Statistics)")
+            return APIError(
+                .forbidden, "forbidden",
+                "statistics are never for a peer that acts as a clinic, and this uid/gid is clinic \(clinic); "
+                    + "ask as an admin or statistician uid that is no clinic, or offline with `anonreg stats --state-dir` (docs/OPERATIONS.md §Statistics)"
+            )
         }
         return APIError(.forbidden, "forbidden", "this route is for \(rule.rawValue) peers only")
     }
@@ -46,15 +50,20 @@ public struct APIError: Error, Sendable, Equatable {
         var error: APIError
         var seconds: Int
     }
-    static let invalidElement = APIError(.badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
+    static let invalidElement = APIError(
+        .badRequest, "invalid_element", "blindedElement must be 64 hex digits encoding a valid, non-identity ristretto255 element")
     static func invalidElement(index: Int) -> APIError {
-        APIError(.badRequest, "invalid_element",
-                 "blindedElements[\(index)] must be 64 hex digits encoding a valid, non-identity ristretto255 element; nothing was evaluated",
-                 index: index)
+        APIError(
+            .badRequest, "invalid_element",
+            "blindedElements[\(index)] must be 64 hex digits encoding a valid, non-identity ristretto255 element; nothing was evaluated",
+            index: index)
     }
     static let invalidCase = APIError(.notFound, "case_not_found", "no such case at this clinic")
-    static let storageFullMode = APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
-                                          "the registry's disk is full; data writes are refused until space returns, reads still work")
+    static let storageFullMode = APIError(
+        HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
+        "the registry's disk is full; data writes are refused until space returns, reads still work")
+    // swift-format-ignore: DontRepeatTypeInStaticProperties
+    // Named for its wire code, `internal_error`; `internal` alone is a keyword.
     static let internalError = APIError(.internalServerError, "internal_error", "the registry could not complete the request")
 
     /// The one mapping from any error to an answer. Messages come from fixed texts or from
@@ -70,14 +79,15 @@ public struct APIError: Error, Sendable, Equatable {
         case let error as WireError:
             return APIError(.badRequest, error.code, error.message)
         case let error as DomainError:
-            let status: HTTPResponse.Status = switch error.kind {
-            case .badRequest: .badRequest
-            case .unprocessable: .unprocessableContent
-            case .notFound: .notFound
-            case .refused: .forbidden
-            case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-            case .internalError: .internalServerError
-            }
+            let status: HTTPResponse.Status =
+                switch error.kind {
+                case .badRequest: .badRequest
+                case .unprocessable: .unprocessableContent
+                case .notFound: .notFound
+                case .refused: .forbidden
+                case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+                case .internalError: .internalServerError
+                }
             return APIError(status, error.code, error.message)
         case is DecodingError:
             return .malformedJSON

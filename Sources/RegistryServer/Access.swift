@@ -47,18 +47,20 @@ public enum AccessRule: String, Sendable, CaseIterable {
         case .clinic: roles.contains { if case .clinic = $0 { true } else { false } }
         case .admin: roles.contains { if case .admin = $0 { true } else { false } }
         case .statistics:
-            !roles.contains { if case .clinic = $0 { true } else { false } } && roles.contains {
+            !roles.contains { if case .clinic = $0 { true } else { false } }
+                && roles.contains {
+                    switch $0 {
+                    case .admin, .statistician: true
+                    case .clinic, .monitor: false
+                    }
+                }
+        case .monitoring:
+            roles.contains {
                 switch $0 {
-                case .admin, .statistician: true
-                case .clinic, .monitor: false
+                case .admin, .monitor: true
+                case .clinic, .statistician: false
                 }
             }
-        case .monitoring: roles.contains {
-            switch $0 {
-            case .admin, .monitor: true
-            case .clinic, .statistician: false
-            }
-        }
         }
     }
 }

@@ -46,8 +46,9 @@ enum AuditExport {
     }
 
     static func line(_ checkpoint: AuditChain.Checkpoint) throws -> String {
-        let line = CheckpointLine(seq: checkpoint.seq, hash: Hex.encode(checkpoint.hash), at: checkpoint.at, format: checkpoint.format,
-                                  previous: checkpoint.previous, interval: checkpoint.interval, signature: Hex.encode(checkpoint.signature))
+        let line = CheckpointLine(
+            seq: checkpoint.seq, hash: Hex.encode(checkpoint.hash), at: checkpoint.at, format: checkpoint.format,
+            previous: checkpoint.previous, interval: checkpoint.interval, signature: Hex.encode(checkpoint.signature))
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 
@@ -58,8 +59,9 @@ enum AuditExport {
     }()
 
     static func line(_ entry: AuditChain.Entry) throws -> String {
-        let line = Line(seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result,
-                        subjectCommit: entry.subjectCommit.map { Hex.encode($0) }, prevHash: Hex.encode(entry.prevHash), hash: Hex.encode(entry.hash))
+        let line = Line(
+            seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result,
+            subjectCommit: entry.subjectCommit.map { Hex.encode($0) }, prevHash: Hex.encode(entry.prevHash), hash: Hex.encode(entry.hash))
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 
@@ -67,7 +69,8 @@ enum AuditExport {
     /// `access.*` and `actor.*` messages of the catalogues).
     static func accessLogEntry(_ record: AuditRecord, language: Language = .en) -> AccessLogEntry {
         let table = Catalogue.table(language)
-        let what = table["access.action.\(record.action)"] != nil
+        let what =
+            table["access.action.\(record.action)"] != nil
             ? Catalogue.text("access.action.\(record.action)", language)
             : Catalogue.text("access.action.other", language, ["action": record.action])
         // `at` is YYYY-MM-DDTHH:MM:SSZ (SQLiteRegistryStore.timestamp); anything else is shown as it is.
@@ -77,15 +80,22 @@ enum AuditExport {
             when = Catalogue.text("access.when", language, ["date": Catalogue.date(day, language), "time": String(parts[1].dropLast())])
         }
         let key = record.result == "ok" ? "access.line" : "access.lineRefused"
-        return AccessLogEntry(at: record.at, actor: record.actor, action: record.action, text: Catalogue.text(key, language, [
-            "when": when, "actor": actorName(record.actor, language), "what": what, "result": record.result]))
+        return AccessLogEntry(
+            at: record.at, actor: record.actor, action: record.action,
+            text: Catalogue.text(
+                key, language,
+                [
+                    "when": when, "actor": actorName(record.actor, language), "what": what, "result": record.result,
+                ]))
     }
 
     /// The audit log's actor (`clinic north`, `admin uid 0`, `statistician uid 7`,
     /// `system sweeper`) in `language`; any other actor as it is.
     static func actorName(_ actor: String, _ language: Language) -> String {
-        for (prefix, key, name) in [("clinic ", "actor.clinic", "name"), ("admin uid ", "actor.admin", "uid"),
-                                    ("statistician uid ", "actor.statistician", "uid"), ("system ", "actor.system", "name")]
+        for (prefix, key, name) in [
+            ("clinic ", "actor.clinic", "name"), ("admin uid ", "actor.admin", "uid"),
+            ("statistician uid ", "actor.statistician", "uid"), ("system ", "actor.system", "name"),
+        ]
         where actor.hasPrefix(prefix) {
             return Catalogue.text(key, language, [name: String(actor.dropFirst(prefix.count))])
         }

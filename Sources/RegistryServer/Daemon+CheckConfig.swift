@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import RegistryConfig
 import RegistryKeyring
 import RegistryStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension Daemon {
     /// `anonregd --check-config --config FILE` (docs/OPERATIONS.md §Checking a configuration):
@@ -70,7 +71,8 @@ extension Daemon {
             return .config
         }
         let clinics = config.clinics.map { "\($0.id)" }.joined(separator: ", ")
-        print("""
+        print(
+            """
             \(configPath): valid
               clinics       \(config.clinics.count)\(clinics.isEmpty ? "" : " (\(clinics))")
               admins        uid \(DaemonConfig.list(config.adminUIDs))

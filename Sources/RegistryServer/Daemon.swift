@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
 import Foundation
 import Logging
@@ -10,8 +7,13 @@ import Prometheus
 import RegistryConfig
 import RegistryCore
 import RegistryKeyring
+import RegistryProtocol
 import RegistryStore
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// anonregd from start to exit.
 public enum Daemon {
@@ -85,7 +87,9 @@ public enum Daemon {
             logger.warning("removed a stale temporary backup/restore copy", metadata: ["file": "\(name)"])
         }
         let store: SQLiteRegistryStore
-        do { store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery) } catch {
+        do {
+            store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery)
+        } catch {
             fail("database: \(error)")
             return .database
         }
@@ -112,14 +116,20 @@ public enum Daemon {
         app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: WatchdogService(notifier: notifier)),
-                       .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
-                       .init(service: AuditCheckpointService(app: app)),
-                       .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app))],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.notice("anonregd starting", metadata: [
-            "version": "\(AnonregVersionInfo.software)", "commit": "\(commit)", "config": "\(configPath)"])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: server), .init(service: WatchdogService(notifier: notifier)),
+                    .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
+                    .init(service: AuditCheckpointService(app: app)),
+                    .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.notice(
+            "anonregd starting",
+            metadata: [
+                "version": "\(AnonregVersionInfo.software)", "commit": "\(commit)", "config": "\(configPath)",
+            ])
         var exit = Exit.ok
         do { try await group.run() } catch let error as ListenError {
             fail("socket: \(error)")
@@ -143,7 +153,8 @@ public enum Daemon {
     static func serviceUserProblem(_ config: DaemonConfig) -> String? {
         guard let spec = config.serviceUserSpec else { return nil }
         guard let user = config.serviceUser else {
-            return "\(config.path): daemon.user is \"\(spec)\", which is not a user on this host (create it with systemd-sysusers, or fix daemon.user)"
+            return
+                "\(config.path): daemon.user is \"\(spec)\", which is not a user on this host (create it with systemd-sysusers, or fix daemon.user)"
         }
         guard geteuid() == user.uid else {
             return "\(config.path): daemon.user is \(user), but anonregd runs as uid \(geteuid()); run it as that user "
@@ -163,5 +174,4 @@ public enum Daemon {
     }
 }
 
-import RegistryProtocol
 typealias AnonregVersionInfo = AnonregVersion

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import RegistryProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where the daemon listens: a socket path it binds itself, or a socket systemd passed in.
 public enum ListenAddress: Sendable, Equatable {
@@ -20,14 +21,18 @@ public enum ListenAddress: Sendable, Equatable {
             unsetenv("LISTEN_FDNAMES")
         }
         if let pid = env["LISTEN_PID"].flatMap({ Int32($0) }), pid == getpid(),
-           let count = env["LISTEN_FDS"].flatMap({ Int($0) }), count >= 1 {
+            let count = env["LISTEN_FDS"].flatMap({ Int($0) }), count >= 1
+        {
             let fd: Int32 = 3
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             return .inherited(fd: fd)
         }
         if env["LISTEN_FDS"] != nil {
             // Something between systemd and us forked (runuser, sudo): the socket is not ours.
-            FileHandle.standardError.write(Data("anonregd: LISTEN_FDS is set but LISTEN_PID is not this process; binding \(socketPath) instead of adopting fd 3 (start anonregd directly, or drop privileges with setpriv, which does not fork)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "anonregd: LISTEN_FDS is set but LISTEN_PID is not this process; binding \(socketPath) instead of adopting fd 3 (start anonregd directly, or drop privileges with setpriv, which does not fork)\n"
+                        .utf8))
         }
         return .path(socketPath, mode: mode)
     }

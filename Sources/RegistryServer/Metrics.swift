@@ -16,7 +16,10 @@ extension RegistryApp {
     func integrityFailure(source: String, count: Int = 1, detail: String) {
         guard count > 0 else { return }
         Counter(label: "anonreg_integrity_failures_total", dimensions: [("source", source)]).increment(by: count)
-        logger.critical("integrity failure: the database was modified outside anonreg", metadata: [
-            "source": "\(source)", "count": "\(count)", "detail": "\(detail)"])
+        logger.critical(
+            "integrity failure: the database was modified outside anonreg",
+            metadata: [
+                "source": "\(source)", "count": "\(count)", "detail": "\(detail)",
+            ])
     }
 }

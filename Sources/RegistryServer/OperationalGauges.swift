@@ -38,7 +38,8 @@ extension RegistryApp {
         Gauge(label: "anonreg_build_info", dimensions: [("version", version), ("commit", commit)]).record(1)
         Gauge(label: "anonreg_start_time_seconds").record(Date().timeIntervalSince1970)
         if let at = try? await store.lastAuditTime(action: "backup", result: "ok"),
-           let date = ISO8601DateFormatter().date(from: at) {
+            let date = ISO8601DateFormatter().date(from: at)
+        {
             Gauge(label: Self.backupGauge).record(date.timeIntervalSince1970)
         }
     }

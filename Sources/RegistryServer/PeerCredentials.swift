@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The kernel's word on who is at the other end of a Unix socket connection (`SO_PEERCRED`).
 /// Authorisation uses `uid` and `gid`; `pid` appears only in logs.

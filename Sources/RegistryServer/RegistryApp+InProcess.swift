@@ -1,5 +1,5 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import Logging
 import NIOCore
 import RegistryCore
@@ -22,8 +22,10 @@ public struct InProcessResponder: Sendable {
 
     /// Routes a raw request target (path and query) and body as `roles`; returns the status and
     /// the body of the answer, error answers included.
-    public func respond(method: HTTPRequest.Method, target: String, body: [UInt8]?,
-                        contentType: String? = "application/json", roles: [Role]) async -> (status: Int, body: [UInt8]) {
+    public func respond(
+        method: HTTPRequest.Method, target: String, body: [UInt8]?,
+        contentType: String? = "application/json", roles: [Role]
+    ) async -> (status: Int, body: [UInt8]) {
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
         var response: Response
         if roles.isEmpty {

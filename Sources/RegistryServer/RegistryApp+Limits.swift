@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import Metrics
@@ -8,6 +5,10 @@ import NIOCore
 import RegistryConfig
 import RegistryCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What one peer may take of the daemon (DESIGN invariant 9; docs/ROBUSTNESS.md §Resource
 /// limits): the connection caps, the request deadline, the clinic budgets, and the bounded
@@ -21,15 +22,18 @@ final class LimitsState: Sendable {
     let descriptors = Mutex<(softLimit: Int?, openAtStart: Int?)>((nil, nil))
 
     init(_ limits: DaemonConfig.Limits) {
-        connections = ConnectionLimiter(caps: .init(total: limits.maxConnections, perPeer: limits.maxConnectionsPerPeer,
-                                                    unknown: limits.maxUnknownConnections))
+        connections = ConnectionLimiter(
+            caps: .init(
+                total: limits.maxConnections, perPeer: limits.maxConnectionsPerPeer,
+                unknown: limits.maxUnknownConnections))
         auditSummaries = RefusalSummaries(interval: Double(limits.refusalSummarySeconds))
         logSummaries = RefusalSummaries(interval: Double(limits.refusalSummarySeconds))
     }
 
     func caps(_ limits: DaemonConfig.Limits) -> ConnectionLimiter.Caps {
         let (soft, open) = descriptors.withLock { $0 }
-        let total = FileDescriptorBudget.connectionCap(configured: limits.maxConnections, softLimit: soft, open: open, reserve: limits.fdReserve)
+        let total = FileDescriptorBudget.connectionCap(
+            configured: limits.maxConnections, softLimit: soft, open: open, reserve: limits.fdReserve)
         return .init(total: total, perPeer: min(limits.maxConnectionsPerPeer, total), unknown: min(limits.maxUnknownConnections, total))
     }
 }
@@ -65,13 +69,17 @@ extension RegistryApp {
         if let refusal = limits.connections.admit(uid: peer.uid, known: known) {
             if limits.logSummaries.note(LogRefusalKey(uid: peer.uid, route: "connect", status: 0)) {
                 let caps = limits.connections.caps
-                let cap = switch refusal {
-                case .total: caps.total
-                case .peer: caps.perPeer
-                case .unknownPeers: caps.unknown
-                }
-                logger.warning("connection refused: cap reached", metadata: [
-                    "peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)", "cap": "\(refusal.rawValue)", "limit": "\(cap)"])
+                let cap =
+                    switch refusal {
+                    case .total: caps.total
+                    case .peer: caps.perPeer
+                    case .unknownPeers: caps.unknown
+                    }
+                logger.warning(
+                    "connection refused: cap reached",
+                    metadata: [
+                        "peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)", "cap": "\(refusal.rawValue)", "limit": "\(cap)",
+                    ])
             }
             return channel.close().flatMapError { _ in channel.eventLoop.makeSucceededVoidFuture() }.flatMapThrowing {
                 throw ConnectionRefused()
@@ -88,7 +96,8 @@ extension RegistryApp {
         let events = RequestGuardEvents(
             timedOut: { [self] channel, route in
                 record(route: route, status: 408, elapsed: .seconds(seconds))
-                logRefusal(peer: peer, roles: nil, method: "-", route: route, status: 408, reason: "request deadline of \(seconds) s passed")
+                logRefusal(
+                    peer: peer, roles: nil, method: "-", route: route, status: 408, reason: "request deadline of \(seconds) s passed")
             },
             parseFailed: { [self] channel, route, reason in
                 let status = reason.hasPrefix("the request's headers") ? 431 : 400
@@ -96,8 +105,9 @@ extension RegistryApp {
                 logRefusal(peer: peer, roles: nil, method: "-", route: route, status: status, reason: reason)
             })
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(guardian: guardian, seconds: seconds, events: events),
-                                                           position: .first)
+            try channel.pipeline.syncOperations.addHandler(
+                RequestDeadlineHandler(guardian: guardian, seconds: seconds, events: events),
+                position: .first)
         }
     }
 
@@ -109,20 +119,24 @@ extension RegistryApp {
     func partsHandler(for channel: any Channel) -> RequestPartsHandler? {
         guard let guardian = guardian(of: channel) else { return nil }
         let peer = peers.credentials(of: channel)
-        return RequestPartsHandler(guardian: guardian, events: RequestGuardEvents(
-            timedOut: { _, _ in },
-            parseFailed: { [self] _, route, reason in
-                let status = reason.hasPrefix("the request's headers") ? 431 : 400
-                record(route: route, status: status, elapsed: .zero)
-                logRefusal(peer: peer, roles: nil, method: "-", route: route, status: status, reason: reason)
-            }))
+        return RequestPartsHandler(
+            guardian: guardian,
+            events: RequestGuardEvents(
+                timedOut: { _, _ in },
+                parseFailed: { [self] _, route, reason in
+                    let status = reason.hasPrefix("the request's headers") ? 431 : 400
+                    record(route: route, status: status, elapsed: .zero)
+                    logRefusal(peer: peer, roles: nil, method: "-", route: route, status: status, reason: reason)
+                }))
     }
 
     /// The access-log line of a refused request (any status from 400 up, or an unknown peer):
     /// the first of its (uid, route, status) in a summary interval is logged at once, the rest
     /// are counted into one summary line (`flushRefusalSummaries`).
-    func logRefusal(peer: PeerCredentials?, roles: [Role]?, method: String, route: String, status: Int, reason: String? = nil,
-                    elapsed: Duration? = nil) {
+    func logRefusal(
+        peer: PeerCredentials?, roles: [Role]?, method: String, route: String, status: Int, reason: String? = nil,
+        elapsed: Duration? = nil
+    ) {
         let uid = peer?.uid ?? UInt32.max
         guard limits.logSummaries.note(LogRefusalKey(uid: uid, route: route, status: status)) else { return }
         var metadata: Logger.Metadata = ["peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(uid)"]
@@ -141,7 +155,8 @@ extension RegistryApp {
     /// always appended (it belongs to that subject's access log).
     func appendAudit(_ event: AuditEvent, refused: Bool) async throws {
         if refused, event.subjectReference == nil,
-           !limits.auditSummaries.note(AuditRefusalKey(actor: event.actor, action: event.action, result: event.result)) {
+            !limits.auditSummaries.note(AuditRefusalKey(actor: event.actor, action: event.action, result: event.result))
+        {
             return
         }
         try await store.appendAudit(event)
@@ -152,7 +167,9 @@ extension RegistryApp {
     /// with the count (RefusalSummaries), so that a flood cannot fill the disk.
     func auditUnknownPeer(_ peer: PeerCredentials?) async {
         let actor = "unknown peer uid \(peer.map { String($0.uid) } ?? "unknown")"
-        do { try await appendAudit(AuditEvent(actor: actor, action: "request", result: "unknown_peer", subjectReference: nil), refused: true) } catch {
+        do {
+            try await appendAudit(AuditEvent(actor: actor, action: "request", result: "unknown_peer", subjectReference: nil), refused: true)
+        } catch {
             logger.error("audit entry for an unknown peer not written: \(error)")
         }
     }
@@ -162,19 +179,25 @@ extension RegistryApp {
     /// time. `all` writes every open one (at shutdown).
     func flushRefusalSummaries(all: Bool = false) async {
         for summary in limits.auditSummaries.due(flushAll: all) {
-            let text = "\(summary.key.result); \(summary.count) more from \(RefusalSummaries<AuditRefusalKey>.timestamp(summary.first)) "
+            let text =
+                "\(summary.key.result); \(summary.count) more from \(RefusalSummaries<AuditRefusalKey>.timestamp(summary.first)) "
                 + "to \(RefusalSummaries<AuditRefusalKey>.timestamp(summary.last))"
             do {
-                try await store.appendAudit(AuditEvent(actor: summary.key.actor, action: summary.key.action, result: text, subjectReference: nil))
+                try await store.appendAudit(
+                    AuditEvent(actor: summary.key.actor, action: summary.key.action, result: text, subjectReference: nil))
             } catch {
-                logger.error("audit summary not written: \(error)", metadata: ["actor": "\(summary.key.actor)", "count": "\(summary.count)"])
+                logger.error(
+                    "audit summary not written: \(error)", metadata: ["actor": "\(summary.key.actor)", "count": "\(summary.count)"])
             }
         }
         for summary in limits.logSummaries.due(flushAll: all) {
             let what = summary.key.route == "connect" ? "connections refused at a cap" : "\(summary.key.route) \(summary.key.status)"
-            logger.info("\(what): \(summary.count) more like this", metadata: [
-                "peer.uid": "\(summary.key.uid)", "first": "\(RefusalSummaries<LogRefusalKey>.timestamp(summary.first))",
-                "last": "\(RefusalSummaries<LogRefusalKey>.timestamp(summary.last))"])
+            logger.info(
+                "\(what): \(summary.count) more like this",
+                metadata: [
+                    "peer.uid": "\(summary.key.uid)", "first": "\(RefusalSummaries<LogRefusalKey>.timestamp(summary.first))",
+                    "last": "\(RefusalSummaries<LogRefusalKey>.timestamp(summary.last))",
+                ])
         }
     }
 

@@ -20,8 +20,9 @@ extension RegistryApp {
         case .batch(let hexes):
             // A batch larger than the bucket could never be served: say so, rather than 429.
             guard hexes.count <= rateLimiter.capacity else {
-                throw WireError.invalidValue(field: "blindedElements",
-                                             reason: "may hold at most \(rateLimiter.capacity) elements on this registry (its oprf_burst)")
+                throw WireError.invalidValue(
+                    field: "blindedElements",
+                    reason: "may hold at most \(rateLimiter.capacity) elements on this registry (its oprf_burst)")
             }
             // Every element is deserialized before any is evaluated or charged: one invalid
             // element refuses the whole batch, and the answer names its index.

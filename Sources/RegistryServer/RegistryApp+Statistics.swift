@@ -1,7 +1,7 @@
 import Foundation
-import RegistryConfig
 import Hummingbird
 import NIOCore
+import RegistryConfig
 import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
@@ -14,8 +14,9 @@ extension RegistryApp {
         let today = clock.today
         let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
         let query = try StatsQuery.parse(parameters, currentMonth: today.month)
-        let body = try await StatisticsRelease.body(for: query, today: today, settings: config.statisticsReleaseSettings,
-                                                    storage: store, random: SodiumUniform())
+        let body = try await StatisticsRelease.body(
+            for: query, today: today, settings: config.statisticsReleaseSettings,
+            storage: store, random: SodiumUniform())
         var headers = HTTPFields()
         headers[.cacheControl] = "no-store"
         switch query.format {
@@ -53,7 +54,8 @@ extension RegistryApp {
             let history = try await store.privacySettingsHistory()
             guard history.last?.settings != settings else { return }
             if settings.isAuditedChange(after: history.last?.settings, defaults: DaemonConfig.Statistics.defaults.privacySettings) {
-                try await store.appendAudit(AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
+                try await store.appendAudit(
+                    AuditEvent(actor: actor, action: "privacy-settings", result: settings.summary, subjectReference: nil))
             }
             _ = try await store.recordPrivacySettings(settings, on: clock.today)
             logger.notice("differential-privacy settings recorded in the audit log", metadata: ["settings": "\(settings.summary)"])
@@ -66,8 +68,9 @@ extension RegistryApp {
 extension DaemonConfig {
     /// What a statistics release depends on from the configuration.
     var statisticsReleaseSettings: StatisticsRelease.Settings {
-        StatisticsRelease.Settings(k: statistics.k, categories: Array(rules.categories.keys), clinics: clinics.map(\.id.rawValue),
-                                   privacy: statistics.privacySettings)
+        StatisticsRelease.Settings(
+            k: statistics.k, categories: Array(rules.categories.keys), clinics: clinics.map(\.id.rawValue),
+            privacy: statistics.privacySettings)
     }
 }
 

@@ -40,8 +40,10 @@ public final class RegistryApp: Sendable {
         let budgets: ClinicBudgets
     }
 
-    public init(config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger,
-                space: SpaceReserve? = nil) {
+    public init(
+        config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger,
+        space: SpaceReserve? = nil
+    ) {
         self.store = store
         self.space = space ?? .disabled(logger: logger)
         self.clock = clock
@@ -51,12 +53,15 @@ public final class RegistryApp: Sendable {
         self.settings = Mutex(Self.settings(config, store: store, clock: clock))
     }
 
-    static func settings(_ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil,
-                         budgets: ClinicBudgets? = nil) -> Settings {
-        Settings(config: config, monitoring: MonitoringService(storage: store, rules: config.rules, clock: clock),
-                 sweeper: Sweeper(storage: store, rules: config.rules, clock: clock), access: AccessControl(config: config),
-                 rateLimiter: rateLimiter ?? RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst),
-                 budgets: budgets ?? ClinicBudgets(config.limits))
+    static func settings(
+        _ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil,
+        budgets: ClinicBudgets? = nil
+    ) -> Settings {
+        Settings(
+            config: config, monitoring: MonitoringService(storage: store, rules: config.rules, clock: clock),
+            sweeper: Sweeper(storage: store, rules: config.rules, clock: clock), access: AccessControl(config: config),
+            rateLimiter: rateLimiter ?? RateLimiter(perMinute: config.rateLimits.oprfPerMinute, burst: config.rateLimits.oprfBurst),
+            budgets: budgets ?? ClinicBudgets(config.limits))
     }
 
     /// Appends a `policy` audit entry when the policies in force differ from the last recorded
@@ -99,7 +104,10 @@ public final class RegistryApp: Sendable {
                 logger.notice("configuration reload: \(change)")
             }
         }
-        logger.notice("configuration reloaded", metadata: [
-            "path": "\(config.path)", "changes": "\(changes.count)", "clinics": "\(config.clinics.count)"])
+        logger.notice(
+            "configuration reloaded",
+            metadata: [
+                "path": "\(config.path)", "changes": "\(changes.count)", "clinics": "\(config.clinics.count)",
+            ])
     }
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import RegistryCore
 
 /// Per-request context: Hummingbird's core storage plus who the peer is.
 public struct RegistryRequestContext: RequestContext {
@@ -35,5 +36,4 @@ public struct RegistryRequestContext: RequestContext {
     }
 }
 
-import RegistryCore
 typealias ClinicIDOrNil = ClinicID?

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -12,6 +9,10 @@ import NIOPosix
 import RegistryCore
 import RegistryProtocol
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The HTTP/1.1 server on the Unix socket: Hummingbird's HTTP1 channel and router on a NIO
 /// bootstrap of our own, because the daemon must (a) check the socket path before binding,
@@ -26,8 +27,10 @@ public final class RegistryServerService: Service {
     /// Called once the socket accepts connections (after READY=1 was sent).
     let onListening: @Sendable () -> Void
 
-    public init(app: RegistryApp, address: ListenAddress, notifier: SystemdNotifier,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onListening: @escaping @Sendable () -> Void = {}) {
+    public init(
+        app: RegistryApp, address: ListenAddress, notifier: SystemdNotifier,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onListening: @escaping @Sendable () -> Void = {}
+    ) {
         self.app = app
         self.address = address
         self.notifier = notifier
@@ -72,7 +75,8 @@ public final class RegistryServerService: Service {
                         response = JSONBodies.errorResponse(.storageFullMode)
                         outcome = "refused_storage_full"
                     } else if let spec, let kind = spec.budget, spec.access.admits(roles), case .clinic(let clinic)? = acting,
-                              case let decision = app.budgets.limiter(kind).decide(clinic), !decision.allowed {
+                        case let decision = app.budgets.limiter(kind).decide(clinic), !decision.allowed
+                    {
                         // Over the clinic's budget (`[limits]`): refused before the body is read.
                         Counter(label: "anonreg_budget_refused_total", dimensions: [("kind", kind.rawValue)]).increment()
                         response = JSONBodies.errorResponse(.rateLimited(retryAfter: decision.retryAfterSeconds))
@@ -98,10 +102,15 @@ public final class RegistryServerService: Service {
                         } catch {
                             let mapped = APIError.from(error)
                             if mapped.code == DomainError.integrityErrorCode {
-                                app.integrityFailure(source: "request", detail: "\(request.method) \(spec?.path ?? "?"): \(APIError.diagnostic(error))")
+                                app.integrityFailure(
+                                    source: "request", detail: "\(request.method) \(spec?.path ?? "?"): \(APIError.diagnostic(error))")
                             } else if mapped.status == .internalServerError {
-                                logger.error("request failed", metadata: [
-                                    "error.type": "\(String(reflecting: type(of: error)))", "error.detail": "\(APIError.diagnostic(error))"])
+                                logger.error(
+                                    "request failed",
+                                    metadata: [
+                                        "error.type": "\(String(reflecting: type(of: error)))",
+                                        "error.detail": "\(APIError.diagnostic(error))",
+                                    ])
                             }
                             response = JSONBodies.errorResponse(mapped)
                             outcome = mapped.code
@@ -112,8 +121,9 @@ public final class RegistryServerService: Service {
                     if guardian?.abandoned == true || outcome == APIError.requestAbandoned.code {
                         if guardian?.abandoned != true {
                             app.record(route: spec?.path ?? "unmatched", status: 408, elapsed: ContinuousClock.now - started)
-                            app.logRefusal(peer: peer, roles: roles, method: "\(request.method)", route: spec?.path ?? "unmatched", status: 408,
-                                           reason: "the body ended before it was complete")
+                            app.logRefusal(
+                                peer: peer, roles: roles, method: "\(request.method)", route: spec?.path ?? "unmatched", status: 408,
+                                reason: "the body ended before it was complete")
                         }
                         try? await responseWriter.write(response: response.head, body: response.body)
                         return
@@ -122,13 +132,17 @@ public final class RegistryServerService: Service {
                     // is answered; if the entry cannot be written, the answer is an error. A
                     // successful write has already appended its entry in its own transaction.
                     // Refusals that name no subject are summarised (RefusalSummaries).
-                    if outcome != "refused_storage_full", !(outcome == "ok" && recorder.appendedWithEffect), let event = recorder.event(result: outcome) {
+                    if outcome != "refused_storage_full", !(outcome == "ok" && recorder.appendedWithEffect),
+                        let event = recorder.event(result: outcome)
+                    {
                         do { try await app.appendAudit(event, refused: outcome != "ok") } catch {
                             logger.error("audit entry not written: \(error)")
-                            response = JSONBodies.errorResponse((error as? StorageError) == .storageFull
-                                ? APIError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
-                                           "the audit log could not be written; the request's effect, if any, stands but is unacknowledged")
-                                : APIError(.internalServerError, "audit_failed", "the audit log could not be written"))
+                            response = JSONBodies.errorResponse(
+                                (error as? StorageError) == .storageFull
+                                    ? APIError(
+                                        HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
+                                        "the audit log could not be written; the request's effect, if any, stands but is unacknowledged")
+                                    : APIError(.internalServerError, "audit_failed", "the audit log could not be written"))
                         }
                     }
                     route = spec?.path ?? "unmatched"
@@ -141,13 +155,16 @@ public final class RegistryServerService: Service {
                 // Access log: route template (never the case handle in the path), status, peer.
                 // Refusals and unknown peers are summarised per (uid, route, status).
                 if response.status.code >= 400 || roles.isEmpty {
-                    app.logRefusal(peer: peer, roles: roles, method: "\(request.method)", route: route, status: response.status.code, elapsed: elapsed)
+                    app.logRefusal(
+                        peer: peer, roles: roles, method: "\(request.method)", route: route, status: response.status.code, elapsed: elapsed)
                 } else {
-                    logger.info("\(request.method) \(route) \(response.status.code)", metadata: [
-                        "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
-                        "roles": "\(roles.map(\.description).joined(separator: ", "))",
-                        "ms": "\(RegistryApp.milliseconds(elapsed))",
-                    ])
+                    logger.info(
+                        "\(request.method) \(route) \(response.status.code)",
+                        metadata: [
+                            "peer.pid": "\(peer?.pid ?? -1)", "peer.uid": "\(peer?.uid ?? UInt32.max)",
+                            "roles": "\(roles.map(\.description).joined(separator: ", "))",
+                            "ms": "\(RegistryApp.milliseconds(elapsed))",
+                        ])
                 }
                 try await responseWriter.write(response: response.head, body: response.body)
             },
@@ -189,7 +206,8 @@ public final class RegistryServerService: Service {
             // which it is wider. The daemon's own umask (0077) is restored right after.
             let previous = umask(0o117)
             do {
-                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false, childChannelInitializer: childInit)
+                server = try await bootstrap.bind(
+                    unixDomainSocketPath: path, cleanupExistingSocketFile: false, childChannelInitializer: childInit)
             } catch {
                 umask(previous)
                 throw error

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Logging
 import RegistryConfig
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// SIGHUP re-reads anonreg.toml. A configuration that does not validate is reported and the
 /// running one is kept.

@@ -1,11 +1,11 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import Logging
 import RegistryCore
 import RegistryCrypto
-import RegistryProtocol
 import RegistryKeyring
+import RegistryProtocol
 import RegistryStore
 import RegistryText
 
@@ -66,7 +66,8 @@ extension RegistryApp {
                 let id = try clinic(context)
                 let body = try await JSONBodies.decode(EnrolRequest.self, from: request, limit: limit)
                 let language = language(request)
-                return try JSONBodies.response(try await self.monitoring.enrol(clinic: id, body, language: language), status: .created, language: language)
+                return try JSONBodies.response(
+                    try await self.monitoring.enrol(clinic: id, body, language: language), status: .created, language: language)
             },
             RouteTable.spec(.post, "/v1/cases"): { request, context in
                 let id = try clinic(context)
@@ -75,16 +76,18 @@ extension RegistryApp {
             },
             RouteTable.spec(.get, "/v1/cases/{case}"): { request, context in
                 let language = language(request)
-                return try JSONBodies.response(try await self.monitoring.status(clinic: try clinic(context), case: try caseHandle(context), language: language),
-                                               language: language)
+                return try JSONBodies.response(
+                    try await self.monitoring.status(clinic: try clinic(context), case: try caseHandle(context), language: language),
+                    language: language)
             },
             RouteTable.spec(.post, "/v1/cases/{case}/checkups"): { request, context in
                 let id = try clinic(context)
                 let handle = try caseHandle(context)
                 let body = try await JSONBodies.decode(CheckupRequest.self, from: request, limit: limit)
                 let language = language(request)
-                return try JSONBodies.response(try await self.monitoring.addCheckup(clinic: id, case: handle, body, language: language),
-                                               status: .created, language: language)
+                return try JSONBodies.response(
+                    try await self.monitoring.addCheckup(clinic: id, case: handle, body, language: language),
+                    status: .created, language: language)
             },
             RouteTable.spec(.get, "/v1/cases/{case}/checkups"): { _, context in
                 try JSONBodies.response(try await self.monitoring.checkups(clinic: try clinic(context), case: try caseHandle(context)))
@@ -143,8 +146,11 @@ extension RegistryApp {
             RouteTable.spec(.post, "/v1/admin/keys/rewrap"): { request, _ in
                 let body = try await JSONBodies.decode(RewrapRequest.self, from: request, limit: limit, emptyMeans: "{}")
                 let progress: RewrapProgress
-                do throws(StorageError) { progress = try await self.store.rewrapBatch(limit: body.batchSize) } catch { throw DomainError.storage(error) }
-                return try JSONBodies.response(RewrapResponse(rewrapped: progress.rewrapped, remaining: progress.remaining, primary: progress.primaryVersion))
+                do throws(StorageError) { progress = try await self.store.rewrapBatch(limit: body.batchSize) } catch {
+                    throw DomainError.storage(error)
+                }
+                return try JSONBodies.response(
+                    RewrapResponse(rewrapped: progress.rewrapped, remaining: progress.remaining, primary: progress.primaryVersion))
             },
             RouteTable.spec(.post, "/v1/admin/keys/retire"): { request, _ in
                 let body = try await JSONBodies.decode(KEKVersionRequest.self, from: request, limit: limit)
@@ -173,14 +179,20 @@ extension RegistryApp {
             RouteTable.spec(.get, "/v1/admin/audit/export"): { request, _ in
                 try Self.refuseQuery(request, accepted: ["since", "limit"])
                 let query = request.uri.queryParameters
-                let since = try query.get("since").map { text throws -> Int64 in
-                    guard let v = Int64(text), v >= 0 else { throw WireError.invalidValue(field: "since", reason: "must be an entry number (0 or more)") }
-                    return v
-                } ?? 0
-                let limit = try query.get("limit").map { text throws -> Int in
-                    guard let v = Int(text), (1...100_000).contains(v) else { throw WireError.invalidValue(field: "limit", reason: "must be 1 to 100000") }
-                    return v
-                } ?? 10_000
+                let since =
+                    try query.get("since").map { text throws -> Int64 in
+                        guard let v = Int64(text), v >= 0 else {
+                            throw WireError.invalidValue(field: "since", reason: "must be an entry number (0 or more)")
+                        }
+                        return v
+                    } ?? 0
+                let limit =
+                    try query.get("limit").map { text throws -> Int in
+                        guard let v = Int(text), (1...100_000).contains(v) else {
+                            throw WireError.invalidValue(field: "limit", reason: "must be 1 to 100000")
+                        }
+                        return v
+                    } ?? 10_000
                 let entries: [AuditChain.Entry]
                 let checkpoints: [AuditChain.Checkpoint]
                 do throws(StorageError) {
@@ -232,8 +244,9 @@ extension RegistryApp {
         return KeysStatusResponse(
             primary: keyring.primaryKEK.version,
             versions: keyring.kekEntries.map {
-                KEKVersionWire(version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
-                               subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
+                KEKVersionWire(
+                    version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
+                    subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
             },
             oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch,
             auditPublicKey: keyring.manifest.audit.publicKey)
@@ -248,7 +261,8 @@ extension RegistryApp {
         try keyChanges.withLock { _ in
             do {
                 let keyring = store.keyring
-                let next = retire
+                let next =
+                    retire
                     ? try keyring.retiringKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
                     : try keyring.destroyingKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
                 store.replaceKeyring(next)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import Metrics
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Disk full without losing reads (docs/ROBUSTNESS.md §Disk full, issue 8): every read appends
 /// an audit entry before it is answered, so on a disk with no room reads would fail too. The
@@ -76,8 +77,11 @@ public final class SpaceReserve: Sendable {
         case let code where code == ENOSPC || code == EFBIG || code == EDQUOT:
             enter(reason: "no room for the space reserve at start")
         case let code:
-            logger.error("the space reserve could not be created; a full disk will refuse reads", metadata: [
-                "path": "\(path)", "errno": "\(code)"])
+            logger.error(
+                "the space reserve could not be created; a full disk will refuse reads",
+                metadata: [
+                    "path": "\(path)", "errno": "\(code)",
+                ])
         }
     }
 
@@ -118,13 +122,17 @@ public final class SpaceReserve: Sendable {
         guard let free = freeBytes, free >= bytesNeededToLeave else { return false }
         let code = create()
         guard code == 0 else {
-            logger.warning("space returned but the space reserve could not be recreated; still refusing data writes",
-                           metadata: ["errno": "\(code)"])
+            logger.warning(
+                "space returned but the space reserve could not be recreated; still refusing data writes",
+                metadata: ["errno": "\(code)"])
             return false
         }
         recovered = true
-        logger.notice("storage-full mode ended: space reserve recreated, data writes accepted again", metadata: [
-            "free.bytes": "\(free)", "reserve.bytes": "\(bytes)"])
+        logger.notice(
+            "storage-full mode ended: space reserve recreated, data writes accepted again",
+            metadata: [
+                "free.bytes": "\(free)", "reserve.bytes": "\(bytes)",
+            ])
         return true
     }
 
@@ -138,8 +146,11 @@ public final class SpaceReserve: Sendable {
         let removed = unlink(path) == 0
         if removed { syncDirectory() }
         publish(full: true)
-        logger.critical("storage-full mode: data writes are refused until space returns; reads continue", metadata: [
-            "reason": "\(reason)", "reserve.released.bytes": "\(removed ? bytes : 0)", "free.bytes": "\(freeBytes ?? -1)"])
+        logger.critical(
+            "storage-full mode: data writes are refused until space returns; reads continue",
+            metadata: [
+                "reason": "\(reason)", "reserve.released.bytes": "\(removed ? bytes : 0)", "free.bytes": "\(freeBytes ?? -1)",
+            ])
     }
 
     private func publish(full: Bool) {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One anonregd per state directory. The daemon takes an exclusive `flock(2)` on
 /// `STATE_DIR/.anonregd.lock` before it loads a key, opens the database, removes a stale

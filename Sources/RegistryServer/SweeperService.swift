@@ -19,14 +19,18 @@ public struct SweeperService: Service {
                 // The sweeper of the current configuration (retention may change on SIGHUP).
                 let report = try await app.sweep()
                 app.recordSweep(failed: report.failed)
-                app.logger.notice("daily sweep", metadata: [
-                    "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
-                    "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
-                    "erased.integrity": "\(report.erasedIntegrity)", "case_links.removed": "\(report.caseLinksRemoved)",
-                    "failed": "\(report.failed)",
-                ])
+                app.logger.notice(
+                    "daily sweep",
+                    metadata: [
+                        "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
+                        "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
+                        "erased.integrity": "\(report.erasedIntegrity)", "case_links.removed": "\(report.caseLinksRemoved)",
+                        "failed": "\(report.failed)",
+                    ])
                 if report.failed > 0 {
-                    app.logger.error("\(report.failed) subject(s) could not be reviewed (unreadable records or a missing KEK); run `anonreg audit verify` and check the keyring")
+                    app.logger.error(
+                        "\(report.failed) subject(s) could not be reviewed (unreadable records or a missing KEK); run `anonreg audit verify` and check the keyring"
+                    )
                 }
             } catch {
                 app.logger.error("daily sweep failed: \(error)")

@@ -25,10 +25,13 @@ public struct GeometricNoise {
     /// ε given in millionths (the configuration's unit), reduced.
     public init(epsilonMicro: Int) {
         precondition(epsilonMicro >= 1 && epsilonMicro <= 1_000_000_000, "ε in millionths, 1 … 10⁹")
-        var n = epsilonMicro, d = 1_000_000
-        var a = n, b = d
+        var n = epsilonMicro
+        var d = 1_000_000
+        var a = n
+        var b = d
         while b != 0 { (a, b) = (b, a % b) }
-        n /= a; d /= a
+        n /= a
+        d /= a
         numerator = UInt32(n)
         denominator = UInt32(d)
     }
@@ -58,7 +61,8 @@ public struct GeometricNoise {
     /// (`anonreg-bench noise` compares it with `sample`). Its running time depends on |Z|.
     public func sampleWithoutPadding(_ random: inout some UniformSource) throws -> Int {
         // Algorithm 2 with scale t/s = 1/ε = d/n: s = n, t = d.
-        let s = UInt64(numerator), t = UInt64(denominator)
+        let s = UInt64(numerator)
+        let t = UInt64(denominator)
         while true {
             let u = UInt64(try random.uniform(below: UInt32(t)))
             guard try Self.bernoulliExp(numerator: u, denominator: t, &random) else { continue }

@@ -47,10 +47,12 @@ public enum StatisticsRelease {
             let stored: StoredRelease?
             do { stored = try await storage.storedRelease(query: query.releaseKey) } catch { throw DomainError.storage(error) }
             if let stored { return stored.body }
-            let response = try await build(query, today: today, settings: settings, storage: storage,
-                                           privacy: StatsBuilder.Privacy(epsilonMicro: privacy.epsilonMicro, random: random()))
-            let fresh = StoredRelease(query: query.releaseKey, releasedOn: today, epsilonMicro: privacy.epsilonMicro,
-                                      body: Array(try encoder.encode(response)))
+            let response = try await build(
+                query, today: today, settings: settings, storage: storage,
+                privacy: StatsBuilder.Privacy(epsilonMicro: privacy.epsilonMicro, random: random()))
+            let fresh = StoredRelease(
+                query: query.releaseKey, releasedOn: today, epsilonMicro: privacy.epsilonMicro,
+                body: Array(try encoder.encode(response)))
             // A concurrent identical query may have stored first: its release is returned.
             do { return try await storage.storeRelease(fresh, months: months, budgetMicro: privacy.budgetMicro).body } catch {
                 throw DomainError.storage(error)
@@ -59,15 +61,18 @@ public enum StatisticsRelease {
         let spent: [Month: Int]
         do { spent = try await storage.privacyBudgetSpent(from: query.from, to: query.to) } catch { throw DomainError.storage(error) }
         if let noisy = spent.filter({ $0.value > 0 }).keys.min() {
-            throw DomainError(.refused, "privacy_budget_spent",
-                              "differential privacy is off, but \(noisy) already had noisy releases: exact figures for it would undo their noise; "
-                                  + "ask for months without noisy releases, or set [statistics] privacy = true again")
+            throw DomainError(
+                .refused, "privacy_budget_spent",
+                "differential privacy is off, but \(noisy) already had noisy releases: exact figures for it would undo their noise; "
+                    + "ask for months without noisy releases, or set [statistics] privacy = true again")
         }
         return Array(try encoder.encode(try await build(query, today: today, settings: settings, storage: storage, privacy: nil)))
     }
 
-    static func build(_ query: StatsQuery, today: Day, settings: Settings, storage: any RegistryStorage,
-                      privacy: StatsBuilder.Privacy?) async throws -> StatsResponse {
+    static func build(
+        _ query: StatsQuery, today: Day, settings: Settings, storage: any RegistryStorage,
+        privacy: StatsBuilder.Privacy?
+    ) async throws -> StatsResponse {
         let counters: [CounterRow]
         let unique: [UniquePersonCount]
         do {
@@ -81,17 +86,22 @@ public enum StatisticsRelease {
 
 extension StatsPrivacySettingsWire {
     public init(_ settings: PrivacySettings) {
-        self.init(privacy: settings.privacy, epsilon: PrivacySettings.decimal(settings.epsilonMicro),
-                  monthlyBudget: PrivacySettings.decimal(settings.budgetMicro))
+        self.init(
+            privacy: settings.privacy, epsilon: PrivacySettings.decimal(settings.epsilonMicro),
+            monthlyBudget: PrivacySettings.decimal(settings.budgetMicro))
     }
 }
 
 extension StatsPrivacyStatus {
     /// The status from the store's history and budgets (daemon and offline alike).
     public init(current: PrivacySettings, today: Day, history: [PrivacySettingsChange], budgets: [PrivacyBudgetMonth]) {
-        self.init(current: StatsPrivacySettingsWire(current), closedThrough: today.month.previous,
-                  changes: history.map { StatsPrivacyChangeWire(recordedOn: $0.recordedOn, settings: StatsPrivacySettingsWire($0.settings)) },
-                  months: budgets.map { StatsPrivacyMonthWire(month: $0.month, spent: PrivacySettings.decimal($0.spentMicro),
-                                                              cap: $0.capMicro.map(PrivacySettings.decimal)) })
+        self.init(
+            current: StatsPrivacySettingsWire(current), closedThrough: today.month.previous,
+            changes: history.map { StatsPrivacyChangeWire(recordedOn: $0.recordedOn, settings: StatsPrivacySettingsWire($0.settings)) },
+            months: budgets.map {
+                StatsPrivacyMonthWire(
+                    month: $0.month, spent: PrivacySettings.decimal($0.spentMicro),
+                    cap: $0.capMicro.map(PrivacySettings.decimal))
+            })
     }
 }

@@ -52,7 +52,8 @@ public struct StatsBuilder {
         let clinicList = Set(clinics).union(counters.map(\.key.clinic.rawValue)).sorted()
         var values: [String: [String: [Month: [String: Int]]]] = [:]  // metric → category → month → clinic
         for row in counters {
-            values[row.key.metric, default: [:]][row.key.category, default: [:]][row.key.month, default: [:]][row.key.clinic.rawValue, default: 0] += row.value
+            values[row.key.metric, default: [:]][row.key.category, default: [:]][row.key.month, default: [:]][
+                row.key.clinic.rawValue, default: 0] += row.value
         }
 
         var tables: [StatsTable] = []
@@ -79,38 +80,44 @@ public struct StatsBuilder {
                 // Without noise, a month's pattern must not depend on the range asked (overlapping
                 // ranges would combine); with noise, every release is a fresh noisy table.
                 let configured = Set(clinics)
-                let status = privacy == nil
+                let status =
+                    privacy == nil
                     ? Suppression.applyByMonth(table, k: k, fixedColumns: Set(columns.indices.filter { configured.contains(columns[$0]) }))
                     : Suppression.apply(table, k: k)
                 func cell(_ r: Int, _ c: Int) -> StatsCell { Self.cell(table[r, c], status[r][c], k: k) }
                 let showColumns = query.byClinic
-                tables.append(StatsTable(
-                    metric: metric, category: category, columns: showColumns ? columns : [],
-                    rows: months.indices.map { r in
-                        StatsRow(month: months[r], cells: showColumns ? columns.indices.map { cell(r, $0) } : [],
-                                 total: cell(r, columns.count))
-                    },
-                    columnTotals: showColumns ? columns.indices.map { cell(months.count, $0) } : nil,
-                    total: cell(months.count, columns.count)))
+                tables.append(
+                    StatsTable(
+                        metric: metric, category: category, columns: showColumns ? columns : [],
+                        rows: months.indices.map { r in
+                            StatsRow(
+                                month: months[r], cells: showColumns ? columns.indices.map { cell(r, $0) } : [],
+                                total: cell(r, columns.count))
+                        },
+                        columnTotals: showColumns ? columns.indices.map { cell(months.count, $0) } : nil,
+                        total: cell(months.count, columns.count)))
             }
             // Unique persons: closed months only, across clinics, no totals (persons seen in two
             // months are one person in each), so cells are independent: primary suppression only.
             let closed = months.filter { $0 <= closedThrough }
             var counts: [Month: Int] = [:]
             for u in uniquePersons where u.category == category { counts[u.month, default: 0] += u.value }
-            tables.append(StatsTable(
-                metric: CounterMetric.uniquePersons, category: category, columns: [],
-                rows: try closed.map { m in
-                    let value = try noisy(counts[m] ?? 0)
-                    return StatsRow(month: m, cells: [], total: Self.cell(value, (1..<max(k, 1)).contains(value) ? .primary : .published, k: k))
-                },
-                columnTotals: nil, total: nil))
+            tables.append(
+                StatsTable(
+                    metric: CounterMetric.uniquePersons, category: category, columns: [],
+                    rows: try closed.map { m in
+                        let value = try noisy(counts[m] ?? 0)
+                        return StatsRow(
+                            month: m, cells: [], total: Self.cell(value, (1..<max(k, 1)).contains(value) ? .primary : .published, k: k))
+                    },
+                    columnTotals: nil, total: nil))
         }
         let privacyWire = privacy.map {
             StatsPrivacy(mechanism: "two-sided geometric", epsilon: Self.decimal($0.epsilonMicro), releasedOn: today)
         }
-        return StatsResponse(from: query.from, to: query.to, byClinic: query.byClinic, category: query.category, generatedOn: today,
-                             k: k, closedThrough: closedThrough, privacy: privacyWire, tables: tables)
+        return StatsResponse(
+            from: query.from, to: query.to, byClinic: query.byClinic, category: query.category, generatedOn: today,
+            k: k, closedThrough: closedThrough, privacy: privacyWire, tables: tables)
     }
 
     static func cell(_ value: Int, _ status: CellStatus, k: Int) -> StatsCell {

@@ -27,10 +27,16 @@ public enum StatsChart {
                 return sum
             }
         }
-        let all = [Series(name: "enrolments", colour: "#1f77b4", values: series("enrolled")),
-                   Series(name: "completions", colour: "#d62728", values: series("completed"))]
-        let left = 70.0, right = 30.0, top = 60.0, bottom = 90.0
-        let plotW = Double(width) - left - right, plotH = Double(height) - top - bottom
+        let all = [
+            Series(name: "enrolments", colour: "#1f77b4", values: series("enrolled")),
+            Series(name: "completions", colour: "#d62728", values: series("completed")),
+        ]
+        let left = 70.0
+        let right = 30.0
+        let top = 60.0
+        let bottom = 90.0
+        let plotW = Double(width) - left - right
+        let plotH = Double(height) - top - bottom
         let maxValue = max(all.flatMap { $0.values.compactMap { $0 } }.max() ?? 0, 1)
         let step = niceStep(maxValue)
         let yMax = ((maxValue + step - 1) / step) * step
@@ -40,11 +46,15 @@ public enum StatsChart {
 
         var svg: [String] = []
         svg.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-        svg.append("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"12\">")
+        svg.append(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"12\">"
+        )
         svg.append("<title>anonreg: monthly enrolments and completions, \(response.from) to \(response.to)</title>")
         svg.append("<rect x=\"0\" y=\"0\" width=\"\(width)\" height=\"\(height)\" fill=\"#ffffff\"/>")
         let scope = response.category.map { "category \(escape($0))" } ?? "all categories"
-        svg.append("<text x=\"\(width / 2)\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">Enrolments and completions per month (\(scope))</text>")
+        svg.append(
+            "<text x=\"\(width / 2)\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">Enrolments and completions per month (\(scope))</text>"
+        )
         // Grid and y axis.
         var v = 0
         while v <= yMax {
@@ -53,12 +63,16 @@ public enum StatsChart {
             v += step
         }
         svg.append("<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(top + plotH))\" stroke=\"#000000\"/>")
-        svg.append("<line x1=\"\(f(left))\" y1=\"\(f(top + plotH))\" x2=\"\(f(left + plotW))\" y2=\"\(f(top + plotH))\" stroke=\"#000000\"/>")
-        svg.append("<text x=\"18\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(f(top + plotH / 2)))\">count</text>")
+        svg.append(
+            "<line x1=\"\(f(left))\" y1=\"\(f(top + plotH))\" x2=\"\(f(left + plotW))\" y2=\"\(f(top + plotH))\" stroke=\"#000000\"/>")
+        svg.append(
+            "<text x=\"18\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(f(top + plotH / 2)))\">count</text>"
+        )
         // Month labels (at most about 12).
         let every = max(1, (months.count + 11) / 12)
         for (i, m) in months.enumerated() where i % every == 0 || i == months.count - 1 {
-            svg.append("<line x1=\"\(f(x(i)))\" y1=\"\(f(top + plotH))\" x2=\"\(f(x(i)))\" y2=\"\(f(top + plotH + 5))\" stroke=\"#000000\"/>")
+            svg.append(
+                "<line x1=\"\(f(x(i)))\" y1=\"\(f(top + plotH))\" x2=\"\(f(x(i)))\" y2=\"\(f(top + plotH + 5))\" stroke=\"#000000\"/>")
             svg.append("<text x=\"\(f(x(i)))\" y=\"\(f(top + plotH + 20))\" text-anchor=\"middle\">\(m)</text>")
         }
         svg.append("<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH + 42))\" text-anchor=\"middle\">month</text>")
@@ -66,16 +80,23 @@ public enum StatsChart {
         for s in all {
             var run: [String] = []
             func flush() {
-                if run.count > 1 { svg.append("<polyline fill=\"none\" stroke=\"\(s.colour)\" stroke-width=\"2.5\" points=\"\(run.joined(separator: " "))\"/>") }
+                if run.count > 1 {
+                    svg.append(
+                        "<polyline fill=\"none\" stroke=\"\(s.colour)\" stroke-width=\"2.5\" points=\"\(run.joined(separator: " "))\"/>")
+                }
                 run = []
             }
             for (i, value) in s.values.enumerated() {
                 if let value {
                     run.append("\(f(x(i))),\(f(y(value)))")
-                    svg.append("<circle cx=\"\(f(x(i)))\" cy=\"\(f(y(value)))\" r=\"4\" fill=\"\(s.colour)\"><title>\(s.name) \(months[i]): \(value)</title></circle>")
+                    svg.append(
+                        "<circle cx=\"\(f(x(i)))\" cy=\"\(f(y(value)))\" r=\"4\" fill=\"\(s.colour)\"><title>\(s.name) \(months[i]): \(value)</title></circle>"
+                    )
                 } else {
                     flush()
-                    svg.append("<rect x=\"\(f(x(i) - 3))\" y=\"\(f(top + plotH - 8))\" width=\"6\" height=\"6\" fill=\"#9e9e9e\"><title>\(s.name) \(months[i]): suppressed</title></rect>")
+                    svg.append(
+                        "<rect x=\"\(f(x(i) - 3))\" y=\"\(f(top + plotH - 8))\" width=\"6\" height=\"6\" fill=\"#9e9e9e\"><title>\(s.name) \(months[i]): suppressed</title></rect>"
+                    )
                 }
             }
             flush()
@@ -84,7 +105,9 @@ public enum StatsChart {
         let legendY = Double(height) - 22
         for (i, s) in all.enumerated() {
             let lx = left + Double(i) * 170
-            svg.append("<line x1=\"\(f(lx))\" y1=\"\(f(legendY))\" x2=\"\(f(lx + 30))\" y2=\"\(f(legendY))\" stroke=\"\(s.colour)\" stroke-width=\"3\"/>")
+            svg.append(
+                "<line x1=\"\(f(lx))\" y1=\"\(f(legendY))\" x2=\"\(f(lx + 30))\" y2=\"\(f(legendY))\" stroke=\"\(s.colour)\" stroke-width=\"3\"/>"
+            )
             svg.append("<text x=\"\(f(lx + 38))\" y=\"\(f(legendY + 4))\">\(s.name)</text>")
         }
         let noteX = left + 340

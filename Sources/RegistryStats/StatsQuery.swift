@@ -54,7 +54,8 @@ public struct StatsQuery: Sendable, Equatable {
         let category = seen["category"]
         if let category {
             guard !category.isEmpty, category.utf8.count <= 64,
-                  category.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }) else {
+                category.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 })
+            else {
                 throw .invalidValue(field: "category", reason: "must be a category name (1-64 of a-z 0-9 - _)")
             }
         }

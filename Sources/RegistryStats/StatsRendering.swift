@@ -29,11 +29,14 @@ public enum StatsRendering {
     /// breakdown, per metric and category, months × clinics.
     public static func text(_ response: StatsResponse) -> String {
         var out: [String] = []
-        let note = "Cells from 1 to \(response.k - 1) are shown as <\(response.k); x hides a cell that would reveal one. "
+        let note =
+            "Cells from 1 to \(response.k - 1) are shown as <\(response.k); x hides a cell that would reveal one. "
             + "Unique persons are counted only for closed months (through \(response.closedThrough))."
         out.append("Statistics \(response.from) to \(response.to), computed on \(response.generatedOn).")
         if let privacy = response.privacy {
-            out.append("Noisy release (\(privacy.mechanism) mechanism, ε = \(privacy.epsilon)), stored on \(privacy.releasedOn): asking again returns the same numbers.")
+            out.append(
+                "Noisy release (\(privacy.mechanism) mechanism, ε = \(privacy.epsilon)), stored on \(privacy.releasedOn): asking again returns the same numbers."
+            )
         }
         out.append(note)
         let categories = response.tables.map(\.category).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
@@ -71,6 +74,7 @@ public enum StatsRendering {
                 return i == 0 ? text + pad : pad + text
             }.joined(separator: "  ")
         }
-        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n")
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(
+            separator: "\n")
     }
 }

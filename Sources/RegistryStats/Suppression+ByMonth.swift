@@ -19,7 +19,8 @@ extension Suppression {
     /// which extra columns a table has depends on the range; in the other months its cell is a
     /// printed 0, which adds nothing.
     public static func applyByMonth(_ table: MarginTable, k: Int, fixedColumns: Set<Int>? = nil) -> [[CellStatus]] {
-        let rows = table.rows, columns = table.columns
+        let rows = table.rows
+        let columns = table.columns
         var status: [[CellStatus]] = []
         for r in 0..<rows {
             let used = (0..<columns).filter { fixedColumns?.contains($0) ?? true || table[r, $0] != 0 }

@@ -39,7 +39,10 @@ public enum SuppressionAudit {
     public struct Cell: Hashable, Sendable, CustomStringConvertible {
         public var row: Int
         public var column: Int
-        public init(_ row: Int, _ column: Int) { self.row = row; self.column = column }
+        public init(_ row: Int, _ column: Int) {
+            self.row = row
+            self.column = column
+        }
         public var description: String { "(\(row), \(column))" }
     }
 

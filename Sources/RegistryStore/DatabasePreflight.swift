@@ -32,8 +32,10 @@ enum DatabasePreflight {
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             let (id, tables) = try queue.read { db in
-                (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0)
+                (
+                    try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                )
             }
             try queue.close()
             guard id == Schema.applicationID || tables == 0 else {
@@ -42,7 +44,8 @@ enum DatabasePreflight {
         } catch let error as StorageError {
             throw error
         } catch {
-            throw .unusableDatabase(path: path, reason: "it cannot be read as SQLite (\((error as? DatabaseError)?.message ?? "unknown error"))")
+            throw .unusableDatabase(
+                path: path, reason: "it cannot be read as SQLite (\((error as? DatabaseError)?.message ?? "unknown error"))")
         }
     }
 }
@@ -66,7 +69,8 @@ extension DatabasePreflight {
             inWAL = wal.pages
         }
         if let missing = (pagesInFile + 1..<max(needed + 1, pagesInFile + 1)).first(where: { !inWAL.contains($0) }) {
-            throw .unusableDatabase(path: path, reason: "it is truncated: page \(missing) of \(needed) is missing (the file has \(fileSize) bytes)")
+            throw .unusableDatabase(
+                path: path, reason: "it is truncated: page \(missing) of \(needed) is missing (the file has \(fileSize) bytes)")
         }
     }
 
@@ -99,7 +103,9 @@ extension DatabasePreflight {
         guard let header = read(32, at: 0) else { return nil }
         guard be32(header, 0) & 0xFFFF_FFFE == 0x377F_0682, Int(be32(header, 8)) == pageSize else { return nil }
         let salts = (be32(header, 16), be32(header, 20))
-        var pages = Set<Int>(), pending = Set<Int>(), databasePages = 0
+        var pages = Set<Int>()
+        var pending = Set<Int>()
+        var databasePages = 0
         var offset = 32
         while offset + 24 + pageSize <= walSize {
             // A read error inside the file's size is not a torn tail: no answer, as before.

@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 import Synchronization
 
 /// The MACs that authenticate what the database keeps in clear (docs/CRYPTO.md §Authenticated
@@ -30,19 +30,25 @@ enum RowIntegrity {
         id: Int64, sid: [UInt8], codeIndex: [UInt8], kekVersion: Int, columns: SubjectColumns, records: Int, recordsHead: [UInt8],
         keyring: Keyring
     ) throws(StorageError) -> [UInt8] {
-        var message = SubjectKeys.bigEndian(UInt64(bitPattern: id)) + sid + codeIndex + SubjectKeys.bigEndian(UInt32(truncatingIfNeeded: kekVersion))
+        var message =
+            SubjectKeys.bigEndian(UInt64(bitPattern: id)) + sid + codeIndex + SubjectKeys.bigEndian(UInt32(truncatingIfNeeded: kekVersion))
         message += lp(columns.status.rawValue) + lp(columns.nextDue?.description ?? "") + lp(columns.reviewOn?.description ?? "")
         message += SubjectKeys.bigEndian(UInt64(records)) + recordsHead
         return try mac(Label.subjectRow, message, keyring: keyring)
     }
 
-    static func linkMAC(linkID: Int64, handleIndex: [UInt8], clinic: String, sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
+    static func linkMAC(linkID: Int64, handleIndex: [UInt8], clinic: String, sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8]
+    {
         try mac(Label.caseLinkRow, SubjectKeys.bigEndian(UInt64(bitPattern: linkID)) + handleIndex + lp(clinic) + sid, keyring: keyring)
     }
 
-    static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring) throws(StorageError) -> [UInt8] {
-        try mac(Label.recordChain, previous + SubjectKeys.bigEndian(UInt64(bitPattern: recordID)) + lp(kind) + SubjectKeys.bigEndian(schemaVersion),
-                keyring: keyring)
+    static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring) throws(StorageError)
+        -> [UInt8]
+    {
+        try mac(
+            Label.recordChain,
+            previous + SubjectKeys.bigEndian(UInt64(bitPattern: recordID)) + lp(kind) + SubjectKeys.bigEndian(schemaVersion),
+            keyring: keyring)
     }
 
     /// BLAKE2b-256(row key, "anonreg/v1/keyring-binding" ‖ 0x00): what the database records of
@@ -57,11 +63,15 @@ enum RowIntegrity {
     static func checkKeyringBinding(_ db: Database, keyring: Keyring, path: String) throws {
         guard try db.tableExists("keyring_binding") else { return }
         guard let stored = try Data.fetchOne(db, sql: "SELECT mac FROM keyring_binding WHERE id = 1") else {
-            throw StorageError.unusableDatabase(path: path, reason: "it no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
+            throw StorageError.unusableDatabase(
+                path: path, reason: "it no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
         }
         guard matches(Array(stored), try keyringBinding(keyring)) else {
             throw StorageError.unusableDatabase(
-                path: path, reason: "it was written with another keyring (its index key differs): start anonregd with the keys directory that goes with this database")
+                path: path,
+                reason:
+                    "it was written with another keyring (its index key differs): start anonregd with the keys directory that goes with this database"
+            )
         }
     }
 

@@ -48,22 +48,28 @@ extension SQLiteRegistryStore {
         let commitment = try event.subjectReference.map { (reference) throws(StorageError) in
             try SubjectKeys.auditCommitment(reference: reference)
         }
-        let canonical = AuditChain.canonical(seq: seq, at: at, actor: event.actor, action: event.action, result: event.result,
-                                            subjectCommit: commitment?.value)
+        let canonical = AuditChain.canonical(
+            seq: seq, at: at, actor: event.actor, action: event.action, result: event.result,
+            subjectCommit: commitment?.value)
         let hash: [UInt8]
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
-        try db.executeCached("""
+        try db.executeCached(
+            """
             INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
-                             Data(previous), Data(hash)])
+            """,
+            [
+                seq, at, event.actor, event.action, event.result, commitment.map { Data($0.value) },
+                Data(previous), Data(hash),
+            ])
         // A read's entry is appended after the read, in a transaction of its own: if the
         // subject was erased in between, the entry keeps its commitment but no link, like any
         // entry written after an erasure.
         if let reference = event.subjectReference, let commitment, event.linked, try subjectExists(db, key: event.subjectKey) {
-            try db.executeCached("INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
-                                 [seq, Data(reference), Data(commitment.salt)])
+            try db.executeCached(
+                "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (?, ?, ?)",
+                [seq, Data(reference), Data(commitment.salt)])
         }
         return (seq, hash)
     }
@@ -73,7 +79,8 @@ extension SQLiteRegistryStore {
     /// numbered after `highestIssued` (every number the registry can have given out before, from
     /// the anchor), so exported entries are never numbered twice.
     static func appendRestoreEntry(
-        _ db: Database, keyring: Keyring, createdAt: String, actor: String, interval: Int, highestIssued: Int64, reErased: Int, remaining: Int
+        _ db: Database, keyring: Keyring, createdAt: String, actor: String, interval: Int, highestIssued: Int64, reErased: Int,
+        remaining: Int
     ) throws -> BackupArchive.RestoreOutcome {
         let last = try db.fetchOneCached("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
         let ended: Int64
@@ -93,21 +100,25 @@ extension SQLiteRegistryStore {
         let continuesAfter = (max(ended, highestIssued) / step + 1) * step
         let seq = continuesAfter + 1
         let at = timestamp()
-        let result = AuditChain.restoreResult(createdAt: createdAt, ended: ended, head: previous, reErased: reErased, continuesAfter: continuesAfter)
-        let canonical = AuditChain.canonical(seq: seq, at: at, actor: actor, action: AuditChain.restoreAction, result: result, subjectCommit: nil)
+        let result = AuditChain.restoreResult(
+            createdAt: createdAt, ended: ended, head: previous, reErased: reErased, continuesAfter: continuesAfter)
+        let canonical = AuditChain.canonical(
+            seq: seq, at: at, actor: actor, action: AuditChain.restoreAction, result: result, subjectCommit: nil)
         let hash: [UInt8]
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
-        try db.execute(sql: """
-            INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)
-            """, arguments: [seq, at, actor, AuditChain.restoreAction, result, Data(previous), Data(hash)])
+        try db.execute(
+            sql: """
+                INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)
+                """, arguments: [seq, at, actor, AuditChain.restoreAction, result, Data(previous), Data(hash)])
         try insertCheckpoint(db, seq: seq, hash: hash, keyring: keyring, interval: interval)
         guard let checkpoint = try AuditLogReader.newestCheckpoint(db), checkpoint.seq == seq else {
             throw StorageError.database(reason: "the restore's audit checkpoint was not written")
         }
-        return BackupArchive.RestoreOutcome(erased: reErased, remaining: remaining, restoreSeq: seq, continuesAfter: continuesAfter,
-                                            checkpoint: checkpoint)
+        return BackupArchive.RestoreOutcome(
+            erased: reErased, remaining: remaining, restoreSeq: seq, continuesAfter: continuesAfter,
+            checkpoint: checkpoint)
     }
 
     /// Whether the subject with store key (sid) `key` still exists; true when no key was given.
@@ -141,14 +152,16 @@ extension SQLiteRegistryStore {
     static func insertCheckpoint(_ db: Database, seq: Int64, hash: [UInt8], keyring: Keyring, interval: Int) throws {
         let at = timestamp()
         let previous = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoint WHERE seq < ?", arguments: [seq]) ?? 0
-        let checkpoint = AuditChain.Checkpoint(seq: seq, hash: hash, at: at, signature: [], format: 2, previous: previous, interval: interval)
+        let checkpoint = AuditChain.Checkpoint(
+            seq: seq, hash: hash, at: at, signature: [], format: 2, previous: previous, interval: interval)
         let signature: [UInt8]
         do { signature = try keyring.auditSigningKey.sign(checkpoint.message) } catch {
             throw StorageError.database(reason: "could not sign an audit checkpoint")
         }
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval) VALUES (?, ?, ?, ?, 2, ?, ?)
-            """, arguments: [seq, Data(hash), at, Data(signature), previous, interval])
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval) VALUES (?, ?, ?, ?, 2, ?, ?)
+                """, arguments: [seq, Data(hash), at, Data(signature), previous, interval])
         AuditAnchorTracker.checkpointsSigned.add(1, ordering: .relaxed)
     }
 
@@ -177,10 +190,13 @@ extension SQLiteRegistryStore {
 
     public func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT e.seq, e.at, e.actor, e.action, e.result FROM audit_subject s JOIN audit_entry e ON e.seq = s.seq
-                WHERE s.subject_ref = ? ORDER BY e.seq
-                """, arguments: [Data(subjectReference)]).map {
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT e.seq, e.at, e.actor, e.action, e.result FROM audit_subject s JOIN audit_entry e ON e.seq = s.seq
+                    WHERE s.subject_ref = ? ORDER BY e.seq
+                    """, arguments: [Data(subjectReference)]
+            ).map {
                 AuditRecord(seq: $0[0], at: $0[1], actor: $0[2], action: $0[3], result: $0[4])
             }
         }
@@ -217,9 +233,12 @@ extension SQLiteRegistryStore {
             let removed = db.changesCount
             try db.execute(sql: "DELETE FROM audit_checkpoint WHERE seq < ?", arguments: [anchor])
             // The pruning itself is on the chain, so verify can tell it from a deleted prefix.
-            _ = try Self.appendEntry(db, event: AuditEvent(actor: "system audit", action: AuditChain.pruneAction,
-                                                           result: AuditChain.pruneResult(anchor: anchor), subjectReference: nil),
-                                     at: Self.timestamp())
+            _ = try Self.appendEntry(
+                db,
+                event: AuditEvent(
+                    actor: "system audit", action: AuditChain.pruneAction,
+                    result: AuditChain.pruneResult(anchor: anchor), subjectReference: nil),
+                at: Self.timestamp())
             return removed
         }
     }
@@ -244,10 +263,13 @@ extension SQLiteRegistryStore {
 /// directory, with only the public key from keyring.json).
 public enum AuditLogReader {
     static func entries(_ db: Database, after: Int64 = 0, limit: Int = Int.max) throws -> [AuditChain.Entry] {
-        try Row.fetchAll(db, sql: """
-            SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry
-            WHERE seq > ? ORDER BY seq LIMIT ?
-            """, arguments: [after, limit]).map(entry)
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry
+                WHERE seq > ? ORDER BY seq LIMIT ?
+                """, arguments: [after, limit]
+        ).map(entry)
     }
 
     /// An entry as stored. A cell of the wrong type (text where a hash belongs, say) reads as
@@ -264,16 +286,20 @@ public enum AuditLogReader {
             default: return [0xFF]
             }
         }
-        return AuditChain.Entry(seq: row[0], at: text(1), actor: text(2), action: text(3), result: text(4),
-                                subjectCommit: bytes(5), prevHash: bytes(6) ?? [], hash: bytes(7) ?? [])
+        return AuditChain.Entry(
+            seq: row[0], at: text(1), actor: text(2), action: text(3), result: text(4),
+            subjectCommit: bytes(5), prevHash: bytes(6) ?? [], hash: bytes(7) ?? [])
     }
 
     /// The newest version-2 checkpoint (the anchor's source).
     static func newestCheckpoint(_ db: Database) throws -> AuditChain.Checkpoint? {
         guard try db.columns(in: "audit_checkpoint").contains(where: { $0.name == "format" }),
-              let row = try Row.fetchOne(db, sql: """
-                SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint WHERE format = 2 ORDER BY seq DESC LIMIT 1
-                """) else { return nil }
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint WHERE format = 2 ORDER BY seq DESC LIMIT 1
+                    """)
+        else { return nil }
         return checkpoint(row)
     }
 
@@ -289,15 +315,18 @@ public enum AuditLogReader {
         }
         var at = "\u{FFFD}"
         if case .string(let value) = (row[2] as DatabaseValue).storage { at = value }
-        return AuditChain.Checkpoint(seq: row[0], hash: bytes(1), at: at, signature: bytes(3), format: Int(integer(4) ?? 0),
-                                     previous: integer(5), interval: integer(6).map { Int($0) })
+        return AuditChain.Checkpoint(
+            seq: row[0], hash: bytes(1), at: at, signature: bytes(3), format: Int(integer(4) ?? 0),
+            previous: integer(5), interval: integer(6).map { Int($0) })
     }
 
     static func checkpoints(_ db: Database, after: Int64 = -1, through: Int64 = .max) throws -> [AuditChain.Checkpoint] {
         let versioned = try db.columns(in: "audit_checkpoint").contains { $0.name == "format" }
         let columns = versioned ? "seq, hash, at, signature, format, previous, interval" : "seq, hash, at, signature, 1, NULL, NULL"
-        return try Row.fetchAll(db, sql: "SELECT \(columns) FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                arguments: [after, through]).map(checkpoint)
+        return try Row.fetchAll(
+            db, sql: "SELECT \(columns) FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq",
+            arguments: [after, through]
+        ).map(checkpoint)
     }
 
     /// Streams the entries through `AuditChain.Verifier`: constant memory for any log length.
@@ -306,16 +335,21 @@ public enum AuditLogReader {
         let count: Int = bounds?[0] ?? 0
         let first: Int64? = bounds?[1]
         let last: Int64? = bounds?[2]
-        let pruneRecorded = try first.map { first in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entry WHERE action = ? AND result = ?)",
-                              arguments: [AuditChain.pruneAction, AuditChain.pruneResult(anchor: first - 1)]) ?? false
-        } ?? false
-        var verifier = AuditChain.Verifier(checkpoints: try checkpoints(db), publicKey: publicKey, entries: count,
-                                           firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval,
-                                           anchor: anchor)
-        let cursor = try Row.fetchCursor(db, sql: """
-            SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq
-            """)
+        let pruneRecorded =
+            try first.map { first in
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entry WHERE action = ? AND result = ?)",
+                    arguments: [AuditChain.pruneAction, AuditChain.pruneResult(anchor: first - 1)]) ?? false
+            } ?? false
+        var verifier = AuditChain.Verifier(
+            checkpoints: try checkpoints(db), publicKey: publicKey, entries: count,
+            firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval,
+            anchor: anchor)
+        let cursor = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq
+                """)
         while let row = try cursor.next() {
             if let failure = verifier.feed(entry(row)) { return failure }
         }
@@ -325,9 +359,12 @@ public enum AuditLogReader {
     /// Offline verification of `databasePath`, opened read-only, against `publicKey`, the
     /// checkpoint interval and the anchor in `keysDirectory` (when given).
     public static func verify(databasePath: String, publicKey: [UInt8], interval: Int = 1000, keysDirectory: String? = nil)
-        throws(StorageError) -> AuditChain.Report {
+        throws(StorageError) -> AuditChain.Report
+    {
         try DatabasePreflight.check(path: databasePath)
-        let anchor = try keysDirectory.flatMap { (directory) throws(StorageError) in try SQLiteRegistryStore.readAnchor(directory: directory) }
+        let anchor = try keysDirectory.flatMap { (directory) throws(StorageError) in
+            try SQLiteRegistryStore.readAnchor(directory: directory)
+        }
         var configuration = Configuration()
         configuration.readonly = true
         do {

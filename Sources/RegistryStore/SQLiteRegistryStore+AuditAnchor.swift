@@ -71,17 +71,22 @@ extension SQLiteRegistryStore {
             // The newest signed restore entry, if the log has one (a restore whose anchor was not
             // written yet, or a copy restored beside the registry's database and now served).
             var restore: AuditChain.Checkpoint? = nil
-            if let row = try Row.fetchOne(db, sql: """
-                SELECT e.result, e.seq FROM audit_entry e JOIN audit_checkpoint c ON c.seq = e.seq
-                WHERE e.action = ? ORDER BY e.seq DESC LIMIT 1
-                """, arguments: [AuditChain.restoreAction]),
-               let continues = AuditChain.restoreContinuesAfter(row[0] as String? ?? ""), continues >= anchor.seq {
+            if let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT e.result, e.seq FROM audit_entry e JOIN audit_checkpoint c ON c.seq = e.seq
+                    WHERE e.action = ? ORDER BY e.seq DESC LIMIT 1
+                    """, arguments: [AuditChain.restoreAction]),
+                let continues = AuditChain.restoreContinuesAfter(row[0] as String? ?? ""), continues >= anchor.seq
+            {
                 restore = try AuditLogReader.checkpoints(db, after: (row[1] as Int64) - 1, through: row[1]).first
             }
-            return (try Data.fetchOne(db, sql: "SELECT hash FROM audit_entry WHERE seq = ?", arguments: [anchor.seq]),
-                    try Data.fetchOne(db, sql: "SELECT hash FROM audit_checkpoint WHERE seq = ?", arguments: [anchor.seq]),
-                    try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit_entry") ?? 0,
-                    restore)
+            return (
+                try Data.fetchOne(db, sql: "SELECT hash FROM audit_entry WHERE seq = ?", arguments: [anchor.seq]),
+                try Data.fetchOne(db, sql: "SELECT hash FROM audit_checkpoint WHERE seq = ?", arguments: [anchor.seq]),
+                try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit_entry") ?? 0,
+                restore
+            )
         }
         if let restore, restore.verify(publicKey: keyring.auditSigningKey.publicKey) {
             // A signed restore that continues numbering after the anchor's entry: the log was
@@ -93,10 +98,18 @@ extension SQLiteRegistryStore {
         }
         if let hash = entryHash ?? checkpointHash {
             guard Array(hash) == anchor.hash else {
-                throw .unusableDatabase(path: self.path, reason: "its audit log disagrees at entry \(anchor.seq) with the signed anchor in \(path): the log was rewritten or replaced")
+                throw .unusableDatabase(
+                    path: self.path,
+                    reason:
+                        "its audit log disagrees at entry \(anchor.seq) with the signed anchor in \(path): the log was rewritten or replaced"
+                )
             }
         } else {
-            throw .unusableDatabase(path: self.path, reason: "its audit log (newest entry \(last)) lacks entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off, or an older copy of the database was put in place without `anonreg backup restore` (which records the restore in the log)")
+            throw .unusableDatabase(
+                path: self.path,
+                reason:
+                    "its audit log (newest entry \(last)) lacks entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off, or an older copy of the database was put in place without `anonreg backup restore` (which records the restore in the log)"
+            )
         }
         anchorState.withLock { $0.written = max($0.written, anchor.seq) }
         await refreshAuditAnchor()

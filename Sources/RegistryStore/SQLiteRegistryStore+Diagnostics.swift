@@ -15,8 +15,12 @@ extension SQLiteRegistryStore {
             }
             var traces: [[UInt8]] = [subject.sid, subject.wrappedDEK, subject.codeIndex, subject.rowMAC]
             if subject.records > 0 { traces.append(subject.recordsHead) }
-            traces += try Data.fetchAll(db, sql: "SELECT sealed FROM record WHERE subject_id = ?", arguments: [subject.id]).map { Array($0) }
-            for link in try Row.fetchAll(db, sql: "SELECT handle_index, sealed_handle, row_mac FROM case_link WHERE subject_id = ?", arguments: [subject.id]) {
+            traces += try Data.fetchAll(db, sql: "SELECT sealed FROM record WHERE subject_id = ?", arguments: [subject.id]).map {
+                Array($0)
+            }
+            for link in try Row.fetchAll(
+                db, sql: "SELECT handle_index, sealed_handle, row_mac FROM case_link WHERE subject_id = ?", arguments: [subject.id])
+            {
                 traces.append(Array(link[0] as Data))
                 traces.append(Array(link[1] as Data))
                 traces.append(Array(link[2] as Data))

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryKeyring
+import RegistryProtocol
 
 extension SQLiteRegistryStore {
     /// Crypto-shredding: the subject row (and with it the wrapped DEK), its cases and its sealed
@@ -17,8 +17,9 @@ extension SQLiteRegistryStore {
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            try Self.erase(db, id: subject.id, sid: subject.sid, counters: counters, keyring: keyring, recorder: recorder,
-                           checkpointEvery: every, erased: self.erased)
+            try Self.erase(
+                db, id: subject.id, sid: subject.sid, counters: counters, keyring: keyring, recorder: recorder,
+                checkpointEvery: every, erased: self.erased)
         }
     }
 
@@ -29,8 +30,9 @@ extension SQLiteRegistryStore {
         let codeIndex = try Self.codeIndex(code, keyring: keyring)
         try await write(checkpointAfter: true) { db in
             guard let subject = try self.subject(db, codeIndex: codeIndex) else { throw StorageError.codeNotFound }
-            try Self.erase(db, id: subject.id, sid: subject.sid, counters: counters, keyring: keyring, recorder: recorder,
-                           checkpointEvery: every, erased: self.erased)
+            try Self.erase(
+                db, id: subject.id, sid: subject.sid, counters: counters, keyring: keyring, recorder: recorder,
+                checkpointEvery: every, erased: self.erased)
         }
     }
 
@@ -73,16 +75,19 @@ extension SQLiteRegistryStore {
 
     static func recordLedgerHead(_ db: Database, _ state: ErasureLedger.State) throws {
         try db.execute(
-            sql: "INSERT INTO erasure_ledger_head (id, entries, head) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET entries = excluded.entries, head = excluded.head",
+            sql:
+                "INSERT INTO erasure_ledger_head (id, entries, head) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET entries = excluded.entries, head = excluded.head",
             arguments: [state.count, Data(state.head)])
     }
 
     /// The ledger state recorded at the last erasure (empty when none happened).
     static func ledgerHead(_ db: Database) throws -> ErasureLedger.State {
         guard try db.tableExists("erasure_ledger_head"),
-              let row = try Row.fetchOne(db, sql: "SELECT entries, head FROM erasure_ledger_head WHERE id = 1") else { return .empty }
+            let row = try Row.fetchOne(db, sql: "SELECT entries, head FROM erasure_ledger_head WHERE id = 1")
+        else { return .empty }
         guard case .int64(let entries) = (row["entries"] as DatabaseValue).storage,
-              case .blob(let head) = (row["head"] as DatabaseValue).storage else {
+            case .blob(let head) = (row["head"] as DatabaseValue).storage
+        else {
             throw StorageError.integrity(what: "erasure ledger head (a cell of the wrong type)")
         }
         return ErasureLedger.State(count: Int(entries), head: Array(head))

@@ -19,8 +19,9 @@ extension SQLiteRegistryStore {
     /// The time (`at`, RFC 3339 UTC) of the newest audit entry with this action and result.
     public func lastAuditTime(action: String, result: String) async throws(StorageError) -> String? {
         try await read { db in
-            try String.fetchOne(db, sql: "SELECT at FROM audit_entry WHERE action = ? AND result = ? ORDER BY seq DESC LIMIT 1",
-                                arguments: [action, result])
+            try String.fetchOne(
+                db, sql: "SELECT at FROM audit_entry WHERE action = ? AND result = ? ORDER BY seq DESC LIMIT 1",
+                arguments: [action, result])
         }
     }
 }

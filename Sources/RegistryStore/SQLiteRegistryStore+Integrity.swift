@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 
 /// Authenticated lookups and the full integrity check (docs/CRYPTO.md §Authenticated columns).
 extension SQLiteRegistryStore {
@@ -84,8 +84,10 @@ extension SQLiteRegistryStore {
         var subjects: [Int64: SubjectRow] = [:]
         var order: [Int64] = []
         var failed = Set<Int64>()
-        for row in try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
-                                    arguments: [after, limit]) {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+            arguments: [after, limit])
+        {
             let id: Int64 = row[0]
             order.append(id)
             do {
@@ -99,14 +101,17 @@ extension SQLiteRegistryStore {
         guard let first = order.first, let last = order.last else { return (0, nil, 0, 0, [], []) }
         // The record chains of the batch, recomputed from the record rows in id order.
         var chains: [Int64: (count: Int, head: [UInt8])] = [:]
-        let records = try Row.fetchCursor(db, sql: """
-            SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN ? AND ? ORDER BY subject_id, id
-            """, arguments: [first, last])
+        let records = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN ? AND ? ORDER BY subject_id, id
+                """, arguments: [first, last])
         while let row = try records.next() {
             let subjectID: Int64 = row[0]
             let schema: Int = row[3]
             var chain = chains[subjectID] ?? (0, RowIntegrity.genesis)
-            chain.head = try RowIntegrity.chain(chain.head, recordID: row[1], kind: row[2], schemaVersion: UInt16(clamping: schema), keyring: keyring)
+            chain.head = try RowIntegrity.chain(
+                chain.head, recordID: row[1], kind: row[2], schemaVersion: UInt16(clamping: schema), keyring: keyring)
             chain.count += 1
             chains[subjectID] = chain
         }
@@ -116,9 +121,12 @@ extension SQLiteRegistryStore {
         }
         var links = 0
         var failedLinks: [Int64] = []
-        for row in try Row.fetchAll(db, sql: """
-            SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c WHERE c.subject_id BETWEEN ? AND ? ORDER BY c.id
-            """, arguments: [first, last]) {
+        for row in try Row.fetchAll(
+            db,
+            sql: """
+                SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c WHERE c.subject_id BETWEEN ? AND ? ORDER BY c.id
+                """, arguments: [first, last])
+        {
             links += 1
             let linkID: Int64 = row[0]
             let subjectID: Int64 = row[CaseLinkRow.columnCount]
@@ -148,8 +156,9 @@ extension SQLiteRegistryStore {
                 return false
             }
             let sid = Array(row[1] as Data)
-            try Self.erase(db, id: reference.rawValue, sid: sid, counters: [], keyring: keyring, recorder: recorder,
-                           checkpointEvery: every, erased: erased)
+            try Self.erase(
+                db, id: reference.rawValue, sid: sid, counters: [], keyring: keyring, recorder: recorder,
+                checkpointEvery: every, erased: erased)
             return true
         }
         return done
@@ -161,14 +170,22 @@ extension SQLiteRegistryStore {
         let keyring = self.keyring
         let every = auditCheckpointEvery
         return try await write { db -> Bool in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(CaseLinkRow.selectColumns), s.sid FROM case_link c JOIN subject s ON s.id = c.subject_id WHERE c.id = ?
-                """, arguments: [id]) else { return false }
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT \(CaseLinkRow.selectColumns), s.sid FROM case_link c JOIN subject s ON s.id = c.subject_id WHERE c.id = ?
+                        """, arguments: [id])
+            else { return false }
             let sid = Array(row[CaseLinkRow.columnCount] as Data)
-            do { try CaseLinkRow(row: row).authenticate(sid: sid, keyring: keyring); return false } catch {}
+            do {
+                try CaseLinkRow(row: row).authenticate(sid: sid, keyring: keyring)
+                return false
+            } catch {}
             try db.execute(sql: "DELETE FROM case_link WHERE id = ?", arguments: [id])
-            try Self.appendChained(db, event: AuditEvent(actor: actor, action: "remove-case-link-integrity", result: "ok", subjectReference: nil),
-                                   at: Self.timestamp(), checkpointEvery: every, keyring: keyring)
+            try Self.appendChained(
+                db, event: AuditEvent(actor: actor, action: "remove-case-link-integrity", result: "ok", subjectReference: nil),
+                at: Self.timestamp(), checkpointEvery: every, keyring: keyring)
             return true
         }
     }
@@ -188,8 +205,10 @@ extension SQLiteRegistryStore {
                 var ok = 0
                 var bad = 0
                 var ids: [Int64] = []
-                for row in try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
-                                            arguments: [from, batch]) {
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+                    arguments: [from, batch])
+                {
                     ids.append(row[0])
                     do {
                         let subject = try SubjectRow(row: row)

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
+import RegistryProtocol
 
 extension SQLiteRegistryStore {
     /// Each row's case link and subject MACs are checked (docs/CRYPTO.md §Authenticated
@@ -10,12 +10,14 @@ extension SQLiteRegistryStore {
     /// integrity error rather than hand a clinic another subject's handle or a false date.
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
         return try await read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT \(SubjectRow.selectColumns), \(CaseLinkRow.selectColumns), c.sealed_handle
-                FROM case_link c JOIN subject s ON s.id = c.subject_id
-                WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
-                ORDER BY s.next_due, c.id
-                """, arguments: [clinic.rawValue, day.description])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(SubjectRow.selectColumns), \(CaseLinkRow.selectColumns), c.sealed_handle
+                    FROM case_link c JOIN subject s ON s.id = c.subject_id
+                    WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
+                    ORDER BY s.next_due, c.id
+                    """, arguments: [clinic.rawValue, day.description])
             let keyring = self.keyring
             return try rows.map { row in
                 let subject = try SubjectRow(row: row)
@@ -47,10 +49,13 @@ extension SQLiteRegistryStore {
 
     public func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow] {
         try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT month, category, clinic, metric, value FROM counter
-                WHERE month >= ? AND month <= ? AND clinic != '*' ORDER BY month, category, clinic, metric
-                """, arguments: [from.description, to.description]).compactMap { row in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT month, category, clinic, metric, value FROM counter
+                    WHERE month >= ? AND month <= ? AND clinic != '*' ORDER BY month, category, clinic, metric
+                    """, arguments: [from.description, to.description]
+            ).compactMap { row in
                 guard let month = Month(row[0] as String), let clinic = ClinicID(row[2] as String) else { return nil }
                 return CounterRow(key: CounterKey(month: month, category: row[1], clinic: clinic, metric: row[3]), value: row[4])
             }
@@ -87,11 +92,15 @@ extension SQLiteRegistryStore {
     /// Adds counter increments in the caller's transaction.
     static func apply(_ db: Database, _ counters: [CounterIncrement]) throws {
         for increment in counters where increment.by != 0 {
-            try db.executeCached("""
+            try db.executeCached(
+                """
                 INSERT INTO counter (month, category, clinic, metric, value) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = value + excluded.value
-                """, [increment.key.month.description, increment.key.category, increment.key.clinic.rawValue,
-                                 increment.key.metric, increment.by])
+                """,
+                [
+                    increment.key.month.description, increment.key.category, increment.key.clinic.rawValue,
+                    increment.key.metric, increment.by,
+                ])
         }
     }
 }

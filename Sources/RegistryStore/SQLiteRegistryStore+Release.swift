@@ -22,25 +22,30 @@ extension SQLiteRegistryStore {
         var releases: [String] = []
         if try db.tableExists("schema_release") {
             for migration in unknown {
-                if let release = try String.fetchOne(db, sql: "SELECT release FROM schema_release WHERE migration = ?", arguments: [migration]),
-                   !releases.contains(release) {
+                if let release = try String.fetchOne(
+                    db, sql: "SELECT release FROM schema_release WHERE migration = ?", arguments: [migration]),
+                    !releases.contains(release)
+                {
                     releases.append(release)
                 }
             }
         }
         let writer = releases.isEmpty ? "a newer anonreg" : "anonreg " + releases.joined(separator: ", ")
-        throw StorageError.unusableDatabase(path: path, reason: """
-            its schema was migrated by \(writer) (migration \(unknown.joined(separator: ", "))), newer than this anonreg \
-            \(AnonregVersion.software). Migrations are forward-only: run \(writer) or later, or restore the database backup \
-            taken before the upgrade (docs/OPERATIONS.md §Upgrading)
-            """)
+        throw StorageError.unusableDatabase(
+            path: path,
+            reason: """
+                its schema was migrated by \(writer) (migration \(unknown.joined(separator: ", "))), newer than this anonreg \
+                \(AnonregVersion.software). Migrations are forward-only: run \(writer) or later, or restore the database backup \
+                taken before the upgrade (docs/OPERATIONS.md §Upgrading)
+                """)
     }
 
     /// Records this release against every applied migration that has no release yet.
     static func recordRelease(_ db: Database) throws {
         guard try db.tableExists("schema_release") else { return }
-        try db.execute(sql: "INSERT OR IGNORE INTO schema_release (migration, release) SELECT identifier, ? FROM grdb_migrations",
-                       arguments: [AnonregVersion.software])
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO schema_release (migration, release) SELECT identifier, ? FROM grdb_migrations",
+            arguments: [AnonregVersion.software])
     }
 
     /// What `anonregd --check-config` learns about a database without writing to it: that it is
@@ -65,7 +70,8 @@ extension SQLiteRegistryStore {
                 defer { try? queue.close() }
                 try queue.read { db in
                     try refuseNewerSchema(db, path: path)
-                    let applied = try db.tableExists("grdb_migrations")
+                    let applied =
+                        try db.tableExists("grdb_migrations")
                         ? Set(try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")) : []
                     pending.removeAll { applied.contains($0) }
                     recorded = try ledgerHead(db)

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
+import RegistryProtocol
 
 extension SQLiteRegistryStore {
     /// Rewraps up to `limit` DEKs that are not under the primary KEK, in one transaction. Each
@@ -17,13 +17,17 @@ extension SQLiteRegistryStore {
             // Two index range searches (below and above the primary version) rather than
             // `kek_version != ?`, which no index serves: with it every batch rescanned the table
             // from the start, and a full rewrap was quadratic in the number of subjects.
-            var rows = try Row.fetchAll(db, sql: """
-                SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version < ? ORDER BY s.kek_version, s.id LIMIT ?
-                """, arguments: [primary.version, max(0, limit)])
+            var rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version < ? ORDER BY s.kek_version, s.id LIMIT ?
+                    """, arguments: [primary.version, max(0, limit)])
             if rows.count < limit {
-                rows += try Row.fetchAll(db, sql: """
-                    SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version > ? ORDER BY s.kek_version, s.id LIMIT ?
-                    """, arguments: [primary.version, max(0, limit - rows.count)])
+                rows += try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.kek_version > ? ORDER BY s.kek_version, s.id LIMIT ?
+                        """, arguments: [primary.version, max(0, limit - rows.count)])
             }
             for row in rows {
                 var subject = try SubjectRow(row: row)
@@ -34,12 +38,16 @@ extension SQLiteRegistryStore {
                 let valid = RowIntegrity.matches(subject.rowMAC, try subject.expectedMAC(keyring: keyring))
                 subject.kekVersion = primary.version
                 let mac = valid ? try subject.expectedMAC(keyring: keyring) : subject.rowMAC
-                try db.executeCached("UPDATE subject SET wrapped_dek = ?, kek_version = ?, row_mac = ? WHERE id = ?",
-                                     [Data(wrapped), primary.version, Data(mac), subject.id])
+                try db.executeCached(
+                    "UPDATE subject SET wrapped_dek = ?, kek_version = ?, row_mac = ? WHERE id = ?",
+                    [Data(wrapped), primary.version, Data(mac), subject.id])
             }
-            let remaining = try Int.fetchOne(db, sql: """
-                SELECT (SELECT count(*) FROM subject WHERE kek_version < ?1) + (SELECT count(*) FROM subject WHERE kek_version > ?1)
-                """, arguments: [primary.version]) ?? 0
+            let remaining =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT (SELECT count(*) FROM subject WHERE kek_version < ?1) + (SELECT count(*) FROM subject WHERE kek_version > ?1)
+                        """, arguments: [primary.version]) ?? 0
             return RewrapProgress(rewrapped: rows.count, remaining: remaining, primaryVersion: primary.version)
         }
     }

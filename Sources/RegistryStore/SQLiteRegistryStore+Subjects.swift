@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 
 extension SQLiteRegistryStore {
     public func enrol(_ enrolment: Enrolment) async throws(StorageError) -> EnrolmentReceipt {
@@ -25,8 +25,12 @@ extension SQLiteRegistryStore {
         // consent. Nothing else derived from the linkage value is kept: no per-subject value.
         let uniqueTag: (mark: UniquePersonMark, tag: [UInt8])? = try enrolment.uniquePerson.flatMap { (mark) throws(StorageError) in
             try enrolment.linkage.map { (value) throws(StorageError) in
-                (mark, try SubjectKeys.uniquePersonTag(linkageHash: try SubjectKeys.linkageHash(value, keyring: keyring),
-                                                       month: mark.month, keyring: keyring))
+                (
+                    mark,
+                    try SubjectKeys.uniquePersonTag(
+                        linkageHash: try SubjectKeys.linkageHash(value, keyring: keyring),
+                        month: mark.month, keyring: keyring)
+                )
             }
         }
 
@@ -36,19 +40,23 @@ extension SQLiteRegistryStore {
             let keyring = self.keyring
             let primary = keyring.primaryKEK
             let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)
-            var subject = SubjectRow(id: try Self.nextID(db, table: "subject"), sid: sid, codeIndex: codeIndex, wrappedDEK: wrapped,
-                                     kekVersion: primary.version, columns: enrolment.columns)
+            var subject = SubjectRow(
+                id: try Self.nextID(db, table: "subject"), sid: sid, codeIndex: codeIndex, wrappedDEK: wrapped,
+                kekVersion: primary.version, columns: enrolment.columns)
             subject.rowMAC = try subject.expectedMAC(keyring: keyring)
             try db.executeCached(
                 """
                 INSERT INTO subject (id, sid, code_index, wrapped_dek, kek_version, status, next_due, review_on, records, records_head, row_mac)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                [subject.id, Data(sid), Data(codeIndex), Data(wrapped), primary.version, enrolment.columns.status.rawValue,
-                 enrolment.columns.nextDue?.description, enrolment.columns.reviewOn?.description, subject.records,
-                 Data(subject.recordsHead), Data(subject.rowMAC)])
-            try Self.insertCase(db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key,
-                                keyring: keyring)
+                [
+                    subject.id, Data(sid), Data(codeIndex), Data(wrapped), primary.version, enrolment.columns.status.rawValue,
+                    enrolment.columns.nextDue?.description, enrolment.columns.reviewOn?.description, subject.records,
+                    Data(subject.recordsHead), Data(subject.rowMAC),
+                ])
+            try Self.insertCase(
+                db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key,
+                keyring: keyring)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key, keyring: keyring)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, enrolment.counters)
@@ -125,7 +133,9 @@ extension SQLiteRegistryStore {
         }
     }
 
-    public func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle {
+    public func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError)
+        -> CaseHandle
+    {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
@@ -139,14 +149,16 @@ extension SQLiteRegistryStore {
             let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
             if let existing = try Row.fetchOne(
                 db, sql: "SELECT \(CaseLinkRow.selectColumns), c.sealed_handle FROM case_link c WHERE c.subject_id = ? AND c.clinic = ?",
-                arguments: [subject.id, clinic.rawValue]) {
+                arguments: [subject.id, clinic.rawValue])
+            {
                 // The clinic already holds a case: hand the same handle back.
                 let link = try CaseLinkRow(row: existing)
                 try link.authenticate(sid: subject.sid, keyring: keyring)
                 let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
                 let text = try SubjectKeys.open(Array(existing[CaseLinkRow.columnCount] as Data), dek: dek, ad: ad, what: "case handle")
                 guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)),
-                      try SubjectKeys.handleIndex(handle, keyring: keyring) == link.handleIndex else {
+                    try SubjectKeys.handleIndex(handle, keyring: keyring) == link.handleIndex
+                else {
                     throw StorageError.tampered(what: "case handle")
                 }
                 return handle
@@ -209,7 +221,8 @@ extension SQLiteRegistryStore {
         let linkID = try nextID(db, table: "case_link")
         let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
         let sealed = try SubjectKeys.seal(Array(handle.text.utf8), dek: dek, ad: ad)
-        let mac = try RowIntegrity.linkMAC(linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
+        let mac = try RowIntegrity.linkMAC(
+            linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
         try db.executeCached(
             "INSERT INTO case_link (id, handle_index, clinic, subject_id, sealed_handle, row_mac) VALUES (?, ?, ?, ?, ?, ?)",
             [linkID, Data(handleIndex), clinic.rawValue, subject.id, Data(sealed), Data(mac)])

@@ -6,9 +6,12 @@ import RegistryProtocol
 extension SQLiteRegistryStore {
     public func subjectsToReview(onOrBefore day: Day, limit: Int) async throws(StorageError) -> [SubjectReference] {
         try await read { db in
-            try Int64.fetchAll(db, sql: """
-                SELECT id FROM subject WHERE review_on IS NOT NULL AND review_on <= ? ORDER BY review_on, id LIMIT ?
-                """, arguments: [day.description, max(0, limit)]).map(SubjectReference.init(rawValue:))
+            try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM subject WHERE review_on IS NOT NULL AND review_on <= ? ORDER BY review_on, id LIMIT ?
+                    """, arguments: [day.description, max(0, limit)]
+            ).map(SubjectReference.init(rawValue:))
         }
     }
 
@@ -39,8 +42,9 @@ extension SQLiteRegistryStore {
                 view = try row.view(db, keyring: keyring, slab: self.dekSlab, recorder: recorder)
             } catch let error as StorageError where error.isIntegrityFailure {
                 recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
-                try Self.erase(db, id: subject.rawValue, sid: Array(raw[0] as Data), counters: [], keyring: keyring, recorder: recorder,
-                               checkpointEvery: every, erased: self.erased)
+                try Self.erase(
+                    db, id: subject.rawValue, sid: Array(raw[0] as Data), counters: [], keyring: keyring, recorder: recorder,
+                    checkpointEvery: every, erased: self.erased)
                 writer.requestTruncation()
                 return .erasedIntegrity
             }
@@ -52,8 +56,9 @@ extension SQLiteRegistryStore {
                 }
                 return .kept
             case .erase(let counters):
-                try Self.erase(db, id: row.id, sid: row.sid, counters: counters, keyring: keyring, recorder: recorder,
-                               checkpointEvery: every, erased: self.erased)
+                try Self.erase(
+                    db, id: row.id, sid: row.sid, counters: counters, keyring: keyring, recorder: recorder,
+                    checkpointEvery: every, erased: self.erased)
                 writer.requestTruncation()
                 return .erased
             }

@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 import Synchronization
 
 /// The SQLite backend of `RegistryStorage`: WAL, `synchronous=FULL`, `secure_delete=ON`,
@@ -64,12 +64,12 @@ public final class SQLiteRegistryStore: RegistryStorage {
             // the writer, the one connection that commits; `pragmas()` reads it back from there.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             #if DEBUG
-            // Tests only, debug builds only: the durability trace test (DurabilityTraceTests)
-            // proves it can see a missing WAL fsync by running the writer at NORMAL. A release
-            // build has no such switch.
-            if let value = getenv("ANONREG_TEST_SYNCHRONOUS"), String(cString: value) == "NORMAL" {
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            }
+                // Tests only, debug builds only: the durability trace test (DurabilityTraceTests)
+                // proves it can see a missing WAL fsync by running the writer at NORMAL. A release
+                // build has no such switch.
+                if let value = getenv("ANONREG_TEST_SYNCHRONOUS"), String(cString: value) == "NORMAL" {
+                    try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                }
             #endif
             // A schema newer than this release is refused before anything is migrated.
             try pool.read { db in try Self.refuseNewerSchema(db, path: path) }
@@ -112,7 +112,9 @@ public final class SQLiteRegistryStore: RegistryStorage {
         guard missing.isEmpty else {
             throw StorageError.unusableDatabase(
                 path: path,
-                reason: "its schema lacks migration(s) \(missing.joined(separator: ", ")) that this registry's database had already reached (\(keyring.source.directory)/\(SchemaMark.fileName)): it was rolled back outside anonreg, or it is an older copy; restore a backup with `anonreg backup restore`")
+                reason:
+                    "its schema lacks migration(s) \(missing.joined(separator: ", ")) that this registry's database had already reached (\(keyring.source.directory)/\(SchemaMark.fileName)): it was rolled back outside anonreg, or it is an older copy; restore a backup with `anonreg backup restore`"
+            )
         }
     }
 
@@ -141,10 +143,12 @@ public final class SQLiteRegistryStore: RegistryStorage {
     /// Read on the writer connection: the settings that govern commits.
     public func pragmas() async throws(StorageError) -> (journalMode: String, synchronous: Int, secureDelete: Int, foreignKeys: Int) {
         try await onWriterConnection { db in
-            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
-             try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
-             try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? -1,
-             try Int.fetchOne(db, sql: "PRAGMA foreign_keys") ?? -1)
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+                try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
+                try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? -1,
+                try Int.fetchOne(db, sql: "PRAGMA foreign_keys") ?? -1
+            )
         }
     }
 

@@ -1,7 +1,7 @@
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 
 /// Envelope encryption and keyed indexes for one subject (docs/CRYPTO.md §Envelope, §Records,
 /// §Pseudonyms).
@@ -32,7 +32,9 @@ enum SubjectKeys {
     }
 
     /// Opens a wrapped DEK into a slot of `slab` (docs/CRYPTO.md §Secret memory).
-    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring, slab: SecureSlab) throws(StorageError) -> SecretBytes {
+    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring, slab: SecureSlab) throws(StorageError)
+        -> SecretBytes
+    {
         let kek: KeyMaterial
         do { kek = try keyring.kek(version: version) } catch { throw .keyUnavailable(version: version) }
         do {
@@ -87,8 +89,9 @@ enum SubjectKeys {
     /// §Unique persons).
     static func uniquePersonTag(linkageHash: [UInt8], month: Month, keyring: Keyring) throws(StorageError) -> [UInt8] {
         do {
-            let monthKey = try KDF.deriveSubkey(from: keyring.linkageKey.bytes, id: UInt64(month.year * 12 + month.month - 1),
-                                                context: .uniquePersonMonth, length: KeyedHash.keyBytes)
+            let monthKey = try KDF.deriveSubkey(
+                from: keyring.linkageKey.bytes, id: UInt64(month.year * 12 + month.month - 1),
+                context: .uniquePersonMonth, length: KeyedHash.keyBytes)
             return try KeyedHash.hash(label: Label.uniquePersonTag, linkageHash, key: monthKey)
         } catch { throw .database(reason: "could not derive a unique-person tag") }
     }

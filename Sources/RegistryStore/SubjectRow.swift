@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import RegistryCore
-import RegistryProtocol
 import RegistryCrypto
 import RegistryKeyring
+import RegistryProtocol
 
 /// A subject's row, with helpers to open what it seals and to keep its MAC current (docs/CRYPTO.md
 /// §Authenticated columns). Internal to the store.
@@ -38,7 +38,9 @@ struct SubjectRow {
         sid = try cells.blob(o + 1)
         wrappedDEK = try cells.blob(o + 2)
         kekVersion = Int(try cells.integer(o + 3))
-        guard let status = SubjectStatus(rawValue: try cells.text(o + 4) ?? "") else { throw StorageError.integrity(what: "subject row (status)") }
+        guard let status = SubjectStatus(rawValue: try cells.text(o + 4) ?? "") else {
+            throw StorageError.integrity(what: "subject row (status)")
+        }
         let nextDue = try cells.text(o + 5)
         let reviewOn = try cells.text(o + 6)
         let next = nextDue.flatMap { Day($0) }
@@ -68,8 +70,9 @@ struct SubjectRow {
 
     /// The MAC the row's current values should carry.
     func expectedMAC(keyring: Keyring) throws(StorageError) -> [UInt8] {
-        try RowIntegrity.subjectMAC(id: id, sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
-                                    recordsHead: recordsHead, keyring: keyring)
+        try RowIntegrity.subjectMAC(
+            id: id, sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
+            recordsHead: recordsHead, keyring: keyring)
     }
 
     /// Throws `.integrity` unless the row's MAC matches its values, and unless the subject is
@@ -83,7 +86,10 @@ struct SubjectRow {
             do { reference = try ErasureLedger(keyring: keyring).reference(sid: sid) } catch {
                 throw .database(reason: "could not compute an erasure-ledger reference")
             }
-            if erased.contains(reference) { throw .integrity(what: "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)") }
+            if erased.contains(reference) {
+                throw .integrity(
+                    what: "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)")
+            }
         }
     }
 
@@ -92,12 +98,16 @@ struct SubjectRow {
         rowMAC = try expectedMAC(keyring: keyring)
         try db.executeCached(
             "UPDATE subject SET code_index = ?, status = ?, next_due = ?, review_on = ?, records = ?, records_head = ?, row_mac = ? WHERE id = ?",
-            [Data(codeIndex), columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, records,
-             Data(recordsHead), Data(rowMAC), id])
+            [
+                Data(codeIndex), columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, records,
+                Data(recordsHead), Data(rowMAC), id,
+            ])
     }
 
     static func byCodeIndex(_ db: Database, _ codeIndex: [UInt8]) throws -> SubjectRow? {
-        try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?", [Data(codeIndex)]).map { try SubjectRow(row: $0) }
+        try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.code_index = ?", [Data(codeIndex)]).map {
+            try SubjectRow(row: $0)
+        }
     }
 
     static func byID(_ db: Database, _ id: Int64) throws -> SubjectRow? {
@@ -142,7 +152,8 @@ struct SubjectRow {
         // The clinics that hold a case, each link's MAC checked: a row inserted behind anonreg's
         // back never shows a patient a clinic that does not hold their case.
         var clinics: [ClinicID] = []
-        for row in try db.fetchAllCached("SELECT \(CaseLinkRow.selectColumns) FROM case_link c WHERE c.subject_id = ? ORDER BY c.id", [id]) {
+        for row in try db.fetchAllCached("SELECT \(CaseLinkRow.selectColumns) FROM case_link c WHERE c.subject_id = ? ORDER BY c.id", [id])
+        {
             let link = try CaseLinkRow(row: row)
             try link.authenticate(sid: sid, keyring: keyring)
             if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
@@ -163,8 +174,9 @@ struct SubjectRow {
             try db.executeCached(
                 "INSERT INTO record (id, subject_id, kind, schema_version, sealed) VALUES (?, ?, ?, ?, ?)",
                 [recordID, id, record.kind.rawValue, Int(record.schemaVersion), Data(sealed)])
-            recordsHead = try RowIntegrity.chain(recordsHead, recordID: recordID, kind: record.kind.rawValue,
-                                                 schemaVersion: record.schemaVersion, keyring: keyring)
+            recordsHead = try RowIntegrity.chain(
+                recordsHead, recordID: recordID, kind: record.kind.rawValue,
+                schemaVersion: record.schemaVersion, keyring: keyring)
             self.records += 1
             stored.append(StoredRecord(id: recordID, kind: record.kind, schemaVersion: record.schemaVersion, plaintext: record.plaintext))
         }
@@ -185,12 +197,14 @@ struct SubjectRow {
     }
 
     func stamp(_ db: Database) throws -> Stamp {
-        let row = try db.fetchOneCached("""
+        let row = try db.fetchOneCached(
+            """
             SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM record WHERE subject_id = ?1),
                    (SELECT max(id) FROM case_link WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
             """, [id])
-        return Stamp(subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns,
-                     mac: rowMAC)
+        return Stamp(
+            subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns,
+            mac: rowMAC)
     }
 
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).
@@ -228,10 +242,12 @@ struct CaseLinkRow {
 
     /// The subject behind a clinic's handle, both rows read (not yet authenticated).
     static func byCase(_ db: Database, handleIndex: [UInt8], clinic: ClinicID) throws -> (SubjectRow, CaseLinkRow)? {
-        try db.fetchOneCached("""
+        try db.fetchOneCached(
+            """
             SELECT \(SubjectRow.selectColumns), \(selectColumns) FROM case_link c JOIN subject s ON s.id = c.subject_id
             WHERE c.handle_index = ? AND c.clinic = ?
-            """, [Data(handleIndex), clinic.rawValue]).map { (try SubjectRow(row: $0), try CaseLinkRow(row: $0, offset: SubjectRow.columnCount)) }
+            """, [Data(handleIndex), clinic.rawValue]
+        ).map { (try SubjectRow(row: $0), try CaseLinkRow(row: $0, offset: SubjectRow.columnCount)) }
     }
 }
 
@@ -241,7 +257,9 @@ struct RowCells {
     let what: String
 
     func integer(_ i: Int) throws(StorageError) -> Int64 {
-        guard case .int64(let value) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
+        guard case .int64(let value) = (row[i] as DatabaseValue).storage else {
+            throw .integrity(what: "\(what) (a cell of the wrong type)")
+        }
         return value
     }
 

@@ -77,7 +77,10 @@ final class WALCheckpointer: Sendable {
             change(&state)
             guard !state.closed, state.paused == 0, state.commitsSince >= Self.commitsPerCheckpoint else { return false }
             state.commitsSince = 0
-            if state.running { state.again = true; return false }
+            if state.running {
+                state.again = true
+                return false
+            }
             state.running = true
             return true
         }
@@ -96,7 +99,10 @@ final class WALCheckpointer: Sendable {
             if let result = result ?? nil { walFrames.store(result.walFrames, ordering: .relaxed) }
             runs.add(1, ordering: .relaxed)
             let again = state.withLock { state -> Bool in
-                if state.again, !state.closed, state.paused == 0 { state.again = false; return true }
+                if state.again, !state.closed, state.paused == 0 {
+                    state.again = false
+                    return true
+                }
                 state.running = false
                 return false
             }

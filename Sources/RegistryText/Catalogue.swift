@@ -31,9 +31,11 @@ public enum Catalogue {
     /// `{day}` (2), `{month}` (`month.11` of the catalogue) and `{year}` (2026).
     public static func date(_ day: Day, _ language: Language) -> String {
         let (year, month, dayOfMonth) = day.components
-        return text("date.format", language, [
-            "iso": day.description, "day": String(dayOfMonth), "month": text("month.\(month)", language), "year": String(year),
-        ])
+        return text(
+            "date.format", language,
+            [
+                "iso": day.description, "day": String(dayOfMonth), "month": text("month.\(month)", language), "year": String(year),
+            ])
     }
 
     /// The placeholder names of a message, for the catalogue checks.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A test-only stand-in for `Synchronization.Mutex` in ThreadSanitizer builds

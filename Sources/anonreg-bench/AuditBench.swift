@@ -36,9 +36,10 @@ struct AuditBench: AsyncParsableCommand {
                 group.addTask {
                     let reference = try Sodium.randomBytes(count: KeyedHash.digestBytes)
                     for i in 0..<perWriter where w * perWriter + i < total {
-                        try await registry.store.appendAudit(AuditEvent(
-                            actor: "clinic local", action: i % 3 == 0 ? "oprf-evaluate" : "read-status", result: "ok",
-                            subjectReference: i % 3 == 0 ? nil : reference))
+                        try await registry.store.appendAudit(
+                            AuditEvent(
+                                actor: "clinic local", action: i % 3 == 0 ? "oprf-evaluate" : "read-status", result: "ok",
+                                subjectReference: i % 3 == 0 ? nil : reference))
                     }
                 }
             }
@@ -51,32 +52,41 @@ struct AuditBench: AsyncParsableCommand {
         let t0 = Clock.now()
         let online = try await registry.store.verifyAudit()
         let onlineSeconds = Clock.now() - t0
-        print("in process (store.verifyAudit): \(online.ok ? "OK" : "FAILED") \(online.entries) entries, \(online.checkpoints) checkpoints in "
-              + "\(String(format: "%.2f", onlineSeconds)) s = \(Int(Double(online.entries) / onlineSeconds)) entries/s")
+        print(
+            "in process (store.verifyAudit): \(online.ok ? "OK" : "FAILED") \(online.entries) entries, \(online.checkpoints) checkpoints in "
+                + "\(String(format: "%.2f", onlineSeconds)) s = \(Int(Double(online.entries) / onlineSeconds)) entries/s")
         registry.close()
         let dbBytes = SocketBench.fileBytes(state.databasePath)
 
         let t1 = Clock.now()
-        let (status, maxRSS) = try DaemonProcess.runMeasured(state.binDir + "/anonreg", ["audit", "verify", "--state-dir", state.stateDir],
-                                                           output: work + "/verify.out")
+        let (status, maxRSS) = try DaemonProcess.runMeasured(
+            state.binDir + "/anonreg", ["audit", "verify", "--state-dir", state.stateDir],
+            output: work + "/verify.out")
         let offlineSeconds = Clock.now() - t1
-        let output = ((try? String(contentsOfFile: work + "/verify.out", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        print("offline (anonreg audit verify --state-dir): exit \(status) in \(String(format: "%.2f", offlineSeconds)) s = "
-              + "\(Int(Double(online.entries) / offlineSeconds)) entries/s, peak RSS \(ResultsWriter.mib(maxRSS)): \(output)")
+        let output = ((try? String(contentsOfFile: work + "/verify.out", encoding: .utf8)) ?? "").trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        print(
+            "offline (anonreg audit verify --state-dir): exit \(status) in \(String(format: "%.2f", offlineSeconds)) s = "
+                + "\(Int(Double(online.entries) / offlineSeconds)) entries/s, peak RSS \(ResultsWriter.mib(maxRSS)): \(output)")
 
         let result = AuditBenchReport(
             kind: "bench-audit", machine: Machine.current(loadBefore: loadBefore), entries: online.entries, checkpoints: online.checkpoints,
             fillSeconds: fillSeconds, fillPerSecond: Double(entries) / fillSeconds, writers: writers, databaseBytes: dbBytes,
             inProcessVerifySeconds: onlineSeconds, inProcessVerifyPerSecond: Double(online.entries) / onlineSeconds, inProcessOK: online.ok,
-            offlineVerifySeconds: offlineSeconds, offlineVerifyPerSecond: Double(online.entries) / offlineSeconds, offlineExitStatus: Int(status),
+            offlineVerifySeconds: offlineSeconds, offlineVerifyPerSecond: Double(online.entries) / offlineSeconds,
+            offlineExitStatus: Int(status),
             offlineVerifyPeakRSSBytes: maxRSS, offlineOutput: output)
-        var md = "## anonreg-bench audit\n\nMachine: \(result.machine.cpus) CPUs (\(result.machine.cpuModel)); load average before \(loadBefore), after \(result.machine.loadAfter).\n\n"
+        var md =
+            "## anonreg-bench audit\n\nMachine: \(result.machine.cpus) CPUs (\(result.machine.cpuModel)); load average before \(loadBefore), after \(result.machine.loadAfter).\n\n"
         md += "| measure | value |\n|---|---:|\n"
         md += "| entries (signed checkpoints) | \(result.entries) (\(result.checkpoints)) |\n"
-        md += "| fill through `appendAudit`, \(writers) writers | \(String(format: "%.1f", fillSeconds)) s, \(Int(result.fillPerSecond))/s |\n"
+        md +=
+            "| fill through `appendAudit`, \(writers) writers | \(String(format: "%.1f", fillSeconds)) s, \(Int(result.fillPerSecond))/s |\n"
         md += "| database size | \(ResultsWriter.mib(dbBytes)) (\(dbBytes / max(1, result.entries)) B/entry) |\n"
-        md += "| `verifyAudit` in process | \(String(format: "%.2f", onlineSeconds)) s, \(Int(result.inProcessVerifyPerSecond)) entries/s, \(online.ok ? "OK" : "FAILED") |\n"
-        md += "| `anonreg audit verify --state-dir` | \(String(format: "%.2f", offlineSeconds)) s, \(Int(result.offlineVerifyPerSecond)) entries/s, exit \(status), peak RSS \(ResultsWriter.mib(maxRSS)) |\n"
+        md +=
+            "| `verifyAudit` in process | \(String(format: "%.2f", onlineSeconds)) s, \(Int(result.inProcessVerifyPerSecond)) entries/s, \(online.ok ? "OK" : "FAILED") |\n"
+        md +=
+            "| `anonreg audit verify --state-dir` | \(String(format: "%.2f", offlineSeconds)) s, \(Int(result.offlineVerifyPerSecond)) entries/s, exit \(status), peak RSS \(ResultsWriter.mib(maxRSS)) |\n"
         print("\n" + md)
         let path = try ResultsWriter.write(result, markdown: md, dir: common.results, kind: "audit")
         print("results: \(path)")

@@ -15,8 +15,10 @@ extension ScaleBench {
         let template = try await registry.enrol(Workload.enrolBody(enrolledOn: last.adding(days: -150)))
         for (k, day) in [last.adding(days: -120), last.adding(days: -60), last].enumerated() {
             let outcome = k == 1 ? "relapse" : "remission"
-            try await registry.checkup(template, "{\"on\":\"\(day)\",\"outcome\":\"\(outcome)\",\"substances\":[\(outcome == "relapse" ? "\"opioids\"" : "")],"
-                                       + "\"treatment\":[\"methadone\"],\"note\":\"scale fill check-up \(k + 1)\"}")
+            try await registry.checkup(
+                template,
+                "{\"on\":\"\(day)\",\"outcome\":\"\(outcome)\",\"substances\":[\(outcome == "relapse" ? "\"opioids\"" : "")],"
+                    + "\"treatment\":[\"methadone\"],\"note\":\"scale fill check-up \(k + 1)\"}")
         }
         let view = try await registry.store.subject(case: CaseHandle(template)!, clinic: registry.clinic)
         let records = view.records.filter { $0.kind != .link }.map { (kind: $0.kind, text: String(decoding: $0.plaintext, as: UTF8.self)) }
@@ -56,12 +58,16 @@ extension ScaleBench {
                     while i <= total {
                         let clinicName = i % every == 0 ? "local" : "clinic-\(i % every)"
                         let shift = (i / every + i) % 90
-                        let receipt = try await registry.store.enrol(Enrolment(
-                            clinic: ClinicID(clinicName)!, linkage: nil,
-                            records: records.map { NewRecord(kind: $0.kind, plaintext: shifted($0.text, by: shift, clinic: clinicName)) },
-                            columns: SubjectColumns(status: columns.status, nextDue: columns.nextDue?.adding(days: -shift),
-                                                    reviewOn: columns.reviewOn?.adding(days: -shift)),
-                            counters: []))
+                        let receipt = try await registry.store.enrol(
+                            Enrolment(
+                                clinic: ClinicID(clinicName)!, linkage: nil,
+                                records: records.map {
+                                    NewRecord(kind: $0.kind, plaintext: shifted($0.text, by: shift, clinic: clinicName))
+                                },
+                                columns: SubjectColumns(
+                                    status: columns.status, nextDue: columns.nextDue?.adding(days: -shift),
+                                    reviewOn: columns.reviewOn?.adding(days: -shift)),
+                                counters: []))
                         if clinicName == "local" { local.withLock { $0.append(receipt.caseHandle.text) } }
                         _ = done.next()
                         i += perWriter
@@ -72,7 +78,9 @@ extension ScaleBench {
         }
         progress.cancel()
         let seconds = Clock.now() - started
-        print("filled \(subjects) subjects (bulk: one transaction each, 5 sealed records) in \(String(format: "%.0f", seconds)) s (\(Int(Double(subjects) / seconds)) subjects/s)")
+        print(
+            "filled \(subjects) subjects (bulk: one transaction each, 5 sealed records) in \(String(format: "%.0f", seconds)) s (\(Int(Double(subjects) / seconds)) subjects/s)"
+        )
         registry.close()
         return (local.withLock { $0 }, seconds)
     }

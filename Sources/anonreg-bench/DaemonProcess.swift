@@ -18,7 +18,8 @@ final class DaemonProcess {
         self.logPath = stateDir + ".anonregd.log"
         let status = try Self.run(binDir + "/anonreg", ["init", "--state-dir", stateDir], output: stateDir + ".init.log")
         guard status == 0 else {
-            throw BenchError.unexpected("anonreg init failed (\(status)): \((try? String(contentsOfFile: stateDir + ".init.log", encoding: .utf8)) ?? "")")
+            throw BenchError.unexpected(
+                "anonreg init failed (\(status)): \((try? String(contentsOfFile: stateDir + ".init.log", encoding: .utf8)) ?? "")")
         }
         let text = try String(contentsOfFile: configPath, encoding: .utf8)
         try configure(text).write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -35,9 +36,12 @@ final class DaemonProcess {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 pid = 0
-                throw BenchError.unexpected("anonregd exited (\(status)):\n\((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+                throw BenchError.unexpected(
+                    "anonregd exited (\(status)):\n\((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
             }
-            if let connection = try? UnixHTTPConnection(path: socket), let reply = try? connection.request("GET", "/v1/health"), reply.status == 200 {
+            if let connection = try? UnixHTTPConnection(path: socket), let reply = try? connection.request("GET", "/v1/health"),
+                reply.status == 200
+            {
                 return Clock.now() - started
             }
             usleep(2_000)
@@ -91,8 +95,8 @@ final class DaemonProcess {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            argv.forEach { free($0) }
-            env.forEach { free($0) }
+            for pointer in argv { free(pointer) }
+            for pointer in env { free(pointer) }
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)

@@ -42,7 +42,9 @@ struct FairnessBench: AsyncParsableCommand {
         let loadBefore = Machine.loadAverage()
         let work = try common.makeWorkDir("fairness")
         defer { common.cleanUp(work) }
-        print("anonreg-bench fairness: north \(floodConnections) connections (uid \(northUID)), south 1 connection, \(seconds) s per phase, load \(loadBefore)")
+        print(
+            "anonreg-bench fairness: north \(floodConnections) connections (uid \(northUID)), south 1 connection, \(seconds) s per phase, load \(loadBefore)"
+        )
         var phases: [FairnessPhase] = []
         for flood in ["health", "enrol"] {
             phases.append(try phase(flood: flood, work: work))
@@ -50,8 +52,9 @@ struct FairnessBench: AsyncParsableCommand {
         let baseline = phases[0].south.p99ms
         let ratio = baseline > 0 ? phases[1].south.p99ms / baseline : 0
         let p50Ratio = phases[0].south.p50ms > 0 ? phases[1].south.p50ms / phases[0].south.p50ms : 0
-        let result = FairnessReport(kind: "fairness", machine: Machine.current(loadBefore: loadBefore), floodConnections: floodConnections,
-                                    secondsPerPhase: seconds, phases: phases, p99Ratio: ratio, p50Ratio: p50Ratio, target: 3, met: ratio <= 3)
+        let result = FairnessReport(
+            kind: "fairness", machine: Machine.current(loadBefore: loadBefore), floodConnections: floodConnections,
+            secondsPerPhase: seconds, phases: phases, p99Ratio: ratio, p50Ratio: p50Ratio, target: 3, met: ratio <= 3)
         let markdown = Self.markdown(result)
         print("\n" + markdown)
         let path = try ResultsWriter.write(result, markdown: markdown, dir: common.results, kind: "fairness")
@@ -74,10 +77,12 @@ struct FairnessBench: AsyncParsableCommand {
         let floodSeconds = seconds + 4
         let output = work + "/\(flood)-flood.json"
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        let child = try DaemonProcess.spawn("/usr/bin/setpriv", [
-            "--reuid=\(northUID)", "--regid=0", "--clear-groups", me, "flood", "--socket", daemon.socket,
-            "--connections", String(floodConnections), "--seconds", String(floodSeconds), "--op", flood,
-        ], environment: ProcessInfo.processInfo.environment, output: output)
+        let child = try DaemonProcess.spawn(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(northUID)", "--regid=0", "--clear-groups", me, "flood", "--socket", daemon.socket,
+                "--connections", String(floodConnections), "--seconds", String(floodSeconds), "--op", flood,
+            ], environment: ProcessInfo.processInfo.environment, output: output)
         // Let north's connections open and its load settle before south is measured.
         usleep(2_500_000)
         let counter = SharedInt()
@@ -88,9 +93,12 @@ struct FairnessBench: AsyncParsableCommand {
         waitpid(child, &status, 0)
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         let northResult = text.split(separator: "\n").last.flatMap { try? JSONDecoder().decode(FloodResult.self, from: Data($0.utf8)) }
-        let figure = Figure(op: "status (south)", side: "beside north's \(flood) flood", concurrency: 1, histogram: south.total,
-                            errors: south.errors.values.reduce(0, +), seconds: south.seconds)
-        print("  \(flood) flood: south p50 \(ResultsWriter.ms(figure.p50ms)) ms p99 \(ResultsWriter.ms(figure.p99ms)) ms (\(figure.requests) reads, \(figure.errors) errors); north \(northResult.map { $0.summary } ?? "no result: \(text.suffix(300))")")
+        let figure = Figure(
+            op: "status (south)", side: "beside north's \(flood) flood", concurrency: 1, histogram: south.total,
+            errors: south.errors.values.reduce(0, +), seconds: south.seconds)
+        print(
+            "  \(flood) flood: south p50 \(ResultsWriter.ms(figure.p50ms)) ms p99 \(ResultsWriter.ms(figure.p99ms)) ms (\(figure.requests) reads, \(figure.errors) errors); north \(northResult.map { $0.summary } ?? "no result: \(text.suffix(300))")"
+        )
         if let first = south.firstError { print("    first error: \(first)") }
         flushOutput()
         let db = SocketBench.fileBytes(daemon.databasePath)
@@ -100,16 +108,21 @@ struct FairnessBench: AsyncParsableCommand {
 
     static func markdown(_ r: FairnessReport) -> String {
         let m = r.machine
-        var out = "# anonreg-bench fairness \(ResultsWriter.timestamp())\n\n\(m.cpus) × \(m.cpuModel), \(m.memTotalMiB) MiB, Linux \(m.kernel); load before \(m.loadBefore), after \(m.loadAfter)\n\n"
-        out += "North floods from \(r.floodConnections) connections on its own uid; south reads its cases' status from one connection, \(r.secondsPerPhase) s per phase.\n\n"
-        out += "| phase | south reads/s | south p50 ms | south p99 ms | north answered/s | north 2xx/s | north 429/s | database + WAL at end |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        var out =
+            "# anonreg-bench fairness \(ResultsWriter.timestamp())\n\n\(m.cpus) × \(m.cpuModel), \(m.memTotalMiB) MiB, Linux \(m.kernel); load before \(m.loadBefore), after \(m.loadAfter)\n\n"
+        out +=
+            "North floods from \(r.floodConnections) connections on its own uid; south reads its cases' status from one connection, \(r.secondsPerPhase) s per phase.\n\n"
+        out +=
+            "| phase | south reads/s | south p50 ms | south p99 ms | north answered/s | north 2xx/s | north 429/s | database + WAL at end |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for p in r.phases {
             let n = p.north
-            out += "| north floods \(p.flood) | \(ResultsWriter.rate(p.south.perSecond)) | \(ResultsWriter.ms(p.south.p50ms)) | \(ResultsWriter.ms(p.south.p99ms)) | "
+            out +=
+                "| north floods \(p.flood) | \(ResultsWriter.rate(p.south.perSecond)) | \(ResultsWriter.ms(p.south.p50ms)) | \(ResultsWriter.ms(p.south.p99ms)) | "
                 + "\(n.map { ResultsWriter.rate(Double($0.answered) / $0.seconds) } ?? "?") | \(n.map { ResultsWriter.rate(Double($0.ok) / $0.seconds) } ?? "?") | "
                 + "\(n.map { ResultsWriter.rate(Double($0.statuses["429"] ?? 0) / $0.seconds) } ?? "?") | \(ResultsWriter.mib(p.databaseBytes)) (WAL \(ResultsWriter.mib(p.walBytes))) |\n"
         }
-        out += "\nSouth's p99 beside north's write flood / beside north's health flood (same run): **\(String(format: "%.2f", r.p99Ratio))×** "
+        out +=
+            "\nSouth's p99 beside north's write flood / beside north's health flood (same run): **\(String(format: "%.2f", r.p99Ratio))×** "
             + "(p50: \(String(format: "%.2f", r.p50Ratio))×). Target ≤ \(Int(r.target))×: \(r.met ? "met" : "missed").\n"
         return out
     }
@@ -151,7 +164,8 @@ struct FloodResult: Codable, Sendable {
 /// each sending `op` (health or enrol) as fast as they are answered, for `seconds`. Prints one
 /// JSON line (FloodResult).
 struct FloodCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "flood", abstract: "The fairness mode's flood (run as another uid).", shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "flood", abstract: "The fairness mode's flood (run as another uid).", shouldDisplay: false)
 
     @Option var socket: String
     @Option var connections: Int
@@ -190,8 +204,9 @@ struct FloodCommand: ParsableCommand {
         }
         group.wait()
         let all = statuses.withLock { $0 }
-        let result = FloodResult(seconds: Clock.now() - started, answered: all.values.reduce(0, +),
-                                 ok: all.filter { $0.key.hasPrefix("2") }.values.reduce(0, +), statuses: all, connectErrors: connectErrors.next())
+        let result = FloodResult(
+            seconds: Clock.now() - started, answered: all.values.reduce(0, +),
+            ok: all.filter { $0.key.hasPrefix("2") }.values.reduce(0, +), statuses: all, connectErrors: connectErrors.next())
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
     }
 }

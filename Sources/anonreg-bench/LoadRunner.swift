@@ -155,7 +155,8 @@ enum InProcessRunner {
             errors += r.1
             firstError = firstError ?? r.2
         }
-        return PhaseMeasurement(seconds: Clock.now() - started, histograms: ["op": h], errors: errors == 0 ? [:] : ["op": errors], firstError: firstError)
+        return PhaseMeasurement(
+            seconds: Clock.now() - started, histograms: ["op": h], errors: errors == 0 ? [:] : ["op": errors], firstError: firstError)
     }
 
     /// Plain threads for CPU-bound work that needs no async (the raw OPRF scalar multiplication).

@@ -24,7 +24,9 @@ struct NoiseBench: ParsableCommand {
     }
 
     /// |noise| groups: 0, 1, 2, 3–4, 5–9, 10 and more.
-    static let buckets: [(String, ClosedRange<Int>)] = [("0", 0...0), ("1", 1...1), ("2", 2...2), ("3-4", 3...4), ("5-9", 5...9), ("10+", 10...Int.max)]
+    static let buckets: [(String, ClosedRange<Int>)] = [
+        ("0", 0...0), ("1", 1...1), ("2", 2...2), ("3-4", 3...4), ("5-9", 5...9), ("10+", 10...Int.max),
+    ]
 
     struct Row {
         var count = 0
@@ -65,10 +67,14 @@ struct NoiseBench: ParsableCommand {
             }
             return out
         }
-        let a = ranks(pairs.map { Double($0.0) }), b = ranks(pairs.map(\.1))
+        let a = ranks(pairs.map { Double($0.0) })
+        let b = ranks(pairs.map(\.1))
         let n = Double(pairs.count)
-        let ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
-        var cov = 0.0, va = 0.0, vb = 0.0
+        let ma = a.reduce(0, +) / n
+        let mb = b.reduce(0, +) / n
+        var cov = 0.0
+        var va = 0.0
+        var vb = 0.0
         for i in a.indices {
             cov += (a[i] - ma) * (b[i] - mb)
             va += (a[i] - ma) * (a[i] - ma)
@@ -78,7 +84,9 @@ struct NoiseBench: ParsableCommand {
     }
 
     func run() throws {
-        print("anonreg-bench noise: \(draws) draws per sampler and ε, libsodium randombytes_uniform; \(GeometricNoise.drawsPerSample) draws per padded sample")
+        print(
+            "anonreg-bench noise: \(draws) draws per sampler and ε, libsodium randombytes_uniform; \(GeometricNoise.drawsPerSample) draws per padded sample"
+        )
         for micro in epsilonMicro {
             let noise = GeometricNoise(epsilonMicro: micro)
             let bare = try measure(noise, padded: false)
@@ -86,12 +94,16 @@ struct NoiseBench: ParsableCommand {
             print("\nε = \(Double(micro) / 1_000_000)")
             print("|noise|  samples  bare ns  bare draws  padded ns  padded draws  padded/bare")
             for (i, bucket) in Self.buckets.enumerated() where bare.rows[i].count > 0 || padded.rows[i].count > 0 {
-                let b = bare.rows[i], p = padded.rows[i]
+                let b = bare.rows[i]
+                let p = padded.rows[i]
                 let bns = b.count > 0 ? b.nanoseconds / Double(b.count) : .nan
                 let pns = p.count > 0 ? p.nanoseconds / Double(p.count) : .nan
                 let bdraws = b.count > 0 ? Double(b.calls) / Double(b.count) : .nan
                 let pdraws = p.count > 0 ? Double(p.calls) / Double(p.count) : .nan
-                print(String(format: "%-7@  %7d  %7.0f  %10.1f  %9.0f  %12.1f  %11.1f", bucket.0 as NSString, b.count, bns, bdraws, pns, pdraws, pns / bns))
+                print(
+                    String(
+                        format: "%-7@  %7d  %7.0f  %10.1f  %9.0f  %12.1f  %11.1f", bucket.0 as NSString, b.count, bns, bdraws, pns, pdraws,
+                        pns / bns))
             }
             // Time of the largest-noise group over the zero-noise group: 1.0 means no signal.
             func spread(_ rows: [Row]) -> Double {
@@ -99,8 +111,11 @@ struct NoiseBench: ParsableCommand {
                 guard let first = used.first, let last = used.last else { return .nan }
                 return (last.nanoseconds / Double(last.count)) / (first.nanoseconds / Double(first.count))
             }
-            print(String(format: "rank correlation |noise|~time: bare %.3f, padded %.3f; slowest/fastest |noise| group (≥100 samples): bare %.2f×, padded %.2f×",
-                         bare.spearman, padded.spearman, spread(bare.rows), spread(padded.rows)))
+            print(
+                String(
+                    format:
+                        "rank correlation |noise|~time: bare %.3f, padded %.3f; slowest/fastest |noise| group (≥100 samples): bare %.2f×, padded %.2f×",
+                    bare.spearman, padded.spearman, spread(bare.rows), spread(padded.rows)))
         }
     }
 }

@@ -7,8 +7,9 @@ extension SocketBench {
     static func oprfBatchRequest(_ workload: Workload, size: Int) -> BenchRequest {
         let start = workload.nextIndex() &* size
         let elements = (0..<size).map { "\"\(workload.blindedHex[(start &+ $0) % workload.blindedHex.count])\"" }
-        return BenchRequest(method: "POST", target: "/v1/oprf/evaluate",
-                            body: Array("{\"blindedElements\":[\(elements.joined(separator: ","))]}".utf8))
+        return BenchRequest(
+            method: "POST", target: "/v1/oprf/evaluate",
+            body: Array("{\"blindedElements\":[\(elements.joined(separator: ","))]}".utf8))
     }
 
     static func batchSize(of op: String) -> Int? {
@@ -23,9 +24,11 @@ extension SocketBench {
                     ("oprf-batch-\(size)", Self.oprfBatchRequest(workload, size: size))
                 }
                 let requests = m.seconds > 0 ? Double(m.total.totalCount) / m.seconds : 0
-                let f = Figure(op: "oprf-batch-\(size)", side: "socket", concurrency: n, histogram: m.total,
-                               errors: m.errors.values.reduce(0, +), seconds: m.seconds,
-                               note: "\(size) element\(size == 1 ? "" : "s") per request: \(ResultsWriter.rate(requests * Double(size))) evaluations/s")
+                let f = Figure(
+                    op: "oprf-batch-\(size)", side: "socket", concurrency: n, histogram: m.total,
+                    errors: m.errors.values.reduce(0, +), seconds: m.seconds,
+                    note: "\(size) element\(size == 1 ? "" : "s") per request: \(ResultsWriter.rate(requests * Double(size))) evaluations/s"
+                )
                 report(f, m.firstError)
                 figures.append(f)
             }
@@ -43,12 +46,15 @@ extension SocketBench {
         for size in sizes {
             guard let best = figures.filter({ batchSize(of: $0.op) == size }).max(by: { $0.perSecond < $1.perSecond }) else { continue }
             let evaluations = best.perSecond * Double(size)
-            let r = Ratio(op: "oprf-batch-\(size) (evaluations/s)", socketPerSecond: evaluations, socketConcurrency: best.concurrency,
-                          limit: "BlindEvaluate on \(cores) threads", limitPerSecond: limit.perSecond, ratio: evaluations / limit.perSecond)
+            let r = Ratio(
+                op: "oprf-batch-\(size) (evaluations/s)", socketPerSecond: evaluations, socketConcurrency: best.concurrency,
+                limit: "BlindEvaluate on \(cores) threads", limitPerSecond: limit.perSecond, ratio: evaluations / limit.perSecond)
             ratios.append(r)
             if size == 100 {
-                targets.append(TargetResult(target: "batched OPRF (100 per request) over the socket >= 70% of the raw all-core scalar multiplication",
-                                            measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.7))
+                targets.append(
+                    TargetResult(
+                        target: "batched OPRF (100 per request) over the socket >= 70% of the raw all-core scalar multiplication",
+                        measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.7))
             }
         }
         return (ratios, targets)

@@ -5,7 +5,7 @@ import Synchronization
 /// One measured line: an operation at a concurrency, over the socket or in process.
 struct Figure: Codable, Sendable {
     var op: String
-    var side: String          // "socket", "in-process", "half-peak"
+    var side: String  // "socket", "in-process", "half-peak"
     var concurrency: Int
     var requests: UInt64
     var errors: Int
@@ -62,17 +62,20 @@ struct Machine: Codable, Sendable {
 
     static func current(loadBefore: String) -> Machine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
         var uts = utsname()
         uname(&uts)
         let kernel = withUnsafeBytes(of: &uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
-        let memKiB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
+        let memKiB =
+            meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
-        return Machine(cpus: ProcessInfo.processInfo.activeProcessorCount, cpuModel: model, kernel: kernel,
-                       memTotalMiB: memKiB / 1024, loadBefore: loadBefore, loadAfter: loadAverage(),
-                       fsyncDelayMicroseconds: fsyncDelay)
+        return Machine(
+            cpus: ProcessInfo.processInfo.activeProcessorCount, cpuModel: model, kernel: kernel,
+            memTotalMiB: memKiB / 1024, loadBefore: loadBefore, loadAfter: loadAverage(),
+            fsyncDelayMicroseconds: fsyncDelay)
     }
 
     /// The delay the slow-fsync shim injects, when it is preloaded.
@@ -107,14 +110,18 @@ enum ResultsWriter {
         return base + ".json"
     }
 
-    static func ms(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.2f", v) }
+    static func ms(_ v: Double) -> String {
+        v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.2f", v)
+    }
     static func rate(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.1f", v) }
     static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 
     static func table(_ figures: [Figure]) -> String {
-        var out = "| op | side | conc | req/s | p50 ms | p99 ms | p99.9 ms | requests | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        var out =
+            "| op | side | conc | req/s | p50 ms | p99 ms | p99.9 ms | requests | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for f in figures {
-            out += "| \(f.op) | \(f.side) | \(f.concurrency) | \(rate(f.perSecond)) | \(ms(f.p50ms)) | \(ms(f.p99ms)) | \(ms(f.p999ms)) | \(f.requests) | \(f.errors) |\n"
+            out +=
+                "| \(f.op) | \(f.side) | \(f.concurrency) | \(rate(f.perSecond)) | \(ms(f.p50ms)) | \(ms(f.p99ms)) | \(ms(f.p999ms)) | \(f.requests) | \(f.errors) |\n"
         }
         return out
     }

@@ -32,7 +32,10 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "DEKs per rewrap request (the CLI's default is 1000).")
     var batchSize = 1000
 
-    @Option(help: "How to fill: `bulk` (one store enrolment per subject carrying its 3 check-up records, sealed from templates the domain wrote) or `domain` (MonitoringService: enrol, then 3 check-ups; 4 transactions per subject).")
+    @Option(
+        help:
+            "How to fill: `bulk` (one store enrolment per subject carrying its 3 check-up records, sealed from templates the domain wrote) or `domain` (MonitoringService: enrol, then 3 check-ups; 4 transactions per subject)."
+    )
     var fill = "bulk"
 
     func run() async throws {
@@ -44,7 +47,8 @@ struct ScaleBench: AsyncParsableCommand {
         let today = SystemDayClock().today
 
         // MARK: Fill in process
-        let (local, fillSeconds) = fill == "domain"
+        let (local, fillSeconds) =
+            fill == "domain"
             ? try await fillThroughDomain(stateDir: daemon.stateDir, today: today)
             : try await fillBulk(stateDir: daemon.stateDir, today: today)
         let dbBytes = SocketBench.fileBytes(daemon.databasePath)
@@ -53,7 +57,9 @@ struct ScaleBench: AsyncParsableCommand {
         // MARK: Daemon at scale
         let startSeconds = try daemon.start()
         let afterStart = daemon.memory()
-        print("anonregd start \(String(format: "%.3f", startSeconds)) s, RSS after start \(ResultsWriter.mib(afterStart.current)) (peak \(ResultsWriter.mib(afterStart.peak)))")
+        print(
+            "anonregd start \(String(format: "%.3f", startSeconds)) s, RSS after start \(ResultsWriter.mib(afterStart.current)) (peak \(ResultsWriter.mib(afterStart.peak)))"
+        )
         var figures: [Figure] = []
         let counter = SharedInt()
         let dueBefore = today.adding(days: 7)
@@ -61,7 +67,11 @@ struct ScaleBench: AsyncParsableCommand {
             let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in
                 ("status", BenchRequest(method: "GET", target: "/v1/cases/\(local[counter.next() % local.count])"))
             }
-            figures.append(report(Figure(op: "status", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds), m.firstError))
+            figures.append(
+                report(
+                    Figure(
+                        op: "status", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
+                        seconds: m.seconds), m.firstError))
         }
         let dueProbe = try UnixHTTPConnection(path: daemon.socket).request("GET", "/v1/due?before=\(dueBefore)")
         let dueCount = (try? JSONDecoder().decode(DueResponse.self, from: Data(dueProbe.body)))?.cases.count ?? -1
@@ -69,8 +79,12 @@ struct ScaleBench: AsyncParsableCommand {
             let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in
                 ("due", BenchRequest(method: "GET", target: "/v1/due?before=\(dueBefore)"))
             }
-            figures.append(report(Figure(op: "due", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds,
-                                         note: "\(dueCount) cases due in the answer (clinic local holds \(local.count))"), m.firstError))
+            figures.append(
+                report(
+                    Figure(
+                        op: "due", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
+                        seconds: m.seconds,
+                        note: "\(dueCount) cases due in the answer (clinic local holds \(local.count))"), m.firstError))
         }
 
         // MARK: Online rewrap under light load
@@ -78,20 +92,27 @@ struct ScaleBench: AsyncParsableCommand {
         let light: @Sendable (Int) -> (name: String, request: BenchRequest) = { _ in
             let i = counter.next()
             if i % 5 == 0 {
-                return ("checkup", BenchRequest(method: "POST", target: "/v1/cases/\(local[(i / 5) % local.count])/checkups", body: checkupBody))
+                return (
+                    "checkup", BenchRequest(method: "POST", target: "/v1/cases/\(local[(i / 5) % local.count])/checkups", body: checkupBody)
+                )
             }
             return ("status", BenchRequest(method: "GET", target: "/v1/cases/\(local[i % local.count])"))
         }
         let baseline = try LoadRunner.run(socket: daemon.socket, connections: 2, seconds: seconds, rate: lightRate, next: light)
-        figures.append(report(Figure(op: "light load", side: "before rewrap", concurrency: 2, histogram: baseline.total,
-                                     errors: baseline.errors.values.reduce(0, +), seconds: baseline.seconds, note: "paced \(lightRate)/s"), baseline.firstError))
+        figures.append(
+            report(
+                Figure(
+                    op: "light load", side: "before rewrap", concurrency: 2, histogram: baseline.total,
+                    errors: baseline.errors.values.reduce(0, +), seconds: baseline.seconds, note: "paced \(lightRate)/s"),
+                baseline.firstError))
         let stopLight = SharedInt()
         let lightResult = Locked<PhaseMeasurement?>(nil)
         let lightDone = DispatchSemaphore(value: 0)
         let socket = daemon.socket
         let rate = lightRate
         Thread {
-            let m = try? LoadRunner.run(socket: socket, connections: 2, seconds: 3600, rate: rate, stop: { stopLight.value != 0 }, next: light)
+            let m = try? LoadRunner.run(
+                socket: socket, connections: 2, seconds: 3600, rate: rate, stop: { stopLight.value != 0 }, next: light)
             lightResult.withLock { $0 = m }
             lightDone.signal()
         }.start()
@@ -116,36 +137,56 @@ struct ScaleBench: AsyncParsableCommand {
         stopLight.set(1)
         lightDone.wait()
         let during = lightResult.withLock { $0 }
-        print("rotate + rewrap of \(rewrapped) DEKs: \(String(format: "%.1f", rewrapSeconds)) s (\(Int(Double(rewrapped) / rewrapSeconds))/s); "
-              + "batch of \(batchSize): p50 \(ResultsWriter.ms(Double(batches.valueAtPercentile(50)) / 1000)) ms, max \(ResultsWriter.ms(Double(batches.max) / 1000)) ms")
+        print(
+            "rotate + rewrap of \(rewrapped) DEKs: \(String(format: "%.1f", rewrapSeconds)) s (\(Int(Double(rewrapped) / rewrapSeconds))/s); "
+                + "batch of \(batchSize): p50 \(ResultsWriter.ms(Double(batches.valueAtPercentile(50)) / 1000)) ms, max \(ResultsWriter.ms(Double(batches.max) / 1000)) ms"
+        )
         if let during {
-            figures.append(report(Figure(op: "light load", side: "during rewrap", concurrency: 2, histogram: during.total,
-                                         errors: during.errors.values.reduce(0, +), seconds: during.seconds, note: "paced \(lightRate)/s"), during.firstError))
+            figures.append(
+                report(
+                    Figure(
+                        op: "light load", side: "during rewrap", concurrency: 2, histogram: during.total,
+                        errors: during.errors.values.reduce(0, +), seconds: during.seconds, note: "paced \(lightRate)/s"), during.firstError
+                ))
         }
-        figures.append(Figure(op: "rewrap batch", side: "admin route", concurrency: 1, histogram: batches, errors: 0, seconds: rewrapSeconds,
-                              note: "\(batchSize) DEKs per request"))
+        figures.append(
+            Figure(
+                op: "rewrap batch", side: "admin route", concurrency: 1, histogram: batches, errors: 0, seconds: rewrapSeconds,
+                note: "\(batchSize) DEKs per request"))
         let end = daemon.memory()
         let status = daemon.stop()
         print("anonregd peak RSS (VmHWM) over the run \(ResultsWriter.mib(end.peak)), exit \(status)")
 
         let duringP99 = during.map { Double($0.total.valueAtPercentile(99)) / 1000 } ?? -1
         let targets = [
-            TargetResult(target: "start < 1 s at \(subjects) subjects", measured: String(format: "%.3f s", startSeconds), met: startSeconds < 1),
-            TargetResult(target: "daemon RSS < 150 MiB at \(subjects) subjects (after start)", measured: ResultsWriter.mib(afterStart.current), met: afterStart.current < 150 << 20),
-            TargetResult(target: "daemon peak RSS < 150 MiB over the whole run (reads, rewrap)", measured: ResultsWriter.mib(end.peak), met: end.peak < 150 << 20),
-            TargetResult(target: "online rewrap of \(rewrapped) DEKs < 60 s", measured: String(format: "%.1f s", rewrapSeconds), met: rewrapSeconds < 60),
-            TargetResult(target: "light load p99 < 5 ms during the rewrap", measured: String(format: "%.2f ms", duringP99), met: duringP99 >= 0 && duringP99 < 5),
+            TargetResult(
+                target: "start < 1 s at \(subjects) subjects", measured: String(format: "%.3f s", startSeconds), met: startSeconds < 1),
+            TargetResult(
+                target: "daemon RSS < 150 MiB at \(subjects) subjects (after start)", measured: ResultsWriter.mib(afterStart.current),
+                met: afterStart.current < 150 << 20),
+            TargetResult(
+                target: "daemon peak RSS < 150 MiB over the whole run (reads, rewrap)", measured: ResultsWriter.mib(end.peak),
+                met: end.peak < 150 << 20),
+            TargetResult(
+                target: "online rewrap of \(rewrapped) DEKs < 60 s", measured: String(format: "%.1f s", rewrapSeconds),
+                met: rewrapSeconds < 60),
+            TargetResult(
+                target: "light load p99 < 5 ms during the rewrap", measured: String(format: "%.2f ms", duringP99),
+                met: duringP99 >= 0 && duringP99 < 5),
         ]
         let result = ScaleBenchReport(
             kind: "bench-scale", machine: Machine.current(loadBefore: loadBefore), subjects: subjects, checkupsPerSubject: 3,
-            fill: fill, fillSeconds: fillSeconds, databaseBytes: dbBytes, databaseBytesPerSubject: Double(dbBytes) / Double(max(1, subjects)),
+            fill: fill, fillSeconds: fillSeconds, databaseBytes: dbBytes,
+            databaseBytesPerSubject: Double(dbBytes) / Double(max(1, subjects)),
             daemonStartSeconds: startSeconds, daemonRSSBytesAfterStart: afterStart.current, daemonPeakRSSBytes: end.peak,
             rewrapSeconds: rewrapSeconds, rewrapped: rewrapped, rewrapBatchSize: batchSize, lightLoadPerSecond: lightRate,
             figures: figures, targets: targets)
-        var md = "## anonreg-bench scale\n\nMachine: \(result.machine.cpus) CPUs (\(result.machine.cpuModel)), \(result.machine.memTotalMiB) MiB; "
+        var md =
+            "## anonreg-bench scale\n\nMachine: \(result.machine.cpus) CPUs (\(result.machine.cpuModel)), \(result.machine.memTotalMiB) MiB; "
         md += "load average before \(loadBefore), after \(result.machine.loadAfter).\n\n"
         md += "| measure | value |\n|---|---:|\n"
-        md += "| subjects (3 check-ups each), fill time in process (\(fill)) | \(subjects), \(String(format: "%.0f", result.fillSeconds)) s |\n"
+        md +=
+            "| subjects (3 check-ups each), fill time in process (\(fill)) | \(subjects), \(String(format: "%.0f", result.fillSeconds)) s |\n"
         md += "| database bytes per subject | \(Int(result.databaseBytesPerSubject)) (\(ResultsWriter.mib(dbBytes)) in all) |\n"
         md += "| daemon start (spawn to first 200) | \(String(format: "%.3f", startSeconds)) s |\n"
         md += "| daemon RSS after start / peak over the run | \(ResultsWriter.mib(afterStart.current)) / \(ResultsWriter.mib(end.peak)) |\n"
@@ -159,7 +200,9 @@ struct ScaleBench: AsyncParsableCommand {
     }
 
     func report(_ f: Figure, _ firstError: String?) -> Figure {
-        print("  \(f.side) \(f.op) x\(f.concurrency): \(ResultsWriter.rate(f.perSecond))/s p50 \(ResultsWriter.ms(f.p50ms)) ms p99 \(ResultsWriter.ms(f.p99ms)) ms p99.9 \(ResultsWriter.ms(f.p999ms)) ms max \(ResultsWriter.ms(f.maxms)) ms (\(f.requests) ok, \(f.errors) errors)\(f.note.map { "; " + $0 } ?? "")")
+        print(
+            "  \(f.side) \(f.op) x\(f.concurrency): \(ResultsWriter.rate(f.perSecond))/s p50 \(ResultsWriter.ms(f.p50ms)) ms p99 \(ResultsWriter.ms(f.p99ms)) ms p99.9 \(ResultsWriter.ms(f.p999ms)) ms max \(ResultsWriter.ms(f.maxms)) ms (\(f.requests) ok, \(f.errors) errors)\(f.note.map { "; " + $0 } ?? "")"
+        )
         if let firstError { print("    first error: \(firstError)") }
         flushOutput()
         return f
@@ -191,11 +234,13 @@ struct ScaleBench: AsyncParsableCommand {
                         let clinic = i % every == 0 ? registry.clinic : ClinicID("clinic-\(i % every)")!
                         let last = today.adding(days: -1 - (i / every + i) % 90)
                         let enrolled = last.adding(days: -150)
-                        let request = try InProcessRegistry.decoder.decode(EnrolRequest.self, from: Data(Workload.enrolBody(enrolledOn: enrolled).utf8))
+                        let request = try InProcessRegistry.decoder.decode(
+                            EnrolRequest.self, from: Data(Workload.enrolBody(enrolledOn: enrolled).utf8))
                         let handle = try await registry.monitoring.enrol(clinic: clinic, request).case
                         for (k, day) in [last.adding(days: -120), last.adding(days: -60), last].enumerated() {
                             let outcome = k == 1 && i % 5 == 0 ? "relapse" : "remission"
-                            let body = "{\"on\":\"\(day)\",\"outcome\":\"\(outcome)\",\"substances\":[\(outcome == "relapse" ? "\"opioids\"" : "")],"
+                            let body =
+                                "{\"on\":\"\(day)\",\"outcome\":\"\(outcome)\",\"substances\":[\(outcome == "relapse" ? "\"opioids\"" : "")],"
                                 + "\"treatment\":[\"methadone\"],\"note\":\"scale fill check-up \(k + 1)\"}"
                             let checkup = try InProcessRegistry.decoder.decode(CheckupRequest.self, from: Data(body.utf8))
                             _ = try await registry.monitoring.addCheckup(clinic: clinic, case: CaseHandle(handle)!, checkup)
@@ -210,7 +255,9 @@ struct ScaleBench: AsyncParsableCommand {
         }
         progress.cancel()
         let seconds = Clock.now() - started
-        print("filled \(total) subjects (\(4 * total) durable writes) in \(String(format: "%.0f", seconds)) s (\(Int(Double(total) / seconds)) subjects/s)")
+        print(
+            "filled \(total) subjects (\(4 * total) durable writes) in \(String(format: "%.0f", seconds)) s (\(Int(Double(total) / seconds)) subjects/s)"
+        )
         registry.close()
         return (local.withLock { $0 }, seconds)
     }

@@ -19,10 +19,14 @@ struct SocketBench: AsyncParsableCommand {
     @Option(help: "Seconds per measured phase.")
     var seconds: Double = 5
 
-    @Option(parsing: .upToNextOption, help: "Operations to measure (oprf oprf-batch enrol checkup status due mixed; oprf includes the batch phases).")
+    @Option(
+        parsing: .upToNextOption,
+        help: "Operations to measure (oprf oprf-batch enrol checkup status due mixed; oprf includes the batch phases).")
     var ops: [String] = BenchOp.allCases.map(\.rawValue) + ["mixed"]
 
-    @Option(parsing: .upToNextOption, help: "Batch sizes of the batched OPRF phases (elements per request; none: --oprf-batches with no value).")
+    @Option(
+        parsing: .upToNextOption, help: "Batch sizes of the batched OPRF phases (elements per request; none: --oprf-batches with no value)."
+    )
     var oprfBatches: [Int] = [1, 10, 100]
 
     @Option(help: "Cases in the due-list pool (the due list's answer size).")
@@ -47,7 +51,9 @@ struct SocketBench: AsyncParsableCommand {
         let binDir = common.resolvedBinDir
         let today = SystemDayClock().today
         print("anonreg-bench run: \(connections) connections, \(seconds) s per phase, load average \(loadBefore), scratch \(work)")
-        if let delay = Machine.fsyncDelay { print("slow disk simulated: every fsync and fdatasync takes \(delay) µs longer (bench/slow-fsync.c)") }
+        if let delay = Machine.fsyncDelay {
+            print("slow disk simulated: every fsync and fdatasync takes \(delay) µs longer (bench/slow-fsync.c)")
+        }
         let elements = try Workload.blindedElements(1000)
 
         // MARK: Over the socket
@@ -60,24 +66,34 @@ struct SocketBench: AsyncParsableCommand {
         if socketOps.isEmpty && !ops.contains("mixed") && !ops.contains("oprf-batch") { socketOps = BenchOp.allCases }
         for op in socketOps {
             for n in connections {
-                let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in (op.rawValue, workload.request(op)) }
-                let f = Figure(op: op.rawValue, side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds)
+                let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in
+                    (op.rawValue, workload.request(op))
+                }
+                let f = Figure(
+                    op: op.rawValue, side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
+                    seconds: m.seconds)
                 report(f, m.firstError)
                 figures.append(f)
             }
         }
-        let batchFigures = ops.contains("oprf") || ops.contains("oprf-batch") ? try oprfBatchPhases(socket: daemon.socket, workload: workload) : []
+        let batchFigures =
+            ops.contains("oprf") || ops.contains("oprf-batch") ? try oprfBatchPhases(socket: daemon.socket, workload: workload) : []
         figures += batchFigures
         var mixedPerOp: [Figure] = []
         if ops.contains("mixed") {
             for n in connections {
                 let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in workload.mixed() }
-                let f = Figure(op: "mixed", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds,
-                               note: BenchOp.mix.map { "\($0.0.rawValue) \($0.1)%" }.joined(separator: ", "))
+                let f = Figure(
+                    op: "mixed", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
+                    seconds: m.seconds,
+                    note: BenchOp.mix.map { "\($0.0.rawValue) \($0.1)%" }.joined(separator: ", "))
                 report(f, m.firstError)
                 figures.append(f)
                 for (name, h) in m.histograms.sorted(by: { $0.key < $1.key }) {
-                    mixedPerOp.append(Figure(op: name, side: "socket, in mixed", concurrency: n, histogram: h, errors: m.errors[name] ?? 0, seconds: m.seconds))
+                    mixedPerOp.append(
+                        Figure(
+                            op: name, side: "socket, in mixed", concurrency: n, histogram: h, errors: m.errors[name] ?? 0,
+                            seconds: m.seconds))
                 }
             }
         }
@@ -89,7 +105,9 @@ struct SocketBench: AsyncParsableCommand {
         var halfPeak: [Figure] = []
         let pacedConnections = connections.contains(8) ? 8 : (connections.max() ?? 1)
         for name in Set(figures.map(\.op)).sorted() where !noHalfPeak && Self.batchSize(of: name) == nil {
-            guard let earlier = figures.filter({ $0.op == name && $0.side == "socket" }).max(by: { $0.perSecond < $1.perSecond }), earlier.perSecond > 0 else { continue }
+            guard let earlier = figures.filter({ $0.op == name && $0.side == "socket" }).max(by: { $0.perSecond < $1.perSecond }),
+                earlier.perSecond > 0
+            else { continue }
             let request: @Sendable (Int) -> (name: String, request: BenchRequest) = { _ in
                 name == "mixed" ? workload.mixed() : (name, workload.request(BenchOp(rawValue: name)!))
             }
@@ -97,20 +115,30 @@ struct SocketBench: AsyncParsableCommand {
             let peak = again.total.totalCount > 0 ? Double(again.total.totalCount) / again.seconds : earlier.perSecond
             let rate = peak / 2
             let m = try LoadRunner.run(socket: daemon.socket, connections: pacedConnections, seconds: seconds, rate: rate, next: request)
-            let f = Figure(op: name, side: "half-peak", concurrency: pacedConnections, histogram: m.total, errors: m.errors.values.reduce(0, +),
-                           seconds: m.seconds, note: "paced at \(ResultsWriter.rate(rate))/s (half of \(ResultsWriter.rate(peak))/s, its peak at \(earlier.concurrency) connections measured again just before; \(ResultsWriter.rate(earlier.perSecond))/s earlier in the run)")
+            let f = Figure(
+                op: name, side: "half-peak", concurrency: pacedConnections, histogram: m.total, errors: m.errors.values.reduce(0, +),
+                seconds: m.seconds,
+                note:
+                    "paced at \(ResultsWriter.rate(rate))/s (half of \(ResultsWriter.rate(peak))/s, its peak at \(earlier.concurrency) connections measured again just before; \(ResultsWriter.rate(earlier.perSecond))/s earlier in the run)"
+            )
             report(f, m.firstError)
             halfPeak.append(f)
         }
         let memory = daemon.memory()
         let stopStatus = daemon.stop()
         let dbBytes = Self.fileBytes(daemon.databasePath)
-        print("anonregd peak RSS (VmHWM) \(ResultsWriter.mib(memory.peak)), exit \(stopStatus); check-ups sent \(workload.checkupsSent) over \(workload.checkupPool.count) cases")
+        print(
+            "anonregd peak RSS (VmHWM) \(ResultsWriter.mib(memory.peak)), exit \(stopStatus); check-ups sent \(workload.checkupsSent) over \(workload.checkupPool.count) cases"
+        )
 
         // MARK: In process, same machine, daemon stopped
         print("in-process limits (daemon stopped):")
-        let limits = !self.limits ? [] : try await Self.inProcessLimits(work: work, binDir: binDir, today: today, seconds: seconds, concurrency: connections,
-                                                    duePool: duePool, checkupPool: checkupPool, elements: elements, report: report)
+        let limits =
+            !self.limits
+            ? []
+            : try await Self.inProcessLimits(
+                work: work, binDir: binDir, today: today, seconds: seconds, concurrency: connections,
+                duePool: duePool, checkupPool: checkupPool, elements: elements, report: report)
 
         // MARK: Ratios and targets
         let (ratios, targets) = Self.evaluate(figures: figures, halfPeak: halfPeak, limits: limits)
@@ -126,7 +154,9 @@ struct SocketBench: AsyncParsableCommand {
     }
 
     func report(_ f: Figure, _ firstError: String?) {
-        print("  \(f.side) \(f.op) x\(f.concurrency): \(ResultsWriter.rate(f.perSecond))/s p50 \(ResultsWriter.ms(f.p50ms)) ms p99 \(ResultsWriter.ms(f.p99ms)) ms p99.9 \(ResultsWriter.ms(f.p999ms)) ms (\(f.requests) ok, \(f.errors) errors)\(f.note.map { "; " + $0 } ?? "")")
+        print(
+            "  \(f.side) \(f.op) x\(f.concurrency): \(ResultsWriter.rate(f.perSecond))/s p50 \(ResultsWriter.ms(f.p50ms)) ms p99 \(ResultsWriter.ms(f.p99ms)) ms p99.9 \(ResultsWriter.ms(f.p999ms)) ms (\(f.requests) ok, \(f.errors) errors)\(f.note.map { "; " + $0 } ?? "")"
+        )
         if let firstError { print("    first error: \(firstError)") }
         flushOutput()
     }
@@ -192,7 +222,9 @@ struct SocketBench: AsyncParsableCommand {
         let workload = Workload(today: today, duePool: due, checkupPool: checkup, blindedElements: elements)
         var figures: [Figure] = []
         func add(_ op: String, _ n: Int, _ m: PhaseMeasurement, note: String? = nil) {
-            let f = Figure(op: op, side: "in-process", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds, note: note)
+            let f = Figure(
+                op: op, side: "in-process", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +), seconds: m.seconds,
+                note: note)
             report(f, m.firstError)
             figures.append(f)
         }
@@ -200,32 +232,46 @@ struct SocketBench: AsyncParsableCommand {
         let key = registry.store.keyring.oprfKey
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let counter = SharedInt()
-        add("oprf-scalarmult", cores, InProcessRunner.threads(cores, seconds: seconds) {
-            let i = counter.next()
-            _ = try? key.blindEvaluate(blindedElement: elements[i % elements.count])
-        }, note: "BlindEvaluate on \(cores) threads: the raw all-core limit")
-        add("oprf-scalarmult", 1, InProcessRunner.threads(1, seconds: seconds) {
-            let i = counter.next()
-            _ = try? key.blindEvaluate(blindedElement: elements[i % elements.count])
-        }, note: "one core")
+        add(
+            "oprf-scalarmult", cores,
+            InProcessRunner.threads(cores, seconds: seconds) {
+                let i = counter.next()
+                _ = try? key.blindEvaluate(blindedElement: elements[i % elements.count])
+            }, note: "BlindEvaluate on \(cores) threads: the raw all-core limit")
+        add(
+            "oprf-scalarmult", 1,
+            InProcessRunner.threads(1, seconds: seconds) {
+                let i = counter.next()
+                _ = try? key.blindEvaluate(blindedElement: elements[i % elements.count])
+            }, note: "one core")
         let enrolBody = Workload.enrolBody(enrolledOn: today)
         let checkupBody = Workload.checkupBody(on: today)
         let dueBefore = workload.dueBefore
         for n in concurrency {
             add("enrol", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in _ = try await registry.enrol(enrolBody) })
-            add("checkup", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                try await registry.checkup(workload.nextCheckupCase(), checkupBody)
-            }, note: n == 1 ? "naive: one write, one commit (fsync) at a time" : "group commit")
-            add("checkup+audit", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                try await registry.checkupAudited(workload.nextCheckupCase(), checkupBody)
-            }, note: "check-up with its audit entry in the same transaction, as the daemon does")
-            add("status", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                try await registry.status(workload.statusPool[workload.nextIndex() % workload.statusPool.count])
-            })
-            add("due", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in _ = try await registry.due(before: dueBefore) })
-            add("status+audit", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                try await registry.statusAudited(workload.statusPool[workload.nextIndex() % workload.statusPool.count])
-            }, note: "status read plus its audit entry, as the daemon does")
+            add(
+                "checkup", n,
+                await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
+                    try await registry.checkup(workload.nextCheckupCase(), checkupBody)
+                }, note: n == 1 ? "naive: one write, one commit (fsync) at a time" : "group commit")
+            add(
+                "checkup+audit", n,
+                await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
+                    try await registry.checkupAudited(workload.nextCheckupCase(), checkupBody)
+                }, note: "check-up with its audit entry in the same transaction, as the daemon does")
+            add(
+                "status", n,
+                await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
+                    try await registry.status(workload.statusPool[workload.nextIndex() % workload.statusPool.count])
+                })
+            add(
+                "due", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in _ = try await registry.due(before: dueBefore) }
+            )
+            add(
+                "status+audit", n,
+                await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
+                    try await registry.statusAudited(workload.statusPool[workload.nextIndex() % workload.statusPool.count])
+                }, note: "status read plus its audit entry, as the daemon does")
             add("audit-append", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in try await registry.auditAppend() })
         }
         return figures
@@ -241,40 +287,54 @@ struct SocketBench: AsyncParsableCommand {
         let maxN = figures.map(\.concurrency).max() ?? 1
         func ratio(_ op: String, _ socket: Figure?, _ limitName: String, _ limit: Figure?) -> Ratio? {
             guard let socket, let limit, limit.perSecond > 0 else { return nil }
-            let r = Ratio(op: op, socketPerSecond: socket.perSecond, socketConcurrency: socket.concurrency, limit: limitName,
-                          limitPerSecond: limit.perSecond, ratio: socket.perSecond / limit.perSecond)
+            let r = Ratio(
+                op: op, socketPerSecond: socket.perSecond, socketConcurrency: socket.concurrency, limit: limitName,
+                limitPerSecond: limit.perSecond, ratio: socket.perSecond / limit.perSecond)
             ratios.append(r)
             return r
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if let r = ratio("oprf", best(figures, "oprf"), "BlindEvaluate on \(cores) threads", at(limits, "oprf-scalarmult", cores)) {
-            targets.append(TargetResult(target: "OPRF over the socket >= 70% of the raw all-core scalar multiplication",
-                                        measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.7))
+            targets.append(
+                TargetResult(
+                    target: "OPRF over the socket >= 70% of the raw all-core scalar multiplication",
+                    measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.7))
         }
-        let (batchRatios, batchTargets) = evaluateOPRFBatches(figures.filter { batchSize(of: $0.op) != nil },
-                                                             limit: at(limits, "oprf-scalarmult", cores), cores: cores)
+        let (batchRatios, batchTargets) = evaluateOPRFBatches(
+            figures.filter { batchSize(of: $0.op) != nil },
+            limit: at(limits, "oprf-scalarmult", cores), cores: cores)
         ratios += batchRatios
         targets += batchTargets
         let checkupSocket = at(figures, "checkup", maxN)
         if let r = ratio("checkup", checkupSocket, "naive in-process (1 writer, fsync per write)", at(limits, "checkup", 1)) {
-            targets.append(TargetResult(target: "check-ups with \(maxN) clients >= 5x the naive in-process rate",
-                                        measured: String(format: "%.1fx", r.ratio), met: r.ratio >= 5))
+            targets.append(
+                TargetResult(
+                    target: "check-ups with \(maxN) clients >= 5x the naive in-process rate",
+                    measured: String(format: "%.1fx", r.ratio), met: r.ratio >= 5))
         }
         if let r = ratio("checkup", checkupSocket, "batched in-process (\(maxN) writers, group commit)", at(limits, "checkup", maxN)) {
-            targets.append(TargetResult(target: "check-ups with \(maxN) clients >= 50% of the in-process batched limit",
-                                        measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.5))
+            targets.append(
+                TargetResult(
+                    target: "check-ups with \(maxN) clients >= 50% of the in-process batched limit",
+                    measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.5))
         }
-        _ = ratio("checkup", checkupSocket, "in-process check-up + its audit entry, same transaction (\(maxN) writers)", at(limits, "checkup+audit", maxN))
+        _ = ratio(
+            "checkup", checkupSocket, "in-process check-up + its audit entry, same transaction (\(maxN) writers)",
+            at(limits, "checkup+audit", maxN))
         if let r = ratio("status", best(figures, "status"), "in-process status (best concurrency)", best(limits, "status")) {
-            targets.append(TargetResult(target: "status reads >= 40% of the in-process limit",
-                                        measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.4))
+            targets.append(
+                TargetResult(
+                    target: "status reads >= 40% of the in-process limit",
+                    measured: String(format: "%.0f%%", r.ratio * 100), met: r.ratio >= 0.4))
         }
         _ = ratio("status", best(figures, "status"), "in-process status + audit append (best concurrency)", best(limits, "status+audit"))
         _ = ratio("enrol", best(figures, "enrol"), "in-process enrol (best concurrency)", best(limits, "enrol"))
         _ = ratio("due", best(figures, "due"), "in-process due list (best concurrency)", best(limits, "due"))
         for f in halfPeak {
-            targets.append(TargetResult(target: "\(f.op): p99 < 5 ms at half of peak throughput",
-                                        measured: "p99 \(ResultsWriter.ms(f.p99ms)) ms (\(f.note ?? ""))", met: f.p99ms < 5))
+            targets.append(
+                TargetResult(
+                    target: "\(f.op): p99 < 5 ms at half of peak throughput",
+                    measured: "p99 \(ResultsWriter.ms(f.p99ms)) ms (\(f.note ?? ""))", met: f.p99ms < 5))
         }
         return (ratios, targets)
     }
@@ -282,11 +342,13 @@ struct SocketBench: AsyncParsableCommand {
     static func markdown(_ r: SocketBenchReport) -> String {
         var out = "## anonreg-bench run\n\n"
         out += "Machine: \(r.machine.cpus) CPUs (\(r.machine.cpuModel)), \(r.machine.memTotalMiB) MiB, Linux \(r.machine.kernel); "
-        out += "load average before \(r.machine.loadBefore), after \(r.machine.loadAfter). \(r.secondsPerPhase) s per phase; daemon log level \(r.logLevel).\n\n"
+        out +=
+            "load average before \(r.machine.loadBefore), after \(r.machine.loadAfter). \(r.secondsPerPhase) s per phase; daemon log level \(r.logLevel).\n\n"
         if let delay = r.machine.fsyncDelayMicroseconds {
             out += "**Slow disk simulated:** every fsync and fdatasync took \(delay) µs longer (bench/slow-fsync.c, LD_PRELOAD).\n\n"
         }
-        out += "Daemon: start \(String(format: "%.3f", r.daemonStartSeconds)) s, peak RSS (VmHWM) \(ResultsWriter.mib(r.daemonPeakRSSBytes)), "
+        out +=
+            "Daemon: start \(String(format: "%.3f", r.daemonStartSeconds)) s, peak RSS (VmHWM) \(ResultsWriter.mib(r.daemonPeakRSSBytes)), "
         out += "database at end \(ResultsWriter.mib(r.databaseBytesAtEnd)).\n\n"
         out += "### Over the socket\n\n" + ResultsWriter.table(r.socket)
         if !r.mixedPerOperation.isEmpty { out += "\n### Mixed workload, per operation\n\n" + ResultsWriter.table(r.mixedPerOperation) }
@@ -294,7 +356,8 @@ struct SocketBench: AsyncParsableCommand {
         out += "\n### In process (same machine, same run, daemon stopped)\n\n" + ResultsWriter.table(r.inProcess)
         out += "\n### Socket / in-process\n\n| op | socket req/s (conc) | limit | limit req/s | ratio |\n|---|---:|---|---:|---:|\n"
         for x in r.ratios {
-            out += "| \(x.op) | \(ResultsWriter.rate(x.socketPerSecond)) (\(x.socketConcurrency)) | \(x.limit) | \(ResultsWriter.rate(x.limitPerSecond)) | \(String(format: "%.2f", x.ratio)) |\n"
+            out +=
+                "| \(x.op) | \(ResultsWriter.rate(x.socketPerSecond)) (\(x.socketConcurrency)) | \(x.limit) | \(ResultsWriter.rate(x.limitPerSecond)) | \(String(format: "%.2f", x.ratio)) |\n"
         }
         out += "\n### Targets (issue 8; reported, not asserted)\n\n| target | measured | |\n|---|---|---|\n"
         for t in r.targets { out += "| \(t.target) | \(t.measured) | \(t.met ? "met" : "MISSED") |\n" }

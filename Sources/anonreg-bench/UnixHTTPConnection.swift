@@ -96,7 +96,10 @@ final class UnixHTTPConnection {
             if buffer.count >= 4 {
                 var i = max(0, searchFrom - 3)
                 while i + 3 < buffer.count {
-                    if buffer[i] == 13, buffer[i + 1] == 10, buffer[i + 2] == 13, buffer[i + 3] == 10 { headEnd = i; break }
+                    if buffer[i] == 13, buffer[i + 1] == 10, buffer[i + 2] == 13, buffer[i + 3] == 10 {
+                        headEnd = i
+                        break
+                    }
                     i += 1
                 }
                 searchFrom = buffer.count
@@ -107,7 +110,9 @@ final class UnixHTTPConnection {
         buffer.removeSubrange(0..<(headEnd! + 4))
         let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
         let statusParts = lines.first?.split(separator: " ") ?? []
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw BenchError.protocolError("bad status line: \(lines.first ?? "")") }
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
+            throw BenchError.protocolError("bad status line: \(lines.first ?? "")")
+        }
         var contentLength: Int? = nil
         var chunked = false
         var closeAfter = false
@@ -129,7 +134,10 @@ final class UnixHTTPConnection {
                 guard let size = Int(line.split(separator: ";").first.map(String.init) ?? "", radix: 16) else {
                     throw BenchError.protocolError("bad chunk size")
                 }
-                if size == 0 { _ = try readLine(); break }
+                if size == 0 {
+                    _ = try readLine()
+                    break
+                }
                 while buffer.count < size + 2 { try fill() }
                 body += buffer[0..<size]
                 buffer.removeSubrange(0..<(size + 2))

@@ -79,14 +79,16 @@ final class Workload: Sendable {
         let n = nextIndex()
         switch op {
         case .oprf:
-            return BenchRequest(method: "POST", target: "/v1/oprf/evaluate",
-                                body: Array("{\"blindedElement\":\"\(blindedHex[n % blindedHex.count])\"}".utf8))
+            return BenchRequest(
+                method: "POST", target: "/v1/oprf/evaluate",
+                body: Array("{\"blindedElement\":\"\(blindedHex[n % blindedHex.count])\"}".utf8))
         case .enrol:
             return BenchRequest(method: "POST", target: "/v1/subjects", body: Array(Self.enrolBody(enrolledOn: today).utf8))
         case .checkup:
             let c = checkupCounter.add(1, ordering: .relaxed).oldValue
-            return BenchRequest(method: "POST", target: "/v1/cases/\(checkupPool[c % checkupPool.count])/checkups",
-                                body: Array(Self.checkupBody(on: today).utf8))
+            return BenchRequest(
+                method: "POST", target: "/v1/cases/\(checkupPool[c % checkupPool.count])/checkups",
+                body: Array(Self.checkupBody(on: today).utf8))
         case .status:
             return BenchRequest(method: "GET", target: "/v1/cases/\(statusPool[n % statusPool.count])")
         case .due:

@@ -26,10 +26,11 @@ struct CrashHelper {
             let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring)
             let clinic = ClinicID("crash")!
             let columns = SubjectColumns(status: .active, nextDue: Day("2030-01-01"), reviewOn: nil)
-            let receipt = try await store.enrol(Enrolment(
-                clinic: clinic, linkage: nil,
-                records: [NewRecord(kind: .consent, plaintext: Array("consent".utf8))],
-                columns: columns, counters: []))
+            let receipt = try await store.enrol(
+                Enrolment(
+                    clinic: clinic, linkage: nil,
+                    records: [NewRecord(kind: .consent, plaintext: Array("consent".utf8))],
+                    columns: columns, counters: []))
             emit("case \(receipt.caseHandle.text)")
             let run = UInt64.random(in: 0..<UInt64.max)
             await withTaskGroup(of: Void.self) { group in

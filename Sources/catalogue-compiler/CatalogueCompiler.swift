@@ -8,11 +8,11 @@ import Foundation
 /// `file:line: error: ...`. Whether every language has every key, and the same placeholders, is
 /// checked by the tests (RegistryTextTests), which name each difference.
 #if ANONREG_LIBFUZZER
-/// `make fuzz` builds every target with -sanitize=fuzzer (scripts/fuzz.sh), build tools included,
-/// and libFuzzer's runtime then needs this symbol. The tool keeps its own `main` (SwiftPM links
-/// it as the entry point, so libFuzzer's is never used) and never calls this.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func catalogueCompilerFuzzEntry(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt { 0 }
+    /// `make fuzz` builds every target with -sanitize=fuzzer (scripts/fuzz.sh), build tools included,
+    /// and libFuzzer's runtime then needs this symbol. The tool keeps its own `main` (SwiftPM links
+    /// it as the entry point, so libFuzzer's is never used) and never calls this.
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func catalogueCompilerFuzzEntry(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt { 0 }
 #endif
 
 @main
@@ -63,8 +63,12 @@ struct CatalogueCompiler {
             func fail(_ why: String) -> Failure { Failure(description: "\(path):\(number): error: \(why)") }
             guard let equals = line.firstIndex(of: "=") else { throw fail("expected `key = text`") }
             let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            guard key.range(of: "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_-]+)*(\\[(zero|one|two|few|many|other)\\])?$", options: .regularExpression) != nil else {
-                throw fail("`\(key)` is not a key (letters, digits, _ and - in dot-separated parts, then [one], [few], ... for a plural form)")
+            guard
+                key.range(of: "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_-]+)*(\\[(zero|one|two|few|many|other)\\])?$", options: .regularExpression)
+                    != nil
+            else {
+                throw fail(
+                    "`\(key)` is not a key (letters, digits, _ and - in dot-separated parts, then [one], [few], ... for a plural form)")
             }
             if let first = seen[key] { throw fail("`\(key)` is already defined on line \(first)") }
             seen[key] = number

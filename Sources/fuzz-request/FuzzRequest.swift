@@ -1,11 +1,3 @@
-// libFuzzer target 1 (issue 8): request decoding, validation and routing, through the daemon's
-// real router, handlers and error mapping (`InProcessResponder`), over a registry created in a
-// temporary directory. Built for fuzzing by scripts/fuzz.sh (`-sanitize=fuzzer,address
-// -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
-// named on its command line through the same entry point (docs/ROBUSTNESS.md).
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import FuzzDriver
 import HTTPTypes
@@ -18,6 +10,15 @@ import RegistryKeyring
 import RegistryProtocol
 import RegistryServer
 import RegistryStore
+
+// libFuzzer target 1 (issue 8): request decoding, validation and routing, through the daemon's
+// real router, handlers and error mapping (`InProcessResponder`), over a registry created in a
+// temporary directory. Built for fuzzing by scripts/fuzz.sh (`-sanitize=fuzzer,address
+// -D ANONREG_LIBFUZZER`); a normal build makes a replayer that runs the files
+// named on its command line through the same entry point (docs/ROBUSTNESS.md).
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The registry the fuzzer talks to, made once per process.
 final class FuzzRegistry: @unchecked Sendable {
@@ -38,18 +39,24 @@ final class FuzzRegistry: @unchecked Sendable {
             try ConfigTemplate.render(stateDirectory: dir, uid: geteuid()).write(toFile: configPath, atomically: true, encoding: .utf8)
             let config = try DaemonConfig.load(path: configPath)
             let logger = Logger(label: "fuzz-request", factory: { _ in SwiftLogNoOpLogHandler() })
-            let app = RegistryApp(config: config, store: store, clock: FixedDayClock(Day("2026-06-15")!),
-                                  metrics: PrometheusCollectorRegistry(), logger: logger)
+            let app = RegistryApp(
+                config: config, store: store, clock: FixedDayClock(Day("2026-06-15")!),
+                metrics: PrometheusCollectorRegistry(), logger: logger)
             let responder = InProcessResponder(app: app, channel: EmbeddedChannel())
             self.responder = responder
             clinic = [.clinic(config.clinics.first!.id)]
             let enrol = Self.block {
-                await responder.respond(method: .post, target: "/v1/subjects",
-                                             body: Array(#"{"consent":{"form":"F","givenOn":"2026-01-10","method":"written","scope":["monitoring"]},"category":"dependence","enrolledOn":"2026-01-10"}"#.utf8),
-                                             roles: [.clinic(config.clinics.first!.id)])
+                await responder.respond(
+                    method: .post, target: "/v1/subjects",
+                    body: Array(
+                        #"{"consent":{"form":"F","givenOn":"2026-01-10","method":"written","scope":["monitoring"]},"category":"dependence","enrolledOn":"2026-01-10"}"#
+                            .utf8),
+                    roles: [.clinic(config.clinics.first!.id)])
             }
             let answer = try JSONSerialization.jsonObject(with: Data(enrol.body)) as? [String: Any]
-            guard enrol.status == 201, let handle = answer?["case"] as? String else { fatalError("setup enrolment failed: \(enrol.status)") }
+            guard enrol.status == 201, let handle = answer?["case"] as? String else {
+                fatalError("setup enrolment failed: \(enrol.status)")
+            }
             caseHandle = handle
         } catch {
             fatalError("fuzz registry setup failed: \(error)")
@@ -81,12 +88,13 @@ func fuzzOne(_ data: [UInt8]) {
     guard data.count >= 2 else { return }
     let registry = FuzzRegistry.shared
     let clinic = registry.clinic
-    let roles: [Role] = switch data[0] & 3 {
-    case 0: clinic
-    case 1: [.admin(uid: 0)]
-    case 2: [.statistician(uid: 7)]
-    default: clinic + [.admin(uid: 0)]
-    }
+    let roles: [Role] =
+        switch data[0] & 3 {
+        case 0: clinic
+        case 1: [.admin(uid: 0)]
+        case 2: [.statistician(uid: 7)]
+        default: clinic + [.admin(uid: 0)]
+        }
     var rest = Array(data[2...])
     let method: HTTPRequest.Method
     let target: String
@@ -117,8 +125,11 @@ func fuzzOne(_ data: [UInt8]) {
     }
     if answer.status >= 400 {
         guard let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
-              let error = json["error"] as? [String: Any], error["code"] is String, error["message"] is String else {
-            fatalError("malformed error body (status \(answer.status)) for \(method) \(String(reflecting: target)): \(String(reflecting: String(decoding: answer.body, as: UTF8.self)))")
+            let error = json["error"] as? [String: Any], error["code"] is String, error["message"] is String
+        else {
+            fatalError(
+                "malformed error body (status \(answer.status)) for \(method) \(String(reflecting: target)): \(String(reflecting: String(decoding: answer.body, as: UTF8.self)))"
+            )
         }
     }
     // The query parsers on their own as well (Day, Month).

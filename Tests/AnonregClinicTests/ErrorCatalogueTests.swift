@@ -1,7 +1,8 @@
 import Foundation
-import Testing
 import RegistryProtocol
 import RegistryText
+import Testing
+
 @testable import AnonregClinic
 
 /// The CLI says every error anonregd can answer in the user's language (docs/TRANSLATING.md): each
@@ -17,18 +18,21 @@ struct ErrorCatalogueTests {
         let end = try #require(text.range(of: "\n## 6. ", range: start.upperBound..<text.endIndex))
         let table = try NSRegularExpression(pattern: #"^\| `([a-z_]+)` \| [0-9]{3} \|"#, options: [.anchorsMatchLines])
         let section = String(text[start.upperBound..<end.lowerBound])
-        return Set(table.matches(in: section, range: NSRange(section.startIndex..., in: section)).compactMap {
-            Range($0.range(at: 1), in: section).map { String(section[$0]) }
-        })
+        return Set(
+            table.matches(in: section, range: NSRange(section.startIndex..., in: section)).compactMap {
+                Range($0.range(at: 1), in: section).map { String(section[$0]) }
+            })
     }
 
     /// The error codes the daemon's sources answer with: `APIError(.status, "code", …)`,
     /// `DomainError(.kind, "code", …)`, `code: "…"` (storage rejections, the request deadline's
     /// bodies), `(.status, "code")` pairs, `…ErrorCode = "…"` and `WireError`'s cases.
     static func answeredCodes() throws -> Set<String> {
-        let patterns = [#"(?:APIError|DomainError)\(\s*\.[A-Za-z]+\s*,\s*"([a-z_]+)""#, #"\bcode:\s*"([a-z_]+)""#,
-                        #"\(\.[A-Za-z]+,\s*"([a-z_]+)"\)"#, #"ErrorCode\s*=\s*"([a-z_]+)""#, #"case \.[A-Za-z]+:\s*"([a-z_]+)""#]
-            .map { try! NSRegularExpression(pattern: $0) }
+        let patterns = [
+            #"(?:APIError|DomainError)\(\s*\.[A-Za-z]+\s*,\s*"([a-z_]+)""#, #"\bcode:\s*"([a-z_]+)""#,
+            #"\(\.[A-Za-z]+,\s*"([a-z_]+)"\)"#, #"ErrorCode\s*=\s*"([a-z_]+)""#, #"case \.[A-Za-z]+:\s*"([a-z_]+)""#,
+        ]
+        .map { try! NSRegularExpression(pattern: $0) }
         var codes = Set<String>()
         for module in ["RegistryServer", "RegistryCore", "RegistryStore", "RegistryProtocol"] {
             let dir = root.appendingPathComponent("Sources/\(module)")
@@ -49,8 +53,9 @@ struct ErrorCatalogueTests {
 
     @Test func everyAnsweredCodeIsDocumented() throws {
         let answered = try Self.answeredCodes()
-        #expect(answered.contains("integrity_error") && answered.contains("code_not_found") && answered.contains("unknown_field"),
-                "the source scan found \(answered.sorted())")
+        #expect(
+            answered.contains("integrity_error") && answered.contains("code_not_found") && answered.contains("unknown_field"),
+            "the source scan found \(answered.sorted())")
         let undocumented = answered.subtracting(try Self.documentedCodes()).sorted()
         #expect(undocumented.isEmpty, "answered but not in docs/PROTOCOL.md §5: \(undocumented)")
     }
@@ -71,7 +76,8 @@ struct ErrorCatalogueTests {
     /// An integrity failure (issue 14) is said in Russian, with its code and status, and never as
     /// "no such case": the clinic must not think the patient is gone.
     @Test func integrityErrorIsSaidInEachLanguage() throws {
-        let daemon = "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted"
+        let daemon =
+            "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted"
         let reply = try Self.reply(500, "integrity_error", daemon)
         let russian = ClinicClient.failure(reply, .ru)
         #expect(russian.exitCode == 1)
@@ -82,8 +88,9 @@ struct ErrorCatalogueTests {
     }
 
     @Test func sweepNumbersAreSaidInEachLanguage() {
-        let quiet = SweepResponseWire(reviewed: 3, kept: 1, erasedCompleted: 1, erasedCap: 0, erasedInactive: 0, failed: 0,
-                                      erasedIntegrity: 1, caseLinksRemoved: 2, integritySuspended: 0)
+        let quiet = SweepResponseWire(
+            reviewed: 3, kept: 1, erasedCompleted: 1, erasedCap: 0, erasedInactive: 0, failed: 0,
+            erasedIntegrity: 1, caseLinksRemoved: 2, integritySuspended: 0)
         let russian = SweepCommand.render(quiet, .ru)
         for key in ["sweep.reviewed", "sweep.erasedIntegrity", "sweep.caseLinksRemoved", "sweep.integritySuspended", "sweep.failed"] {
             #expect(russian.contains(Catalogue.text(key, .ru)), "\(key)")
@@ -91,13 +98,16 @@ struct ErrorCatalogueTests {
         #expect(!russian.contains("erased"))
         #expect(!russian.contains("\n\n"), "no warning when nothing was left alone")
         // A mass failure is not acted on; the admin is told why, in words, not only as a number.
-        let suspended = SweepResponseWire(reviewed: 0, kept: 0, erasedCompleted: 0, erasedCap: 0, erasedInactive: 0, failed: 0,
-                                          erasedIntegrity: 0, caseLinksRemoved: 0, integritySuspended: 40)
+        let suspended = SweepResponseWire(
+            reviewed: 0, kept: 0, erasedCompleted: 0, erasedCap: 0, erasedInactive: 0, failed: 0,
+            erasedIntegrity: 0, caseLinksRemoved: 0, integritySuspended: 40)
         for language in Language.allCases {
             let text = SweepCommand.render(suspended, language)
             #expect(text.hasSuffix(Catalogue.text("sweep.suspendedWarning", language, ["count": "40"])), "\(language)")
         }
-        let line = SweepCommand.render(suspended, .en).split(separator: "\n").first { $0.hasPrefix("integrity failures left alone (too many)") }
+        let line = SweepCommand.render(suspended, .en).split(separator: "\n").first {
+            $0.hasPrefix("integrity failures left alone (too many)")
+        }
         #expect(line?.hasSuffix("  40") == true)
     }
 }

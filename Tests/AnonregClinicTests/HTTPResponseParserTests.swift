@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AnonregClinic
 
 /// Issue 23 §6: the CLI's socket client treats every answer as untrusted. Each of these answers
@@ -28,9 +29,11 @@ struct HTTPResponseParserTests {
     }
 
     @Test func wellFormedAnswersParse() throws {
-        let plain = try HTTPResponseParser.parse(Self.answer("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra"))
+        let plain = try HTTPResponseParser.parse(
+            Self.answer("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra"))
         #expect(plain.head.status == 201 && plain.body == Data("{}".utf8))
-        let chunked = try HTTPResponseParser.parse(Self.answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n1\r\nd\r\n0\r\n\r\n"))
+        let chunked = try HTTPResponseParser.parse(
+            Self.answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n1\r\nd\r\n0\r\n\r\n"))
         #expect(chunked.body == Data("abcd".utf8))
         let closed = try HTTPResponseParser.parse(Self.answer("HTTP/1.1 500 Internal Server Error\r\n\r\nbye"))
         #expect(closed.head.status == 500 && closed.body == Data("bye".utf8))

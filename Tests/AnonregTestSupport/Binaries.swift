@@ -26,14 +26,18 @@ public enum Binaries {
 
     public static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    public static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil) throws -> Result {
+    public static func run(_ name: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil) throws
+        -> Result
+    {
         try runExecutable(path(name), arguments, environment: environment, input: input)
     }
 
     /// Runs any executable to completion and collects its output (see `Spawned`); `input` is its
     /// standard input (else /dev/null).
-    public static func runExecutable(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                                     input: String? = nil) throws -> Result {
+    public static func runExecutable(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        input: String? = nil
+    ) throws -> Result {
         let outPath = NSTemporaryDirectory() + "anonreg-out-" + UUID().uuidString
         let errPath = NSTemporaryDirectory() + "anonreg-err-" + UUID().uuidString
         let inPath = NSTemporaryDirectory() + "anonreg-in-" + UUID().uuidString
@@ -43,8 +47,9 @@ public enum Binaries {
             try? FileManager.default.removeItem(atPath: inPath)
         }
         if let input { try input.write(toFile: inPath, atomically: true, encoding: .utf8) }
-        let child = try Spawned.start(executable, arguments, environment: environment, stdout: outPath, stderr: errPath,
-                                      stdin: input == nil ? nil : inPath)
+        let child = try Spawned.start(
+            executable, arguments, environment: environment, stdout: outPath, stderr: errPath,
+            stdin: input == nil ? nil : inPath)
         let status = child.wait()
         return Result(
             status: status,

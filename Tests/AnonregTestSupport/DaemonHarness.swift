@@ -18,8 +18,10 @@ public final class DaemonHarness: @unchecked Sendable {
     /// `beforeInit` gets the state directory's path before `anonreg init` fills it (e.g. to mount
     /// a small tmpfs there for the disk-full test). `configure` comes first so that a trailing
     /// closure binds to it, never silently to `beforeInit`.
-    public init(initArguments: [String] = [], configure: ((String) -> String)? = nil,
-                beforeInit: ((String) throws -> Void)? = nil) throws {
+    public init(
+        initArguments: [String] = [], configure: ((String) -> String)? = nil,
+        beforeInit: ((String) throws -> Void)? = nil
+    ) throws {
         // Let other uids in the test (nobody, via setpriv) traverse to the socket: group 0 only.
         chmod(tmp.path, 0o750)
         try beforeInit?(stateDir)
@@ -98,8 +100,11 @@ public final class DaemonHarness: @unchecked Sendable {
         _ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
         uid: UInt32? = nil, gid: UInt32 = 0, socket: String? = nil, extraCurl: [String] = []
     ) throws -> Reply {
-        var arguments = ["-sS", "--max-time", "30", "--unix-socket", socket ?? self.socket, "-X", method,
-                         "-o", "-", "-w", "\n%{http_code}"] + extraCurl
+        var arguments =
+            [
+                "-sS", "--max-time", "30", "--unix-socket", socket ?? self.socket, "-X", method,
+                "-o", "-", "-w", "\n%{http_code}",
+            ] + extraCurl
         var bodyFile: String? = nil
         if let body {
             let file = tmp.sub("body-\(UUID().uuidString)")
@@ -114,13 +119,15 @@ public final class DaemonHarness: @unchecked Sendable {
         arguments.append("http://anonreg" + path)
         let result: Binaries.Result
         if let uid {
-            result = try Binaries.runExecutable("/usr/bin/setpriv",
+            result = try Binaries.runExecutable(
+                "/usr/bin/setpriv",
                 ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "/usr/bin/curl"] + arguments)
         } else {
             result = try Binaries.runExecutable("/usr/bin/curl", arguments)
         }
         guard result.status == 0, let split = result.stdout.range(of: "\n", options: .backwards),
-              let status = Int(result.stdout[split.upperBound...]) else {
+            let status = Int(result.stdout[split.upperBound...])
+        else {
             throw HarnessError.curlFailed(result.status, result.stderr)
         }
         let reply = Reply(status: status, body: String(result.stdout[..<split.lowerBound]))
@@ -174,9 +181,12 @@ public final class DaemonHarness: @unchecked Sendable {
     /// Enrols a subject and records one remission check-up on `client`; the case handle.
     public static func enrolWithCheckup(_ client: SocketClient, note: String) throws -> String {
         let r = try client.request("POST", "/v1/subjects", body: enrolBody())
-        guard r.status == 201, let handle = r.string("case") else { throw HarnessError.requestFailed("enrol \(note): \(r.status) \(r.body)") }
-        let c = try client.request("POST", "/v1/cases/\(handle)/checkups",
-                                   body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"\(note)\"}")
+        guard r.status == 201, let handle = r.string("case") else {
+            throw HarnessError.requestFailed("enrol \(note): \(r.status) \(r.body)")
+        }
+        let c = try client.request(
+            "POST", "/v1/cases/\(handle)/checkups",
+            body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"\(note)\"}")
         guard c.status == 201 else { throw HarnessError.requestFailed("check-up \(note): \(c.status) \(c.body)") }
         return handle
     }
@@ -184,8 +194,12 @@ public final class DaemonHarness: @unchecked Sendable {
     /// `configure` for load tests that write and read flat out as one clinic: budgets far above
     /// what they send, so that they measure durability, not the clinic budgets (`[limits]`).
     public static func loadTestBudgets(_ text: String) -> String {
-        setting(text, ["writes_per_minute": "10000000", "write_burst": "1000000",
-                       "reads_per_minute": "10000000", "read_burst": "1000000"])
+        setting(
+            text,
+            [
+                "writes_per_minute": "10000000", "write_burst": "1000000",
+                "reads_per_minute": "10000000", "read_burst": "1000000",
+            ])
     }
 
     /// Replaces the value of each `key = …` line of the config text (keys the template has).
@@ -197,10 +211,13 @@ public final class DaemonHarness: @unchecked Sendable {
     }
 
     /// A valid enrolment body.
-    public static func enrolBody(form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
-                                 category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",
-                                 linkage: String? = nil) -> String {
-        var body = "{\"consent\":{\"form\":\"\(form)\",\"givenOn\":\"\(givenOn)\",\"method\":\"written\",\"scope\":\(scope)},"
+    public static func enrolBody(
+        form: String = "FORM-1", givenOn: String = "2026-01-10", enrolledOn: String = "2026-01-10",
+        category: String = "dependence", scope: String = "[\"monitoring\",\"statistics\"]",
+        linkage: String? = nil
+    ) -> String {
+        var body =
+            "{\"consent\":{\"form\":\"\(form)\",\"givenOn\":\"\(givenOn)\",\"method\":\"written\",\"scope\":\(scope)},"
             + "\"category\":\"\(category)\",\"enrolledOn\":\"\(enrolledOn)\""
         if let linkage { body += ",\"linkage\":\"\(linkage)\"" }
         return body + "}"
@@ -218,8 +235,9 @@ public final class DaemonHarness: @unchecked Sendable {
 
     /// How many audit entries the database holds.
     public func auditEntryCount() throws -> Int {
-        Int(try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", "SELECT count(*) FROM audit_entry"])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        Int(
+            try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", "SELECT count(*) FROM audit_entry"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
     public enum HarnessError: Error, CustomStringConvertible {

@@ -16,7 +16,11 @@ public struct OneShotSocketClient: Sendable {
         public func string(_ key: String) -> String? { json?[key] as? String }
     }
 
-    public enum Failure: Error { case connect(Int32), io(Int32), incomplete }
+    public enum Failure: Error {
+        case connect(Int32)
+        case io(Int32)
+        case incomplete
+    }
 
     public func send(_ method: String, _ path: String, body: String? = nil) throws -> Answer {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -42,14 +46,20 @@ public struct OneShotSocketClient: Sendable {
             // MSG_NOSIGNAL: a daemon killed mid-request gives EPIPE, not a SIGPIPE that ends
             // the whole test process (CrashUnderLoadTests kills it under load).
             let n = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + written, request.count - written, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { if errno == EINTR { continue }; throw Failure.io(errno) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure.io(errno)
+            }
             written += n
         }
         var raw = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = read(fd, &buffer, buffer.count)
-            if n < 0 { if errno == EINTR { continue }; throw Failure.io(errno) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure.io(errno)
+            }
             if n == 0 { break }
             raw += buffer[0..<n]
         }
@@ -81,7 +91,7 @@ public struct OneShotSocketClient: Sendable {
             var rest = body[...]
             while true {
                 guard let lineEnd = rest.indices.dropLast().first(where: { rest[$0] == 13 && rest[$0 + 1] == 10 }),
-                      let size = Int(String(decoding: rest[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? "", radix: 16)
+                    let size = Int(String(decoding: rest[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? "", radix: 16)
                 else { throw Failure.incomplete }
                 rest = rest[(lineEnd + 2)...]
                 if size == 0 { break }

@@ -26,8 +26,8 @@ public struct Spawned: Sendable {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            argv.forEach { free($0) }
-            env.forEach { free($0) }
+            for pointer in argv { free(pointer) }
+            for pointer in env { free(pointer) }
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
@@ -62,7 +62,8 @@ extension Spawned {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-               let close = stat.lastIndex(of: ")") {
+                let close = stat.lastIndex(of: ")")
+            {
                 let state = stat[stat.index(close, offsetBy: 2)]
                 if state == "T" || state == "t" { return true }
                 if state == "Z" { return false }

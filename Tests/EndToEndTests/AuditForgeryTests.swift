@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// The review's attacks on the audit log, on an offline copy of a stopped registry: the chain is
 /// unkeyed, so an attacker can recompute it after rewriting entries, and delete the signed
@@ -126,7 +126,8 @@ import AnonregTestSupport
         // An export of a later part starts at the checkpoint it continues from.
         let later = d.tmp.sub("later.jsonl")
         try tail.stdout.write(toFile: later, atomically: true, encoding: .utf8)
-        let partial = try Binaries.run("anonreg", ["audit", "verify", "--export", later, "--keyring-json", d.stateDir + "/keys/keyring.json", "--interval", "10"])
+        let partial = try Binaries.run(
+            "anonreg", ["audit", "verify", "--export", later, "--keyring-json", d.stateDir + "/keys/keyring.json", "--interval", "10"])
         #expect(partial.status == 0, "\(partial.stdout)\(partial.stderr)")
         // Rewritten actors with the chain recomputed, every checkpoint line dropped.
         let script = """

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Invariant 6: every access is audited in a hash chain with signed checkpoints, and
 /// `anonreg audit verify` catches tampering done directly on the SQLite file.
@@ -15,7 +15,8 @@ import AnonregTestSupport
         _ = try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}")
         _ = try d.request("GET", "/v1/cases/\(handle)")
         _ = try d.request("GET", "/v1/due")
-        _ = try d.request("POST", "/v1/oprf/evaluate", body: "{\"blindedElement\":\"609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c\"}")
+        _ = try d.request(
+            "POST", "/v1/oprf/evaluate", body: "{\"blindedElement\":\"609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c\"}")
         _ = try d.request("GET", "/v1/cases/case_00000000000000000000000000000000")
         _ = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         _ = try d.request("POST", "/v1/self", body: "{\"code\":\"\(code)\"}")
@@ -44,7 +45,9 @@ import AnonregTestSupport
         let (d, _) = try Self.populated()
         let offline = try Self.verify(d.stateDir)
         #expect(offline.status == 0, "\(offline.stdout)\(offline.stderr)")
-        #expect(offline.stdout.hasPrefix("audit log OK: 9 entries (1…9), "), "the policies at start, then one entry per request, refusals included")
+        #expect(
+            offline.stdout.hasPrefix("audit log OK: 9 entries (1…9), "),
+            "the policies at start, then one entry per request, refusals included")
         #expect(offline.stdout.contains("0 entries after the last checkpoint"), "shutdown signs the tail")
         try d.start()
         defer { d.stop() }
@@ -64,10 +67,18 @@ import AnonregTestSupport
         ("modified entry", "UPDATE audit_entry SET action = 'read-due-list' WHERE seq = 3;", "entry 3 was modified"),
         ("modified result", "UPDATE audit_entry SET result = 'ok' WHERE seq = 7 AND result = 'case_not_found';", "entry 7 was modified"),
         ("deleted entry", "DELETE FROM audit_entry WHERE seq = 4;", "entry 4 is missing"),
-        ("swapped entries", "UPDATE audit_entry SET seq = 1000 WHERE seq = 2; UPDATE audit_entry SET seq = 2 WHERE seq = 5; UPDATE audit_entry SET seq = 5 WHERE seq = 1000;", "entry 2"),
+        (
+            "swapped entries",
+            "UPDATE audit_entry SET seq = 1000 WHERE seq = 2; UPDATE audit_entry SET seq = 2 WHERE seq = 5; UPDATE audit_entry SET seq = 5 WHERE seq = 1000;",
+            "entry 2"
+        ),
         ("dropped tail", "DELETE FROM audit_entry WHERE seq > 7;", "tail was dropped"),
         ("forged checkpoint", "UPDATE audit_checkpoint SET signature = zeroblob(64);", "invalid signature"),
-        ("rewritten subject commitment", "UPDATE audit_entry SET subject_commit = NULL WHERE subject_commit IS NOT NULL AND seq = (SELECT min(seq) FROM audit_entry WHERE subject_commit IS NOT NULL);", "was modified"),
+        (
+            "rewritten subject commitment",
+            "UPDATE audit_entry SET subject_commit = NULL WHERE subject_commit IS NOT NULL AND seq = (SELECT min(seq) FROM audit_entry WHERE subject_commit IS NOT NULL);",
+            "was modified"
+        ),
     ])
     func tamperingIsCaught(name: String, sql: String, expected: String) throws {
         let (d, _) = try Self.populated()

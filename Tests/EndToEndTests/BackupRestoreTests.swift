@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Restores in the orders that matter, forged backups, a restore killed midway, and a ledger that
 /// lost its last newline (docs/CRYPTO.md §Database backups, §Erasure ledger, §Audit).
@@ -19,7 +19,9 @@ import AnonregTestSupport
                 let r = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(form: "FORM-\(name)"))
                 handles.append(try #require(r.string("case")))
                 codes.append(try #require(r.string("code")))
-                _ = try d.request("POST", "/v1/cases/\(handles.last!)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"NOTE-\(name)\"}")
+                _ = try d.request(
+                    "POST", "/v1/cases/\(handles.last!)/checkups",
+                    body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"NOTE-\(name)\"}")
             }
             passphrase = d.tmp.sub("passphrase")
             try "correct horse battery staple\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
@@ -35,7 +37,9 @@ import AnonregTestSupport
 
         func keyringBackup(_ name: String) throws -> String {
             let file = d.tmp.sub(name)
-            let r = try d.anonreg(["keys", "backup", file, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive"])
+            let r = try d.anonreg([
+                "keys", "backup", file, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive",
+            ])
             #expect(r.status == 0, "\(r.stderr)")
             return file
         }
@@ -63,17 +67,21 @@ import AnonregTestSupport
     }
 
     /// Starts the daemon on `h`, checks who is there by code, and that the audit log verifies.
-    static func expectSubjects(_ h: DaemonHarness, _ registry: Registry, present: [Int], absent: [Int],
-                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectSubjects(
+        _ h: DaemonHarness, _ registry: Registry, present: [Int], absent: [Int],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         try h.start()
         defer { h.stop() }
         for i in present {
-            #expect(try h.request("POST", "/v1/self", body: "{\"code\":\"\(registry.codes[i])\"}").status == 200, "subject \(i) is there",
-                    sourceLocation: sourceLocation)
+            #expect(
+                try h.request("POST", "/v1/self", body: "{\"code\":\"\(registry.codes[i])\"}").status == 200, "subject \(i) is there",
+                sourceLocation: sourceLocation)
         }
         for i in absent {
-            #expect(try h.request("POST", "/v1/self", body: "{\"code\":\"\(registry.codes[i])\"}").status == 404, "subject \(i) stays erased",
-                    sourceLocation: sourceLocation)
+            #expect(
+                try h.request("POST", "/v1/self", body: "{\"code\":\"\(registry.codes[i])\"}").status == 404, "subject \(i) stays erased",
+                sourceLocation: sourceLocation)
         }
         let verified = try h.anonreg(["audit", "verify"])
         #expect(verified.status == 0, "\(verified.stdout)", sourceLocation: sourceLocation)
@@ -199,19 +207,23 @@ import AnonregTestSupport
         }
         let before = ledgerLines()
         for delay in stride(from: 0, through: 120_000, by: 8_000) {
-            let child = try Spawned.start(Binaries.path("anonreg"), ["backup", "restore", backup, "--state-dir", state, "--force"],
-                                          environment: ProcessInfo.processInfo.environment, stdout: registry.d.tmp.sub("restore-\(delay).log"))
+            let child = try Spawned.start(
+                Binaries.path("anonreg"), ["backup", "restore", backup, "--state-dir", state, "--force"],
+                environment: ProcessInfo.processInfo.environment, stdout: registry.d.tmp.sub("restore-\(delay).log"))
             usleep(useconds_t(delay))
             child.signal(SIGKILL)
             _ = child.wait()
             #expect(ledgerLines() >= before, "the ledger never loses an entry (killed after \(delay) µs)")
             let check = try Binaries.runExecutable("/usr/bin/sqlite3", [state + "/registry.sqlite", "PRAGMA integrity_check"])
-            #expect(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "killed after \(delay) µs: \(check.stdout)\(check.stderr)")
+            #expect(
+                check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok",
+                "killed after \(delay) µs: \(check.stdout)\(check.stderr)")
         }
         try Self.restoreDatabase(backup, into: registry.d)
         try Self.expectSubjects(registry.d, registry, present: [0, 2], absent: [1])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasPrefix(".restore-") }.isEmpty,
-                "the daemon removed what killed restores left")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasPrefix(".restore-") }.isEmpty,
+            "the daemon removed what killed restores left")
     }
 
     /// The review's ledger cases: the ledger lost its final newline, or its last line is torn, and
@@ -283,9 +295,10 @@ import AnonregTestSupport
         let backup = try registry.databaseBackup("early.anrgbak")
         for _ in 0..<5 { _ = try registry.d.request("GET", "/v1/cases/\(registry.handles[0])") }
         let exported = try registry.d.anonreg(["audit", "export"]).stdout.split(separator: "\n")
-        let exportedMax = exported.compactMap { line -> Int? in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
-        }.max() ?? 0
+        let exportedMax =
+            exported.compactMap { line -> Int? in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
+            }.max() ?? 0
         registry.d.stop()
         try Self.restoreDatabase(backup, into: registry.d)
         try registry.d.start()
@@ -295,13 +308,15 @@ import AnonregTestSupport
         #expect(restore != nil)
         let newSeqs = after.compactMap { line -> Int? in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  object["action"] as? String != nil, let seq = object["seq"] as? Int else { return nil }
+                object["action"] as? String != nil, let seq = object["seq"] as? Int
+            else { return nil }
             return seq
         }.filter { $0 > exportedMax }
         #expect(!newSeqs.isEmpty)
         let reused = after.compactMap { line -> Int? in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = object["seq"] as? Int,
-                  let at = object["hash"] as? String else { return nil }
+                let at = object["hash"] as? String
+            else { return nil }
             return exported.contains { $0.contains("\"seq\":\(seq),") && !$0.contains(at) } ? seq : nil
         }
         #expect(reused.isEmpty, "entry numbers held by the export with different content: \(reused)")
@@ -330,11 +345,14 @@ import AnonregTestSupport
         #expect(h.stop() == 0)
         var old: [Int: String] = [:]
         for line in exported.split(separator: "\n") where line.contains("\"type\":\"entry\"") {
-            if let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = o["seq"] as? Int { old[seq] = o["hash"] as? String }
+            if let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = o["seq"] as? Int {
+                old[seq] = o["hash"] as? String
+            }
         }
         for line in after.split(separator: "\n") where line.contains("\"type\":\"entry\"") {
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let seq = o["seq"] as? Int,
-                  let hash = old[seq] else { continue }
+                let hash = old[seq]
+            else { continue }
             #expect(hash == o["hash"] as? String, "entry \(seq) has two different contents")
         }
     }
@@ -362,7 +380,7 @@ import AnonregTestSupport
         let anchorPath = registry.d.stateDir + "/keys/audit-anchor"
         let before = try Data(contentsOf: URL(fileURLWithPath: anchorPath))
         try Self.restoreDatabase(backup, into: registry.d)
-        try before.write(to: URL(fileURLWithPath: anchorPath))   // as if killed before the anchor write
+        try before.write(to: URL(fileURLWithPath: anchorPath))  // as if killed before the anchor write
         chmod(anchorPath, 0o600)
         try Self.expectSubjects(registry.d, registry, present: [0, 1, 2], absent: [])
         #expect(try Data(contentsOf: URL(fileURLWithPath: anchorPath)) != before, "the daemon moved the anchor to the restore")

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// `anonreg backup create/verify/restore` and `anonreg keys backup/restore` against the real daemon.
 @Suite(.serialized) struct BackupTests {
@@ -57,14 +57,19 @@ import AnonregTestSupport
         // A restore into the live state directory is refused while the daemon holds it.
         let live = try anonreg(["backup", "restore", file, "--state-dir", d.stateDir])
         #expect(live.status == 3)
-        #expect(live.stderr == "anonreg: \(d.stateDir)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore\n")
+        #expect(
+            live.stderr
+                == "anonreg: \(d.stateDir)/registry.sqlite is open in a running anonregd (or another process); stop it first (systemctl stop anonregd.socket anonregd.service: the socket unit would start it again), then restore\n"
+        )
 
         // Keyring backup (taken after the erasure, so its ledger names the victim).
         let passphrase = d.tmp.sub("passphrase")
         try "correct horse battery staple\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
         chmod(passphrase, 0o600)
         let keysFile = d.tmp.sub("keys.anrgkbk")
-        let keysBackup = try anonreg(["keys", "backup", keysFile, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive"])
+        let keysBackup = try anonreg([
+            "keys", "backup", keysFile, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive",
+        ])
         #expect(keysBackup.status == 0, "\(keysBackup.stderr)")
 
         // A fresh state directory gets the keyring, then the database.
@@ -81,7 +86,8 @@ import AnonregTestSupport
         let again = try anonreg(["backup", "restore", file, "--state-dir", fresh.stateDir])
         #expect(again.status == 3)
         #expect(again.stderr.hasPrefix("anonreg: \(fresh.stateDir)/registry.sqlite already holds a registry (\(inBackup - 1) subject(s), "))
-        #expect(again.stderr.hasSuffix(" audit entries); restoring would replace it. Restore into a new state directory, or pass --force\n"))
+        #expect(
+            again.stderr.hasSuffix(" audit entries); restoring would replace it. Restore into a new state directory, or pass --force\n"))
 
         // A daemon on the restored copy, with the same keys, reads every record but the erased one.
         try fresh.start()

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// The clinic calls the CLI lacked before: `reissue-code`, `checkups`, `anonymous-episode`,
 /// with their exact output, `--json` and the documented exit codes.
@@ -18,13 +18,14 @@ import AnonregTestSupport
         let human = try d.anonreg(["reissue-code", handle])
         #expect(human.status == 0, "\(human.stderr)")
         let code = try #require(human.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ").last.map(String.init))
-        #expect(human.stdout == """
-            case              \(handle)
-            new patient code  \(code)
+        #expect(
+            human.stdout == """
+                case              \(handle)
+                new patient code  \(code)
 
-            The old code no longer works. Give the new code to the patient (for example on a card). It is shown only now.
+                The old code no longer works. Give the new code to the patient (for example on a card). It is shown only now.
 
-            """)
+                """)
         #expect(code != oldCode)
         #expect(try d.request("POST", "/v1/self", body: "{\"code\":\"\(oldCode)\"}").errorCode == "code_not_found")
         #expect(try d.request("POST", "/v1/self", body: "{\"code\":\"\(code)\"}").status == 200)
@@ -58,21 +59,23 @@ import AnonregTestSupport
         }
         let human = try d.anonreg(["checkups", handle])
         #expect(human.status == 0, "\(human.stderr)")
-        #expect(human.stdout == """
-            ON          OUTCOME    CLINIC  CORRECTION  SUBSTANCES  TREATMENT               NOTE
-            ----------  ---------  ------  ----------  ----------  ----------------------  ----------------------------
-            2026-02-01  remission  local   -           -           methadone,psychosocial  urine test negative / stable
-            2026-03-01  relapse    local   -           opioids     buprenorphine           -
-            2026-02-01  missed     local   yes         -           -                       was not seen
+        #expect(
+            human.stdout == """
+                ON          OUTCOME    CLINIC  CORRECTION  SUBSTANCES  TREATMENT               NOTE
+                ----------  ---------  ------  ----------  ----------  ----------------------  ----------------------------
+                2026-02-01  remission  local   -           -           methadone,psychosocial  urine test negative / stable
+                2026-03-01  relapse    local   -           opioids     buprenorphine           -
+                2026-02-01  missed     local   yes         -           -                       was not seen
 
-            """)
+                """)
         let json = try d.anonreg(["checkups", handle, "--json"])
-        #expect(json.stdout == """
-            {"checkups":[{"clinic":"local","correction":false,"note":"urine test negative\\nstable","on":"2026-02-01","outcome":"remission","substances":[],"treatment":["methadone","psychosocial"]},\
-            {"clinic":"local","correction":false,"note":"","on":"2026-03-01","outcome":"relapse","substances":["opioids"],"treatment":["buprenorphine"]},\
-            {"clinic":"local","correction":true,"note":"was not seen","on":"2026-02-01","outcome":"missed","substances":[],"treatment":[]}]}
+        #expect(
+            json.stdout == """
+                {"checkups":[{"clinic":"local","correction":false,"note":"urine test negative\\nstable","on":"2026-02-01","outcome":"remission","substances":[],"treatment":["methadone","psychosocial"]},\
+                {"clinic":"local","correction":false,"note":"","on":"2026-03-01","outcome":"relapse","substances":["opioids"],"treatment":["buprenorphine"]},\
+                {"clinic":"local","correction":true,"note":"was not seen","on":"2026-02-01","outcome":"missed","substances":[],"treatment":[]}]}
 
-            """)
+                """)
         let missing = try d.anonreg(["checkups", "case_ffffffffffffffffffffffffffffffff", "--json"])
         #expect(missing.status == 1)
         #expect(missing.stderr == "anonreg: no such case at this clinic [case_not_found, HTTP 404]\n")
@@ -89,8 +92,12 @@ import AnonregTestSupport
         let json = try d.anonreg(["anonymous-episode", "--category", "dependence", "--on", "2026-01-06", "--json"])
         #expect(json.stdout == "{\"status\":\"counted\"}\n")
         // Only counters changed: no subject, case or record.
-        let counters = try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite",
-            "SELECT (SELECT count(*) FROM subject), (SELECT count(*) FROM case_link), (SELECT count(*) FROM record)"])
+        let counters = try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                d.stateDir + "/registry.sqlite",
+                "SELECT (SELECT count(*) FROM subject), (SELECT count(*) FROM case_link), (SELECT count(*) FROM record)",
+            ])
         #expect(counters.stdout == "0|0|0\n")
         #expect(try d.registryDump() != dumpBefore)
         // Refused by policy (422): exit 3. Not a date: exit 2, before any request.

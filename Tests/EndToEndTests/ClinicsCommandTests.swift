@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// `anonreg clinics` edits anonreg.toml keeping its comments; SIGHUP applies it.
 @Suite(.serialized) struct ClinicsCommandTests {
@@ -73,9 +73,14 @@ import AnonregTestSupport
         try d.start()
         defer { d.stop() }
         func policyEntries() throws -> [String] {
-            try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite",
-                "SELECT actor || ' | ' || result FROM audit_entry WHERE action = 'policy' ORDER BY seq"])
-                .stdout.split(separator: "\n").map(String.init)
+            try Binaries.runExecutable(
+                "/usr/bin/sqlite3",
+                [
+                    d.stateDir + "/registry.sqlite",
+                    "SELECT actor || ' | ' || result FROM audit_entry WHERE action = 'policy' ORDER BY seq",
+                ]
+            )
+            .stdout.split(separator: "\n").map(String.init)
         }
         var entries = try policyEntries()
         #expect(entries.count == 1)
@@ -86,7 +91,8 @@ import AnonregTestSupport
         #expect(try policyEntries().count == 1)
         // Changing a policy and reloading records the new one.
         let text = try String(contentsOfFile: d.configPath, encoding: .utf8)
-        try text.replacingOccurrences(of: "remission_days = 1095", with: "remission_days = 730").write(toFile: d.configPath, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "remission_days = 1095", with: "remission_days = 730").write(
+            toFile: d.configPath, atomically: true, encoding: .utf8)
         kill(try #require(d.pid), SIGHUP)
         for _ in 0..<50 where try policyEntries().count < 2 { usleep(100_000) }
         entries = try policyEntries()

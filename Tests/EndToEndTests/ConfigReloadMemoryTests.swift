@@ -1,13 +1,14 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 23 §6: the configuration parser leaked about 12 KB on every reload (TOMLKit 0.6.0).
 /// 1,000 SIGHUP reloads of the real daemon must leave its resident memory flat.
 @Suite(.serialized) struct ConfigReloadMemoryTests {
     static func residentKiB(_ pid: pid_t) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
         return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
     }
 

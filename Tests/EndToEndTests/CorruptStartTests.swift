@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 8, corrupted files at start: anonregd refuses to start with a clear message on stderr
 /// and the documented exit code (docs/OPERATIONS.md §Exit codes: 3 keys, 4 database), and leaves
@@ -68,7 +68,8 @@ import AnonregTestSupport
         #expect(log.contains(corruption.message), "\(corruption.name): stderr does not say \(corruption.message):\n\(log)")
         #expect(!log.contains("Fatal error"), "\(corruption.name): crashed instead of refusing:\n\(log)")
         #expect(d.tmp.bytes(of: path) == before, "\(corruption.name): \(corruption.file) was modified")
-        #expect(d.tmp.listing(d.stateDir).filter { !$0.hasPrefix("anonreg.sock") } == listing.filter { !$0.hasPrefix("anonreg.sock") },
-                "\(corruption.name): files appeared or vanished beside it")
+        #expect(
+            d.tmp.listing(d.stateDir).filter { !$0.hasPrefix("anonreg.sock") } == listing.filter { !$0.hasPrefix("anonreg.sock") },
+            "\(corruption.name): files appeared or vanished beside it")
     }
 }

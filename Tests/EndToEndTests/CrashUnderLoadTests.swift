@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Invariant 5 against the real daemon (issue 8, fault runs): SIGKILL `anonregd` at a random
 /// moment while several connections enrol and record check-ups, and in every third round while
@@ -15,8 +15,18 @@ import AnonregTestSupport
         private let lock = NSLock()
         private(set) var cases: [String: Set<String>] = [:]
         private(set) var acknowledged = 0
-        func enrolled(_ handle: String) { lock.withLock { cases[handle] = []; acknowledged += 1 } }
-        func checkup(_ handle: String, _ note: String) { lock.withLock { cases[handle, default: []].insert(note); acknowledged += 1 } }
+        func enrolled(_ handle: String) {
+            lock.withLock {
+                cases[handle] = []
+                acknowledged += 1
+            }
+        }
+        func checkup(_ handle: String, _ note: String) {
+            lock.withLock {
+                cases[handle, default: []].insert(note)
+                acknowledged += 1
+            }
+        }
         var snapshot: [String: Set<String>] { lock.withLock { cases } }
     }
 
@@ -32,7 +42,10 @@ import AnonregTestSupport
         let client = OneShotSocketClient(socketPath: d.socket)
         let ledger = Ledger()
         let env = d.cliEnvironment
-        var lost = 0, integrityFailures = 0, rewrapKills = 0, unexpectedAnswers = 0
+        var lost = 0
+        var integrityFailures = 0
+        var rewrapKills = 0
+        var unexpectedAnswers = 0
         let writers = 6
 
         for round in 0..<Self.kills {
@@ -53,9 +66,14 @@ import AnonregTestSupport
                         for day in 0..<3 where !stop.isSet {
                             serial += 1
                             let note = "r\(round)w\(writer)n\(serial)"
-                            let body = "{\"on\":\"2026-02-\(String(format: "%02d", day + 1))\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[],\"note\":\"\(note)\"}"
+                            let body =
+                                "{\"on\":\"2026-02-\(String(format: "%02d", day + 1))\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[],\"note\":\"\(note)\"}"
                             guard let answer = try? client.send("POST", "/v1/cases/\(handle)/checkups", body: body) else { break }
-                            if answer.status == 201 { ledger.checkup(handle, note) } else { unexpected.enrolled("checkup \(answer.status) \(answer.body)") }
+                            if answer.status == 201 {
+                                ledger.checkup(handle, note)
+                            } else {
+                                unexpected.enrolled("checkup \(answer.status) \(answer.body)")
+                            }
                         }
                     }
                 }
@@ -67,8 +85,9 @@ import AnonregTestSupport
             if round % 3 == 2 {
                 let rotated = try Binaries.run("anonreg", ["keys", "rotate"], environment: env)
                 #expect(rotated.status == 0, "round \(round): \(rotated.stderr)")
-                rewrap = try Spawned.start(Binaries.path("anonreg"), ["keys", "rewrap", "--batch-size", "4"], environment: env,
-                                           stdout: d.tmp.sub("rewrap-\(round).out"))
+                rewrap = try Spawned.start(
+                    Binaries.path("anonreg"), ["keys", "rewrap", "--batch-size", "4"], environment: env,
+                    stdout: d.tmp.sub("rewrap-\(round).out"))
             }
             usleep(UInt32.random(in: 150_000...900_000))
             if let rewrap, rewrap.hasExited() == nil { rewrapKills += 1 }
@@ -105,8 +124,10 @@ import AnonregTestSupport
         #expect(audit.status == 0, "audit verify after \(Self.kills) kills: \(audit.stdout) \(audit.stderr)")
         #expect(d.stop() == 0)
 
-        print("faults: sigkill rounds=\(Self.kills) during-rewrap=\(rewrapKills) acknowledged-writes=\(ledger.acknowledged) "
-              + "cases=\(ledger.snapshot.count) lost=\(lost) integrity-failures=\(integrityFailures) unexpected-answers=\(unexpectedAnswers)")
+        print(
+            "faults: sigkill rounds=\(Self.kills) during-rewrap=\(rewrapKills) acknowledged-writes=\(ledger.acknowledged) "
+                + "cases=\(ledger.snapshot.count) lost=\(lost) integrity-failures=\(integrityFailures) unexpected-answers=\(unexpectedAnswers)"
+        )
         #expect(lost == 0)
         #expect(integrityFailures == 0)
         #expect(ledger.acknowledged > Self.kills * 5, "the load acknowledged only \(ledger.acknowledged) writes")
@@ -121,7 +142,8 @@ import AnonregTestSupport
             for index in stride(from: part, to: items.count, by: 4) {
                 let (handle, notes) = items[index]
                 guard let answer = try? client.send("GET", "/v1/cases/\(handle)/checkups"), answer.status == 200,
-                      let checkups = answer.json?["checkups"] as? [[String: Any]] else {
+                    let checkups = answer.json?["checkups"] as? [[String: Any]]
+                else {
                     missing.enrolled("lost case")
                     for note in notes { missing.checkup("lost", note) }
                     continue

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Socket safety, systemd integration and shutdown.
 @Suite(.serialized) struct DaemonLifecycleTests {
@@ -100,9 +100,10 @@ import AnonregTestSupport
     @Test func socketActivationAdoptsTheInheritedSocket() throws {
         let d = try DaemonHarness()
         let activated = d.tmp.sub("activated.sock")
-        let process = try Spawned.start("/usr/bin/systemd-socket-activate",
-                                        ["-l", activated, Binaries.path("anonregd"), "--config", d.configPath],
-                                        stdout: d.tmp.sub("activate.log"))
+        let process = try Spawned.start(
+            "/usr/bin/systemd-socket-activate",
+            ["-l", activated, Binaries.path("anonregd"), "--config", d.configPath],
+            stdout: d.tmp.sub("activate.log"))
         defer {
             process.signal(SIGTERM)
             process.wait()
@@ -128,7 +129,8 @@ import AnonregTestSupport
                 group.addTask {
                     for _ in 0..<200 {
                         guard let reply = try? harness.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()),
-                              reply.status == 201, let handle = reply.string("case") else { return }
+                            reply.status == 201, let handle = reply.string("case")
+                        else { return }
                         acknowledged.add(handle)
                     }
                 }

@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 22 §5: the daemon's usage, version, configuration check, reload log, a second daemon
 /// that refuses having done nothing, and a schema newer than the binary.
 @Suite(.serialized) struct DaemonOperationsTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
 
     /// The files of a state directory with their size, mode, mtime and content hash: a start that
     /// refuses, or a configuration check, must leave every one as it was.
@@ -16,7 +17,8 @@ import AnonregTestSupport
             let path = directory + "/" + name
             var st = stat()
             guard lstat(path, &st) == 0 else { continue }
-            let content = (st.st_mode & S_IFMT) == S_IFREG ? String(fnv1a(FileManager.default.contents(atPath: path) ?? Data()), radix: 16) : "-"
+            let content =
+                (st.st_mode & S_IFMT) == S_IFREG ? String(fnv1a(FileManager.default.contents(atPath: path) ?? Data()), radix: 16) : "-"
             out[name] = "\(st.st_size) \(st.st_mode) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(content)"
         }
         return out
@@ -90,13 +92,18 @@ import AnonregTestSupport
 
     /// Each thing a start refuses, --check-config refuses with the start's own message, exit 2,
     /// and leaves the state as it found it.
-    @Test(arguments: ["clinic gid 0", "loose keys directory", "sealed keyring, no credential", "damaged database", "not a socket", "newer schema"])
+    @Test(arguments: [
+        "clinic gid 0", "loose keys directory", "sealed keyring, no credential", "damaged database", "not a socket", "newer schema",
+    ])
     func checkConfigRefusesWithTheMessageOfAStart(_ damage: String) throws {
-        let d = try DaemonHarness(initArguments: damage == "sealed keyring, no credential" ? ["--passphrase-file", Self.passphraseFile(), "--kdf-strength", "interactive"] : [])
+        let d = try DaemonHarness(
+            initArguments: damage == "sealed keyring, no credential"
+                ? ["--passphrase-file", Self.passphraseFile(), "--kdf-strength", "interactive"] : [])
         switch damage {
         case "clinic gid 0":
             let text = try String(contentsOfFile: d.configPath, encoding: .utf8)
-            try text.replacingOccurrences(of: "gids = []", with: "gids = [0]").write(toFile: d.configPath, atomically: true, encoding: .utf8)
+            try text.replacingOccurrences(of: "gids = []", with: "gids = [0]").write(
+                toFile: d.configPath, atomically: true, encoding: .utf8)
         case "loose keys directory":
             chmod(d.stateDir + "/keys", 0o755)
         case "damaged database":
@@ -137,7 +144,8 @@ import AnonregTestSupport
     /// A database migrated by a later release: one migration this binary does not know, recorded
     /// as written by anonreg 9.9.9.
     static func markNewerSchema(_ stateDir: String) throws {
-        let sql = "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future'); "
+        let sql =
+            "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future'); "
             + "INSERT INTO schema_release (migration, release) VALUES ('v99-from-the-future', '9.9.9');"
         let r = try Binaries.runExecutable("/usr/bin/sqlite3", [stateDir + "/registry.sqlite", sql])
         #expect(r.status == 0, "\(r.stderr)")
@@ -194,7 +202,8 @@ import AnonregTestSupport
         try d.start()
         defer { d.stop() }
         let original = try String(contentsOfFile: d.configPath, encoding: .utf8)
-        let changed = original
+        let changed =
+            original
             .replacingOccurrences(of: "monitor_uids = []", with: "monitor_uids = [4242]")
             .replacingOccurrences(of: "oprf_burst = 100", with: "oprf_burst = 7")
             .replacingOccurrences(of: "[rate_limits]", with: "[clinics.east]\nuids = [4300]\ngids = []\n\n[rate_limits]")
@@ -202,8 +211,10 @@ import AnonregTestSupport
         kill(try #require(d.pid), SIGHUP)
         #expect(Self.waitFor("configuration reloaded", in: d))
         let log = d.log.text
-        for line in ["configuration reload: monitor added: uid 4242", "configuration reload: clinic east added (uids 4300)",
-                     "configuration reload: rate_limits.oprf_burst 100 -> 7"] {
+        for line in [
+            "configuration reload: monitor added: uid 4242", "configuration reload: clinic east added (uids 4300)",
+            "configuration reload: rate_limits.oprf_burst 100 -> 7",
+        ] {
             #expect(log.contains(line), "missing: \(line)")
         }
         #expect(try d.request("GET", "/v1/health", uid: 4300, gid: 0).status == 200)
@@ -220,7 +231,8 @@ import AnonregTestSupport
     /// Runs a binary, SIGKILLing it after `seconds`; its status (137 when killed) and output.
     static func runWithTimeout(_ name: String, _ arguments: [String], seconds: Double) throws -> Binaries.Result {
         let tmp = TemporaryDirectory()
-        let out = tmp.sub("out"), err = tmp.sub("err")
+        let out = tmp.sub("out")
+        let err = tmp.sub("err")
         let child = try Spawned.start(Binaries.path(name), arguments, stdout: out, stderr: err)
         let deadline = Date().addingTimeInterval(seconds)
         var status = child.hasExited()
@@ -232,8 +244,9 @@ import AnonregTestSupport
             child.signal(SIGKILL)
             status = child.wait()
         }
-        return Binaries.Result(status: status ?? -1, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                               stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+        return Binaries.Result(
+            status: status ?? -1, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
     }
 
     static func waitFor(_ text: String, in d: DaemonHarness) -> Bool {
@@ -250,8 +263,10 @@ import AnonregTestSupport
         let text = try String(contentsOfFile: d.configPath, encoding: .utf8)
             .replacingOccurrences(of: "# user = \"anonreg\"", with: "user = \"nobody\"")
         try text.write(toFile: d.configPath, atomically: true, encoding: .utf8)
-        for (option, value, reason) in [("--gid", "0", "root's group"), ("--uid", "65534", "the service user nobody"),
-                                        ("--gid", "65534", "the group of the service user")] {
+        for (option, value, reason) in [
+            ("--gid", "0", "root's group"), ("--uid", "65534", "the service user nobody"),
+            ("--gid", "65534", "the group of the service user"),
+        ] {
             let r = try Binaries.run("anonreg", ["clinics", "add", "north", option, value, "--config", d.configPath])
             #expect(r.status == 3, "\(option) \(value): \(r.stderr)")
             #expect(r.stderr.contains(reason), "\(r.stderr)")
@@ -273,7 +288,8 @@ import AnonregTestSupport
         let handle = try #require(enrol.string("case"))
         #expect(try d.request("GET", "/v1/cases/\(handle)").status == 200)
         let json = try d.anonreg(["self", code, "--json"])
-        let log = try #require((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["accessLog"] as? [[String: Any]])
+        let log = try #require(
+            (try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["accessLog"] as? [[String: Any]])
         #expect(log.count >= 2)
         let text = try d.anonreg(["self", code])
         #expect(text.status == 0)

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// The real anonregd on a temporary socket, driven with curl.
 @Suite(.serialized) struct DaemonProtocolTests {
@@ -13,8 +13,14 @@ import AnonregTestSupport
         try d.start()
         defer { d.stop() }
         let vectors = [
-            ("609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c", "7ec6578ae5120958eb2db1745758ff379e77cb64fe77b0b2d8cc917ea0869c7e"),
-            ("da27ef466870f5f15296299850aa088629945a17d1f5b7f5ff043f76b3c06418", "b4cbf5a4f1eeda5a63ce7b77c7d23f461db3fcab0dd28e4e17cecb5c90d02c25"),
+            (
+                "609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c",
+                "7ec6578ae5120958eb2db1745758ff379e77cb64fe77b0b2d8cc917ea0869c7e"
+            ),
+            (
+                "da27ef466870f5f15296299850aa088629945a17d1f5b7f5ff043f76b3c06418",
+                "b4cbf5a4f1eeda5a63ce7b77c7d23f461db3fcab0dd28e4e17cecb5c90d02c25"
+            ),
         ]
         for (blinded, evaluated) in vectors {
             let reply = try d.request("POST", "/v1/oprf/evaluate", body: "{\"blindedElement\":\"\(blinded)\"}")
@@ -46,8 +52,10 @@ import AnonregTestSupport
         let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         #expect(enrol.status == 201)
         let handle = try #require(enrol.string("case"))
-        for (method, path) in [("GET", "/v1/cases/\(handle)"), ("GET", "/v1/cases/\(handle)/checkups"),
-                               ("POST", "/v1/cases/\(handle)/code"), ("POST", "/v1/cases/\(handle)/withdraw")] {
+        for (method, path) in [
+            ("GET", "/v1/cases/\(handle)"), ("GET", "/v1/cases/\(handle)/checkups"),
+            ("POST", "/v1/cases/\(handle)/code"), ("POST", "/v1/cases/\(handle)/withdraw"),
+        ] {
             let reply = try d.request(method, path, body: method == "POST" ? "{}" : nil, uid: 65534, gid: 0)
             #expect(reply.status == 404, "\(method) \(path)")
             #expect(reply.errorCode == "case_not_found")
@@ -85,7 +93,8 @@ import AnonregTestSupport
         let enrol = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         let handle = try #require(enrol.string("case"))
         let code = try #require(enrol.string("code"))
-        let checkup = "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\"],\"note\":\"stable\"}"
+        let checkup =
+            "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\"],\"note\":\"stable\"}"
         #expect(try d.request("POST", "/v1/cases/\(handle)/checkups", body: checkup).status == 201)
         // A second clinic links by code and sees the history.
         let link = try d.request("POST", "/v1/cases", body: "{\"code\":\"\(code.lowercased())\"}", uid: 65534, gid: 0)

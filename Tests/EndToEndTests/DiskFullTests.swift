@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 8, disk full: the state directory sits on an 8 MiB tmpfs (or, where mounting is not
 /// permitted, the daemon runs under RLIMIT_FSIZE). Once the disk is full, writes answer 507
@@ -12,13 +12,15 @@ import AnonregTestSupport
         var mounted = false
         // A 1 MiB space reserve on the tmpfs; none under RLIMIT_FSIZE (it limits each file, not
         // the disk, so releasing a reserve frees nothing there).
-        let d = try DaemonHarness(configure: { text in
-            text.replacingOccurrences(of: "space_reserve_mib = 8", with: "space_reserve_mib = \(mounted ? 1 : 0)")
-        }, beforeInit: { dir in
-            mkdir(dir, 0o750)
-            let mount = try Binaries.runExecutable("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0750", "tmpfs", dir])
-            mounted = mount.status == 0
-        })
+        let d = try DaemonHarness(
+            configure: { text in
+                text.replacingOccurrences(of: "space_reserve_mib = 8", with: "space_reserve_mib = \(mounted ? 1 : 0)")
+            },
+            beforeInit: { dir in
+                mkdir(dir, 0o750)
+                let mount = try Binaries.runExecutable("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0750", "tmpfs", dir])
+                mounted = mount.status == 0
+            })
         defer {
             d.stop(signal: SIGKILL)
             if mounted { _ = try? Binaries.runExecutable("/usr/bin/umount", ["-l", d.stateDir]) }
@@ -51,7 +53,9 @@ import AnonregTestSupport
 
         // Writes until the registry refuses five in a row; each answer is 201 (space was still
         // found in the WAL or free pages: then it is acknowledged) or 507 storage_full.
-        var refused = 0, consecutive = 0, accepted = 0
+        var refused = 0
+        var consecutive = 0
+        var accepted = 0
         for i in 0..<2000 where consecutive < 5 {
             let enrol = try client.send("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
             if enrol.status == 201, let handle = enrol.string("case") {
@@ -60,7 +64,9 @@ import AnonregTestSupport
                 consecutive = 0
                 let note = "while-full-\(i)"
                 let checkup = try client.send("POST", "/v1/cases/\(handle)/checkups", body: Self.checkup(note))
-                if checkup.status == 201 { acknowledged[handle]?.append(note) } else {
+                if checkup.status == 201 {
+                    acknowledged[handle]?.append(note)
+                } else {
                     #expect(checkup.status == 507 && checkup.errorCode == "storage_full", "\(checkup.status) \(checkup.body)")
                 }
                 continue
@@ -88,7 +94,9 @@ import AnonregTestSupport
                 #expect(checkups.status == 200, "read while full: \(checkups.status) \(checkups.body)")
             } else {
                 for answer in [status, checkups] {
-                    #expect(answer.status == 200 || (answer.status == 507 && answer.errorCode == "storage_full"), "\(answer.status) \(answer.body)")
+                    #expect(
+                        answer.status == 200 || (answer.status == 507 && answer.errorCode == "storage_full"),
+                        "\(answer.status) \(answer.body)")
                 }
             }
         }
@@ -98,13 +106,16 @@ import AnonregTestSupport
             #expect(auditWhileFull >= reads.count, "\(reads.count) reads while full wrote only \(auditWhileFull) audit entries")
             #expect(!FileManager.default.fileExists(atPath: reserve), "the space reserve was not released")
             let metrics = try client.send("GET", "/metrics")
-            #expect(metrics.body.contains("anonreg_storage_full 1"), "\(metrics.body.split(separator: "\n").filter { $0.contains("storage_full") })")
+            #expect(
+                metrics.body.contains("anonreg_storage_full 1"),
+                "\(metrics.body.split(separator: "\n").filter { $0.contains("storage_full") })")
             // Still full: a write is refused up front.
             let refusedAgain = try client.send("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
             #expect(refusedAgain.status == 507 && refusedAgain.errorCode == "storage_full", "\(refusedAgain.status) \(refusedAgain.body)")
         }
-        print("disk-full: mounted-tmpfs=\(mounted) accepted-after-fill=\(accepted) refused=\(refused) read-while-full=\(read.status) "
-              + "reads-while-full=\(reads.count) ok=\(reads.filter { $0 == 200 }.count) audited-while-full=\(auditWhileFull)")
+        print(
+            "disk-full: mounted-tmpfs=\(mounted) accepted-after-fill=\(accepted) refused=\(refused) read-while-full=\(read.status) "
+                + "reads-while-full=\(reads.count) ok=\(reads.filter { $0 == 200 }.count) audited-while-full=\(auditWhileFull)")
 
         // Space returns: the next write succeeds with no restart (tmpfs) or after one (rlimit).
         if mounted {
@@ -118,7 +129,9 @@ import AnonregTestSupport
         if mounted {
             #expect(d.tmp.bytes(of: reserve).count == 1024 * 1024, "the space reserve was not recreated")
             let metrics = try client.send("GET", "/metrics")
-            #expect(metrics.body.contains("anonreg_storage_full 0"), "\(metrics.body.split(separator: "\n").filter { $0.contains("storage_full") })")
+            #expect(
+                metrics.body.contains("anonreg_storage_full 0"),
+                "\(metrics.body.split(separator: "\n").filter { $0.contains("storage_full") })")
         }
 
         // Nothing acknowledged was lost, in the running daemon and after a restart.

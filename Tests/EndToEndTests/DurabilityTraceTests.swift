@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Invariant 5 without a power cut (issue 14 §5): the daemon runs under strace while
 /// acknowledged writes are sent one at a time. For every 2xx answer that follows a write to the
@@ -73,7 +73,8 @@ import AnonregTestSupport
     /// The status of an HTTP answer written to a socket, from the call's first bytes.
     static func answerStatus(_ call: String) -> Int? {
         guard call.hasPrefix("write(") || call.hasPrefix("writev(") || call.hasPrefix("sendmsg(") || call.hasPrefix("sendto("),
-              call.contains("<socket:[") || call.contains("<UNIX"), let http = call.range(of: "HTTP/1.1 ") else { return nil }
+            call.contains("<socket:[") || call.contains("<UNIX"), let http = call.range(of: "HTTP/1.1 ")
+        else { return nil }
         return Int(call[http.upperBound...].prefix(3))
     }
 
@@ -118,9 +119,12 @@ import AnonregTestSupport
         let trace = h.tmp.sub("strace.log")
         var env: [String: String] = [:]
         if let synchronous { env["ANONREG_TEST_SYNCHRONOUS"] = synchronous }
-        try h.start(environment: env, launcher: [
-            "/usr/bin/strace", "-f", "-qq", "-y", "-s", "48", "-o", trace,
-            "-e", "trace=pwrite64,pwritev,pwritev2,write,writev,sendmsg,sendto,fsync,fdatasync"])
+        try h.start(
+            environment: env,
+            launcher: [
+                "/usr/bin/strace", "-f", "-qq", "-y", "-s", "48", "-o", trace,
+                "-e", "trace=pwrite64,pwritev,pwritev2,write,writev,sendmsg,sendto,fsync,fdatasync",
+            ])
         var acknowledged = 0
         func send(_ method: String, _ path: String, _ body: String? = nil) throws -> DaemonHarness.Reply {
             let reply = try h.request(method, path, body: body)
@@ -132,7 +136,10 @@ import AnonregTestSupport
         for i in 0..<6 {
             let enrol = try send("POST", "/v1/subjects", DaemonHarness.enrolBody())
             let handle = try #require(enrol.string("case"))
-            #expect(try send("POST", "/v1/cases/\(handle)/checkups", "{\"on\":\"2026-02-0\(i + 1)\",\"outcome\":\"remission\",\"note\":\"n\(i)\"}").status == 201)
+            #expect(
+                try send(
+                    "POST", "/v1/cases/\(handle)/checkups", "{\"on\":\"2026-02-0\(i + 1)\",\"outcome\":\"remission\",\"note\":\"n\(i)\"}"
+                ).status == 201)
             #expect(try send("POST", "/v1/cases/\(handle)/code").status == 201)
             #expect(try send("POST", "/v1/episodes/anonymous", "{\"category\":\"dependence\",\"on\":\"2026-02-01\"}").status == 201)
             #expect(try send("POST", "/v1/cases/\(handle)/withdraw").status == 200)
@@ -151,7 +158,10 @@ import AnonregTestSupport
     static func child(of pid: pid_t) -> pid_t? {
         for _ in 0..<100 {
             if let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8),
-               let first = text.split(separator: " ").first, let child = pid_t(first) { return child }
+                let first = text.split(separator: " ").first, let child = pid_t(first)
+            {
+                return child
+            }
             usleep(10_000)
         }
         return nil
@@ -160,7 +170,9 @@ import AnonregTestSupport
     @Test func everyAcknowledgedWriteIsSyncedBeforeItsAnswer() throws {
         let (verdict, acknowledged, events) = try Self.traced(synchronous: nil)
         #expect(acknowledged == 30)
-        #expect(verdict.writeAnswers >= acknowledged, "the trace shows \(verdict.writeAnswers) answers after WAL writes for \(acknowledged) acknowledged writes (\(events) events)")
+        #expect(
+            verdict.writeAnswers >= acknowledged,
+            "the trace shows \(verdict.writeAnswers) answers after WAL writes for \(acknowledged) acknowledged writes (\(events) events)")
         #expect(verdict.unsynced == 0, "\(verdict.unsynced) of \(verdict.writeAnswers) answers were sent before the WAL was fsynced")
     }
 
@@ -172,7 +184,9 @@ import AnonregTestSupport
         #expect(verdict.writeAnswers >= acknowledged)
         // Withdrawals truncate the WAL (wal_checkpoint(TRUNCATE) syncs it) before they answer, and
         // a background checkpoint may sync some more; the other writes go out unsynced.
-        #expect(verdict.unsynced >= acknowledged / 2, "only \(verdict.unsynced) of \(verdict.writeAnswers) answers were found unsynced under NORMAL")
+        #expect(
+            verdict.unsynced >= acknowledged / 2,
+            "only \(verdict.unsynced) of \(verdict.writeAnswers) answers were found unsynced under NORMAL")
     }
 
     @Test func theParserFollowsSplitCalls() {
@@ -186,8 +200,11 @@ import AnonregTestSupport
             10 fdatasync(7</s/registry.sqlite-wal>) = 0
             12 write(15<UNIX-STREAM:[1->2]>, "HTTP/1.1 200 OK\\r\\n"..., 90) = 90
             """
-        #expect(Self.events(log) == [.walWrite, .syncStart(tid: 11), .answer(status: 201), .syncDone(tid: 11),
-                                     .walWrite, .syncStart(tid: 10), .syncDone(tid: 10), .answer(status: 200)])
+        #expect(
+            Self.events(log) == [
+                .walWrite, .syncStart(tid: 11), .answer(status: 201), .syncDone(tid: 11),
+                .walWrite, .syncStart(tid: 10), .syncDone(tid: 10), .answer(status: 200),
+            ])
         // The first answer started before its sync finished: unsynced. The second was synced.
         let verdict = Self.check(Self.events(log))
         #expect(verdict.writeAnswers == 2 && verdict.unsynced == 1)

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 23 §6: something else at the socket's path (or a hostile forwarded socket) answers the
 /// CLI with malformed sizes. The CLI must refuse each answer with a clear error, never
@@ -8,22 +8,22 @@ import AnonregTestSupport
 @Suite(.serialized) struct HostileAnswerTests {
     /// A one-shot server: accepts one connection, reads the request head, sends HEX, closes.
     static let server = #"""
-import os, socket, sys
-path, answer = sys.argv[1], bytes.fromhex(sys.argv[2])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept()
-data = b""
-while b"\r\n\r\n" not in data:
-    chunk = c.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-c.sendall(answer)
-c.close()
-"""#
+        import os, socket, sys
+        path, answer = sys.argv[1], bytes.fromhex(sys.argv[2])
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.listen(1)
+        print("ready", flush=True)
+        c, _ = s.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        c.sendall(answer)
+        c.close()
+        """#
 
     @Test(arguments: [
         "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nabc",

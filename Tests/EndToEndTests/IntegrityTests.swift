@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// A database writer without keys changes the clear columns of a running registry with sqlite3.
 /// Each attack is answered `500 integrity_error`, never with the other subject's data; the
@@ -26,19 +26,24 @@ import AnonregTestSupport
         let r = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(form: "FORM-\(marker)"), uid: uid)
         let handle = try #require(r.string("case"), "\(r.body)")
         let code = try #require(r.string("code"))
-        let c = try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"\(marker)\"}", uid: uid)
+        let c = try d.request(
+            "POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"note\":\"\(marker)\"}",
+            uid: uid)
         #expect(c.status == 201, "\(c.body)")
         return (handle, code)
     }
 
     /// The refusal: 500 integrity_error, no marker of the other subject in the body, an audit
     /// entry for the request with result integrity_error, the metric, a critical log line.
-    static func expectRefused(_ d: DaemonHarness, _ reply: DaemonHarness.Reply, action: String, notServing marker: String,
-                              auditedBefore: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectRefused(
+        _ d: DaemonHarness, _ reply: DaemonHarness.Reply, action: String, notServing marker: String,
+        auditedBefore: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         #expect(reply.status == 500, "\(reply.body)", sourceLocation: sourceLocation)
         #expect(reply.errorCode == "integrity_error", "\(reply.body)", sourceLocation: sourceLocation)
         #expect(!reply.body.contains(marker), "another subject's data was served", sourceLocation: sourceLocation)
-        let audited = try sqlite(d, "SELECT count(*) FROM audit_entry WHERE seq > \(auditedBefore) AND action = '\(action)' AND result = 'integrity_error'")
+        let audited = try sqlite(
+            d, "SELECT count(*) FROM audit_entry WHERE seq > \(auditedBefore) AND action = '\(action)' AND result = 'integrity_error'")
         #expect(audited == "1", "the refusal is audited", sourceLocation: sourceLocation)
         let metrics = try d.request("GET", "/metrics").body
         #expect(metrics.contains("anonreg_integrity_failures_total{source=\"request\"}"), sourceLocation: sourceLocation)
@@ -54,10 +59,12 @@ import AnonregTestSupport
         _ = try Self.enrol(d, marker: "MARKER-OF-B", uid: Self.secondClinicUID)
         let before = try Self.lastSeq(d)
         _ = try Self.sqlite(d, "UPDATE case_link SET subject_id = 2 WHERE id = 1;")
-        try Self.expectRefused(d, try d.request("GET", "/v1/cases/\(a.handle)/checkups"), action: "read-checkups",
-                               notServing: "MARKER-OF-B", auditedBefore: before)
+        try Self.expectRefused(
+            d, try d.request("GET", "/v1/cases/\(a.handle)/checkups"), action: "read-checkups",
+            notServing: "MARKER-OF-B", auditedBefore: before)
         let before2 = try Self.lastSeq(d)
-        let write = try d.request("POST", "/v1/cases/\(a.handle)/checkups", body: "{\"on\":\"2026-03-01\",\"outcome\":\"relapse\",\"note\":\"MEANT-FOR-A\"}")
+        let write = try d.request(
+            "POST", "/v1/cases/\(a.handle)/checkups", body: "{\"on\":\"2026-03-01\",\"outcome\":\"relapse\",\"note\":\"MEANT-FOR-A\"}")
         try Self.expectRefused(d, write, action: "add-checkup", notServing: "MARKER-OF-B", auditedBefore: before2)
         #expect(try Self.sqlite(d, "SELECT count(*) FROM record WHERE subject_id = 2") == "3", "nothing was recorded against B")
     }
@@ -69,17 +76,21 @@ import AnonregTestSupport
         _ = try Self.enrol(d, marker: "MARKER-OF-B")
         let indexA = try Self.sqlite(d, "SELECT hex(code_index) FROM subject WHERE id = 1")
         let indexB = try Self.sqlite(d, "SELECT hex(code_index) FROM subject WHERE id = 2")
-        _ = try Self.sqlite(d, """
+        _ = try Self.sqlite(
+            d,
+            """
             UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 1;
             UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
             UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
             """)
         let before = try Self.lastSeq(d)
-        try Self.expectRefused(d, try d.request("POST", "/v1/self", body: "{\"code\":\"\(a.code)\"}"), action: "self-access",
-                               notServing: "MARKER-OF-B", auditedBefore: before)
+        try Self.expectRefused(
+            d, try d.request("POST", "/v1/self", body: "{\"code\":\"\(a.code)\"}"), action: "self-access",
+            notServing: "MARKER-OF-B", auditedBefore: before)
         let before2 = try Self.lastSeq(d)
-        try Self.expectRefused(d, try d.request("POST", "/v1/withdraw", body: "{\"code\":\"\(a.code)\"}"), action: "withdraw-by-code",
-                               notServing: "MARKER-OF-B", auditedBefore: before2)
+        try Self.expectRefused(
+            d, try d.request("POST", "/v1/withdraw", body: "{\"code\":\"\(a.code)\"}"), action: "withdraw-by-code",
+            notServing: "MARKER-OF-B", auditedBefore: before2)
         #expect(try Self.sqlite(d, "SELECT count(*) FROM subject") == "2", "the withdrawal erased nobody")
     }
 
@@ -89,20 +100,24 @@ import AnonregTestSupport
         let a = try Self.enrol(d, marker: "MARKER-OF-A")
         _ = try Self.sqlite(d, "DELETE FROM record WHERE kind = 'checkup';")
         let before = try Self.lastSeq(d)
-        try Self.expectRefused(d, try d.request("GET", "/v1/cases/\(a.handle)"), action: "read-status", notServing: "MARKER", auditedBefore: before)
+        try Self.expectRefused(
+            d, try d.request("GET", "/v1/cases/\(a.handle)"), action: "read-status", notServing: "MARKER", auditedBefore: before)
     }
 
     @Test func theReplayedOldCheckupRowIsAnIntegrityError() throws {
         let d = try Self.harness()
         defer { d.stop() }
         let a = try Self.enrol(d, marker: "MARKER-OF-A")
-        _ = try Self.sqlite(d, """
+        _ = try Self.sqlite(
+            d,
+            """
             INSERT INTO record (subject_id, kind, schema_version, sealed)
             SELECT subject_id, kind, schema_version, sealed FROM record WHERE kind = 'checkup';
             """)
         let before = try Self.lastSeq(d)
-        try Self.expectRefused(d, try d.request("GET", "/v1/cases/\(a.handle)/checkups"), action: "read-checkups",
-                               notServing: "MARKER", auditedBefore: before)
+        try Self.expectRefused(
+            d, try d.request("GET", "/v1/cases/\(a.handle)/checkups"), action: "read-checkups",
+            notServing: "MARKER", auditedBefore: before)
         // The admin's sweep erases it now, and says so.
         let sweep = try d.request("POST", "/v1/admin/sweep", body: nil)
         #expect(sweep.status == 200 && sweep.body.contains("\"erasedIntegrity\":1"), "\(sweep.body)")

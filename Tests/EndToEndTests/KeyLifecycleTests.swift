@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// KEK rotation, rewrap, retire and destroy through `anonreg keys`, with the daemon serving.
 @Suite(.serialized) struct KeyLifecycleTests {
@@ -29,7 +29,9 @@ import AnonregTestSupport
         let load = Task.detached {
             var made: [String] = []
             for _ in 0..<60 {
-                if let r = try? harness.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()), let h = r.string("case") { made.append(h) }
+                if let r = try? harness.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()), let h = r.string("case") {
+                    made.append(h)
+                }
                 _ = try? harness.request("GET", "/v1/due")
             }
             return made
@@ -102,13 +104,15 @@ import AnonregTestSupport
         // 3. `keys rotate --rewrap`, rewrapping in small batches (JSON progress lines on a
         // non-terminal); SIGKILL the daemon once half the data keys have moved.
         let progress = d.tmp.sub("rewrap.out")
-        let rewrap = try Spawned.start(Binaries.path("anonreg"), ["keys", "rotate", "--rewrap", "--batch-size", "10"], environment: d.cliEnvironment,
-                                       stdout: progress, stderr: d.tmp.sub("rewrap.err"))
+        let rewrap = try Spawned.start(
+            Binaries.path("anonreg"), ["keys", "rotate", "--rewrap", "--batch-size", "10"], environment: d.cliEnvironment,
+            stdout: progress, stderr: d.tmp.sub("rewrap.err"))
         var killedAt = 0
         while killedAt == 0 {
             let lines = ((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "").split(separator: "\n")
             if let last = lines.last, let json = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
-               let done = json["rewrapped"] as? Int, done >= total / 2 {
+                let done = json["rewrapped"] as? Int, done >= total / 2
+            {
                 #expect(d.stop(signal: SIGKILL) == 128 + SIGKILL)
                 killedAt = done
             } else if rewrap.hasExited() != nil {
@@ -119,8 +123,12 @@ import AnonregTestSupport
         }
         let cliStatus = rewrap.wait()
         #expect(cliStatus == 4 || cliStatus == 1, "the interrupted rewrap CLI fails (status \(cliStatus))")
-        let onOld = Int(try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject WHERE kek_version = 1"])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let onOld =
+            Int(
+                try Binaries.runExecutable(
+                    "/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject WHERE kek_version = 1"]
+                )
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         #expect(onOld > 0 && onOld < total, "killed halfway: \(onOld) data keys still under version 1 after \(killedAt) rewrapped")
 
         // Restart and resume.
@@ -154,8 +162,10 @@ import AnonregTestSupport
         #expect(versions.first { $0["version"] as? Int == 1 }?["subjects"] as? Int == 0)
         // Every subject is under version 2 (the second process may have had one enrolment in
         // flight when it was stopped, whose answer it never wrote down).
-        let allSubjects = Int(try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject"])
-            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let allSubjects =
+            Int(
+                try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject"])
+                    .stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         #expect(allSubjects >= total + loadHandles.count)
         #expect(versions.first { $0["version"] as? Int == 2 }?["subjects"] as? Int == allSubjects)
 
@@ -166,8 +176,9 @@ import AnonregTestSupport
         #expect(d.stop() == 0)
         try d.start()
         #expect(try readAll() == 0)
-        print("e2e: rewrap acceptance run took \(String(format: "%.1f", Date().timeIntervalSince(started))) s "
-              + "(\(loadHandles.count) enrolled by the second process; killed at \(killedAt) rewrapped)")
+        print(
+            "e2e: rewrap acceptance run took \(String(format: "%.1f", Date().timeIntervalSince(started))) s "
+                + "(\(loadHandles.count) enrolled by the second process; killed at \(killedAt) rewrapped)")
     }
 }
 

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 22 §6: `anonreg keys passphrase` seals an unsealed keyring or changes the passphrase,
 /// atomically: a SIGKILL at any moment leaves a keyring that opens with the old passphrase or
@@ -18,8 +18,10 @@ import AnonregTestSupport
     static func opener(_ stateDir: String, _ candidates: [String?], scratch: TemporaryDirectory) throws -> String {
         for candidate in candidates {
             let out = scratch.sub("seed-\(UUID().uuidString)")
-            let r = try Binaries.run("anonreg", ["keys", "export-oprf-seed", "--state-dir", stateDir, "--output", out]
-                + (candidate.map { ["--passphrase-file", $0] } ?? []))
+            let r = try Binaries.run(
+                "anonreg",
+                ["keys", "export-oprf-seed", "--state-dir", stateDir, "--output", out]
+                    + (candidate.map { ["--passphrase-file", $0] } ?? []))
             if r.status == 0 { return candidate ?? "unsealed" }
         }
         return "none"
@@ -36,11 +38,13 @@ import AnonregTestSupport
 
         // Refused while a daemon holds the database.
         try d.start()
-        let busy = try Binaries.run("anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--new-passphrase-file", new, "--kdf-strength", "interactive"])
+        let busy = try Binaries.run(
+            "anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--new-passphrase-file", new, "--kdf-strength", "interactive"])
         #expect(busy.status == 3, "\(busy.stderr)")
         d.stop()
 
-        let sealed = try Binaries.run("anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--new-passphrase-file", new, "--kdf-strength", "interactive"])
+        let sealed = try Binaries.run(
+            "anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--new-passphrase-file", new, "--kdf-strength", "interactive"])
         #expect(sealed.status == 0, "\(sealed.stderr)")
         #expect(sealed.stdout.contains("sealed \(d.stateDir)/keys: 4 key files"))
         #expect(d.tmp.filesContaining(plainKEK).isEmpty, "the unsealed KEK is still on disk: \(d.tmp.filesContaining(plainKEK))")
@@ -70,7 +74,9 @@ import AnonregTestSupport
 
         let refused = try Binaries.run("anonreg", args + ["--passphrase-file", wrong, "--new-passphrase-file", new])
         #expect(refused.status == 1, "\(refused.stderr)")
-        #expect(d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) } == keysBefore, "a wrong passphrase changed the keys")
+        #expect(
+            d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) } == keysBefore,
+            "a wrong passphrase changed the keys")
 
         let changed = try Binaries.run("anonreg", args + ["--passphrase-file", old, "--new-passphrase-file", new])
         #expect(changed.status == 0, "\(changed.stderr)")
@@ -85,10 +91,16 @@ import AnonregTestSupport
         let d = try DaemonHarness()
         let weak = try Self.passphrase(d.tmp, "weak", "hunter2")
         let keysBefore = d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) }
-        let refused = try Binaries.run("anonreg", ["keys", "passphrase", "--state-dir", d.stateDir, "--kdf-strength", "interactive",
-                                                   "--new-passphrase-file", weak])
+        let refused = try Binaries.run(
+            "anonreg",
+            [
+                "keys", "passphrase", "--state-dir", d.stateDir, "--kdf-strength", "interactive",
+                "--new-passphrase-file", weak,
+            ])
         #expect(refused.status == 2, "\(refused.stdout) \(refused.stderr)")
-        #expect(d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) } == keysBefore, "a weak passphrase sealed the keys")
+        #expect(
+            d.tmp.allFiles().filter { $0.contains("/keys/") }.map { d.tmp.bytes(of: $0) } == keysBefore, "a weak passphrase sealed the keys"
+        )
         #expect(!keysBefore.isEmpty)
         #expect(try Self.opener(d.stateDir, [nil, weak], scratch: d.tmp) == "unsealed")
     }

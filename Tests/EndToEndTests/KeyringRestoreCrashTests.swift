@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 14 §5: `anonreg keys restore --force` killed part-way must leave the keys directory
 /// either the old keyring or the restored one, complete, never missing or mixed. The CLI stops
@@ -9,9 +9,11 @@ import AnonregTestSupport
     /// Every file a keyring's manifest names exists beside it (destroyed versions excepted).
     static func complete(_ keys: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: keys + "/keyring.json"),
-              let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let keks = manifest["keks"] as? [[String: Any]] else { return false }
-        let names = keks.filter { $0["status"] as? String != "destroyed" }.compactMap { ($0["version"] as? Int).map { "kek-\($0).key" } }
+            let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let keks = manifest["keks"] as? [[String: Any]]
+        else { return false }
+        let names =
+            keks.filter { $0["status"] as? String != "destroyed" }.compactMap { ($0["version"] as? Int).map { "kek-\($0).key" } }
             + ["oprf-seed.key", "index.key", "audit-signing.key"]
         return names.allSatisfy { FileManager.default.fileExists(atPath: keys + "/" + $0) }
     }
@@ -25,7 +27,9 @@ import AnonregTestSupport
         try "a restore that is killed\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
         chmod(passphrase, 0o600)
         let backup = d.tmp.sub("keys.anrgkbk")
-        let made = try d.anonreg(["keys", "backup", backup, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive"])
+        let made = try d.anonreg([
+            "keys", "backup", backup, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--kdf-strength", "interactive",
+        ])
         #expect(made.status == 0, "\(made.stderr)")
         let backedUp = try String(contentsOfFile: keys + "/keyring.json", encoding: .utf8)
         // The keyring moves on after the backup: a rotation adds kek-2.
@@ -36,15 +40,20 @@ import AnonregTestSupport
 
         var env = ProcessInfo.processInfo.environment
         env["ANONREG_TEST_STOP_AT"] = stopAt
-        let restore = try Spawned.start(Binaries.path("anonreg"), [
-            "keys", "restore", backup, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--force"], environment: env)
+        let restore = try Spawned.start(
+            Binaries.path("anonreg"),
+            [
+                "keys", "restore", backup, "--state-dir", d.stateDir, "--passphrase-file", passphrase, "--force",
+            ], environment: env)
         #expect(restore.waitUntilStopped(), "the restore never reached \(stopAt)")
         restore.signal(SIGKILL)
         #expect(restore.wait() == 128 + SIGKILL)
 
         // The keys directory is one whole keyring: the old one or the restored one.
         let after = try? String(contentsOfFile: keys + "/keyring.json", encoding: .utf8)
-        #expect(after == current || after == backedUp, "killed at \(stopAt), the keys directory holds neither keyring: \(d.tmp.listing(d.tmp.path + "/state"))")
+        #expect(
+            after == current || after == backedUp,
+            "killed at \(stopAt), the keys directory holds neither keyring: \(d.tmp.listing(d.tmp.path + "/state"))")
         #expect(Self.complete(keys), "killed at \(stopAt), the keyring is missing files")
         // The daemon starts on it.
         try d.start()

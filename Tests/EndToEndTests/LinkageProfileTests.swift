@@ -1,15 +1,27 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// The linkage input profile anonreg-linkage-v1 in the Swift CLI against the shared table
 /// docs/linkage-profile-v1.json (the Python client checks the same table), and
 /// `anonreg linkage --batch` against the daemon.
 @Suite(.serialized) struct LinkageProfileTests {
     struct Table: Decodable {
-        struct Group: Decodable { var why: String; var identity: String; var lines: [String] }
-        struct Distinct: Decodable { var why: String; var lines: [String]; var identities: [String] }
-        struct Refused: Decodable { var why: String; var line: String; var problem: String }
+        struct Group: Decodable {
+            var why: String
+            var identity: String
+            var lines: [String]
+        }
+        struct Distinct: Decodable {
+            var why: String
+            var lines: [String]
+            var identities: [String]
+        }
+        struct Refused: Decodable {
+            var why: String
+            var line: String
+            var problem: String
+        }
         var profile: String
         var groups: [Group]
         var distinct: [Distinct]
@@ -27,8 +39,9 @@ import AnonregTestSupport
         let file = NSTemporaryDirectory() + "anonreg-in-" + UUID().uuidString
         try stdin.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        return try Binaries.runExecutable("/bin/sh", ["-c", "exec \"$0\" \"$@\" < \"$ANONREG_TEST_STDIN\""] + [Binaries.path("anonreg")] + arguments,
-                                          environment: (environment ?? ProcessInfo.processInfo.environment).merging(["ANONREG_TEST_STDIN": file]) { $1 })
+        return try Binaries.runExecutable(
+            "/bin/sh", ["-c", "exec \"$0\" \"$@\" < \"$ANONREG_TEST_STDIN\""] + [Binaries.path("anonreg")] + arguments,
+            environment: (environment ?? ProcessInfo.processInfo.environment).merging(["ANONREG_TEST_STDIN": file]) { $1 })
     }
 
     @Test func everyLineOfTheSharedTableFoldsToItsIdentityString() throws {
@@ -63,7 +76,8 @@ import AnonregTestSupport
         try d.start()
         defer { d.stop() }
         let groups = Self.table.groups
-        let r = try Self.anonreg(["linkage", "--batch"], stdin: groups.flatMap(\.lines).joined(separator: "\n") + "\n", environment: d.cliEnvironment)
+        let r = try Self.anonreg(
+            ["linkage", "--batch"], stdin: groups.flatMap(\.lines).joined(separator: "\n") + "\n", environment: d.cliEnvironment)
         #expect(r.status == 0, "\(r.stderr)")
         var values = r.stdout.split(separator: "\n").map(String.init)[...]
         #expect(values.count == groups.flatMap(\.lines).count)
@@ -81,8 +95,9 @@ import AnonregTestSupport
         #expect(single.stdout == "{\"linkage\":\"\(perGroup[0])\"}\n")
         let evaluations = try d.auditEntryCount()
         // Line 3 is bad: nothing is sent, nothing printed.
-        let bad = try Self.anonreg(["linkage", "--batch"], stdin: "Иванов|Пётр|1990-01-31\nIvanov|Petr|1990-01-31\nИванов|Пётр|31.02.1990\n",
-                                   environment: d.cliEnvironment)
+        let bad = try Self.anonreg(
+            ["linkage", "--batch"], stdin: "Иванов|Пётр|1990-01-31\nIvanov|Petr|1990-01-31\nИванов|Пётр|31.02.1990\n",
+            environment: d.cliEnvironment)
         #expect(bad.status == 2)
         #expect(bad.stdout.isEmpty)
         #expect(bad.stderr.contains("line 3:") && bad.stderr.contains("[invalid_date]"), "\(bad.stderr)")

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 22 §4: the monitor role reads `/metrics` and `/v1/health` and nothing else, and the
 /// gauges an admin alerts on (docs/OPERATIONS.md §Metrics, docs/alerts.yml) say what happened.
@@ -16,7 +16,8 @@ import AnonregTestSupport
             if line.hasPrefix("  /"), line.hasSuffix(":") {
                 path = String(line.dropFirst(2).dropLast())
             } else if line.hasPrefix("    "), !line.hasPrefix("     "), let p = path,
-                      let method = ["get", "post", "put", "delete", "patch"].first(where: { line == "    \($0):" }) {
+                let method = ["get", "post", "put", "delete", "patch"].first(where: { line == "    \($0):" })
+            {
                 out.append((method.uppercased(), p.replacingOccurrences(of: "{case}", with: "case_AAAAAAAAAAAAAAAAAAAAAAAAAA")))
             } else if !line.hasPrefix(" "), !line.isEmpty {
                 path = nil
@@ -50,13 +51,20 @@ import AnonregTestSupport
             }
         }
         // Refused attempts on registry routes are audited as such, and nothing else is.
-        let results = try Binaries.runExecutable("/usr/bin/sqlite3", [d.stateDir + "/registry.sqlite",
-            "SELECT DISTINCT result FROM audit_entry WHERE seq > \(entries)"]).stdout.split(separator: "\n").map(String.init)
+        let results = try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                d.stateDir + "/registry.sqlite",
+                "SELECT DISTINCT result FROM audit_entry WHERE seq > \(entries)",
+            ]
+        ).stdout.split(separator: "\n").map(String.init)
         #expect(results == ["forbidden"], "\(results)")
         #expect(try d.registryDump() == data)
         // An unknown peer still gets unknown_peer; a clinic still may not read the metrics.
         #expect(try d.request("GET", "/metrics", uid: 4343, gid: 0).errorCode == "unknown_peer")
-        let clinicOnly = try DaemonHarness { $0.replacingOccurrences(of: "[rate_limits]", with: "[clinics.north]\nuids = [4300]\n\n[rate_limits]") }
+        let clinicOnly = try DaemonHarness {
+            $0.replacingOccurrences(of: "[rate_limits]", with: "[clinics.north]\nuids = [4300]\n\n[rate_limits]")
+        }
         try clinicOnly.start()
         defer { clinicOnly.stop() }
         #expect(try clinicOnly.request("GET", "/metrics", uid: 4300, gid: 0).status == 403)
@@ -139,9 +147,10 @@ import AnonregTestSupport
         let exported = try d.request("GET", "/metrics").body
         let rules = try String(contentsOfFile: DaemonOperationsTests.repository + "/docs/alerts.yml", encoding: .utf8)
         let regex = try NSRegularExpression(pattern: "anonreg_[a-z_]+")
-        let names = Set(regex.matches(in: rules, range: NSRange(rules.startIndex..., in: rules)).compactMap {
-            Range($0.range, in: rules).map { String(rules[$0]) }
-        })
+        let names = Set(
+            regex.matches(in: rules, range: NSRange(rules.startIndex..., in: rules)).compactMap {
+                Range($0.range, in: rules).map { String(rules[$0]) }
+            })
         #expect(names.count >= 6)
         for name in names where !name.hasPrefix("anonreg_backup_last") && name != "anonreg_storage_full_refused_total" {
             // Metric names, with a histogram's suffixes; the backup gauge appears after a backup.

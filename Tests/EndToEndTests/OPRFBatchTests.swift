@@ -1,14 +1,20 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Batched OPRF (`{"blindedElements":[...]}`): RFC answers in order, a bad batch refused whole
 /// with nothing evaluated, every element charged to the clinic's rate limit, one audit entry
 /// with the count per batch.
 @Suite(.serialized) struct OPRFBatchTests {
     static let rfcSeed = "a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3"
-    static let v1 = ("609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c", "7ec6578ae5120958eb2db1745758ff379e77cb64fe77b0b2d8cc917ea0869c7e")
-    static let v2 = ("da27ef466870f5f15296299850aa088629945a17d1f5b7f5ff043f76b3c06418", "b4cbf5a4f1eeda5a63ce7b77c7d23f461db3fcab0dd28e4e17cecb5c90d02c25")
+    static let v1 = (
+        "609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c",
+        "7ec6578ae5120958eb2db1745758ff379e77cb64fe77b0b2d8cc917ea0869c7e"
+    )
+    static let v2 = (
+        "da27ef466870f5f15296299850aa088629945a17d1f5b7f5ff043f76b3c06418",
+        "b4cbf5a4f1eeda5a63ce7b77c7d23f461db3fcab0dd28e4e17cecb5c90d02c25"
+    )
 
     static func batch(_ elements: [String]) -> String {
         "{\"blindedElements\":[" + elements.map { "\"\($0)\"" }.joined(separator: ",") + "]}"
@@ -16,8 +22,12 @@ import AnonregTestSupport
 
     /// The audit log's (action, result) pairs, oldest first.
     static func audit(_ d: DaemonHarness) throws -> [(action: String, result: String)] {
-        let r = try Binaries.runExecutable("/usr/bin/sqlite3", ["-separator", "\t", d.stateDir + "/registry.sqlite",
-                                                                "SELECT action, result FROM audit_entry ORDER BY seq"])
+        let r = try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                "-separator", "\t", d.stateDir + "/registry.sqlite",
+                "SELECT action, result FROM audit_entry ORDER BY seq",
+            ])
         return r.stdout.split(separator: "\n").map { line in
             let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
             return (parts[0], parts.count > 1 ? parts[1] : "")
@@ -55,7 +65,7 @@ import AnonregTestSupport
         let d = try Self.harness(burst: 100)
         defer { d.stop() }
         var withBadElement = Array(repeating: Self.v1.0, count: 100)
-        withBadElement[37] = String(repeating: "0", count: 64)   // the identity element
+        withBadElement[37] = String(repeating: "0", count: 64)  // the identity element
         var nonCanonical = Array(repeating: Self.v2.0, count: 50)
         nonCanonical[49] = String(repeating: "f", count: 62) + "7f"
         var shortHex = [Self.v1.0, Self.v2.0]
@@ -66,7 +76,10 @@ import AnonregTestSupport
             ("invalid point at index 37", Self.batch(withBadElement), "invalid_element", 37),
             ("non-canonical point at index 49", Self.batch(nonCanonical), "invalid_element", 49),
             ("short hex at index 1", Self.batch(shortHex), "invalid_element", 1),
-            ("single and batch fields mixed", "{\"blindedElement\":\"\(Self.v1.0)\",\"blindedElements\":[\"\(Self.v2.0)\"]}", "invalid_value", nil),
+            (
+                "single and batch fields mixed", "{\"blindedElement\":\"\(Self.v1.0)\",\"blindedElements\":[\"\(Self.v2.0)\"]}",
+                "invalid_value", nil
+            ),
             ("an element that is not a string", "{\"blindedElements\":[\"\(Self.v1.0)\",7]}", "wrong_type", nil),
             ("neither field", "{}", "missing_field", nil),
             ("an unknown field beside the batch", "{\"blindedElements\":[\"\(Self.v1.0)\"],\"identity\":\"Anna\"}", "unknown_field", nil),
@@ -111,7 +124,8 @@ import AnonregTestSupport
         // The second refusal falls in the first one's summary interval: it is counted into one
         // summary entry when the interval ends (docs/ROBUSTNESS.md §Resource limits), not
         // written on its own.
-        #expect(try Self.audit(d).filter { $0.action == "oprf-evaluate" }.map(\.result)
+        #expect(
+            try Self.audit(d).filter { $0.action == "oprf-evaluate" }.map(\.result)
                 == ["ok (4 elements)", "rate_limited", "ok (4 elements)"])
     }
 }

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 21 §3, OPRF seed hygiene: the exported seed file is exactly what `init
 /// --oprf-seed-file` reads; a seed file others can read is refused; nothing suggests putting
@@ -23,15 +23,19 @@ import AnonregTestSupport
         #expect(export.status == 0, "\(export.stderr)")
         #expect(tmp.mode(of: file) == 0o600)
         let text = try String(contentsOfFile: file, encoding: .utf8)
-        #expect(!text.contains("--oprf-seed-hex") && !export.stdout.contains("--oprf-seed-hex"), "a command line carrying the seed was suggested")
+        #expect(
+            !text.contains("--oprf-seed-hex") && !export.stdout.contains("--oprf-seed-hex"),
+            "a command line carrying the seed was suggested")
         #expect(export.stdout.contains("--oprf-seed-file \(file)"))
         let rebuilt = try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("b"), "--keys-only", "--oprf-seed-file", file])
         #expect(rebuilt.status == 0, "init refused the file export-oprf-seed wrote: \(rebuilt.stderr)")
-        let a = try Self.oprf(tmp.sub("a")), b = try Self.oprf(tmp.sub("b"))
+        let a = try Self.oprf(tmp.sub("a"))
+        let b = try Self.oprf(tmp.sub("b"))
         #expect(a["publicKey"] != nil && a["publicKey"] == b["publicKey"])
         #expect(a["keyInfo"] == b["keyInfo"])
         // A conflicting --oprf-key-info is refused rather than silently preferred.
-        let conflicting = try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("c"), "--keys-only", "--oprf-seed-file", file, "--oprf-key-info", "other"])
+        let conflicting = try Binaries.run(
+            "anonreg", ["init", "--state-dir", tmp.sub("c"), "--keys-only", "--oprf-seed-file", file, "--oprf-key-info", "other"])
         #expect(conflicting.status == 2, "\(conflicting.stderr)")
     }
 
@@ -59,8 +63,12 @@ import AnonregTestSupport
     @Test func theTerminalExportSuggestsNoCommandLineWithTheSeed() throws {
         let tmp = TemporaryDirectory()
         #expect(try Binaries.run("anonreg", ["init", "--state-dir", tmp.sub("a"), "--keys-only"]).status == 0)
-        let shown = try Binaries.runExecutable("/usr/bin/script", ["-q", "-e", "-c",
-            "\(Binaries.path("anonreg")) keys export-oprf-seed --state-dir \(tmp.sub("a"))", "/dev/null"])
+        let shown = try Binaries.runExecutable(
+            "/usr/bin/script",
+            [
+                "-q", "-e", "-c",
+                "\(Binaries.path("anonreg")) keys export-oprf-seed --state-dir \(tmp.sub("a"))", "/dev/null",
+            ])
         #expect(shown.status == 0, "\(shown.stdout)")
         #expect(shown.stdout.contains("oprf-seed = ") && shown.stdout.contains("--oprf-seed-file FILE"))
         #expect(!shown.stdout.contains("--oprf-seed-hex"))
@@ -75,13 +83,19 @@ import AnonregTestSupport
         let state = tmp.sub("state")
         mkdir(state, 0o750)
         chown(state, 65534, 65534)
-        let asNobody = ["/usr/bin/prlimit", "--core=unlimited:unlimited", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        let made = try Binaries.runExecutable(asNobody[0], Array(asNobody.dropFirst()) + [Binaries.path("anonreg"), "init", "--state-dir", state, "--keys-only"])
+        let asNobody = [
+            "/usr/bin/prlimit", "--core=unlimited:unlimited", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        ]
+        let made = try Binaries.runExecutable(
+            asNobody[0], Array(asNobody.dropFirst()) + [Binaries.path("anonreg"), "init", "--state-dir", state, "--keys-only"])
         #expect(made.status == 0, "\(made.stderr)")
         var env = ProcessInfo.processInfo.environment
         env["ANONREG_TEST_STOP_AT"] = "cli-keys-loaded"
-        let cli = try Spawned.start(asNobody[0], Array(asNobody.dropFirst()) + [
-            Binaries.path("anonreg"), "keys", "export-oprf-seed", "--state-dir", state, "--output", state + "/seed"], environment: env)
+        let cli = try Spawned.start(
+            asNobody[0],
+            Array(asNobody.dropFirst()) + [
+                Binaries.path("anonreg"), "keys", "export-oprf-seed", "--state-dir", state, "--output", state + "/seed",
+            ], environment: env)
         defer {
             cli.signal(SIGKILL)
             cli.wait()

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// The patient's side through the real daemon and CLI (issue 19): cards from enrolment and
 /// re-issue, codes typed every way a person or a scanner types them, the typing-mistake message,
@@ -35,13 +35,16 @@ import AnonregTestSupport
         if path.hasSuffix(".pdf") {
             #expect(try Binaries.runExecutable("/usr/bin/pdftoppm", ["-r", "300", "-png", "-singlefile", path, png]).status == 0)
         } else {
-            #expect(try Binaries.runExecutable("/usr/bin/rsvg-convert", ["-d", "300", "-p", "300", "-b", "white", "-o", png + ".png", path]).status == 0)
+            #expect(
+                try Binaries.runExecutable("/usr/bin/rsvg-convert", ["-d", "300", "-p", "300", "-b", "white", "-o", png + ".png", path])
+                    .status == 0)
         }
         return try Binaries.runExecutable("/usr/bin/zbarimg", ["--quiet", "--raw", png + ".png"]).stdout
     }
 
     func enrolJSON(_ d: DaemonHarness, _ extra: [String] = []) throws -> (handle: String, code: String) {
-        let result = try d.anonreg(["enrol", "--category", "dependence", "--enrolled-on", "2026-01-10", "--consent-form", "F-1", "--json"] + extra)
+        let result = try d.anonreg(
+            ["enrol", "--category", "dependence", "--enrolled-on", "2026-01-10", "--consent-form", "F-1", "--json"] + extra)
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])
         return (try #require(json["case"] as? String), try #require(json["code"] as? String))
@@ -61,8 +64,9 @@ import AnonregTestSupport
         let sticker = d.tmp.sub("sticker.svg")
         let reissue = try d.anonreg(["reissue-code", handle, "--card", sticker, "--card-size", "sticker"])
         #expect(reissue.status == 0, "\(reissue.stderr)")
-        let newCode = try #require(reissue.stdout.split(separator: "\n").first { $0.hasPrefix("new patient code") }?
-            .split(separator: " ").last.map(String.init))
+        let newCode = try #require(
+            reissue.stdout.split(separator: "\n").first { $0.hasPrefix("new patient code") }?
+                .split(separator: " ").last.map(String.init))
         #expect(newCode != code)
         #expect(try Self.scanCard(sticker, tmp: d.tmp) == newCode + "\n")
         #expect(reissue.stdout.contains("The old code no longer works"))
@@ -76,7 +80,9 @@ import AnonregTestSupport
         #expect(card.stderr.contains("Карточка записана"))
         #expect(try Self.scanCard(piped, tmp: d.tmp) == newCode + "\n")
         let typed = d.tmp.sub("typed.pdf")
-        #expect(try d.anonregWith(["card", "-o", typed], input: newCode.lowercased().replacingOccurrences(of: "-", with: " ") + "\n").status == 0)
+        #expect(
+            try d.anonregWith(["card", "-o", typed], input: newCode.lowercased().replacingOccurrences(of: "-", with: " ") + "\n").status
+                == 0)
         #expect(try Self.scanCard(typed, tmp: d.tmp) == newCode + "\n")
     }
 
@@ -89,8 +95,10 @@ import AnonregTestSupport
         let before = try d.registryDump()
         let existing = d.tmp.sub("existing.pdf")
         try "keep me".write(toFile: existing, atomically: true, encoding: .utf8)
-        for (card, message) in [(existing, "already exists"), (d.tmp.sub("card.png"), "must end in .svg or .pdf"),
-                                (d.tmp.sub("no/such/dir/card.svg"), "Cannot write the card")] {
+        for (card, message) in [
+            (existing, "already exists"), (d.tmp.sub("card.png"), "must end in .svg or .pdf"),
+            (d.tmp.sub("no/such/dir/card.svg"), "Cannot write the card"),
+        ] {
             let result = try d.anonreg(["enrol", "--category", "dependence", "--consent-form", "F-1", "--card", card])
             #expect(result.status != 0)
             #expect(result.stderr.contains(message), "\(result.stderr)")
@@ -119,7 +127,10 @@ import AnonregTestSupport
         var enrolled: (handle: String, code: String)? = nil
         for _ in 0..<40 {
             let candidate = try enrolJSON(d)
-            if candidate.code.contains("0") && candidate.code.contains("1") { enrolled = candidate; break }
+            if candidate.code.contains("0") && candidate.code.contains("1") {
+                enrolled = candidate
+                break
+            }
         }
         let (handle, code) = try #require(enrolled, "no code with both 0 and 1 in 40 enrolments")
         let variants = [
@@ -169,23 +180,31 @@ import AnonregTestSupport
         let short = try d.anonreg(["self", String(code.dropLast(2))])
         #expect(short.stderr.contains("A patient code has 27 letters and digits; 25 were given"), "\(short.stderr)")
         // A Russian keyboard layout types Cyrillic look-alikes: say so.
-        let cyrillic = try d.anonregWith(["self", "--lang", "ru"], input: code.replacingOccurrences(of: "A", with: "А").replacingOccurrences(of: "C", with: "С")
-            .replacingOccurrences(of: "E", with: "Е").replacingOccurrences(of: "K", with: "К").replacingOccurrences(of: "M", with: "М")
-            .replacingOccurrences(of: "H", with: "Н").replacingOccurrences(of: "P", with: "Р").replacingOccurrences(of: "T", with: "Т")
-            .replacingOccurrences(of: "X", with: "Х").replacingOccurrences(of: "B", with: "В").replacingOccurrences(of: "0", with: "О") + "\n")
+        let cyrillic = try d.anonregWith(
+            ["self", "--lang", "ru"],
+            input: code.replacingOccurrences(of: "A", with: "А").replacingOccurrences(of: "C", with: "С")
+                .replacingOccurrences(of: "E", with: "Е").replacingOccurrences(of: "K", with: "К").replacingOccurrences(of: "M", with: "М")
+                .replacingOccurrences(of: "H", with: "Н").replacingOccurrences(of: "P", with: "Р").replacingOccurrences(of: "T", with: "Т")
+                .replacingOccurrences(of: "X", with: "Х").replacingOccurrences(of: "B", with: "В").replacingOccurrences(of: "0", with: "О")
+                + "\n")
         #expect(cyrillic.status == 2)
         #expect(cyrillic.stderr.contains("В коде есть русские буквы"), "\(cyrillic.stderr)")
         #expect(try d.auditEntryCount() == auditBefore, "a malformed code reached the daemon")
         // A well-formed code that nobody holds does reach it, and is told apart only by the daemon.
         let unknown = try d.anonreg(["self", Self.randomWellFormedCode()])
         #expect(unknown.status == 1)
-        #expect(unknown.stderr == "anonreg: no subject holds that code; check it for typos [code_not_found, HTTP 404]\n", "\(unknown.stderr)")
+        #expect(
+            unknown.stderr == "anonreg: no subject holds that code; check it for typos [code_not_found, HTTP 404]\n", "\(unknown.stderr)")
         let unknownRU = try d.anonreg(["self", Self.randomWellFormedCode(), "--lang", "ru"])
-        #expect(unknownRU.stderr == "anonreg: Такого кода пациента нет. Проверьте, нет ли опечатки. Потерянный код может заново выдать клиника, "
+        #expect(
+            unknownRU.stderr
+                == "anonreg: Такого кода пациента нет. Проверьте, нет ли опечатки. Потерянный код может заново выдать клиника, "
                 + "которая ведёт случай [code_not_found, HTTP 404]\n", "\(unknownRU.stderr)")
         let category = try d.anonreg(["enrol", "--category", "gambling", "--consent-form", "F-1", "--lang", "ru"])
         #expect(category.status == 3)
-        #expect(category.stderr.hasPrefix("anonreg: Неизвестная категория. Подробности (anonregd): category must be one of: "), "\(category.stderr)")
+        #expect(
+            category.stderr.hasPrefix("anonreg: Неизвестная категория. Подробности (anonregd): category must be one of: "),
+            "\(category.stderr)")
     }
 
     /// On the wire, a malformed code (bad check symbol, wrong length, stray characters,
@@ -199,13 +218,17 @@ import AnonregTestSupport
         var transposed = Array(code)
         transposed.swapAt(0, 1)
         if transposed == Array(code) { transposed.swapAt(2, 3) }
-        let malformed = [Self.typo(of: code), String(code.dropLast()), code + "X", "ЖЖЖЖ-" + code.dropFirst(5), String(transposed),
-                         "", "not a code", "8" + code.dropFirst()]
+        let malformed = [
+            Self.typo(of: code), String(code.dropLast()), code + "X", "ЖЖЖЖ-" + code.dropFirst(5), String(transposed),
+            "", "not a code", "8" + code.dropFirst(),
+        ]
         let unknown = [Self.randomWellFormedCode(), Self.randomWellFormedCode(), "0000-0000-0000-0000-0000-0000-000"]
         func raw(_ path: String, _ code: String, _ language: String?) throws -> String {
             let body = "{\"code\":\"\(code)\"}"
-            let reply = try d.request("POST", path, body: body, extraCurl: ["-i"] + (language.map { ["-H", "Accept-Language: \($0)"] } ?? []))
-            return "\(reply.status)\n" + reply.body.split(separator: "\r\n", omittingEmptySubsequences: false)
+            let reply = try d.request(
+                "POST", path, body: body, extraCurl: ["-i"] + (language.map { ["-H", "Accept-Language: \($0)"] } ?? []))
+            return "\(reply.status)\n"
+                + reply.body.split(separator: "\r\n", omittingEmptySubsequences: false)
                 .filter { !$0.lowercased().hasPrefix("date:") }.joined(separator: "\r\n")
         }
         for path in ["/v1/self", "/v1/cases", "/v1/withdraw"] {
@@ -231,7 +254,8 @@ import AnonregTestSupport
         try d.start()
         defer { d.stop() }
         let (handle, code) = try enrolJSON(d)
-        #expect(try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}").status == 201)
+        #expect(
+            try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}").status == 201)
         func json(_ reply: DaemonHarness.Reply) -> [String: Any] { reply.json ?? [:] }
         let en = try d.request("GET", "/v1/cases/\(handle)")
         let ru = try d.request("GET", "/v1/cases/\(handle)", extraCurl: ["-H", "Accept-Language: ru-RU,ru;q=0.9,en;q=0.5"])
@@ -241,7 +265,9 @@ import AnonregTestSupport
         let ruReason = try #require(ruMonitoring.removeValue(forKey: "reason") as? String)
         #expect(NSDictionary(dictionary: enMonitoring).isEqual(to: ruMonitoring), "machine fields differ: \(enMonitoring) \(ruMonitoring)")
         #expect(enReason.hasPrefix("remission since 2026-02-01; 1095 days required; earliest end 2029-01-31"), "\(enReason)")
-        #expect(ruReason.hasPrefix("ремиссия с 1 февраля 2026; нужно 1095 дней; наблюдение может закончиться не раньше 31 января 2029"), "\(ruReason)")
+        #expect(
+            ruReason.hasPrefix("ремиссия с 1 февраля 2026; нужно 1095 дней; наблюдение может закончиться не раньше 31 января 2029"),
+            "\(ruReason)")
         let headers = try d.request("GET", "/v1/cases/\(handle)", extraCurl: ["-i", "-H", "Accept-Language: ru"]).body.lowercased()
         #expect(headers.contains("content-language: ru"))
         #expect(headers.contains("vary: accept-language"))
@@ -250,12 +276,14 @@ import AnonregTestSupport
         let selfEN = json(try d.request("POST", "/v1/self", body: "{\"code\":\"\(code)\"}"))
         let selfRU = json(try d.request("POST", "/v1/self", body: "{\"code\":\"\(code)\"}", extraCurl: ["-H", "Accept-Language: ru"]))
         let summary = try #require(selfRU["summary"] as? [String])
-        #expect(summary.first == "Вы под наблюдением с 10 января 2026, категория «dependence». Наблюдение начала клиника local.", "\(summary)")
+        #expect(
+            summary.first == "Вы под наблюдением с 10 января 2026, категория «dependence». Наблюдение начала клиника local.", "\(summary)")
         #expect(summary.contains("Осмотр 1 февраля 2026 в клинике local: ремиссия."))
         let log = try #require(selfRU["accessLog"] as? [[String: Any]])
         #expect(log.contains { ($0["text"] as? String)?.contains("клиника local: запись осмотра.") == true }, "\(log)")
         // The same entries (plus the English self-access just before).
-        #expect(log.dropLast().map { $0["action"] as? String } == (selfEN["accessLog"] as? [[String: Any]])?.map { $0["action"] as? String })
+        #expect(
+            log.dropLast().map { $0["action"] as? String } == (selfEN["accessLog"] as? [[String: Any]])?.map { $0["action"] as? String })
         for key in ["checkups", "clinics", "consent"] {
             #expect(NSArray(array: [selfEN[key] as Any]).isEqual(to: [selfRU[key] as Any]), "\(key) differs")
         }
@@ -282,12 +310,15 @@ import AnonregTestSupport
         #expect(overridden.stdout.contains("enrolled on 2026-01-10; no check-up yet"), "\(overridden.stdout)")
         let due = try d.anonreg(["due", "--before", "2026-01-11", "--lang", "ru"])
         #expect(due.stdout == "Нет случаев, которым нужен осмотр до 11 января 2026.\n", "\(due.stdout)")
-        #expect(try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}").status == 201)
+        #expect(
+            try d.request("POST", "/v1/cases/\(handle)/checkups", body: "{\"on\":\"2026-02-01\",\"outcome\":\"remission\"}").status == 201)
         let checkups = try d.anonreg(["checkups", handle, "--lang", "ru"])
         #expect(checkups.stdout.hasPrefix("ДАТА            ИТОГ      КЛИНИКА  ИСПРАВЛЕНИЕ"), "\(checkups.stdout)")
         #expect(checkups.stdout.contains("1 февраля 2026  ремиссия  local    -"), "\(checkups.stdout)")
         let episode = try d.anonreg(["anonymous-episode", "--category", "dependence", "--on", "2026-01-05", "--lang", "ru"])
-        #expect(episode.stdout == "Учтён один анонимный случай лечения, категория «dependence», 5 января 2026. О человеке ничего не сохранено.\n")
+        #expect(
+            episode.stdout
+                == "Учтён один анонимный случай лечения, категория «dependence», 5 января 2026. О человеке ничего не сохранено.\n")
         let bad = try d.anonreg(["status", handle, "--lang", "de"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--lang must be ru or en"))
@@ -303,7 +334,10 @@ import AnonregTestSupport
         let (handle, _) = try enrolJSON(d)
         let auditBefore = try d.auditEntryCount()
         let cases: [([String], String?, String)] = [
-            (["linkage", "--fields", "Иванов|Пётр|31.02.1990"], nil, "anonreg: дата рождения должна быть настоящей датой в виде ГГГГ-ММ-ДД или ДД.ММ.ГГГГ [invalid_date]\n"),
+            (
+                ["linkage", "--fields", "Иванов|Пётр|31.02.1990"], nil,
+                "anonreg: дата рождения должна быть настоящей датой в виде ГГГГ-ММ-ДД или ДД.ММ.ГГГГ [invalid_date]\n"
+            ),
             (["linkage", "--fields", "Иванов|31.01.1990"], nil, "(введено 2 поля) [field_count]"),
             (["linkage", "--fields", "Иванов"], nil, "(введено 1 поле) [field_count]"),
             (["linkage", "--fields", "a|b|c|d|e"], nil, "(введено 5 полей) [field_count]"),

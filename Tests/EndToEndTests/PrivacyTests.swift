@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Invariant 1 through the real daemon and CLI: distinctive markers written through the API are
 /// nowhere in clear in the state directory (database, WAL, shm, keys, config) or the daemon log.
@@ -30,7 +30,10 @@ import AnonregTestSupport
         #expect(d.stop() == 0)
 
         let linkageBytes = (0..<64).map { i in
-            UInt8(linkageHex[linkageHex.index(linkageHex.startIndex, offsetBy: 2 * i)..<linkageHex.index(linkageHex.startIndex, offsetBy: 2 * i + 2)], radix: 16)!
+            UInt8(
+                linkageHex[
+                    linkageHex.index(linkageHex.startIndex, offsetBy: 2 * i)..<linkageHex.index(linkageHex.startIndex, offsetBy: 2 * i + 2)],
+                radix: 16)!
         }
         let needles: [(String, [UInt8])] = [
             ("note", Array(Self.note.utf8)), ("consent form", Array(Self.form.utf8)),

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// DESIGN invariant 9: no peer can deny service to another (docs/ROBUSTNESS.md §Resource limits).
 /// Each test is an attack by a real, separate peer (another uid through setpriv) against the
@@ -15,21 +15,28 @@ import AnonregTestSupport
     static func harness(limits: [String: String] = [:]) throws -> DaemonHarness {
         let otherBuild = !(ProcessInfo.processInfo.environment["ANONREG_TEST_BINARIES"] ?? "").isEmpty
         return try DaemonHarness { text in
-            DaemonHarness.setting(text, otherBuild ? [:] : limits).replacingOccurrences(of: "[rate_limits]", with: """
-                [clinics.north]
-                uids = [\(north)]
-                gids = []
+            DaemonHarness.setting(text, otherBuild ? [:] : limits).replacingOccurrences(
+                of: "[rate_limits]",
+                with: """
+                    [clinics.north]
+                    uids = [\(north)]
+                    gids = []
 
-                [rate_limits]
-                """)
+                    [rate_limits]
+                    """)
         }
     }
 
     /// Counts the entries of the audit log whose actor and result match (SQL LIKE patterns).
     static func auditEntries(_ daemon: DaemonHarness, actor: String, result: String = "%") throws -> [String] {
-        try Binaries.runExecutable("/usr/bin/sqlite3", [daemon.stateDir + "/registry.sqlite",
-            "SELECT result FROM audit_entry WHERE actor LIKE '\(actor)' AND result LIKE '\(result)' ORDER BY seq"])
-            .stdout.split(separator: "\n").map(String.init)
+        try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                daemon.stateDir + "/registry.sqlite",
+                "SELECT result FROM audit_entry WHERE actor LIKE '\(actor)' AND result LIKE '\(result)' ORDER BY seq",
+            ]
+        )
+        .stdout.split(separator: "\n").map(String.init)
     }
 
     static func metric(_ daemon: DaemonHarness, _ prefix: String) throws -> Double {
@@ -58,7 +65,9 @@ import AnonregTestSupport
         }
         let held = try AttackPeer.result(in: outsiderOut)
         let northHeld = try AttackPeer.result(in: northOut)
-        print("limits: outsider opened=\(held["opened"] ?? 0) alive=\(held["alive"] ?? 0); north opened=\(northHeld["opened"] ?? 0) alive=\(northHeld["alive"] ?? 0)")
+        print(
+            "limits: outsider opened=\(held["opened"] ?? 0) alive=\(held["alive"] ?? 0); north opened=\(northHeld["opened"] ?? 0) alive=\(northHeld["alive"] ?? 0)"
+        )
         // The clinic `local` (this test's uid) is served while both floods hold their connections.
         var served = 0
         for _ in 0..<20 {
@@ -134,7 +143,9 @@ import AnonregTestSupport
             let reply = try client.request("GET", "/v1/cases/case_\(String(format: "%026d", i))")
             #expect(reply.status == 404)
         }
-        #expect(try Self.auditEntries(daemon, actor: "clinic local", result: "case_not_found%").count == 1, "the first probe is written at once")
+        #expect(
+            try Self.auditEntries(daemon, actor: "clinic local", result: "case_not_found%").count == 1, "the first probe is written at once"
+        )
         sleep(4)
         let entries = try Self.auditEntries(daemon, actor: "clinic local", result: "case_not_found%")
         #expect(entries.count == 2)
@@ -156,7 +167,9 @@ import AnonregTestSupport
         #expect(try Self.auditEntries(daemon, actor: "unknown peer uid \(Self.outsider)").count == 1)
         sleep(4)
         let entries = try Self.auditEntries(daemon, actor: "unknown peer uid \(Self.outsider)")
-        #expect(entries == ["unknown_peer", entries.last ?? ""] && entries.last?.hasPrefix("unknown_peer; 199 more from ") == true, "\(entries)")
+        #expect(
+            entries == ["unknown_peer", entries.last ?? ""] && entries.last?.hasPrefix("unknown_peer; 199 more from ") == true, "\(entries)"
+        )
         #expect(try daemon.anonreg(["audit", "verify"]).status == 0)
     }
 

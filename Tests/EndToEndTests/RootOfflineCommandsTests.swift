@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 22 §1: root running the offline commands on the installed layout, where the service
 /// user owns the state directory (docs/OPERATIONS.md §Root and the offline commands). The
@@ -25,7 +25,8 @@ import AnonregTestSupport
             let made = try RootOfflineCommandsTests.asService(["init", "--state-dir", tmp.sub("state")])
             guard made.status == 0 else { throw DaemonHarness.HarnessError.initFailed(made.stderr) }
             let text = try String(contentsOfFile: config, encoding: .utf8)
-                .replacingOccurrences(of: "admin_uids = [\(RootOfflineCommandsTests.service)]", with: "admin_uids = [\(RootOfflineCommandsTests.service), 0]")
+                .replacingOccurrences(
+                    of: "admin_uids = [\(RootOfflineCommandsTests.service)]", with: "admin_uids = [\(RootOfflineCommandsTests.service), 0]")
             try RootOfflineCommandsTests.asRootWrite(text, to: config)
             mkdir(rootOnly, 0o700)
         }
@@ -47,8 +48,9 @@ import AnonregTestSupport
     }
 
     static func asService(_ arguments: [String]) throws -> Binaries.Result {
-        try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(service)", "--regid=\(service)", "--clear-groups", Binaries.path("anonreg")] + arguments,
-                                   environment: environment)
+        try Binaries.runExecutable(
+            "/usr/bin/setpriv", ["--reuid=\(service)", "--regid=\(service)", "--clear-groups", Binaries.path("anonreg")] + arguments,
+            environment: environment)
     }
 
     static func asRoot(_ arguments: [String], environment: [String: String]? = nil) throws -> Binaries.Result {
@@ -65,8 +67,12 @@ import AnonregTestSupport
     /// The daemon, as the service user, on the layout; `body` runs while it serves.
     static func serving(_ layout: Layout, _ body: (String) throws -> Void) throws {
         let log = layout.tmp.sub("daemon-\(UUID().uuidString).log")
-        let daemon = try Spawned.start("/usr/bin/setpriv", ["--reuid=\(service)", "--regid=\(service)", "--clear-groups",
-                                                             Binaries.path("anonregd"), "--config", layout.config], environment: environment, stdout: log)
+        let daemon = try Spawned.start(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(service)", "--regid=\(service)", "--clear-groups",
+                Binaries.path("anonregd"), "--config", layout.config,
+            ], environment: environment, stdout: log)
         defer {
             daemon.signal(SIGTERM)
             daemon.wait()
@@ -92,7 +98,9 @@ import AnonregTestSupport
         try "a keyring backup passphrase\n".write(toFile: pass, atomically: true, encoding: .utf8)
         chmod(pass, 0o600)
         let file = layout.rootOnly + "/keys.anrgkbk"
-        let backup = try Self.asRoot(["keys", "backup", file, "--state-dir", layout.state, "--passphrase-file", pass, "--kdf-strength", "interactive"])
+        let backup = try Self.asRoot([
+            "keys", "backup", file, "--state-dir", layout.state, "--passphrase-file", pass, "--kdf-strength", "interactive",
+        ])
         #expect(backup.status == 0, "\(backup.stderr)")
         #expect(Self.owner(file) == 0)
         // ... and restores, as root, into the service user's keys directory.
@@ -115,9 +123,14 @@ import AnonregTestSupport
         var handle = ""
         try Self.serving(layout) { socket in
             // Clinic "local" is the service uid: enrol as it.
-            let enrol = try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.service)", "--regid=\(Self.service)", "--clear-groups",
-                "/usr/bin/curl", "-sS", "--unix-socket", socket, "--json", DaemonHarness.enrolBody(), "http://anonreg/v1/subjects"])
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(enrol.stdout.utf8)) as? [String: Any], "\(enrol.stdout) \(enrol.stderr)")
+            let enrol = try Binaries.runExecutable(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=\(Self.service)", "--regid=\(Self.service)", "--clear-groups",
+                    "/usr/bin/curl", "-sS", "--unix-socket", socket, "--json", DaemonHarness.enrolBody(), "http://anonreg/v1/subjects",
+                ])
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(enrol.stdout.utf8)) as? [String: Any], "\(enrol.stdout) \(enrol.stderr)")
             handle = try #require(json["case"] as? String)
             var env = Self.environment
             env["ANONREG_SOCKET"] = socket
@@ -137,21 +150,34 @@ import AnonregTestSupport
         #expect(Self.owner(layout.state + "/registry.sqlite") == Self.service, "a database root restored must stay the daemon's")
 
         // 2. The service user restores from standard input, which root's shell opened.
-        let piped = try Binaries.runExecutable("/bin/sh", ["-c",
-            "exec /usr/bin/setpriv --reuid=\(Self.service) --regid=\(Self.service) --clear-groups '\(Binaries.path("anonreg"))' backup restore - --state-dir '\(layout.state)' --force < '\(file)'"],
+        let piped = try Binaries.runExecutable(
+            "/bin/sh",
+            [
+                "-c",
+                "exec /usr/bin/setpriv --reuid=\(Self.service) --regid=\(Self.service) --clear-groups '\(Binaries.path("anonreg"))' backup restore - --state-dir '\(layout.state)' --force < '\(file)'",
+            ],
             environment: Self.environment)
         #expect(piped.status == 0, "\(piped.stderr)")
         #expect(piped.stdout.contains("restored standard input"), "\(piped.stdout)")
-        let verify = try Binaries.runExecutable("/bin/sh", ["-c",
-            "exec /usr/bin/setpriv --reuid=\(Self.service) --regid=\(Self.service) --clear-groups '\(Binaries.path("anonreg"))' backup verify - --state-dir '\(layout.state)' < '\(file)'"],
+        let verify = try Binaries.runExecutable(
+            "/bin/sh",
+            [
+                "-c",
+                "exec /usr/bin/setpriv --reuid=\(Self.service) --regid=\(Self.service) --clear-groups '\(Binaries.path("anonreg"))' backup verify - --state-dir '\(layout.state)' < '\(file)'",
+            ],
             environment: Self.environment)
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(Self.owner(layout.state + "/registry.sqlite") == Self.service)
 
         // The daemon, as the service user, serves the restored subject.
         try Self.serving(layout) { socket in
-            let status = try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.service)", "--regid=\(Self.service)", "--clear-groups",
-                "/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socket, "http://anonreg/v1/cases/\(handle)"])
+            let status = try Binaries.runExecutable(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=\(Self.service)", "--regid=\(Self.service)", "--clear-groups",
+                    "/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socket,
+                    "http://anonreg/v1/cases/\(handle)",
+                ])
             #expect(status.stdout == "200")
         }
     }
@@ -184,14 +210,18 @@ import AnonregTestSupport
         let state = tmp.sub("var/lib/anonreg")
         try FileManager.default.createDirectory(atPath: tmp.sub("var/lib"), withIntermediateDirectories: true)
         let config = tmp.sub("anonreg.toml")
-        let template = try Self.asRoot(["config-template", "--state-dir", state, "--socket", tmp.sub("run/anonreg.sock"), "--user", "\(Self.service)"])
+        let template = try Self.asRoot([
+            "config-template", "--state-dir", state, "--socket", tmp.sub("run/anonreg.sock"), "--user", "\(Self.service)",
+        ])
         try template.stdout.write(toFile: config, atomically: true, encoding: .utf8)
         var env = Self.environment
         env["ANONREG_CONFIG"] = config
         let backup = tmp.sub("keys.anrgkbk")
         FileManager.default.createFile(atPath: backup, contents: Data("not needed: refused before it is read".utf8))
-        for arguments in [["init", "--state-dir", state, "--keys-only"], ["init", "--state-dir", state],
-                          ["keys", "restore", backup, "--state-dir", state, "--force"]] {
+        for arguments in [
+            ["init", "--state-dir", state, "--keys-only"], ["init", "--state-dir", state],
+            ["keys", "restore", backup, "--state-dir", state, "--force"],
+        ] {
             let r = try Self.asRoot(arguments, environment: env)
             #expect(r.status == 3, "\(arguments): \(r.stdout) \(r.stderr)")
             #expect(r.stderr.contains("\(state) does not exist. anonreg.toml names the service user uid \(Self.service)"), "\(r.stderr)")
@@ -214,12 +244,16 @@ import AnonregTestSupport
         let made = try Self.asRoot(["init", "--state-dir", tmp.sub("state")])
         #expect(made.status == 0)
         let config = tmp.sub("state/anonreg.toml")
-        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "# user = \"anonreg\"", with: "user = \"nobody\"")
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+            of: "# user = \"anonreg\"", with: "user = \"nobody\"")
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         var env = Self.environment
         env["ANONREG_CONFIG"] = config
         let before = tmp.allFiles()
-        for arguments in [["audit", "verify", "--state-dir", tmp.sub("state")], ["keys", "export-oprf-seed", "--state-dir", tmp.sub("state"), "--output", tmp.sub("seed")]] {
+        for arguments in [
+            ["audit", "verify", "--state-dir", tmp.sub("state")],
+            ["keys", "export-oprf-seed", "--state-dir", tmp.sub("state"), "--output", tmp.sub("seed")],
+        ] {
             let r = try Self.asRoot(arguments, environment: env)
             #expect(r.status == 3, "\(arguments): \(r.stderr)")
             #expect(r.stderr.contains("belongs to root, but anonreg.toml names the service user nobody"), "\(r.stderr)")

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// Issue 14 §3: the socket could be hijacked through a writable or foreign-owned directory. A
 /// clinic in the directory's group renamed `anonreg.sock`, bound its own listener and read
@@ -32,7 +32,9 @@ import AnonregTestSupport
     @Test func aGroupWritableRunDirectoryIsRefusedAtStart() throws {
         let (h, run) = try Self.harness { try Self.makeDirectory($0, mode: 0o770, gid: Self.clinicGID) }
         let (status, log) = h.startExpectingRefusal()
-        #expect(status == 5, "the daemon started in a 0770 root:\(Self.clinicGID) directory, where any clinic of that group can replace its socket:\n\(log)")
+        #expect(
+            status == 5,
+            "the daemon started in a 0770 root:\(Self.clinicGID) directory, where any clinic of that group can replace its socket:\n\(log)")
         #expect(log.contains("refusing to listen: \(run) has mode 770 and is writable by its group (gid \(Self.clinicGID))"), "\(log)")
         #expect(log.contains("chmod go-w \(run)"))
         #expect(!FileManager.default.fileExists(atPath: run + "/anonreg.sock"))
@@ -56,7 +58,9 @@ import AnonregTestSupport
         let line = try #require(tmpfiles.split(separator: "\n").first { $0.hasPrefix("d /run/anonreg ") })
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
         let mode = try #require(mode_t(fields[2], radix: 8))
-        #expect(fields[3] == "anonreg" && fields[4] == "anonreg-clinic", "the daemon's user owns the directory, the clinics' group may traverse it")
+        #expect(
+            fields[3] == "anonreg" && fields[4] == "anonreg-clinic",
+            "the daemon's user owns the directory, the clinics' group may traverse it")
         let socketUnit = try String(contentsOf: root.appendingPathComponent("systemd/anonregd.socket"), encoding: .utf8)
         #expect(socketUnit.contains("DirectoryMode=\(String(mode, radix: 8).count == 3 ? "0" : "")\(String(mode, radix: 8))"))
         let (h, run) = try Self.harness { try Self.makeDirectory($0, mode: mode, gid: Self.clinicGID) }
@@ -64,12 +68,19 @@ import AnonregTestSupport
         defer { h.stop() }
         #expect(try h.request("GET", "/v1/health", socket: run + "/anonreg.sock").status == 200)
         // The attacker, a member of the clinic group, tries what worked in the review.
-        let rename = try Binaries.runExecutable("/usr/bin/setpriv", [
-            "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups", "/bin/mv", run + "/anonreg.sock", run + "/old.sock"])
+        let rename = try Binaries.runExecutable(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups", "/bin/mv", run + "/anonreg.sock",
+                run + "/old.sock",
+            ])
         #expect(rename.status != 0, "a clinic renamed the daemon's socket")
-        let bind = try Binaries.runExecutable("/usr/bin/setpriv", [
-            "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups",
-            "/usr/bin/socat", "-T1", "UNIX-LISTEN:\(run)/evil.sock", "/dev/null"])
+        let bind = try Binaries.runExecutable(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups",
+                "/usr/bin/socat", "-T1", "UNIX-LISTEN:\(run)/evil.sock", "/dev/null",
+            ])
         #expect(bind.status != 0, "a clinic bound its own socket in the run directory")
         #expect(!FileManager.default.fileExists(atPath: run + "/evil.sock"))
         #expect(try h.request("GET", "/v1/health", socket: run + "/anonreg.sock").status == 200)
@@ -85,7 +96,8 @@ import AnonregTestSupport
         env["BIN"] = Binaries.directory.path
         let log = state + ".log"
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let daemon = try Spawned.start("/bin/bash", [root.appendingPathComponent("scripts/run-local.sh").path], environment: env, stdout: log)
+        let daemon = try Spawned.start(
+            "/bin/bash", [root.appendingPathComponent("scripts/run-local.sh").path], environment: env, stdout: log)
         defer {
             daemon.signal(SIGTERM)
             daemon.wait()
@@ -96,7 +108,9 @@ import AnonregTestSupport
                 Issue.record("make run's daemon exited with \(exited): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
                 return
             }
-            let reply = try? Binaries.runExecutable("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", state + "/anonreg.sock", "http://x/v1/health"])
+            let reply = try? Binaries.runExecutable(
+                "/usr/bin/curl",
+                ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", state + "/anonreg.sock", "http://x/v1/health"])
             status = Int(reply?.stdout ?? "") ?? 0
             if status != 200 { usleep(50_000) }
         }
@@ -116,9 +130,12 @@ import AnonregTestSupport
         let capture = tmp.sub("captured")
         FileManager.default.createFile(atPath: capture, contents: nil)
         chmod(capture, 0o666)
-        let listener = try Spawned.start("/usr/bin/setpriv", [
-            "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups",
-            "/usr/bin/socat", "-u", "UNIX-LISTEN:\(run)/anonreg.sock,fork", "OPEN:\(capture),append"])
+        let listener = try Spawned.start(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(Self.attackerUID)", "--regid=\(Self.clinicGID)", "--clear-groups",
+                "/usr/bin/socat", "-u", "UNIX-LISTEN:\(run)/anonreg.sock,fork", "OPEN:\(capture),append",
+            ])
         defer {
             // SIGKILL: a spawned child inherits the test thread's blocked signals (SIGTERM too).
             listener.signal(SIGKILL)
@@ -128,7 +145,9 @@ import AnonregTestSupport
         let code = "7TH6-TX19-PWFG-CCSY-SFQ7-SWRP-6SV"
         let sent = try Binaries.run("anonreg", ["self", code, "--socket", run + "/anonreg.sock"])
         #expect(sent.status == 3, "\(sent.stderr)")
-        #expect(sent.stderr.contains("refusing to send anything to \(run)/anonreg.sock: \(run) has mode 770 and is writable by its group"), "\(sent.stderr)")
+        #expect(
+            sent.stderr.contains("refusing to send anything to \(run)/anonreg.sock: \(run) has mode 770 and is writable by its group"),
+            "\(sent.stderr)")
         usleep(200_000)
         #expect(((try? String(contentsOfFile: capture, encoding: .utf8)) ?? "").isEmpty, "the attacker's listener received the request")
 

@@ -1,6 +1,6 @@
+import AnonregTestSupport
 import Foundation
 import Testing
-import AnonregTestSupport
 
 /// `GET /v1/stats` and `anonreg stats` through the real daemon: exact cells for a known event
 /// set, suppression, access by role, bad queries changing nothing, and stored noisy releases
@@ -30,8 +30,10 @@ import AnonregTestSupport
     }
 
     func enrol(_ h: DaemonHarness, category: String = "dependence", uid: UInt32? = nil, linkage: String? = nil) throws {
-        let reply = try h.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody(
-            givenOn: Self.today, enrolledOn: Self.today, category: category, linkage: linkage), uid: uid)
+        let reply = try h.request(
+            "POST", "/v1/subjects",
+            body: DaemonHarness.enrolBody(
+                givenOn: Self.today, enrolledOn: Self.today, category: category, linkage: linkage), uid: uid)
         #expect(reply.status == 201, "\(reply.body)")
     }
 
@@ -85,8 +87,13 @@ import AnonregTestSupport
         #expect(csv.body.contains("enrolled,dependence,\(m),total,13"))
 
         // Audited like every other route.
-        let audited = try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
-            "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics'"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let audited = try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                h.stateDir + "/registry.sqlite",
+                "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics'",
+            ]
+        ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(Int(audited) ?? 0 >= 4)
 
         // The CLI as the statistician: human table, and an SVG chart written to a file.
@@ -96,13 +103,19 @@ import AnonregTestSupport
         #expect(text.stdout.contains("Differential privacy: off"))
         // The statistician writes where it may: a directory of its own.
         _ = try Binaries.runExecutable("/usr/bin/install", ["-m", "0700", "-o", "\(Self.statisticianUID)", "-d", h.tmp.sub("out")])
-        let svg = try statistician(["stats", "--socket", h.socket, "--from", m, "--to", m, "--format", "svg", "--output", h.tmp.sub("out/chart.svg")])
+        let svg = try statistician([
+            "stats", "--socket", h.socket, "--from", m, "--to", m, "--format", "svg", "--output", h.tmp.sub("out/chart.svg"),
+        ])
         #expect(svg.status == 0, "\(svg.stderr)")
         let chart = try String(contentsOfFile: h.tmp.sub("out/chart.svg"), encoding: .utf8)
         #expect(chart.contains("<svg") && chart.contains("enrolments") && chart.contains("completions"))
         // A clinic uid running the CLI is refused by policy (exit 3).
-        let refused = try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.clinicUID)", "--regid=0", "--clear-groups",
-            Binaries.path("anonreg"), "stats", "--socket", h.socket, "--from", m, "--to", m])
+        let refused = try Binaries.runExecutable(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(Self.clinicUID)", "--regid=0", "--clear-groups",
+                Binaries.path("anonreg"), "stats", "--socket", h.socket, "--from", m, "--to", m,
+            ])
         #expect(refused.status == 3, "\(refused.stderr)")
         // So is the admin uid that is also clinic local; the refusal points to the offline path.
         let admin = try Binaries.run("anonreg", ["stats", "--socket", h.socket, "--from", m, "--to", m])
@@ -111,8 +124,12 @@ import AnonregTestSupport
     }
 
     func statistician(_ arguments: [String]) throws -> Binaries.Result {
-        try Binaries.runExecutable("/usr/bin/setpriv", ["--reuid=\(Self.statisticianUID)", "--regid=0", "--clear-groups",
-                                                        Binaries.path("anonreg")] + arguments)
+        try Binaries.runExecutable(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=\(Self.statisticianUID)", "--regid=0", "--clear-groups",
+                Binaries.path("anonreg"),
+            ] + arguments)
     }
 
     /// `anonreg init`'s single user (admin and clinic local) reads statistics offline, on the
@@ -136,8 +153,13 @@ import AnonregTestSupport
         let online = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)", uid: Self.statisticianUID)
         #expect(online.status == 200)
         #expect(online.body + "\n" == offline.stdout)
-        let audited = try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
-            "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics' AND actor = 'admin uid 0 offline'"]).stdout
+        let audited = try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                h.stateDir + "/registry.sqlite",
+                "SELECT count(*) FROM audit_entry WHERE action = 'read-statistics' AND actor = 'admin uid 0 offline'",
+            ]
+        ).stdout
         #expect(audited.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 
@@ -148,10 +170,12 @@ import AnonregTestSupport
         try enrol(h)
         let m = Self.month
         let before = try h.registryDump() + (try stateTables(h))
-        for (query, code) in [("from=\(m)", "missing_field"), ("from=2026-13&to=\(m)", "invalid_month"),
-                              ("from=\(m)&to=2020-01", "invalid_value"), ("from=\(m)&to=\(m)&format=svg", "invalid_value"),
-                              ("from=\(m)&to=\(m)&clinic=local", "unknown_field"), ("from=\(m)&to=9999-12", "invalid_value"),
-                              ("from=\(m)&to=\(m)&category=gambling", "invalid_value")] {
+        for (query, code) in [
+            ("from=\(m)", "missing_field"), ("from=2026-13&to=\(m)", "invalid_month"),
+            ("from=\(m)&to=2020-01", "invalid_value"), ("from=\(m)&to=\(m)&format=svg", "invalid_value"),
+            ("from=\(m)&to=\(m)&clinic=local", "unknown_field"), ("from=\(m)&to=9999-12", "invalid_value"),
+            ("from=\(m)&to=\(m)&category=gambling", "invalid_value"),
+        ] {
             let reply = try h.request("GET", "/v1/stats?" + query, uid: Self.statisticianUID)
             #expect(reply.status == 400, "\(query): \(reply.body)")
             #expect(reply.errorCode == code, "\(query): \(reply.body)")
@@ -160,7 +184,9 @@ import AnonregTestSupport
     }
 
     func stateTables(_ h: DaemonHarness) throws -> String {
-        try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite", ".dump stats_release privacy_budget unique_person_seen"]).stdout
+        try Binaries.runExecutable(
+            "/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite", ".dump stats_release privacy_budget unique_person_seen"]
+        ).stdout
     }
 
     @Test func noisyReleasesAreStoredAndRefusedPastTheBudget() throws {
@@ -215,8 +241,13 @@ import AnonregTestSupport
     }
 
     func auditResults(_ h: DaemonHarness, _ action: String) throws -> [String] {
-        try Binaries.runExecutable("/usr/bin/sqlite3", [h.stateDir + "/registry.sqlite",
-            "SELECT actor || ': ' || result FROM audit_entry WHERE action = '\(action)' ORDER BY seq"]).stdout
+        try Binaries.runExecutable(
+            "/usr/bin/sqlite3",
+            [
+                h.stateDir + "/registry.sqlite",
+                "SELECT actor || ': ' || result FROM audit_entry WHERE action = '\(action)' ORDER BY seq",
+            ]
+        ).stdout
             .split(separator: "\n").map(String.init)
     }
 
@@ -238,7 +269,8 @@ import AnonregTestSupport
         #expect((status.json?["changes"] as? [Any])?.count == 1, "the defaults are in the history: \(status.body)")
         #expect(h.stop() == 0)
         let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
-        try text.replacingOccurrences(of: "privacy = false", with: "privacy = true").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "privacy = false", with: "privacy = true").write(
+            toFile: h.configPath, atomically: true, encoding: .utf8)
         try h.start()
         defer { h.stop() }
         #expect(try auditResults(h, "privacy-settings") == ["system start: privacy=on epsilon=0.5 monthly_budget=2"])
@@ -263,10 +295,12 @@ import AnonregTestSupport
         try reload(h, { $0.replacingOccurrences(of: "monthly_budget = 1.0", with: "monthly_budget = 4.0") }, until: 2)
         #expect(try auditResults(h, "privacy-settings").last == "system reload: privacy=on epsilon=0.5 monthly_budget=4")
         let third = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&category=dependence", uid: Self.statisticianUID)
-        #expect(third.status == 403 && third.errorCode == "privacy_budget_spent", "raising the budget let the month spend more: \(third.body)")
+        #expect(
+            third.status == 403 && third.errorCode == "privacy_budget_spent", "raising the budget let the month spend more: \(third.body)")
         #expect(third.body.contains("the budget configured when its first figure was released"))
         // A month with no release yet gets the new budget.
-        #expect(try h.request("GET", "/v1/stats?from=\(Self.previousMonth)&to=\(Self.previousMonth)", uid: Self.statisticianUID).status == 200)
+        #expect(
+            try h.request("GET", "/v1/stats?from=\(Self.previousMonth)&to=\(Self.previousMonth)", uid: Self.statisticianUID).status == 200)
 
         // Lowering ε is a change too; and `anonreg stats` shows the history and the budgets.
         try reload(h, { $0.replacingOccurrences(of: "epsilon = 0.5", with: "epsilon = 0.25") }, until: 3)
@@ -277,7 +311,9 @@ import AnonregTestSupport
         let status = try h.request("GET", "/v1/stats/privacy", uid: Self.statisticianUID)
         #expect(status.status == 200, "\(status.body)")
         let months = status.json?["months"] as? [[String: Any]] ?? []
-        #expect(months.contains { $0["month"] as? String == m && $0["spent"] as? String == "1" && $0["cap"] as? String == "1" }, "\(status.body)")
+        #expect(
+            months.contains { $0["month"] as? String == m && $0["spent"] as? String == "1" && $0["cap"] as? String == "1" },
+            "\(status.body)")
         #expect((status.json?["changes"] as? [Any])?.count == 3)
         let table = try statistician(["stats", "--socket", h.socket, "--from", Self.previousMonth, "--to", Self.previousMonth])
         #expect(table.status == 0, "\(table.stderr)")
@@ -289,7 +325,8 @@ import AnonregTestSupport
         // releases would undo their noise, so they are refused.
         h.stop()
         let text = try String(contentsOfFile: h.configPath, encoding: .utf8)
-        try text.replacingOccurrences(of: "privacy = true", with: "privacy = false").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "privacy = true", with: "privacy = false").write(
+            toFile: h.configPath, atomically: true, encoding: .utf8)
         try h.start()
         #expect(try auditResults(h, "privacy-settings").last == "system start: privacy=off epsilon=0.25 monthly_budget=4")
         let exact = try h.request("GET", "/v1/stats?from=\(m)&to=\(m)&byClinic=true", uid: Self.statisticianUID)

@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import AnonregTestSupport
+import Foundation
 import RegistryCore
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
 
 /// 10,000 subjects over three simulated years with random check-ups and a daily sweep. An
@@ -11,10 +12,12 @@ import RegistryProtocol
 /// says which subjects must remain; the store must hold exactly those, the erased subjects'
 /// sealed data must be gone from every file, and the counters must add up.
 struct ThreeYearSimulationTests {
-    static let policy = Policy(checkupIntervalDays: 90, remissionDays: 365, relapse: .restart, relapseExtendDays: 0,
-                               capDays: 730, overdueAfterDays: 30)
+    static let policy = Policy(
+        checkupIntervalDays: 90, remissionDays: 365, relapse: .restart, relapseExtendDays: 0,
+        capDays: 730, overdueAfterDays: 30)
     static let retention = Retention(completedGraceDays: 30, inactiveDays: 200)
-    static let rules = MonitoringRules(categories: ["sim": policy], substances: ["opioids"], treatments: ["methadone"], retention: retention)
+    static let rules = MonitoringRules(
+        categories: ["sim": policy], substances: ["opioids"], treatments: ["methadone"], retention: retention)
     static let clinic = ClinicID("sim-clinic")!
 
     /// What the test knows about one simulated person.
@@ -93,8 +96,9 @@ struct ThreeYearSimulationTests {
 
         var people: [Person] = (0..<subjects).map { i in
             let enrolled = start.adding(days: Int.random(in: 0..<180, using: &random))
-            return Person(index: i, enrolledOn: enrolled, statistics: Int.random(in: 0..<10, using: &random) != 0,
-                          nextVisit: enrolled.adding(days: 90 + Int.random(in: 0...10, using: &random)))
+            return Person(
+                index: i, enrolledOn: enrolled, statistics: Int.random(in: 0..<10, using: &random) != 0,
+                nextVisit: enrolled.adding(days: 90 + Int.random(in: 0...10, using: &random)))
         }
         let end = start.adding(days: 3 * 365)
         var sweptTotal = Sweeper.Report()
@@ -105,7 +109,10 @@ struct ThreeYearSimulationTests {
             let enrolling: [(Int, String)] = people.indices.filter { people[$0].enrolledOn == day }.map { i in
                 let p = people[i]
                 let scope = p.statistics ? "[\"monitoring\",\"statistics\"]" : "[\"monitoring\"]"
-                return (i, "{\"consent\":{\"form\":\"SIM-\(i)\",\"givenOn\":\"\(p.enrolledOn)\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"sim\",\"enrolledOn\":\"\(p.enrolledOn)\"}")
+                return (
+                    i,
+                    "{\"consent\":{\"form\":\"SIM-\(i)\",\"givenOn\":\"\(p.enrolledOn)\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"sim\",\"enrolledOn\":\"\(p.enrolledOn)\"}"
+                )
             }
             try await Self.parallel(enrolling) { body in
                 let reply = try await service.enrol(clinic: Self.clinic, try JSONDecoder().decode(EnrolRequest.self, from: Data(body.utf8)))
@@ -115,8 +122,10 @@ struct ThreeYearSimulationTests {
                 people[i].code = result.1
             }
             // Check-ups of the day, for people who still attend and are neither completed nor erased.
-            let visiting = people.indices.filter { people[$0].attends && people[$0].erasedOn == nil && people[$0].completedOn == nil
-                && people[$0].handle != nil && people[$0].nextVisit == day }
+            let visiting = people.indices.filter {
+                people[$0].attends && people[$0].erasedOn == nil && people[$0].completedOn == nil
+                    && people[$0].handle != nil && people[$0].nextVisit == day
+            }
             var plans: [Int: CheckupOutcome] = [:]
             for i in visiting {
                 let roll = Int.random(in: 0..<100, using: &random)
@@ -126,7 +135,8 @@ struct ThreeYearSimulationTests {
                 (i, (people[i].handle!, "{\"on\":\"\(day)\",\"outcome\":\"\(plans[i]!.rawValue)\",\"note\":\"SIM-NOTE-\(i)\"}"))
             }
             try await Self.parallel(visits) { visit in
-                _ = try await service.addCheckup(clinic: Self.clinic, case: visit.0, try JSONDecoder().decode(CheckupRequest.self, from: Data(visit.1.utf8)))
+                _ = try await service.addCheckup(
+                    clinic: Self.clinic, case: visit.0, try JSONDecoder().decode(CheckupRequest.self, from: Data(visit.1.utf8)))
                 return 0
             } apply: { i, _ in
                 people[i].record(day, plans[i]!)
@@ -136,8 +146,10 @@ struct ThreeYearSimulationTests {
                 if Int.random(in: 0..<100, using: &random) < 6 { people[i].attends = false }
             }
             // Sample subjects about to be erased today: capture what they have on disk first.
-            for i in people.indices where i % 100 == 0 && people[i].handle != nil && people[i].erasedOn == nil
-                && people[i].erasureTrigger.0 <= day {
+            for i in people.indices
+            where i % 100 == 0 && people[i].handle != nil && people[i].erasedOn == nil
+                && people[i].erasureTrigger.0 <= day
+            {
                 people[i].traces = try await store.storedTraces(case: people[i].handle!, clinic: Self.clinic)
             }
             let report = try await (day.description.hasSuffix("-01") ? checkingSweeper : sweeper).run()
@@ -182,7 +194,8 @@ struct ThreeYearSimulationTests {
         #expect(total("erased-cap") == stats.filter { $0.erasedCause == "cap" }.count)
         #expect(total("erased-completed") == stats.filter { $0.erasedCause == "completed" }.count)
         #expect(total("erased-inactive") == stats.filter { $0.erasedCause == "inactive" }.count)
-        #expect(total("enrolled") == total("erased-cap") + total("erased-completed") + total("erased-inactive")
+        #expect(
+            total("enrolled") == total("erased-cap") + total("erased-completed") + total("erased-inactive")
                 + stats.filter { $0.erasedOn == nil }.count)
         let checkups = stats.map(\.outcomes.count).reduce(0, +)
         #expect(["remission", "relapse", "missed", "other"].map { total("checkup-\($0)") }.reduce(0, +) == checkups)

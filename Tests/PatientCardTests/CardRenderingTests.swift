@@ -1,12 +1,14 @@
 import AnonregTestSupport
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
-import Testing
-@testable import PatientCard
 import RegistryCrypto
 import RegistryText
+import Testing
+
+@testable import PatientCard
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// The card as a reader sees it: rendered to pixels and scanned, and its text extracted, the way
 /// someone who finds a card, or a tool that indexes a file, would read it.
@@ -28,7 +30,8 @@ struct CardRenderingTests {
         let svgPath = tmp.sub("\(name).svg")
         let pngPath = tmp.sub("\(name).png")
         try svg.write(toFile: svgPath, atomically: true, encoding: .utf8)
-        let result = try Binaries.runExecutable(rsvg, ["--dpi-x", "300", "--dpi-y", "300", "--background-color", "white", "-o", pngPath, svgPath])
+        let result = try Binaries.runExecutable(
+            rsvg, ["--dpi-x", "300", "--dpi-y", "300", "--background-color", "white", "-o", pngPath, svgPath])
         #expect(result.status == 0, "rsvg-convert: \(result.stderr)")
         return pngPath
     }
@@ -81,12 +84,18 @@ struct CardRenderingTests {
         var comments: [String] = []
         private var current: String? = nil
 
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             elements.append(name)
             if name == "text" { current = "" }
         }
         func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-            if name == "text", let text = current { texts.append(text); current = nil }
+            if name == "text", let text = current {
+                texts.append(text)
+                current = nil
+            }
         }
         func parser(_ parser: XMLParser, foundCharacters string: String) {
             if current != nil { current! += string } else { otherText += string }
@@ -155,8 +164,10 @@ struct CardRenderingTests {
     }
 
     @Test func onlyPrintedCodesAreAccepted() throws {
-        for text in ["", "0000", "0000-0000-0000-0000-0000-0000-0000", "0000-0000-0000-0000-0000-0000-00<", "abcd-0000-0000-0000-0000-0000-000",
-                     "0000-0000-0000-0000-0000-0000-000\n", "0000 0000-0000-0000-0000-0000-000"] {
+        for text in [
+            "", "0000", "0000-0000-0000-0000-0000-0000-0000", "0000-0000-0000-0000-0000-0000-00<", "abcd-0000-0000-0000-0000-0000-000",
+            "0000-0000-0000-0000-0000-0000-000\n", "0000 0000-0000-0000-0000-0000-000",
+        ] {
             #expect(throws: PatientCard.Failure.notACode) { try PatientCard.svg(code: text, size: .wallet, language: .en) }
         }
     }

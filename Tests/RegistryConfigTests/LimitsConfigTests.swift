@@ -1,5 +1,6 @@
-import Testing
 import RegistryCore
+import Testing
+
 @testable import RegistryConfig
 
 /// `[limits]` (DaemonConfig+Limits.swift): defaults, per-clinic budgets, refused values.

@@ -1,5 +1,6 @@
-import Testing
 import RegistryCore
+import Testing
+
 @testable import RegistryConfig
 
 /// `daemon.user`, `access.monitor_uids`, the clinic ids a configuration may not use, and what a
@@ -74,8 +75,9 @@ struct ServiceUserConfigTests {
     }
 
     @Test func theInstalledTemplateNamesTheServiceUserAndParses() throws {
-        let text = ConfigTemplate.render(stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock",
-                                         adminUIDs: [0], localClinicUID: nil, serviceUser: "anonreg")
+        let text = ConfigTemplate.render(
+            stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock",
+            adminUIDs: [0], localClinicUID: nil, serviceUser: "anonreg")
         let config = try DaemonConfig.parse(text, path: "t.toml")
         #expect(config.serviceUserSpec == "anonreg")
         #expect(config.monitorUIDs == [])
@@ -83,20 +85,24 @@ struct ServiceUserConfigTests {
 
     /// What SIGHUP logs: each change, and which of them wait for a restart.
     @Test func changesNameEveryDifference() throws {
-        let old = try DaemonConfig.parse(Self.config(access: "statistician_uids = [7]", clinics: "[clinics.north]\nuids = [1201]\n[clinics.south]\nuids = [1301]"), path: "t.toml")
-        let newText = Self.config(daemon: "log_level = \"debug\"", access: "monitor_uids = [9]",
-                                  clinics: "[clinics.north]\nuids = [1201, 1202]\n[clinics.east]\ngids = [4000]\n[rate_limits]\noprf_burst = 5")
+        let old = try DaemonConfig.parse(
+            Self.config(access: "statistician_uids = [7]", clinics: "[clinics.north]\nuids = [1201]\n[clinics.south]\nuids = [1301]"),
+            path: "t.toml")
+        let newText = Self.config(
+            daemon: "log_level = \"debug\"", access: "monitor_uids = [9]",
+            clinics: "[clinics.north]\nuids = [1201, 1202]\n[clinics.east]\ngids = [4000]\n[rate_limits]\noprf_burst = 5")
         let new = try DaemonConfig.parse(newText, path: "t.toml")
         let changes = old.changes(to: new).map(\.description)
-        #expect(changes == [
-            "daemon.log_level info -> debug (takes effect at the next restart)",
-            "statistician removed: uid 7",
-            "monitor added: uid 9",
-            "clinic east added (gids 4000)",
-            "clinic south removed (uids 1301)",
-            "clinic north changed: uids 1201 -> uids 1201, 1202",
-            "rate_limits.oprf_burst 100 -> 5",
-        ])
+        #expect(
+            changes == [
+                "daemon.log_level info -> debug (takes effect at the next restart)",
+                "statistician removed: uid 7",
+                "monitor added: uid 9",
+                "clinic east added (gids 4000)",
+                "clinic south removed (uids 1301)",
+                "clinic north changed: uids 1201 -> uids 1201, 1202",
+                "rate_limits.oprf_burst 100 -> 5",
+            ])
         #expect(old.changes(to: old).isEmpty)
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryConfig
 
 /// `daemon.space_reserve_mib` (docs/ROBUSTNESS.md §Disk full).
@@ -18,8 +19,10 @@ struct SpaceReserveConfigTests {
         #expect(try parse("space_reserve_mib = 8", "").spaceReserveMiB == 8)
     }
 
-    @Test(arguments: ["space_reserve_mib = -1", "space_reserve_mib = 4097", "space_reserve_mib = \"8\"", "space_reserve_mib = 1.5",
-                      "space_reserve = 8"])
+    @Test(arguments: [
+        "space_reserve_mib = -1", "space_reserve_mib = 4097", "space_reserve_mib = \"8\"", "space_reserve_mib = 1.5",
+        "space_reserve = 8",
+    ])
     func badValuesAreRefusedNamingTheKey(line: String) {
         do {
             _ = try parse("space_reserve_mib = 8", line)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryConfig
 
 struct StatisticsConfigTests {
@@ -16,8 +17,10 @@ struct StatisticsConfigTests {
     }
 
     @Test func privacySettingsAreRead() throws {
-        let config = try parse([("privacy = false", "privacy = true"), ("epsilon = 0.5", "epsilon = 0.25"), ("k = 5", "k = 10"),
-                                ("monthly_budget = 2.0", "monthly_budget = 1.5")])
+        let config = try parse([
+            ("privacy = false", "privacy = true"), ("epsilon = 0.5", "epsilon = 0.25"), ("k = 5", "k = 10"),
+            ("monthly_budget = 2.0", "monthly_budget = 1.5"),
+        ])
         #expect(config.statistics == .init(k: 10, privacy: true, epsilonMicro: 250_000, monthlyBudgetMicro: 1_500_000))
     }
 

@@ -1,11 +1,13 @@
 import Testing
+
 @testable import RegistryConfig
 
 /// The strict TOML 1.0 parser that reads anonreg.toml (TOML/TOMLParser.swift): what the
 /// specification's examples accept, and what it calls invalid.
 struct TOMLParserTests {
     @Test func valuesOfEveryKindParse() throws {
-        let doc = try TOMLParser.parse(#"""
+        let doc = try TOMLParser.parse(
+            #"""
             # comment
             bare_key = "value"   # trailing comment
             "quoted key" = 'literal \n'
@@ -117,16 +119,18 @@ struct TOMLParserTests {
             var map: [String: Inner]?
         }
         #expect(throws: TOMLStrictDecoder.UnknownKeys(keys: ["a.y", "list.1.z", "map.m.w", "top"])) {
-            _ = try TOMLStrictDecoder.decode(Outer.self, from: """
-                top = 1
-                list = [{ x = 1 }, { x = 2, z = 3 }]
-                [a]
-                x = 1
-                y = 2
-                [map.m]
-                x = 1
-                w = 2
-                """)
+            _ = try TOMLStrictDecoder.decode(
+                Outer.self,
+                from: """
+                    top = 1
+                    list = [{ x = 1 }, { x = 2, z = 3 }]
+                    [a]
+                    x = 1
+                    y = 2
+                    [map.m]
+                    x = 1
+                    w = 2
+                    """)
         }
         let ok = try TOMLStrictDecoder.decode(Outer.self, from: "[a]\nx = 5\n[map.q]\nx = 6\n")
         #expect(ok.a.x == 5 && ok.map?["q"]?.x == 6 && ok.list == nil)

@@ -1,5 +1,7 @@
-import Testing
+import Foundation
 import RegistryProtocol
+import Testing
+
 @testable import RegistryCore
 
 /// Validation of check-ups and consent (no storage needed: `decideCheckup` is pure).
@@ -8,28 +10,38 @@ struct CheckupRulesTests {
     static let clinic = ClinicID("a")!
 
     static func view(checkups: [CheckupRecord] = [], statistics: Bool = true) throws -> SubjectView {
-        let consent = ConsentRecord(form: "F", givenOn: Day("2026-01-01")!, method: .written,
-                                    scope: statistics ? [.monitoring, .statistics] : [.monitoring], recordedBy: "a")
+        let consent = ConsentRecord(
+            form: "F", givenOn: Day("2026-01-01")!, method: .written,
+            scope: statistics ? [.monitoring, .statistics] : [.monitoring], recordedBy: "a")
         let episode = EpisodeRecord(category: "dependence", enrolledOn: Day("2026-01-01")!, clinic: "a", policy: .dependence)
-        var records = [StoredRecord(id: 1, kind: .consent, schemaVersion: 1, plaintext: try RecordCodec.encode(consent)),
-                       StoredRecord(id: 2, kind: .episode, schemaVersion: 1, plaintext: try RecordCodec.encode(episode))]
+        var records = [
+            StoredRecord(id: 1, kind: .consent, schemaVersion: 1, plaintext: try RecordCodec.encode(consent)),
+            StoredRecord(id: 2, kind: .episode, schemaVersion: 1, plaintext: try RecordCodec.encode(episode)),
+        ]
         for (i, c) in checkups.enumerated() {
             records.append(StoredRecord(id: Int64(3 + i), kind: .checkup, schemaVersion: 1, plaintext: try RecordCodec.encode(c)))
         }
-        return SubjectView(records: records, columns: SubjectColumns(status: .active, nextDue: nil, reviewOn: nil), clinics: [clinic], auditReference: [])
+        return SubjectView(
+            records: records, columns: SubjectColumns(status: .active, nextDue: nil, reviewOn: nil), clinics: [clinic], auditReference: [])
     }
 
     static func request(_ json: String) throws -> CheckupRequest {
         try JSONDecoder().decode(CheckupRequest.self, from: Data(json.utf8))
     }
 
-    func decide(_ json: String, checkups: [CheckupRecord] = [], today: String = "2026-06-01", statistics: Bool = true) throws -> (SubjectChange, CheckupRecord, MonitoringState) {
-        try MonitoringService.decideCheckup(view: try Self.view(checkups: checkups, statistics: statistics), request: try Self.request(json),
-                                            clinic: Self.clinic, today: Day(today)!, rules: Self.rules)
+    func decide(_ json: String, checkups: [CheckupRecord] = [], today: String = "2026-06-01", statistics: Bool = true) throws -> (
+        SubjectChange, CheckupRecord, MonitoringState
+    ) {
+        try MonitoringService.decideCheckup(
+            view: try Self.view(checkups: checkups, statistics: statistics), request: try Self.request(json),
+            clinic: Self.clinic, today: Day(today)!, rules: Self.rules)
     }
 
     func refusal(_ body: () throws -> Any) -> String? {
-        do { _ = try body(); return nil } catch let error as DomainError { return error.code } catch { return "other" }
+        do {
+            _ = try body()
+            return nil
+        } catch let error as DomainError { return error.code } catch { return "other" }
     }
 
     @Test func datesAreValidated() throws {
@@ -59,10 +71,12 @@ struct CheckupRulesTests {
     }
 
     @Test func relapseActionOnlyForRelapses() {
-        #expect(refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"relapseAction\":\"extend\"}") } == "invalid_relapse_action")
+        #expect(
+            refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"relapseAction\":\"extend\"}") }
+                == "invalid_relapse_action")
         // dependence restarts on relapse: a clinician action is refused, not silently dropped.
-        #expect(refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"relapse\",\"relapseAction\":\"extend\"}") } == "invalid_relapse_action")
+        #expect(
+            refusal { try decide("{\"on\":\"2026-03-01\",\"outcome\":\"relapse\",\"relapseAction\":\"extend\"}") }
+                == "invalid_relapse_action")
     }
 }
-
-import Foundation

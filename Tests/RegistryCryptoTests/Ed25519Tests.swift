@@ -1,11 +1,18 @@
 import Testing
+
 @testable import RegistryCrypto
 
 struct Ed25519Tests {
     struct File: Decodable { let testGroups: [Group] }
-    struct Group: Decodable { let publicKey: PublicKey; let tests: [Case] }
+    struct Group: Decodable {
+        let publicKey: PublicKey
+        let tests: [Case]
+    }
     struct PublicKey: Decodable { let pk: String }
-    struct Case: Decodable { let tcId: Int; let msg, sig, result: String }
+    struct Case: Decodable {
+        let tcId: Int
+        let msg, sig, result: String
+    }
     struct Flat: Sendable, CustomTestStringConvertible {
         let tcId: Int
         let pk, msg, sig, result: String
@@ -33,7 +40,10 @@ struct Ed25519Tests {
         let key = try Ed25519SigningKey(seed: try SecretBytes(hex: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
         #expect(Hex.encode(key.publicKey) == "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
         let signature = try key.sign([])
-        #expect(Hex.encode(signature) == "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
+        #expect(
+            Hex.encode(signature)
+                == "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        )
         #expect(Ed25519.verify(signature: signature, message: [], publicKey: key.publicKey))
         #expect(!Ed25519.verify(signature: signature, message: [0], publicKey: key.publicKey))
     }

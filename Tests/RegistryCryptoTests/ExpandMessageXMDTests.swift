@@ -1,4 +1,8 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// The vector file's keys are RFC 9380's own names (DST, len_in_bytes, uniform_bytes).
+
 import Testing
+
 @testable import RegistryCrypto
 
 /// RFC 9380 Appendix K.3, expand_message_xmd(SHA-512).

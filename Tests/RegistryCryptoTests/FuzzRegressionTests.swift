@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryCrypto
 
 /// Inputs found by the libFuzzer targets (docs/ROBUSTNESS.md), kept as regression tests.

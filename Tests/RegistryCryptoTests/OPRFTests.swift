@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryCrypto
 
 /// RFC 9497 Appendix A.1.1 (ristretto255-SHA512, OPRF mode).
@@ -47,10 +48,12 @@ struct OPRFTests {
         let first = try OPRFClient.blind(input: input)
         let second = try OPRFClient.blind(input: input)
         #expect(first.blindedElement != second.blindedElement, "blinds must be fresh")
-        let out1 = try OPRFClient.finalize(input: input, blind: first.blind,
-                                           evaluatedElement: try key.blindEvaluate(blindedElement: first.blindedElement))
-        let out2 = try OPRFClient.finalize(input: input, blind: second.blind,
-                                           evaluatedElement: try key.blindEvaluate(blindedElement: second.blindedElement))
+        let out1 = try OPRFClient.finalize(
+            input: input, blind: first.blind,
+            evaluatedElement: try key.blindEvaluate(blindedElement: first.blindedElement))
+        let out2 = try OPRFClient.finalize(
+            input: input, blind: second.blind,
+            evaluatedElement: try key.blindEvaluate(blindedElement: second.blindedElement))
         #expect(out1 == out2)
         #expect(out1 == (try key.evaluate(input: input)))
         #expect(out1.count == OPRF.outputBytes)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryCrypto
 
 /// Data-key slots (docs/CRYPTO.md §Secret memory): a slot is zeroed when its owner is dropped,
@@ -81,7 +82,9 @@ struct SecureSlabTests {
                     var clashes = 0
                     for round in 0..<500 {
                         let pattern = UInt8(truncatingIfNeeded: worker &* 31 &+ round)
-                        guard let secret = try? SecretBytes(count: 32, from: slab, fill: { $0.initializeMemory(as: UInt8.self, repeating: pattern) })
+                        guard
+                            let secret = try? SecretBytes(
+                                count: 32, from: slab, fill: { $0.initializeMemory(as: UInt8.self, repeating: pattern) })
                         else { return 1_000_000 }
                         await Task.yield()
                         let intact = secret.withUnsafeBytes { !$0.contains { $0 != pattern } }

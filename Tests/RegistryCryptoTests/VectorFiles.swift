@@ -3,8 +3,9 @@ import Foundation
 /// Loads a JSON vector file from this target's Resources folder.
 enum VectorFiles {
     static func url(_ name: String) throws -> URL {
-        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources")
-            ?? Bundle.module.url(forResource: name, withExtension: nil)
+        guard
+            let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources")
+                ?? Bundle.module.url(forResource: name, withExtension: nil)
         else { throw VectorFileMissing(name: name) }
         return url
     }

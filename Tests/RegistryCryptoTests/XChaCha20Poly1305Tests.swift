@@ -1,9 +1,13 @@
 import Testing
+
 @testable import RegistryCrypto
 
 struct XChaCha20Poly1305Tests {
     struct File: Decodable { let testGroups: [Group] }
-    struct Group: Decodable { let ivSize: Int; let tests: [Case] }
+    struct Group: Decodable {
+        let ivSize: Int
+        let tests: [Case]
+    }
     struct Case: Decodable, Sendable, CustomTestStringConvertible {
         let tcId: Int
         let key, iv, aad, msg, ct, tag, result: String

@@ -1,7 +1,8 @@
-import Foundation
-import Testing
 import AnonregTestSupport
+import Foundation
 import RegistryCrypto
+import Testing
+
 @testable import RegistryKeyring
 
 /// docs/CRYPTO.md §Erasure ledger and §Keyring backups.
@@ -72,15 +73,18 @@ struct ErasureLedgerTests {
             #expect(!made.bytes.indices.dropLast(31).contains { Array(made.bytes[$0..<($0 + 32)]) == key }, "\(name)")
         }
         #expect(throws: KeyringError.wrongBackupPassphrase) {
-            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("wrong"), into: tmp.sub("restored"), force: false)
+            try KeyringBackup.restore(
+                made.bytes, passphrase: try KeyringSealingTests.phrase("wrong"), into: tmp.sub("restored"), force: false)
         }
         #expect(!FileManager.default.fileExists(atPath: tmp.sub("restored")))
         var flipped = made.bytes
         flipped[flipped.count - 20] ^= 1
         #expect(throws: KeyringError.wrongBackupPassphrase) {
-            try KeyringBackup.restore(flipped, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
+            try KeyringBackup.restore(
+                flipped, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
         }
-        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
+        _ = try KeyringBackup.restore(
+            made.bytes, passphrase: try KeyringSealingTests.phrase("the right passphrase"), into: tmp.sub("restored"), force: false)
         let loaded = try Keyring.load(from: KeyringSource(directory: tmp.sub("restored")))
         let same = loaded.primaryKEK.key.bytes.constantTimeEquals(keyring.primaryKEK.key.bytes)
         #expect(same)
@@ -96,9 +100,11 @@ struct ErasureLedgerTests {
         // An erasure after the keyring backup.
         try ErasureLedger(keyring: keyring).append([Self.reference(2)])
         #expect(throws: KeyringError.self) {
-            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: false)
+            try KeyringBackup.restore(
+                made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: false)
         }
-        let result = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
+        let result = try KeyringBackup.restore(
+            made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         let replaced = try #require(result.replaced)
         #expect(FileManager.default.fileExists(atPath: replaced + "/kek-1.key"))
         let loaded = try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))
@@ -166,7 +172,8 @@ struct ErasureLedgerTests {
     @Test func aCrashDuringTheFirstAppendLeavesAHeaderNotHeaderlessEntries() throws {
         let tmp = TemporaryDirectory()
         let ledger = ErasureLedger(keyring: try Keyring.create(in: tmp.sub("keys")))
-        FileManager.default.createFile(atPath: ledger.path, contents: Data(ErasureLedger.header.utf8.prefix(11)), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: ledger.path, contents: Data(ErasureLedger.header.utf8.prefix(11)), attributes: [.posixPermissions: 0o600])
         #expect(try ledger.references().isEmpty)
         try ledger.append([Self.reference(1)])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: ledger.path))
@@ -238,10 +245,13 @@ struct ErasureLedgerTests {
         unlink(ledger.path)
         try ledger.append([Self.reference(1)])
         let recorded = try ledger.append([Self.reference(2)])
-        _ = try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
+        _ = try KeyringBackup.restore(
+            made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         let merged = ErasureLedger(keyring: try Keyring.load(from: KeyringSource(directory: tmp.sub("keys"))))
         let contents = try merged.verify(extends: recorded)
-        #expect(contents.references == [1, 2, 3].map { Self.reference($0) }, "every entry kept, in the current chain, nothing glued to the fragment")
+        #expect(
+            contents.references == [1, 2, 3].map { Self.reference($0) },
+            "every entry kept, in the current chain, nothing glued to the fragment")
     }
 
     @Test func aForcedRestoreRefusesAMalformedCurrentLedgerRatherThanDropIt() throws {
@@ -256,7 +266,8 @@ struct ErasureLedgerTests {
         bytes[0] = UInt8(ascii: "A")
         try bytes.write(to: URL(fileURLWithPath: ledger.path))
         #expect(throws: KeyringError.self) {
-            try KeyringBackup.restore(made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
+            try KeyringBackup.restore(
+                made.bytes, passphrase: try KeyringSealingTests.phrase("four words for tests"), into: tmp.sub("keys"), force: true)
         }
         #expect(FileManager.default.fileExists(atPath: tmp.sub("keys/keyring.json")), "the current keyring is left in place")
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains(".restore-") }.isEmpty)

@@ -1,7 +1,8 @@
-import Foundation
-import Testing
 import AnonregTestSupport
+import Foundation
 import RegistryCrypto
+import Testing
+
 @testable import RegistryKeyring
 
 struct KeyringSealingTests {

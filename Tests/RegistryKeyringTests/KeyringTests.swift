@@ -1,7 +1,8 @@
-import Foundation
-import Testing
 import AnonregTestSupport
+import Foundation
 import RegistryCrypto
+import Testing
+
 @testable import RegistryKeyring
 
 struct KeyringCreateLoadTests {
@@ -151,7 +152,8 @@ struct KeyringPermissionTests {
         #expect(throws: KeyringError.self) { try Keyring.load(from: KeyringSource(directory: tmp.sub("keys"))) }
         // Two primaries.
         let twoPrimaries = String(decoding: original, as: UTF8.self)
-            .replacingOccurrences(of: "\"keks\" : [", with: "\"keks\" : [ {\"createdAt\":\"2026-01-01T00:00:00Z\",\"status\":\"primary\",\"version\":9},")
+            .replacingOccurrences(
+                of: "\"keks\" : [", with: "\"keks\" : [ {\"createdAt\":\"2026-01-01T00:00:00Z\",\"status\":\"primary\",\"version\":9},")
         tmp.write(Array(twoPrimaries.utf8), to: path)
         #expect(throws: KeyringError.malformedManifest(path: path, reason: "exactly one KEK must be primary")) {
             try Keyring.load(from: KeyringSource(directory: tmp.sub("keys")))

@@ -1,7 +1,8 @@
+import AnonregTestSupport
 import Dispatch
 import Foundation
 import Testing
-import AnonregTestSupport
+
 @testable import RegistryKeyring
 
 /// Issue 21 §3: a FIFO in place of a key file hung the daemon at start and `keys backup`; an
@@ -24,7 +25,10 @@ struct KeysDirectoryTests {
 
     /// Opens the FIFO for writing and closes it again: a reader blocked in open(2) returns.
     static func release(_ fifo: String) -> () -> Void {
-        { let fd = open(fifo, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        {
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+        }
     }
 
     @Test func aFIFOInPlaceOfAKeyFileIsRefusedNotWaitedOn() throws {
@@ -38,7 +42,10 @@ struct KeysDirectoryTests {
         Self.withinTimeout(10, unblock: Self.release(fifo)) {
             outcome = Result { () throws(KeyringError) in try Keyring.load(from: KeyringSource(directory: keys)) }
         }
-        guard case .failure(let error) = outcome else { Issue.record("a FIFO key file was accepted"); return }
+        guard case .failure(let error) = outcome else {
+            Issue.record("a FIFO key file was accepted")
+            return
+        }
         #expect(error == .unexpectedFiles(directory: keys, entries: ["kek-1.key (a FIFO)"]))
         // Opened directly, it is refused as not a regular file, at once.
         nonisolated(unsafe) var direct: KeyringError?
@@ -57,7 +64,8 @@ struct KeysDirectoryTests {
         nonisolated(unsafe) var outcome: KeyringError?
         Self.withinTimeout(10, unblock: Self.release(fifo)) {
             do {
-                _ = try KeyringBackup.create(directory: keys, passphrase: try KeyringSealingTests.phrase("a backup passphrase"), strength: .minimumForTests)
+                _ = try KeyringBackup.create(
+                    directory: keys, passphrase: try KeyringSealingTests.phrase("a backup passphrase"), strength: .minimumForTests)
             } catch { outcome = error as? KeyringError }
         }
         #expect(outcome == .unexpectedFiles(directory: keys, entries: ["zz-pipe (a FIFO)"]))
@@ -74,13 +82,21 @@ struct KeysDirectoryTests {
         // A copy an admin left there, world-readable, and a directory.
         FileManager.default.createFile(atPath: keys + "/index.key.bak", contents: Data([1]), attributes: [.posixPermissions: 0o644])
         mkdir(keys + "/old", 0o700)
-        #expect(throws: KeyringError.unexpectedFiles(directory: keys, entries: [
-            "index.key.bak (not an anonreg file, mode 644)", "old (a directory)"])) {
+        #expect(
+            throws: KeyringError.unexpectedFiles(
+                directory: keys,
+                entries: [
+                    "index.key.bak (not an anonreg file, mode 644)", "old (a directory)",
+                ])
+        ) {
             _ = try Keyring.load(from: KeyringSource(directory: keys))
         }
         #expect(KeyringError.unexpectedFiles(directory: keys, entries: ["old (a directory)"]).description.contains("move the others out"))
-        #expect(KeyringDirectory.isKnown("audit-anchor") && KeyringDirectory.isKnown("erasure-ledger") && KeyringDirectory.isKnown("kek-12.key"))
-        #expect(!KeyringDirectory.isKnown("kek-01.key") && !KeyringDirectory.isKnown("kek-.key") && !KeyringDirectory.isKnown("kek-1.key.bak"))
+        #expect(
+            KeyringDirectory.isKnown("audit-anchor") && KeyringDirectory.isKnown("erasure-ledger") && KeyringDirectory.isKnown("kek-12.key")
+        )
+        #expect(
+            !KeyringDirectory.isKnown("kek-01.key") && !KeyringDirectory.isKnown("kek-.key") && !KeyringDirectory.isKnown("kek-1.key.bak"))
     }
 
     /// The store writes two files of its own beside the keys (docs/CRYPTO.md §Keyring): the audit
@@ -91,24 +107,32 @@ struct KeysDirectoryTests {
         let tmp = TemporaryDirectory()
         let keys = tmp.sub("keys")
         _ = try Keyring.create(in: keys)
-        try AuditAnchor(seq: 20, hash: [UInt8](repeating: 7, count: 32), at: "2026-12-05T14:00:00Z", previous: 10, interval: 10,
-                        signature: [UInt8](repeating: 9, count: 64)).write(directory: keys)
+        try AuditAnchor(
+            seq: 20, hash: [UInt8](repeating: 7, count: 32), at: "2026-12-05T14:00:00Z", previous: 10, interval: 10,
+            signature: [UInt8](repeating: 9, count: 64)
+        ).write(directory: keys)
         try SchemaMark(migrations: ["v1-subjects-cases-records", "v4-row-macs"]).write(directory: keys)
         tmp.write([1, 2, 3], to: keys + "/.audit-anchor.tmp-0a1b2c")
         tmp.write([1, 2, 3], to: keys + "/.schema-mark.tmp-d4e5f6")
         #expect(try KeyringDirectory.strangers(in: keys) == [])
         _ = try Keyring.load(from: KeyringSource(directory: keys))
-        let backup = try KeyringBackup.create(directory: keys, passphrase: try KeyringSealingTests.phrase("a backup passphrase"), strength: .minimumForTests)
+        let backup = try KeyringBackup.create(
+            directory: keys, passphrase: try KeyringSealingTests.phrase("a backup passphrase"), strength: .minimumForTests)
         #expect(backup.header.files.contains("audit-anchor") && backup.header.files.contains("schema-mark"))
 
         // Copies an admin left beside them, and a temporary name that no write of ours makes.
         tmp.write([1], to: keys + "/schema-mark.old")
         tmp.write([1], to: keys + "/audit-anchor.bak")
         tmp.write([1], to: keys + "/.schema-mark.tmp-not-hex")
-        #expect(throws: KeyringError.unexpectedFiles(directory: keys, entries: [
-            ".schema-mark.tmp-not-hex (not an anonreg file, mode 600)",
-            "audit-anchor.bak (not an anonreg file, mode 600)",
-            "schema-mark.old (not an anonreg file, mode 600)"])) {
+        #expect(
+            throws: KeyringError.unexpectedFiles(
+                directory: keys,
+                entries: [
+                    ".schema-mark.tmp-not-hex (not an anonreg file, mode 600)",
+                    "audit-anchor.bak (not an anonreg file, mode 600)",
+                    "schema-mark.old (not an anonreg file, mode 600)",
+                ])
+        ) {
             _ = try Keyring.load(from: KeyringSource(directory: keys))
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryKeyring
 
 /// Issue 22 §1: no message tells root to take the service user's files (anonregd, running as

@@ -1,5 +1,5 @@
-import Testing
 import RegistryProtocol
+import Testing
 
 struct AnonregVersionTests {
     @Test func versionIsSemantic() {

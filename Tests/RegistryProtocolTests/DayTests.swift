@@ -1,5 +1,5 @@
-import Testing
 import RegistryProtocol
+import Testing
 
 struct DayTests {
     @Test func epochAndKnownOrdinals() {
@@ -21,8 +21,10 @@ struct DayTests {
         }
     }
 
-    @Test(arguments: ["2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-01-01", "2026/01/01",
-                      "2026-1-01", "2026-01-1", " 2026-01-01", "2026-01-01T00:00", "２０２６-01-01", "", "0000-01-01"])
+    @Test(arguments: [
+        "2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-01-01", "2026/01/01",
+        "2026-1-01", "2026-01-1", " 2026-01-01", "2026-01-01T00:00", "２０２６-01-01", "", "0000-01-01",
+    ])
     func rejectsMalformedDates(_ text: String) { #expect(Day(text) == nil) }
 
     @Test func leapYears() {

@@ -1,9 +1,10 @@
 import Foundation
 import HTTPTypes
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
+import Testing
+
 @testable import RegistryServer
 
 struct ErrorMappingTests {
@@ -46,7 +47,9 @@ struct ErrorMappingTests {
     /// which fields are accepted there (issue 14 §4: a hyphen-less patient code sent as a key).
     @Test func unknownFieldMessagesNameOnlyKnownFields() throws {
         let inBody = WireError.unknownField(in: "body", accepted: ["consent", "category"])
-        #expect(inBody.message == "the body has a field this endpoint does not know (its name is not repeated); it accepts only \"consent\", \"category\"")
+        #expect(
+            inBody.message
+                == "the body has a field this endpoint does not know (its name is not repeated); it accepts only \"consent\", \"category\"")
         let nested = WireError.unknownField(in: "consent", accepted: ["form"])
         #expect(nested.message.hasPrefix("\"consent\" has a field"))
         #expect(WireError.unknownField(in: "query", accepted: []).message.hasSuffix("this endpoint takes no query parameters"))
@@ -72,7 +75,8 @@ struct RateLimiterTests {
     @Test func bucketsRefillAndArePerClinic() {
         let time = FakeTime()
         let limiter = RateLimiter(perMinute: 60, burst: 2, now: { time.now })
-        let a = ClinicID("a")!, b = ClinicID("b")!
+        let a = ClinicID("a")!
+        let b = ClinicID("b")!
         #expect(limiter.allow(a))
         #expect(limiter.allow(a))
         #expect(!limiter.allow(a))
@@ -104,7 +108,9 @@ struct RateLimiterTests {
 
 struct AccessRuleTests {
     @Test func rulesAdmitTheRightRoles() {
-        let clinic = Role.clinic(ClinicID("a")!), admin = Role.admin(uid: 0), stats = Role.statistician(uid: 5)
+        let clinic = Role.clinic(ClinicID("a")!)
+        let admin = Role.admin(uid: 0)
+        let stats = Role.statistician(uid: 5)
         #expect(AccessRule.clinic.admits([clinic]))
         #expect(!AccessRule.clinic.admits([admin, stats]))
         #expect(AccessRule.admin.admits([admin]))
@@ -118,7 +124,9 @@ struct AccessRuleTests {
 
     /// The monitor role: the metrics and health, nothing that touches registry data.
     @Test func aMonitorIsAdmittedOnlyByMonitoringAndAnyKnownPeer() {
-        let monitor = Role.monitor(uid: 9), clinic = Role.clinic(ClinicID("a")!), stats = Role.statistician(uid: 5)
+        let monitor = Role.monitor(uid: 9)
+        let clinic = Role.clinic(ClinicID("a")!)
+        let stats = Role.statistician(uid: 5)
         #expect(AccessRule.monitoring.admits([monitor]))
         #expect(AccessRule.monitoring.admits([Role.admin(uid: 0)]))
         #expect(!AccessRule.monitoring.admits([clinic, stats]))

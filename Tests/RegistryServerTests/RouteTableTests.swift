@@ -1,8 +1,9 @@
 import Foundation
 import HTTPTypes
-import Testing
 import RegistryConfig
 import RegistryCore
+import Testing
+
 @testable import RegistryServer
 
 struct RouteTableTests {
@@ -11,8 +12,10 @@ struct RouteTableTests {
     }
 
     @Test func clinicDataRoutesAreForClinicsOnly() {
-        for spec in RouteTable.routes where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health"
-            && !spec.path.hasPrefix("/v1/stats") {
+        for spec in RouteTable.routes
+        where spec.path.hasPrefix("/v1/") && !spec.path.hasPrefix("/v1/admin") && spec.path != "/v1/health"
+            && !spec.path.hasPrefix("/v1/stats")
+        {
             #expect(spec.access == .clinic, "\(spec.method) \(spec.path)")
         }
         // Statistics are never for clinics (invariant 2).
@@ -45,7 +48,11 @@ struct RouteTableTests {
     @Test func aStatisticianInAClinicGroupIsRefusedStatistics() throws {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("anonreg-access-\(UUID().uuidString).toml").path
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let text = ConfigTemplate.render(stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock", adminUIDs: [0], localClinicUID: nil, serviceUser: nil)
+        let text =
+            ConfigTemplate.render(
+                stateDirectory: "/var/lib/anonreg", socketPath: "/run/anonreg/anonreg.sock", adminUIDs: [0], localClinicUID: nil,
+                serviceUser: nil
+            )
             .replacingOccurrences(of: "statistician_uids = []", with: "statistician_uids = [2001]")
             + "\n[clinics.north]\nuids = []\ngids = [2500]\n"
         try text.write(toFile: tmp, atomically: true, encoding: .utf8)
@@ -74,7 +81,10 @@ struct RouteTableTests {
         var inPaths = false
         var currentPath: String? = nil
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if line.hasPrefix("paths:") {
+                inPaths = true
+                continue
+            }
             if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
             guard inPaths else { continue }
             if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
@@ -103,7 +113,10 @@ struct RouteTableTests {
         var currentPath: String? = nil
         var current: String? = nil
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if line.hasPrefix("paths:") {
+                inPaths = true
+                continue
+            }
             if inPaths, let first = line.first, first != " ", first != "#" { inPaths = false }
             guard inPaths else { continue }
             if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
@@ -122,8 +135,9 @@ struct RouteTableTests {
             let lines = try #require(operations[key], "\(key) is not in docs/openapi.yaml")
             let has429 = lines.contains("        \"429\":")
             if spec.budget != nil {
-                #expect(has429 && lines.contains("          $ref: \"#/components/responses/ClinicBudgetExceeded\""),
-                        "\(key) answers 429 rate_limited over the clinic's budget; docs/openapi.yaml does not list it")
+                #expect(
+                    has429 && lines.contains("          $ref: \"#/components/responses/ClinicBudgetExceeded\""),
+                    "\(key) answers 429 rate_limited over the clinic's budget; docs/openapi.yaml does not list it")
             } else {
                 #expect(has429 == (spec.path == "/v1/oprf/evaluate"), "\(key): 429 listed \(has429), but no clinic budget covers it")
             }

@@ -46,7 +46,8 @@ struct AttackerSolver {
 
     /// Whether some consistent table gives cell (r, c) the value `value`. Nil: budget exhausted.
     mutating func feasible(_ r: Int, _ c: Int, _ value: Int) -> Bool? {
-        var v: [[Int?]] = (0...table.rows).map { rr in (0...table.columns).map { cc in status[rr][cc] == .published ? table[rr, cc] : nil } }
+        var v: [[Int?]] = (0...table.rows).map { rr in (0...table.columns).map { cc in status[rr][cc] == .published ? table[rr, cc] : nil }
+        }
         guard domain(r, c).contains(value) else { return false }
         v[r][c] = value
         return search(&v)
@@ -85,7 +86,9 @@ struct AttackerSolver {
         for value in domain(r, c) {
             v[r][c] = value
             switch search(&v) {
-            case true?: v[r][c] = nil; return true
+            case true?:
+                v[r][c] = nil
+                return true
             case nil: exhausted = true
             case false?: break
             }
@@ -113,28 +116,56 @@ struct AttackerSolver {
 /// changes. Returns the cells it pins to one value.
 func propagationDetermined(_ table: MarginTable, _ status: [[CellStatus]], k: Int) -> [SuppressionAudit.Cell] {
     let big = 1 << 40
-    var lo = (0...table.rows).map { r in (0...table.columns).map { c -> Int in
-        switch status[r][c] { case .published: table[r, c]; case .primary: 1; case .complementary: 0 } } }
-    var hi = (0...table.rows).map { r in (0...table.columns).map { c -> Int in
-        switch status[r][c] { case .published: table[r, c]; case .primary: k - 1; case .complementary: big } } }
+    var lo = (0...table.rows).map { r in
+        (0...table.columns).map { c -> Int in
+            switch status[r][c] {
+            case .published: table[r, c]
+            case .primary: 1
+            case .complementary: 0
+            }
+        }
+    }
+    var hi = (0...table.rows).map { r in
+        (0...table.columns).map { c -> Int in
+            switch status[r][c] {
+            case .published: table[r, c]
+            case .primary: k - 1
+            case .complementary: big
+            }
+        }
+    }
     let rows = (0...table.rows).map { r in (0...table.columns).map { (r, $0) } }
     let cols = (0...table.columns).map { c in (0...table.rows).map { ($0, c) } }
     var changed = true
     while changed {
         changed = false
         for line in rows + cols {
-            let total = line.last!, inner = Array(line.dropLast())
+            let total = line.last!
+            let inner = Array(line.dropLast())
             // total = Σ inner
-            let sumLo = inner.reduce(0) { $0 + lo[$1.0][$1.1] }, sumHi = inner.reduce(0) { min(big, $0 + hi[$1.0][$1.1]) }
-            if sumLo > lo[total.0][total.1] { lo[total.0][total.1] = sumLo; changed = true }
-            if sumHi < hi[total.0][total.1] { hi[total.0][total.1] = sumHi; changed = true }
+            let sumLo = inner.reduce(0) { $0 + lo[$1.0][$1.1] }
+            let sumHi = inner.reduce(0) { min(big, $0 + hi[$1.0][$1.1]) }
+            if sumLo > lo[total.0][total.1] {
+                lo[total.0][total.1] = sumLo
+                changed = true
+            }
+            if sumHi < hi[total.0][total.1] {
+                hi[total.0][total.1] = sumHi
+                changed = true
+            }
             for cell in inner {
                 let othersLo = sumLo - lo[cell.0][cell.1]
                 let othersHi = sumHi >= big ? big : sumHi - hi[cell.0][cell.1]
                 let newHi = hi[total.0][total.1] - othersLo
                 let newLo = othersHi >= big ? 0 : lo[total.0][total.1] - othersHi
-                if newHi < hi[cell.0][cell.1] { hi[cell.0][cell.1] = newHi; changed = true }
-                if newLo > lo[cell.0][cell.1] { lo[cell.0][cell.1] = newLo; changed = true }
+                if newHi < hi[cell.0][cell.1] {
+                    hi[cell.0][cell.1] = newHi
+                    changed = true
+                }
+                if newLo > lo[cell.0][cell.1] {
+                    lo[cell.0][cell.1] = newLo
+                    changed = true
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import RegistryStats
 
 @Suite struct GeometricNoiseTests {
@@ -39,7 +40,8 @@ import Testing
 
     @Test func randomnessIsOnlyDrawnFromTheSource() throws {
         // The same source sequence gives the same noise: nothing else feeds the sampler.
-        var a = SplitMix(seed: 99), b = SplitMix(seed: 99)
+        var a = SplitMix(seed: 99)
+        var b = SplitMix(seed: 99)
         let noise = GeometricNoise(epsilonMicro: 300_000)
         let first = try (0..<100).map { _ in try noise.sample(&a) }
         let second = try (0..<100).map { _ in try noise.sample(&b) }
@@ -77,8 +79,11 @@ import Testing
         #expect(padded == [GeometricNoise.drawsPerSample], "draws per sample: \(padded.sorted())")
         // The leak the padding closes: samples with larger noise took more draws.
         let median = bare.map(\.magnitude).sorted()[bare.count / 2]
-        func meanCalls(_ rows: [(magnitude: Int, calls: Int)]) -> Double { Double(rows.map(\.calls).reduce(0, +)) / Double(max(rows.count, 1)) }
-        let large = meanCalls(bare.filter { $0.magnitude > median }), small = meanCalls(bare.filter { $0.magnitude <= median })
+        func meanCalls(_ rows: [(magnitude: Int, calls: Int)]) -> Double {
+            Double(rows.map(\.calls).reduce(0, +)) / Double(max(rows.count, 1))
+        }
+        let large = meanCalls(bare.filter { $0.magnitude > median })
+        let small = meanCalls(bare.filter { $0.magnitude <= median })
         #expect(large > small * 1.2, "bare sampler: \(large) draws above the median |Z|, \(small) at or below")
     }
 }

@@ -1,19 +1,27 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import RegistryCore
 import RegistryProtocol
 import Testing
+
 @testable import RegistryStats
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 @Suite struct RenderingTests {
     func sample() throws -> StatsResponse {
         let m = (1...6).map { Month(year: 2026, month: $0)! }
         var counters: [CounterRow] = []
         for (i, month) in m.enumerated() {
-            counters.append(CounterRow(key: CounterKey(month: month, category: "dependence", clinic: ClinicID("north")!, metric: "enrolled"), value: 10 + 3 * i))
-            counters.append(CounterRow(key: CounterKey(month: month, category: "dependence", clinic: ClinicID("north")!, metric: "completed"), value: i == 2 ? 2 : 6 + i))
+            counters.append(
+                CounterRow(
+                    key: CounterKey(month: month, category: "dependence", clinic: ClinicID("north")!, metric: "enrolled"), value: 10 + 3 * i
+                ))
+            counters.append(
+                CounterRow(
+                    key: CounterKey(month: month, category: "dependence", clinic: ClinicID("north")!, metric: "completed"),
+                    value: i == 2 ? 2 : 6 + i))
         }
         return try StatsBuilder(k: 5, categories: ["dependence"], clinics: ["north"])
             .build(StatsQuery(from: m[0], to: m[5]), counters: counters, uniquePersons: [], today: Day("2026-06-20")!)
@@ -39,7 +47,9 @@ import Testing
     final class Collector: NSObject, XMLParserDelegate {
         var elements: [String] = []
         var texts: [String] = []
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String]
+        ) {
             elements.append(name)
         }
         func parser(_ parser: XMLParser, foundCharacters string: String) { texts.append(string) }

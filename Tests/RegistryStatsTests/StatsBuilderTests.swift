@@ -1,6 +1,7 @@
 import RegistryCore
 import RegistryProtocol
 import Testing
+
 @testable import RegistryStats
 
 @Suite struct StatsBuilderTests {
@@ -11,18 +12,23 @@ import Testing
     }
 
     var counters: [CounterRow] {
-        [row(jan, "dependence", "north", "enrolled", 12), row(jan, "dependence", "south", "enrolled", 7),
-         row(feb, "dependence", "north", "enrolled", 9), row(feb, "dependence", "south", "enrolled", 2),
-         row(mar, "dependence", "north", "enrolled", 6), row(mar, "dependence", "south", "enrolled", 8),
-         row(feb, "dependence", "north", "completed", 5), row(jan, "harmful-use", "south", "enrolled", 20)]
+        [
+            row(jan, "dependence", "north", "enrolled", 12), row(jan, "dependence", "south", "enrolled", 7),
+            row(feb, "dependence", "north", "enrolled", 9), row(feb, "dependence", "south", "enrolled", 2),
+            row(mar, "dependence", "north", "enrolled", 6), row(mar, "dependence", "south", "enrolled", 8),
+            row(feb, "dependence", "north", "completed", 5), row(jan, "harmful-use", "south", "enrolled", 20),
+        ]
     }
 
     @Test func knownCountsGiveTheExpectedCells() throws {
         let builder = StatsBuilder(k: 5, categories: ["dependence", "harmful-use"], clinics: ["north", "south"])
-        let response = try builder.build(StatsQuery(from: jan, to: mar, byClinic: true), counters: counters,
-                                         uniquePersons: [UniquePersonCount(month: jan, category: "dependence", value: 17),
-                                                         UniquePersonCount(month: feb, category: "dependence", value: 3)],
-                                         today: Day("2026-03-15")!)
+        let response = try builder.build(
+            StatsQuery(from: jan, to: mar, byClinic: true), counters: counters,
+            uniquePersons: [
+                UniquePersonCount(month: jan, category: "dependence", value: 17),
+                UniquePersonCount(month: feb, category: "dependence", value: 3),
+            ],
+            today: Day("2026-03-15")!)
         let enrolled = try #require(response.tables.first { $0.metric == "enrolled" && $0.category == "dependence" })
         #expect(enrolled.columns == ["north", "south"])
         #expect(enrolled.rows.map(\.month) == [jan, feb, mar])
@@ -52,7 +58,8 @@ import Testing
     @Test func withoutClinicsTheTotalsFollowTheSamePattern() throws {
         let builder = StatsBuilder(k: 5, categories: ["dependence", "harmful-use"], clinics: ["north", "south"])
         let today = Day("2026-03-15")!
-        let byClinic = try builder.build(StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: [], today: today)
+        let byClinic = try builder.build(
+            StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: [], today: today)
         let plain = try builder.build(StatsQuery(from: jan, to: mar), counters: counters, uniquePersons: [], today: today)
         for (a, b) in zip(byClinic.tables, plain.tables) {
             #expect(b.columns.isEmpty && b.rows.allSatisfy { $0.cells.isEmpty })
@@ -63,11 +70,13 @@ import Testing
 
     @Test func aCategoryFilterAndAnUnknownCategory() throws {
         let builder = StatsBuilder(k: 5, categories: ["dependence", "harmful-use"], clinics: [])
-        let response = try builder.build(StatsQuery(from: jan, to: jan, category: "harmful-use"), counters: counters, uniquePersons: [],
-                                         today: Day("2026-03-01")!)
+        let response = try builder.build(
+            StatsQuery(from: jan, to: jan, category: "harmful-use"), counters: counters, uniquePersons: [],
+            today: Day("2026-03-01")!)
         #expect(Set(response.tables.map(\.category)) == ["harmful-use"])
         #expect(throws: WireError.self) {
-            try builder.build(StatsQuery(from: jan, to: jan, category: "nope"), counters: counters, uniquePersons: [], today: Day("2026-03-01")!)
+            try builder.build(
+                StatsQuery(from: jan, to: jan, category: "nope"), counters: counters, uniquePersons: [], today: Day("2026-03-01")!)
         }
     }
 
@@ -86,16 +95,18 @@ import Testing
         // Noise moved the counts, against the same input without noise (40 leaves at ε = 0.5:
         // all unchanged has probability ≈ 0.24^40).
         let unique = [UniquePersonCount(month: jan, category: "dependence", value: 17)]
-        let plain = try builder.build(StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: unique,
-                                      today: Day("2026-03-15")!)
+        let plain = try builder.build(
+            StatsQuery(from: jan, to: mar, byClinic: true), counters: counters, uniquePersons: unique,
+            today: Day("2026-03-15")!)
         let additive = { (r: StatsResponse) in r.tables.filter { $0.metric != CounterMetric.uniquePersons } }
         #expect(additive(response) != additive(plain))
         // Unique-person counts get noise too (DESIGN invariant 2): over 20 seeded releases the
         // count of 17 is not always printed as 17 (probability ≈ 0.24^20 that it would be).
         var seen = Set<String>()
         for seed in 1...20 {
-            let noisy = try builder.build(StatsQuery(from: jan, to: jan), counters: [], uniquePersons: unique, today: Day("2026-03-15")!,
-                                          privacy: .init(epsilonMicro: 500_000, random: SplitMix(seed: UInt64(seed))))
+            let noisy = try builder.build(
+                StatsQuery(from: jan, to: jan), counters: [], uniquePersons: unique, today: Day("2026-03-15")!,
+                privacy: .init(epsilonMicro: 500_000, random: SplitMix(seed: UInt64(seed))))
             let table = try #require(noisy.tables.first { $0.metric == CounterMetric.uniquePersons })
             seen.insert(table.rows[0].total.shown)
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RegistryStats
 
 @Suite struct SuppressionTests {
@@ -6,8 +7,10 @@ import Testing
     /// hidden cell pinned, by propagation or by exhaustive integer search.
     /// `totalsOverMonthsAsX`: month-by-month suppression shows a hidden total over months as `x`
     /// whatever its size (a `<k` there would bound it).
-    func expectSafe(_ table: MarginTable, _ status: [[CellStatus]], k: Int, totalsOverMonthsAsX: Bool = false,
-                    sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectSafe(
+        _ table: MarginTable, _ status: [[CellStatus]], k: Int, totalsOverMonthsAsX: Bool = false,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for r in 0...table.rows {
             for c in 0...table.columns {
                 let v = table[r, c]
@@ -15,7 +18,9 @@ import Testing
                     #expect(status[r][c] == .complementary, "total (\(r), \(c)) = \(v) must be hidden as x", sourceLocation: sourceLocation)
                     continue
                 }
-                if v >= 1 && v < k { #expect(status[r][c] == .primary, "cell (\(r), \(c)) = \(v) must be suppressed", sourceLocation: sourceLocation) }
+                if v >= 1 && v < k {
+                    #expect(status[r][c] == .primary, "cell (\(r), \(c)) = \(v) must be suppressed", sourceLocation: sourceLocation)
+                }
                 if status[r][c] == .primary { #expect(v >= 1 && v < k, sourceLocation: sourceLocation) }
             }
         }
@@ -68,12 +73,16 @@ import Testing
         var random = SplitMix(seed: 7)
         var compared = 0
         for _ in 0..<150 {
-            let rows = Int.random(in: 1...3, using: &random), columns = Int.random(in: 1...3, using: &random)
+            let rows = Int.random(in: 1...3, using: &random)
+            let columns = Int.random(in: 1...3, using: &random)
             let inner = (0..<rows).map { _ in (0..<columns).map { _ in Int.random(in: 0...9, using: &random) } }
             let table = MarginTable(inner: inner, columns: columns)
             // A random pattern: primary where small, plus random extra cells.
-            let status = (0...rows).map { r in (0...columns).map { c -> CellStatus in
-                (1...4).contains(table[r, c]) ? .primary : (Int.random(in: 0..<3, using: &random) == 0 ? .complementary : .published) } }
+            let status = (0...rows).map { r in
+                (0...columns).map { c -> CellStatus in
+                    (1...4).contains(table[r, c]) ? .primary : (Int.random(in: 0..<3, using: &random) == 0 ? .complementary : .published)
+                }
+            }
             var solver = AttackerSolver(table, status, k: 5)
             for r in 0...rows {
                 for c in 0...columns where status[r][c].isSuppressed {
@@ -90,9 +99,14 @@ import Testing
     @Test func randomTablesAreSafeAfterSuppression() {
         var random = SplitMix(seed: 2026)
         for round in 0..<120 {
-            let rows = Int.random(in: 1...4, using: &random), columns = Int.random(in: 1...3, using: &random)
-            let inner = (0..<rows).map { _ in (0..<columns).map { _ in
-                Int.random(in: 0..<2, using: &random) == 0 ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...14, using: &random) } }
+            let rows = Int.random(in: 1...4, using: &random)
+            let columns = Int.random(in: 1...3, using: &random)
+            let inner = (0..<rows).map { _ in
+                (0..<columns).map { _ in
+                    Int.random(in: 0..<2, using: &random) == 0
+                        ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...14, using: &random)
+                }
+            }
             let k = [3, 5][round % 2]
             let table = MarginTable(inner: inner, columns: columns)
             let status = Suppression.apply(table, k: k)
@@ -104,15 +118,21 @@ import Testing
     @Test func monthByMonthSuppressionIsSafeOnRandomTables() {
         var random = SplitMix(seed: 11)
         for round in 0..<120 {
-            let rows = Int.random(in: 1...4, using: &random), columns = Int.random(in: 1...3, using: &random)
-            let inner = (0..<rows).map { _ in (0..<columns).map { _ in
-                Int.random(in: 0..<2, using: &random) == 0 ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...14, using: &random) } }
+            let rows = Int.random(in: 1...4, using: &random)
+            let columns = Int.random(in: 1...3, using: &random)
+            let inner = (0..<rows).map { _ in
+                (0..<columns).map { _ in
+                    Int.random(in: 0..<2, using: &random) == 0
+                        ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...14, using: &random)
+                }
+            }
             let k = [3, 5][round % 2]
             let table = MarginTable(inner: inner, columns: columns)
             let status = Suppression.applyByMonth(table, k: k)
             #expect(SuppressionAudit.determinedCells(table, status, k: k).isEmpty)
-            #expect(!status.joined().allSatisfy { $0 == .complementary } || table.cells.joined().allSatisfy { $0 < k },
-                    "no fallback to hiding everything for \(inner)")
+            #expect(
+                !status.joined().allSatisfy { $0 == .complementary } || table.cells.joined().allSatisfy { $0 < k },
+                "no fallback to hiding everything for \(inner)")
             expectSafe(table, status, k: k, totalsOverMonthsAsX: true)
         }
     }
@@ -136,11 +156,17 @@ import Testing
 
         var random = SplitMix(seed: 99)
         for _ in 0..<100 {
-            let rows = Int.random(in: 2...5, using: &random), columns = Int.random(in: 1...3, using: &random)
-            let inner = (0..<rows).map { _ in (0..<columns).map { _ in
-                Int.random(in: 0..<2, using: &random) == 0 ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...30, using: &random) } }
+            let rows = Int.random(in: 2...5, using: &random)
+            let columns = Int.random(in: 1...3, using: &random)
+            let inner = (0..<rows).map { _ in
+                (0..<columns).map { _ in
+                    Int.random(in: 0..<2, using: &random) == 0
+                        ? Int.random(in: 0...4, using: &random) : Int.random(in: 5...30, using: &random)
+                }
+            }
             let whole = Suppression.applyByMonth(MarginTable(inner: inner, columns: columns), k: 5)
-            let from = Int.random(in: 0..<rows, using: &random), to = Int.random(in: from..<rows, using: &random)
+            let from = Int.random(in: 0..<rows, using: &random)
+            let to = Int.random(in: from..<rows, using: &random)
             let part = Suppression.applyByMonth(MarginTable(inner: Array(inner[from...to]), columns: columns), k: 5)
             for r in from...to { #expect(part[r - from] == whole[r], "month \(r) of \(inner) differs between ranges") }
         }

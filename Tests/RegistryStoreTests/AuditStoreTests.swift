@@ -1,21 +1,26 @@
+import AnonregTestSupport
 import Foundation
+import RegistryCore
+import RegistryCrypto
+import RegistryKeyring
+import RegistryProtocol
 import Synchronization
 import Testing
-import RegistryCore
-import RegistryKeyring
-import RegistryCrypto
-import RegistryProtocol
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 struct AuditStoreTests {
     static func store(_ tmp: TemporaryDirectory) throws -> SQLiteRegistryStore {
-        try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: try Keyring.create(in: tmp.sub("keys")), auditCheckpointEvery: 10)
+        try SQLiteRegistryStore(
+            path: tmp.sub("registry.sqlite"), keyring: try Keyring.create(in: tmp.sub("keys")), auditCheckpointEvery: 10)
     }
 
     static func append(_ store: SQLiteRegistryStore, _ count: Int) async throws {
         for i in 0..<count {
-            try await store.appendAudit(AuditEvent(actor: "clinic a", action: "read-status", result: "ok", subjectReference: i % 2 == 0 ? nil : [UInt8](repeating: UInt8(i), count: 32)))
+            try await store.appendAudit(
+                AuditEvent(
+                    actor: "clinic a", action: "read-status", result: "ok",
+                    subjectReference: i % 2 == 0 ? nil : [UInt8](repeating: UInt8(i), count: 32)))
         }
     }
 
@@ -128,15 +133,17 @@ struct AuditSubjectLinkTests {
         }
         _ = try await Self.asRequest(store, "read-status") { try await store.subject(case: keep.caseHandle, clinic: StoreFixture.clinicA) }
         let reference = gone.view.auditReference
-        #expect(try await store.auditRecords(subjectReference: reference).map(\.action)
+        #expect(
+            try await store.auditRecords(subjectReference: reference).map(\.action)
                 == ["enrol"] + Array(repeating: ["add-checkup", "read-status"], count: 4).flatMap { $0 })
         // What links entries to the subject, as bytes: the reference and each entry's salt.
         let salts = try f.sqlite("SELECT hex(salt) FROM audit_subject WHERE subject_ref = x'\(Hex.encode(reference))'")
             .split(separator: "\n").map { try Hex.decode(String($0)) }
         #expect(salts.count == 9)
         let traces = [reference] + salts
-        #expect(traces.contains { t in f.databaseFiles.contains { Bytes.contains(f.tmp.bytes(of: $0), t) } },
-                "the links are on disk before erasure, so the scan below can fail")
+        #expect(
+            traces.contains { t in f.databaseFiles.contains { Bytes.contains(f.tmp.bytes(of: $0), t) } },
+            "the links are on disk before erasure, so the scan below can fail")
         // The bare reference is never on the chain: only commitments are.
         #expect(try f.sqlite("SELECT count(*) FROM audit_entry WHERE subject_commit = x'\(Hex.encode(reference))'") == "0")
 
@@ -155,7 +162,10 @@ struct AuditSubjectLinkTests {
         let report = try await store.verifyAudit()
         #expect(report.ok, "\(report.problem ?? "")")
         #expect(report.entries == 12)
-        #expect(try f.sqlite("SELECT action, subject_commit IS NOT NULL, (SELECT count(*) FROM audit_subject s WHERE s.seq = e.seq) FROM audit_entry e ORDER BY seq DESC LIMIT 1") == "withdraw|1|0")
+        #expect(
+            try f.sqlite(
+                "SELECT action, subject_commit IS NOT NULL, (SELECT count(*) FROM audit_subject s WHERE s.seq = e.seq) FROM audit_entry e ORDER BY seq DESC LIMIT 1"
+            ) == "withdraw|1|0")
         // The other subject's access log is untouched.
         #expect(try await store.auditRecords(subjectReference: keep.view.auditReference).map(\.action) == ["enrol", "read-status"])
     }
@@ -174,7 +184,11 @@ struct AuditSubjectLinkTests {
             try await AuditRecorder.$current.withValue(recorder) {
                 try await store.update(case: gone.caseHandle, clinic: StoreFixture.clinicA) { view in
                     // Between the optimistic read and the write, the subject is erased.
-                    if first.withLock({ let was = $0; $0 = false; return was }) {
+                    if first.withLock({
+                        let was = $0
+                        $0 = false
+                        return was
+                    }) {
                         Task.detached {
                             try? await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
                             erased.signal()

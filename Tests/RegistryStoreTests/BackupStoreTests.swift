@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
 import GRDB
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// Online backups, their checksum, and restores that apply the erasure ledger.
 struct BackupStoreTests {
@@ -22,8 +23,9 @@ struct BackupStoreTests {
 
     /// `prepareRestore` as a restore without a ledger section (format 1) runs it.
     static func restore(payload: String, keyring: Keyring, ledger: ErasureLedger.Contents) throws -> BackupArchive.RestoreOutcome {
-        try BackupArchive.prepareRestore(payload: payload, keyring: keyring, ledger: ledger, backupLedger: nil,
-                                         createdAt: "2026-12-05T00:00:00Z", actor: "test", interval: 1000, continuesAfter: 0)
+        try BackupArchive.prepareRestore(
+            payload: payload, keyring: keyring, ledger: ledger, backupLedger: nil,
+            createdAt: "2026-12-05T00:00:00Z", actor: "test", interval: 1000, continuesAfter: 0)
     }
 
     @Test func erasureIsLedgeredAndARestoredCopyForgetsItAgain() async throws {
@@ -38,8 +40,9 @@ struct BackupStoreTests {
         #expect(prepared.header.subjects == 5)
         #expect(prepared.header.kekVersions == [1])
         #expect(prepared.header.applicationID == BackupArchive.expectedApplicationID)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: f.tmp.path).filter { $0.hasPrefix(".backup-") }.isEmpty,
-                "the temporary copy is unlinked before it is sent")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: f.tmp.path).filter { $0.hasPrefix(".backup-") }.isEmpty,
+            "the temporary copy is unlinked before it is sent")
         let file = f.tmp.sub("backup.anrgbak")
         try Self.write(prepared, to: file)
 
@@ -53,8 +56,9 @@ struct BackupStoreTests {
         let extracted = try BackupArchive.extractPayload(from: file, to: payload)
         #expect(extracted.header == prepared.header)
         #expect(extracted.opened.signatureVerifies(publicKey: f.keyring.auditSigningKey.publicKey))
-        #expect(try ErasureLedger(keyring: f.keyring).parse(bytes: try #require(extracted.ledger)).references.isEmpty,
-                "the ledger section holds the ledger as it was when the backup was taken")
+        #expect(
+            try ErasureLedger(keyring: f.keyring).parse(bytes: try #require(extracted.ledger)).references.isEmpty,
+            "the ledger section holds the ledger as it was when the backup was taken")
         let report = try BackupArchive.inspect(payload: payload)
         #expect(report.integrity == "ok" && report.subjects == 5)
         // The erased subjects' wrapped DEKs and sealed records, as the payload holds them.
@@ -73,7 +77,9 @@ struct BackupStoreTests {
         let reopened = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: f.keyring)
         for (i, r) in receipts.enumerated() {
             if i == 1 || i == 3 {
-                await #expect(throws: StorageError.caseNotFound) { try await reopened.subject(case: r.caseHandle, clinic: StoreFixture.clinicA) }
+                await #expect(throws: StorageError.caseNotFound) {
+                    try await reopened.subject(case: r.caseHandle, clinic: StoreFixture.clinicA)
+                }
             } else {
                 let view = try await reopened.subject(case: r.caseHandle, clinic: StoreFixture.clinicA)
                 #expect(view.plaintexts.contains("note-\(i)"))
@@ -131,7 +137,8 @@ struct BackupStoreTests {
     }
 
     @Test func aPayloadWithAPlantedTriggerIsRefusedBeforeAnythingRuns() async throws {
-        let (f, payload, ledger) = try await Self.tamperedPayload("""
+        let (f, payload, ledger) = try await Self.tamperedPayload(
+            """
             CREATE TABLE loot (dek BLOB);
             CREATE TRIGGER keep AFTER DELETE ON subject BEGIN INSERT INTO loot VALUES (old.wrapped_dek); END;
             """)
@@ -144,9 +151,11 @@ struct BackupStoreTests {
     }
 
     @Test func aPayloadWithAViewAnExtraIndexOrAnUnknownMigrationIsRefused() async throws {
-        for sql in ["CREATE VIEW v AS SELECT * FROM subject",
-                    "CREATE INDEX extra ON subject(kek_version)",
-                    "INSERT INTO grdb_migrations (identifier) VALUES ('v9-unknown')"] {
+        for sql in [
+            "CREATE VIEW v AS SELECT * FROM subject",
+            "CREATE INDEX extra ON subject(kek_version)",
+            "INSERT INTO grdb_migrations (identifier) VALUES ('v9-unknown')",
+        ] {
             let (f, payload, ledger) = try await Self.tamperedPayload(sql)
             #expect(throws: StorageError.self, "\(sql)") { try BackupArchive.inspect(payload: payload) }
             #expect(throws: StorageError.self, "\(sql)") { try Self.restore(payload: payload, keyring: f.keyring, ledger: ledger) }
@@ -253,7 +262,8 @@ struct BackupStoreTests {
         let queue = try DatabaseQueue(path: f.tmp.sub("registry.sqlite"))
         try Self.execute(queue, "INSERT INTO privacy_budget (month, spent_micro) VALUES ('2026-10', 500000)")
         try queue.close()
-        #expect(try BackupArchive.contents(database: f.tmp.sub("registry.sqlite"))?.counters == 1,
-                "a restore without --force must not silently roll back a spent budget")
+        #expect(
+            try BackupArchive.contents(database: f.tmp.sub("registry.sqlite"))?.counters == 1,
+            "a restore without --force must not silently roll back a spent budget")
     }
 }

@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// A database writer without keys (a DBA, a forged backup, a compromised backup store) rewrites
 /// the clear columns with sqlite3, as the review did. Every change that would redirect a lookup,
@@ -53,7 +54,8 @@ struct ClearColumnTamperTests {
         // Swap through a placeholder, as an attacker bound by the UNIQUE constraint would.
         let indexA = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 1")
         let indexB = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 2")
-        try f.sqlite("""
+        try f.sqlite(
+            """
             UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 1;
             UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
             UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
@@ -93,7 +95,8 @@ struct ClearColumnTamperTests {
         let f = try StoreFixture()
         let a = try await f.enrol()
         _ = try await f.addCheckup(a.caseHandle, note: "remission-1")
-        try f.sqlite("""
+        try f.sqlite(
+            """
             INSERT INTO record (subject_id, kind, schema_version, sealed)
             SELECT subject_id, kind, schema_version, sealed FROM record WHERE kind = 'checkup';
             """)
@@ -152,14 +155,16 @@ struct ClearColumnTamperTests {
         let a = try await f.enrol(consent: "consent-of-a")
         _ = try await f.addCheckup(a.caseHandle, note: "note-of-a")
         let copy = f.tmp.sub("old-copy.sqlite")
-        try f.sqlite("""
+        try f.sqlite(
+            """
             ATTACH '\(copy)' AS old;
             CREATE TABLE old.subject AS SELECT * FROM main.subject;
             CREATE TABLE old.case_link AS SELECT * FROM main.case_link;
             CREATE TABLE old.record AS SELECT * FROM main.record;
             """)
         try await f.store.erase(case: a.caseHandle, clinic: StoreFixture.clinicA, counters: [])
-        try f.sqlite("""
+        try f.sqlite(
+            """
             ATTACH '\(copy)' AS old;
             INSERT INTO main.subject SELECT * FROM old.subject;
             INSERT INTO main.case_link SELECT * FROM old.case_link;
@@ -179,10 +184,14 @@ struct ClearColumnTamperTests {
         let f = try StoreFixture()
         let a = try await f.enrol()
         let copy = f.tmp.sub("old-copy.sqlite")
-        try f.sqlite("ATTACH '\(copy)' AS old; CREATE TABLE old.subject AS SELECT * FROM main.subject; CREATE TABLE old.case_link AS SELECT * FROM main.case_link; CREATE TABLE old.record AS SELECT * FROM main.record;")
+        try f.sqlite(
+            "ATTACH '\(copy)' AS old; CREATE TABLE old.subject AS SELECT * FROM main.subject; CREATE TABLE old.case_link AS SELECT * FROM main.case_link; CREATE TABLE old.record AS SELECT * FROM main.record;"
+        )
         try await f.store.erase(case: a.caseHandle, clinic: StoreFixture.clinicA, counters: [])
         try f.store.close()
-        try f.sqlite("ATTACH '\(copy)' AS old; INSERT INTO main.subject SELECT * FROM old.subject; INSERT INTO main.case_link SELECT * FROM old.case_link; INSERT INTO main.record SELECT * FROM old.record;")
+        try f.sqlite(
+            "ATTACH '\(copy)' AS old; INSERT INTO main.subject SELECT * FROM old.subject; INSERT INTO main.case_link SELECT * FROM old.case_link; INSERT INTO main.record SELECT * FROM old.record;"
+        )
         let reopened = try SQLiteRegistryStore(path: f.tmp.sub("registry.sqlite"), keyring: f.keyring)
         _ = try reopened.checkErasureLedger()
         await #expect(throws: (any Error).self) { _ = try await reopened.subject(case: a.caseHandle, clinic: StoreFixture.clinicA) }
@@ -210,7 +219,8 @@ struct ClearColumnTamperTests {
         let a = try await f.enrol(clinic: StoreFixture.clinicA)
         _ = try await f.enrol(clinic: StoreFixture.clinicB)
         try f.store.close()
-        try f.sqlite("""
+        try f.sqlite(
+            """
             UPDATE case_link SET subject_id = 2 WHERE id = 1;
             ALTER TABLE subject DROP COLUMN records; ALTER TABLE subject DROP COLUMN records_head; ALTER TABLE subject DROP COLUMN row_mac;
             ALTER TABLE case_link DROP COLUMN row_mac;
@@ -228,7 +238,8 @@ struct ClearColumnTamperTests {
         let f = try StoreFixture()
         _ = try await f.enrol()
         _ = try await f.enrol()
-        try f.sqlite("""
+        try f.sqlite(
+            """
             UPDATE record SET subject_id = -1 WHERE subject_id = 1; UPDATE case_link SET subject_id = -1 WHERE subject_id = 1;
             UPDATE subject SET id = -1, review_on = NULL WHERE id = 1;
             """)
@@ -278,7 +289,8 @@ struct ClearColumnTamperTests {
     @Test func aPlantedClinicLinkIsRefused() async throws {
         let f = try StoreFixture()
         let a = try await f.enrol()
-        try f.sqlite("""
+        try f.sqlite(
+            """
             INSERT INTO case_link (handle_index, clinic, subject_id, sealed_handle, row_mac)
             SELECT zeroblob(32), 'police-liaison', subject_id, sealed_handle, row_mac FROM case_link WHERE id = 1;
             """)

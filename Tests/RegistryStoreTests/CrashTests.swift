@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// Invariant 5: acknowledged means durable. A child process appends check-ups from 8
 /// concurrent writers and prints each token once its write returned; it is SIGKILLed at a random
@@ -51,12 +52,15 @@ struct CrashTests {
     /// enrolled and every token it acknowledged on a complete line.
     static func runAndKill(stateDir: String, afterMilliseconds: Int) throws -> (String?, Set<String>) {
         let outPath = stateDir + "/helper-\(UUID().uuidString).out"
-        let child = try Spawned.start(Binaries.path("anonreg-store-crash-helper"), [stateDir, "8"], stdout: outPath,
-                                      stderr: stateDir + "/helper.err")
+        let child = try Spawned.start(
+            Binaries.path("anonreg-store-crash-helper"), [stateDir, "8"], stdout: outPath,
+            stderr: stateDir + "/helper.err")
         usleep(UInt32(afterMilliseconds * 1000))
         child.signal(SIGKILL)
         let status = child.wait()
-        #expect(status == 128 + SIGKILL, "the helper exited by itself: \((try? String(contentsOfFile: stateDir + "/helper.err", encoding: .utf8)) ?? "")")
+        #expect(
+            status == 128 + SIGKILL,
+            "the helper exited by itself: \((try? String(contentsOfFile: stateDir + "/helper.err", encoding: .utf8)) ?? "")")
         let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: outPath)
         var handle: String? = nil
@@ -70,4 +74,3 @@ struct CrashTests {
         return (handle, tokens)
     }
 }
-

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import RegistryCore
+import Testing
+
 @testable import RegistryStore
 
 /// docs/ROBUSTNESS.md §Resource limits: one clinic's backlog must not make another clinic's
@@ -10,8 +11,16 @@ struct FairnessTests {
     final class Log: @unchecked Sendable {
         private let lock = NSLock()
         private var entries: [String] = []
-        func add(_ entry: String) { lock.lock(); entries.append(entry); lock.unlock() }
-        var all: [String] { lock.lock(); defer { lock.unlock() }; return entries }
+        func add(_ entry: String) {
+            lock.lock()
+            entries.append(entry)
+            lock.unlock()
+        }
+        var all: [String] {
+            lock.lock()
+            defer { lock.unlock() }
+            return entries
+        }
     }
 
     /// Polls without blocking a cooperative thread (at most 20 s; the test then fails on the order).
@@ -38,7 +47,9 @@ struct FairnessTests {
             }
             try await Self.waitUntil { !started.all.isEmpty }
             for i in 0..<300 {
-                group.addTask { try await RequestLane.$current.withValue("clinic north") { try await writer.write { _ in log.add("north-\(i)") } } }
+                group.addTask {
+                    try await RequestLane.$current.withValue("clinic north") { try await writer.write { _ in log.add("north-\(i)") } }
+                }
             }
             try await Self.waitUntil { writer.waiting.writes == 300 }
             group.addTask { try await RequestLane.$current.withValue("clinic south") { try await writer.write { _ in log.add("south") } } }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
 import RegistryCore
 import RegistryKeyring
+import Testing
+
 @testable import RegistryStore
 
 /// The fault run's one `500 internal_error` (docs/ROBUSTNESS.md, "Open finding"): enrolments,
@@ -52,7 +53,9 @@ struct KeyRotationRaceTests {
                 }
             }
         }
-        print("key-rotation-race: rotations=\(rotations) rounds-ok=\(failures.done) errors=\(failures.errors.count) first=\(failures.errors.prefix(3))")
+        print(
+            "key-rotation-race: rotations=\(rotations) rounds-ok=\(failures.done) errors=\(failures.errors.count) first=\(failures.errors.prefix(3))"
+        )
         #expect(failures.errors.isEmpty, "\(failures.errors.prefix(5))")
         // Everything is under the final primary once the last rewrap ran, and still opens.
         #expect(try await f.store.kekUsage().keys.sorted() == [f.store.keyring.primaryKEK.version])

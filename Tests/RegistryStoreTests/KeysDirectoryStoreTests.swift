@@ -1,10 +1,11 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// The keys directory holds only anonreg's files (docs/CRYPTO.md §Keyring), and the store is one
 /// of the writers: it leaves the schema mark at every open and the audit anchor at every
@@ -14,7 +15,8 @@ struct KeysDirectoryStoreTests {
     @Test func aKeysDirectoryTheStoreHasWrittenIntoLoadsAgain() async throws {
         let tmp = TemporaryDirectory()
         let keys = tmp.sub("keys")
-        let store = try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: try Keyring.create(in: keys), auditCheckpointEvery: 10)
+        let store = try SQLiteRegistryStore(
+            path: tmp.sub("registry.sqlite"), keyring: try Keyring.create(in: keys), auditCheckpointEvery: 10)
         for _ in 0..<12 {
             try await store.appendAudit(AuditEvent(actor: "clinic a", action: "read-status", result: "ok", subjectReference: nil))
         }

@@ -1,12 +1,13 @@
+import AnonregTestSupport
 import Foundation
 import GRDB
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// Issue: a permanent keyed hash of the linkage value on every subject grouped one person's
 /// records across clinics for a disk thief, and let anyone holding the keys go from a name and a
@@ -25,14 +26,19 @@ struct LinkageRemovalTests {
             let clinic = i == 1 ? StoreFixture.clinicB : StoreFixture.clinicA
             let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic \(clinic)", action: "enrol"))
             let receipt = try await AuditRecorder.$current.withValue(recorder) {
-                try await f.store.enrol(Enrolment(
-                    clinic: clinic, linkage: value,
-                    records: [NewRecord(kind: .consent, plaintext: Array("consent-\(i)".utf8)),
-                              NewRecord(kind: .episode, plaintext: Array("episode-\(i)".utf8))],
-                    columns: StoreFixture.columns(), counters: [], uniquePerson: mark))
+                try await f.store.enrol(
+                    Enrolment(
+                        clinic: clinic, linkage: value,
+                        records: [
+                            NewRecord(kind: .consent, plaintext: Array("consent-\(i)".utf8)),
+                            NewRecord(kind: .episode, plaintext: Array("episode-\(i)".utf8)),
+                        ],
+                        columns: StoreFixture.columns(), counters: [], uniquePerson: mark))
             }
             let checkup = AuditRecorder(AuditRecorder.Action(actor: "clinic \(clinic)", action: "add-checkup"))
-            _ = try await AuditRecorder.$current.withValue(checkup) { try await f.addCheckup(receipt.caseHandle, note: "n\(i)", clinic: clinic) }
+            _ = try await AuditRecorder.$current.withValue(checkup) {
+                try await f.addCheckup(receipt.caseHandle, note: "n\(i)", clinic: clinic)
+            }
             receipts.append(receipt)
         }
         return receipts
@@ -65,7 +71,13 @@ struct LinkageRemovalTests {
     /// Every blob of 16 bytes or more held by rows of two different subjects, as "table.column"
     /// → hex; the tables scanned; how many distinct values were seen.
     static func sharedValues(database: String, keyring: Keyring) async throws -> ([(where: String, value: String)], [String], Int) {
-        let queue = try DatabaseQueue(path: database, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let queue = try DatabaseQueue(
+            path: database,
+            configuration: {
+                var c = Configuration()
+                c.readonly = true
+                return c
+            }())
         defer { try? queue.close() }
         return try await queue.read { db in
             var referenceOwner: [[UInt8]: String] = [:]
@@ -81,12 +93,13 @@ struct LinkageRemovalTests {
             for table in tables {
                 let columns = try db.columns(in: table).map(\.name)
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
-                    let owner: String? = switch table {
-                    case "subject": "subject \(row["id"] as Int64)"
-                    case "audit_subject": referenceOwner[Array(row["subject_ref"] as Data)]
-                    case "audit_entry": seqOwner[row["seq"]]
-                    default: columns.contains("subject_id") ? "subject \(row["subject_id"] as Int64)" : nil
-                    }
+                    let owner: String? =
+                        switch table {
+                        case "subject": "subject \(row["id"] as Int64)"
+                        case "audit_subject": referenceOwner[Array(row["subject_ref"] as Data)]
+                        case "audit_entry": seqOwner[row["seq"]]
+                        default: columns.contains("subject_id") ? "subject \(row["subject_id"] as Int64)" : nil
+                        }
                     guard let owner else { continue }
                     for column in columns where !(table == "audit_entry" && (column == "prev_hash" || column == "hash")) {
                         guard case .blob(let data) = (row[column] as DatabaseValue).storage, data.count >= 16 else { continue }
@@ -125,12 +138,15 @@ struct LinkageRemovalTests {
         let service = MonitoringService(storage: f.store, rules: rules, clock: FixedDayClock(Day("2026-12-05")!))
         let linkage = Hex.encode(Self.shared)
         for scope in ["[\"monitoring\"]", "[\"monitoring\"]"] {
-            let body = "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-12-01\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"sim\",\"enrolledOn\":\"2026-12-01\",\"linkage\":\"\(linkage)\"}"
+            let body =
+                "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-12-01\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"sim\",\"enrolledOn\":\"2026-12-01\",\"linkage\":\"\(linkage)\"}"
             _ = try await service.enrol(clinic: StoreFixture.clinicA, try JSONDecoder().decode(EnrolRequest.self, from: Data(body.utf8)))
         }
         #expect(try f.sqlite("SELECT count(*) FROM unique_person_seen") == "0")
-        let withStatistics = "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-12-01\",\"method\":\"written\",\"scope\":[\"monitoring\",\"statistics\"]},\"category\":\"sim\",\"enrolledOn\":\"2026-12-01\",\"linkage\":\"\(linkage)\"}"
-        _ = try await service.enrol(clinic: StoreFixture.clinicA, try JSONDecoder().decode(EnrolRequest.self, from: Data(withStatistics.utf8)))
+        let withStatistics =
+            "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-12-01\",\"method\":\"written\",\"scope\":[\"monitoring\",\"statistics\"]},\"category\":\"sim\",\"enrolledOn\":\"2026-12-01\",\"linkage\":\"\(linkage)\"}"
+        _ = try await service.enrol(
+            clinic: StoreFixture.clinicA, try JSONDecoder().decode(EnrolRequest.self, from: Data(withStatistics.utf8)))
         #expect(try f.sqlite("SELECT count(*) FROM unique_person_seen") == "1", "the scan can fail: statistics consent writes one")
     }
 
@@ -148,7 +164,9 @@ struct LinkageRemovalTests {
         let store = try SQLiteRegistryStore(path: database, keyring: keyring)
         _ = try store.checkErasureLedger()
         for suffix in ["", "-wal", "-shm"] {
-            for hash in hashes { #expect(!Bytes.contains(tmp.bytes(of: database + suffix), hash), "a linkage hash survived in registry.sqlite\(suffix)") }
+            for hash in hashes {
+                #expect(!Bytes.contains(tmp.bytes(of: database + suffix), hash), "a linkage hash survived in registry.sqlite\(suffix)")
+            }
         }
         let subjects = try #require(fixture["subjects"] as? [String: [String: Any]])
         for name in ["a", "b", "c"] {
@@ -158,7 +176,10 @@ struct LinkageRemovalTests {
         #expect(try await store.checkIntegrity(actor: "test").failures == 0)
         try store.close()
         for suffix in ["", "-wal", "-shm"] {
-            for hash in hashes { #expect(!Bytes.contains(tmp.bytes(of: database + suffix), hash), "a linkage hash is in registry.sqlite\(suffix) after close") }
+            for hash in hashes {
+                #expect(
+                    !Bytes.contains(tmp.bytes(of: database + suffix), hash), "a linkage hash is in registry.sqlite\(suffix) after close")
+            }
         }
     }
 }
@@ -166,9 +187,11 @@ struct LinkageRemovalTests {
 /// The simulation's rules (category `sim`), for tests outside the simulation target.
 enum ThreeYearRules {
     static var rules: MonitoringRules? {
-        let policy = Policy(checkupIntervalDays: 90, remissionDays: 365, relapse: .restart, relapseExtendDays: 90, capDays: 730,
-                            overdueAfterDays: 30)
-        return MonitoringRules(categories: ["sim": policy], substances: [], treatments: [],
-                               retention: Retention(completedGraceDays: 30, inactiveDays: 365))
+        let policy = Policy(
+            checkupIntervalDays: 90, remissionDays: 365, relapse: .restart, relapseExtendDays: 90, capDays: 730,
+            overdueAfterDays: 30)
+        return MonitoringRules(
+            categories: ["sim": policy], substances: [], treatments: [],
+            retention: Retention(completedGraceDays: 30, inactiveDays: 365))
     }
 }

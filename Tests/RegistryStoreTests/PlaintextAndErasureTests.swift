@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// Invariant 1 (no plaintext) and invariant 4 (erasure) at the storage layer.
 struct PlaintextAndErasureTests {
@@ -69,8 +70,9 @@ struct PlaintextAndErasureTests {
         let present = traces.filter { t in f.databaseFiles.contains { Bytes.contains(f.tmp.bytes(of: $0), t) } }
         #expect(!present.isEmpty)
 
-        try await f.store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA,
-                                counters: [StoreFixture.counter("withdrawn")])
+        try await f.store.erase(
+            case: gone.caseHandle, clinic: StoreFixture.clinicA,
+            counters: [StoreFixture.counter("withdrawn")])
 
         #expect(try await f.store.subjectCount() == 1)
         let counts = try await f.store.rowCounts()

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
 import RegistryCore
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
 
 /// Counters, unique persons per closed month, stored releases and the privacy budget, over the
@@ -9,9 +10,10 @@ import RegistryProtocol
 struct StatisticsStoreTests {
     let fixture: StoreFixture
     let clock = FixedDayClock(Day("2026-03-10")!)
-    let rules = MonitoringRules(categories: ["dependence": .dependence, "harmful-use": .harmfulUse],
-                                substances: MonitoringRules.defaultSubstances, treatments: MonitoringRules.defaultTreatments,
-                                retention: Retention())
+    let rules = MonitoringRules(
+        categories: ["dependence": .dependence, "harmful-use": .harmfulUse],
+        substances: MonitoringRules.defaultSubstances, treatments: MonitoringRules.defaultTreatments,
+        retention: Retention())
     var service: MonitoringService { MonitoringService(storage: fixture.store, rules: rules, clock: clock) }
 
     init() throws { fixture = try StoreFixture() }
@@ -19,10 +21,13 @@ struct StatisticsStoreTests {
     func linkage(_ byte: UInt8) -> String { String(repeating: String(format: "%02x", byte), count: 64) }
 
     @discardableResult
-    func enrol(_ clinic: ClinicID, category: String = "dependence", on day: String = "2026-03-02", linkage: String? = nil,
-               statistics: Bool = true) async throws -> EnrolResponse {
+    func enrol(
+        _ clinic: ClinicID, category: String = "dependence", on day: String = "2026-03-02", linkage: String? = nil,
+        statistics: Bool = true
+    ) async throws -> EnrolResponse {
         let scope = statistics ? "[\"monitoring\",\"statistics\"]" : "[\"monitoring\"]"
-        var body = "{\"consent\":{\"form\":\"F\",\"givenOn\":\"\(day)\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"\(category)\",\"enrolledOn\":\"\(day)\""
+        var body =
+            "{\"consent\":{\"form\":\"F\",\"givenOn\":\"\(day)\",\"method\":\"written\",\"scope\":\(scope)},\"category\":\"\(category)\",\"enrolledOn\":\"\(day)\""
         if let linkage { body += ",\"linkage\":\"\(linkage)\"" }
         return try await service.enrol(clinic: clinic, try JSONDecoder().decode(EnrolRequest.self, from: Data((body + "}").utf8)))
     }
@@ -32,7 +37,8 @@ struct StatisticsStoreTests {
     }
 
     @Test func aKnownEventSetGivesExactlyTheExpectedCounters() async throws {
-        let a = StoreFixture.clinicA, b = StoreFixture.clinicB
+        let a = StoreFixture.clinicA
+        let b = StoreFixture.clinicB
         // The same person (linkage 1) enrolled at two clinics, another (2) once, a third (3) in
         // harmful-use, one person without statistics consent, and one backdated to February.
         try await enrol(a, linkage: linkage(1))
@@ -41,8 +47,10 @@ struct StatisticsStoreTests {
         try await enrol(b, category: "harmful-use", linkage: linkage(3))
         try await enrol(a, linkage: linkage(4), statistics: false)
         try await enrol(a, on: "2026-02-20")
-        _ = try await service.anonymousEpisode(clinic: b, try JSONDecoder().decode(
-            AnonymousEpisodeRequest.self, from: Data("{\"category\":\"dependence\",\"on\":\"2026-03-05\"}".utf8)))
+        _ = try await service.anonymousEpisode(
+            clinic: b,
+            try JSONDecoder().decode(
+                AnonymousEpisodeRequest.self, from: Data("{\"category\":\"dependence\",\"on\":\"2026-03-05\"}".utf8)))
         // The second person withdraws: erased, but counted.
         _ = try await service.withdraw(clinic: a, case: CaseHandle(second.case)!)
 
@@ -64,12 +72,18 @@ struct StatisticsStoreTests {
         clock.set(Day("2026-04-01")!)
         _ = try await Sweeper(storage: fixture.store, rules: rules, clock: clock).run()
         let unique = try await fixture.store.uniquePersons(from: Month("2026-01")!, to: Month("2026-12")!)
-        #expect(unique == [UniquePersonCount(month: Month("2026-03")!, category: "dependence", value: 2),
-                           UniquePersonCount(month: Month("2026-03")!, category: "harmful-use", value: 1)])
+        #expect(
+            unique == [
+                UniquePersonCount(month: Month("2026-03")!, category: "dependence", value: 2),
+                UniquePersonCount(month: Month("2026-03")!, category: "harmful-use", value: 1),
+            ])
         #expect(try await fixture.store.openUniquePersonTags() == 0)
         #expect(try fixture.sqlite("SELECT count(*) FROM unique_person_seen") == "0")
         // Folded counts are not per-clinic counters.
-        #expect(try await fixture.store.counters(from: Month("2026-03")!, to: Month("2026-03")!).allSatisfy { $0.key.metric != "unique-persons" })
+        #expect(
+            try await fixture.store.counters(from: Month("2026-03")!, to: Month("2026-03")!).allSatisfy {
+                $0.key.metric != "unique-persons"
+            })
 
         // The same person in April is a new tag that nothing links to March.
         try await enrol(a, on: "2026-04-01", linkage: linkage(1))
@@ -78,7 +92,9 @@ struct StatisticsStoreTests {
     }
 
     @Test func aStoredReleaseIsReturnedAgainAndTheBudgetRefusesMore() async throws {
-        let jan = Month("2026-01")!, feb = Month("2026-02")!, mar = Month("2026-03")!
+        let jan = Month("2026-01")!
+        let feb = Month("2026-02")!
+        let mar = Month("2026-03")!
         let first = StoredRelease(query: "q1", releasedOn: Day("2026-03-10")!, epsilonMicro: 500_000, body: Array("{\"a\":1}".utf8))
         #expect(try await fixture.store.storeRelease(first, months: [jan, feb], budgetMicro: 1_000_000) == first)
         // The same query again: the stored release, not the new body, and nothing charged.
@@ -104,7 +120,8 @@ struct StatisticsStoreTests {
     /// first noisy release, whatever is configured later; a month charged before that was
     /// recorded (schema v4) takes the budget of its next charge, and never more after.
     @Test func aMonthKeepsTheBudgetOfItsFirstRelease() async throws {
-        let jan = Month("2026-01")!, feb = Month("2026-02")!
+        let jan = Month("2026-01")!
+        let feb = Month("2026-02")!
         func release(_ query: String) -> StoredRelease {
             StoredRelease(query: query, releasedOn: Day("2026-03-10")!, epsilonMicro: 500_000, body: Array("{}".utf8))
         }
@@ -137,8 +154,11 @@ struct StatisticsStoreTests {
         var off = on
         off.privacy = false
         #expect(try await fixture.store.recordPrivacySettings(off, on: Day("2026-03-03")!))
-        #expect(try await fixture.store.privacySettingsHistory() == [
-            PrivacySettingsChange(recordedOn: Day("2026-03-01")!, settings: on), PrivacySettingsChange(recordedOn: Day("2026-03-03")!, settings: off)])
+        #expect(
+            try await fixture.store.privacySettingsHistory() == [
+                PrivacySettingsChange(recordedOn: Day("2026-03-01")!, settings: on),
+                PrivacySettingsChange(recordedOn: Day("2026-03-03")!, settings: off),
+            ])
         #expect(off.summary == "privacy=off epsilon=0.5 monthly_budget=2")
     }
 }

@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 struct StoreBasicsTests {
     @Test func durabilityPragmasAreInForce() async throws {
@@ -50,7 +51,8 @@ struct StoreBasicsTests {
         let receipt = try await f.enrol()
         _ = try await f.addCheckup(receipt.caseHandle, note: "seen at A")
         let linkRecord = NewRecord(kind: .link, plaintext: Array("linked by B".utf8))
-        let handleB = try await f.store.link(code: receipt.code.lowercased(), clinic: StoreFixture.clinicB, record: linkRecord, counters: [])
+        let handleB = try await f.store.link(
+            code: receipt.code.lowercased(), clinic: StoreFixture.clinicB, record: linkRecord, counters: [])
         #expect(handleB != receipt.caseHandle)
         let viewB = try await f.store.subject(case: handleB, clinic: StoreFixture.clinicB)
         #expect(viewB.plaintexts.contains("seen at A"))
@@ -150,8 +152,16 @@ struct BulkWriteLaneTests {
     final class Log: @unchecked Sendable {
         private let lock = NSLock()
         private var entries: [String] = []
-        func add(_ entry: String) { lock.lock(); entries.append(entry); lock.unlock() }
-        var all: [String] { lock.lock(); defer { lock.unlock() }; return entries }
+        func add(_ entry: String) {
+            lock.lock()
+            entries.append(entry)
+            lock.unlock()
+        }
+        var all: [String] {
+            lock.lock()
+            defer { lock.unlock() }
+            return entries
+        }
     }
 
     @Test func writesQueuedDuringABulkWriteCommitBeforeTheNextOne() async throws {
@@ -209,8 +219,9 @@ struct OptimisticUpdateTests {
                 group.addTask {
                     _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { view in
                         // The record says how many records its decision saw.
-                        SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("after \(view.records.count)".utf8))],
-                                      columns: view.columns)
+                        SubjectChange(
+                            append: [NewRecord(kind: .checkup, plaintext: Array("after \(view.records.count)".utf8))],
+                            columns: view.columns)
                     }
                 }
             }
@@ -225,7 +236,8 @@ struct OptimisticUpdateTests {
         let f = try StoreFixture()
         let receipt = try await f.enrol()
         await #expect(throws: StorageError.self) {
-            _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { (_) throws(StorageError) -> SubjectChange in
+            _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) {
+                (_) throws(StorageError) -> SubjectChange in
                 throw .rejected(code: "invalid_date", message: "no")
             }
         }

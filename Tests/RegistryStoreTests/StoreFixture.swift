@@ -1,10 +1,11 @@
+import AnonregTestSupport
 import Foundation
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// A keyring and a store in a fresh temporary state directory.
 struct StoreFixture {
@@ -35,11 +36,14 @@ struct StoreFixture {
         clinic: ClinicID = StoreFixture.clinicA, consent: String = "consent", linkage: [UInt8]? = nil,
         due: String? = "2027-01-01", counters: [CounterIncrement] = []
     ) async throws -> EnrolmentReceipt {
-        try await store.enrol(Enrolment(
-            clinic: clinic, linkage: linkage,
-            records: [NewRecord(kind: .consent, plaintext: Array(consent.utf8)),
-                      NewRecord(kind: .episode, plaintext: Array("episode".utf8))],
-            columns: Self.columns(due: due), counters: counters))
+        try await store.enrol(
+            Enrolment(
+                clinic: clinic, linkage: linkage,
+                records: [
+                    NewRecord(kind: .consent, plaintext: Array(consent.utf8)),
+                    NewRecord(kind: .episode, plaintext: Array("episode".utf8)),
+                ],
+                columns: Self.columns(due: due), counters: counters))
     }
 
     func addCheckup(_ handle: CaseHandle, note: String, clinic: ClinicID = StoreFixture.clinicA) async throws -> SubjectView {

@@ -1,11 +1,12 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// Sealed data moved or modified on disk fails with a typed error, never a crash.
 struct TamperTests {
@@ -14,7 +15,8 @@ struct TamperTests {
         let a = try await f.enrol(consent: "consent-a")
         let b = try await f.enrol(consent: "consent-b")
         // Copy A's consent blob over B's consent row.
-        try f.sqlite("""
+        try f.sqlite(
+            """
             UPDATE record SET sealed = (SELECT sealed FROM record WHERE subject_id = 1 AND kind = 'consent')
             WHERE subject_id = 2 AND kind = 'consent';
             """)
@@ -96,8 +98,10 @@ struct BadDatabaseTests {
         let tmp = TemporaryDirectory()
         let keyring = try Keyring.create(in: tmp.sub("keys"))
         let path = tmp.sub("registry.sqlite")
-        for sql in ["CREATE TABLE invoices(id INTEGER); INSERT INTO invoices VALUES (1);",
-                    "PRAGMA application_id = 1234;"] {
+        for sql in [
+            "CREATE TABLE invoices(id INTEGER); INSERT INTO invoices VALUES (1);",
+            "PRAGMA application_id = 1234;",
+        ] {
             try? FileManager.default.removeItem(atPath: path)
             try Binaries.runExecutable("/usr/bin/sqlite3", [path, sql])
             let before = tmp.bytes(of: path)

@@ -1,9 +1,10 @@
+import AnonregTestSupport
 import Foundation
-import Testing
 import RegistryCore
 import RegistryKeyring
+import Testing
+
 @testable import RegistryStore
-import AnonregTestSupport
 
 /// The WAL is copied into the database off the writer's path (WALCheckpointer), and stays
 /// small: SQLite's own automatic checkpoint is off on every connection.
@@ -47,7 +48,8 @@ extension WALCheckpointerTests {
             for t in 0..<4 {
                 group.addTask {
                     for i in 0..<1000 {
-                        try await store.appendAudit(AuditEvent(actor: "clinic a", action: "read-status", result: "ok \(t) \(i)", subjectReference: nil))
+                        try await store.appendAudit(
+                            AuditEvent(actor: "clinic a", action: "read-status", result: "ok \(t) \(i)", subjectReference: nil))
                     }
                 }
             }
@@ -75,6 +77,8 @@ extension WALCheckpointerTests {
             try await group.waitForAll()
         }
         do { try f.store.close() } catch { Issue.record("close failed: \(error)") }
-        #expect(WALCheckpointerTests.walBytes(f.databaseFiles[0]) == 0, "WAL left with \(WALCheckpointerTests.walBytes(f.databaseFiles[0])) bytes")
+        #expect(
+            WALCheckpointerTests.walBytes(f.databaseFiles[0]) == 0,
+            "WAL left with \(WALCheckpointerTests.walBytes(f.databaseFiles[0])) bytes")
     }
 }

@@ -1,5 +1,6 @@
-import Testing
 import RegistryProtocol
+import Testing
+
 @testable import RegistryText
 
 /// The catalogue checks of docs/TRANSLATING.md: a translator's file is complete and consistent.
@@ -50,7 +51,9 @@ struct CatalogueTests {
                 let needed = Set(language.pluralCategories.map(\.rawValue))
                 #expect(needed.isSubset(of: forms), "\(language): \(base) lacks \(needed.subtracting(forms).sorted())")
                 let allowed = needed.union(["other"])
-                #expect(forms.isSubset(of: allowed), "\(language): \(base) has forms \(forms.subtracting(allowed).sorted()) its language does not use")
+                #expect(
+                    forms.isSubset(of: allowed),
+                    "\(language): \(base) has forms \(forms.subtracting(allowed).sorted()) its language does not use")
                 #expect(table[base] == nil, "\(language): \(base) is both a plain and a plural message")
             }
         }
@@ -67,10 +70,13 @@ struct CatalogueTests {
                     #expect(!used.isEmpty && used.isSubset(of: allowed), "\(language): \(key) may use only \(allowed.sorted())")
                     continue
                 }
-                let reference = english[key] ?? Self.pluralBase(key).flatMap { base in english["\(base)[other]"] ?? english["\(base)[one]"] }
+                let reference =
+                    english[key] ?? Self.pluralBase(key).flatMap { base in english["\(base)[other]"] ?? english["\(base)[one]"] }
                 guard let reference else { continue }
-                #expect(Catalogue.placeholders(text) == Catalogue.placeholders(reference),
-                        "\(language): \(key) has \(Catalogue.placeholders(text).sorted()), en has \(Catalogue.placeholders(reference).sorted())")
+                #expect(
+                    Catalogue.placeholders(text) == Catalogue.placeholders(reference),
+                    "\(language): \(key) has \(Catalogue.placeholders(text).sorted()), en has \(Catalogue.placeholders(reference).sorted())"
+                )
             }
         }
         // Every form of a plural message names {n}.
@@ -81,17 +87,21 @@ struct CatalogueTests {
         }
     }
 
-    @Test(arguments: [(1, "1 день", "1 day"), (2, "2 дня", "2 days"), (5, "5 дней", "5 days"), (11, "11 дней", "11 days"),
-                      (21, "21 день", "21 days"), (22, "22 дня", "22 days"), (12, "12 дней", "12 days"), (111, "111 дней", "111 days"),
-                      (104, "104 дня", "104 days"), (1095, "1095 дней", "1095 days"), (0, "0 дней", "0 days")])
+    @Test(arguments: [
+        (1, "1 день", "1 day"), (2, "2 дня", "2 days"), (5, "5 дней", "5 days"), (11, "11 дней", "11 days"),
+        (21, "21 день", "21 days"), (22, "22 дня", "22 days"), (12, "12 дней", "12 days"), (111, "111 дней", "111 days"),
+        (104, "104 дня", "104 days"), (1095, "1095 дней", "1095 days"), (0, "0 дней", "0 days"),
+    ])
     func pluralFormsAreRight(n: Int, russian: String, english: String) {
         #expect(Catalogue.count("days", n, .ru) == russian)
         #expect(Catalogue.count("days", n, .en) == english)
     }
 
     /// Every plural message, not only `days`, takes the form its number needs.
-    @Test(arguments: [(1, "(введено 1 поле)"), (2, "(введено 2 поля)"), (5, "(введено 5 полей)"), (11, "(введено 11 полей)"),
-                      (21, "(введено 21 поле)"), (22, "(введено 22 поля)")])
+    @Test(arguments: [
+        (1, "(введено 1 поле)"), (2, "(введено 2 поля)"), (5, "(введено 5 полей)"), (11, "(введено 11 полей)"),
+        (21, "(введено 21 поле)"), (22, "(введено 22 поля)"),
+    ])
     func everyPluralMessageFollowsTheRule(n: Int, russian: String) {
         #expect(Catalogue.count("linkage.fieldCount", n, .ru).hasSuffix(russian))
         #expect(Catalogue.count("linkage.fieldCount", n, .en).hasSuffix(n == 1 ? "(1 field given)" : "(\(n) fields given)"))
@@ -99,7 +109,9 @@ struct CatalogueTests {
 
     @Test func russianPluralRuleFollowsCLDR() {
         for n in 0...1000 {
-            let expected: PluralCategory = n % 10 == 1 && n % 100 != 11 ? .one
+            let expected: PluralCategory =
+                n % 10 == 1 && n % 100 != 11
+                ? .one
                 : (2...4).contains(n % 10) && !(12...14).contains(n % 100) ? .few : .many
             #expect(Language.ru.pluralCategory(n) == expected, "n = \(n)")
         }
@@ -148,13 +160,14 @@ struct LanguageTests {
         #expect(Language.fromEnvironment(["LANG": "ru_UA@euro"]) == .ru)
     }
 
-    @Test(arguments: [
-        (nil, Language.en), ("", .en), ("ru", .ru), ("RU-ru", .ru), ("en", .en), ("de", .en), ("*", .en),
-        ("ru;q=0.5, en;q=0.9", .en), ("en;q=0.5, ru;q=0.9", .ru), ("de, ru;q=0.1", .ru), ("ru;q=0", .en),
-        ("ru;q=0, *;q=0.5", .en), ("*;q=0.5, en;q=0", .ru), ("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7", .ru),
-        ("en, ru", .en), ("ru;q=1.5", .en), ("ru;q=abc", .en), ("ru;q=0.1234", .en), (";;,,", .en),
-        ("\u{0}ru", .en), (String(repeating: "de,", count: 40) + "ru", .en),
-    ] as [(String?, Language)])
+    @Test(
+        arguments: [
+            (nil, Language.en), ("", .en), ("ru", .ru), ("RU-ru", .ru), ("en", .en), ("de", .en), ("*", .en),
+            ("ru;q=0.5, en;q=0.9", .en), ("en;q=0.5, ru;q=0.9", .ru), ("de, ru;q=0.1", .ru), ("ru;q=0", .en),
+            ("ru;q=0, *;q=0.5", .en), ("*;q=0.5, en;q=0", .ru), ("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7", .ru),
+            ("en, ru", .en), ("ru;q=1.5", .en), ("ru;q=abc", .en), ("ru;q=0.1234", .en), (";;,,", .en),
+            ("\u{0}ru", .en), (String(repeating: "de,", count: 40) + "ru", .en),
+        ] as [(String?, Language)])
     func acceptLanguageIsNegotiated(field: String?, expected: Language) {
         #expect(Language.negotiate(acceptLanguage: field) == expected, "\(String(describing: field))")
     }

@@ -126,8 +126,15 @@ private struct Parser {
         skipWhitespace()
         try skipComment()
         guard let c = peek else { return }
-        if c == 0x0A { advance(); return }
-        if c == 0x0D, peek(1) == 0x0A { i += 1; advance(); return }
+        if c == 0x0A {
+            advance()
+            return
+        }
+        if c == 0x0D, peek(1) == 0x0A {
+            i += 1
+            advance()
+            return
+        }
         throw fail("expected the end of the line")
     }
 
@@ -136,8 +143,15 @@ private struct Parser {
         while true {
             skipWhitespace()
             try skipComment()
-            if peek == 0x0A { advance(); continue }
-            if peek == 0x0D, peek(1) == 0x0A { i += 1; advance(); continue }
+            if peek == 0x0A {
+                advance()
+                continue
+            }
+            if peek == 0x0D, peek(1) == 0x0A {
+                i += 1
+                advance()
+                continue
+            }
             return
         }
     }
@@ -324,13 +338,19 @@ private struct Parser {
         var items: [TOMLValue] = []
         while true {
             try skipBlank()
-            if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
+            if peek == UInt8(ascii: "]") {
+                i += 1
+                return .array(items)
+            }
             switch try value() {
             case .plain(let v): items.append(v)
             case .inline(let node): items.append(.table(node.value()))
             }
             try skipBlank()
-            if peek == UInt8(ascii: ",") { i += 1; continue }
+            if peek == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
             guard peek == UInt8(ascii: "]") else { throw fail("expected , or ] in the array") }
             i += 1
             return .array(items)
@@ -350,7 +370,10 @@ private struct Parser {
             skipWhitespace()
             try keyValue(into: node)
             skipWhitespace()
-            if peek == UInt8(ascii: ",") { i += 1; continue }
+            if peek == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
             guard peek == UInt8(ascii: "}") else { throw fail("expected , or } in the inline table (it must stay on one line)") }
             i += 1
             freeze(node)
@@ -453,7 +476,12 @@ private struct Parser {
     }
 
     mutating func trimFirstNewline() throws(TOMLSyntaxError) {
-        if peek == 0x0A { advance() } else if peek == 0x0D, peek(1) == 0x0A { i += 1; advance() }
+        if peek == 0x0A {
+            advance()
+        } else if peek == 0x0D, peek(1) == 0x0A {
+            i += 1
+            advance()
+        }
     }
 
     mutating func multilineCharacter(_ c: UInt8, into out: inout [UInt8]) throws(TOMLSyntaxError) {
@@ -489,7 +517,8 @@ private struct Parser {
         case UInt8(ascii: "u"), UInt8(ascii: "U"):
             let digits = e == UInt8(ascii: "u") ? 4 : 8
             guard i + digits <= bytes.count, let scalarValue = UInt32(String(decoding: bytes[i..<(i + digits)], as: UTF8.self), radix: 16),
-                  bytes[i..<(i + digits)].allSatisfy({ Self.isHex($0) }), let scalar = Unicode.Scalar(scalarValue) else {
+                bytes[i..<(i + digits)].allSatisfy({ Self.isHex($0) }), let scalar = Unicode.Scalar(scalarValue)
+            else {
                 throw fail("\\u and \\U need 4 or 8 hex digits of a Unicode scalar value")
             }
             out += Array(String(Character(scalar)).utf8)
@@ -516,7 +545,8 @@ private struct Parser {
         // 1979-05-27, 07:32:00, 1979-05-27T07:32:00Z: a date or a time.
         let u = Array(token.utf8)
         if (u.count >= 5 && u[4] == UInt8(ascii: "-") && u[0...3].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }))
-            || (u.count >= 3 && u[2] == UInt8(ascii: ":")) {
+            || (u.count >= 3 && u[2] == UInt8(ascii: ":"))
+        {
             i = start
             throw fail("dates and times are not used in anonreg.toml")
         }
@@ -564,7 +594,9 @@ private struct Parser {
         let whole = pieces[0]
         let fraction = pieces.count == 2 ? pieces[1] : nil
         guard fraction != nil || exponent != nil else { return nil }
-        func digits(_ s: Substring) -> Bool { !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "_") } && validUnderscores(s) }
+        func digits(_ s: Substring) -> Bool {
+            !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "_") } && validUnderscores(s)
+        }
         guard digits(whole), !(whole.count > 1 && whole.hasPrefix("0")) else { return nil }
         if let fraction { guard digits(fraction) else { return nil } }
         if var exponent {
@@ -579,7 +611,8 @@ private struct Parser {
         let chars = Array(s)
         for (n, c) in chars.enumerated() where c == "_" {
             guard n > 0, n < chars.count - 1, chars[n - 1] != "_", chars[n + 1] != "_",
-                  chars[n - 1].isHexDigit, chars[n + 1].isHexDigit else { return false }
+                chars[n - 1].isHexDigit, chars[n + 1].isHexDigit
+            else { return false }
         }
         return true
     }

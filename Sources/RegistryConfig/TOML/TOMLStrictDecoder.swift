@@ -64,14 +64,16 @@ enum TOMLStrictDecoder {
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
             guard case .table(let table) = value else {
-                throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "expected a table, found \(value.typeName)"))
+                throw DecodingError.typeMismatch(
+                    [String: Any].self, .init(codingPath: codingPath, debugDescription: "expected a table, found \(value.typeName)"))
             }
             return KeyedDecodingContainer(Keyed<Key>(table: table, decoder: self))
         }
 
         func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
             guard case .array(let items) = value else {
-                throw DecodingError.typeMismatch([Any].self, .init(codingPath: codingPath, debugDescription: "expected an array, found \(value.typeName)"))
+                throw DecodingError.typeMismatch(
+                    [Any].self, .init(codingPath: codingPath, debugDescription: "expected an array, found \(value.typeName)"))
             }
             return Unkeyed(items: items, decoder: self)
         }
@@ -154,7 +156,9 @@ enum TOMLStrictDecoder {
 
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try child(key).scalar(type) }
 
-        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<
+            NestedKey
+        > {
             try child(key).container(keyedBy: type)
         }
 

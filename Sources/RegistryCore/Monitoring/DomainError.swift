@@ -37,11 +37,14 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 
-    static let consentRequired = DomainError(.unprocessable, "consent_required", "enrolment needs a consent record (form, givenOn, method, scope); nothing was stored")
+    static let consentRequired = DomainError(
+        .unprocessable, "consent_required", "enrolment needs a consent record (form, givenOn, method, scope); nothing was stored")
     static let caseNotFound = DomainError(.notFound, "case_not_found", "no such case at this clinic")
     static let codeNotFound = DomainError(.notFound, "code_not_found", "no subject holds that code; check it for typos")
 
-    static func invalidConsent(_ why: String) -> DomainError { DomainError(.unprocessable, "invalid_consent", why + "; nothing was stored") }
+    static func invalidConsent(_ why: String) -> DomainError {
+        DomainError(.unprocessable, "invalid_consent", why + "; nothing was stored")
+    }
     static func invalidDate(_ why: String) -> DomainError { DomainError(.unprocessable, "invalid_date", why) }
     static func unknownCategory(_ known: [String]) -> DomainError {
         DomainError(.unprocessable, "unknown_category", "category must be one of: \(known.sorted().joined(separator: ", "))")
@@ -53,7 +56,8 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         switch error {
         case .caseNotFound: .caseNotFound
         case .codeNotFound: .codeNotFound
-        case .storageFull: DomainError(.storageFull, "storage_full", "the registry's disk is full; the write was not stored, reads still work")
+        case .storageFull:
+            DomainError(.storageFull, "storage_full", "the registry's disk is full; the write was not stored, reads still work")
         case .rejected(let code, let message):
             switch code {
             case "internal_error": DomainError(.internalError, code, message)
@@ -63,11 +67,13 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tampered, .integrity:
             // docs/PROTOCOL.md §Errors: the server logs it at critical and counts it; the request's
             // audit entry records the refusal. Nothing of the failing rows was served.
-            DomainError(.internalError, integrityErrorCode,
-                        "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted",
-                        diagnostic: "StorageError: \(error)")
+            DomainError(
+                .internalError, integrityErrorCode,
+                "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted",
+                diagnostic: "StorageError: \(error)")
         case .keyUnavailable, .unusableDatabase, .database:
-            DomainError(.internalError, "internal_error", "the registry could not complete the request", diagnostic: "StorageError: \(error)")
+            DomainError(
+                .internalError, "internal_error", "the registry could not complete the request", diagnostic: "StorageError: \(error)")
         }
     }
 

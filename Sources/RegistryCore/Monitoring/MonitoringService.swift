@@ -32,7 +32,9 @@ public struct MonitoringService: Sendable {
         // subject that day): an enrolment whose cap day is today or past would be erased at once,
         // so it is refused and nothing is stored (docs/PROTOCOL.md §Enrol).
         guard request.enrolledOn.days(until: today) < policy.capDays else {
-            throw .invalidDate("enrolledOn is the category's retention cap (\(policy.capDays) days) or more ago: monitoring would already have ended; nothing was stored")
+            throw .invalidDate(
+                "enrolledOn is the category's retention cap (\(policy.capDays) days) or more ago: monitoring would already have ended; nothing was stored"
+            )
         }
         let linkage = try request.linkage.map { (hex) throws(DomainError) in try Self.parseLinkage(hex) }
 
@@ -42,16 +44,20 @@ public struct MonitoringService: Sendable {
         if consent.allowsStatistics {
             counters.append(counter("enrolled", category: request.category, clinic: clinic, on: request.enrolledOn))
         }
-        let records = [NewRecord(kind: .consent, plaintext: try RecordCodec.encode(consent)),
-                       NewRecord(kind: .episode, plaintext: try RecordCodec.encode(episode))]
+        let records = [
+            NewRecord(kind: .consent, plaintext: try RecordCodec.encode(consent)),
+            NewRecord(kind: .episode, plaintext: try RecordCodec.encode(episode)),
+        ]
         let receipt: EnrolmentReceipt
         do {
-            receipt = try await storage.enrol(Enrolment(
-                clinic: clinic, linkage: linkage, records: records,
-                columns: state.columns(retention: rules.retention), counters: counters,
-                // Unique persons are counted in the month the enrolment is recorded (always open),
-                // never in a closed month (docs/CRYPTO.md §Unique persons).
-                uniquePerson: consent.allowsStatistics && linkage != nil ? UniquePersonMark(month: today.month, category: request.category) : nil))
+            receipt = try await storage.enrol(
+                Enrolment(
+                    clinic: clinic, linkage: linkage, records: records,
+                    columns: state.columns(retention: rules.retention), counters: counters,
+                    // Unique persons are counted in the month the enrolment is recorded (always open),
+                    // never in a closed month (docs/CRYPTO.md §Unique persons).
+                    uniquePerson: consent.allowsStatistics && linkage != nil
+                        ? UniquePersonMark(month: today.month, category: request.category) : nil))
         } catch { throw .storage(error) }
         return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today, language: language))
     }
@@ -99,7 +105,8 @@ public struct MonitoringService: Sendable {
 
     // MARK: - Cases
 
-    public func status(clinic: ClinicID, case handle: CaseHandle, language: Language = .en) async throws(DomainError) -> CaseStatusResponse {
+    public func status(clinic: ClinicID, case handle: CaseHandle, language: Language = .en) async throws(DomainError) -> CaseStatusResponse
+    {
         let records = try await open(clinic: clinic, case: handle)
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
         return CaseStatusResponse(case: handle.text, monitoring: state.wire(on: clock.today, language: language))
@@ -113,8 +120,10 @@ public struct MonitoringService: Sendable {
     /// Records a check-up: dated today or earlier, not before enrolment, and not before the last
     /// check-up unless marked as a correction. Substances and treatments must come from the
     /// configured vocabularies. The new policy in force is recorded with it.
-    public func addCheckup(clinic: ClinicID, case handle: CaseHandle, _ request: CheckupRequest,
-                           language: Language = .en) async throws(DomainError) -> CheckupResponse {
+    public func addCheckup(
+        clinic: ClinicID, case handle: CaseHandle, _ request: CheckupRequest,
+        language: Language = .en
+    ) async throws(DomainError) -> CheckupResponse {
         let today = clock.today
         let rules = self.rules
         try validateVocabulary(request)
@@ -125,7 +134,8 @@ public struct MonitoringService: Sendable {
         do {
             _ = try await storage.update(case: handle, clinic: clinic) { (view) throws(StorageError) -> SubjectChange in
                 do {
-                    let (change, checkup, state) = try Self.decideCheckup(view: view, request: request, clinic: clinic, today: today, rules: rules)
+                    let (change, checkup, state) = try Self.decideCheckup(
+                        view: view, request: request, clinic: clinic, today: today, rules: rules)
                     result.set(checkup.wire, state.wire(on: today, language: language))
                     return change
                 } catch let error as DomainError {
@@ -145,11 +155,14 @@ public struct MonitoringService: Sendable {
         let records = try SubjectRecords(view)
         let before = MonitoringState(episode: records.episode, checkups: records.checkups)
         guard request.on <= today else { throw DomainError.invalidDate("the check-up date is in the future") }
-        guard request.on >= records.episode.enrolledOn else { throw DomainError.invalidDate("the check-up date is before enrolment (\(records.episode.enrolledOn))") }
+        guard request.on >= records.episode.enrolledOn else {
+            throw DomainError.invalidDate("the check-up date is before enrolment (\(records.episode.enrolledOn))")
+        }
         if let last = before.lastCheckup, request.on <= last, !request.correction {
-            throw DomainError.invalidDate(request.on == last
-                ? "a check-up on \(last) is already recorded; send \"correction\": true to correct it"
-                : "the check-up date is before the last check-up (\(last)); send \"correction\": true to correct history")
+            throw DomainError.invalidDate(
+                request.on == last
+                    ? "a check-up on \(last) is already recorded; send \"correction\": true to correct it"
+                    : "the check-up date is before the last check-up (\(last)); send \"correction\": true to correct history")
         }
         if before.isCompleted && !request.correction {
             throw DomainError(.unprocessable, "monitoring_completed", "monitoring of this case is completed; only corrections are accepted")
@@ -157,15 +170,17 @@ public struct MonitoringService: Sendable {
         // The policy in force now (from config); it reaches this episode with this check-up.
         let policy = rules.categories[records.episode.category] ?? before.policy
         if request.outcome == .relapse, policy.relapse == .clinician, request.relapseAction == nil {
-            throw DomainError(.unprocessable, "relapse_action_required",
-                              "this category leaves relapse handling to the clinician: send relapseAction restart, extend or continue")
+            throw DomainError(
+                .unprocessable, "relapse_action_required",
+                "this category leaves relapse handling to the clinician: send relapseAction restart, extend or continue")
         }
         if request.relapseAction != nil, request.outcome != .relapse {
             throw DomainError(.unprocessable, "invalid_relapse_action", "relapseAction is only for relapse outcomes")
         }
         if request.relapseAction != nil, policy.relapse != .clinician {
-            throw DomainError(.unprocessable, "invalid_relapse_action",
-                              "this category's relapse rule is \(policy.relapse.rawValue); relapseAction is only for categories whose rule is clinician")
+            throw DomainError(
+                .unprocessable, "invalid_relapse_action",
+                "this category's relapse rule is \(policy.relapse.rawValue); relapseAction is only for categories whose rule is clinician")
         }
         let checkup = CheckupRecord(
             on: request.on, outcome: request.outcome, substances: request.substances, treatment: request.treatment,
@@ -176,9 +191,13 @@ public struct MonitoringService: Sendable {
         var counters: [CounterIncrement] = []
         if records.consent.allowsStatistics {
             let metric = "checkup-\(request.outcome.rawValue)"
-            counters.append(CounterIncrement(CounterKey(month: request.on.month, category: records.episode.category, clinic: clinic, metric: metric)))
+            counters.append(
+                CounterIncrement(CounterKey(month: request.on.month, category: records.episode.category, clinic: clinic, metric: metric)))
             if after.isCompleted && !before.isCompleted {
-                counters.append(CounterIncrement(CounterKey(month: after.completedOn!.month, category: records.episode.category, clinic: clinic, metric: "completed")))
+                counters.append(
+                    CounterIncrement(
+                        CounterKey(month: after.completedOn!.month, category: records.episode.category, clinic: clinic, metric: "completed")
+                    ))
             }
         }
         let change = SubjectChange(
@@ -190,11 +209,15 @@ public struct MonitoringService: Sendable {
     func validateVocabulary(_ request: CheckupRequest) throws(DomainError) {
         for s in request.substances where !rules.substances.contains(s) {
             _ = s
-            throw DomainError(.unprocessable, "unknown_substance", "substances must come from the configured vocabulary: \(rules.substances.joined(separator: ", "))")
+            throw DomainError(
+                .unprocessable, "unknown_substance",
+                "substances must come from the configured vocabulary: \(rules.substances.joined(separator: ", "))")
         }
         for t in request.treatment where !rules.treatments.contains(t) {
             _ = t
-            throw DomainError(.unprocessable, "unknown_treatment", "treatment must come from the configured vocabulary: \(rules.treatments.joined(separator: ", "))")
+            throw DomainError(
+                .unprocessable, "unknown_treatment",
+                "treatment must come from the configured vocabulary: \(rules.treatments.joined(separator: ", "))")
         }
         guard Set(request.substances).count == request.substances.count, Set(request.treatment).count == request.treatment.count else {
             throw DomainError(.badRequest, "invalid_value", "substances and treatment must not repeat a value")
@@ -242,8 +265,10 @@ public struct MonitoringService: Sendable {
     /// `reason` in `language`; the `self.*` messages of the catalogues).
     /// `accessLog` returns nil when the log cannot be read: the answer is then an error rather
     /// than a record that silently looks unaccessed.
-    public func selfAccess(code: String, language: Language = .en,
-                           accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry]? = { _ in [] }) async throws(DomainError) -> SelfResponse {
+    public func selfAccess(
+        code: String, language: Language = .en,
+        accessLog: @Sendable ([UInt8]) async -> [AccessLogEntry]? = { _ in [] }
+    ) async throws(DomainError) -> SelfResponse {
         let view: SubjectView
         do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
         let records = try SubjectRecords(view)
@@ -251,8 +276,9 @@ public struct MonitoringService: Sendable {
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
         guard let log = await accessLog(view.auditReference) else { throw .internalFailure("the access log could not be read") }
         let summary = Self.selfSummary(records: records, state: state, clinics: view.clinics, today: today, language: language)
-        return SelfResponse(monitoring: state.wire(on: today, language: language), consent: records.consent.wire, checkups: records.checkups.map(\.wire),
-                            clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
+        return SelfResponse(
+            monitoring: state.wire(on: today, language: language), consent: records.consent.wire, checkups: records.checkups.map(\.wire),
+            clinics: view.clinics.map(\.rawValue), accessLog: log, summary: summary)
     }
 
     /// The reason starts a sentence in the summary.
@@ -261,25 +287,44 @@ public struct MonitoringService: Sendable {
         return first.uppercased() + text.dropFirst()
     }
 
-    static func selfSummary(records: SubjectRecords, state: MonitoringState, clinics: [ClinicID], today: Day, language: Language) -> [String] {
+    static func selfSummary(records: SubjectRecords, state: MonitoringState, clinics: [ClinicID], today: Day, language: Language)
+        -> [String]
+    {
         func date(_ day: Day) -> String { Catalogue.date(day, language) }
         let consent = records.consent
         let scopes = consent.scope.map { Catalogue.text("scope.\($0.rawValue)", language) }
-        let scope = scopes.count < 2 ? scopes.joined()
+        let scope =
+            scopes.count < 2
+            ? scopes.joined()
             : Catalogue.text("list.and", language, ["a": scopes.dropLast().joined(separator: ", "), "b": scopes.last!])
         var summary = [
-            Catalogue.text("self.enrolled", language, [
-                "category": records.episode.category, "enrolledOn": date(records.episode.enrolledOn), "clinic": records.episode.clinic]),
-            Catalogue.text("self.consent", language, [
-                "givenOn": date(consent.givenOn), "method": Catalogue.text("consent.method.\(consent.method.rawValue)", language),
-                "form": consent.form, "scope": scope]),
-            Catalogue.text("self.status", language, [
-                "status": Catalogue.text("status.\(state.status(on: today))", language), "reason": sentenceCase(state.reason(on: today, language: language))]),
+            Catalogue.text(
+                "self.enrolled", language,
+                [
+                    "category": records.episode.category, "enrolledOn": date(records.episode.enrolledOn), "clinic": records.episode.clinic,
+                ]),
+            Catalogue.text(
+                "self.consent", language,
+                [
+                    "givenOn": date(consent.givenOn), "method": Catalogue.text("consent.method.\(consent.method.rawValue)", language),
+                    "form": consent.form, "scope": scope,
+                ]),
+            Catalogue.text(
+                "self.status", language,
+                [
+                    "status": Catalogue.text("status.\(state.status(on: today))", language),
+                    "reason": sentenceCase(state.reason(on: today, language: language)),
+                ]),
             Catalogue.text("self.clinics", language, ["clinics": clinics.map(\.rawValue).joined(separator: ", ")]),
         ]
         for checkup in records.checkups {
-            summary.append(Catalogue.text(checkup.correction ? "self.checkupCorrection" : "self.checkup", language, [
-                "on": date(checkup.on), "clinic": checkup.clinic, "outcome": Catalogue.text("outcome.\(checkup.outcome.rawValue)", language)]))
+            summary.append(
+                Catalogue.text(
+                    checkup.correction ? "self.checkupCorrection" : "self.checkup", language,
+                    [
+                        "on": date(checkup.on), "clinic": checkup.clinic,
+                        "outcome": Catalogue.text("outcome.\(checkup.outcome.rawValue)", language),
+                    ]))
         }
         summary.append(Catalogue.text("self.withdraw", language))
         return summary
@@ -290,11 +335,13 @@ public struct MonitoringService: Sendable {
         let today = clock.today
         do {
             let cases = try await storage.casesDue(clinic: clinic, before: day)
-            return DueResponse(before: day, cases: cases.map { due in
-                // The clear column holds only the date; the status words follow from it.
-                let status = today >= due.nextDue ? "due" : "active"
-                return DueCaseWire(case: due.caseHandle.text, nextCheckupDue: due.nextDue, status: status)
-            })
+            return DueResponse(
+                before: day,
+                cases: cases.map { due in
+                    // The clear column holds only the date; the status words follow from it.
+                    let status = today >= due.nextDue ? "due" : "active"
+                    return DueCaseWire(case: due.caseHandle.text, nextCheckupDue: due.nextDue, status: status)
+                })
         } catch { throw .storage(error) }
     }
 

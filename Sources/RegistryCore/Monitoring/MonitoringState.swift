@@ -48,11 +48,12 @@ public struct MonitoringState: Sendable, Equatable {
                 if start == nil { start = checkup.on }
                 if let s = start, checkup.on >= s.adding(days: policy.remissionDays + extra) { completed = checkup.on }
             case .relapse:
-                let action: RelapseAction = switch policy.relapse {
-                case .restart: .restart
-                case .extend: .extend
-                case .clinician: checkup.relapseAction ?? .restart
-                }
+                let action: RelapseAction =
+                    switch policy.relapse {
+                    case .restart: .restart
+                    case .extend: .extend
+                    case .clinician: checkup.relapseAction ?? .restart
+                    }
                 switch action {
                 case .restart:
                     start = nil
@@ -96,8 +97,11 @@ public struct MonitoringState: Sendable, Equatable {
         func date(_ day: Day) -> String { Catalogue.date(day, language) }
         let days = Catalogue.count("days", requiredRemissionDays, language)
         if let completedOn {
-            return Catalogue.text("reason.completed", language, [
-                "completedOn": date(completedOn), "days": days, "since": remissionSince.map(date) ?? "?"])
+            return Catalogue.text(
+                "reason.completed", language,
+                [
+                    "completedOn": date(completedOn), "days": days, "since": remissionSince.map(date) ?? "?",
+                ])
         }
         var parts: [String] = []
         if let since = remissionSince, let end = earliestEnd {
@@ -110,8 +114,12 @@ public struct MonitoringState: Sendable, Equatable {
         if let due = nextCheckupDue {
             switch status(on: today) {
             case "overdue":
-                parts.append(Catalogue.text("reason.overdue", language, [
-                    "overdueSince": date(due.adding(days: policy.overdueAfterDays)), "due": date(due)]))
+                parts.append(
+                    Catalogue.text(
+                        "reason.overdue", language,
+                        [
+                            "overdueSince": date(due.adding(days: policy.overdueAfterDays)), "due": date(due),
+                        ]))
             case "due": parts.append(Catalogue.text("reason.due", language, ["due": date(due)]))
             default: parts.append(Catalogue.text("reason.next", language, ["due": date(due)]))
             }
@@ -121,17 +129,19 @@ public struct MonitoringState: Sendable, Equatable {
     }
 
     public func wire(on today: Day, language: Language = .en) -> MonitoringWire {
-        MonitoringWire(status: status(on: today), category: category, enrolledOn: enrolledOn, lastCheckup: lastCheckup,
-                       nextCheckupDue: nextCheckupDue, remissionSince: remissionSince, earliestEnd: earliestEnd,
-                       retentionCapOn: capOn, reason: reason(on: today, language: language))
+        MonitoringWire(
+            status: status(on: today), category: category, enrolledOn: enrolledOn, lastCheckup: lastCheckup,
+            nextCheckupDue: nextCheckupDue, remissionSince: remissionSince, earliestEnd: earliestEnd,
+            retentionCapOn: capOn, reason: reason(on: today, language: language))
     }
 
     /// The clear columns the store keeps: due date for the due list, review date for the sweeper
     /// (completion grace, retention cap, or inactivity, whichever comes first).
     func columns(retention: Retention) -> SubjectColumns {
         if let completedOn {
-            return SubjectColumns(status: .completed, nextDue: nil,
-                                  reviewOn: min(completedOn.adding(days: retention.completedGraceDays), capOn))
+            return SubjectColumns(
+                status: .completed, nextDue: nil,
+                reviewOn: min(completedOn.adding(days: retention.completedGraceDays), capOn))
         }
         let inactive = (lastCheckup ?? enrolledOn).adding(days: retention.inactiveDays)
         return SubjectColumns(status: .active, nextDue: nextCheckupDue, reviewOn: min(capOn, inactive))

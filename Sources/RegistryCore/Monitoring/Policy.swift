@@ -21,8 +21,10 @@ public struct Policy: Codable, Sendable, Equatable {
     /// Days after the due date before a case counts as overdue.
     public var overdueAfterDays: Int
 
-    public init(checkupIntervalDays: Int, remissionDays: Int, relapse: RelapseRule, relapseExtendDays: Int,
-                capDays: Int, overdueAfterDays: Int) {
+    public init(
+        checkupIntervalDays: Int, remissionDays: Int, relapse: RelapseRule, relapseExtendDays: Int,
+        capDays: Int, overdueAfterDays: Int
+    ) {
         self.checkupIntervalDays = checkupIntervalDays
         self.remissionDays = remissionDays
         self.relapse = relapse

@@ -55,8 +55,9 @@ struct CheckupRecord: Codable, Sendable, Equatable {
     var policy: Policy
 
     var wire: CheckupWire {
-        CheckupWire(on: on, outcome: outcome, substances: substances, treatment: treatment, note: note,
-                    correction: correction, relapseAction: relapseAction, clinic: clinic)
+        CheckupWire(
+            on: on, outcome: outcome, substances: substances, treatment: treatment, note: note,
+            correction: correction, relapseAction: relapseAction, clinic: clinic)
     }
 }
 

@@ -80,19 +80,21 @@ public struct Sweeper: Sendable {
                 let result: SweepResult
                 do {
                     result = try await AuditRecorder.$current.withValue(recorder) { () async throws(StorageError) -> SweepResult in
-                      try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
-                        do {
-                            let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
-                            outcome.cause = cause
-                            // An erasure's entry is appended in the erasure's own transaction.
-                            if let cause { recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "erase-\(cause.rawValue)")) }
-                            return decision
-                        } catch let error as DomainError {
-                            throw error.asStorageRejection
-                        } catch {
-                            throw .rejected(code: "internal_error", message: "a subject could not be reviewed")
+                        try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
+                            do {
+                                let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
+                                outcome.cause = cause
+                                // An erasure's entry is appended in the erasure's own transaction.
+                                if let cause {
+                                    recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "erase-\(cause.rawValue)"))
+                                }
+                                return decision
+                            } catch let error as DomainError {
+                                throw error.asStorageRejection
+                            } catch {
+                                throw .rejected(code: "internal_error", message: "a subject could not be reviewed")
+                            }
                         }
-                      }
                     }
                 } catch let error as StorageError where error == .storageFull {
                     throw .storage(error)
@@ -135,14 +137,18 @@ public struct Sweeper: Sendable {
         guard let cause else { return (.keep(state.columns(retention: rules.retention)), nil) }
         var counters: [CounterIncrement] = []
         if records.consent.allowsStatistics {
-            let metric = switch cause {
-            case .cap: "erased-cap"
-            case .completed: "erased-completed"
-            case .inactive: "erased-inactive"
-            case .withdrawn: "withdrawn"
-            }
-            counters.append(CounterIncrement(CounterKey(month: today.month, category: records.episode.category,
-                                                        clinic: ClinicID(records.episode.clinic) ?? ClinicID("unknown")!, metric: metric)))
+            let metric =
+                switch cause {
+                case .cap: "erased-cap"
+                case .completed: "erased-completed"
+                case .inactive: "erased-inactive"
+                case .withdrawn: "withdrawn"
+                }
+            counters.append(
+                CounterIncrement(
+                    CounterKey(
+                        month: today.month, category: records.episode.category,
+                        clinic: ClinicID(records.episode.clinic) ?? ClinicID("unknown")!, metric: metric)))
         }
         return (.erase(counters: counters), cause)
     }

@@ -82,8 +82,9 @@ public final class AuditRecorder: @unchecked Sendable {
         locked {
             let text = if result == "ok", let detail { "ok (\(detail))" } else { result }
             return pending.map {
-                AuditEvent(actor: $0.actor, action: $0.action, result: text, subjectReference: reference, linked: !erased,
-                           subjectKey: subjectKey)
+                AuditEvent(
+                    actor: $0.actor, action: $0.action, result: text, subjectReference: reference, linked: !erased,
+                    subjectKey: subjectKey)
             }
         }
     }
@@ -103,8 +104,10 @@ public struct AuditEvent: Sendable, Equatable {
     /// the subject still exists when the entry is appended.
     public var subjectKey: [UInt8]?
 
-    public init(actor: String, action: String, result: String, subjectReference: [UInt8]?, linked: Bool = true,
-                subjectKey: [UInt8]? = nil) {
+    public init(
+        actor: String, action: String, result: String, subjectReference: [UInt8]?, linked: Bool = true,
+        subjectKey: [UInt8]? = nil
+    ) {
         self.actor = actor
         self.action = action
         self.result = result

@@ -12,10 +12,10 @@ public struct CaseHandle: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: String) {
         let bytes = Array(text.utf8)
         guard bytes.count == CaseHandle.prefix.utf8.count + 2 * CaseHandle.randomBytes,
-              text.hasPrefix(CaseHandle.prefix),
-              bytes.dropFirst(CaseHandle.prefix.utf8.count).allSatisfy({
-                  ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
-              })
+            text.hasPrefix(CaseHandle.prefix),
+            bytes.dropFirst(CaseHandle.prefix.utf8.count).allSatisfy({
+                ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
+            })
         else { return nil }
         self.text = text
     }

@@ -6,7 +6,8 @@ public struct ClinicID: Hashable, Sendable, Codable, Comparable, CustomStringCon
 
     public init?(_ rawValue: String) {
         guard !rawValue.isEmpty, rawValue.utf8.count <= 64,
-              rawValue.utf8.allSatisfy({ ClinicID.allowed($0) }) else { return nil }
+            rawValue.utf8.allSatisfy({ ClinicID.allowed($0) })
+        else { return nil }
         self.rawValue = rawValue
     }
 

@@ -66,8 +66,10 @@ public enum CounterMetric {
     public static let uniquePersons = "unique-persons"
 
     /// The additive metrics (event counts), which sum over months and clinics.
-    public static let additive = [enrolled, anonymousEpisode, checkupRemission, checkupRelapse, checkupMissed, checkupOther,
-                                  completed, erasedCompleted, erasedCap, erasedInactive, withdrawn]
+    public static let additive = [
+        enrolled, anonymousEpisode, checkupRemission, checkupRelapse, checkupMissed, checkupOther,
+        completed, erasedCompleted, erasedCap, erasedInactive, withdrawn,
+    ]
     /// Every metric a statistics release can carry.
     public static let all = additive + [uniquePersons]
 }

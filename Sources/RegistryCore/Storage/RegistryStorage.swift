@@ -110,8 +110,10 @@ public struct Enrolment: Sendable {
     /// consent). Ignored without a linkage value.
     public var uniquePerson: UniquePersonMark?
 
-    public init(clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement],
-                uniquePerson: UniquePersonMark? = nil) {
+    public init(
+        clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement],
+        uniquePerson: UniquePersonMark? = nil
+    ) {
         self.clinic = clinic
         self.linkage = linkage
         self.records = records

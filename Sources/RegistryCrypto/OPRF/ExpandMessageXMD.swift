@@ -104,8 +104,9 @@ struct SHA512 {
     /// Feeds bytes from secure memory without copying them.
     mutating func update(_ bytes: UnsafeRawBufferPointer) throws(CryptoError) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        try Sodium.check(crypto_hash_sha512_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)),
-                         "crypto_hash_sha512_update")
+        try Sodium.check(
+            crypto_hash_sha512_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)),
+            "crypto_hash_sha512_update")
     }
 
     /// The digest; the state is zeroed afterwards (it held every input byte's influence).

@@ -13,8 +13,10 @@ struct ClinicBudgets: Sendable {
         let writeOverrides = limits.clinics.mapValues { RateLimiter.Rate(perMinute: $0.writesPerMinute, burst: $0.writeBurst) }
         let readOverrides = limits.clinics.mapValues { RateLimiter.Rate(perMinute: $0.readsPerMinute, burst: $0.readBurst) }
         if let previous {
-            writes = previous.writes.reconfigured(perMinute: limits.budget.writesPerMinute, burst: limits.budget.writeBurst, overrides: writeOverrides)
-            reads = previous.reads.reconfigured(perMinute: limits.budget.readsPerMinute, burst: limits.budget.readBurst, overrides: readOverrides)
+            writes = previous.writes.reconfigured(
+                perMinute: limits.budget.writesPerMinute, burst: limits.budget.writeBurst, overrides: writeOverrides)
+            reads = previous.reads.reconfigured(
+                perMinute: limits.budget.readsPerMinute, burst: limits.budget.readBurst, overrides: readOverrides)
         } else {
             writes = RateLimiter(perMinute: limits.budget.writesPerMinute, burst: limits.budget.writeBurst, overrides: writeOverrides)
             reads = RateLimiter(perMinute: limits.budget.readsPerMinute, burst: limits.budget.readBurst, overrides: readOverrides)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Metrics
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Caps on open connections (DESIGN invariant 9; docs/ROBUSTNESS.md §Resource limits): all peers
 /// together, each uid, and all peers with no role together. A connection over a cap is closed

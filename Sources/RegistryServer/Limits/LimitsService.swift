@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAnonregLinux
 import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Writes refusal summaries when their interval ends (RefusalSummaries), and at shutdown; and
 /// gives memory back to the system after a connection flood (docs/ROBUSTNESS.md §Resource limits).
@@ -40,9 +41,12 @@ extension RegistryApp {
         _ = anonreg_malloc_trim()
         let after = Self.residentBytes()
         Gauge(label: "anonreg_resident_bytes").record(after ?? 0)
-        logger.notice("memory returned after a connection flood", metadata: [
-            "peak_connections": "\(peak)", "open_connections": "\(open)",
-            "rss_before_kib": "\((before ?? 0) / 1024)", "rss_after_kib": "\((after ?? 0) / 1024)"])
+        logger.notice(
+            "memory returned after a connection flood",
+            metadata: [
+                "peak_connections": "\(peak)", "open_connections": "\(open)",
+                "rss_before_kib": "\((before ?? 0) / 1024)", "rss_after_kib": "\((after ?? 0) / 1024)",
+            ])
     }
 
     /// The process's resident set (`/proc/self/statm`), in bytes.

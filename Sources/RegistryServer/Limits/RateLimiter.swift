@@ -30,8 +30,10 @@ final class RateLimiter: Sendable {
     private let buckets = Mutex<[ClinicID: Bucket]>([:])
     private let now: @Sendable () -> Double
 
-    init(perMinute: Int, burst: Int, overrides: [ClinicID: Rate] = [:],
-         now: @escaping @Sendable () -> Double = { ProcessInfo.processInfo.systemUptime }) {
+    init(
+        perMinute: Int, burst: Int, overrides: [ClinicID: Rate] = [:],
+        now: @escaping @Sendable () -> Double = { ProcessInfo.processInfo.systemUptime }
+    ) {
         self.rate = Rate(perMinute: perMinute, burst: burst)
         self.overrides = overrides
         self.now = now

@@ -33,8 +33,10 @@ final class RefusalSummaries<Key: Hashable & Sendable>: Sendable {
     private let now: @Sendable () -> Double
     private let wallClock: @Sendable () -> Date
 
-    init(interval: Double, now: @escaping @Sendable () -> Double = { ProcessInfo.processInfo.systemUptime },
-         wallClock: @escaping @Sendable () -> Date = { Date() }) {
+    init(
+        interval: Double, now: @escaping @Sendable () -> Double = { ProcessInfo.processInfo.systemUptime },
+        wallClock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.interval = interval
         self.now = now
         self.wallClock = wallClock

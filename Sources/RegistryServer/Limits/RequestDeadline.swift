@@ -128,10 +128,12 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
                     context.close(promise: nil)
                     return
                 }
-                let body = RequestLimitAnswers.body(code: "request_timeout", message: "the request was not received within \(seconds) seconds")
+                let body = RequestLimitAnswers.body(
+                    code: "request_timeout", message: "the request was not received within \(seconds) seconds")
                 var buffer = context.channel.allocator.buffer(capacity: 256)
-                buffer.writeString("HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-                                   + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+                buffer.writeString(
+                    "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+                        + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
                 context.writeAndFlush(NIOAny(IOData.byteBuffer(buffer))).whenComplete { _ in
                     // Half-close first, so that the peer reads the answer even if its unread
                     // bytes would make a full close reset the connection.
@@ -174,7 +176,9 @@ final class RequestPartsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guardian.head(route: RouteTable.match(head.method, head.path.map { String($0.split(separator: "?", maxSplits: 1).first ?? "") } ?? "")?.path ?? "unmatched")
+            guardian.head(
+                route: RouteTable.match(head.method, head.path.map { String($0.split(separator: "?", maxSplits: 1).first ?? "") } ?? "")?
+                    .path ?? "unmatched")
         case .body:
             break
         case .end:

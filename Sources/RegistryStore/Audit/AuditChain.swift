@@ -28,8 +28,10 @@ public enum AuditChain {
         public var prevHash: [UInt8]
         public var hash: [UInt8]
 
-        public init(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?,
-                    prevHash: [UInt8], hash: [UInt8]) {
+        public init(
+            seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?,
+            prevHash: [UInt8], hash: [UInt8]
+        ) {
             self.seq = seq
             self.at = at
             self.actor = actor
@@ -52,7 +54,9 @@ public enum AuditChain {
         public var previous: Int64?
         public var interval: Int?
 
-        public init(seq: Int64, hash: [UInt8], at: String, signature: [UInt8], format: Int = 2, previous: Int64? = nil, interval: Int? = nil) {
+        public init(
+            seq: Int64, hash: [UInt8], at: String, signature: [UInt8], format: Int = 2, previous: Int64? = nil, interval: Int? = nil
+        ) {
             self.seq = seq
             self.hash = hash
             self.at = at
@@ -81,8 +85,9 @@ public enum AuditChain {
 
         public init?(anchor: AuditAnchor) {
             guard let hash = try? Hex.decode(anchor.hash), let signature = try? Hex.decode(anchor.signature) else { return nil }
-            self.init(seq: anchor.seq, hash: hash, at: anchor.at, signature: signature, format: 2, previous: anchor.previous,
-                      interval: anchor.interval)
+            self.init(
+                seq: anchor.seq, hash: hash, at: anchor.at, signature: signature, format: 2, previous: anchor.previous,
+                interval: anchor.interval)
         }
     }
 
@@ -119,7 +124,8 @@ public enum AuditChain {
     }
     static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
 
-    public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?) -> [UInt8] {
+    public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?) -> [UInt8]
+    {
         Label.bytes(Label.auditEntry) + [0] + be64(seq) + lp(at) + lp(actor) + lp(action) + lp(result) + lp(subjectCommit ?? [])
     }
 
@@ -166,15 +172,19 @@ public enum AuditChain {
     /// Detects a modified, deleted, inserted or reordered entry, a forged, deleted or mismatched
     /// checkpoint, a tail dropped from under a checkpoint, and (with `anchor`) a log cut short or
     /// replaced by an older copy.
-    public static func verify(entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8], interval: Int = 1000,
-                              anchor: Checkpoint? = nil, scope: Scope = .database) -> Report {
+    public static func verify(
+        entries unsorted: [Entry], checkpoints: [Checkpoint], publicKey: [UInt8], interval: Int = 1000,
+        anchor: Checkpoint? = nil, scope: Scope = .database
+    ) -> Report {
         let entries = unsorted.sorted { $0.seq < $1.seq }
-        let pruneRecorded = entries.first.map { first in
-            entries.contains { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }
-        } ?? false
-        var verifier = Verifier(checkpoints: checkpoints, publicKey: publicKey, entries: entries.count,
-                                firstSeq: entries.first?.seq, lastSeq: entries.last?.seq, pruneRecorded: pruneRecorded,
-                                interval: interval, anchor: anchor, scope: scope)
+        let pruneRecorded =
+            entries.first.map { first in
+                entries.contains { $0.action == pruneAction && $0.result == pruneResult(anchor: first.seq - 1) }
+            } ?? false
+        var verifier = Verifier(
+            checkpoints: checkpoints, publicKey: publicKey, entries: entries.count,
+            firstSeq: entries.first?.seq, lastSeq: entries.last?.seq, pruneRecorded: pruneRecorded,
+            interval: interval, anchor: anchor, scope: scope)
         for entry in entries {
             if let failure = verifier.feed(entry) { return failure }
         }
@@ -210,14 +220,17 @@ public enum AuditChain {
         private var stretchInterval: Int?
         private var sinceCheckpoint = 0
 
-        public init(checkpoints: [Checkpoint], publicKey: [UInt8], entries: Int, firstSeq: Int64?, lastSeq: Int64?,
-                    pruneRecorded: Bool, interval: Int = 1000, anchor: Checkpoint? = nil, scope: Scope = .database) {
+        public init(
+            checkpoints: [Checkpoint], publicKey: [UInt8], entries: Int, firstSeq: Int64?, lastSeq: Int64?,
+            pruneRecorded: Bool, interval: Int = 1000, anchor: Checkpoint? = nil, scope: Scope = .database
+        ) {
             configured = max(1, interval)
             self.anchor = anchor
             self.scope = scope
-            report = Report(ok: true, entries: entries, checkpoints: checkpoints.count, firstSeq: firstSeq, lastSeq: lastSeq,
-                            lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0, interval: configured,
-                            anchorSeq: anchor?.seq, restores: [])
+            report = Report(
+                ok: true, entries: entries, checkpoints: checkpoints.count, firstSeq: firstSeq, lastSeq: lastSeq,
+                lastCheckpointSeq: checkpoints.map(\.seq).max(), unsignedTail: 0, interval: configured,
+                anchorSeq: anchor?.seq, restores: [])
             previousSeq = (firstSeq ?? 1) - 1
             let sorted = checkpoints.sorted(by: { $0.seq < $1.seq })
             for (i, checkpoint) in sorted.enumerated() {
@@ -229,7 +242,10 @@ public enum AuditChain {
                 // middle leaves a name that points at nothing. The first one kept after a prune
                 // (or the first of an export) names one that is gone on purpose.
                 if checkpoint.format == 2, i > 0, checkpoint.previous != sorted[i - 1].seq {
-                    failure = fail(checkpoint.seq, "the checkpoint at entry \(checkpoint.seq) follows the one at entry \(checkpoint.previous ?? 0), which is missing (a signed checkpoint was deleted)")
+                    failure = fail(
+                        checkpoint.seq,
+                        "the checkpoint at entry \(checkpoint.seq) follows the one at entry \(checkpoint.previous ?? 0), which is missing (a signed checkpoint was deleted)"
+                    )
                     return
                 }
                 bySeq[checkpoint.seq] = checkpoint
@@ -278,29 +294,41 @@ public enum AuditChain {
                 // A restore continues numbering after everything that can have been issued before
                 // it; its entry says where the restored log ended, and a checkpoint signs it.
                 if entry.seq > previousSeq + 1, entry.action == restoreAction, restoreEnded(entry.result) == previousSeq,
-                   bySeq[entry.seq] != nil {
+                    bySeq[entry.seq] != nil
+                {
                     isRestore = true
                     report.restores?.append(entry.seq)
                 } else {
-                    failure = fail(previousSeq + 1, entry.seq <= previousSeq
-                        ? "entry \(entry.seq) appears twice or out of order"
-                        : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
+                    failure = fail(
+                        previousSeq + 1,
+                        entry.seq <= previousSeq
+                            ? "entry \(entry.seq) appears twice or out of order"
+                            : "entry \(previousSeq + 1) is missing (the next entry is \(entry.seq))")
                     return failure
                 }
             }
             guard entry.prevHash == expected else {
-                failure = fail(entry.seq, "entry \(entry.seq) does not follow entry \(previousSeq) (chain link broken: an entry was removed, inserted or reordered)")
+                failure = fail(
+                    entry.seq,
+                    "entry \(entry.seq) does not follow entry \(previousSeq) (chain link broken: an entry was removed, inserted or reordered)"
+                )
                 return failure
             }
-            let recomputed = (try? hash(previous: expected, canonical: canonical(
-                seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result, subjectCommit: entry.subjectCommit))) ?? []
+            let recomputed =
+                (try? hash(
+                    previous: expected,
+                    canonical: canonical(
+                        seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result,
+                        subjectCommit: entry.subjectCommit))) ?? []
             guard recomputed == entry.hash else {
                 failure = fail(entry.seq, "entry \(entry.seq) was modified (its content does not match its hash)")
                 return failure
             }
             if let anchor, anchor.seq == entry.seq {
                 guard anchor.hash == entry.hash else {
-                    failure = fail(entry.seq, "entry \(entry.seq) disagrees with the audit anchor beside the keyring (the log was rewritten or replaced)")
+                    failure = fail(
+                        entry.seq,
+                        "entry \(entry.seq) disagrees with the audit anchor beside the keyring (the log was rewritten or replaced)")
                     return failure
                 }
                 anchorSeen = true
@@ -316,7 +344,10 @@ public enum AuditChain {
                     return failure
                 }
                 guard sinceCheckpoint <= allowed(checkpoint) else {
-                    failure = fail(entry.seq, "\(sinceCheckpoint) entries before entry \(entry.seq) have no signed checkpoint, more than the interval of \(allowed(checkpoint)) (signed checkpoints were deleted)")
+                    failure = fail(
+                        entry.seq,
+                        "\(sinceCheckpoint) entries before entry \(entry.seq) have no signed checkpoint, more than the interval of \(allowed(checkpoint)) (signed checkpoints were deleted)"
+                    )
                     return failure
                 }
                 sinceCheckpoint = 0
@@ -335,13 +366,19 @@ public enum AuditChain {
                 return fail(last + 1, "entry \(last + 1) is missing (the log ends early)")
             }
             if let lastCheckpoint = report.lastCheckpointSeq, lastCheckpoint > last {
-                return fail(last + 1, "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)")
+                return fail(
+                    last + 1,
+                    "entries \(last + 1) to \(lastCheckpoint) are missing: the signed checkpoint at \(lastCheckpoint) covers them (the tail was dropped)"
+                )
             }
             if let anchor, !anchorSeen {
                 // Pruned up to the anchor itself: its checkpoint stays, with the same hash.
                 if let kept = bySeq[anchor.seq], kept.hash == anchor.hash {
                 } else if anchor.seq > last {
-                    return fail(last + 1, "the log ends at entry \(last), but the audit anchor beside the keyring records a signed checkpoint at entry \(anchor.seq): entries were cut off, or an older copy of the database was put in place without `anonreg backup restore`")
+                    return fail(
+                        last + 1,
+                        "the log ends at entry \(last), but the audit anchor beside the keyring records a signed checkpoint at entry \(anchor.seq): entries were cut off, or an older copy of the database was put in place without `anonreg backup restore`"
+                    )
                 } else {
                     return fail(anchor.seq, "entry \(anchor.seq), which the audit anchor beside the keyring signs, is not in the log")
                 }
@@ -354,7 +391,10 @@ public enum AuditChain {
                 return fail(report.firstSeq, "no entry of this export is signed by a checkpoint in it: it proves nothing")
             }
             if sinceCheckpoint > allowed(nil) {
-                return fail(last, "the last \(sinceCheckpoint) entries have no signed checkpoint, more than the interval of \(allowed(nil)): signed checkpoints were deleted, or the log was rewritten")
+                return fail(
+                    last,
+                    "the last \(sinceCheckpoint) entries have no signed checkpoint, more than the interval of \(allowed(nil)): signed checkpoints were deleted, or the log was rewritten"
+                )
             }
             return done
         }

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import GRDB
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension BackupArchive {
     /// What a payload holds, read from the payload itself.
@@ -78,17 +79,22 @@ extension BackupArchive {
             let unknown = applied.filter { !known.contains($0) }
             throw StorageError.unusableDatabase(
                 path: path,
-                reason: "its schema migrations are not anonreg's (\(unknown.isEmpty ? "out of order" : "unknown: " + unknown.joined(separator: ", ")))")
+                reason:
+                    "its schema migrations are not anonreg's (\(unknown.isEmpty ? "out of order" : "unknown: " + unknown.joined(separator: ", ")))"
+            )
         }
         let fresh = try DatabaseQueue()
         try Schema.migrator(keyring: nil).migrate(fresh, upTo: last)
         let expected = try fresh.read { try schemaObjects($0) }
         let actual = try schemaObjects(db)
         guard actual == expected else {
-            let extra = Set(actual).subtracting(expected).map { $0.components(separatedBy: "\u{1F}").prefix(2).joined(separator: " ") }.sorted()
+            let extra = Set(actual).subtracting(expected).map { $0.components(separatedBy: "\u{1F}").prefix(2).joined(separator: " ") }
+                .sorted()
             throw StorageError.unusableDatabase(
                 path: path,
-                reason: "its schema differs from anonreg's \(last) schema (unexpected: \(extra.isEmpty ? "a missing or altered object" : extra.joined(separator: ", "))); refusing to open it")
+                reason:
+                    "its schema differs from anonreg's \(last) schema (unexpected: \(extra.isEmpty ? "a missing or altered object" : extra.joined(separator: ", "))); refusing to open it"
+            )
         }
     }
 
@@ -124,7 +130,8 @@ extension BackupArchive {
         } catch let error as StorageError {
             throw error
         } catch {
-            throw .unusableDatabase(path: path, reason: "the payload is not a readable SQLite database (\((error as? DatabaseError)?.message ?? "\(error)"))")
+            throw .unusableDatabase(
+                path: path, reason: "the payload is not a readable SQLite database (\((error as? DatabaseError)?.message ?? "\(error)"))")
         }
     }
 
@@ -165,8 +172,10 @@ extension BackupArchive {
                 func count(_ table: String) throws -> Int {
                     try db.tableExists(table) ? (try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0) : 0
                 }
-                return (try count("subject"), try count("audit_entry"),
-                        try count("counter") + count("privacy_budget") + count("stats_release"))
+                return (
+                    try count("subject"), try count("audit_entry"),
+                    try count("counter") + count("privacy_budget") + count("stats_release")
+                )
             }
         } catch {
             throw .unusableDatabase(path: path, reason: "it cannot be read (\((error as? DatabaseError)?.message ?? "\(error)"))")
@@ -213,14 +222,16 @@ extension BackupArchive {
             let ledgerFile = ErasureLedger(keyring: keyring)
             if let backupLedger {
                 do { try ledgerFile.check(backupLedger, extends: recorded) } catch {
-                    throw StorageError.unusableDatabase(path: path, reason: "the backup's own ledger does not extend what its database recorded: \(error)")
+                    throw StorageError.unusableDatabase(
+                        path: path, reason: "the backup's own ledger does not extend what its database recorded: \(error)")
                 }
                 guard backupLedger.references.allSatisfy(erased.contains) else {
                     throw StorageError.unusableDatabase(path: path, reason: "the backup's ledger was not merged into the keyring's ledger")
                 }
             } else {
                 do { try ledgerFile.check(ledger, extends: recorded) } catch {
-                    throw StorageError.unusableDatabase(path: path, reason: "the backup recorded more erasures than the ledger holds: \(error)")
+                    throw StorageError.unusableDatabase(
+                        path: path, reason: "the backup recorded more erasures than the ledger holds: \(error)")
                 }
             }
             try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
@@ -236,7 +247,8 @@ extension BackupArchive {
                 var outcome: RestoreOutcome? = nil
                 try db.inTransaction {
                     for subject in doomed {
-                        try SQLiteRegistryStore.unlinkAudit(db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
+                        try SQLiteRegistryStore.unlinkAudit(
+                            db, reference: try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring))
                         try SQLiteRegistryStore.delete(db, subjectID: subject.id)
                     }
                     if ledger.state.count > 0 { try SQLiteRegistryStore.recordLedgerHead(db, ledger.state) }
@@ -261,7 +273,10 @@ extension BackupArchive {
             }
             guard failed == 0 else {
                 throw StorageError.unusableDatabase(
-                    path: path, reason: "\(failed) row(s) of the backup fail their integrity check (docs/CRYPTO.md §Authenticated columns): it was altered after it was taken; nothing was restored")
+                    path: path,
+                    reason:
+                        "\(failed) row(s) of the backup fail their integrity check (docs/CRYPTO.md §Authenticated columns): it was altered after it was taken; nothing was restored"
+                )
             }
             try queue.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The database backup file (docs/CRYPTO.md §Database backups):
 ///
@@ -115,7 +116,9 @@ public enum BackupArchive {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let json = try? encoder.encode(header) else { throw .database(reason: "could not encode the backup header") }
         let signature: [UInt8]
-        do { signature = try signingKey.sign(signedMessage(Array(json))) } catch { throw .database(reason: "could not sign the backup header") }
+        do { signature = try signingKey.sign(signedMessage(Array(json))) } catch {
+            throw .database(reason: "could not sign the backup header")
+        }
         let n = UInt32(json.count)
         return magic + withUnsafeBytes(of: n.bigEndian) { Array($0) } + Array(json) + signature
     }
@@ -192,7 +195,9 @@ public enum BackupArchive {
             do { try checksum.update(buffer, count: n) } catch {
                 throw .database(reason: "BLAKE2b failed")
             }
-            guard writeFully(out, buffer, count: n) else { throw .database(reason: "cannot write \(destination): \(String(cString: strerror(errno)))") }
+            guard writeFully(out, buffer, count: n) else {
+                throw .database(reason: "cannot write \(destination): \(String(cString: strerror(errno)))")
+            }
         }
         guard total == header.payloadBytes else {
             throw .unusableDatabase(path: path, reason: "its payload is \(total) bytes, the header says \(header.payloadBytes) (truncated)")

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import GRDB
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A database backup ready to be sent: the header bytes and an open, already unlinked payload
 /// file (nothing is left on disk, even if the daemon dies while sending).
@@ -87,7 +88,8 @@ extension SQLiteRegistryStore {
         let result: Result<PreparedBackup, StorageError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    continuation.resume(returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now, keyring: keyring)))
+                    continuation.resume(
+                        returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now, keyring: keyring)))
                 } catch {
                     continuation.resume(returning: .failure(StorageError.from(error, path: path)))
                 }
@@ -114,12 +116,14 @@ extension SQLiteRegistryStore {
         let facts = try copy.writeWithoutTransaction { db -> (Int, [Int], Int32, [String], ErasureLedger.State, BackupArchive.AuditHead?) in
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
             let audit = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
-            return (try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0,
-                    try Int.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version"),
-                    try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
-                    try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"),
-                    try SQLiteRegistryStore.ledgerHead(db),
-                    audit.map { BackupArchive.AuditHead(seq: $0[0], hash: Hex.encode(Array($0[1] as Data))) })
+            return (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM subject") ?? 0,
+                try Int.fetchAll(db, sql: "SELECT DISTINCT kek_version FROM subject ORDER BY kek_version"),
+                try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"),
+                try SQLiteRegistryStore.ledgerHead(db),
+                audit.map { BackupArchive.AuditHead(seq: $0[0], hash: Hex.encode(Array($0[1] as Data))) }
+            )
         }
         // The erasure ledger as it is now (it extends what the copy recorded: erasures are
         // appended to it before their transaction commits), every MAC checked.
@@ -152,7 +156,8 @@ extension SQLiteRegistryStore {
             ledgerBytes: Int64(ledgerBytes.count), ledgerChecksum: Hex.encode(try BackupArchive.ledgerDigest(ledgerBytes)),
             auditLog: facts.5, signedBy: Hex.encode(keyring.auditSigningKey.publicKey))
         keep = true
-        return PreparedBackup(header: header, headerBytes: try BackupArchive.encode(header, signingKey: keyring.auditSigningKey),
-                              ledgerBytes: ledgerBytes, fd: fd)
+        return PreparedBackup(
+            header: header, headerBytes: try BackupArchive.encode(header, signingKey: keyring.auditSigningKey),
+            ledgerBytes: ledgerBytes, fd: fd)
     }
 }
