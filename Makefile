@@ -27,14 +27,16 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## Install what is missing, build, and run every test suite: the Swift suites (recording every
-## answer they get from anonregd), the check of those answers against docs/openapi.yaml
-## (scripts/check-responses.py), the man pages (scripts/check-man.sh), every command line the
-## docs and units show against the built CLI (scripts/check-guide.py), the alert rules
-## (scripts/check-alerts.sh, promtool), the protocol docs check,
-## the Python client and the remote-clinic test with a real sshd, then the systemd and
-## operations walks. Needs root.
+## Install what is missing, check the module boundaries (scripts/check-boundaries.py: each C
+## library and the database driver only inside its module, by `internal import`), build, and run
+## every test suite: the Swift suites (recording every answer they get from anonregd), the check
+## of those answers against docs/openapi.yaml (scripts/check-responses.py), the man pages
+## (scripts/check-man.sh), every command line the docs and units show against the built CLI
+## (scripts/check-guide.py), the alert rules (scripts/check-alerts.sh, promtool), the protocol
+## docs check, the Python client and the remote-clinic test with a real sshd, then the systemd
+## and operations walks. Needs root.
 test: setup
+	python3 scripts/check-boundaries.py
 	$(SWIFT) build --build-tests
 	rm -f $(CURDIR)/.build/responses.jsonl
 	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test

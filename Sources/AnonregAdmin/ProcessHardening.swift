@@ -1,4 +1,4 @@
-import CAnonregLinux
+internal import CAnonregLinux
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,4 @@
-import CQREncode
+internal import CQREncode
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Unkeyed, labelled, streaming BLAKE2b-256 over public data too large to hold in memory (a
 /// database backup's payload, docs/CRYPTO.md §Database backups):

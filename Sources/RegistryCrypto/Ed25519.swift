@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Ed25519 signatures (`crypto_sign_*`), for audit checkpoints (docs/CRYPTO.md §Audit).
 public enum Ed25519 {

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Subkey derivation with `crypto_kdf_derive_from_key` (BLAKE2b), named contexts only.
 public enum KDF {

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Keyed BLAKE2b (`crypto_generichash`), used for the patient-code index, the linkage hash and
 /// audit subject references (docs/CRYPTO.md §Pseudonyms). Every call names a label that is

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Argon2id (`crypto_pwhash`, ALG_ARGON2ID13) parameters, stored beside what they seal.
 public struct PasswordKDFParameters: Sendable, Equatable, Codable {

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// Secret key material that owns its memory.
 ///

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 import Synchronization
 
 /// A fixed set of equal-sized slots in one `sodium_malloc` region, lent out for short-lived

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 extension Sodium {
     /// A uniformly distributed integer in `0 ..< upperBound` from libsodium's CSPRNG

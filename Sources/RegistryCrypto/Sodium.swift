@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// The libsodium boundary: one-time initialisation and the return-code check that every call
 /// into libsodium goes through.

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// XChaCha20-Poly1305-IETF (`crypto_aead_xchacha20poly1305_ietf_*`).
 ///

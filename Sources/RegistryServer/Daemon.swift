@@ -1,4 +1,4 @@
-import CAnonregLinux
+internal import CAnonregLinux
 import Foundation
 import Logging
 import Metrics

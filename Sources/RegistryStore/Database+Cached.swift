@@ -1,4 +1,4 @@
-import GRDB
+internal import GRDB
 
 /// Statements that every request runs (the audit append, a subject's rows, a check-up's
 /// insert) go through the connection's prepared-statement cache, so SQLite parses each of them

@@ -1,4 +1,4 @@
-import GRDB
+internal import GRDB
 import Synchronization
 
 /// Copies committed WAL frames into the database file on a connection of its own, so that the

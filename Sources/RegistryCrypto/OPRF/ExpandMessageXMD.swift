@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// expand_message_xmd with SHA-512, as specified in RFC 9380 §5.3.1, including the oversize-DST
 /// rule of §5.3.3. libsodium 1.0.18 has no hash-to-curve helper, so this is built on

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// RFC 9497 OPRF, mode 0x00 (modeOPRF), suite ristretto255-SHA512 (§4.1).
 ///

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// The ristretto255 group of RFC 9496 as RFC 9497 §4.1 uses it, over libsodium's
 /// `crypto_core_ristretto255_*` and `crypto_scalarmult_ristretto255*`.
