@@ -26,11 +26,8 @@ extension SQLiteRegistryStore {
                 try subject.authenticate(keyring: keyring, erased: self.erased)
                 let sealed = Array(row[SubjectRow.columnCount + CaseLinkRow.columnCount] as Data)
                 let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
-                let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
-                let text = try SubjectKeys.open(sealed, dek: dek, ad: ad, what: "case handle")
-                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)), let due = subject.columns.nextDue else {
-                    throw StorageError.tampered(what: "case handle")
-                }
+                let handle = try link.openHandle(sealed, sid: subject.sid, dek: dek, keyring: keyring)
+                guard let due = subject.columns.nextDue else { throw StorageError.tampered(what: "case handle") }
                 return DueCase(caseHandle: handle, nextDue: due, status: subject.columns.status)
             }
         }

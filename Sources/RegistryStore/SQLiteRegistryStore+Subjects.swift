@@ -154,14 +154,8 @@ extension SQLiteRegistryStore {
                 // The clinic already holds a case: hand the same handle back.
                 let link = try CaseLinkRow(row: existing)
                 try link.authenticate(sid: subject.sid, keyring: keyring)
-                let ad = SubjectKeys.recordAD(sid: subject.sid, id: link.id, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
-                let text = try SubjectKeys.open(Array(existing[CaseLinkRow.columnCount] as Data), dek: dek, ad: ad, what: "case handle")
-                guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)),
-                    try SubjectKeys.handleIndex(handle, keyring: keyring) == link.handleIndex
-                else {
-                    throw StorageError.tampered(what: "case handle")
-                }
-                return handle
+                return try link.openHandle(
+                    Array(existing[CaseLinkRow.columnCount] as Data), sid: subject.sid, dek: dek, keyring: keyring)
             }
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
             _ = try subject.append(db, [record], dek: dek, keyring: keyring)
@@ -212,15 +206,14 @@ extension SQLiteRegistryStore {
         return try SubjectKeys.codeIndex(parsed, keyring: keyring)
     }
 
-    /// A new case link: the handle sealed under the subject's DEK (docs/CRYPTO.md §Records), its
-    /// keyed index, and the row's MAC (§Authenticated columns).
+    /// A new case link: the handle sealed under the subject's DEK (`CaseLinkRow+Handle.swift`), its
+    /// keyed index, and the row's MAC (docs/CRYPTO.md §Authenticated columns).
     static func insertCase(
         _ db: Database, subject: SubjectRow, clinic: ClinicID, handle: CaseHandle, handleIndex: [UInt8],
         dek: borrowing SecretBytes, keyring: Keyring
     ) throws {
         let linkID = try nextID(db, table: "case_link")
-        let ad = SubjectKeys.recordAD(sid: subject.sid, id: linkID, kind: SubjectKeys.caseHandleKind, schemaVersion: 1)
-        let sealed = try SubjectKeys.seal(Array(handle.text.utf8), dek: dek, ad: ad)
+        let sealed = try CaseLinkRow.sealHandle(handle, sid: subject.sid, linkID: linkID, dek: dek)
         let mac = try RowIntegrity.linkMAC(
             linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
         try db.executeCached(

@@ -62,9 +62,6 @@ enum SubjectKeys {
         }
     }
 
-    /// The kind string bound into a sealed case handle's associated data.
-    static let caseHandleKind = "case-handle"
-
     static func codeIndex(_ code: borrowing PatientCode, keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.codeIndex, secret: code.bytes, key: keyring.codeIndexKey.bytes) } catch {
             throw .database(reason: "could not index a code")
