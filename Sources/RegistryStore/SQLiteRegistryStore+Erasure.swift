@@ -27,7 +27,7 @@ extension SQLiteRegistryStore {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
-        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         try await write(checkpointAfter: true) { db in
             guard let subject = try self.subject(db, codeIndex: codeIndex) else { throw StorageError.codeNotFound }
             try Self.erase(

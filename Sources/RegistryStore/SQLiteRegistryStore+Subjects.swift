@@ -139,7 +139,7 @@ extension SQLiteRegistryStore {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
-        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         let fresh = try SubjectKeys.newCaseHandle()
         let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
         return try await write { db in
@@ -169,7 +169,7 @@ extension SQLiteRegistryStore {
     public func subject(code: String) async throws(StorageError) -> SubjectView {
         let keyring = self.keyring
         let recorder = AuditRecorder.current
-        let codeIndex = try Self.codeIndex(code, keyring: keyring)
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         return try await read { db in
             guard let subject = try self.subject(db, codeIndex: codeIndex) else { throw StorageError.codeNotFound }
             return try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
@@ -198,13 +198,6 @@ extension SQLiteRegistryStore {
     }
 
     // MARK: - Helpers
-
-    /// The keyed index of a typed code. A malformed code is answered like an unknown one.
-    static func codeIndex(_ code: String, keyring: Keyring) throws(StorageError) -> [UInt8] {
-        let parsed: PatientCode
-        do { parsed = try PatientCode.parse(code) } catch { throw .codeNotFound }
-        return try SubjectKeys.codeIndex(parsed, keyring: keyring)
-    }
 
     /// A new case link: the handle sealed under the subject's DEK (`CaseLinkRow+Handle.swift`), its
     /// keyed index, and the row's MAC (docs/CRYPTO.md §Authenticated columns).

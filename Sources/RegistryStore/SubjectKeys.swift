@@ -3,8 +3,9 @@ import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
 
-/// Envelope encryption and keyed indexes for one subject (docs/CRYPTO.md §Envelope, §Records,
-/// §Pseudonyms).
+/// Envelope encryption for one subject: its DEK wrapped under a KEK, and its records sealed under
+/// the DEK (docs/CRYPTO.md §Envelope, §Records). The keyed indexes are in `SubjectKeys+Indexes.swift`,
+/// the sealed case handle in `CaseLinkRow+Handle.swift`.
 enum SubjectKeys {
     /// The stable random subject id bound into every associated data. It survives code re-issue,
     /// so records and audit references keep working when the code changes.
@@ -59,43 +60,6 @@ enum SubjectKeys {
     static func open(_ sealed: [UInt8], dek: borrowing SecretBytes, ad: [UInt8], what: String) throws(StorageError) -> [UInt8] {
         do { return try XChaCha20Poly1305.open(sealed, associatedData: ad, key: dek) } catch {
             throw .tampered(what: what)
-        }
-    }
-
-    static func codeIndex(_ code: borrowing PatientCode, keyring: Keyring) throws(StorageError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.codeIndex, secret: code.bytes, key: keyring.codeIndexKey.bytes) } catch {
-            throw .database(reason: "could not index a code")
-        }
-    }
-
-    static func handleIndex(_ handle: CaseHandle, keyring: Keyring) throws(StorageError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.caseHandle, handle.rawBytes, key: keyring.codeIndexKey.bytes) } catch {
-            throw .database(reason: "could not index a case handle")
-        }
-    }
-
-    static func linkageHash(_ linkage: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.linkageHash, linkage, key: keyring.linkageKey.bytes) } catch {
-            throw .database(reason: "could not hash a linkage value")
-        }
-    }
-
-    /// An open month's unique-person tag: BLAKE2b-keyed(K_month, "anonreg/v1/unique-person-tag"
-    /// ‖ 0x00 ‖ linkage hash), K_month = crypto_kdf(linkage key, id = year·12 + month − 1,
-    /// "ANRGumon"). Tags of two months cannot be matched without the key (docs/CRYPTO.md
-    /// §Unique persons).
-    static func uniquePersonTag(linkageHash: [UInt8], month: Month, keyring: Keyring) throws(StorageError) -> [UInt8] {
-        do {
-            let monthKey = try KDF.deriveSubkey(
-                from: keyring.linkageKey.bytes, id: UInt64(month.year * 12 + month.month - 1),
-                context: .uniquePersonMonth, length: KeyedHash.keyBytes)
-            return try KeyedHash.hash(label: Label.uniquePersonTag, linkageHash, key: monthKey)
-        } catch { throw .database(reason: "could not derive a unique-person tag") }
-    }
-
-    static func auditReference(sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
-        do { return try KeyedHash.hash(label: Label.auditSubject, sid, key: keyring.auditSubjectKey.bytes) } catch {
-            throw .database(reason: "could not derive an audit reference")
         }
     }
 
