@@ -16,12 +16,9 @@ public struct MonitoringService: Sendable {
 
     // MARK: - Enrolment
 
-    /// The longest consent form name, in characters (Unicode code points).
-    public static let maxFormCharacters = 200
-
-    /// Enrols a subject. Without a valid consent nothing is stored (422). A linkage value is
-    /// hashed and stored the same way whether or not it was seen before, and the answer never
-    /// depends on it. `language` is that of the answer's `reason` (docs/PROTOCOL.md §Languages).
+    /// Enrols a subject. Without a valid consent nothing is stored (422; the rules are in
+    /// `MonitoringService+Consent.swift`). A linkage value is used the same way whether or not it
+    /// was seen before, and the answer never depends on it. `language` is that of the answer's `reason` (docs/PROTOCOL.md §Languages).
     public func enrol(clinic: ClinicID, _ request: EnrolRequest, language: Language = .en) async throws(DomainError) -> EnrolResponse {
         let today = clock.today
         guard let consentWire = request.consent else { throw .consentRequired }
@@ -60,47 +57,6 @@ public struct MonitoringService: Sendable {
                         ? UniquePersonMark(month: today.month, category: request.category) : nil))
         } catch { throw .storage(error) }
         return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today, language: language))
-    }
-
-    func validateConsent(_ wire: ConsentWire, enrolledOn: Day, today: Day, clinic: ClinicID) throws(DomainError) -> ConsentRecord {
-        let form = wire.form.trimmingCharacters(in: .whitespaces)
-        // Characters are Unicode code points, as docs/PROTOCOL.md says: a form named in Cyrillic
-        // gets the same 200 as one named in ASCII (its UTF-8 is up to 800 bytes).
-        guard !form.isEmpty, form.unicodeScalars.count <= Self.maxFormCharacters else {
-            throw .invalidConsent("consent.form must name the signed form (1 to \(Self.maxFormCharacters) characters)")
-        }
-        guard wire.scope.contains(.monitoring) else { throw .invalidConsent("consent.scope must include \"monitoring\"") }
-        guard Set(wire.scope).count == wire.scope.count else { throw .invalidConsent("consent.scope repeats a value") }
-        guard wire.givenOn <= today else { throw .invalidConsent("consent.givenOn is in the future") }
-        guard wire.givenOn <= enrolledOn else { throw .invalidConsent("consent.givenOn is after enrolledOn: consent must come first") }
-        return ConsentRecord(form: form, givenOn: wire.givenOn, method: wire.method, scope: wire.scope, recordedBy: clinic.rawValue)
-    }
-
-    static func parseLinkage(_ hex: String) throws(DomainError) -> [UInt8] {
-        let bytes = Array(hex.utf8)
-        guard bytes.count == 128 else {
-            throw DomainError(.badRequest, "invalid_linkage", "linkage must be 128 hex digits (the 64-byte OPRF output)")
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        var i = 0
-        while i < 128 {
-            guard let h = nibble(bytes[i]), let l = nibble(bytes[i + 1]) else {
-                throw DomainError(.badRequest, "invalid_linkage", "linkage must be 128 hex digits (the 64-byte OPRF output)")
-            }
-            out.append(h << 4 | l)
-            i += 2
-        }
-        return out
-    }
-
-    static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     // MARK: - Cases
