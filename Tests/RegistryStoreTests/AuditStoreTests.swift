@@ -193,7 +193,9 @@ struct AuditSubjectLinkTests {
                             try? await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
                             erased.signal()
                         }
-                        _ = erased.wait(timeout: .now() + 20)
+                        // Generous: on a loaded machine the erasure's task can wait long for a
+                        // thread; if it never comes, the update goes first and the test fails.
+                        _ = erased.wait(timeout: .now() + 180)
                     }
                     return SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("late".utf8))], columns: view.columns)
                 }
