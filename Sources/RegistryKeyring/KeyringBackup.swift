@@ -148,6 +148,7 @@ public enum KeyringBackup {
                 try carryOverLedger(from: directory, into: staging, keyring: keyring)
             }
             try carryOverAnchor(from: directory, into: staging)
+            try carryOverSchemaMark(from: directory, into: staging)
         } catch {
             removeTree(staging)
             throw error
@@ -290,6 +291,17 @@ public enum KeyringBackup {
         let staged = try? AuditAnchor.read(directory: staging)
         if let staged, staged.seq >= current.seq { return }
         unlink(staging + "/" + AuditAnchor.fileName)
+        try current.write(directory: staging)
+    }
+
+    /// Keeps the further schema mark (docs/CRYPTO.md §Authenticated columns, "Migrations"):
+    /// restoring an older keyring backup must not move the mark back, or a database rolled back
+    /// behind migrations it had reached would open again. Migrations only ever append, so the
+    /// further mark is the one that holds every migration of the other.
+    static func carryOverSchemaMark(from existing: String, into staging: String) throws(KeyringError) {
+        guard let current = try? SchemaMark.read(directory: existing) else { return }
+        if let staged = try? SchemaMark.read(directory: staging), current.missing(from: staged.migrations).isEmpty { return }
+        unlink(staging + "/" + SchemaMark.fileName)
         try current.write(directory: staging)
     }
 

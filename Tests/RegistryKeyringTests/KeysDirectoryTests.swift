@@ -136,4 +136,31 @@ struct KeysDirectoryTests {
             _ = try Keyring.load(from: KeyringSource(directory: keys))
         }
     }
+
+    /// A forced restore of an older keyring backup keeps the schema mark the registry had
+    /// reached, as it keeps the newer audit anchor. Otherwise a database writer who rolled the
+    /// schema back (dropping the MAC columns and the `v4-row-macs` record) would get past the mark
+    /// by waiting for the admin to restore an older keyring.
+    @Test func aForcedRestoreOfAnOlderKeyringKeepsTheFurtherSchemaMark() throws {
+        let tmp = TemporaryDirectory()
+        let keys = tmp.sub("keys")
+        _ = try Keyring.create(in: keys)
+        let older = ["v1-subjects-cases-records"]
+        let further = older + ["v4-row-macs", "v4-keyring-binding"]
+        try SchemaMark(migrations: older).write(directory: keys)
+        let passphrase = try KeyringSealingTests.phrase("a backup passphrase")
+        let backup = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: .minimumForTests)
+        try SchemaMark(migrations: further).write(directory: keys)
+
+        _ = try KeyringBackup.restore(
+            backup.bytes, passphrase: passphrase, into: keys, force: true, now: Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(try SchemaMark.read(directory: keys)?.migrations == further)
+
+        // A backup whose mark is the further one keeps its own.
+        let newer = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: .minimumForTests)
+        try SchemaMark(migrations: older).write(directory: keys)
+        _ = try KeyringBackup.restore(
+            newer.bytes, passphrase: passphrase, into: keys, force: true, now: Date(timeIntervalSince1970: 1_800_000_060))
+        #expect(try SchemaMark.read(directory: keys)?.migrations == further)
+    }
 }
