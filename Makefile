@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint
+.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint boundaries-check
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -68,6 +68,10 @@ run: build
 
 clean:
 	rm -rf .build
+
+## Each C library and the database driver imported only in its own module, by `internal import`.
+boundaries-check:
+	python3 scripts/check-boundaries.py
 
 ## The code style of .swift-format, checked (not applied) on Sources and Tests. `swift format
 ## --in-place --recursive Sources Tests` applies it.

@@ -22,28 +22,43 @@ OWNERS = {
     "CAnonregLinux": None,
 }
 
-IMPORT = re.compile(
-    r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*"
-    r"(?P<access>public|package|internal|fileprivate|private)?\s*"
-    r"import\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?"
-    r"(?P<module>\w+)"
+# Any mention of importing one of them, wherever it sits on a line or across lines: `import GRDB`,
+# `@_implementationOnly import GRDB`, `import Foundation; import GRDB`, ``import `GRDB` ``,
+# `import struct GRDB.Row`, `import` and the name on two lines.
+MENTION = re.compile(
+    r"\bimport\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
+    + "|".join(OWNERS)
+    + r")`?\b"
 )
 
 
+def accepted(line: str, library: str) -> bool:
+    """The one form allowed: the line is `internal import LIBRARY`, optionally with a trailing
+    line comment. Anything else that imports the library fails (fail closed)."""
+    return re.fullmatch(rf"\s*internal import {library}\s*(//.*)?", line) is not None
+
+
 def problems(root: pathlib.Path):
-    for path in sorted((root / "Sources").rglob("*.swift")):
+    files = sorted((root / "Sources").rglob("*.swift"))
+    if not files:
+        yield f"{root / 'Sources'}: no Swift files found; is this the repository's root?"
+        return
+    for path in files:
         module = path.relative_to(root / "Sources").parts[0]
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            match = IMPORT.match(line)
-            if not match or match["module"] not in OWNERS:
-                continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for match in MENTION.finditer(text):
+            number = text.count("\n", 0, match.start()) + 1
+            line = lines[number - 1]
+            if line.lstrip().startswith("//"):
+                continue  # documentation that names an import
             library = match["module"]
             where = f"{path.relative_to(root)}:{number}"
             owners = OWNERS[library]
             if owners is not None and module not in owners:
                 yield f"{where}: {module} imports {library}; only {', '.join(sorted(owners))} may"
-            if match["access"] != "internal":
-                yield f"{where}: `{line.strip()}` must be `internal import {library}`"
+            if not accepted(line, library):
+                yield f"{where}: `{line.strip()}` must be exactly `internal import {library}`"
 
 
 def main() -> int:

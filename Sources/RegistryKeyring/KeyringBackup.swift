@@ -297,12 +297,15 @@ public enum KeyringBackup {
     /// Keeps the further schema mark (docs/CRYPTO.md §Authenticated columns, "Migrations"):
     /// restoring an older keyring backup must not move the mark back, or a database rolled back
     /// behind migrations it had reached would open again. Migrations only ever append, so the
-    /// further mark is the one that holds every migration of the other.
+    /// further mark holds every migration of the other; two marks that diverged are joined. An
+    /// existing mark that cannot be read refuses the restore, as it refuses a daemon start.
     static func carryOverSchemaMark(from existing: String, into staging: String) throws(KeyringError) {
-        guard let current = try? SchemaMark.read(directory: existing) else { return }
-        if let staged = try? SchemaMark.read(directory: staging), current.missing(from: staged.migrations).isEmpty { return }
+        guard let current = try SchemaMark.read(directory: existing) else { return }
+        let staged = try? SchemaMark.read(directory: staging)
+        let missing = current.missing(from: staged?.migrations ?? [])
+        if missing.isEmpty { return }
         unlink(staging + "/" + SchemaMark.fileName)
-        try current.write(directory: staging)
+        try SchemaMark(migrations: (staged?.migrations ?? []) + missing).write(directory: staging)
     }
 
     static func removeTree(_ path: String) {

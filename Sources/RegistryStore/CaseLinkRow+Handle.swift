@@ -26,7 +26,8 @@ extension CaseLinkRow {
     }
 
     /// Opens this row's sealed handle; a handle that does not open, does not parse or is not the
-    /// one `handleIndex` names is `.tampered`.
+    /// one `handleIndex` names is `.tampered`. The row's `id` and `handleIndex` are trusted here:
+    /// call `authenticate(sid:keyring:)` first.
     func openHandle(_ sealed: [UInt8], sid: [UInt8], dek: borrowing SecretBytes, keyring: Keyring) throws(StorageError) -> CaseHandle {
         let text = try SubjectKeys.open(sealed, dek: dek, ad: Self.handleAD(sid: sid, linkID: id), what: "case handle")
         guard let handle = CaseHandle(String(decoding: text, as: UTF8.self)),

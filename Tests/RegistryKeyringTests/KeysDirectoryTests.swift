@@ -163,4 +163,30 @@ struct KeysDirectoryTests {
             newer.bytes, passphrase: passphrase, into: keys, force: true, now: Date(timeIntervalSince1970: 1_800_000_060))
         #expect(try SchemaMark.read(directory: keys)?.migrations == further)
     }
+
+    /// Two marks that diverged are joined, and an existing mark that cannot be read refuses the
+    /// restore and leaves the keyring as it was.
+    @Test func aDivergedMarkIsJoinedAndAnUnreadableOneRefusesTheRestore() throws {
+        let tmp = TemporaryDirectory()
+        let keys = tmp.sub("keys")
+        _ = try Keyring.create(in: keys)
+        let passphrase = try KeyringSealingTests.phrase("a backup passphrase")
+        try SchemaMark(migrations: ["v1", "v2-backup-only"]).write(directory: keys)
+        let backup = try KeyringBackup.create(directory: keys, passphrase: passphrase, strength: .minimumForTests)
+        try SchemaMark(migrations: ["v1", "v2-registry-only"]).write(directory: keys)
+        _ = try KeyringBackup.restore(
+            backup.bytes, passphrase: passphrase, into: keys, force: true, now: Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(try SchemaMark.read(directory: keys)?.migrations == ["v1", "v2-backup-only", "v2-registry-only"])
+
+        tmp.write(Array("not a mark".utf8), to: keys + "/schema-mark")
+        let manifest = try Data(contentsOf: URL(fileURLWithPath: keys + "/keyring.json"))
+        #expect(throws: KeyringError.self) {
+            _ = try KeyringBackup.restore(
+                backup.bytes, passphrase: passphrase, into: keys, force: true, now: Date(timeIntervalSince1970: 1_800_000_060))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: keys + "/keyring.json")) == manifest)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: keys + "/schema-mark")) == Data("not a mark".utf8))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains(".restore-") }
+        #expect(leftovers.isEmpty, "the staging directory is removed: \(leftovers)")
+    }
 }
