@@ -66,7 +66,7 @@ let package = Package(
         // The keys directory: versioned KEKs, OPRF seed, index and audit keys. Daemon/admin side only.
         .target(
             name: "RegistryKeyring",
-            dependencies: ["RegistryCrypto", "CAnonregLinux"]
+            dependencies: ["RegistryCrypto", "CAnonregLinux", "TSanLockShim"]
         ),
         // The monitoring model, policy and the storage seam (`RegistryStorage`). Pure logic.
         .target(
@@ -97,11 +97,13 @@ let package = Package(
         ),
         // prctl(2) and friends, which Swift cannot call (variadic). No logic.
         .target(name: "CAnonregLinux"),
-        // The daemon: Unix-socket HTTP server, peer credentials, routes, errors, sd_notify.
+        // The daemon: Unix-socket HTTP server, peer credentials, routes, errors, sd_notify. It reaches
+        // storage only through the contract in RegistryCore and links no backend (docs/STORAGE.md
+        // §The storage contract); anonregd's main names the backend.
         .target(
             name: "RegistryServer",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryConfig",
                 "RegistryStats", "RegistryText", "CAnonregLinux", "TSanLockShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -183,7 +185,7 @@ let package = Package(
         .executableTarget(
             name: "anonregd",
             dependencies: [
-                "RegistryServer",
+                "RegistryServer", "RegistryStore", "RegistryConfig", "RegistryCore", "RegistryKeyring",
                 "RegistryProtocol",
                 "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -6,6 +6,10 @@
   for Linux calls Glibc lacks, may be imported where it is needed.
 - Every such import is `internal import`, so no public declaration can expose a C or driver type
   and no module that imports RegistryCrypto or RegistryStore sees the library through it.
+- A storage backend (RegistryStore, SQLite) is named only by a composition root: anonregd's main,
+  the CLI's offline admin commands, and the bench, crash-helper and fuzz executables. The daemon's
+  server (RegistryServer) and the clinic side reach storage through the contract in RegistryCore
+  (docs/STORAGE.md §The storage contract), so neither imports a backend nor names its type.
 
 Exit 0 when every import holds, 1 with one line per problem otherwise.
 """
@@ -21,6 +25,18 @@ OWNERS = {
     "CQREncode": {"PatientCard"},
     "CAnonregLinux": None,
 }
+
+# backend module -> the Sources/ directories allowed to import it (the composition roots), and
+# the type names nobody else may mention.
+BACKENDS = {
+    "RegistryStore": {"anonregd", "AnonregAdmin", "anonreg-bench", "anonreg-store-crash-helper", "fuzz-request"},
+}
+BACKEND_TYPES = re.compile(r"\bSQLiteRegistryStore\b")
+BACKEND_IMPORT = re.compile(
+    r"\bimport\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
+    + "|".join(BACKENDS)
+    + r")`?\b"
+)
 
 # Any mention of importing one of them, wherever it sits on a line or across lines: `import GRDB`,
 # `@_implementationOnly import GRDB`, `import Foundation; import GRDB`, ``import `GRDB` ``,
@@ -59,6 +75,16 @@ def problems(root: pathlib.Path):
                 yield f"{where}: {module} imports {library}; only {', '.join(sorted(owners))} may"
             if not accepted(line, library):
                 yield f"{where}: `{line.strip()}` must be exactly `internal import {library}`"
+        if module in BACKENDS or any(module in roots for roots in BACKENDS.values()):
+            continue
+        for match in BACKEND_IMPORT.finditer(text):
+            number = text.count("\n", 0, match.start()) + 1
+            if lines[number - 1].lstrip().startswith("//"):
+                continue
+            yield f"{path.relative_to(root)}:{number}: {module} imports the backend {match['module']}; only a composition root may"
+        for match in BACKEND_TYPES.finditer(text):
+            number = text.count("\n", 0, match.start()) + 1
+            yield f"{path.relative_to(root)}:{number}: {module} names the backend type {match[0]}; use the storage contract"
 
 
 def main() -> int:
@@ -69,7 +95,7 @@ def main() -> int:
     if found:
         print(f"check-boundaries: {len(found)} problems", file=sys.stderr)
         return 1
-    print("check-boundaries: every C library and the database driver stay inside their module")
+    print("check-boundaries: every C library and the database driver stay inside their module; only composition roots name a backend")
     return 0
 
 

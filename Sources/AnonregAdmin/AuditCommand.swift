@@ -2,6 +2,7 @@ import AnonregClinic
 import ArgumentParser
 import Foundation
 import RegistryConfig
+import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryStore

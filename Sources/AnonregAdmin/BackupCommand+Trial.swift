@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryStore

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import RegistryStore
 import ServiceLifecycle
 
 /// Signs the head of the audit log every `audit.checkpoint_minutes` (entries also get a
@@ -17,7 +16,7 @@ public struct AuditCheckpointService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60 * audit.checkpointMinutes)) }
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             do {
-                if await app.store.retryPendingWALTruncation() {
+                if await app.store.retryPendingErasureCleanup() {
                     app.logger.error("erased data may still be in the WAL: truncation keeps failing (a long-running reader?)")
                 }
                 if let seq = try await app.store.checkpointAudit() {

@@ -2,7 +2,6 @@ import Foundation
 import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
-import RegistryStore
 import RegistryText
 
 /// Audit entries as JSON lines (export) and as plain words (a patient's own access log).
@@ -73,7 +72,7 @@ enum AuditExport {
             table["access.action.\(record.action)"] != nil
             ? Catalogue.text("access.action.\(record.action)", language)
             : Catalogue.text("access.action.other", language, ["action": record.action])
-        // `at` is YYYY-MM-DDTHH:MM:SSZ (SQLiteRegistryStore.timestamp); anything else is shown as it is.
+        // `at` is YYYY-MM-DDTHH:MM:SSZ (the form every audit entry is written in); anything else is shown as it is.
         var when = record.at
         let parts = record.at.split(separator: "T")
         if parts.count == 2, let day = Day(parts[0]), parts[1].hasSuffix("Z") {

@@ -1,7 +1,6 @@
 import Foundation
 import RegistryConfig
 import RegistryKeyring
-import RegistryStore
 
 #if canImport(Glibc)
     import Glibc
@@ -16,7 +15,7 @@ extension Daemon {
     ///
     /// Run as root, it checks as the service user (or the state directory's owner), as the
     /// offline commands do, so that the keyring's ownership is judged as the daemon will see it.
-    public static func checkConfig(configPath: String) -> Exit {
+    public static func checkConfig(configPath: String, backend: any StorageBackend) -> Exit {
         hardenProcess()
         let config: DaemonConfig
         do { config = try DaemonConfig.load(path: configPath) } catch {
@@ -54,8 +53,8 @@ extension Daemon {
             fail("keyring: \(describe(error))")
             return .config
         }
-        let inspection: SQLiteRegistryStore.Inspection
-        do { inspection = try SQLiteRegistryStore.inspect(path: config.databasePath, keyring: keyring) } catch {
+        let inspection: StorageInspection
+        do { inspection = try backend.inspect(config: config, keyring: keyring) } catch {
             // The start reports the ledger as a keyring problem and the rest as the database's.
             if case .unusableDatabase(let path, _) = error, path.hasSuffix("/" + ErasureLedger.fileName) {
                 fail("keyring: \(error)")
@@ -81,7 +80,7 @@ extension Daemon {
               keyring       \(config.keysDirectory): primary KEK \(keyring.primaryKEK.version), \(keyring.isSealed ? "passphrase-sealed" : "not sealed")
               database      \(config.databasePath): \(inspection.exists ? "anonreg's" : "absent (a start creates it)")\
             \(inspection.pendingMigrations.isEmpty ? "" : ", a start applies \(inspection.pendingMigrations.count) migration(s)")
-              erasures      \(inspection.ledger.count) in the ledger
+              erasures      \(inspection.erasures) in the ledger
             """)
         for note in notes { print("  note: \(note)") }
         return .ok

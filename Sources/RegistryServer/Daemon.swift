@@ -8,7 +8,6 @@ import RegistryConfig
 import RegistryCore
 import RegistryKeyring
 import RegistryProtocol
-import RegistryStore
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -40,7 +39,7 @@ public enum Daemon {
     }
 
     /// `commit` is the git commit of the build (`--version`, `anonreg_build_info`).
-    public static func run(configPath: String, commit: String = "unknown") async -> Exit {
+    public static func run(configPath: String, commit: String = "unknown", backend: any StorageBackend) async -> Exit {
         hardenProcess()
         let config: DaemonConfig
         do { config = try DaemonConfig.load(path: configPath) } catch {
@@ -82,20 +81,19 @@ public enum Daemon {
             fail("keyring: \(describe(error))")
             return .keys
         }
-        let stateDirectory = (config.databasePath as NSString).deletingLastPathComponent
-        for name in SQLiteRegistryStore.removeStaleCopies(in: stateDirectory.isEmpty ? "." : stateDirectory) {
+        for name in backend.removeStaleCopies(config: config) {
             logger.warning("removed a stale temporary backup/restore copy", metadata: ["file": "\(name)"])
         }
-        let store: SQLiteRegistryStore
-        do {
-            store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery)
-        } catch {
+        // The daemon keeps the keys and lends them to the backend (docs/CRYPTO.md §Key custody).
+        let keys = KeyCustody(keyring)
+        let store: any RegistryBackend
+        do { store = try backend.open(config: config, keys: keys) } catch {
             fail("database: \(error)")
             return .database
         }
         // docs/CRYPTO.md §Erasure ledger: the ledger opens for append and extends what the
         // database recorded, or nothing starts (a keys problem: exit 3).
-        do { _ = try store.checkErasureLedger() } catch {
+        do { try store.prepareErasureLedger() } catch {
             fail("keyring: \(error)")
             try? store.close()
             return .keys
@@ -109,7 +107,8 @@ public enum Daemon {
         }
         let space = SpaceReserve(stateDirectory: config.stateDirectory, mebibytes: config.spaceReserveMiB, logger: logger)
         space.prepare()
-        let app = RegistryApp(config: config, store: store, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
+        let app = RegistryApp(
+            config: config, store: store, keys: keys, clock: SystemDayClock(), metrics: registry, logger: logger, space: space)
         await app.recordPolicyIfChanged(actor: "system start")
         await app.recordPrivacyIfChanged(actor: "system start")
         await app.initialiseOperationalGauges(version: AnonregVersionInfo.software, commit: commit)

@@ -1,7 +1,6 @@
 import Foundation
 import Metrics
 import RegistryKeyring
-import RegistryStore
 
 /// The gauges an admin alerts on (docs/OPERATIONS.md §Metrics, docs/alerts.yml). Each comes from
 /// one source, read when `/metrics` is scraped or set when the event happens:
@@ -46,7 +45,7 @@ extension RegistryApp {
 
     /// Reads the gauges whose source is state, just before `/metrics` is emitted.
     func refreshOperationalGauges() async {
-        let keyring = store.keyring
+        let keyring = keys.current
         if let primary = keyring.kekEntries.first(where: { $0.version == keyring.primaryKEK.version }) {
             Gauge(label: "anonreg_kek_primary_created_timestamp_seconds").record(primary.createdAt.timeIntervalSince1970)
         }

@@ -12,7 +12,7 @@ extension RegistryApp {
     static let oprfYieldEvery = 10
 
     func evaluateOPRF(_ elements: OPRFEvaluateRequest.Elements, clinic: ClinicID) async throws -> Response {
-        let key = store.keyring.oprfKey
+        let key = keys.current.oprfKey
         switch elements {
         case .single(let hex):
             guard let element = Self.blindedElement(hex) else { throw APIError.invalidElement }

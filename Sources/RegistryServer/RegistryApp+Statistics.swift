@@ -6,7 +6,6 @@ import RegistryCore
 import RegistryCrypto
 import RegistryProtocol
 import RegistryStats
-import RegistryStore
 
 /// `GET /v1/stats` (docs/PROTOCOL.md §Statistics): admins and statisticians only.
 extension RegistryApp {

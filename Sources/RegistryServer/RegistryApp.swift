@@ -6,14 +6,17 @@ import Prometheus
 import RegistryConfig
 import RegistryCore
 import RegistryKeyring
-import RegistryStore
 import Synchronization
 
 /// Everything a request handler needs, built once at start.
 public final class RegistryApp: Sendable {
     public static let maxBodyBytes = 64 * 1024
 
-    let store: SQLiteRegistryStore
+    /// The storage backend, through the contract alone (RegistryCore/Storage): the server never
+    /// names a backend (docs/STORAGE.md §The storage contract).
+    let store: any RegistryBackend
+    /// The live keyring: the daemon's, lent to the backend (`KeyCustody`).
+    let keys: KeyCustody
     let clock: any DayClock
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
@@ -41,10 +44,11 @@ public final class RegistryApp: Sendable {
     }
 
     public init(
-        config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, metrics: PrometheusCollectorRegistry, logger: Logger,
-        space: SpaceReserve? = nil
+        config: DaemonConfig, store: any RegistryBackend, keys: KeyCustody, clock: any DayClock, metrics: PrometheusCollectorRegistry,
+        logger: Logger, space: SpaceReserve? = nil
     ) {
         self.store = store
+        self.keys = keys
         self.space = space ?? .disabled(logger: logger)
         self.clock = clock
         self.metrics = metrics
@@ -54,7 +58,7 @@ public final class RegistryApp: Sendable {
     }
 
     static func settings(
-        _ config: DaemonConfig, store: SQLiteRegistryStore, clock: any DayClock, rateLimiter: RateLimiter? = nil,
+        _ config: DaemonConfig, store: any RegistryBackend, clock: any DayClock, rateLimiter: RateLimiter? = nil,
         budgets: ClinicBudgets? = nil
     ) -> Settings {
         Settings(

@@ -6,7 +6,6 @@ import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
-import RegistryStore
 import RegistryText
 
 /// The handlers of protocol v1. Each is registered under its `RouteTable` entry; the wrapper
@@ -237,7 +236,7 @@ extension RegistryApp {
     }
 
     func keysStatus() async throws -> KeysStatusResponse {
-        let keyring = store.keyring
+        let keyring = keys.current
         let usage: [Int: Int]
         do { usage = try await store.kekUsage() } catch { throw DomainError.storage(error) }
         let formatter = ISO8601DateFormatter()
@@ -260,12 +259,12 @@ extension RegistryApp {
         do throws(StorageError) { usage = try await store.kekUsageAfterPendingWrites() } catch { throw DomainError.storage(error) }
         try keyChanges.withLock { _ in
             do {
-                let keyring = store.keyring
+                let keyring = keys.current
                 let next =
                     retire
                     ? try keyring.retiringKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
                     : try keyring.destroyingKEK(version: version, subjectsUsingIt: usage[version] ?? 0)
-                store.replaceKeyring(next)
+                keys.replace(next)
             } catch let error as KeyringError {
                 switch error {
                 case .unknownKEKVersion: throw APIError(.notFound, "unknown_kek_version", error.description)
@@ -283,7 +282,6 @@ extension RegistryApp {
     /// database's own directory (the one place its hardened unit may write), already unlinked
     /// while it is sent.
     func backupResponse() async throws -> Response {
-        let directory = (store.path as NSString).deletingLastPathComponent
         let started = backupRunning.withLock { running in
             if running { return false }
             running = true
@@ -293,12 +291,12 @@ extension RegistryApp {
             throw APIError(.conflict, "backup_in_progress", "another backup is being taken; wait for it to finish, then retry")
         }
         let release: @Sendable () -> Void = { [self] in self.backupRunning.withLock { $0 = false } }
-        let prepared: PreparedBackup
-        do throws(StorageError) { prepared = try await store.prepareBackup(in: directory) } catch {
+        let prepared: any BackupStream
+        do throws(StorageError) { prepared = try await store.prepareBackup() } catch {
             release()
             throw DomainError.storage(error)
         }
-        logger.notice("backup", metadata: ["subjects": "\(prepared.header.subjects)", "bytes": "\(prepared.totalBytes)"])
+        logger.notice("backup", metadata: ["subjects": "\(prepared.subjects)", "bytes": "\(prepared.totalBytes)"])
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[.cacheControl] = "no-store"
@@ -307,7 +305,7 @@ extension RegistryApp {
             defer { release() }
             try await writer.write(ByteBuffer(bytes: prepared.headerBytes))
             while true {
-                let chunk = try prepared.nextChunk()
+                let chunk = try prepared.nextChunk(maxBytes: 1 << 20)
                 if chunk.isEmpty { break }
                 try await writer.write(ByteBuffer(bytes: chunk))
             }
@@ -320,13 +318,13 @@ extension RegistryApp {
     func rotateKEK() async throws -> KeysStatusResponse {
         try keyChanges.withLock { _ in
             do {
-                let rotated = try store.keyring.rotatingKEK()
-                store.replaceKeyring(rotated)
+                let rotated = try keys.current.rotatingKEK()
+                keys.replace(rotated)
             } catch {
                 throw APIError(.conflict, "keyring_unchanged", "the KEK was not rotated: \(error)")
             }
         }
-        logger.notice("KEK rotated", metadata: ["primary": "\(store.keyring.primaryKEK.version)"])
+        logger.notice("KEK rotated", metadata: ["primary": "\(keys.current.primaryKEK.version)"])
         return try await keysStatus()
     }
 }

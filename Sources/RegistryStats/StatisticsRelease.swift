@@ -38,7 +38,8 @@ public enum StatisticsRelease {
     ///
     /// Storage refusals and failures come out as `DomainError`.
     public static func body(
-        for query: StatsQuery, today: Day, settings: Settings, storage: any RegistryStorage, random: @autoclosure () -> any UniformSource
+        for query: StatsQuery, today: Day, settings: Settings, storage: any StatisticsReleaseStorage,
+        random: @autoclosure () -> any UniformSource
     ) async throws -> [UInt8] {
         do { _ = try await storage.foldUniquePersons(before: today.month) } catch { throw DomainError.storage(error) }
         let privacy = settings.privacy
@@ -70,7 +71,7 @@ public enum StatisticsRelease {
     }
 
     static func build(
-        _ query: StatsQuery, today: Day, settings: Settings, storage: any RegistryStorage,
+        _ query: StatsQuery, today: Day, settings: Settings, storage: any StatisticsReleaseStorage,
         privacy: StatsBuilder.Privacy?
     ) async throws -> StatsResponse {
         let counters: [CounterRow]

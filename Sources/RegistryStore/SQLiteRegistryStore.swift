@@ -24,21 +24,28 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let erased = ErasedSubjects()
     /// The audit anchor file's state (SQLiteRegistryStore+AuditAnchor.swift).
     let anchorState = Mutex(AnchorState())
-    private let keyringSlot: Mutex<Keyring>
+    /// The keys, lent by whoever opened the store (the daemon's `KeyCustody`): the store seals
+    /// and opens with them and never replaces them.
+    public let keys: KeyCustody
 
-    /// The keyring snapshot requests use; replaced atomically after a KEK rotation.
-    public var keyring: Keyring { keyringSlot.withLock { $0 } }
+    /// The keyring snapshot one operation uses.
+    var keyring: Keyring { keys.current }
 
-    public func replaceKeyring(_ keyring: Keyring) {
-        keyringSlot.withLock { $0 = keyring }
+    /// Opens (creating if absent) the registry database at `path` with a keyring of its own
+    /// (the offline commands and tests, which hold no other custody).
+    public convenience init(path: String, keyring: Keyring, auditCheckpointEvery: Int = 1000) throws(StorageError) {
+        try self.init(path: path, keys: KeyCustody(keyring), auditCheckpointEvery: auditCheckpointEvery)
     }
 
-    /// Opens (creating if absent) the registry database at `path`. A file that is not an anonreg
-    /// database (corrupt, or another application's SQLite file) is refused and left untouched.
-    public init(path: String, keyring: Keyring, auditCheckpointEvery: Int = 1000) throws(StorageError) {
+    /// Opens (creating if absent) the registry database at `path`, sealing and opening with the
+    /// keys `keys` holds. A file that is not an anonreg database (corrupt, or another
+    /// application's SQLite file) is refused and left untouched.
+    public init(path: String, keys: KeyCustody, auditCheckpointEvery: Int = 1000) throws(StorageError) {
         self.path = path
         self.auditCheckpointEvery = auditCheckpointEvery
-        self.keyringSlot = Mutex(keyring)
+        self.keys = keys
+        // One snapshot for everything the opening checks and migrations do.
+        let keyring = keys.current
         do { dekSlab = try SecureSlab(slotBytes: XChaCha20Poly1305.keyBytes, slotCount: Self.dekSlots) } catch {
             throw .database(reason: "secure memory unavailable")
         }

@@ -34,13 +34,14 @@ final class FuzzRegistry: @unchecked Sendable {
         let dir = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
         do {
             let keyring = try Keyring.create(in: dir + "/keys")
-            let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring)
+            let keys = KeyCustody(keyring)
+            let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keys: keys)
             let configPath = dir + "/anonreg.toml"
             try ConfigTemplate.render(stateDirectory: dir, uid: geteuid()).write(toFile: configPath, atomically: true, encoding: .utf8)
             let config = try DaemonConfig.load(path: configPath)
             let logger = Logger(label: "fuzz-request", factory: { _ in SwiftLogNoOpLogHandler() })
             let app = RegistryApp(
-                config: config, store: store, clock: FixedDayClock(Day("2026-06-15")!),
+                config: config, store: store, keys: keys, clock: FixedDayClock(Day("2026-06-15")!),
                 metrics: PrometheusCollectorRegistry(), logger: logger)
             let responder = InProcessResponder(app: app, channel: EmbeddedChannel())
             self.responder = responder

@@ -32,7 +32,7 @@ struct KeyRotationRaceTests {
             group.addTask {
                 for _ in 0..<rotations {
                     do {
-                        f.store.replaceKeyring(try f.store.keyring.rotatingKEK())
+                        f.store.keys.replace(try f.store.keyring.rotatingKEK())
                         var progress = try await f.store.rewrapBatch(limit: 4)
                         while progress.remaining > 0 { progress = try await f.store.rewrapBatch(limit: 4) }
                     } catch { failures.failed("rotate/rewrap", error) }

@@ -67,7 +67,7 @@ struct TamperTests {
         let f = try StoreFixture()
         let a = try await f.enrol()
         let rotated = try f.keyring.rotatingKEK()
-        f.store.replaceKeyring(rotated)
+        f.store.keys.replace(rotated)
         try f.sqlite("UPDATE subject SET kek_version = 2;")
         await #expect(throws: StorageError.integrity(what: "subject row")) {
             try await f.store.subject(case: a.caseHandle, clinic: StoreFixture.clinicA)
@@ -149,7 +149,7 @@ struct RewrapTests {
         var receipts: [EnrolmentReceipt] = []
         for _ in 0..<25 { receipts.append(try await f.enrol()) }
         let rotated = try f.keyring.rotatingKEK()
-        f.store.replaceKeyring(rotated)
+        f.store.keys.replace(rotated)
         let newcomer = try await f.enrol()
         #expect(try await f.store.kekUsage() == [1: 25, 2: 1])
         var progress = try await f.store.rewrapBatch(limit: 10)
@@ -164,7 +164,7 @@ struct RewrapTests {
         // With no subject on version 1 it can be retired and destroyed; everything still reads.
         let retired = try rotated.retiringKEK(version: 1, subjectsUsingIt: try await f.store.kekUsage()[1] ?? 0)
         let destroyed = try retired.destroyingKEK(version: 1, subjectsUsingIt: 0)
-        f.store.replaceKeyring(destroyed)
+        f.store.keys.replace(destroyed)
         for receipt in receipts { _ = try await f.store.subject(code: receipt.code) }
     }
 
@@ -174,7 +174,7 @@ struct RewrapTests {
         let rotated = try f.keyring.rotatingKEK()
         // Force the misuse the lifecycle forbids: retire with a false count.
         let destroyed = try rotated.retiringKEK(version: 1, subjectsUsingIt: 0).destroyingKEK(version: 1, subjectsUsingIt: 0)
-        f.store.replaceKeyring(destroyed)
+        f.store.keys.replace(destroyed)
         await #expect(throws: StorageError.keyUnavailable(version: 1)) { try await f.store.subject(code: receipt.code) }
     }
 }

@@ -14,7 +14,7 @@ import RegistryProtocol
 /// the same day changes nothing the second time; each subject is its own transaction, so it is
 /// safe while the daemon serves.
 public struct Sweeper: Sendable {
-    public let storage: any RegistryStorage
+    public let storage: any RegistryStorage & AuditStorage & StatisticsReleaseStorage
     public let rules: MonitoringRules
     public let clock: any DayClock
     /// Whether each run starts with the store's full integrity check (the daemon's sweeps do;
@@ -24,7 +24,10 @@ public struct Sweeper: Sendable {
     /// The actor audit entries name for the sweeper's erasures.
     public static let auditActor = "system sweeper"
 
-    public init(storage: any RegistryStorage, rules: MonitoringRules, clock: any DayClock, checksIntegrity: Bool = true) {
+    public init(
+        storage: any RegistryStorage & AuditStorage & StatisticsReleaseStorage, rules: MonitoringRules, clock: any DayClock,
+        checksIntegrity: Bool = true
+    ) {
         self.storage = storage
         self.rules = rules
         self.clock = clock

@@ -1,7 +1,11 @@
 import RegistryProtocol
 
-/// The seam between the monitoring domain and its storage. `RegistryStore` implements it over
-/// SQLite; a PostgreSQL backend would implement the same protocol without touching the domain.
+/// The seam between the monitoring domain and its storage: subjects, cases, check-ups, erasure,
+/// the sweeper's work and the month fold. A backend implements it together with the narrow
+/// protocols beside it (`RegistryBackend`): `AuditStorage`, `StatisticsReleaseStorage`,
+/// `KeyMaintenanceStorage`, `BackupStorage` and `StorageLifecycle`. `RegistryStore` implements
+/// them over SQLite; a second backend implements the same protocols without touching the domain
+/// or the server (docs/STORAGE.md §The storage contract).
 ///
 /// Every method states an intent. Implementations must:
 /// - seal every record under the subject's own data key (docs/CRYPTO.md §Envelope, §Records);
@@ -46,12 +50,6 @@ public protocol RegistryStorage: Sendable {
     /// Adds counts that belong to no subject (anonymous episodes).
     func count(_ counters: [CounterIncrement]) async throws(StorageError)
 
-    /// Counter cells for months in `from...to`.
-    func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow]
-
-    /// How many subjects' DEKs each KEK version wraps.
-    func kekUsage() async throws(StorageError) -> [Int: Int]
-
     /// Subjects whose review date (`SubjectColumns.reviewOn`) is on or before `day`, oldest
     /// first, at most `limit`: the sweeper's work list. References are opaque and internal.
     func subjectsToReview(onOrBefore day: Day, limit: Int) async throws(StorageError) -> [SubjectReference]
@@ -68,35 +66,6 @@ public protocol RegistryStorage: Sendable {
     /// each as `actor` (docs/CRYPTO.md §Authenticated columns).
     func checkIntegrity(actor: String) async throws(StorageError) -> IntegrityReport
 
-    /// Appends one entry to the hash-chained audit log (durable when this returns).
-    func appendAudit(_ event: AuditEvent) async throws(StorageError)
-
-    /// The audit entries about one subject (its keyed reference), oldest first.
-    func auditRecords(subjectReference: [UInt8]) async throws(StorageError) -> [AuditRecord]
-
-    /// Closes every month before `month` for unique persons: counts each closed month's
-    /// month-keyed tags per category into the `unique-persons` counter and deletes the tags, in
-    /// one transaction. Returns how many (month, category) cells were folded.
-    func foldUniquePersons(before month: Month) async throws(StorageError) -> Int
-
-    /// Folded unique-person counts for closed months in `from...to`.
-    func uniquePersons(from: Month, to: Month) async throws(StorageError) -> [UniquePersonCount]
-
-    /// The stored differentially private release for `query`, if one was made.
-    func storedRelease(query: String) async throws(StorageError) -> StoredRelease?
-
-    /// Stores a new release for `query`, charging `epsilonMicro` to each month in `months`,
-    /// atomically. An existing release for `query` is returned instead (nothing is charged);
-    /// a month whose spent budget would exceed `budgetMicro` refuses the release with
-    /// `.rejected(code: "privacy_budget_spent")` and changes nothing.
-    func storeRelease(_ release: StoredRelease, months: [Month], budgetMicro: Int) async throws(StorageError) -> StoredRelease
-
-    /// Privacy budget spent so far per month (micro-ε), for months in `from...to` that have any.
-    func privacyBudgetSpent(from: Month, to: Month) async throws(StorageError) -> [Month: Int]
-
-    /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
-    /// one transaction, and a DEK is readable under its recorded version at every moment.
-    func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress
 }
 
 public struct Enrolment: Sendable {

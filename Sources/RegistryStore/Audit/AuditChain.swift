@@ -1,4 +1,5 @@
 import Foundation
+import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 
@@ -15,82 +16,7 @@ import RegistryKeyring
 /// alone; what makes it tamper-evident is that it is signed at least every `interval` entries
 /// and that the newest signature is also kept outside the database (`AuditAnchor`): a rewritten
 /// chain without valid checkpoints, or with the newest ones deleted, fails verification.
-public enum AuditChain {
-    public struct Entry: Sendable, Equatable, Codable {
-        public var seq: Int64
-        public var at: String
-        public var actor: String
-        public var action: String
-        public var result: String
-        /// Salted commitment to the keyed subject reference (hex on the wire), never a code or a
-        /// case handle; entries written before schema v2 hold the bare reference here.
-        public var subjectCommit: [UInt8]?
-        public var prevHash: [UInt8]
-        public var hash: [UInt8]
-
-        public init(
-            seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?,
-            prevHash: [UInt8], hash: [UInt8]
-        ) {
-            self.seq = seq
-            self.at = at
-            self.actor = actor
-            self.action = action
-            self.result = result
-            self.subjectCommit = subjectCommit
-            self.prevHash = prevHash
-            self.hash = hash
-        }
-    }
-
-    public struct Checkpoint: Sendable, Equatable, Codable {
-        public var seq: Int64
-        public var hash: [UInt8]
-        public var at: String
-        public var signature: [UInt8]
-        /// 1 (earlier releases): signs seq, hash and time. 2: also the previous checkpoint and
-        /// the interval the daemon checkpoints at.
-        public var format: Int
-        public var previous: Int64?
-        public var interval: Int?
-
-        public init(
-            seq: Int64, hash: [UInt8], at: String, signature: [UInt8], format: Int = 2, previous: Int64? = nil, interval: Int? = nil
-        ) {
-            self.seq = seq
-            self.hash = hash
-            self.at = at
-            self.signature = signature
-            self.format = format
-            self.previous = previous
-            self.interval = interval
-        }
-
-        /// The bytes its signature covers.
-        public var message: [UInt8] {
-            format == 2
-                ? checkpointMessageV2(seq: seq, hash: hash, at: at, previous: previous ?? 0, interval: interval ?? 0)
-                : checkpointMessage(seq: seq, hash: hash, at: at)
-        }
-
-        public func verify(publicKey: [UInt8]) -> Bool {
-            Ed25519.verify(signature: signature, message: message, publicKey: publicKey)
-        }
-
-        /// The anchor file's form of a version-2 checkpoint.
-        public var anchor: AuditAnchor? {
-            guard format == 2, let previous, let interval else { return nil }
-            return AuditAnchor(seq: seq, hash: hash, at: at, previous: previous, interval: interval, signature: signature)
-        }
-
-        public init?(anchor: AuditAnchor) {
-            guard let hash = try? Hex.decode(anchor.hash), let signature = try? Hex.decode(anchor.signature) else { return nil }
-            self.init(
-                seq: anchor.seq, hash: hash, at: anchor.at, signature: signature, format: 2, previous: anchor.previous,
-                interval: anchor.interval)
-        }
-    }
-
+extension AuditChain {
     public static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
 
     /// The entry that records a restore (docs/CRYPTO.md §Audit, "Restores"): the restored log
@@ -140,28 +66,6 @@ public enum AuditChain {
     public static func checkpointMessageV2(seq: Int64, hash: [UInt8], at: String, previous: Int64, interval: Int) -> [UInt8] {
         Label.bytes(Label.auditCheckpointV2) + [0] + be64(seq) + hash + lp(at) + be64(previous)
             + withUnsafeBytes(of: UInt32(truncatingIfNeeded: interval).bigEndian) { Array($0) }
-    }
-
-    /// The result of verifying a log: ok, or the first problem found.
-    public struct Report: Sendable, Equatable, Codable {
-        public var ok: Bool
-        public var entries: Int
-        public var checkpoints: Int
-        public var firstSeq: Int64?
-        public var lastSeq: Int64?
-        public var lastCheckpointSeq: Int64?
-        /// Entries after the last checkpoint (unsigned yet: the daemon is running or stopped uncleanly).
-        public var unsignedTail: Int
-        /// The first entry (or checkpoint) that does not verify.
-        public var badSeq: Int64?
-        public var problem: String?
-        /// The most entries allowed without a signed checkpoint (the checkpoint interval).
-        public var interval: Int?
-        /// The anchor beside the keyring that the log was checked against, if any.
-        public var anchorSeq: Int64?
-        /// Restores recorded in the log (`audit-restore` entries): entries numbered between the
-        /// restored log's end and each restore entry are not in this database.
-        public var restores: [Int64]?
     }
 
     /// What is verified: the registry's own log (every rule), or an exported copy, which may
@@ -398,5 +302,31 @@ public enum AuditChain {
             }
             return done
         }
+    }
+}
+
+extension AuditChain.Checkpoint {
+    /// The bytes its signature covers.
+    public var message: [UInt8] {
+        format == 2
+            ? AuditChain.checkpointMessageV2(seq: seq, hash: hash, at: at, previous: previous ?? 0, interval: interval ?? 0)
+            : AuditChain.checkpointMessage(seq: seq, hash: hash, at: at)
+    }
+
+    public func verify(publicKey: [UInt8]) -> Bool {
+        Ed25519.verify(signature: signature, message: message, publicKey: publicKey)
+    }
+
+    /// The anchor file's form of a version-2 checkpoint.
+    public var anchor: AuditAnchor? {
+        guard format == 2, let previous, let interval else { return nil }
+        return AuditAnchor(seq: seq, hash: hash, at: at, previous: previous, interval: interval, signature: signature)
+    }
+
+    public init?(anchor: AuditAnchor) {
+        guard let hash = try? Hex.decode(anchor.hash), let signature = try? Hex.decode(anchor.signature) else { return nil }
+        self.init(
+            seq: anchor.seq, hash: hash, at: anchor.at, signature: signature, format: 2, previous: anchor.previous,
+            interval: anchor.interval)
     }
 }

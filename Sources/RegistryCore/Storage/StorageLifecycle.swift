@@ -1,0 +1,22 @@
+/// A backend's start, upkeep and end, as the daemon drives them.
+public protocol StorageLifecycle: Sendable {
+    /// Before serving: the erasure ledger beside the keyring opens for append and extends what
+    /// the backend recorded, and every subject it names is refused from now on (docs/CRYPTO.md
+    /// §Erasure ledger). A failure here is a keys problem: nothing may start.
+    func prepareErasureLedger() throws(StorageError)
+
+    /// Before serving: the log reaches the signed anchor beside the keyring and agrees with it
+    /// (docs/CRYPTO.md §Audit, "Anchor"). A failure here is a database problem.
+    func checkAuditAnchor() async throws(StorageError)
+
+    /// Upkeep after erasures: retries removing erased bytes that the backend's own log may still
+    /// hold (SQLite: truncating the WAL a long reader kept). Returns whether some may remain.
+    func retryPendingErasureCleanup() async -> Bool
+
+    /// Makes everything durable in the main files and releases the backend.
+    func close() throws(StorageError)
+}
+
+/// Everything the daemon needs from one storage backend.
+public typealias RegistryBackend =
+    RegistryStorage & AuditStorage & StatisticsReleaseStorage & KeyMaintenanceStorage & BackupStorage & StorageLifecycle

@@ -1,0 +1,27 @@
+import Foundation
+import RegistryCore
+
+/// SQLite's side of the storage contract beyond `RegistryStorage` (docs/STORAGE.md §The storage
+/// contract). Most requirements are met by the members the other `SQLiteRegistryStore+*.swift`
+/// files declare under the same names; what follows are the few the contract names after the
+/// intent rather than after SQLite.
+extension SQLiteRegistryStore: AuditStorage, StatisticsReleaseStorage, KeyMaintenanceStorage, BackupStorage, StorageLifecycle {
+    /// The copy is taken in the database's own directory: the one place anonregd's hardened
+    /// unit may write (docs/OPERATIONS.md §Backups).
+    public func prepareBackup() async throws(StorageError) -> any BackupStream {
+        try await prepareBackup(in: (path as NSString).deletingLastPathComponent)
+    }
+
+    public func prepareErasureLedger() throws(StorageError) {
+        _ = try checkErasureLedger()
+    }
+
+    /// SQLite: the WAL truncation after an erasure that a long reader prevented.
+    public func retryPendingErasureCleanup() async -> Bool {
+        await retryPendingWALTruncation()
+    }
+}
+
+extension PreparedBackup: BackupStream {
+    public var subjects: Int { header.subjects }
+}
