@@ -85,6 +85,7 @@ public struct APIError: Error, Sendable, Equatable {
                 case .unprocessable: .unprocessableContent
                 case .notFound: .notFound
                 case .refused: .forbidden
+                case .conflict: .conflict
                 case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
                 case .internalError: .internalServerError
                 }

@@ -138,7 +138,7 @@ public enum Daemon {
             exit = .failed
         }
         // The last checkpoint signs everything written before shutdown, so a dropped tail shows.
-        do { try await store.checkpointAudit() } catch { logger.error("final audit checkpoint failed: \(error)") }
+        do { _ = try await store.checkpointAudit() } catch { logger.error("final audit checkpoint failed: \(error)") }
         do { try store.close() } catch { logger.error("closing the database failed: \(error)") }
         logger.notice("anonregd stopped")
         return exit

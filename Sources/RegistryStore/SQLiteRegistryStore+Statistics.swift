@@ -96,8 +96,7 @@ extension SQLiteRegistryStore {
                                 ? " (the budget configured when its first figure was released; monthly_budget is \(Self.decimal(budgetMicro)) now)"
                                 : ""
                         } ?? ""
-                    throw StorageError.rejected(
-                        code: "privacy_budget_spent",
+                    throw StorageError.privacyBudgetSpent(
                         message: "the privacy budget of \(month) is spent (ε \(Self.decimal(spent)) of \(Self.decimal(limit)) used\(held); "
                             + "this release needs \(Self.decimal(release.epsilonMicro))); stored releases can still be read again by repeating their exact query"
                     )

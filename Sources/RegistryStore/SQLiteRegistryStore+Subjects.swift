@@ -80,56 +80,49 @@ extension SQLiteRegistryStore {
         }
     }
 
-    /// Optimistic: the subject is opened and `decide` runs on a reader, in parallel with other
-    /// requests, and the single writer only checks that the subject is unchanged (its stamp) and
-    /// appends. Opening a case decrypts every record, and deciding decodes them all; doing that
-    /// inside the writer made every check-up wait for all earlier ones' decoding
-    /// (docs/PERFORMANCE.md, finding 6). If the subject changed in between (a concurrent write
-    /// to the same case), the writer opens it and decides again, as before.
-    public func update(
-        case handle: CaseHandle, clinic: ClinicID,
-        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
-    ) async throws(StorageError) -> SubjectView {
-        let keyring = self.keyring
+    /// docs/STORAGE.md §Changes: the subject is opened on a reader, in parallel with other
+    /// requests; the domain decides in plain code; `commit` makes the single writer check only
+    /// that the subject is unchanged (its stamp) and append. Opening a case decrypts every
+    /// record, and deciding decodes them all: doing that inside the writer made every check-up
+    /// wait for all earlier ones' decoding (docs/PERFORMANCE.md, finding 6).
+    ///
+    /// The open names the subject in the request's audit recorder with the store's own key of
+    /// it, so a refusal's entry names it; if an erasure commits before that entry is appended,
+    /// the append finds the subject gone and keeps no link (`AuditEvent.subjectKey`).
+    public func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
-        let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        // The read tells the audit recorder nothing: only the writer, which sees the subject
-        // still there, names it, so that an erasure committed in between is never linked to
-        // this request's entry again.
-        let (seen, stamp) = try await read { db in
+        return try await read { db in
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return (try subject.view(db, keyring: self.keyring, slab: self.dekSlab), try subject.stamp(db))
+            // The keyring as it is now, after the row was read (SubjectRow.dek).
+            let view = try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+            return OpenedSubject(view: view, stamp: try subject.stamp(db))
         }
-        // A refusal is decided again in the writer, on the current subject (rare, and then its
-        // audit entry names the subject exactly as before).
-        let planned: SubjectChange? = try? decide(seen)
-        return try await write { db in
+    }
+
+    public func commit(_ change: SubjectChange, case handle: CaseHandle, clinic: ClinicID, ifUnchanged stamp: SubjectStamp)
+        async throws(StorageError)
+    {
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        try await write { db in
             guard var subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
+            guard try subject.stamp(db) == stamp else { throw StorageError.subjectChanged }
+            // The keyring in force now: a rotation since the open wraps nothing differently for
+            // this subject, whose DEK stays under its recorded version.
             let keyring = self.keyring
             let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
-            var view = seen
-            let change: SubjectChange
-            if let planned, try subject.stamp(db) == stamp {
-                try subject.recordReference(keyring: self.keyring, in: recorder)
-                change = planned
-            } else {
-                // Changed since it was read, or refused there: open it again here and decide on
-                // what is current.
-                view = try subject.view(db, keyring: self.keyring, dek: dek, recorder: recorder)
-                change = try decide(view)
-            }
-            view.records += try subject.append(db, change.append, dek: dek, keyring: keyring)
+            try subject.recordReference(keyring: keyring, in: recorder)
+            _ = try subject.append(db, change.append, dek: dek, keyring: keyring)
             subject.columns = change.columns
             try subject.save(db, keyring: keyring)
-            view.columns = change.columns
             try Self.apply(db, change.counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
-            return view
         }
     }
 

@@ -19,27 +19,44 @@ extension SQLiteRegistryStore {
     /// sealed records fail to open, or who is named in the erasure ledger, is erased now
     /// (`erasedIntegrity`, audited as `erase-integrity`): what the sweeper would decide cannot be
     /// trusted, and it must never outlive its sealed dates (docs/CRYPTO.md §Authenticated
-    /// columns). A missing KEK is not tampering: the subject is skipped (the caller reports it).
-    public func sweep(
-        _ subject: SubjectReference,
-        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
-    ) async throws(StorageError) -> SweepResult {
+    /// columns). A missing KEK is not tampering: it is thrown, and the caller reports it.
+    ///
+    /// The open is a read, as a check-up's is; only a failure goes to the writer, which looks
+    /// again before it erases (a write committed in between may have been the whole story).
+    public func openForReview(_ subject: SubjectReference) async throws(StorageError) -> ReviewOpening {
+        let recorder = AuditRecorder.current
+        let opened: OpenedSubject?
+        do {
+            opened = try await read { db -> OpenedSubject? in
+                guard let row = try SubjectRow.byID(db, subject.rawValue) else { return nil }
+                // The keyring as it is now, after the row was read (SubjectRow.dek).
+                let keyring = self.keyring
+                try row.authenticate(keyring: keyring, erased: self.erased)
+                let view = try row.view(db, keyring: keyring, slab: self.dekSlab, recorder: recorder)
+                return OpenedSubject(view: view, stamp: try row.stamp(db))
+            }
+        } catch let error where error.isIntegrityFailure {
+            return try await eraseFailingReview(subject)
+        }
+        return opened.map(ReviewOpening.opened) ?? .gone
+    }
+
+    /// The writer's second look at a subject whose review open failed its integrity check:
+    /// erased if it still fails, opened if it now passes.
+    private func eraseFailingReview(_ subject: SubjectReference) async throws(StorageError) -> ReviewOpening {
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
         let writer = self.writer
-        // Only an erasure asks for the WAL truncation; a batch of keeps does not checkpoint.
         return try await write { db in
             let keyring = self.keyring
             guard let raw = try Row.fetchOne(db, sql: "SELECT sid FROM subject WHERE id = ?", arguments: [subject.rawValue]) else {
                 return .gone
             }
-            var row: SubjectRow
-            let view: SubjectView
             do {
-                guard let fetched = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
-                row = fetched
+                guard let row = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
                 try row.authenticate(keyring: keyring, erased: self.erased)
-                view = try row.view(db, keyring: keyring, slab: self.dekSlab, recorder: recorder)
+                let view = try row.view(db, keyring: keyring, slab: self.dekSlab, recorder: recorder)
+                return .opened(OpenedSubject(view: view, stamp: try row.stamp(db)))
             } catch let error as StorageError where error.isIntegrityFailure {
                 recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
                 try Self.erase(
@@ -48,7 +65,23 @@ extension SQLiteRegistryStore {
                 writer.requestTruncation()
                 return .erasedIntegrity
             }
-            switch try decide(view) {
+        }
+    }
+
+    public func commitReview(_ subject: SubjectReference, _ decision: SweepDecision, ifUnchanged stamp: SubjectStamp)
+        async throws(StorageError) -> SweepResult
+    {
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        let writer = self.writer
+        // Only an erasure asks for the WAL truncation; a batch of keeps does not checkpoint.
+        return try await write { db in
+            let keyring = self.keyring
+            guard var row = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
+            // The stamp binds the row MAC the open authenticated: an unchanged stamp is an
+            // unchanged, authenticated row.
+            guard try row.stamp(db) == stamp else { throw StorageError.subjectChanged }
+            switch decision {
             case .keep(let columns):
                 if columns != row.columns {
                     row.columns = columns
@@ -56,6 +89,7 @@ extension SQLiteRegistryStore {
                 }
                 return .kept
             case .erase(let counters):
+                try row.recordReference(keyring: keyring, in: recorder)
                 try Self.erase(
                     db, id: row.id, sid: row.sid, counters: counters, keyring: keyring, recorder: recorder,
                     checkpointEvery: every, erased: self.erased)

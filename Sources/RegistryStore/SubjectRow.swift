@@ -183,28 +183,32 @@ struct SubjectRow {
         return stored
     }
 
-    /// What `update` compares between its optimistic read and its write: the same subject,
-    /// with no record and no case link added or removed (both are AUTOINCREMENT: ids are never
-    /// reused, so the newest id and the count together catch any change), and the same columns.
-    struct Stamp: Equatable {
-        var subject: Int64
-        var lastRecord: Int64?
-        var records: Int
-        var lastLink: Int64?
-        var links: Int
-        var columns: SubjectColumns
-        var mac: [UInt8]
-    }
-
-    func stamp(_ db: Database) throws -> Stamp {
+    /// What a commit compares between the open and its write (docs/STORAGE.md §Changes): the
+    /// same subject, with no record and no case link added or removed (both are AUTOINCREMENT:
+    /// ids are never reused, so the newest id and the count together catch any change), the
+    /// same columns and the same row MAC (which every save renews).
+    ///
+    ///     BE64(subject id) ‖ BE64(newest record id, -1 for none) ‖ BE64(records)
+    ///     ‖ BE64(newest case link id, -1) ‖ BE64(case links) ‖ lp(status) ‖ lp(next due)
+    ///     ‖ lp(review date) ‖ row MAC                             lp(x) = BE32(len x) ‖ x
+    func stamp(_ db: Database) throws -> SubjectStamp {
         let row = try db.fetchOneCached(
             """
             SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM record WHERE subject_id = ?1),
                    (SELECT max(id) FROM case_link WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
             """, [id])
-        return Stamp(
-            subject: id, lastRecord: row?[0], records: row?[1] ?? 0, lastLink: row?[2], links: row?[3] ?? 0, columns: columns,
-            mac: rowMAC)
+        func be64(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: value).bigEndian) { Array($0) } }
+        func lp(_ text: String?) -> [UInt8] {
+            let bytes = Array((text ?? "").utf8)
+            return withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { Array($0) } + bytes
+        }
+        let lastRecord: Int64? = row?[0]
+        let records: Int64 = row?[1] ?? 0
+        let lastLink: Int64? = row?[2]
+        let links: Int64 = row?[3] ?? 0
+        return SubjectStamp(
+            bytes: be64(id) + be64(lastRecord ?? -1) + be64(records) + be64(lastLink ?? -1) + be64(links)
+                + lp(columns.status.rawValue) + lp(columns.nextDue?.description) + lp(columns.reviewOn?.description) + rowMAC)
     }
 
     /// Tells the request's audit recorder which subject it touched (before an erasure, say).

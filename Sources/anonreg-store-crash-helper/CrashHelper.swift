@@ -41,8 +41,18 @@ struct CrashHelper {
                             n += 1
                             let token = "t-\(run)-\(writer)-\(n)"
                             do {
-                                _ = try await store.update(case: receipt.caseHandle, clinic: clinic) { view in
-                                    SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array(token.utf8))], columns: view.columns)
+                                // open → commit-if-unchanged, again after a lost race, as
+                                // MonitoringService does it (docs/STORAGE.md §Changes).
+                                while true {
+                                    let opened = try await store.openForChange(case: receipt.caseHandle, clinic: clinic)
+                                    let change = SubjectChange(
+                                        append: [NewRecord(kind: .checkup, plaintext: Array(token.utf8))], columns: opened.view.columns)
+                                    do throws(StorageError) {
+                                        try await store.commit(change, case: receipt.caseHandle, clinic: clinic, ifUnchanged: opened.stamp)
+                                        break
+                                    } catch .subjectChanged {
+                                        continue
+                                    }
                                 }
                                 emit("ack \(token)")
                             } catch {

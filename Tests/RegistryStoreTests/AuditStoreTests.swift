@@ -170,35 +170,23 @@ struct AuditSubjectLinkTests {
         #expect(try await store.auditRecords(subjectReference: keep.view.auditReference).map(\.action) == ["enrol", "read-status"])
     }
 
-    /// `update` decides on a reader before it writes. An erasure that commits in between must
-    /// not leave the update's (failed) entry linked to the erased subject.
+    /// A change is opened on a reader and committed later (docs/STORAGE.md §Changes). An
+    /// erasure that commits in between must not leave the change's (failed) entry linked to the
+    /// erased subject.
     @Test func anUpdateRacingAnErasureLinksNothing() async throws {
         let f = try StoreFixture()
         let store = f.store
         let gone = try await Self.asRequest(store, "enrol") { try await f.enrol() }
         let reference = gone.view.auditReference
-        let erased = DispatchSemaphore(value: 0)
-        let first = Mutex(true)
         let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "add-checkup"))
         await #expect(throws: StorageError.caseNotFound) {
             try await AuditRecorder.$current.withValue(recorder) {
-                try await store.update(case: gone.caseHandle, clinic: StoreFixture.clinicA) { view in
-                    // Between the optimistic read and the write, the subject is erased.
-                    if first.withLock({
-                        let was = $0
-                        $0 = false
-                        return was
-                    }) {
-                        Task.detached {
-                            try? await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
-                            erased.signal()
-                        }
-                        // Generous: on a loaded machine the erasure's task can wait long for a
-                        // thread; if it never comes, the update goes first and the test fails.
-                        _ = erased.wait(timeout: .now() + 180)
-                    }
-                    return SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("late".utf8))], columns: view.columns)
-                }
+                let opened = try await store.openForChange(case: gone.caseHandle, clinic: StoreFixture.clinicA)
+                // Between the open and the commit, the subject is erased.
+                try await store.erase(case: gone.caseHandle, clinic: StoreFixture.clinicA, counters: [])
+                let change = SubjectChange(
+                    append: [NewRecord(kind: .checkup, plaintext: Array("late".utf8))], columns: opened.view.columns)
+                try await store.commit(change, case: gone.caseHandle, clinic: StoreFixture.clinicA, ifUnchanged: opened.stamp)
             }
         }
         // The server appends the refused request's entry, as RegistryServerService does.
@@ -236,19 +224,23 @@ struct AuditSubjectLinkTests {
         #expect(recorder.appendedWithEffect)
         #expect(try f.sqlite("SELECT actor, action, result FROM audit_entry") == "clinic clinic-a|enrol|ok")
 
-        // A write refused inside its transaction leaves neither effect nor entry.
+        // A commit refused inside its transaction (the case changed since it was opened) leaves
+        // neither effect nor entry.
         let refused = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "add-checkup"))
-        await #expect(throws: StorageError.self) {
+        let opened = try await store.openForChange(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        try await Self.asRequest(store, "add-checkup") { try await f.addCheckup(receipt.caseHandle, note: "first") }
+        await #expect(throws: StorageError.subjectChanged) {
             try await AuditRecorder.$current.withValue(refused) {
-                try await store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { _ throws(StorageError) -> SubjectChange in
-                    throw .rejected(code: "invalid_date", message: "no")
-                }
+                try await store.commit(
+                    SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array("late".utf8))], columns: opened.view.columns),
+                    case: receipt.caseHandle, clinic: StoreFixture.clinicA, ifUnchanged: opened.stamp)
             }
         }
         #expect(!refused.appendedWithEffect)
-        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "1")
+        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "2")
+        #expect(try await store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA).records.count == 3)
         // Outside a request (no recorder), writes append nothing.
         _ = try await f.addCheckup(receipt.caseHandle, note: "x")
-        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "1")
+        #expect(try f.sqlite("SELECT count(*) FROM audit_entry") == "2")
     }
 }

@@ -108,7 +108,7 @@ struct StatisticsStoreTests {
         let third = StoredRelease(query: "q3", releasedOn: Day("2026-03-10")!, epsilonMicro: 500_000, body: Array("{}".utf8))
         var refusal: String?
         do { _ = try await fixture.store.storeRelease(third, months: [feb, mar], budgetMicro: 1_000_000) } catch {
-            if case .rejected(let code, _) = error { refusal = code }
+            if case .privacyBudgetSpent = error { refusal = "privacy_budget_spent" }
         }
         #expect(refusal == "privacy_budget_spent")
         // Refused: nothing charged, nothing stored.
@@ -127,7 +127,7 @@ struct StatisticsStoreTests {
         }
         func refused(_ query: String, _ months: [Month], budget: Int) async -> Bool {
             do { _ = try await fixture.store.storeRelease(release(query), months: months, budgetMicro: budget) } catch {
-                if case .rejected("privacy_budget_spent", _) = error { return true }
+                if case .privacyBudgetSpent = error { return true }
             }
             return false
         }

@@ -82,16 +82,25 @@ struct StoreBasicsTests {
         #expect(view.plaintexts.first == "consent")
     }
 
-    @Test func aRejectedUpdateChangesNothing() async throws {
+    /// A commit whose stamp no longer holds (another change landed since the open) writes
+    /// nothing: no record, no column, no counter.
+    @Test func aStaleCommitChangesNothing() async throws {
         let f = try StoreFixture()
         let receipt = try await f.enrol()
-        await #expect(throws: StorageError.rejected(code: "invalid_date", message: "no")) {
-            try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { _ throws(StorageError) in
-                throw .rejected(code: "invalid_date", message: "no")
-            }
+        let stale = try await f.store.openForChange(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
+        try await f.addCheckup(receipt.caseHandle, note: "landed first")
+        var columns = stale.view.columns
+        columns.status = .completed
+        await #expect(throws: StorageError.subjectChanged) {
+            try await f.store.commit(
+                SubjectChange(
+                    append: [NewRecord(kind: .checkup, plaintext: Array("stale".utf8))], columns: columns,
+                    counters: [StoreFixture.counter("checkup")]),
+                case: receipt.caseHandle, clinic: StoreFixture.clinicA, ifUnchanged: stale.stamp)
         }
         let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        #expect(view.records.count == 2)
+        #expect(view.records.count == 3)
+        #expect(view.columns == stale.view.columns)
         #expect(try await f.store.counters(from: Month("2000-01")!, to: Month("2100-01")!).isEmpty)
     }
 
@@ -119,19 +128,25 @@ struct StoreBasicsTests {
         #expect(strict.isEmpty, "before is strict")
     }
 
+    /// 64 check-ups on 64 cases at once share commits. (Check-ups racing on one case commit one
+    /// at a time: each loses to the one before and is decided again; OptimisticUpdateTests.)
     @Test func concurrentWritesAreGroupCommitted() async throws {
         let f = try StoreFixture()
-        let receipt = try await f.enrol()
+        var receipts: [EnrolmentReceipt] = []
+        for _ in 0..<64 { receipts.append(try await f.enrol()) }
+        let handles = receipts.map(\.caseHandle)
         let before = f.store.writer.commitCount
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for i in 0..<64 {
-                group.addTask { _ = try await f.addCheckup(receipt.caseHandle, note: "n\(i)") }
+            for (i, handle) in handles.enumerated() {
+                group.addTask { _ = try await f.addCheckup(handle, note: "n\(i)") }
             }
             try await group.waitForAll()
         }
         let commits = f.store.writer.commitCount - before
-        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        #expect(view.records(of: .checkup).count == 64)
+        for handle in handles {
+            let view = try await f.store.subject(case: handle, clinic: StoreFixture.clinicA)
+            #expect(view.records(of: .checkup).count == 1)
+        }
         #expect(commits < 64, "64 concurrent writes took \(commits) commits")
     }
 
@@ -208,8 +223,9 @@ struct BulkWriteLaneTests {
     }
 }
 
-/// `update` decides on a reader, off the writer; the writer re-decides when the subject changed
-/// in between, so concurrent updates of one case each see every earlier one.
+/// A change is opened on a reader, decided off the writer, and committed only if the subject is
+/// unchanged; a commit that lost a race opens and decides again, so concurrent changes of one
+/// case each see every earlier one.
 struct OptimisticUpdateTests {
     @Test func concurrentUpdatesOfOneCaseEachDecideOnTheCurrentRecords() async throws {
         let f = try StoreFixture()
@@ -217,7 +233,7 @@ struct OptimisticUpdateTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<24 {
                 group.addTask {
-                    _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) { view in
+                    try await StoreFixture.change(f.store, receipt.caseHandle) { view in
                         // The record says how many records its decision saw.
                         SubjectChange(
                             append: [NewRecord(kind: .checkup, plaintext: Array("after \(view.records.count)".utf8))],
@@ -232,16 +248,35 @@ struct OptimisticUpdateTests {
         #expect(notes == (2..<26).map { "after \($0)" }, "each decision saw every earlier record")
     }
 
-    @Test func aRejectedDecisionWritesNothing() async throws {
+    /// Every kind of change the stamp must see: a record appended, the clear columns saved, a
+    /// case link added. Each one refuses a commit opened before it.
+    @Test func theStampSeesEveryKindOfChange() async throws {
         let f = try StoreFixture()
         let receipt = try await f.enrol()
-        await #expect(throws: StorageError.self) {
-            _ = try await f.store.update(case: receipt.caseHandle, clinic: StoreFixture.clinicA) {
-                (_) throws(StorageError) -> SubjectChange in
-                throw .rejected(code: "invalid_date", message: "no")
+        let handle = receipt.caseHandle
+        func refusesAfter(_ what: String, _ change: () async throws -> Void) async throws {
+            let opened = try await f.store.openForChange(case: handle, clinic: StoreFixture.clinicA)
+            try await change()
+            await #expect(throws: StorageError.subjectChanged, "after \(what)") {
+                try await f.store.commit(
+                    SubjectChange(columns: opened.view.columns), case: handle, clinic: StoreFixture.clinicA, ifUnchanged: opened.stamp)
             }
         }
-        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        #expect(view.records.count == 2)
+        try await refusesAfter("a record") { try await f.addCheckup(handle, note: "n") }
+        try await refusesAfter("new columns") {
+            try await StoreFixture.change(f.store, handle) { view in
+                var columns = view.columns
+                columns.nextDue = Day("2030-01-01")
+                return SubjectChange(columns: columns)
+            }
+        }
+        try await refusesAfter("a link to another clinic") {
+            _ = try await f.store.link(
+                code: receipt.code, clinic: StoreFixture.clinicB, record: NewRecord(kind: .link, plaintext: Array("b".utf8)), counters: [])
+        }
+        // And an unchanged subject commits.
+        let opened = try await f.store.openForChange(case: handle, clinic: StoreFixture.clinicA)
+        try await f.store.commit(
+            SubjectChange(columns: opened.view.columns), case: handle, clinic: StoreFixture.clinicA, ifUnchanged: opened.stamp)
     }
 }

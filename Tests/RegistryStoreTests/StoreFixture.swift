@@ -46,10 +46,31 @@ struct StoreFixture {
                 columns: Self.columns(due: due), counters: counters))
     }
 
+    @discardableResult
     func addCheckup(_ handle: CaseHandle, note: String, clinic: ClinicID = StoreFixture.clinicA) async throws -> SubjectView {
-        try await store.update(case: handle, clinic: clinic) { view in
+        try await Self.change(store, handle, clinic: clinic) { view in
             SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array(note.utf8))], columns: view.columns)
         }
+    }
+
+    /// open → decide → commit-if-unchanged, as MonitoringService does it, retried until the
+    /// commit holds (tests race many writers on one case on purpose). Returns the view after.
+    @discardableResult
+    static func change(
+        _ store: SQLiteRegistryStore, _ handle: CaseHandle, clinic: ClinicID = StoreFixture.clinicA,
+        _ decide: (SubjectView) throws -> SubjectChange
+    ) async throws -> SubjectView {
+        for _ in 0..<1000 {
+            let opened = try await store.openForChange(case: handle, clinic: clinic)
+            let change = try decide(opened.view)
+            do {
+                try await store.commit(change, case: handle, clinic: clinic, ifUnchanged: opened.stamp)
+            } catch .subjectChanged {
+                continue
+            }
+            return try await store.subject(case: handle, clinic: clinic)
+        }
+        throw StorageError.subjectChanged
     }
 
     /// Runs raw SQL against the file with the sqlite3 shell, as an attacker with the disk would;

@@ -12,6 +12,9 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         /// Refused by a standing policy that a retry does not change, such as a spent privacy
         /// budget (403).
         case refused
+        /// The request lost a race with another change to the same case, again and again; nothing
+        /// was written and a retry may succeed (409).
+        case conflict
         /// Disk full (507).
         case storageFull
         /// Anything else (500).
@@ -49,6 +52,9 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     static func unknownCategory(_ known: [String]) -> DomainError {
         DomainError(.unprocessable, "unknown_category", "category must be one of: \(known.sorted().joined(separator: ", "))")
     }
+    public static let concurrentChange = DomainError(
+        .conflict, "concurrent_change",
+        "the case changed while this request was being decided, again on every retry; nothing was written; send it again")
     static func internalFailure(_ why: String) -> DomainError { DomainError(.internalError, "internal_error", why) }
 
     /// Maps the storage seam's errors.
@@ -58,12 +64,8 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .codeNotFound: .codeNotFound
         case .storageFull:
             DomainError(.storageFull, "storage_full", "the registry's disk is full; the write was not stored, reads still work")
-        case .rejected(let code, let message):
-            switch code {
-            case "internal_error": DomainError(.internalError, code, message)
-            case "privacy_budget_spent": DomainError(.refused, code, message)
-            default: DomainError(.unprocessable, code, message)
-            }
+        case .privacyBudgetSpent(let message): DomainError(.refused, "privacy_budget_spent", message)
+        case .subjectChanged: .concurrentChange
         case .tampered, .integrity:
             // docs/PROTOCOL.md §Errors: the server logs it at critical and counts it; the request's
             // audit entry records the refusal. Nothing of the failing rows was served.
@@ -79,7 +81,4 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// The wire code of a storage integrity failure (500).
     public static let integrityErrorCode = "integrity_error"
-
-    /// Carries a domain refusal through the storage seam's `update` closure.
-    var asStorageRejection: StorageError { .rejected(code: code, message: message) }
 }

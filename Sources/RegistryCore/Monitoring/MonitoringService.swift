@@ -86,24 +86,37 @@ public struct MonitoringService: Sendable {
         guard request.note.utf8.count <= 8192 else {
             throw DomainError(.badRequest, "invalid_value", "note must be at most 8192 bytes")
         }
-        let result = ResultBox()
-        do {
-            _ = try await storage.update(case: handle, clinic: clinic) { (view) throws(StorageError) -> SubjectChange in
-                do {
-                    let (change, checkup, state) = try Self.decideCheckup(
-                        view: view, request: request, clinic: clinic, today: today, rules: rules)
-                    result.set(checkup.wire, state.wire(on: today, language: language))
-                    return change
-                } catch let error as DomainError {
-                    throw error.asStorageRejection
-                } catch {
-                    throw .rejected(code: "internal_error", message: "the check-up could not be recorded")
-                }
+        // docs/STORAGE.md §Changes: open, decide here in plain code, commit if unchanged. A
+        // commit that lost a race with another change to this case decides again on what is
+        // current, a bounded number of times.
+        for _ in 0..<Self.changeAttempts {
+            let opened: OpenedSubject
+            do { opened = try await storage.openForChange(case: handle, clinic: clinic) } catch { throw .storage(error) }
+            let (change, checkup, state): (SubjectChange, CheckupRecord, MonitoringState)
+            do {
+                (change, checkup, state) = try Self.decideCheckup(
+                    view: opened.view, request: request, clinic: clinic, today: today, rules: rules)
+            } catch let error as DomainError {
+                throw error
+            } catch {
+                throw .internalFailure("the check-up could not be recorded")
             }
-        } catch { throw .storage(error) }
-        guard let (checkup, monitoring) = result.value else { throw .internalFailure("the check-up was not recorded") }
-        return CheckupResponse(checkup: checkup, monitoring: monitoring)
+            do throws(StorageError) {
+                try await storage.commit(change, case: handle, clinic: clinic, ifUnchanged: opened.stamp)
+            } catch .subjectChanged {
+                continue
+            } catch {
+                throw .storage(error)
+            }
+            return CheckupResponse(checkup: checkup.wire, monitoring: state.wire(on: today, language: language))
+        }
+        throw .concurrentChange
     }
+
+    /// How many times a change is decided before it is answered `409 concurrent_change`: each
+    /// lost race means another change to the same case committed in between, so this many in
+    /// a row means the case is being written faster than it can be read.
+    public static let changeAttempts = 8
 
     static func decideCheckup(
         view: SubjectView, request: CheckupRequest, clinic: ClinicID, today: Day, rules: MonitoringRules
@@ -326,12 +339,4 @@ public struct MonitoringService: Sendable {
     func counter(_ metric: String, category: String, clinic: ClinicID, on day: Day) -> CounterIncrement {
         CounterIncrement(CounterKey(month: day.month, category: category, clinic: clinic, metric: metric))
     }
-}
-
-/// Carries the check-up result out of the storage closure.
-final class ResultBox: @unchecked Sendable {
-    private var stored: (CheckupWire, MonitoringWire)?
-    private let lock = NSLockShim()
-    func set(_ checkup: CheckupWire, _ monitoring: MonitoringWire) { lock.locked { stored = (checkup, monitoring) } }
-    var value: (CheckupWire, MonitoringWire)? { lock.locked { stored } }
 }

@@ -77,27 +77,12 @@ public struct Sweeper: Sendable {
             for subject in fresh {
                 seen.insert(subject)
                 report.reviewed += 1
-                let rules = self.rules
-                let outcome = Outcome()
                 let recorder = AuditRecorder(AuditRecorder.Action(actor: Self.auditActor, action: "review"))
                 let result: SweepResult
+                let cause: ErasureCause?
                 do {
-                    result = try await AuditRecorder.$current.withValue(recorder) { () async throws(StorageError) -> SweepResult in
-                        try await storage.sweep(subject) { (view) throws(StorageError) -> SweepDecision in
-                            do {
-                                let (decision, cause) = try Self.decide(view: view, today: today, rules: rules)
-                                outcome.cause = cause
-                                // An erasure's entry is appended in the erasure's own transaction.
-                                if let cause {
-                                    recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "erase-\(cause.rawValue)"))
-                                }
-                                return decision
-                            } catch let error as DomainError {
-                                throw error.asStorageRejection
-                            } catch {
-                                throw .rejected(code: "internal_error", message: "a subject could not be reviewed")
-                            }
-                        }
+                    (result, cause) = try await AuditRecorder.$current.withValue(recorder) {
+                        try await review(subject, today: today, recorder: recorder)
                     }
                 } catch let error as StorageError where error == .storageFull {
                     throw .storage(error)
@@ -111,7 +96,7 @@ public struct Sweeper: Sendable {
                 if result == .erased || result == .erasedIntegrity, !recorder.appendedWithEffect, let event = recorder.event(result: "ok") {
                     do { try await storage.appendAudit(event) } catch { throw .storage(error) }
                 }
-                switch (result, outcome.cause) {
+                switch (result, cause) {
                 case (.erased, .completed?): report.erasedCompleted += 1
                 case (.erased, .cap?): report.erasedCap += 1
                 case (.erased, .inactive?): report.erasedInactive += 1
@@ -121,6 +106,32 @@ public struct Sweeper: Sendable {
                 }
             }
         }
+    }
+
+    /// docs/STORAGE.md §Changes: open the subject, decide here in plain code, commit if
+    /// unchanged; a commit that lost a race decides again, a bounded number of times. Throws
+    /// what the storage throws, or the reason the subject's records could not be decided on.
+    private func review(_ subject: SubjectReference, today: Day, recorder: AuditRecorder) async throws -> (SweepResult, ErasureCause?) {
+        for _ in 0..<MonitoringService.changeAttempts {
+            let opened: OpenedSubject
+            switch try await storage.openForReview(subject) {
+            case .gone: return (.gone, nil)
+            case .erasedIntegrity: return (.erasedIntegrity, nil)
+            case .opened(let subject): opened = subject
+            }
+            let (decision, cause) = try Self.decide(view: opened.view, today: today, rules: rules)
+            // An erasure's entry is appended in the erasure's own transaction, under this name.
+            if let cause {
+                recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "erase-\(cause.rawValue)"))
+            }
+            do throws(StorageError) {
+                return (try await storage.commitReview(subject, decision, ifUnchanged: opened.stamp), cause)
+            } catch .subjectChanged {
+                recorder.describe(AuditRecorder.Action(actor: Self.auditActor, action: "review"))
+                continue
+            }
+        }
+        throw StorageError.subjectChanged
     }
 
     /// The decision for one subject on `today` (pure).
@@ -154,15 +165,5 @@ public struct Sweeper: Sendable {
                         clinic: ClinicID(records.episode.clinic) ?? ClinicID("unknown")!, metric: metric)))
         }
         return (.erase(counters: counters), cause)
-    }
-}
-
-/// Carries the erasure cause out of the storage closure.
-final class Outcome: @unchecked Sendable {
-    private let lock = NSLockShim()
-    private var stored: ErasureCause?
-    var cause: ErasureCause? {
-        get { lock.locked { stored } }
-        set { lock.locked { stored = newValue } }
     }
 }

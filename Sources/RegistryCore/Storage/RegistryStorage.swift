@@ -23,11 +23,16 @@ public protocol RegistryStorage: Sendable {
     /// The subject behind `handle`, if `clinic` holds that case.
     func subject(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView
 
-    /// Reads the subject behind `handle` and applies the change `decide` returns, atomically.
-    func update(
-        case handle: CaseHandle, clinic: ClinicID,
-        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SubjectChange
-    ) async throws(StorageError) -> SubjectView
+    /// Opens the subject behind `handle`, if `clinic` holds that case, for a change: its view and
+    /// the stamp `commit` checks (docs/STORAGE.md §Changes). Names the subject in the request's
+    /// audit recorder, as a read does, so a refusal's entry names it.
+    func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject
+
+    /// Applies `change` to the subject behind `handle` only if it is still exactly as the open
+    /// that issued `stamp` saw it, atomically with its counters and the request's audit entry.
+    /// A subject changed since is `.subjectChanged`, and nothing is written.
+    func commit(_ change: SubjectChange, case handle: CaseHandle, clinic: ClinicID, ifUnchanged stamp: SubjectStamp)
+        async throws(StorageError)
 
     /// Links the subject holding `code` to `clinic` (or returns the clinic's existing case).
     func link(code: String, clinic: ClinicID, record: NewRecord, counters: [CounterIncrement]) async throws(StorageError) -> CaseHandle
@@ -54,12 +59,16 @@ public protocol RegistryStorage: Sendable {
     /// first, at most `limit`: the sweeper's work list. References are opaque and internal.
     func subjectsToReview(onOrBefore day: Day, limit: Int) async throws(StorageError) -> [SubjectReference]
 
-    /// Opens the subject and applies what `decide` returns: keep (new clear columns), or erase
-    /// (crypto-shredding, with counters), atomically. A subject already gone is `.gone`.
-    func sweep(
-        _ subject: SubjectReference,
-        _ decide: @escaping @Sendable (SubjectView) throws(StorageError) -> SweepDecision
-    ) async throws(StorageError) -> SweepResult
+    /// Opens a subject for the sweeper's review. A subject that fails its integrity check
+    /// (docs/CRYPTO.md §Authenticated columns) is erased here, as `checkIntegrity` would, and is
+    /// `.erasedIntegrity`: no review of it can be trusted. A subject already gone is `.gone`.
+    func openForReview(_ subject: SubjectReference) async throws(StorageError) -> ReviewOpening
+
+    /// Applies the sweeper's decision, keep (new clear columns) or erase (crypto-shredding, with
+    /// counters), only if the subject is still as `stamp` says, atomically. A subject changed
+    /// since is `.subjectChanged` (nothing written); one gone since is `.gone`.
+    func commitReview(_ subject: SubjectReference, _ decision: SweepDecision, ifUnchanged stamp: SubjectStamp)
+        async throws(StorageError) -> SweepResult
 
     /// Checks every subject row, record chain and case link against its MAC and the erasure
     /// ledger; erases each subject that fails and removes each case link that fails, auditing
@@ -133,6 +142,33 @@ public struct RewrapProgress: Sendable, Equatable {
 public struct SubjectReference: Hashable, Sendable {
     public let rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
+}
+
+/// What a backend saw of a subject when it opened it: `commit` applies a change only while the
+/// subject is still exactly so. Opaque outside the backend that issued it.
+public struct SubjectStamp: Sendable, Equatable {
+    public let bytes: [UInt8]
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+}
+
+/// A subject opened for a change: what the domain decides on, and the stamp its commit checks.
+public struct OpenedSubject: Sendable {
+    public var view: SubjectView
+    public var stamp: SubjectStamp
+
+    public init(view: SubjectView, stamp: SubjectStamp) {
+        self.view = view
+        self.stamp = stamp
+    }
+}
+
+/// What opening a subject for review found.
+public enum ReviewOpening: Sendable {
+    case opened(OpenedSubject)
+    /// It failed its integrity check and was erased without a decision.
+    case erasedIntegrity
+    /// Erased since it was listed.
+    case gone
 }
 
 public enum SweepDecision: Sendable, Equatable {

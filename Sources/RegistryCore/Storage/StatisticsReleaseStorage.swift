@@ -20,7 +20,7 @@ public protocol StatisticsReleaseStorage: Sendable {
     /// Stores a new release for `query`, charging `epsilonMicro` to each month in `months`,
     /// atomically. An existing release for `query` is returned instead (nothing is charged);
     /// a month whose spent budget would exceed `budgetMicro` refuses the release with
-    /// `.rejected(code: "privacy_budget_spent")` and changes nothing.
+    /// `.privacyBudgetSpent` and changes nothing.
     func storeRelease(_ release: StoredRelease, months: [Month], budgetMicro: Int) async throws(StorageError) -> StoredRelease
 
     /// Privacy budget spent so far per month (micro-ε), for months in `from...to` that have any.

@@ -19,8 +19,11 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case unusableDatabase(path: String, reason: String)
     /// The disk or file-size limit is full; nothing of the failed write was kept.
     case storageFull
-    /// The domain refused the change inside `update` (carried through unchanged).
-    case rejected(code: String, message: String)
+    /// The subject changed after it was opened (`openForChange` → `commit`): nothing was written; open
+    /// it again and decide again.
+    case subjectChanged
+    /// A month of a new statistics release has no privacy budget left: nothing was charged.
+    case privacyBudgetSpent(message: String)
     /// Any other database failure.
     case database(reason: String)
 
@@ -33,7 +36,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .keyUnavailable(let version): "KEK version \(version) is not in the keyring"
         case .unusableDatabase(let path, let reason): "\(path) cannot be used: \(reason). It was left untouched."
         case .storageFull: "the disk is full; the write was not stored"
-        case .rejected(_, let message): message
+        case .subjectChanged: "the subject changed after it was opened; nothing was written"
+        case .privacyBudgetSpent(let message): message
         case .database(let reason): "database error: \(reason)"
         }
     }
