@@ -38,6 +38,7 @@ build: setup
 test: setup
 	python3 scripts/check-boundaries.py
 	$(SWIFT) build --build-tests
+	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/check-clinic-binary.sh
 	rm -f $(CURDIR)/.build/responses.jsonl
 	ANONREG_RESPONSE_LOG=$(CURDIR)/.build/responses.jsonl $(SWIFT) test
 	python3 scripts/check-responses.py docs/openapi.yaml $(CURDIR)/.build/responses.jsonl --require-every-operation
@@ -88,7 +89,9 @@ release: setup
 man: setup
 	$(SWIFT) build --product anonreg
 	$(SWIFT) build --product anonregd
+	$(SWIFT) build --product anonreg-clinic
 	python3 scripts/manpage.py $(BIN)/anonreg docs/man/anonreg.1.sections 1 > $(MANPAGES)/anonreg.1
+	python3 scripts/manpage.py $(BIN)/anonreg-clinic docs/man/anonreg-clinic.1.sections 1 > $(MANPAGES)/anonreg-clinic.1
 	python3 scripts/manpage.py $(BIN)/anonregd docs/man/anonregd.8.sections 8 > $(MANPAGES)/anonregd.8
 
 ## The committed pages are what `make man` makes from the current commands (no drift), and
@@ -108,7 +111,7 @@ install:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(UNITDIR)/anonregd.service.d \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)
-	install -m 0755 $(BINARIES)/anonregd $(BINARIES)/anonreg $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BINARIES)/anonregd $(BINARIES)/anonreg $(BINARIES)/anonreg-clinic $(DESTDIR)$(BINDIR)/
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.service > $(DESTDIR)$(UNITDIR)/anonregd.service
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonregd.socket > $(DESTDIR)$(UNITDIR)/anonregd.socket
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
@@ -126,8 +129,9 @@ install:
 	install -m 0644 ssh/anonreg-remote-clinics.conf ssh/anonreg-clinic-forward.service $(DESTDIR)$(DOCDIR)/ssh/
 	install -m 0644 keys/README.md $(DESTDIR)$(DOCDIR)/KEYRING.md
 	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonreg.1 > $(DESTDIR)$(MANDIR)/man1/anonreg.1
+	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonreg-clinic.1 > $(DESTDIR)$(MANDIR)/man1/anonreg-clinic.1
 	sed 's|/usr/local|$(PREFIX)|g' $(MANPAGES)/anonregd.8 > $(DESTDIR)$(MANDIR)/man8/anonregd.8
-	chmod 0644 $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg-clinic.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/anonreg.toml ]; then \
 		$(BINARIES)/anonreg config-template > $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && \
 		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/anonreg.toml && echo "wrote $(DESTDIR)$(SYSCONFDIR)/anonreg.toml"; \
@@ -136,7 +140,7 @@ install:
 ## Remove what install put there. The configuration, the state (database, keys) and the users
 ## stay: removing a registry is an explicit decision (docs/OPERATIONS.md).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/anonregd $(DESTDIR)$(BINDIR)/anonreg
+	rm -f $(DESTDIR)$(BINDIR)/anonregd $(DESTDIR)$(BINDIR)/anonreg $(DESTDIR)$(BINDIR)/anonreg-clinic
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service $(DESTDIR)$(UNITDIR)/anonregd.socket
 	rm -f $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	rm -f $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
@@ -144,7 +148,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(UNITDIR)/anonregd.service.d 2>/dev/null
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
 	rm -rf $(DESTDIR)$(DOCDIR)
-	rm -f $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
+	rm -f $(DESTDIR)$(MANDIR)/man1/anonreg.1 $(DESTDIR)$(MANDIR)/man1/anonreg-clinic.1 $(DESTDIR)$(MANDIR)/man8/anonregd.8
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/anonreg.toml and the state directory"
 
 ## Benchmarks (docs/PERFORMANCE.md). Release build; figures are printed and written to

@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "anonregd", targets: ["anonregd"]),
         .executable(name: "anonreg", targets: ["anonreg"]),
+        .executable(name: "anonreg-clinic", targets: ["anonreg-clinic"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -137,7 +138,7 @@ let package = Package(
         .target(
             name: "AnonregClinic",
             dependencies: [
-                "RegistryProtocol", "RegistryCrypto", "RegistryStats", "RegistryText", "PatientCard",
+                "RegistryProtocol", "RegistryCrypto", "RegistryStats", "RegistryText", "PatientCard", "CAnonregLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -186,6 +187,17 @@ let package = Package(
             name: "anonregd",
             dependencies: [
                 "RegistryServer", "RegistryStore", "RegistryConfig", "RegistryCore", "RegistryKeyring",
+                "RegistryProtocol",
+                "AnonregBuildInfo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The clinic commands alone: links no keyring, store or server code
+        // (scripts/check-clinic-binary.sh checks the linked binary).
+        .executableTarget(
+            name: "anonreg-clinic",
+            dependencies: [
+                "AnonregClinic",
                 "RegistryProtocol",
                 "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -255,6 +267,16 @@ let package = Package(
             dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport",
                            // To plant hostile schema objects in backup payloads (BackupStoreTests).
                            .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The storage contract's behaviour, written once against the protocols and run for every
+        // backend in Backends.all (docs/STORAGE.md §Conformance). Only each backend's harness file
+        // names its module.
+        .testTarget(
+            name: "StorageConformanceTests",
+            dependencies: [
+                "RegistryCore", "RegistryKeyring", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
+                "RegistryStore",  // SQLiteHarness.swift
+            ]
         ),
         // The monitoring domain over the real store: a simulated three-year timeline.
         .testTarget(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every anonreg and anonregd command line the documentation shows exists (issue 22 §6).
+"""Every anonreg, anonreg-clinic and anonregd command line the documentation shows exists (issue 22 §6).
 
     scripts/check-guide.py BIN_DIR [FILE ...]
 
@@ -27,9 +27,10 @@ import shlex
 import subprocess
 import sys
 
-# `anonreg` or `anonregd` as a command word: alone or at the end of a path, not part of a
-# longer name (anonreg.toml, anonreg-clinic, anonreg:anonreg-clinic, anonreg's).
-COMMAND = re.compile(r"(?:(?<=[\s`(=;|&])|^)((?:[\w.$/{}-]*/)?(anonregd?))(?![\w.:/'’-])")
+# `anonreg`, `anonreg-clinic` or `anonregd` as a command word: alone or at the end of a path,
+# not part of a longer name (anonreg.toml, anonreg-clinic-forward, anonreg:anonreg-clinic,
+# anonreg's).
+COMMAND = re.compile(r"(?:(?<=[\s`(=;|&])|^)((?:[\w.$/{}-]*/)?(anonreg(?:d|-clinic)?))(?![\w.:/'’-])")
 # What may come before the command at the start of an inline span: VAR=value assignments.
 LEADING = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*")
 # Tokens after which `anonreg` is a user or group name, not the command.
@@ -195,7 +196,7 @@ def main():
     files = sys.argv[2:] or sorted(
         ["README.md", "CONTRIBUTING.md", "keys/README.md"] + glob.glob("docs/*.md") + glob.glob("docs/man/*.sections")
         + glob.glob("systemd/*.service") + glob.glob("systemd/*.timer") + glob.glob("ssh/*.service"))
-    trees = {name: command_tree(os.path.join(bin_dir, name)) for name in ("anonreg", "anonregd")}
+    trees = {name: command_tree(os.path.join(bin_dir, name)) for name in ("anonreg", "anonreg-clinic", "anonregd")}
     problems, seen = [], 0
     for path in files:
         for number, text, whole in snippets(path):

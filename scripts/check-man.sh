@@ -11,7 +11,7 @@ BIN=${BIN:-$PWD/.build/debug}
 out=$(mktemp -d /tmp/anonreg-man-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 status=0
-for page in anonreg.1 anonregd.8; do
+for page in anonreg.1 anonreg-clinic.1 anonregd.8; do
     name=${page%.*}
     section=${page#*.}
     python3 scripts/manpage.py "$BIN/$name" "docs/man/$page.sections" "$section" > "$out/$page"
@@ -27,5 +27,5 @@ for page in anonreg.1 anonregd.8; do
         status=1
     fi
 done
-[ "$status" -eq 0 ] && echo "man: anonreg.1 and anonregd.8 match the commands and pass mandoc -Tlint"
+[ "$status" -eq 0 ] && echo "man: anonreg.1, anonreg-clinic.1 and anonregd.8 match the commands and pass mandoc -Tlint"
 exit "$status"

@@ -40,11 +40,11 @@ check "hardening score <= 0.5" awk -v s="$score" 'BEGIN { exit !(s != "" && s <=
 # 2. make install into a DESTDIR root, then systemd-analyze verify on the installed units.
 root=$work/root
 make --no-print-directory install DESTDIR="$root" BINARIES="$BIN" > "$work/install.log" 2>&1
-check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/local/bin/anonreg" \
+check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/local/bin/anonreg" -a -x "$root/usr/local/bin/anonreg-clinic" \
     -a -f "$root/usr/local/lib/systemd/system/anonregd.service" -a -f "$root/usr/local/lib/systemd/system/anonregd.socket" \
     -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.timer" \
     -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.timer" \
-    -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" \
+    -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" -a -f "$root/usr/local/share/man/man1/anonreg-clinic.1" \
     -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md"
 # Another PREFIX reaches every installed path: units (Exec, Documentation), timers, man pages.
 prefixed=$work/prefixed

@@ -2,7 +2,6 @@ import AnonregAdmin
 import AnonregBuildInfo
 import AnonregClinic
 import ArgumentParser
-import Foundation
 import RegistryProtocol
 
 /// `anonreg`: the admin and clinic command-line client.
@@ -24,34 +23,15 @@ struct AnonregCommand: ParsableCommand {
             Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by policy, 4 daemon unreachable.
             """,
         version: BuildInfo.versionText(AnonregVersion.software),
-        subcommands: [
-            HealthCommand.self, EnrolCommand.self, StatusCommand.self, CheckupCommand.self, DueCommand.self,
-            LinkCommand.self, WithdrawCommand.self, SelfCommand.self, LinkageCommand.self, ReissueCodeCommand.self,
-            CheckupsCommand.self, AnonymousEpisodeCommand.self, CardCommand.self, SweepCommand.self,
-            KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self, ConfigTemplateCommand.self,
-            StatsCommand.self,
+        subcommands: ClinicCommandSet.subcommands + [
+            SweepCommand.self, KeysCommand.self, BackupCommand.self, InitCommand.self, ClinicsCommand.self, AuditCommand.self,
+            ConfigTemplateCommand.self, StatsCommand.self,
         ]
     )
 
     static func main() {
-        ProcessHardening.apply()
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch let failure as CLIFailure {
-            FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
-            Foundation.exit(failure.exitCode)
-        } catch let failure as ClinicFailure {
-            FileHandle.standardError.write(Data("anonreg: \(failure)\n".utf8))
-            Foundation.exit(failure.exitCode)
-        } catch {
-            // ArgumentParser says 64 (EX_USAGE) for usage errors; anonreg documents 2.
-            let code = exitCode(for: error)
-            if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
-            }
-            exit(withError: error)
+        ClinicCommandSet.main(AnonregCommand.self, name: "anonreg") { error in
+            (error as? CLIFailure).map { ($0.exitCode, "\($0)") }
         }
     }
 }
