@@ -29,14 +29,25 @@ OWNERS = {
 # backend module -> the Sources/ directories allowed to import it (the composition roots), and
 # the type names nobody else may mention.
 BACKENDS = {
-    "RegistryStore": {"anonregd", "AnonregAdmin", "anonreg-bench", "anonreg-store-crash-helper", "fuzz-request"},
+    "RegistryStore": {"anonregd", "anonreg", "AnonregAdmin", "anonreg-bench", "anonreg-store-crash-helper", "fuzz-request"},
 }
+ROOTS = set().union(*BACKENDS.values())
 BACKEND_TYPES = re.compile(r"\bSQLiteRegistryStore\b")
-BACKEND_IMPORT = re.compile(
-    r"\bimport\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
-    + "|".join(BACKENDS)
-    + r")`?\b"
-)
+
+
+def import_of(modules) -> re.Pattern:
+    return re.compile(
+        r"\bimport\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
+        + "|".join(re.escape(m) for m in sorted(modules))
+        + r")`?(?![\w-])"
+    )
+
+
+BACKEND_IMPORT = import_of(BACKENDS)
+# Module names of the roots that are Swift identifiers (anonreg-bench's module is anonreg_bench).
+ROOT_IMPORT = import_of({r.replace("-", "_") for r in ROOTS})
+EXPORTED = re.compile(r"@_exported\s+import\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
+                      + "|".join(sorted(set(BACKENDS) | set(OWNERS))) + r")`?\b")
 
 # Any mention of importing one of them, wherever it sits on a line or across lines: `import GRDB`,
 # `@_implementationOnly import GRDB`, `import Foundation; import GRDB`, ``import `GRDB` ``,
@@ -48,10 +59,45 @@ MENTION = re.compile(
 )
 
 
+def without_comments(text: str) -> str:
+    """The text with every comment blanked out (newlines kept, so line numbers hold): Swift
+    reads a comment between tokens as whitespace, so `import /* x */ GRDB` imports GRDB. String
+    literals are skipped so that `"//"` inside one does not start a comment."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+            i = end
+        elif text.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            out.append("".join(c if c == "\n" else " " for c in text[i:j]))
+            i = j
+        elif text[i] == '"':
+            j = i + 1
+            while j < n and text[j] != '"' and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 def accepted(line: str, library: str) -> bool:
-    """The one form allowed: the line is `internal import LIBRARY`, optionally with a trailing
-    line comment. Anything else that imports the library fails (fail closed)."""
-    return re.fullmatch(rf"\s*internal import {library}\s*(//.*)?", line) is not None
+    """The one form allowed: the line (comments blanked) is `internal import LIBRARY`. Anything
+    else that imports the library fails (fail closed)."""
+    return re.fullmatch(rf"\s*internal import {library}\s*", line) is not None
 
 
 def problems(root: pathlib.Path):
@@ -61,13 +107,11 @@ def problems(root: pathlib.Path):
         return
     for path in files:
         module = path.relative_to(root / "Sources").parts[0]
-        text = path.read_text(encoding="utf-8")
+        text = without_comments(path.read_text(encoding="utf-8"))
         lines = text.splitlines()
         for match in MENTION.finditer(text):
             number = text.count("\n", 0, match.start()) + 1
             line = lines[number - 1]
-            if line.lstrip().startswith("//"):
-                continue  # documentation that names an import
             library = match["module"]
             where = f"{path.relative_to(root)}:{number}"
             owners = OWNERS[library]
@@ -75,13 +119,19 @@ def problems(root: pathlib.Path):
                 yield f"{where}: {module} imports {library}; only {', '.join(sorted(owners))} may"
             if not accepted(line, library):
                 yield f"{where}: `{line.strip()}` must be exactly `internal import {library}`"
-        if module in BACKENDS or any(module in roots for roots in BACKENDS.values()):
+        # A backend re-exported (`@_exported import`) from anywhere reaches every module that
+        # imports that one: refused everywhere.
+        for match in EXPORTED.finditer(text):
+            number = text.count("\n", 0, match.start()) + 1
+            yield f"{path.relative_to(root)}:{number}: {module} re-exports {match['module']}; nothing may"
+        if module in BACKENDS or module in ROOTS:
             continue
         for match in BACKEND_IMPORT.finditer(text):
             number = text.count("\n", 0, match.start()) + 1
-            if lines[number - 1].lstrip().startswith("//"):
-                continue
             yield f"{path.relative_to(root)}:{number}: {module} imports the backend {match['module']}; only a composition root may"
+        for match in ROOT_IMPORT.finditer(text):
+            number = text.count("\n", 0, match.start()) + 1
+            yield f"{path.relative_to(root)}:{number}: {module} imports the composition root {match['module']}, which names a backend"
         for match in BACKEND_TYPES.finditer(text):
             number = text.count("\n", 0, match.start()) + 1
             yield f"{path.relative_to(root)}:{number}: {module} names the backend type {match[0]}; use the storage contract"

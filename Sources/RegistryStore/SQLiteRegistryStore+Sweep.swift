@@ -1,6 +1,7 @@
 import Foundation
 internal import GRDB
 import RegistryCore
+import RegistryKeyring
 import RegistryProtocol
 
 extension SQLiteRegistryStore {
@@ -45,29 +46,26 @@ extension SQLiteRegistryStore {
     /// erased if it still fails, opened if it now passes.
     private func eraseFailingReview(_ subject: SubjectReference) async throws(StorageError) -> ReviewOpening {
         let recorder = AuditRecorder.current
-        let every = auditCheckpointEvery
-        let writer = self.writer
         return try await write { db in
+            guard let row = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
+            // The keyring as it is now, after the row was read (SubjectRow.dek).
             let keyring = self.keyring
-            guard let raw = try Row.fetchOne(db, sql: "SELECT sid FROM subject WHERE id = ?", arguments: [subject.rawValue]) else {
-                return .gone
-            }
             do {
-                guard let row = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
                 try row.authenticate(keyring: keyring, erased: self.erased)
                 let view = try row.view(db, keyring: keyring, slab: self.dekSlab, recorder: recorder)
                 return .opened(OpenedSubject(view: view, stamp: try row.stamp(db)))
             } catch let error as StorageError where error.isIntegrityFailure {
-                recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
-                try Self.erase(
-                    db, id: subject.rawValue, sid: Array(raw[0] as Data), counters: [], keyring: keyring, recorder: recorder,
-                    checkpointEvery: every, erased: self.erased)
-                writer.requestTruncation()
+                try self.eraseForIntegrity(db, subject, keyring: keyring, recorder: recorder)
                 return .erasedIntegrity
             }
         }
     }
 
+    /// The writer authenticates the row again before it applies anything: the stamp holds the
+    /// row MAC the open saw, and only a row whose MAC verifies now can be that row unchanged. A
+    /// row that fails (its clear columns were rewritten between the open and the commit, by
+    /// someone who can write the database) is erased as `erase-integrity`, never kept with a
+    /// fresh MAC over what was written behind anonreg's back, nor erased under a normal cause.
     public func commitReview(_ subject: SubjectReference, _ decision: SweepDecision, ifUnchanged stamp: SubjectStamp)
         async throws(StorageError) -> SweepResult
     {
@@ -76,10 +74,14 @@ extension SQLiteRegistryStore {
         let writer = self.writer
         // Only an erasure asks for the WAL truncation; a batch of keeps does not checkpoint.
         return try await write { db in
-            let keyring = self.keyring
             guard var row = try SubjectRow.byID(db, subject.rawValue) else { return .gone }
-            // The stamp binds the row MAC the open authenticated: an unchanged stamp is an
-            // unchanged, authenticated row.
+            let keyring = self.keyring
+            do { try row.authenticate(keyring: keyring, erased: self.erased) } catch let error as StorageError
+                where error.isIntegrityFailure
+            {
+                try self.eraseForIntegrity(db, subject, keyring: keyring, recorder: recorder)
+                return .erasedIntegrity
+            }
             guard try row.stamp(db) == stamp else { throw StorageError.subjectChanged }
             switch decision {
             case .keep(let columns):
@@ -97,6 +99,17 @@ extension SQLiteRegistryStore {
                 return .erased
             }
         }
+    }
+
+    /// Erases a subject that failed its integrity check, audited as `erase-integrity`
+    /// (docs/CRYPTO.md §Authenticated columns), in the caller's write.
+    private func eraseForIntegrity(_ db: Database, _ subject: SubjectReference, keyring: Keyring, recorder: AuditRecorder?) throws {
+        guard let raw = try Row.fetchOne(db, sql: "SELECT sid FROM subject WHERE id = ?", arguments: [subject.rawValue]) else { return }
+        recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
+        try Self.erase(
+            db, id: subject.rawValue, sid: Array(raw[0] as Data), counters: [], keyring: keyring, recorder: recorder,
+            checkpointEvery: auditCheckpointEvery, erased: erased)
+        writer.requestTruncation()
     }
 }
 

@@ -26,7 +26,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let anchorState = Mutex(AnchorState())
     /// The keys, lent by whoever opened the store (the daemon's `KeyCustody`): the store seals
     /// and opens with them and never replaces them.
-    public let keys: KeyCustody
+    let keys: KeyCustody
 
     /// The keyring snapshot one operation uses.
     var keyring: Keyring { keys.current }

@@ -10,13 +10,15 @@ import RegistryStore
 /// JSON in between: the in-process limits are measured on it.
 final class InProcessRegistry: Sendable {
     let store: SQLiteRegistryStore
+    /// The keys, held here and lent to the store, as anonregd does.
+    let keys: KeyCustody
     let monitoring: MonitoringService
     let clinic = ClinicID("local")!
 
     init(stateDir: String) throws {
         let config = try DaemonConfig.load(path: stateDir + "/anonreg.toml")
-        let keyring = try Keyring.load(from: KeyringSource(directory: config.keysDirectory))
-        store = try SQLiteRegistryStore(path: config.databasePath, keyring: keyring, auditCheckpointEvery: config.audit.checkpointEvery)
+        keys = KeyCustody(try Keyring.load(from: KeyringSource(directory: config.keysDirectory)))
+        store = try SQLiteRegistryStore(path: config.databasePath, keys: keys, auditCheckpointEvery: config.audit.checkpointEvery)
         monitoring = MonitoringService(storage: store, rules: config.rules, clock: SystemDayClock())
     }
 

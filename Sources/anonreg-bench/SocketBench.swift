@@ -229,7 +229,7 @@ struct SocketBench: AsyncParsableCommand {
             figures.append(f)
         }
         // OPRF: RFC 9497 BlindEvaluate (point check + crypto_scalarmult_ristretto255) on every core.
-        let key = registry.store.keys.current.oprfKey
+        let key = registry.keys.current.oprfKey
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let counter = SharedInt()
         add(

@@ -228,7 +228,7 @@ struct AuditSubjectLinkTests {
         // neither effect nor entry.
         let refused = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: "add-checkup"))
         let opened = try await store.openForChange(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        try await Self.asRequest(store, "add-checkup") { try await f.addCheckup(receipt.caseHandle, note: "first") }
+        _ = try await Self.asRequest(store, "add-checkup") { try await f.addCheckup(receipt.caseHandle, note: "first") }
         await #expect(throws: StorageError.subjectChanged) {
             try await AuditRecorder.$current.withValue(refused) {
                 try await store.commit(

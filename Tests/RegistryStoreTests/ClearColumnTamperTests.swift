@@ -71,6 +71,47 @@ struct ClearColumnTamperTests {
         #expect(try await f.store.subjectCount() == 2, "nobody was erased")
     }
 
+    /// The sweeper opens a subject on a reader and commits its decision later (docs/STORAGE.md
+    /// §Changes). A database writer swaps two subjects' code indexes in between, as the review
+    /// of the open/commit split did: the commit must not keep the row with a fresh MAC over the
+    /// swapped index (B's code would then open A's record), nor erase it under a normal cause.
+    @Test(arguments: ["keep", "erase"])
+    func aRowRewrittenBetweenTheReviewsOpenAndCommitIsErasedAsTampered(_ decision: String) async throws {
+        let f = try StoreFixture()
+        let a = try await f.enrol(consent: "consent-of-a")
+        let b = try await f.enrol(consent: "consent-of-b")
+        let reference = SubjectReference(rawValue: 1)
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: Sweeper.auditActor, action: "review"))
+        let result = try await AuditRecorder.$current.withValue(recorder) {
+            guard case .opened(let opened) = try await f.store.openForReview(reference) else {
+                throw StorageError.database(reason: "not opened")
+            }
+            let indexA = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 1")
+            let indexB = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 2")
+            try f.sqlite(
+                """
+                UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 2;
+                UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
+                UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
+                """)
+            var columns = opened.view.columns
+            columns.reviewOn = Day("2030-01-01")
+            return try await f.store.commitReview(
+                reference, decision == "keep" ? .keep(columns) : .erase(counters: []), ifUnchanged: opened.stamp)
+        }
+        #expect(result == .erasedIntegrity)
+        #expect(recorder.event(result: "ok")?.action == "erase-integrity")
+        // B's code reaches nobody's record: not A's (erased), and not B's (its row fails).
+        do {
+            let view = try await f.store.subject(code: b.code)
+            Issue.record("B's code served \(view.plaintexts)")
+        } catch {
+            let refused = error == .codeNotFound || Self.isIntegrity(error)
+            #expect(refused, "\(error)")
+        }
+        await #expect(throws: StorageError.caseNotFound) { _ = try await f.store.subject(case: a.caseHandle, clinic: StoreFixture.clinicA) }
+    }
+
     /// Delete a check-up row: today the history was silently shorter (remission could appear
     /// earlier than it is).
     @Test func theDeletedCheckupIsDetected() async throws {

@@ -274,6 +274,9 @@ struct OptimisticUpdateTests {
             _ = try await f.store.link(
                 code: receipt.code, clinic: StoreFixture.clinicB, record: NewRecord(kind: .link, plaintext: Array("b".utf8)), counters: [])
         }
+        try await refusesAfter("a new patient code") {
+            _ = try await f.store.reissueCode(case: handle, clinic: StoreFixture.clinicA)
+        }
         // And an unchanged subject commits.
         let opened = try await f.store.openForChange(case: handle, clinic: StoreFixture.clinicA)
         try await f.store.commit(

@@ -49,6 +49,8 @@ enum StorageAttack: String, CaseIterable, Sendable {
     case clearTheReviewDate
     /// Point the subject's case link at another subject.
     case redirectTheCaseLink
+    /// Swap the subject's code index with another subject's: its code would open the other.
+    case swapTheCodeIndex
     /// Rewrite the result of the first audit entry.
     case rewriteAnAuditEntry
 }
@@ -102,9 +104,15 @@ struct Registry {
     /// open → decide → commit-if-unchanged, retried until the commit holds (docs/STORAGE.md
     /// §Changes), appending one check-up whose text is `note`.
     func addCheckup(_ handle: CaseHandle, note: String, clinic: ClinicID = Registry.clinicA) async throws {
+        try await addCheckup(handle, clinic: clinic) { _ in note }
+    }
+
+    /// The same, with the note decided on the view the open returned.
+    func addCheckup(_ handle: CaseHandle, clinic: ClinicID = Registry.clinicA, note: (SubjectView) -> String) async throws {
         for _ in 0..<1000 {
             let opened = try await backend.openForChange(case: handle, clinic: clinic)
-            let change = SubjectChange(append: [NewRecord(kind: .checkup, plaintext: Array(note.utf8))], columns: opened.view.columns)
+            let change = SubjectChange(
+                append: [NewRecord(kind: .checkup, plaintext: Array(note(opened.view).utf8))], columns: opened.view.columns)
             do {
                 try await backend.commit(change, case: handle, clinic: clinic, ifUnchanged: opened.stamp)
                 return

@@ -7,7 +7,9 @@ import Testing
 /// A writer of the storage without keys (a database administrator, a forged backup): every
 /// change to what steers a lookup or a decision is a typed error, never a wrong answer.
 struct ConformanceTampering {
-    static let subjectAttacks: [StorageAttack] = [.flipASealedRecord, .deleteTheNewestRecord, .clearTheReviewDate, .redirectTheCaseLink]
+    static let subjectAttacks: [StorageAttack] = [
+        .flipASealedRecord, .deleteTheNewestRecord, .clearTheReviewDate, .redirectTheCaseLink, .swapTheCodeIndex,
+    ]
 
     @Test(arguments: Backends.all, subjectAttacks)
     func aTamperedSubjectIsATypedErrorNotAnAnswer(_ harness: any BackendHarness, _ attack: StorageAttack) async throws {
@@ -31,17 +33,30 @@ struct ConformanceTampering {
         case .failure(let error):
             #expect(error.isTamperingError, "\(attack): \(error)")
         }
-        // The same attack seen through a change: refused, nothing written.
-        await #expect(throws: StorageError.self, "\(attack)") {
+        // The same attack seen through a change: refused as tampering, nothing written.
+        do {
             _ = try await registry.backend.openForChange(case: target.caseHandle, clinic: Registry.clinicA)
+            Issue.record("\(attack): the tampered subject was opened for a change")
+        } catch {
+            #expect(error.isTamperingError, "\(attack): \(error)")
         }
-        // The other subject reads as itself, never with the target's data. The one exception is
-        // the redirected link, which now names it: that subject's own check of its links fails,
-        // as a typed error too.
+        // A patient code opens its own subject or nothing: never the other subject's record.
+        for (receipt, own) in [(target, "target"), (other, "other")] {
+            if let view = try? await registry.backend.subject(code: receipt.code) {
+                #expect(
+                    view.records.first.map { String(decoding: $0.plaintext, as: UTF8.self) } == own,
+                    "\(attack): a code opened another's record")
+            }
+        }
+        // The other subject reads as itself, never with the target's data. The attacks that also
+        // touch it (a redirected link now names it; a swapped code index is its own) make its
+        // own checks fail, as a typed error too.
         do {
             #expect(try await registry.notes(other.caseHandle, clinic: Registry.clinicB) == ["other-note"])
         } catch let error as StorageError {
-            #expect(attack == .redirectTheCaseLink && error.isTamperingError, "\(attack): the other subject: \(error)")
+            #expect(
+                [.redirectTheCaseLink, .swapTheCodeIndex].contains(attack) && error.isTamperingError,
+                "\(attack): the other subject: \(error)")
         }
     }
 

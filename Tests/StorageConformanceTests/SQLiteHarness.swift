@@ -42,6 +42,14 @@ struct SQLiteHarness: BackendHarness {
                 "UPDATE subject SET review_on = NULL WHERE id = \(first);"
             case .redirectTheCaseLink:
                 "UPDATE case_link SET subject_id = (SELECT max(id) FROM subject) WHERE subject_id = \(first);"
+            case .swapTheCodeIndex:
+                """
+                CREATE TEMP TABLE old AS SELECT (SELECT code_index FROM subject WHERE id = \(first)) AS a,
+                    (SELECT code_index FROM subject WHERE id = (SELECT max(id) FROM subject)) AS b;
+                UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = (SELECT max(id) FROM subject);
+                UPDATE subject SET code_index = (SELECT b FROM old) WHERE id = \(first);
+                UPDATE subject SET code_index = (SELECT a FROM old) WHERE id = (SELECT max(id) FROM subject);
+                """
             case .rewriteAnAuditEntry:
                 "UPDATE audit_entry SET result = 'forged' WHERE seq = (SELECT min(seq) FROM audit_entry);"
             }
