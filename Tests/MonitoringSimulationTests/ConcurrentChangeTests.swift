@@ -19,14 +19,7 @@ struct ConcurrentChangeTests {
     /// is refused as the rules say, and nothing of it is stored.
     @Test func aCheckupIsDecidedAgainOnTheHistoryThatWonTheRace() async throws {
         let setup = try await Setup()
-        let raced = Mutex(false)
-        setup.racing.beforeCommit = {
-            guard
-                raced.withLock({ was in
-                    defer { was = true }
-                    return !was
-                })
-            else { return }
+        setup.racing.once {
             _ = try await setup.other.addCheckup(clinic: Self.clinic, case: setup.handle, try Setup.checkup(on: "2026-03-01"))
         }
         let refusal = DomainError(
@@ -62,14 +55,7 @@ struct ConcurrentChangeTests {
     /// One lost race is retried and the check-up is stored once, after the one that won.
     @Test func aCheckupThatLostOneRaceIsStoredOnceAfterTheWinner() async throws {
         let setup = try await Setup()
-        let raced = Mutex(false)
-        setup.racing.beforeCommit = {
-            guard
-                raced.withLock({ was in
-                    defer { was = true }
-                    return !was
-                })
-            else { return }
+        setup.racing.once {
             _ = try await setup.other.addCheckup(
                 clinic: Self.clinic, case: setup.handle, try Setup.checkup(on: "2026-03-01", note: "winner"))
         }
@@ -127,6 +113,20 @@ final class RacingStorage: RegistryStorage, @unchecked Sendable {
     var opens: Int { openCount.withLock { $0 } }
 
     init(_ inner: SQLiteRegistryStore) { self.inner = inner }
+
+    /// Lets `writer` in before the first commit only.
+    func once(_ writer: @escaping @Sendable () async throws -> Void) {
+        let done = Mutex(false)
+        beforeCommit = {
+            guard
+                done.withLock({ was in
+                    defer { was = true }
+                    return !was
+                })
+            else { return }
+            try await writer()
+        }
+    }
 
     func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject {
         openCount.withLock { $0 += 1 }

@@ -13,6 +13,19 @@ import Testing
 /// hide a record or bring an erased subject back is refused as an integrity failure, and nothing
 /// of another subject is served (docs/CRYPTO.md §Authenticated columns).
 struct ClearColumnTamperTests {
+    /// Swaps subjects 1 and 2's code indexes through a placeholder, as an attacker bound by the
+    /// UNIQUE constraint would: each code then finds the other's row.
+    static func swapCodeIndexes(_ f: StoreFixture) throws {
+        let indexA = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 1")
+        let indexB = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 2")
+        try f.sqlite(
+            """
+            UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 1;
+            UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
+            UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
+            """)
+    }
+
     static func isIntegrity(_ error: any Error) -> Bool {
         if case .integrity = error as? StorageError { return true }
         return false
@@ -51,15 +64,7 @@ struct ClearColumnTamperTests {
         let f = try StoreFixture()
         let a = try await f.enrol(consent: "consent-of-a")
         _ = try await f.enrol(consent: "consent-of-b")
-        // Swap through a placeholder, as an attacker bound by the UNIQUE constraint would.
-        let indexA = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 1")
-        let indexB = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 2")
-        try f.sqlite(
-            """
-            UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 1;
-            UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
-            UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
-            """)
+        try Self.swapCodeIndexes(f)
         do {
             let view = try await f.store.subject(code: a.code)
             Issue.record("served \(view.plaintexts) for A's code")
@@ -86,14 +91,7 @@ struct ClearColumnTamperTests {
             guard case .opened(let opened) = try await f.store.openForReview(reference) else {
                 throw StorageError.database(reason: "not opened")
             }
-            let indexA = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 1")
-            let indexB = try f.sqlite("SELECT hex(code_index) FROM subject WHERE id = 2")
-            try f.sqlite(
-                """
-                UPDATE subject SET code_index = X'\(String(repeating: "11", count: 32))' WHERE id = 2;
-                UPDATE subject SET code_index = X'\(indexB)' WHERE id = 1;
-                UPDATE subject SET code_index = X'\(indexA)' WHERE id = 2;
-                """)
+            try Self.swapCodeIndexes(f)
             var columns = opened.view.columns
             columns.reviewOn = Day("2030-01-01")
             return try await f.store.commitReview(

@@ -82,27 +82,7 @@ struct StoreBasicsTests {
         #expect(view.plaintexts.first == "consent")
     }
 
-    /// A commit whose stamp no longer holds (another change landed since the open) writes
-    /// nothing: no record, no column, no counter.
-    @Test func aStaleCommitChangesNothing() async throws {
-        let f = try StoreFixture()
-        let receipt = try await f.enrol()
-        let stale = try await f.store.openForChange(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        try await f.addCheckup(receipt.caseHandle, note: "landed first")
-        var columns = stale.view.columns
-        columns.status = .completed
-        await #expect(throws: StorageError.subjectChanged) {
-            try await f.store.commit(
-                SubjectChange(
-                    append: [NewRecord(kind: .checkup, plaintext: Array("stale".utf8))], columns: columns,
-                    counters: [StoreFixture.counter("checkup")]),
-                case: receipt.caseHandle, clinic: StoreFixture.clinicA, ifUnchanged: stale.stamp)
-        }
-        let view = try await f.store.subject(case: receipt.caseHandle, clinic: StoreFixture.clinicA)
-        #expect(view.records.count == 3)
-        #expect(view.columns == stale.view.columns)
-        #expect(try await f.store.counters(from: Month("2000-01")!, to: Month("2100-01")!).isEmpty)
-    }
+    // A stale commit writes nothing: ConformanceWrites.aStaleCommitWritesNothing, for every backend.
 
     @Test func countersCommitWithTheirEvent() async throws {
         let f = try StoreFixture()
