@@ -31,6 +31,10 @@ let package = Package(
         ),
         // Codable wire types of protocol v1 and shared version constants. No dependencies.
         .target(name: "RegistryProtocol"),
+        // The one HTTP/1.1 client over anonregd's Unix socket (a connection, the socket primitives
+        // and the untrusted-answer parser): the CLI, the bench and the tests are all built on it.
+        // Foundation only.
+        .target(name: "UnixHTTP"),
         // The words people read, in every language anonreg speaks: one catalogue file per language
         // (Sources/RegistryText/Catalogues/<language>.catalogue, docs/TRANSLATING.md), compiled into
         // the binaries at build time, plus plural rules and language negotiation. Pure.
@@ -138,7 +142,7 @@ let package = Package(
         .target(
             name: "AnonregClinic",
             dependencies: [
-                "RegistryProtocol", "RegistryCrypto", "RegistryStats", "RegistryText", "PatientCard", "CAnonregLinux",
+                "RegistryProtocol", "RegistryCrypto", "RegistryStats", "RegistryText", "PatientCard", "CAnonregLinux", "UnixHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -163,7 +167,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fuzz-response",
-            dependencies: ["FuzzDriver", "AnonregClinic"]
+            dependencies: ["FuzzDriver", "UnixHTTP"]
         ),
         .executableTarget(
             name: "fuzz-crypto",
@@ -175,6 +179,7 @@ let package = Package(
             name: "anonreg-bench",
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryStore", "RegistryConfig", "RegistryStats", "TSanLockShim",
+                "UnixHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -220,11 +225,12 @@ let package = Package(
         // Helpers shared by the test targets: temporary directories, byte scans, running binaries.
         .target(
             name: "AnonregTestSupport",
+            dependencies: ["UnixHTTP"],
             path: "Tests/AnonregTestSupport"
         ),
         .testTarget(
             name: "AnonregClinicTests",
-            dependencies: ["AnonregClinic", "RegistryProtocol", "RegistryText"]
+            dependencies: ["AnonregClinic", "RegistryProtocol", "RegistryText", "UnixHTTP"]
         ),
         .testTarget(
             name: "RegistryCryptoTests",

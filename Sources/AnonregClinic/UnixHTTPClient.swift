@@ -1,12 +1,15 @@
 import Foundation
+import UnixHTTP
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A small blocking HTTP/1.1 client over a Unix socket: one request per connection, bodies by
-/// Content-Length or chunked. The clinic side of the CLI uses it so that it links no server,
-/// key or database code (docs/OPERATIONS.md §CLI).
+/// The CLI's HTTP/1.1 client over anonregd's Unix socket: one request per connection, bodies by
+/// Content-Length or chunked, built on UnixHTTP (the socket and the answer parser every anonreg
+/// client shares) with the CLI's own parts: the socket-trust checks before and after connect
+/// (SocketTrust) and streamed downloads. The clinic side uses it so that it links no server, key
+/// or database code (docs/OPERATIONS.md §CLI).
 struct UnixHTTPClient {
     let socketPath: String
     /// Sent as `Accept-Language`: the language of the answer's plain-words fields.
@@ -115,7 +118,7 @@ struct UnixHTTPClient {
         while true {
             if !pending.isEmpty {
                 let take = pending.prefix(Int(min(Int64(pending.count), length - written)))
-                do { try writeAll(output, take) } catch {
+                do { try writeOutput(output, take) } catch {
                     throw Failure.output("cannot write the answer to disk: \(String(cString: strerror(errno)))")
                 }
                 written += Int64(take.count)
@@ -133,27 +136,17 @@ struct UnixHTTPClient {
 
     private func connected() throws -> Int32 {
         try SocketTrust.check(socketPath)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure.unreachable("cannot create a socket: \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try UnixSocket.connect(socketPath, timeout: 60) } catch {
+            switch error {
+            case .connect(let path, let code):
+                throw Failure.cannotConnect(path: path, reason: String(cString: strerror(code)), permissionDenied: code == EACCES)
+            default: throw Failure.unreachable("\(error)")
+            }
+        }
         var handedOver = false
         defer { if !handedOver { close(fd) } }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure.unreachable("socket path too long") }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let code = errno
-            throw Failure.cannotConnect(path: socketPath, reason: String(cString: strerror(code)), permissionDenied: code == EACCES)
-        }
         try SocketTrust.checkListener(fd: fd, socketPath: socketPath)
-        // Never hang on a daemon that accepted but does not answer.
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         handedOver = true
         return fd
     }
@@ -171,13 +164,20 @@ struct UnixHTTPClient {
     }
 
     private func writeAll(_ fd: Int32, _ data: Data) throws {
+        do { try UnixSocket.writeAll(fd, Array(data)) } catch {
+            throw Failure.unreachable("write failed: \(error)")
+        }
+    }
+
+    /// Writes a downloaded body to `output`, a file (write(2), not the socket's send).
+    private func writeOutput(_ output: Int32, _ data: Data) throws {
         try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
             var done = 0
             while done < buffer.count {
-                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+                let n = write(output, buffer.baseAddress! + done, buffer.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw Failure.unreachable("write failed: \(String(cString: strerror(errno)))")
+                    throw Failure.output("cannot write the answer to disk: \(String(cString: strerror(errno)))")
                 }
                 done += n
             }

@@ -1,4 +1,5 @@
 import Foundation
+import UnixHTTP
 
 /// A state directory made by `anonreg init` and the real `anonregd` serving it, started with
 /// posix_spawn the way Tests/AnonregTestSupport/DaemonHarness.swift does.
@@ -39,7 +40,7 @@ final class DaemonProcess {
                 throw BenchError.unexpected(
                     "anonregd exited (\(status)):\n\((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
             }
-            if let connection = try? UnixHTTPConnection(path: socket), let reply = try? connection.request("GET", "/v1/health"),
+            if let connection = try? UnixHTTPConnection.connected(socket), let reply = try? connection.send("GET", "/v1/health"),
                 reply.status == 200
             {
                 return Clock.now() - started

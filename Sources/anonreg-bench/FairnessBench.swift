@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import RegistryCore
 import RegistryProtocol
+import UnixHTTP
 
 /// `make bench`, fairness mode (issue 23 §3; docs/PERFORMANCE.md §Fairness): clinic north, on
 /// a uid of its own, floods the daemon from 256 keep-alive connections while clinic local
@@ -187,12 +188,12 @@ struct FloodCommand: ParsableCommand {
                 defer { group.leave() }
                 var local: [String: Int] = [:]
                 defer { statuses.withLock { all in for (k, v) in local { all[k, default: 0] += v } } }
-                guard let connection = try? UnixHTTPConnection(path: socket) else {
+                guard let connection = try? UnixHTTPConnection.connected(socket) else {
                     _ = connectErrors.next()
                     return
                 }
                 while Clock.now() < deadline {
-                    guard let reply = try? connection.request(method, target, body: method == "POST" ? body : nil) else {
+                    guard let reply = try? connection.send(method, target, body: method == "POST" ? body : nil) else {
                         _ = connectErrors.next()
                         return
                     }

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import Synchronization
+import UnixHTTP
 
 /// One request a worker sends: method, target, body, and the statuses that count as success.
 struct BenchRequest: Sendable {
@@ -52,7 +53,7 @@ enum LoadRunner {
                     done.signal()
                 }
                 let connection: UnixHTTPConnection
-                do { connection = try UnixHTTPConnection(path: socket) } catch {
+                do { connection = try UnixHTTPConnection.connected(socket) } catch {
                     firstError = "\(error)"
                     errors["connect", default: 0] += 1
                     ready.signal()
@@ -78,7 +79,7 @@ enum LoadRunner {
                     let (name, request) = next(worker)
                     let sent = interval == nil ? Clock.now() : due
                     do {
-                        let reply = try connection.request(request.method, request.target, body: request.body)
+                        let reply = try connection.send(request.method, request.target, body: request.body)
                         let micros = UInt64(max(1, (Clock.now() - sent) * 1e6))
                         if request.ok.contains(reply.status) {
                             _ = histograms[name, default: newHistogram()].record(micros)

@@ -4,6 +4,7 @@ import Histogram
 import RegistryCore
 import RegistryProtocol
 import Synchronization
+import UnixHTTP
 
 /// `make bench-scale` (minutes; not in CI): fill N subjects with 3 check-ups each in process,
 /// then start the daemon on it and measure start time, RSS, status and due-list latency,
@@ -73,7 +74,7 @@ struct ScaleBench: AsyncParsableCommand {
                         op: "status", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
                         seconds: m.seconds), m.firstError))
         }
-        let dueProbe = try UnixHTTPConnection(path: daemon.socket).request("GET", "/v1/due?before=\(dueBefore)")
+        let dueProbe = try UnixHTTPConnection.connected(daemon.socket).send("GET", "/v1/due?before=\(dueBefore)")
         let dueCount = (try? JSONDecoder().decode(DueResponse.self, from: Data(dueProbe.body)))?.cases.count ?? -1
         for n in [1, 8] {
             let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in
@@ -117,15 +118,15 @@ struct ScaleBench: AsyncParsableCommand {
             lightDone.signal()
         }.start()
         usleep(500_000)
-        let admin = try UnixHTTPConnection(path: daemon.socket)
+        let admin = try UnixHTTPConnection.connected(daemon.socket)
         let rewrapStart = Clock.now()
-        let rotate = try admin.request("POST", "/v1/admin/keys/rotate")
+        let rotate = try admin.send("POST", "/v1/admin/keys/rotate")
         guard rotate.status == 201 else { throw BenchError.unexpected("rotate: \(rotate.status) \(rotate.text)") }
         var batches = newHistogram()
         var rewrapped = 0
         while true {
             let t0 = Clock.now()
-            let reply = try admin.request("POST", "/v1/admin/keys/rewrap", json: "{\"batchSize\":\(batchSize)}")
+            let reply = try admin.send("POST", "/v1/admin/keys/rewrap", json: "{\"batchSize\":\(batchSize)}")
             guard reply.status == 200, let answer = try? JSONDecoder().decode(RewrapResponse.self, from: Data(reply.body)) else {
                 throw BenchError.unexpected("rewrap: \(reply.status) \(reply.text)")
             }

@@ -4,6 +4,7 @@ import Histogram
 import RegistryCore
 import RegistryProtocol
 import Synchronization
+import UnixHTTP
 
 /// `make bench`: every operation over the socket at each concurrency, the mixed workload, a
 /// paced run at half of each operation's peak, then the in-process limits on the same machine.
@@ -185,10 +186,10 @@ struct SocketBench: AsyncParsableCommand {
             Thread {
                 defer { group.leave() }
                 do {
-                    let c = try UnixHTTPConnection(path: socket)
+                    let c = try UnixHTTPConnection.connected(socket)
                     var i = t
                     while i < count {
-                        let reply = try c.request("POST", "/v1/subjects", json: Workload.enrolBody(enrolledOn: enrolledOn))
+                        let reply = try c.send("POST", "/v1/subjects", json: Workload.enrolBody(enrolledOn: enrolledOn))
                         guard reply.status == 201 else { throw BenchError.unexpected("enrol: \(reply.status) \(reply.text)") }
                         let answer = try JSONDecoder().decode(EnrolResponse.self, from: Data(reply.body))
                         handles.withLock { $0.append(answer.case) }

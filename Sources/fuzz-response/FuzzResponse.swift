@@ -1,9 +1,9 @@
+import Foundation
+import FuzzDriver
 // libFuzzer target 3 (issue 23 §6): the CLI's parser of the daemon's answers
 // (AnonregClinic.HTTPResponseParser), which must treat every answer as untrusted. Built for
 // fuzzing by scripts/fuzz.sh; a normal build makes a replayer (docs/ROBUSTNESS.md §Fuzzing).
-import AnonregClinic
-import Foundation
-import FuzzDriver
+import UnixHTTP
 
 /// Properties: no trap; a parsed answer has a status from 100 to 599 and a body no longer than
 /// the input; a chunked body decodes to no more bytes than it was sent in.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import AnonregClinic
+@testable import UnixHTTP
 
 /// Issue 23 §6: the CLI's socket client treats every answer as untrusted. Each of these answers
 /// made the old parser trap (`prefix(-1)`, `size + 2` overflowing); now each is refused.

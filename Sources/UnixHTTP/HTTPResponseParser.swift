@@ -1,6 +1,6 @@
 import Foundation
 
-/// Parses the daemon's HTTP/1.1 answers for the CLI's socket client. Every answer is untrusted
+/// Parses anonregd's HTTP/1.1 answers for every socket client (UnixHTTP). Every answer is untrusted
 /// (a clinic may reach the daemon through a forwarded socket, or something else may sit at the
 /// socket's path): a malformed one is refused with `HTTPResponseParser.Failure`, never a trap.
 /// Sizes are checked before any arithmetic on them: a negative or huge Content-Length or chunk

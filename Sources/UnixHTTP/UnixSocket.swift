@@ -1,0 +1,87 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A connected Unix stream socket and the two blocking primitives every anonreg HTTP client
+/// needs: write all of a request, read what arrived. Used by the CLI, the Python-free tests and
+/// the bench alike (`UnixHTTPConnection`), so that there is one way to reach anonregd.
+public enum UnixSocket {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// socket(2) failed.
+        case create(errno: Int32)
+        /// The path does not fit in `sockaddr_un`.
+        case pathTooLong(String)
+        /// connect(2) failed (ECONNREFUSED: nobody listens; EACCES: not this user's socket).
+        case connect(path: String, errno: Int32)
+        /// A read or write failed, or the peer closed the connection.
+        case io(String)
+        /// No answer within the receive timeout.
+        case timedOut
+
+        public var description: String {
+            switch self {
+            case .create(let code): "cannot create a socket: \(String(cString: strerror(code)))"
+            case .pathTooLong(let path): "socket path too long: \(path)"
+            case .connect(let path, let code): "connect \(path): \(String(cString: strerror(code)))"
+            case .io(let what): what
+            case .timedOut: "no answer in time"
+            }
+        }
+    }
+
+    /// Connects to `path`. `timeout` (seconds, 0 for none) bounds every later read and write.
+    public static func connect(_ path: String, timeout: Int = 60) throws(Failure) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .create(errno: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw .pathTooLong(path)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let code = errno
+            close(fd)
+            throw .connect(path: path, errno: code)
+        }
+        if timeout > 0 {
+            var limit = timeval(tv_sec: timeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        }
+        return fd
+    }
+
+    /// Writes every byte. MSG_NOSIGNAL: a peer gone mid-request is EPIPE, never a SIGPIPE that
+    /// ends the calling process.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+                throw .io("write failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    /// Reads what arrived into `buffer` (at most its size); 0 means the peer closed.
+    public static func read(_ fd: Int32, into buffer: inout [UInt8]) throws(Failure) -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
+            throw .io("read failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}
