@@ -152,16 +152,40 @@ extension SQLiteRegistryStore {
         let done = try await write(checkpointAfter: true) { db -> Bool in
             let rows = try Self.scanIntegrity(db, after: reference.rawValue - 1, limit: 1, keyring: keyring, erased: erased)
             guard rows.1 == reference.rawValue, rows.4.contains(reference.rawValue) else { return false }
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, sid FROM subject WHERE id = ?", arguments: [reference.rawValue]) else {
-                return false
-            }
-            let sid = Array(row[1] as Data)
-            try Self.erase(
-                db, id: reference.rawValue, sid: sid, counters: [], keyring: keyring, recorder: recorder,
-                checkpointEvery: every, erased: erased)
-            return true
+            return try Self.eraseFailingRow(
+                db, id: reference.rawValue, keyring: keyring, recorder: recorder, checkpointEvery: every, erased: erased)
         }
         return done
+    }
+
+    /// The erasure of a subject row that failed its integrity check, in the caller's write.
+    /// Its `sid` is trusted only if the row's MAC holds (the failure was its record chain, or
+    /// the ledger already names it): then the erasure is ledgered and the subject's audit links
+    /// removed like any other. A row whose MAC fails may carry another subject's sid, copied
+    /// there by a database writer: ledgering it would have the daemon erase that other subject
+    /// for good, from every backup too, and unlinking by it would empty that subject's access
+    /// log. So such a row's rows are deleted and nothing keyed by its sid is touched; a backup
+    /// restored later brings back its last authentic state, which its own sealed dates govern
+    /// (docs/CRYPTO.md §Authenticated columns, "Erasing a row that fails"). Returns whether a
+    /// row was erased.
+    static func eraseFailingRow(
+        _ db: Database, id: Int64, keyring: Keyring, recorder: AuditRecorder?, checkpointEvery: Int, erased: ErasedSubjects?
+    ) throws -> Bool {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?", arguments: [id])
+        else { return false }
+        if let subject = try? SubjectRow(row: row), (try? subject.authenticate(keyring: keyring, erased: nil)) != nil {
+            try erase(
+                db, id: id, sid: subject.sid, counters: [], keyring: keyring, recorder: recorder, checkpointEvery: checkpointEvery,
+                erased: erased)
+            return true
+        }
+        try delete(db, subjectID: id)
+        recorder?.markErased()
+        recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")
+        try auditEffect(db, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring)
+        return true
     }
 
     /// Removes a case link whose MAC fails (a handle redirected to another subject): the clinic's

@@ -104,12 +104,12 @@ extension SQLiteRegistryStore {
     /// Erases a subject that failed its integrity check, audited as `erase-integrity`
     /// (docs/CRYPTO.md §Authenticated columns), in the caller's write.
     private func eraseForIntegrity(_ db: Database, _ subject: SubjectReference, keyring: Keyring, recorder: AuditRecorder?) throws {
-        guard let raw = try Row.fetchOne(db, sql: "SELECT sid FROM subject WHERE id = ?", arguments: [subject.rawValue]) else { return }
         recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
-        try Self.erase(
-            db, id: subject.rawValue, sid: Array(raw[0] as Data), counters: [], keyring: keyring, recorder: recorder,
-            checkpointEvery: auditCheckpointEvery, erased: erased)
-        writer.requestTruncation()
+        if try Self.eraseFailingRow(
+            db, id: subject.rawValue, keyring: keyring, recorder: recorder, checkpointEvery: auditCheckpointEvery, erased: erased)
+        {
+            writer.requestTruncation()
+        }
     }
 }
 

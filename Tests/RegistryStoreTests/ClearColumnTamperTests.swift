@@ -31,6 +31,53 @@ struct ClearColumnTamperTests {
         return false
     }
 
+    /// A database writer copies subject B's sid onto subject A's row, moving B's own sid aside
+    /// as the UNIQUE constraint demands. Both rows now fail, and the integrity check erases
+    /// them. Had it ledgered the sid A's row carries, B would be erased for good, from every
+    /// backup too, and unlinking by that sid would empty B's access log: a writer without keys
+    /// would have made the daemon destroy B beyond recovery. Only an authenticated sid reaches
+    /// the ledger, so a backup from before brings both back, authentic.
+    @Test func aForgedSidNeverReachesTheErasureLedger() async throws {
+        let f = try StoreFixture()
+        _ = try await f.enrol(consent: "consent-of-a")
+        let b = try await f.enrol(consent: "consent-of-b")
+        let sidB = try #require(try await f.store.read { db in try SubjectRow.byID(db, 2)?.sid })
+        let referenceB = try SubjectKeys.auditReference(sid: sidB, keyring: f.keyring)
+        try await f.store.appendAudit(
+            AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok", subjectReference: referenceB, subjectKey: sidB))
+        #expect(try await f.store.auditRecords(subjectReference: referenceB).count == 1)
+        let file = f.tmp.sub("backup.anrgbak")
+        try BackupStoreTests.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+
+        let hexB = try f.sqlite("SELECT hex(sid) FROM subject WHERE id = 2")
+        try f.sqlite(
+            """
+            UPDATE subject SET sid = randomblob(length(sid)) WHERE id = 2;
+            UPDATE subject SET sid = X'\(hexB)' WHERE id = 1;
+            """)
+        let report = try await f.store.checkIntegrity(actor: "test")
+        #expect(report.subjectsErased == 2)
+        #expect(try await f.store.subjectCount() == 0)
+        let ledger = ErasureLedger(keyring: f.keyring)
+        let ledgered = try ledger.read()?.references ?? []
+        #expect(!ledgered.contains(try ledger.reference(sid: sidB)), "B's sid was ledgered through a forged row")
+        #expect(ledgered.isEmpty, "an unauthenticated sid was ledgered")
+        #expect(try await f.store.auditRecords(subjectReference: referenceB).count == 1, "B's access log was unlinked")
+        let entries = try await f.store.auditEntries(after: 0, limit: 100).filter { $0.action == "erase-integrity" }
+        #expect(entries.count == 2 && entries.allSatisfy { $0.result.contains("nothing ledgered") && $0.subjectCommit == nil })
+
+        // The backup from before restores both subjects, B's code finds B's own record.
+        let payload = f.tmp.sub("restore.sqlite")
+        _ = try BackupArchive.extractPayload(from: file, to: payload)
+        let outcome = try BackupStoreTests.restore(
+            payload: payload, keyring: f.keyring, ledger: try ledger.read() ?? ErasureLedger.Contents(references: [], macs: []))
+        #expect(outcome.erased == 0 && outcome.remaining == 2)
+        try f.store.close()
+        let restored = try SQLiteRegistryStore(path: payload, keyring: f.keyring)
+        #expect(try await restored.subject(code: b.code).plaintexts.contains("consent-of-b"))
+        try restored.close()
+    }
+
     /// Redirect a case handle: clinic A's link now points at subject B. Today's code served B's
     /// history to clinic A and recorded A's check-ups against B.
     @Test func theHandleSwapIsRefused() async throws {
