@@ -265,7 +265,15 @@ let package = Package(
             name: "RegistryServerTests",
             dependencies: [
                 "RegistryServer", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
+                // RequestPipelineTests: a real registry behind the pipeline, driven by HummingbirdTesting.
+                "RegistryKeyring", "RegistryStore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .testTarget(

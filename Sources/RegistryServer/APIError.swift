@@ -62,6 +62,11 @@ public struct APIError: Error, Sendable, Equatable {
     static let storageFullMode = APIError(
         HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
         "the registry's disk is full; data writes are refused until space returns, reads still work")
+    /// The audit entry of a request could not be written because the disk is full.
+    static let auditStorageFull = APIError(
+        HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
+        "the audit log could not be written; the request's effect, if any, stands but is unacknowledged")
+    static let auditFailed = APIError(.internalServerError, "audit_failed", "the audit log could not be written")
     // swift-format-ignore: DontRepeatTypeInStaticProperties
     // Named for its wire code, `internal_error`; `internal` alone is a keyword.
     static let internalError = APIError(.internalServerError, "internal_error", "the registry could not complete the request")

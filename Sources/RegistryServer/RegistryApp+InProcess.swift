@@ -4,19 +4,17 @@ import Logging
 import NIOCore
 import RegistryCore
 
-/// Requests answered without a socket: the same route-table lookup, access rule, handler and
-/// single error mapping (`APIError.from`) as `RegistryServerService`, for the request fuzzer
-/// (docs/ROBUSTNESS.md) and in-process measurements. It writes no audit entry and reads no peer
-/// credentials: the caller states the roles. The daemon never uses it.
+/// Requests answered without a socket, through the daemon's own RequestPipeline: the same roles,
+/// route table, storage-full mode, budgets, handlers, error mapping, audit entries, metrics and
+/// access log as a request on the socket. The caller states the roles instead of a peer's
+/// credentials. Used by the request fuzzer (docs/ROBUSTNESS.md); the daemon never uses it.
 public struct InProcessResponder: Sendable {
-    let app: RegistryApp
-    let responder: RouterResponder<RegistryRequestContext>
+    let pipeline: RequestPipeline
     let channel: any Channel
 
     /// `channel` stands in for the connection (e.g. NIOEmbedded's `EmbeddedChannel`).
     public init(app: RegistryApp, channel: any Channel) {
-        self.app = app
-        self.responder = app.buildRouter().buildResponder()
+        self.pipeline = RequestPipeline(app: app) { _ in nil }
         self.channel = channel
     }
 
@@ -26,30 +24,11 @@ public struct InProcessResponder: Sendable {
         method: HTTPRequest.Method, target: String, body: [UInt8]?,
         contentType: String? = "application/json", roles: [Role]
     ) async -> (status: Int, body: [UInt8]) {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
-        var response: Response
-        if roles.isEmpty {
-            response = JSONBodies.errorResponse(.unknownPeer)
-        } else if RouteTable.match(method, path) == nil {
-            response = JSONBodies.errorResponse(RouteTable.methods(for: path).isEmpty ? .notFound : .methodNotAllowed)
-        } else {
-            var head = HTTPRequest(method: method, scheme: nil, authority: "anonreg", path: target)
-            if let contentType { head.headerFields[.contentType] = contentType }
-            if let body { head.headerFields[.contentLength] = String(body.count) }
-            let request = Request(head: head, body: .init(buffer: ByteBuffer(bytes: body ?? [])))
-            let context = RegistryRequestContext(source: .init(channel: channel, logger: app.logger), peer: nil, roles: roles)
-            do {
-                response = try await AuditRecorder.$current.withValue(AuditRecorder()) {
-                    try await responder.respond(to: request, context: context)
-                }
-            } catch let error as HTTPError where error.status == .notFound {
-                response = JSONBodies.errorResponse(.notFound)
-            } catch let error as HTTPError where error.status == .methodNotAllowed {
-                response = JSONBodies.errorResponse(.methodNotAllowed)
-            } catch {
-                response = JSONBodies.errorResponse(APIError.from(error))
-            }
-        }
+        var head = HTTPRequest(method: method, scheme: nil, authority: "anonreg", path: target)
+        if let contentType { head.headerFields[.contentType] = contentType }
+        if let body { head.headerFields[.contentLength] = String(body.count) }
+        let request = Request(head: head, body: .init(buffer: ByteBuffer(bytes: body ?? [])))
+        let response = await pipeline.answer(request, channel: channel, peer: nil, roles: roles).response
         var bytes: [UInt8] = []
         do {
             try await response.body.write(CollectingWriter { bytes += $0.readableBytesView })

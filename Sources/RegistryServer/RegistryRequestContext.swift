@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import RegistryCore
 
 /// Per-request context: Hummingbird's core storage plus who the peer is.
@@ -9,17 +10,22 @@ public struct RegistryRequestContext: RequestContext {
     public var peer: PeerCredentials?
     /// What those credentials are to the registry.
     public var roles: [Role]
+    /// The connection the request came on (RequestPipeline reads its peer).
+    let channel: (any Channel)?
 
+    /// A context with no peer and no role yet: RequestPipeline resolves them from `channel`.
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         peer = nil
         roles = []
+        channel = source.channel
     }
 
     init(source: ApplicationRequestContextSource, peer: PeerCredentials?, roles: [Role]) {
         coreContext = .init(source: source)
         self.peer = peer
         self.roles = roles
+        channel = source.channel
     }
 
     /// Bodies are capped at 64 KiB (413 `body_too_large`).
