@@ -84,11 +84,19 @@ let package = Package(
             name: "RegistryStats",
             dependencies: ["RegistryCore", "RegistryProtocol"]
         ),
+        // What every storage backend writes the same way, with no database code (docs/STORAGE.md
+        // §Backend-neutral formats): the envelope and record associated data, the keyed indexes,
+        // the sealed case handle, the row MACs and record chain, the erased-subject set, and the
+        // audit chain's verification.
+        .target(
+            name: "RegistryFormats",
+            dependencies: ["RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "TSanLockShim"]
+        ),
         // SQLite through GRDB: the only importer of GRDB; implements RegistryStorage.
         .target(
             name: "RegistryStore",
             dependencies: [
-                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "TSanLockShim",
+                "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryFormats", "TSanLockShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -132,7 +140,7 @@ let package = Package(
             name: "AnonregAdmin",
             dependencies: [
                 "AnonregClinic", "RegistryConfig", "RegistryCore", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol",
-                "RegistryStats", "RegistryStore", "CAnonregLinux",
+                "RegistryStats", "RegistryStore", "RegistryFormats", "CAnonregLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -278,7 +286,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryStoreTests",
-            dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport",
+            dependencies: ["RegistryStore", "RegistryFormats", "RegistryCore", "RegistryKeyring", "RegistryCrypto", "AnonregTestSupport",
                            // To plant hostile schema objects in backup payloads (BackupStoreTests).
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),

@@ -4,6 +4,7 @@ import Foundation
 import RegistryConfig
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 import RegistryStore
 

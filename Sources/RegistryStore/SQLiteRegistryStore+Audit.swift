@@ -2,6 +2,7 @@ import Foundation
 internal import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 
 /// The audit log in SQLite: append (chained), checkpoint (signed), read, verify, prune.

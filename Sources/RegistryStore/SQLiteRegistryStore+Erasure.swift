@@ -1,6 +1,7 @@
 import Foundation
 internal import GRDB
 import RegistryCore
+import RegistryFormats
 import RegistryKeyring
 import RegistryProtocol
 

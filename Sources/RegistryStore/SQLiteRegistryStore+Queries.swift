@@ -2,6 +2,7 @@ import Foundation
 internal import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryProtocol
 
 extension SQLiteRegistryStore {
@@ -26,7 +27,8 @@ extension SQLiteRegistryStore {
                 try subject.authenticate(keyring: keyring, erased: self.erased)
                 let sealed = Array(row[SubjectRow.columnCount + CaseLinkRow.columnCount] as Data)
                 let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
-                let handle = try link.openHandle(sealed, sid: subject.sid, dek: dek, keyring: keyring)
+                let handle = try CaseHandleSeal.open(
+                    sealed, sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex, dek: dek, keyring: keyring)
                 guard let due = subject.columns.nextDue else { throw StorageError.tampered(what: "case handle") }
                 return DueCase(caseHandle: handle, nextDue: due, status: subject.columns.status)
             }

@@ -2,6 +2,7 @@ import Foundation
 internal import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 import RegistryProtocol
 
@@ -147,8 +148,9 @@ extension SQLiteRegistryStore {
                 // The clinic already holds a case: hand the same handle back.
                 let link = try CaseLinkRow(row: existing)
                 try link.authenticate(sid: subject.sid, keyring: keyring)
-                return try link.openHandle(
-                    Array(existing[CaseLinkRow.columnCount] as Data), sid: subject.sid, dek: dek, keyring: keyring)
+                return try CaseHandleSeal.open(
+                    Array(existing[CaseLinkRow.columnCount] as Data), sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex,
+                    dek: dek, keyring: keyring)
             }
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
             _ = try subject.append(db, [record], dek: dek, keyring: keyring)
@@ -199,7 +201,7 @@ extension SQLiteRegistryStore {
         dek: borrowing SecretBytes, keyring: Keyring
     ) throws {
         let linkID = try nextID(db, table: "case_link")
-        let sealed = try CaseLinkRow.sealHandle(handle, sid: subject.sid, linkID: linkID, dek: dek)
+        let sealed = try CaseHandleSeal.seal(handle, sid: subject.sid, linkID: linkID, dek: dek)
         let mac = try RowIntegrity.linkMAC(
             linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
         try db.executeCached(

@@ -2,6 +2,7 @@ import Foundation
 internal import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 import RegistryProtocol
 import Synchronization

@@ -2,6 +2,7 @@ import Foundation
 internal import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 
 /// The database schema as named, append-only migrations. Never edit a migration that has

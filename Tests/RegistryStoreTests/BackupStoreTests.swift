@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 import Testing
 

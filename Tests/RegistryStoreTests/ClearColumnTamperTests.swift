@@ -2,6 +2,7 @@ import AnonregTestSupport
 import Foundation
 import RegistryCore
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 import RegistryProtocol
 import Testing

@@ -30,11 +30,11 @@ extension AuditChain {
         "restored a backup created \(createdAt) whose log ended at entry \(ended) (head \(Hex.encode(head))); "
             + "\(reErased) subject(s) erased again by the erasure ledger; numbering continues after entry \(continuesAfter)"
     }
-    static func restoreContinuesAfter(_ result: String) -> Int64? {
+    package static func restoreContinuesAfter(_ result: String) -> Int64? {
         guard let range = result.range(of: "numbering continues after entry ") else { return nil }
         return Int64(result[range.upperBound...].prefix { $0.isNumber })
     }
-    static func restoreEnded(_ result: String) -> Int64? {
+    package static func restoreEnded(_ result: String) -> Int64? {
         guard let range = result.range(of: "whose log ended at entry ") else { return nil }
         return Int64(result[range.upperBound...].prefix { $0.isNumber })
     }
@@ -43,12 +43,12 @@ extension AuditChain {
     public static let pruneAction = "audit-prune"
     public static func pruneResult(anchor: Int64) -> String { "entries through \(anchor) pruned; anchor checkpoint \(anchor)" }
 
-    static func lp(_ text: String) -> [UInt8] { lp(Array(text.utf8)) }
+    package static func lp(_ text: String) -> [UInt8] { lp(Array(text.utf8)) }
     /// Length-prefixed with 32 bits, so every byte of every field is covered by the hash.
-    static func lp(_ bytes: [UInt8]) -> [UInt8] {
+    package static func lp(_ bytes: [UInt8]) -> [UInt8] {
         withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { Array($0) } + bytes
     }
-    static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
+    package static func be64(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: v).bigEndian) { Array($0) } }
 
     public static func canonical(seq: Int64, at: String, actor: String, action: String, result: String, subjectCommit: [UInt8]?) -> [UInt8]
     {

@@ -6,34 +6,34 @@ import RegistryProtocol
 /// Envelope encryption for one subject: its DEK wrapped under a KEK, and its records sealed under
 /// the DEK (docs/CRYPTO.md §Envelope, §Records). The keyed indexes are in `SubjectKeys+Indexes.swift`,
 /// the sealed case handle in `CaseLinkRow+Handle.swift`.
-enum SubjectKeys {
+package enum SubjectKeys {
     /// The stable random subject id bound into every associated data. It survives code re-issue,
     /// so records and audit references keep working when the code changes.
-    static let sidBytes = 16
+    package static let sidBytes = 16
 
-    static func newSID() throws(StorageError) -> [UInt8] {
+    package static func newSID() throws(StorageError) -> [UInt8] {
         do { return try Sodium.randomBytes(count: sidBytes) } catch { throw .database(reason: "random bytes unavailable") }
     }
 
-    static func newDEK(slab: SecureSlab) throws(StorageError) -> SecretBytes {
+    package static func newDEK(slab: SecureSlab) throws(StorageError) -> SecretBytes {
         do { return try SecretBytes.random(count: XChaCha20Poly1305.keyBytes, from: slab) } catch {
             throw .database(reason: "secure memory unavailable")
         }
     }
 
     /// ad = "anonreg/v1/dek-wrap" ‖ 0x00 ‖ sid ‖ BE32(version)
-    static func wrapAD(sid: [UInt8], version: Int) -> [UInt8] {
+    package static func wrapAD(sid: [UInt8], version: Int) -> [UInt8] {
         Label.bytes(Label.dekWrap) + [0] + sid + bigEndian(UInt32(version))
     }
 
-    static func wrap(_ dek: borrowing SecretBytes, sid: [UInt8], version: Int, kek: KeyMaterial) throws(StorageError) -> [UInt8] {
+    package static func wrap(_ dek: borrowing SecretBytes, sid: [UInt8], version: Int, kek: KeyMaterial) throws(StorageError) -> [UInt8] {
         do { return try XChaCha20Poly1305.seal(secret: dek, associatedData: wrapAD(sid: sid, version: version), key: kek.bytes) } catch {
             throw .database(reason: "could not wrap a data key")
         }
     }
 
     /// Opens a wrapped DEK into a slot of `slab` (docs/CRYPTO.md §Secret memory).
-    static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring, slab: SecureSlab) throws(StorageError)
+    package static func unwrap(_ wrapped: [UInt8], sid: [UInt8], version: Int, keyring: Keyring, slab: SecureSlab) throws(StorageError)
         -> SecretBytes
     {
         let kek: KeyMaterial
@@ -46,18 +46,18 @@ enum SubjectKeys {
     }
 
     /// ad = "anonreg/v1/record" ‖ 0x00 ‖ sid ‖ BE64(id) ‖ kind ‖ 0x00 ‖ BE16(schema version)
-    static func recordAD(sid: [UInt8], id: Int64, kind: String, schemaVersion: UInt16) -> [UInt8] {
+    package static func recordAD(sid: [UInt8], id: Int64, kind: String, schemaVersion: UInt16) -> [UInt8] {
         Label.bytes(Label.record) + [0] + sid + bigEndian(UInt64(bitPattern: id)) + Array(kind.utf8) + [0]
             + bigEndian(schemaVersion)
     }
 
-    static func seal(_ plaintext: [UInt8], dek: borrowing SecretBytes, ad: [UInt8]) throws(StorageError) -> [UInt8] {
+    package static func seal(_ plaintext: [UInt8], dek: borrowing SecretBytes, ad: [UInt8]) throws(StorageError) -> [UInt8] {
         do { return try XChaCha20Poly1305.seal(plaintext, associatedData: ad, key: dek) } catch {
             throw .database(reason: "could not seal a record")
         }
     }
 
-    static func open(_ sealed: [UInt8], dek: borrowing SecretBytes, ad: [UInt8], what: String) throws(StorageError) -> [UInt8] {
+    package static func open(_ sealed: [UInt8], dek: borrowing SecretBytes, ad: [UInt8], what: String) throws(StorageError) -> [UInt8] {
         do { return try XChaCha20Poly1305.open(sealed, associatedData: ad, key: dek) } catch {
             throw .tampered(what: what)
         }
@@ -65,20 +65,20 @@ enum SubjectKeys {
 
     /// A hiding commitment to an audit subject reference (docs/CRYPTO.md §Audit, subject
     /// commitments). Deleting the salt unlinks the entry from the subject for good.
-    static func auditCommitment(reference: [UInt8]) throws(StorageError) -> KeyedHash.Commitment {
+    package static func auditCommitment(reference: [UInt8]) throws(StorageError) -> KeyedHash.Commitment {
         do { return try KeyedHash.commit(label: Label.auditSubjectCommit, reference) } catch {
             throw .database(reason: "could not commit to an audit subject reference")
         }
     }
 
-    static func newCaseHandle() throws(StorageError) -> CaseHandle {
+    package static func newCaseHandle() throws(StorageError) -> CaseHandle {
         do {
             let random = try Sodium.randomBytes(count: CaseHandle.randomBytes)
             return CaseHandle(CaseHandle.prefix + Hex.encode(random))!
         } catch { throw .database(reason: "random bytes unavailable") }
     }
 
-    static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    package static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 }

@@ -10,25 +10,25 @@ extension SubjectKeys {
     /// The keyed index of a typed code. A malformed code is answered like an unknown one
     /// (`.codeNotFound`), so that the wire never tells a mistyped code from an unregistered one
     /// (docs/PROTOCOL.md §4, where the checksum is checked).
-    static func codeIndex(_ code: String, keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func codeIndex(_ code: String, keyring: Keyring) throws(StorageError) -> [UInt8] {
         let parsed: PatientCode
         do { parsed = try PatientCode.parse(code) } catch { throw .codeNotFound }
         return try codeIndex(parsed, keyring: keyring)
     }
 
-    static func codeIndex(_ code: borrowing PatientCode, keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func codeIndex(_ code: borrowing PatientCode, keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.codeIndex, secret: code.bytes, key: keyring.codeIndexKey.bytes) } catch {
             throw .database(reason: "could not index a code")
         }
     }
 
-    static func handleIndex(_ handle: CaseHandle, keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func handleIndex(_ handle: CaseHandle, keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.caseHandle, handle.rawBytes, key: keyring.codeIndexKey.bytes) } catch {
             throw .database(reason: "could not index a case handle")
         }
     }
 
-    static func linkageHash(_ linkage: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func linkageHash(_ linkage: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.linkageHash, linkage, key: keyring.linkageKey.bytes) } catch {
             throw .database(reason: "could not hash a linkage value")
         }
@@ -38,7 +38,7 @@ extension SubjectKeys {
     /// ‖ 0x00 ‖ linkage hash), K_month = crypto_kdf(linkage key, id = year·12 + month − 1,
     /// "ANRGumon"). Tags of two months cannot be matched without the key (docs/CRYPTO.md
     /// §Unique persons).
-    static func uniquePersonTag(linkageHash: [UInt8], month: Month, keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func uniquePersonTag(linkageHash: [UInt8], month: Month, keyring: Keyring) throws(StorageError) -> [UInt8] {
         do {
             let monthKey = try KDF.deriveSubkey(
                 from: keyring.linkageKey.bytes, id: UInt64(month.year * 12 + month.month - 1),
@@ -47,7 +47,7 @@ extension SubjectKeys {
         } catch { throw .database(reason: "could not derive a unique-person tag") }
     }
 
-    static func auditReference(sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func auditReference(sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
         do { return try KeyedHash.hash(label: Label.auditSubject, sid, key: keyring.auditSubjectKey.bytes) } catch {
             throw .database(reason: "could not derive an audit reference")
         }

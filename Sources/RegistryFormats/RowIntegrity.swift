@@ -1,10 +1,8 @@
 import Foundation
-internal import GRDB
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
 import RegistryProtocol
-import Synchronization
 
 /// The MACs that authenticate what the database keeps in clear (docs/CRYPTO.md §Authenticated
 /// columns). Every clear value that selects a row or drives a decision is bound, under the row
@@ -23,10 +21,10 @@ import Synchronization
 ///
 /// `lp(x) = BE32(len x) ‖ x`; an absent date is the empty string. The record chain runs over a
 /// subject's records in id order, so a deleted, inserted or replayed record row changes it.
-enum RowIntegrity {
-    static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
+package enum RowIntegrity {
+    package static var genesis: [UInt8] { [UInt8](repeating: 0, count: KeyedHash.digestBytes) }
 
-    static func subjectMAC(
+    package static func subjectMAC(
         id: Int64, sid: [UInt8], codeIndex: [UInt8], kekVersion: Int, columns: SubjectColumns, records: Int, recordsHead: [UInt8],
         keyring: Keyring
     ) throws(StorageError) -> [UInt8] {
@@ -37,12 +35,14 @@ enum RowIntegrity {
         return try mac(Label.subjectRow, message, keyring: keyring)
     }
 
-    static func linkMAC(linkID: Int64, handleIndex: [UInt8], clinic: String, sid: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8]
+    package static func linkMAC(linkID: Int64, handleIndex: [UInt8], clinic: String, sid: [UInt8], keyring: Keyring) throws(StorageError)
+        -> [UInt8]
     {
         try mac(Label.caseLinkRow, SubjectKeys.bigEndian(UInt64(bitPattern: linkID)) + handleIndex + lp(clinic) + sid, keyring: keyring)
     }
 
-    static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring) throws(StorageError)
+    package static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring)
+        throws(StorageError)
         -> [UInt8]
     {
         try mac(
@@ -53,26 +53,8 @@ enum RowIntegrity {
 
     /// BLAKE2b-256(row key, "anonreg/v1/keyring-binding" ‖ 0x00): what the database records of
     /// the keyring it goes with.
-    static func keyringBinding(_ keyring: Keyring) throws(StorageError) -> [UInt8] {
+    package static func keyringBinding(_ keyring: Keyring) throws(StorageError) -> [UInt8] {
         try mac(Label.keyringBinding, [], keyring: keyring)
-    }
-
-    /// Refuses a keyring whose row MAC key is not the one the database was written with (another
-    /// registry's keyring, a fresh one, a replaced index key): every row would fail its MAC, and
-    /// the sweeper would erase them all.
-    static func checkKeyringBinding(_ db: Database, keyring: Keyring, path: String) throws {
-        guard try db.tableExists("keyring_binding") else { return }
-        guard let stored = try Data.fetchOne(db, sql: "SELECT mac FROM keyring_binding WHERE id = 1") else {
-            throw StorageError.unusableDatabase(
-                path: path, reason: "it no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
-        }
-        guard matches(Array(stored), try keyringBinding(keyring)) else {
-            throw StorageError.unusableDatabase(
-                path: path,
-                reason:
-                    "it was written with another keyring (its index key differs): start anonregd with the keys directory that goes with this database"
-            )
-        }
     }
 
     private static func mac(_ label: String, _ message: [UInt8], keyring: Keyring) throws(StorageError) -> [UInt8] {
@@ -81,41 +63,13 @@ enum RowIntegrity {
         }
     }
 
-    static func lp(_ text: String) -> [UInt8] {
+    package static func lp(_ text: String) -> [UInt8] {
         let bytes = Array(text.utf8)
         return SubjectKeys.bigEndian(UInt32(bytes.count)) + bytes
     }
 
     /// Constant-time comparison of a stored MAC with the expected one.
-    static func matches(_ stored: [UInt8], _ expected: [UInt8]) -> Bool {
+    package static func matches(_ stored: [UInt8], _ expected: [UInt8]) -> Bool {
         stored.count == expected.count && Sodium.constantTimeEquals(stored, expected)
     }
-}
-
-/// The erasure ledger's references, held in memory so that every subject the store opens is
-/// checked against them: a subject row put back after its erasure (from an old copy of the
-/// database) is refused and erased again, never served (invariant 8; docs/CRYPTO.md §Erasure
-/// ledger). Only the first 16 bytes of each 32-byte reference are kept: at a million erasures a
-/// chance collision has probability below 2⁻⁸⁸ and would only refuse one subject.
-final class ErasedSubjects: Sendable {
-    private struct Prefix: Hashable, Sendable {
-        var high: UInt64
-        var low: UInt64
-        init(_ reference: [UInt8]) {
-            high = reference.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-            low = reference.dropFirst(8).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-        }
-    }
-
-    private let references = Mutex(Set<Prefix>())
-
-    func insert<S: Sequence>(contentsOf references: S) where S.Element == [UInt8] {
-        self.references.withLock { set in for reference in references { set.insert(Prefix(reference)) } }
-    }
-
-    func contains(_ reference: [UInt8]) -> Bool {
-        references.withLock { $0.contains(Prefix(reference)) }
-    }
-
-    var count: Int { references.withLock { $0.count } }
 }
