@@ -26,6 +26,10 @@ public final class UnixHTTPConnection {
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
     private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+    /// How far the current attempt got: request bytes the socket accepted, answer bytes that
+    /// arrived (what `mayRetry` decides on).
+    private var requestBytesSent = 0
+    private var answerBytesReceived = 0
 
     /// Connects when the first request is sent. `timeout` (seconds) bounds each read and write.
     public init(path: String, timeout: Int = 60) {
@@ -49,9 +53,18 @@ public final class UnixHTTPConnection {
     }
 
     /// Sends one request and reads its whole answer. `headers` are added after Host; a body
-    /// gets its Content-Length (and a POST without one, Content-Length: 0). With
-    /// `retryOnStaleConnection`, a connection the daemon closed while it was idle is opened
-    /// again and the request sent once more (only for requests safe to repeat).
+    /// gets its Content-Length (and a POST without one, Content-Length: 0).
+    ///
+    /// With `retryOnStaleConnection`, a request that met a connection the daemon had closed
+    /// while it was idle is sent once more on a fresh connection, under this rule (RFC 9112
+    /// §9.3.1), all of whose parts must hold:
+    /// - the connection was reused, kept alive from an earlier request (a fresh one is never stale);
+    /// - the failure is the daemon closing it (`.closed`: end of stream, EPIPE, ECONNRESET),
+    ///   never a timeout, another I/O error or an answer that could not be parsed;
+    /// - and either the socket accepted no byte of the request (none of it reached the daemon,
+    ///   so any method may be sent again), or no byte of an answer arrived and the method is
+    ///   safe (GET, HEAD, OPTIONS). A POST that was sent whole may have been read and carried out
+    ///   before the connection closed: it is never sent twice, its caller gets the error.
     public func request(
         _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
         retryOnStaleConnection: Bool = false
@@ -60,16 +73,28 @@ public final class UnixHTTPConnection {
         do {
             return try attempt(method, target, headers: headers, body: body)
         } catch {
-            guard retryOnStaleConnection, reused, case .io = error else { throw error }
-            disconnect()
+            guard retryOnStaleConnection, reused, mayRetry(method, after: error) else { throw error }
             return try attempt(method, target, headers: headers, body: body)
         }
+    }
+
+    /// The methods RFC 9110 §9.2.1 calls safe: sending one twice changes nothing.
+    static let safeMethods: Set<String> = ["GET", "HEAD", "OPTIONS"]
+
+    /// The last part of the retry rule (see `request`), for the attempt that just failed.
+    private func mayRetry(_ method: String, after error: UnixSocket.Failure) -> Bool {
+        guard case .closed = error else { return false }
+        if requestBytesSent == 0 { return true }
+        return answerBytesReceived == 0 && Self.safeMethods.contains(method)
     }
 
     private func attempt(_ method: String, _ target: String, headers: [(String, String)], body: [UInt8]?) throws(UnixSocket.Failure)
         -> Reply
     {
+        requestBytesSent = 0
+        answerBytesReceived = 0
         try open()
+        answerBytesReceived = buffer.count
         var head = "\(method) \(target) HTTP/1.1\r\nHost: anonreg\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body {
@@ -79,7 +104,7 @@ public final class UnixHTTPConnection {
         }
         head += "\r\n"
         do {
-            try UnixSocket.writeAll(fd, Array(head.utf8) + (body ?? []))
+            try UnixSocket.writeAll(fd, Array(head.utf8) + (body ?? []), accepted: &requestBytesSent)
             let reply = try readReply()
             if reply.headers["connection"]?.lowercased() == "close" { disconnect() }
             return reply
@@ -89,10 +114,12 @@ public final class UnixHTTPConnection {
         }
     }
 
+    /// Reads what the daemon sent next; the daemon closing first is `.closed`.
     private func fill() throws(UnixSocket.Failure) {
         let n = try UnixSocket.read(fd, into: &scratch)
-        guard n > 0 else { throw .io("connection closed by the daemon") }
+        guard n > 0 else { throw .closed("connection closed by the daemon") }
         buffer += scratch[0..<n]
+        answerBytesReceived += n
     }
 
     private func protocolError(_ failure: HTTPResponseParser.Failure) -> UnixSocket.Failure {

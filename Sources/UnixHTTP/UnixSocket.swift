@@ -15,8 +15,11 @@ public enum UnixSocket {
         case pathTooLong(String)
         /// connect(2) failed (ECONNREFUSED: nobody listens; EACCES: not this user's socket).
         case connect(path: String, errno: Int32)
-        /// A read or write failed, or the peer closed the connection.
+        /// A read or write failed, or an answer could not be used.
         case io(String)
+        /// The peer closed the connection: end of stream, EPIPE or ECONNRESET (what a kept-alive
+        /// connection the daemon closed while it was idle gives).
+        case closed(String)
         /// No answer within the receive timeout.
         case timedOut
 
@@ -25,7 +28,7 @@ public enum UnixSocket {
             case .create(let code): "cannot create a socket: \(String(cString: strerror(code)))"
             case .pathTooLong(let path): "socket path too long: \(path)"
             case .connect(let path, let code): "connect \(path): \(String(cString: strerror(code)))"
-            case .io(let what): what
+            case .io(let what), .closed(let what): what
             case .timedOut: "no answer in time"
             }
         }
@@ -62,15 +65,24 @@ public enum UnixSocket {
     /// Writes every byte. MSG_NOSIGNAL: a peer gone mid-request is EPIPE, never a SIGPIPE that
     /// ends the calling process.
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
-        var done = 0
-        while done < bytes.count {
+        var accepted = 0
+        try writeAll(fd, bytes, accepted: &accepted)
+    }
+
+    /// As `writeAll`, counting in `accepted` the bytes the socket took, also when it fails: 0
+    /// means none of them left this process.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], accepted: inout Int) throws(Failure) {
+        accepted = 0
+        while accepted < bytes.count {
+            let done = accepted
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
-                throw .io("write failed: \(String(cString: strerror(errno)))")
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK { throw .timedOut }
+                throw failure("write failed", code)
             }
-            done += n
+            accepted += n
         }
     }
 
@@ -79,9 +91,16 @@ public enum UnixSocket {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n >= 0 { return n }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut }
-            throw .io("read failed: \(String(cString: strerror(errno)))")
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { throw .timedOut }
+            throw failure("read failed", code)
         }
+    }
+
+    /// EPIPE and ECONNRESET are the peer closing (`.closed`); any other errno is `.io`.
+    static func failure(_ what: String, _ code: Int32) -> Failure {
+        let message = "\(what): \(String(cString: strerror(code)))"
+        return code == EPIPE || code == ECONNRESET ? .closed(message) : .io(message)
     }
 }
