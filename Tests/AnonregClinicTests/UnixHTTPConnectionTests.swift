@@ -235,6 +235,63 @@ struct UnixHTTPConnectionTests {
         #expect(throws: UnixSocket.Failure.self) { _ = try connection.request("GET", "/b", retryOnStaleConnection: true) }
         #expect(daemon.requests == 2 && daemon.connections == 1)
     }
+
+    // MARK: Limits
+
+    /// Trailer fields after the last chunk count against the head's limit (1 MiB), however short
+    /// each line is.
+    @Test func chunkTrailersLargerThanAHeadAreRefused() throws {
+        let trailers = String(repeating: "X-Trailer: 0123456789\r\n", count: HTTPResponseParser.maxHead / 20)
+        let daemon = try FakeDaemon([
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n" + trailers + "\r\n"
+        ])
+        let connection = UnixHTTPConnection(path: daemon.path, timeout: 5)
+        #expect {
+            _ = try connection.request("GET", "/x")
+        } throws: { error in
+            error as? UnixSocket.Failure == .io("unexpected answer: trailers larger than 1 MiB")
+        }
+    }
+
+    /// Many small chunks with extensions, over many reads: each is parsed where it lies in the
+    /// buffer (what follows it is no longer moved to the front per chunk).
+    @Test func manySmallChunksAreDecoded() throws {
+        let count = 200_000
+        var answer = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        for _ in 0..<count { answer += Array("1;x\r\na\r\n".utf8) }
+        answer += Array("0\r\n\r\n".utf8)
+        let daemon = try FakeDaemon(steps: [.init(bytes: answer, close: false)])
+        let connection = UnixHTTPConnection(path: daemon.path, timeout: 30)
+        let reply = try connection.request("GET", "/x")
+        #expect(reply.body.count == count && reply.body.allSatisfy { $0 == 0x61 })
+    }
+
+    @Test func chunkTrailersWithinTheLimitAreSkipped() throws {
+        let daemon = try FakeDaemon([
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-One: 1\r\nX-Two: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes",
+        ])
+        let connection = UnixHTTPConnection(path: daemon.path, timeout: 5)
+        #expect(try connection.request("GET", "/a").text == "abc")
+        #expect(try connection.request("GET", "/b").text == "yes", "the trailers were read to their end")
+    }
+
+    /// A body with neither Content-Length nor chunked runs to the end of the connection, no
+    /// larger than a Content-Length body may be (64 MiB): reading stops there.
+    @Test func aBodyToTheEndOfTheConnectionIsCappedLikeALengthOne() throws {
+        let daemon = try FakeDaemon(steps: [
+            .init(
+                bytes: Array("HTTP/1.1 200 OK\r\n\r\n".utf8) + [UInt8](repeating: 0x61, count: HTTPResponseParser.maxBody + 1), close: true)
+        ])
+        let connection = UnixHTTPConnection(path: daemon.path, timeout: 5)
+        #expect {
+            _ = try connection.request("GET", "/x")
+        } throws: { error in
+            error as? UnixSocket.Failure == .io("unexpected answer: body larger than 64 MiB")
+        }
+        let fits = try FakeDaemon(steps: [.answer("HTTP/1.1 200 OK\r\n\r\nto the end", close: true)])
+        #expect(try UnixHTTPConnection(path: fits.path, timeout: 5).request("GET", "/x").text == "to the end")
+    }
 }
 
 extension [UInt8] {
