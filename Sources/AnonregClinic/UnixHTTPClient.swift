@@ -141,6 +141,8 @@ struct UnixHTTPClient {
             switch error {
             case .connect(let path, let code):
                 throw Failure.cannotConnect(path: path, reason: String(cString: strerror(code)), permissionDenied: code == EACCES)
+            case .timedOut:
+                throw Failure.unreachable("cannot connect to anonregd at \(socketPath): it accepted no connection within 60 seconds")
             default: throw Failure.unreachable("\(error)")
             }
         }

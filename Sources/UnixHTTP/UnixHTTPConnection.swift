@@ -35,7 +35,8 @@ public final class UnixHTTPConnection {
     private var requestBytesSent = 0
     private var answerBytesReceived = 0
 
-    /// Connects when the first request is sent. `timeout` (seconds) bounds each read and write.
+    /// Connects when the first request is sent. `timeout` (seconds) bounds the connect and each
+    /// read and write.
     public init(path: String, timeout: Int = 60) {
         self.path = path
         self.timeout = timeout

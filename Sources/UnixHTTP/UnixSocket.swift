@@ -20,7 +20,7 @@ public enum UnixSocket {
         /// The peer closed the connection: end of stream, EPIPE or ECONNRESET (what a kept-alive
         /// connection the daemon closed while it was idle gives).
         case closed(String)
-        /// No answer within the receive timeout.
+        /// Nothing within the timeout: no answer, no room to send, or no connection accepted.
         case timedOut
 
         public var description: String {
@@ -34,7 +34,9 @@ public enum UnixSocket {
         }
     }
 
-    /// Connects to `path`. `timeout` (seconds, 0 for none) bounds every later read and write.
+    /// Connects to `path`. `timeout` (seconds, 0 for none) bounds the connect itself (a daemon
+    /// whose listen backlog is full: `.timedOut`) and every later read and write: both limits are
+    /// set before connect(2), which waits for at most SO_SNDTIMEO on a Unix socket.
     public static func connect(_ path: String, timeout: Int = 60) throws(Failure) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .create(errno: errno) }
@@ -46,20 +48,23 @@ public enum UnixSocket {
             throw .pathTooLong(path)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let code = errno
-            close(fd)
-            throw .connect(path: path, errno: code)
-        }
         if timeout > 0 {
             var limit = timeval(tv_sec: timeout, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         }
-        return fd
+        while true {
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if rc == 0 { return fd }
+            let code = errno
+            if code == EINTR { continue }
+            close(fd)
+            // EAGAIN: the listener's backlog stayed full for the whole timeout.
+            if timeout > 0, code == EAGAIN || code == EWOULDBLOCK { throw .timedOut }
+            throw .connect(path: path, errno: code)
+        }
     }
 
     /// Writes every byte. MSG_NOSIGNAL: a peer gone mid-request is EPIPE, never a SIGPIPE that

@@ -292,6 +292,59 @@ struct UnixHTTPConnectionTests {
         let fits = try FakeDaemon(steps: [.answer("HTTP/1.1 200 OK\r\n\r\nto the end", close: true)])
         #expect(try UnixHTTPConnection(path: fits.path, timeout: 5).request("GET", "/x").text == "to the end")
     }
+
+    /// A connect that cannot complete (the listener's backlog is full and nobody accepts) ends
+    /// after the timeout instead of blocking for good.
+    @Test func aConnectThatCannotCompleteTimesOut() throws {
+        let daemon = try FakeDaemon(steps: [], backlog: 0, serving: false)
+        defer { daemon.stop() }
+        // Fill the backlog: non-blocking connects until the kernel says it is full.
+        var fillers: [Int32] = []
+        defer { for fd in fillers { close(fd) } }
+        while fillers.count < 64 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(daemon.path.utf8)) }
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            fillers.append(fd)
+            if rc != 0 { break }
+        }
+        let outcome = OutcomeBox()
+        let path = daemon.path
+        Thread.detachNewThread {
+            let started = Date()
+            let result = Result { () throws(UnixSocket.Failure) -> Int32 in try UnixSocket.connect(path, timeout: 1) }
+            if case .success(let fd) = result { close(fd) }
+            outcome.set(result.map { _ in () }, Date().timeIntervalSince(started))
+        }
+        let ended = outcome.wait(seconds: 10)
+        // On failure, stop() refuses the waiting connect so that its thread ends.
+        #expect(ended, "connect still blocked after 10 s with a 1 s timeout")
+        if ended {
+            #expect(outcome.timedOut, "\(String(describing: outcome.result))")
+            #expect(outcome.seconds < 5)
+        }
+    }
+
+    final class OutcomeBox: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var stored: (Result<Void, UnixSocket.Failure>, Double)?
+        func set(_ result: Result<Void, UnixSocket.Failure>, _ seconds: Double) {
+            lock.withLock { stored = (result, seconds) }
+            done.signal()
+        }
+        func wait(seconds: Double) -> Bool { done.wait(timeout: .now() + seconds) == .success }
+        var result: Result<Void, UnixSocket.Failure>? { lock.withLock { stored?.0 } }
+        var seconds: Double { lock.withLock { stored?.1 ?? 0 } }
+        var timedOut: Bool {
+            guard case .failure(.timedOut) = result else { return false }
+            return true
+        }
+    }
 }
 
 extension [UInt8] {
