@@ -167,7 +167,8 @@ struct UnixHTTPClient {
 
     private func writeAll(_ fd: Int32, _ data: Data) throws {
         do { try UnixSocket.writeAll(fd, Array(data)) } catch {
-            throw Failure.unreachable("write failed: \(error)")
+            // UnixSocket's I/O failures already read "write failed: <reason>".
+            throw Failure.unreachable(error == .timedOut ? "write failed: anonregd took nothing for 60 seconds" : "\(error)")
         }
     }
 
