@@ -141,6 +141,8 @@ struct UnixHTTPClient {
             switch error {
             case .connect(let path, let code):
                 throw Failure.cannotConnect(path: path, reason: String(cString: strerror(code)), permissionDenied: code == EACCES)
+            case .timedOut:
+                throw Failure.unreachable("cannot connect to anonregd at \(socketPath): it accepted no connection within 60 seconds")
             default: throw Failure.unreachable("\(error)")
             }
         }
@@ -165,7 +167,8 @@ struct UnixHTTPClient {
 
     private func writeAll(_ fd: Int32, _ data: Data) throws {
         do { try UnixSocket.writeAll(fd, Array(data)) } catch {
-            throw Failure.unreachable("write failed: \(error)")
+            // UnixSocket's I/O failures already read "write failed: <reason>".
+            throw Failure.unreachable(error == .timedOut ? "write failed: anonregd took nothing for 60 seconds" : "\(error)")
         }
     }
 

@@ -118,7 +118,9 @@ struct ScaleBench: AsyncParsableCommand {
             lightDone.signal()
         }.start()
         usleep(500_000)
-        let admin = try UnixHTTPConnection.connected(daemon.socket)
+        // Each rewrap batch re-seals `batchSize` DEKs in one request under the light load: give
+        // the admin calls an hour per read, so a slow batch is measured rather than aborted.
+        let admin = try UnixHTTPConnection.connected(daemon.socket, timeout: Self.adminTimeoutSeconds)
         let rewrapStart = Clock.now()
         let rotate = try admin.send("POST", "/v1/admin/keys/rotate")
         guard rotate.status == 201 else { throw BenchError.unexpected("rotate: \(rotate.status) \(rotate.text)") }
@@ -199,6 +201,10 @@ struct ScaleBench: AsyncParsableCommand {
         let path = try ResultsWriter.write(result, markdown: md, dir: common.results, kind: "scale-\(subjects)")
         print("results: \(path)")
     }
+
+    /// The admin connection's read and write timeout (rotate, rewrap); the request path keeps
+    /// UnixHTTPConnection's 60 s.
+    static let adminTimeoutSeconds = 3600
 
     func report(_ f: Figure, _ firstError: String?) -> Figure {
         print(

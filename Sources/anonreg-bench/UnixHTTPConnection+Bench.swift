@@ -4,8 +4,10 @@ import UnixHTTP
 /// The bench's side of UnixHTTP's connection (one keep-alive connection per worker, what a
 /// clinic system with a connection pool does): connected before the clock starts, JSON bodies.
 extension UnixHTTPConnection {
-    static func connected(_ path: String) throws -> UnixHTTPConnection {
-        let connection = UnixHTTPConnection(path: path)
+    /// `timeout` (seconds) bounds each read and write: the request path's default, or longer for
+    /// an admin call that may work for minutes before it answers (a rewrap batch at scale).
+    static func connected(_ path: String, timeout: Int = 60) throws -> UnixHTTPConnection {
+        let connection = UnixHTTPConnection(path: path, timeout: timeout)
         try connection.open()
         return connection
     }

@@ -1,7 +1,7 @@
 import Foundation
 import FuzzDriver
-// libFuzzer target 3 (issue 23 §6): the CLI's parser of the daemon's answers
-// (AnonregClinic.HTTPResponseParser), which must treat every answer as untrusted. Built for
+// libFuzzer target 3 (issue 23 §6): the parser of the daemon's answers every socket client
+// shares (UnixHTTP.HTTPResponseParser), which must treat every answer as untrusted. Built for
 // fuzzing by scripts/fuzz.sh; a normal build makes a replayer (docs/ROBUSTNESS.md §Fuzzing).
 import UnixHTTP
 

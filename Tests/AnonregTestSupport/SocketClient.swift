@@ -4,7 +4,8 @@ import UnixHTTP
 /// A keep-alive HTTP/1.1 client over the daemon's Unix socket, for tests that send thousands of
 /// requests (curl per request would dominate their run time): UnixHTTP's connection, the one
 /// every anonreg client is built on. One connection; not thread-safe: give each concurrent
-/// worker its own. A connection the daemon closed while it was idle is opened again once.
+/// worker its own. A request that met a connection the daemon closed while it was idle is sent
+/// again once, under UnixHTTPConnection's rule (never a POST the daemon may have read).
 public final class SocketClient {
     public let socketPath: String
     private let connection: UnixHTTPConnection
