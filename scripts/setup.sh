@@ -23,10 +23,10 @@ fi
 # postgresql (15 on Debian 12): the PostgreSQL backend's tests start throwaway clusters of their
 # own with /usr/lib/postgresql/15/bin (Tests/AnonregTestSupport/ThrowawayPostgres.swift, run as
 # the package's unprivileged user postgres when the tests run as root); the system's cluster and
-# service are never used.
+# service are never used. openssl makes those clusters' TLS certificates.
 packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd git strace mandoc
           python3 python3-yaml python3-jsonschema python3-venv openssh-server prometheus
-          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils)
+          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils openssl)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -66,6 +66,7 @@ enum PostgresErrors {
         case let io as IOError: return String(describing: io)
         case let ssl as NIOSSLError: return "TLS: \(ssl)"
         case let ssl as BoringSSLError: return "TLS: \(ssl)"
+        case let ssl as NIOSSLExtraError: return "TLS: \(ssl)"
         case let channel as ChannelError: return String(describing: channel)
         default:
             if let psql = error as? PSQLError { return "\(psql.code)" }

@@ -20,9 +20,14 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     public struct Settings: Sendable {
         public var fsync: Bool
         public var synchronousCommit: String
-        public init(fsync: Bool = true, synchronousCommit: String = "on") {
+        /// Also listen on 127.0.0.1 (a free port), TLS only (`hostssl`), with a server
+        /// certificate for the name `localhost` only (no IP address) from a CA made for this
+        /// cluster (`caFile`).
+        public var tls: Bool
+        public init(fsync: Bool = true, synchronousCommit: String = "on", tls: Bool = false) {
             self.fsync = fsync
             self.synchronousCommit = synchronousCommit
+            self.tls = tls
         }
     }
 
@@ -35,8 +40,8 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     public static let binDirectory = "/usr/lib/postgresql/15/bin"
     /// The user PostgreSQL runs as when the tests run as root.
     public static let unprivilegedUser = "postgres"
-    /// The socket's port number (the socket is `directory/.s.PGSQL.5432`; nothing listens on TCP).
-    public static let port = 5432
+    /// The port of a cluster without TCP: it names the socket, `directory/.s.PGSQL.5432`.
+    public static let socketOnlyPort = 5432
     static let directoryPrefix = "anonreg-pg-"
 
     /// The cluster's directory: the cluster user's, mode 0700. Holds `data/`, the socket and
@@ -51,6 +56,13 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     public let database = "anonreg"
     /// The role's password, in a file owned by the test's user with mode 0600.
     public let passwordFile: String
+    /// The port: `socketOnlyPort`, or with `tls` the free TCP port on 127.0.0.1 it also listens on
+    /// (the socket is then `directory/.s.PGSQL.<port>`).
+    public let port: Int
+    /// With `tls`: the PEM certificate of the CA that signed the server's certificate, and of
+    /// another CA that signed nothing of this cluster's.
+    public let caFile: String
+    public let unrelatedCAFile: String
 
     let superuser: String
     /// The uid and gid PostgreSQL runs as, when that is not the test's own user.
@@ -91,6 +103,14 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         directory = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
         clientDirectory = directory + "/client"
         passwordFile = clientDirectory + "/password"
+        caFile = clientDirectory + "/ca.crt"
+        unrelatedCAFile = clientDirectory + "/unrelated-ca.crt"
+        do {
+            port = settings.tls ? try Self.freeLoopbackPort() : Self.socketOnlyPort
+        } catch {
+            Self.stopAndDelete(directory: directory, runAs: runAs)
+            throw error
+        }
         do {
             try setUp(settings)
         } catch {
@@ -122,9 +142,9 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         let conf = """
 
             # ThrowawayPostgres (Tests/AnonregTestSupport)
-            listen_addresses = ''
+            listen_addresses = '\(settings.tls ? "127.0.0.1" : "")'
             unix_socket_directories = '\(directory)'
-            port = \(Self.port)
+            port = \(port)
             fsync = \(settings.fsync ? "on" : "off")
             synchronous_commit = \(settings.synchronousCommit)
             password_encryption = 'scram-sha-256'
@@ -134,14 +154,75 @@ public final class ThrowawayPostgres: @unchecked Sendable {
 
             """
         try append(conf, to: data + "/postgresql.conf")
-        // The superuser by peer authentication (the helpers); everyone else by password.
-        try Data("local all \(superuser) peer\nlocal all all scram-sha-256\n".utf8).write(to: URL(fileURLWithPath: data + "/pg_hba.conf"))
+        // The superuser by peer authentication (the helpers); everyone else by password, and
+        // over TCP only with TLS.
+        var hba = "local all \(superuser) peer\nlocal all all scram-sha-256\n"
+        if settings.tls {
+            try makeCertificates(data: data)
+            try append("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n", to: data + "/postgresql.conf")
+            hba += "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+        }
+        try Data(hba.utf8).write(to: URL(fileURLWithPath: data + "/pg_hba.conf"))
         try runChecked("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-s", "start"])
         try psql(
             """
             CREATE ROLE \(user) LOGIN PASSWORD '\(password)';
             CREATE DATABASE \(database) OWNER \(user);
             """)
+    }
+
+    /// A CA, a server certificate it signs for DNS name localhost (P-256), and an unrelated CA, made with
+    /// openssl in the client directory; the server's key and certificate are copied into the
+    /// data directory as the server's user, key mode 0600, as PostgreSQL requires.
+    private func makeCertificates(data: String) throws {
+        let c = clientDirectory
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        let caExtensions = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+        try Data("subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n".utf8)
+            .write(to: URL(fileURLWithPath: c + "/server.ext"))
+        for (name, out) in [("anonreg test CA", "ca"), ("unrelated test CA", "unrelated-ca")] {
+            try openssl(
+                ["req", "-x509"] + curve + ["-keyout", "\(c)/\(out).key", "-out", "\(c)/\(out).crt", "-days", "2", "-subj", "/CN=\(name)"]
+                    + caExtensions)
+        }
+        try openssl(["req"] + curve + ["-keyout", c + "/server.key", "-out", c + "/server.csr", "-subj", "/CN=localhost"])
+        try openssl([
+            "x509", "-req", "-in", c + "/server.csr", "-CA", caFile, "-CAkey", c + "/ca.key", "-CAcreateserial", "-out", c + "/server.crt",
+            "-days", "2", "-extfile", c + "/server.ext",
+        ])
+        for (file, mode) in [("server.crt", mode_t(0o644)), ("server.key", mode_t(0o600))] {
+            let target = data + "/" + file
+            try FileManager.default.copyItem(atPath: c + "/" + file, toPath: target)
+            if let runAs { guard chown(target, runAs.uid, runAs.gid) == 0 else { throw Failure("chown \(target) failed") } }
+            guard chmod(target, mode) == 0 else { throw Failure("chmod \(target) failed") }
+        }
+    }
+
+    private func openssl(_ arguments: [String]) throws {
+        let output = clientDirectory + "/openssl-\(UUID().uuidString).out"
+        defer { unlink(output) }
+        let status = try Spawned.start("/usr/bin/openssl", arguments, environment: ["PATH": "/usr/bin:/bin"], stdout: output).wait()
+        guard status == 0 else {
+            throw Failure(
+                "openssl \(arguments.first ?? "") failed (\(status)): \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        }
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice for port 0).
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw Failure("no free port on 127.0.0.1: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Stops the server at once and deletes the directory. Safe to call more than once.
@@ -169,7 +250,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         let status = try run(
             "psql",
             [
-                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", directory, "-p", "\(Self.port)", "-U", superuser,
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", directory, "-p", "\(port)", "-U", superuser,
                 "-d", database ?? "postgres",
             ],
             stdin: input, output: output)

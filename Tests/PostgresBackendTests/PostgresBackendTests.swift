@@ -11,7 +11,7 @@ struct PostgresBackendTests {
         _ cluster: ThrowawayPostgres, database: String? = nil, passwordFile: String? = nil, timeout: Duration = .seconds(10)
     ) -> PostgresConfig {
         PostgresConfig(
-            endpoint: .unixSocket(directory: cluster.socketDirectory, port: ThrowawayPostgres.port),
+            endpoint: .unixSocket(directory: cluster.socketDirectory, port: cluster.port),
             database: database ?? cluster.database, user: cluster.user, passwordFile: passwordFile ?? cluster.passwordFile,
             connectTimeout: timeout)
     }
@@ -154,7 +154,7 @@ struct PostgresBackendTests {
             Issue.record("expected authenticationFailed, got \(String(describing: error))")
             return
         }
-        #expect(endpoint == cluster.socketDirectory + "/.s.PGSQL.\(ThrowawayPostgres.port)")
+        #expect(endpoint == cluster.socketDirectory + "/.s.PGSQL.\(cluster.port)")
         #expect(user == cluster.user && database == cluster.database)
         #expect(reason.contains("password authentication failed"))
         // No message carries a password: neither the wrong one nor the right one.
@@ -166,14 +166,14 @@ struct PostgresBackendTests {
         let cluster = try ThrowawayPostgres()
         var config = Self.config(cluster)
         let missing = cluster.clientDirectory + "/no-such-directory"
-        config.endpoint = .unixSocket(directory: missing, port: ThrowawayPostgres.port)
+        config.endpoint = .unixSocket(directory: missing, port: cluster.port)
         let started = ContinuousClock.now
         let error = await Self.refusal { _ = try await PostgresStore.open(config) }
         guard case .unreachable(let endpoint, let reason) = error else {
             Issue.record("expected unreachable, got \(String(describing: error))")
             return
         }
-        #expect(endpoint == missing + "/.s.PGSQL.\(ThrowawayPostgres.port)")
+        #expect(endpoint == missing + "/.s.PGSQL.\(cluster.port)")
         #expect(reason.contains("No such file or directory"), "\(reason)")
         #expect(ContinuousClock.now - started < .seconds(5))
     }
@@ -182,12 +182,13 @@ struct PostgresBackendTests {
     /// `connectTimeout` and reported as unreachable, not waited on forever.
     @Test func aServerThatNeverAnswersIsUnreachableAfterTheTimeout() async throws {
         let directory = TemporaryDirectory()
-        let listener = try SilentListener(path: PostgresConfig.socketPath(directory: directory.path, port: ThrowawayPostgres.port))
+        let listener = try SilentListener(
+            path: PostgresConfig.socketPath(directory: directory.path, port: ThrowawayPostgres.socketOnlyPort))
         defer { listener.close() }
         let password = directory.sub("password")
         directory.write(Array("secret\n".utf8), to: password)
         let config = PostgresConfig(
-            endpoint: .unixSocket(directory: directory.path, port: ThrowawayPostgres.port), database: "anonreg", user: "anonreg",
+            endpoint: .unixSocket(directory: directory.path, port: ThrowawayPostgres.socketOnlyPort), database: "anonreg", user: "anonreg",
             passwordFile: password, connectTimeout: .seconds(1))
         let started = ContinuousClock.now
         let error = await Self.refusal { _ = try await PostgresStore.open(config) }
