@@ -78,6 +78,9 @@ public final class PostgresStore: Sendable {
         await runner.value
     }
 
+    /// A store dropped without `close()` still stops its pool (without waiting for it).
+    deinit { runner.cancel() }
+
     static func checkDurability(_ client: PostgresClient, logger: Logger) async throws {
         var settings: [(String, String)] = []
         let rows = try await client.query(PostgresQuery(unsafeSQL: PostgresDurability.query), logger: logger)
