@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The only C boundary for libsodium. Nothing but RegistryCrypto may depend on it.
@@ -98,6 +100,20 @@ let package = Package(
             dependencies: [
                 "RegistryCore", "RegistryProtocol", "RegistryCrypto", "RegistryKeyring", "RegistryFormats", "TSanLockShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // PostgreSQL through PostgresNIO (issue 17): the only importer of PostgresNIO and NIOSSL.
+        // Connects (Unix socket, or TCP with verify-full TLS), checks durability, migrates under an
+        // advisory lock (docs/STORAGE.md §PostgreSQL). Not yet a RegistryBackend, and no composition
+        // root links it yet.
+        .target(
+            name: "RegistryPostgres",
+            dependencies: [
+                "RegistryCrypto", "RegistryKeyring", "RegistryProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // anonreg.toml: parsing (a strict TOML 1.0 parser of its own: TOMLKit 0.6.0 has undefined
@@ -299,6 +315,12 @@ let package = Package(
                 "RegistryCore", "RegistryKeyring", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
                 "RegistryStore",  // SQLiteHarness.swift
             ]
+        ),
+        // The PostgreSQL backend's start against throwaway clusters (AnonregTestSupport's
+        // ThrowawayPostgres; PostgreSQL 15 from scripts/setup.sh): connect, durability, migrations.
+        .testTarget(
+            name: "PostgresBackendTests",
+            dependencies: ["RegistryPostgres", "AnonregTestSupport"]
         ),
         // The monitoring domain over the real store: a simulated three-year timeline.
         .testTarget(

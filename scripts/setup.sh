@@ -20,15 +20,24 @@ fi
 # The card: rsvg-convert (librsvg2-bin) makes PDF cards at run time and renders cards to PNG in the
 # tests, with the DejaVu fonts the card names; zbarimg (zbar-tools) and pdftoppm/pdftotext
 # (poppler-utils) read them back in the tests only.
+# postgresql (15 on Debian 12): the PostgreSQL backend's tests start throwaway clusters of their
+# own with /usr/lib/postgresql/15/bin (Tests/AnonregTestSupport/ThrowawayPostgres.swift, run as
+# the package's unprivileged user postgres when the tests run as root); the system's cluster and
+# service are never used. openssl makes those clusters' TLS certificates.
 packages=(pkg-config libsodium-dev libsqlite3-dev sqlite3 curl socat util-linux systemd git strace mandoc
           python3 python3-yaml python3-jsonschema python3-venv openssh-server prometheus
-          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils)
+          libqrencode-dev librsvg2-bin fonts-dejavu-core zbar-tools poppler-utils openssl)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$package")
     fi
 done
+# Checked by the program the tests run rather than by package name: the `postgresql`
+# metapackage may be absent where postgresql-15 itself is installed.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    missing+=(postgresql)
+fi
 
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
@@ -38,7 +47,8 @@ if ((${#missing[@]})); then
     fi
     $sudo apt-get update -qq
     # Install without starting services: openssh-server would otherwise start the system's sshd
-    # on port 22 (policy-rc.d 101 = "do not start", Debian's invoke-rc.d convention).
+    # on port 22, postgresql the system's cluster on port 5432 (policy-rc.d 101 = "do not start",
+    # Debian's invoke-rc.d convention).
     policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         policy=/usr/sbin/policy-rc.d
@@ -53,6 +63,10 @@ if ((${#missing[@]})); then
     if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --quiet ssh.service ssh.socket 2>/dev/null || true
         echo "setup: installed openssh-server for the tests; its system service is left disabled"
+    fi
+    if [[ " ${missing[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --quiet postgresql.service 2>/dev/null || true
+        echo "setup: installed postgresql for the tests' throwaway clusters; its system service is left disabled"
     fi
     if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --quiet prometheus.service 2>/dev/null || true

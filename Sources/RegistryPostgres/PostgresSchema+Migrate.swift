@@ -1,0 +1,100 @@
+import Logging
+internal import PostgresNIO
+import RegistryProtocol
+
+extension PostgresSchema {
+    /// Brings the database to the current schema in one transaction under the migration lock,
+    /// and returns the names of the migrations this call applied (empty when another node, or an
+    /// earlier start, already had). Refuses, changing nothing, a database of another application
+    /// and a database migrated by a newer release.
+    ///
+    /// The transaction runs at READ COMMITTED, so every statement after the lock sees what a
+    /// node that held the lock before committed.
+    static func migrate(
+        _ connection: PostgresConnection, database: String, logger: Logger
+    ) async throws(PostgresBackendError) -> [String] {
+        try await PostgresErrors.mapping {
+            try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+            do {
+                let applied = try await migrateLocked(connection, database: database, logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+                return applied
+            } catch {
+                // The connection goes back to the pool: leave it outside any transaction. A failed
+                // rollback closes nothing we rely on; the original error is the one to report.
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private static func migrateLocked(_ connection: PostgresConnection, database: String, logger: Logger) async throws -> [String] {
+        try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey))", logger: logger)
+
+        let ours = try await single(
+            connection, "SELECT to_regclass('public.\(unescaped: migrationTable)') IS NOT NULL", as: Bool.self, logger: logger)
+        if !ours {
+            let tables = try await collect(connection, foreignRelationsQuery, as: String.self, logger: logger)
+            guard tables.isEmpty else { throw PostgresBackendError.foreignDatabase(database: database, tables: tables) }
+            try await connection.query(PostgresQuery(unsafeSQL: migrationTableStatement), logger: logger)
+        }
+
+        var recorded: [String: String] = [:]
+        let rows = try await connection.query(
+            "SELECT name, release FROM public.\(unescaped: migrationTable) ORDER BY position", logger: logger)
+        for try await (name, release) in rows.decode((String, String).self) { recorded[name] = release }
+
+        let all = migrations
+        let known = Set(all.map(\.name))
+        let unknown = recorded.keys.filter { !known.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            var releases: [String] = []
+            for name in unknown where !releases.contains(recorded[name]!) { releases.append(recorded[name]!) }
+            throw PostgresBackendError.newerSchema(database: database, migrations: unknown, releases: releases)
+        }
+
+        var applied: [String] = []
+        for (index, migration) in all.enumerated() where recorded[migration.name] == nil {
+            for statement in migration.statements {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            let position = index + 1
+            try await connection.query(
+                """
+                INSERT INTO public.\(unescaped: migrationTable) (position, name, release)
+                VALUES (\(position), \(migration.name), \(AnonregVersion.software))
+                """, logger: logger)
+            applied.append(migration.name)
+            logger.info("applied migration", metadata: ["migration": .string(migration.name)])
+        }
+        return applied
+    }
+
+    /// Up to five relations (tables, views, sequences, foreign tables) outside PostgreSQL's own
+    /// schemas: in a database without the migration table, any of them means it is not ours.
+    static let foreignRelationsQuery: PostgresQuery = """
+        SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+        ORDER BY 1 LIMIT 5
+        """
+
+    static func collect<T: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: T.Type, logger: Logger
+    ) async throws -> [T] {
+        var values: [T] = []
+        for try await (value) in try await connection.query(query, logger: logger).decode(T.self) { values.append(value) }
+        return values
+    }
+
+    static func single<T: PostgresDecodable & Sendable>(
+        _ connection: PostgresConnection, _ query: PostgresQuery, as type: T.Type, logger: Logger
+    ) async throws -> T {
+        guard let value = try await collect(connection, query, as: type, logger: logger).first else {
+            throw PostgresBackendError.server(sqlState: "", message: "a query that returns one row returned none")
+        }
+        return value
+    }
+}
