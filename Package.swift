@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "RegistryPostgres",
             dependencies: [
-                "RegistryCrypto", "RegistryKeyring", "RegistryProtocol",
+                "RegistryCrypto", "RegistryKeyring", "RegistryProtocol", "RegistryFormats",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

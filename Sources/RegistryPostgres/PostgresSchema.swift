@@ -1,4 +1,5 @@
 import RegistryCrypto
+import RegistryFormats
 import RegistryKeyring
 
 /// One named schema step: its statements run in order, in the migration transaction.
@@ -28,10 +29,8 @@ enum PostgresSchema {
     /// database with tables but without it belongs to another application.
     static let migrationTable = "anonreg_migration"
 
-    /// The sid's length: 16 random bytes (docs/CRYPTO.md §Envelope). The SQLite backend has the
-    /// same constant (`SubjectKeys.sidBytes`), internal to its module until the envelope code is
-    /// shared by both backends.
-    static let sidBytes = 16
+    /// The sid's length (docs/CRYPTO.md §Envelope), from the formats both backends share.
+    static let sidBytes = SubjectKeys.sidBytes
 
     static let dayPattern = "'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'"
     static let monthPattern = "'^[0-9]{4}-(0[1-9]|1[0-2])$'"

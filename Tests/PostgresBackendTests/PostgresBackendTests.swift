@@ -162,12 +162,15 @@ struct PostgresBackendTests {
         #expect(!error!.description.contains("not-the-password") && !error!.description.contains(right))
     }
 
+    /// The refusal names the missing file, so it came from the connect itself and not from the
+    /// deadline (whose reason is "no answer within"). No wall-clock bound: the test run shares
+    /// two cores with every other suite, and speed is for the benchmarks.
     @Test func aMissingSocketDirectoryIsUnreachable() async throws {
         let cluster = try ThrowawayPostgres()
         var config = Self.config(cluster)
         let missing = cluster.clientDirectory + "/no-such-directory"
         config.endpoint = .unixSocket(directory: missing, port: cluster.port)
-        let started = ContinuousClock.now
+        config.connectTimeout = .seconds(3600)
         let error = await Self.refusal { _ = try await PostgresStore.open(config) }
         guard case .unreachable(let endpoint, let reason) = error else {
             Issue.record("expected unreachable, got \(String(describing: error))")
@@ -175,12 +178,14 @@ struct PostgresBackendTests {
         }
         #expect(endpoint == missing + "/.s.PGSQL.\(cluster.port)")
         #expect(reason.contains("No such file or directory"), "\(reason)")
-        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     /// A socket that accepts but never answers (a hung server): the connect is bounded by
-    /// `connectTimeout` and reported as unreachable, not waited on forever.
-    @Test func aServerThatNeverAnswersIsUnreachableAfterTheTimeout() async throws {
+    /// `connectTimeout` and reported as unreachable, not waited on forever. The time limit is
+    /// only a hang guard; how soon after the deadline the refusal comes depends on the load
+    /// of the whole test run, so no upper bound is asserted.
+    @Test(.timeLimit(.minutes(10)))
+    func aServerThatNeverAnswersIsUnreachableAfterTheTimeout() async throws {
         let directory = TemporaryDirectory()
         let listener = try SilentListener(
             path: PostgresConfig.socketPath(directory: directory.path, port: ThrowawayPostgres.socketOnlyPort))
@@ -198,7 +203,7 @@ struct PostgresBackendTests {
             return
         }
         #expect(reason.contains("no answer within"), "\(reason)")
-        #expect(elapsed >= .seconds(1) && elapsed < .seconds(10), "\(elapsed)")
+        #expect(elapsed >= .seconds(1), "\(elapsed)")
     }
 
     @Test func anotherApplicationsDatabaseIsRefusedAndLeftUnchanged() async throws {
