@@ -4,7 +4,9 @@
 /// any flush. `local` and `remote_write` flush locally but do not wait for a synchronous
 /// standby's flush, so once standbys are named a failover can lose an acknowledged write; they
 /// are refused whether or not standbys are named today, so that naming one later cannot weaken
-/// the guarantee silently (docs/STORAGE.md §PostgreSQL).
+/// the guarantee silently. With `full_page_writes = off` a page torn by a power cut cannot be
+/// repaired from the WAL, so an acknowledged row can be lost or corrupt after an OS crash; it is
+/// refused too (docs/STORAGE.md §PostgreSQL).
 enum PostgresDurability {
     /// The `synchronous_commit` values that wait for at least a local flush of the commit and,
     /// with synchronous standbys, for their flush too.
@@ -12,11 +14,13 @@ enum PostgresDurability {
 
     /// The query the start runs, as the daemon's own session sees the settings (a per-database
     /// or per-role `ALTER ... SET` included).
-    static let query = "SELECT current_setting('fsync'), current_setting('synchronous_commit')"
+    static let query = "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')"
 
-    /// Refuses the settings unless both are durable. Unknown values are refused too (fail closed).
-    static func check(fsync: String, synchronousCommit: String) throws(PostgresBackendError) {
+    /// Refuses the settings unless all three are durable. Unknown values are refused too (fail
+    /// closed).
+    static func check(fsync: String, synchronousCommit: String, fullPageWrites: String) throws(PostgresBackendError) {
         guard fsync.lowercased() == "on" else { throw .notDurable(setting: "fsync", value: fsync) }
+        guard fullPageWrites.lowercased() == "on" else { throw .notDurable(setting: "full_page_writes", value: fullPageWrites) }
         guard acceptedSynchronousCommit.contains(synchronousCommit.lowercased()) else {
             throw .notDurable(setting: "synchronous_commit", value: synchronousCommit)
         }

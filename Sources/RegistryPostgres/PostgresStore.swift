@@ -82,13 +82,13 @@ public final class PostgresStore: Sendable {
     deinit { runner.cancel() }
 
     static func checkDurability(_ client: PostgresClient, logger: Logger) async throws {
-        var settings: [(String, String)] = []
+        var settings: [(String, String, String)] = []
         let rows = try await client.query(PostgresQuery(unsafeSQL: PostgresDurability.query), logger: logger)
-        for try await row in rows.decode((String, String).self) { settings.append(row) }
-        guard let (fsync, synchronousCommit) = settings.first else {
+        for try await row in rows.decode((String, String, String).self) { settings.append(row) }
+        guard let (fsync, synchronousCommit, fullPageWrites) = settings.first else {
             throw PostgresBackendError.server(sqlState: "", message: "the server did not answer for its settings")
         }
-        try PostgresDurability.check(fsync: fsync, synchronousCommit: synchronousCommit)
+        try PostgresDurability.check(fsync: fsync, synchronousCommit: synchronousCommit, fullPageWrites: fullPageWrites)
     }
 }
 

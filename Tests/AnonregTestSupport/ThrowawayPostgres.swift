@@ -20,13 +20,15 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     public struct Settings: Sendable {
         public var fsync: Bool
         public var synchronousCommit: String
+        public var fullPageWrites: Bool
         /// Also listen on 127.0.0.1 (a free port), TLS only (`hostssl`), with a server
         /// certificate for the name `localhost` only (no IP address) from a CA made for this
         /// cluster (`caFile`).
         public var tls: Bool
-        public init(fsync: Bool = true, synchronousCommit: String = "on", tls: Bool = false) {
+        public init(fsync: Bool = true, synchronousCommit: String = "on", fullPageWrites: Bool = true, tls: Bool = false) {
             self.fsync = fsync
             self.synchronousCommit = synchronousCommit
+            self.fullPageWrites = fullPageWrites
             self.tls = tls
         }
     }
@@ -147,6 +149,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
             port = \(port)
             fsync = \(settings.fsync ? "on" : "off")
             synchronous_commit = \(settings.synchronousCommit)
+            full_page_writes = \(settings.fullPageWrites ? "on" : "off")
             password_encryption = 'scram-sha-256'
             shared_buffers = 16MB
             max_connections = 40

@@ -125,6 +125,15 @@ struct PostgresBackendTests {
         #expect(try Self.relations(cluster, database: cluster.database) == [])
     }
 
+    /// Without full-page images a page torn by a power cut cannot be rebuilt from the WAL, so
+    /// an acknowledged row could be lost after an OS crash even with fsync on.
+    @Test func aServerWithFullPageWritesOffIsRefused() async throws {
+        let cluster = try ThrowawayPostgres(.init(fullPageWrites: false))
+        let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
+        #expect(error == .notDurable(setting: "full_page_writes", value: "off"))
+        #expect(try Self.relations(cluster, database: cluster.database) == [])
+    }
+
     @Test func synchronousCommitLocalIsRefused() async throws {
         let cluster = try ThrowawayPostgres(.init(synchronousCommit: "local"))
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
