@@ -159,16 +159,22 @@ extension SQLiteRegistryStore {
         return done
     }
 
-    /// The erasure of a subject row that failed its integrity check, in the caller's write.
-    /// Its `sid` is trusted only if the row's MAC holds (the failure was its record chain, or
-    /// the ledger already names it): then the erasure is ledgered and the subject's audit links
-    /// removed like any other. A row whose MAC fails may carry another subject's sid, copied
-    /// there by a database writer: ledgering it would have the daemon erase that other subject
-    /// for good, from every backup too, and unlinking by it would empty that subject's access
-    /// log. So such a row's rows are deleted and nothing keyed by its sid is touched; a backup
-    /// restored later brings back its last authentic state, which its own sealed dates govern
-    /// (docs/CRYPTO.md §Authenticated columns, "Erasing a row that fails"). Returns whether a
-    /// row was erased.
+    /// The erasure of a subject row that failed its integrity check, in the caller's write
+    /// (docs/CRYPTO.md §Authenticated columns, "Erasing a row that fails").
+    ///
+    /// A database writer without keys can make any subject fail: rewrite a clear column, delete
+    /// one of its record rows, flip a byte of its wrapped key or of a sealed record. So the
+    /// failure itself proves nothing about the subject, and nothing it leads to may outlast a
+    /// restore: the erasure is not ledgered and no audit entry is unlinked by the row's `sid`,
+    /// so a backup from before brings back the subject's last authentic state, which its own
+    /// sealed dates then govern. Ledgering it would have the daemon erase the subject for good,
+    /// from every backup too, on a writer's say-so; unlinking would empty its access log.
+    ///
+    /// The one exception is a row whose MAC holds and whose `sid` the erasure ledger already
+    /// names: its erasure was decided by anonreg before (rows put back from an old copy, or an
+    /// erasure that did not complete), so it is finished like any other. A row whose MAC holds
+    /// names its subject in the audit entry; a row whose MAC fails may carry another subject's
+    /// `sid`, so its entry names nobody. Returns whether a row was erased.
     static func eraseFailingRow(
         _ db: Database, id: Int64, keyring: Keyring, recorder: AuditRecorder?, checkpointEvery: Int, erased: ErasedSubjects?
     ) throws -> Bool {
@@ -176,15 +182,23 @@ extension SQLiteRegistryStore {
             let row = try Row.fetchOne(
                 db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id = ?", arguments: [id])
         else { return false }
-        if let subject = try? SubjectRow(row: row), (try? subject.authenticate(keyring: keyring, erased: nil)) != nil {
+        let authentic: SubjectRow? = (try? SubjectRow(row: row)).flatMap { subject in
+            (try? subject.authenticate(keyring: keyring, erased: nil)) != nil ? subject : nil
+        }
+        if let subject = authentic, let erased, erased.contains(try ErasureLedger(keyring: keyring).reference(sid: subject.sid)) {
             try erase(
                 db, id: id, sid: subject.sid, counters: [], keyring: keyring, recorder: recorder, checkpointEvery: checkpointEvery,
                 erased: erased)
             return true
         }
+        if let subject = authentic {
+            try subject.recordReference(keyring: keyring, in: recorder)
+            recorder?.note("its records failed: nothing ledgered, a backup brings back its last authentic state")
+        } else {
+            recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")
+        }
         try delete(db, subjectID: id)
         recorder?.markErased()
-        recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")
         try auditEffect(db, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring)
         return true
     }

@@ -79,6 +79,58 @@ struct ClearColumnTamperTests {
         try restored.close()
     }
 
+    /// A database writer without keys breaks what subject B's row MAC does not cover: it deletes
+    /// one of B's record rows (found by the sweep's full check), or zeroes B's wrapped key
+    /// (found when the sweeper opens B for review). B's row still authenticates, so the sid is
+    /// B's own, and B is erased. But the failure proves nothing about B, so the erasure must not
+    /// outlast a restore: had it been ledgered, any writer could have the daemon destroy any
+    /// subject beyond recovery from backups. Nothing is ledgered, B's access log is kept, and
+    /// the backup from before brings B back.
+    @Test(arguments: ["delete a record row", "zero the wrapped key"])
+    func aBrokenSubjectIsErasedButNeverLedgered(_ attack: String) async throws {
+        let f = try StoreFixture()
+        _ = try await f.enrol(consent: "consent-of-a")
+        let b = try await f.enrol(consent: "consent-of-b")
+        let sidB = try #require(try await f.store.read { db in try SubjectRow.byID(db, 2)?.sid })
+        let referenceB = try SubjectKeys.auditReference(sid: sidB, keyring: f.keyring)
+        try await f.store.appendAudit(
+            AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok", subjectReference: referenceB, subjectKey: sidB))
+        let file = f.tmp.sub("backup.anrgbak")
+        try BackupStoreTests.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+
+        if attack == "delete a record row" {
+            try f.sqlite("DELETE FROM record WHERE id = (SELECT max(id) FROM record WHERE subject_id = 2);")
+            let report = try await f.store.checkIntegrity(actor: "test")
+            #expect(report.subjectsErased == 1)
+        } else {
+            try f.sqlite("UPDATE subject SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = 2;")
+            let recorder = AuditRecorder(AuditRecorder.Action(actor: Sweeper.auditActor, action: "review"))
+            let opening = try await AuditRecorder.$current.withValue(recorder) {
+                try await f.store.openForReview(SubjectReference(rawValue: 2))
+            }
+            guard case .erasedIntegrity = opening else {
+                Issue.record("B was not erased: \(opening)")
+                return
+            }
+        }
+        #expect(try await f.store.subjectCount() == 1, "only B was erased")
+        let ledger = ErasureLedger(keyring: f.keyring)
+        #expect((try ledger.read()?.references ?? []).isEmpty, "a writer's damage reached the erasure ledger")
+        #expect(try await f.store.auditRecords(subjectReference: referenceB).count == 1, "B's access log was unlinked")
+        let entries = try await f.store.auditEntries(after: 0, limit: 100).filter { $0.action == "erase-integrity" }
+        #expect(entries.count == 1 && entries.allSatisfy { $0.result.contains("nothing ledgered") }, "\(entries.map(\.result))")
+
+        let payload = f.tmp.sub("restore.sqlite")
+        _ = try BackupArchive.extractPayload(from: file, to: payload)
+        let outcome = try BackupStoreTests.restore(
+            payload: payload, keyring: f.keyring, ledger: try ledger.read() ?? ErasureLedger.Contents(references: [], macs: []))
+        #expect(outcome.erased == 0 && outcome.remaining == 2, "the backup did not bring B back")
+        try f.store.close()
+        let restored = try SQLiteRegistryStore(path: payload, keyring: f.keyring)
+        #expect(try await restored.subject(code: b.code).plaintexts.contains("consent-of-b"))
+        try restored.close()
+    }
+
     /// Redirect a case handle: clinic A's link now points at subject B. Today's code served B's
     /// history to clinic A and recorded A's check-ups against B.
     @Test func theHandleSwapIsRefused() async throws {
