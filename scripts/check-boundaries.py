@@ -12,6 +12,8 @@
   crash-helper and fuzz executables. RegistryPostgres is not wired into any root yet. The daemon's
   server (RegistryServer) and the clinic side reach storage through the contract in RegistryCore
   (docs/STORAGE.md §The storage contract), so neither imports a backend nor names its type.
+- RegistryFormats, the byte formats every backend shares, is imported only by the backends and
+  by AnonregAdmin (offline `audit verify`).
 
 Exit 0 when every import holds, 1 with one line per problem otherwise.
 """
@@ -38,6 +40,11 @@ BACKENDS = {
     "RegistryPostgres": set(),
 }
 ROOTS = set().union(*BACKENDS.values())
+
+# The backend-neutral byte formats (docs/STORAGE.md §Backend-neutral formats) are `package`, so
+# any module of the package could import them: only the backends and the CLI's offline audit
+# verification may. The server and the clinic side reach them only through a backend.
+FORMATS_USERS = {"RegistryStore", "RegistryPostgres", "AnonregAdmin"}
 BACKEND_TYPES = re.compile(r"\b(?:SQLiteRegistryStore|PostgresStore)\b")
 
 
@@ -50,6 +57,7 @@ def import_of(modules) -> re.Pattern:
 
 
 BACKEND_IMPORT = import_of(BACKENDS)
+FORMATS_IMPORT = import_of({"RegistryFormats"})
 # Module names of the roots that are Swift identifiers (anonreg-bench's module is anonreg_bench).
 ROOT_IMPORT = import_of({r.replace("-", "_") for r in ROOTS})
 EXPORTED = re.compile(r"@_exported\s+import\s+(?:(?:struct|class|enum|protocol|typealias|func|var|let)\s+)?`?(?P<module>"
@@ -130,6 +138,11 @@ def problems(root: pathlib.Path):
         for match in EXPORTED.finditer(text):
             number = text.count("\n", 0, match.start()) + 1
             yield f"{path.relative_to(root)}:{number}: {module} re-exports {match['module']}; nothing may"
+        if module not in FORMATS_USERS and module != "RegistryFormats":
+            for match in FORMATS_IMPORT.finditer(text):
+                number = text.count("\n", 0, match.start()) + 1
+                yield (f"{path.relative_to(root)}:{number}: {module} imports RegistryFormats; only "
+                       f"{', '.join(sorted(FORMATS_USERS))} may")
         if module in BACKENDS or module in ROOTS:
             continue
         for match in BACKEND_IMPORT.finditer(text):

@@ -113,16 +113,19 @@ struct RequestPipeline: HTTPResponder {
         return Answer(response: response)
     }
 
-    /// Storage-full mode, the clinic budget, then the handler; every error becomes its one
-    /// documented answer here. Returns the answer and the audit log's result word.
+    /// Storage-full mode and the clinic budget for a peer the route admits, then the handler
+    /// (whose router refuses a peer it does not admit); every error becomes its one documented
+    /// answer here. Returns the answer and the audit log's result word.
     private func handle(
         _ request: Request, spec: RouteSpec, channel: any Channel, peer: PeerCredentials?, roles: [Role], recorder: AuditRecorder
     ) async -> (Response, String) {
         let acting = spec.access.actingRole(roles)
-        if app.space.refuses(action: spec.action) {
+        if spec.access.admits(roles), app.space.refuses(action: spec.action) {
             // Storage-full mode: the write is refused before it reaches storage, and not audited
             // (it touched no registry data), so that the room the reserve freed stays for the
-            // audit entries of reads.
+            // audit entries of reads. Only for a peer the route admits: anyone else gets the
+            // audited 403 whatever the mode, so a clinic trying an admin action while the disk
+            // is full is not hidden behind an unaudited 507 (docs/PROTOCOL.md §4).
             return (JSONBodies.errorResponse(.storageFullMode), "refused_storage_full")
         }
         if let kind = spec.budget, spec.access.admits(roles), case .clinic(let clinic)? = acting,

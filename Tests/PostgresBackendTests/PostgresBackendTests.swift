@@ -174,7 +174,8 @@ struct PostgresBackendTests {
     /// The refusal names the missing file, so it came from the connect itself and not from the
     /// deadline (whose reason is "no answer within"). No wall-clock bound: the test run shares
     /// two cores with every other suite, and speed is for the benchmarks.
-    @Test func aMissingSocketDirectoryIsUnreachable() async throws {
+    @Test(.timeLimit(.minutes(10)))
+    func aMissingSocketDirectoryIsUnreachable() async throws {
         let cluster = try ThrowawayPostgres()
         var config = Self.config(cluster)
         let missing = cluster.clientDirectory + "/no-such-directory"

@@ -30,7 +30,7 @@ final class PipelineRegistry: Sendable {
     let app: RegistryApp
 
     /// `limits` is TOML appended to the template's `[limits]` table.
-    init(limits: [String: Int] = [:]) throws {
+    init(limits: [String: Int] = [:], spaceReserveMiB: Int? = nil) throws {
         directory = TemporaryDirectory()
         let keys = KeyCustody(try Keyring.create(in: directory.sub("keys")))
         store = try SQLiteRegistryStore(path: directory.sub("registry.sqlite"), keys: keys)
@@ -44,9 +44,12 @@ final class PipelineRegistry: Sendable {
         }
         try text.write(toFile: directory.sub("anonreg.toml"), atomically: true, encoding: .utf8)
         let config = try DaemonConfig.load(path: directory.sub("anonreg.toml"))
+        let logger = Logger(label: "pipeline-test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let statePath = directory.path
         app = RegistryApp(
             config: config, store: store, keys: keys, clock: FixedDayClock(Day("2026-06-15")!),
-            metrics: PrometheusCollectorRegistry(), logger: Logger(label: "pipeline-test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            metrics: PrometheusCollectorRegistry(), logger: logger,
+            space: spaceReserveMiB.map { SpaceReserve(stateDirectory: statePath, mebibytes: $0, logger: logger) })
     }
 
     /// Runs `body` with a client whose every request comes from `peer` (nil: no credentials).
@@ -142,6 +145,34 @@ struct RequestPipelineTests {
         #expect(entries.contains { $0.actor == "clinic local" && $0.action == "read-statistics" && $0.result == "forbidden" })
         #expect(entries.contains { $0.actor == "clinic local" && $0.action == "rotate-kek" && $0.result == "forbidden" })
         #expect(try await registry.app.keys.current.primaryKEK.version == 1)
+    }
+
+    /// In storage-full mode a clinic trying an admin write (and an admin trying a clinic write)
+    /// still gets the audited 403, not an unaudited 507 that would hide the attempt; the
+    /// clinic's own writes are refused 507 as before. The reserve is sized past any disk, so the
+    /// mode cannot end by itself during the test.
+    @Test func storageFullModeHidesNoRefusalOfTheRole() async throws {
+        let registry = try PipelineRegistry(spaceReserveMiB: Int(Int32.max))
+        registry.app.space.storageFullObserved()
+        #expect(registry.app.space.isStorageFull)
+        try await registry.test(as: PipelineRegistry.clinic) { client in
+            let rotate = try await client.execute(uri: "/v1/admin/keys/rotate", method: .post)
+            #expect(rotate.status == .forbidden && rotate.code == "forbidden", "\(rotate.status) \(String(buffer: rotate.body))")
+            let enrol = try await client.execute(
+                uri: "/v1/subjects", method: .post, headers: PipelineRegistry.json, body: PipelineRegistry.enrolment)
+            #expect(enrol.status.code == 507 && enrol.code == "storage_full", "\(enrol.status)")
+        }
+        try await registry.test(as: PipelineRegistry.admin) { client in
+            let enrol = try await client.execute(
+                uri: "/v1/subjects", method: .post, headers: PipelineRegistry.json, body: PipelineRegistry.enrolment)
+            #expect(enrol.status == .forbidden && enrol.code == "forbidden", "\(enrol.status)")
+        }
+        let entries = try await registry.audit()
+        #expect(entries.contains { $0.actor == "clinic local" && $0.action == "rotate-kek" && $0.result == "forbidden" }, "\(entries)")
+        #expect(entries.contains { $0.action == "enrol" && $0.result == "forbidden" }, "\(entries)")
+        #expect(!entries.contains { $0.result == "refused_storage_full" })
+        #expect(try await registry.app.keys.current.primaryKEK.version == 1)
+        #expect(try await registry.store.subjectCount() == 0)
     }
 
     /// An admin may not act as a clinic: the clinic routes need the clinic role.
