@@ -165,16 +165,17 @@ extension SQLiteRegistryStore {
     /// A database writer without keys can make any subject fail: rewrite a clear column, delete
     /// one of its record rows, flip a byte of its wrapped key or of a sealed record. So the
     /// failure itself proves nothing about the subject, and nothing it leads to may outlast a
-    /// restore: the erasure is not ledgered and no audit entry is unlinked by the row's `sid`,
-    /// so a backup from before brings back the subject's last authentic state, which its own
-    /// sealed dates then govern. Ledgering it would have the daemon erase the subject for good,
-    /// from every backup too, on a writer's say-so; unlinking would empty its access log.
+    /// restore: the erasure is not ledgered, so a backup from before brings back the subject's
+    /// last authentic state, which its own sealed dates then govern. Ledgering it would have
+    /// the daemon erase the subject for good, from every backup too, on a writer's say-so.
     ///
-    /// The one exception is a row whose MAC holds and whose `sid` the erasure ledger already
-    /// names: its erasure was decided by anonreg before (rows put back from an old copy, or an
-    /// erasure that did not complete), so it is finished like any other. A row whose MAC holds
-    /// names its subject in the audit entry; a row whose MAC fails may carry another subject's
-    /// `sid`, so its entry names nobody. Returns whether a row was erased.
+    /// A row whose MAC holds carries the subject's own `sid`: its audit links are removed with
+    /// its rows (a restore brings the backup's links back with the backup) and the entry names
+    /// it. A row whose MAC fails may carry another, living subject's `sid`: nothing keyed by it
+    /// is touched. The one exception is a row whose MAC holds and whose `sid` the erasure ledger
+    /// already names: its erasure was decided by anonreg before (rows put back from an old
+    /// copy, or an erasure that did not complete), so it is finished like any other. Returns
+    /// whether a row was erased.
     static func eraseFailingRow(
         _ db: Database, id: Int64, keyring: Keyring, recorder: AuditRecorder?, checkpointEvery: Int, erased: ErasedSubjects?
     ) throws -> Bool {
@@ -192,7 +193,11 @@ extension SQLiteRegistryStore {
             return true
         }
         if let subject = authentic {
-            try subject.recordReference(keyring: keyring, in: recorder)
+            // Its audit links go with its rows, as with any erasure: the entries stay linked
+            // only while the subject exists. A restore brings back the backup's links with it.
+            let reference = try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring)
+            try unlinkAudit(db, reference: reference)
+            recorder?.record(reference, subjectKey: subject.sid)
             recorder?.note("its records failed: nothing ledgered, a backup brings back its last authentic state")
         } else {
             recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")

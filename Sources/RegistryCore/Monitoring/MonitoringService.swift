@@ -199,20 +199,47 @@ public struct MonitoringService: Sendable {
     }
 
     /// Withdrawal by the clinic holding the case: erased now.
+    ///
+    /// The erasure needs only the subject's authenticated row, which the store checks; the
+    /// records give the statistics counter. If the records fail their integrity check (a record
+    /// row deleted, a sealed byte or the wrapped key damaged), the subject is erased all the
+    /// same, ledgered, without the counter, and its audit entry says so. Refusing it would leave
+    /// the subject to the sweeper's integrity erasure, which is not ledgered, and a restore
+    /// would then bring back someone who withdrew (docs/CRYPTO.md §Authenticated columns).
     public func withdraw(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> WithdrawResponse {
-        let records = try await open(clinic: clinic, case: handle)
-        let counters = withdrawalCounters(records, clinic: clinic)
+        let counters: [CounterIncrement]
+        do {
+            counters = withdrawalCounters(try await open(clinic: clinic, case: handle), clinic: clinic)
+        } catch let error where error.code == DomainError.integrityErrorCode {
+            counters = Self.withdrawalWithoutRecords()
+        }
         do { try await storage.erase(case: handle, clinic: clinic, counters: counters) } catch { throw .storage(error) }
         return WithdrawResponse()
     }
 
-    /// Withdrawal by the patient's code, at any clinic: erased now.
+    /// Withdrawal by the patient's code, at any clinic: erased now, as above.
     public func withdraw(clinic: ClinicID, code: String) async throws(DomainError) -> WithdrawResponse {
-        let view: SubjectView
-        do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
-        let counters = withdrawalCounters(try SubjectRecords(view), clinic: clinic)
+        let counters: [CounterIncrement]
+        do {
+            counters = withdrawalCounters(try SubjectRecords(try await storage.subject(code: code)), clinic: clinic)
+        } catch let error as StorageError where DomainError.storage(error).code == DomainError.integrityErrorCode {
+            counters = Self.withdrawalWithoutRecords()
+        } catch let error as StorageError {
+            throw .storage(error)
+        } catch let error as DomainError {
+            throw error
+        } catch {
+            throw .internalFailure("unexpected error")
+        }
         do { try await storage.erase(code: code, counters: counters) } catch { throw .storage(error) }
         return WithdrawResponse()
+    }
+
+    /// A withdrawal whose records failed to open: no counter (its category is sealed in them),
+    /// and a note in its audit entry. The erasure itself still needs the row to authenticate.
+    static func withdrawalWithoutRecords() -> [CounterIncrement] {
+        AuditRecorder.current?.note("its records failed their integrity check: erased without its statistics counter")
+        return []
     }
 
     func withdrawalCounters(_ records: SubjectRecords, clinic: ClinicID) -> [CounterIncrement] {
