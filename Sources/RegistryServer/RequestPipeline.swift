@@ -64,6 +64,11 @@ struct RequestPipeline: HTTPResponder {
             }
             var outcome: String
             (response, outcome) = await handle(request, spec: spec, channel: channel, peer: peer, roles: roles, recorder: recorder)
+            if outcome == "ok", let diagnostic = recorder.integrityFailure {
+                // It succeeded, but part of what it touched failed an integrity check (a
+                // withdrawal whose records failed to open): alerted like a refused one.
+                app.integrityFailure(source: "request", detail: "\(request.method) \(spec.path): \(diagnostic)")
+            }
             if guardian?.abandoned == true || outcome == APIError.requestAbandoned.code {
                 if guardian?.abandoned != true {
                     app.record(route: route, status: 408, elapsed: ContinuousClock.now - started)

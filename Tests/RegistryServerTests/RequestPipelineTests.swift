@@ -12,6 +12,7 @@ import RegistryCore
 import RegistryKeyring
 import RegistryProtocol
 import RegistryStore
+import Synchronization
 import Testing
 
 @testable import RegistryServer
@@ -30,7 +31,7 @@ final class PipelineRegistry: Sendable {
     let app: RegistryApp
 
     /// `limits` is TOML appended to the template's `[limits]` table.
-    init(limits: [String: Int] = [:], spaceReserveMiB: Int? = nil) throws {
+    init(limits: [String: Int] = [:], spaceReserveMiB: Int? = nil, criticalLines: CriticalLines? = nil) throws {
         directory = TemporaryDirectory()
         let keys = KeyCustody(try Keyring.create(in: directory.sub("keys")))
         store = try SQLiteRegistryStore(path: directory.sub("registry.sqlite"), keys: keys)
@@ -44,7 +45,9 @@ final class PipelineRegistry: Sendable {
         }
         try text.write(toFile: directory.sub("anonreg.toml"), atomically: true, encoding: .utf8)
         let config = try DaemonConfig.load(path: directory.sub("anonreg.toml"))
-        let logger = Logger(label: "pipeline-test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let logger =
+            criticalLines.map { sink in Logger(label: "pipeline-test", factory: { _ in CriticalLineHandler(sink: sink) }) }
+            ?? Logger(label: "pipeline-test", factory: { _ in SwiftLogNoOpLogHandler() })
         let statePath = directory.path
         app = RegistryApp(
             config: config, store: store, keys: keys, clock: FixedDayClock(Day("2026-06-15")!),
@@ -76,6 +79,30 @@ final class PipelineRegistry: Sendable {
             let answer = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
             return try #require(answer?["case"] as? String)
         }
+    }
+}
+
+/// The critical log lines of a test registry: what an operator's alerting sees.
+final class CriticalLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+struct CriticalLineHandler: LogHandler {
+    let sink: CriticalLines
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        guard event.level == .critical else { return }
+        sink.append("\(event.message) \(event.metadata ?? [:])")
     }
 }
 
@@ -173,6 +200,27 @@ struct RequestPipelineTests {
         #expect(!entries.contains { $0.result == "refused_storage_full" })
         #expect(try await registry.app.keys.current.primaryKEK.version == 1)
         #expect(try await registry.store.subjectCount() == 0)
+    }
+
+    /// A withdrawal whose records fail to open still erases the subject (through the ledger),
+    /// so the request succeeds; the integrity failure must still reach the operator's alerting
+    /// (critical log, `anonreg_integrity_failures_total`) as a refused request's would. Else a
+    /// writer's damage would leave nothing but a note in the audit log once the subject is gone.
+    @Test func aWithdrawalWhoseRecordsFailIsStillAlerted() async throws {
+        let lines = CriticalLines()
+        let registry = try PipelineRegistry(criticalLines: lines)
+        let handle = try await registry.enrol()
+        let damage = try Binaries.runExecutable(
+            "/usr/bin/sqlite3", [registry.directory.sub("registry.sqlite"), "DELETE FROM record WHERE id = (SELECT max(id) FROM record);"])
+        #expect(damage.status == 0)
+        try await registry.test(as: PipelineRegistry.clinic) { client in
+            let response = try await client.execute(uri: "/v1/cases/\(handle)/withdraw", method: .post)
+            #expect(response.status.code / 100 == 2, "\(response.status) \(String(buffer: response.body))")
+        }
+        #expect(try await registry.store.subjectCount() == 0)
+        #expect(
+            lines.all.contains { $0.contains("integrity failure") && $0.contains("/withdraw") && $0.contains("\"source\": request") },
+            "\(lines.all)")
     }
 
     /// An admin may not act as a clinic: the clinic routes need the clinic role.

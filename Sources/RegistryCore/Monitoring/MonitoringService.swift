@@ -211,7 +211,7 @@ public struct MonitoringService: Sendable {
         do {
             counters = withdrawalCounters(try await open(clinic: clinic, case: handle), clinic: clinic)
         } catch let error where error.code == DomainError.integrityErrorCode {
-            counters = Self.withdrawalWithoutRecords()
+            counters = Self.withdrawalWithoutRecords(error.diagnostic ?? error.message)
         }
         do { try await storage.erase(case: handle, clinic: clinic, counters: counters) } catch { throw .storage(error) }
         return WithdrawResponse()
@@ -223,7 +223,7 @@ public struct MonitoringService: Sendable {
         do {
             counters = withdrawalCounters(try SubjectRecords(try await storage.subject(code: code)), clinic: clinic)
         } catch let error as StorageError where DomainError.storage(error).code == DomainError.integrityErrorCode {
-            counters = Self.withdrawalWithoutRecords()
+            counters = Self.withdrawalWithoutRecords("StorageError: \(error)")
         } catch let error as StorageError {
             throw .storage(error)
         } catch let error as DomainError {
@@ -235,10 +235,13 @@ public struct MonitoringService: Sendable {
         return WithdrawResponse()
     }
 
-    /// A withdrawal whose records failed to open: no counter (its category is sealed in them),
-    /// and a note in its audit entry. The erasure itself still needs the row to authenticate.
-    static func withdrawalWithoutRecords() -> [CounterIncrement] {
+    /// A withdrawal whose records failed to open: no counter (its category is sealed in them), a
+    /// note in its audit entry, and the integrity failure marked for the server, which logs it
+    /// at critical and counts it like any other (docs/OPERATIONS.md: alert on any increase). The
+    /// erasure itself still needs the row to authenticate.
+    static func withdrawalWithoutRecords(_ diagnostic: String) -> [CounterIncrement] {
         AuditRecorder.current?.note("its records failed their integrity check: erased without its statistics counter")
+        AuditRecorder.current?.markIntegrityFailure(diagnostic)
         return []
     }
 

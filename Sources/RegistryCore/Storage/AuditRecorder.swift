@@ -31,6 +31,7 @@ public final class AuditRecorder: @unchecked Sendable {
     private var erased = false
     private var appended = false
     private var detail: String?
+    private var integrityDiagnostic: String?
 
     public init(_ action: Action? = nil) {
         pending = action
@@ -67,6 +68,12 @@ public final class AuditRecorder: @unchecked Sendable {
     /// Adds what a successful request did beyond its action (a batch's count); the entry's
     /// result then reads `ok (DETAIL)`. A refusal's result stays its error code alone.
     public func note(_ detail: String) { locked { self.detail = detail } }
+
+    /// Part of what a request touched failed an integrity check although the request
+    /// succeeded (a withdrawal whose records failed to open): the server still alerts on it as
+    /// on a refused one. `diagnostic` is for the log only (a `StorageError`'s text).
+    public func markIntegrityFailure(_ diagnostic: String) { locked { integrityDiagnostic = diagnostic } }
+    public var integrityFailure: String? { locked { integrityDiagnostic } }
 
     /// The request was refused as malformed before it reached any registry data or key (a bad
     /// OPRF batch): no entry is written for it (docs/PROTOCOL.md §Audit).
