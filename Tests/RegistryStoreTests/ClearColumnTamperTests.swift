@@ -40,15 +40,7 @@ struct ClearColumnTamperTests {
     /// the ledger, so a backup from before brings both back, authentic.
     @Test func aForgedSidNeverReachesTheErasureLedger() async throws {
         let f = try StoreFixture()
-        _ = try await f.enrol(consent: "consent-of-a")
-        let b = try await f.enrol(consent: "consent-of-b")
-        let sidB = try #require(try await f.store.read { db in try SubjectRow.byID(db, 2)?.sid })
-        let referenceB = try SubjectKeys.auditReference(sid: sidB, keyring: f.keyring)
-        try await f.store.appendAudit(
-            AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok", subjectReference: referenceB, subjectKey: sidB))
-        #expect(try await f.store.auditRecords(subjectReference: referenceB).count == 1)
-        let file = f.tmp.sub("backup.anrgbak")
-        try BackupStoreTests.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+        let (b, sidB, referenceB, file) = try await Self.twoSubjectsAndABackup(f)
 
         let hexB = try f.sqlite("SELECT hex(sid) FROM subject WHERE id = 2")
         try f.sqlite(
@@ -68,14 +60,39 @@ struct ClearColumnTamperTests {
         #expect(entries.count == 2 && entries.allSatisfy { $0.result.contains("nothing ledgered") && $0.subjectCommit == nil })
 
         // The backup from before restores both subjects, B's code finds B's own record.
+        try await Self.restoreBringsBBack(f, file, code: b.code, referenceB: referenceB)
+    }
+
+    /// Subjects A and B, an access-log entry linked to B, and a backup of both. Returns B's
+    /// receipt, sid and audit reference, and the backup file.
+    static func twoSubjectsAndABackup(_ f: StoreFixture) async throws -> (
+        b: EnrolmentReceipt, sidB: [UInt8], referenceB: [UInt8], file: String
+    ) {
+        _ = try await f.enrol(consent: "consent-of-a")
+        let b = try await f.enrol(consent: "consent-of-b")
+        let sidB = try #require(try await f.store.read { db in try SubjectRow.byID(db, 2)?.sid })
+        let referenceB = try SubjectKeys.auditReference(sid: sidB, keyring: f.keyring)
+        try await f.store.appendAudit(
+            AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok", subjectReference: referenceB, subjectKey: sidB))
+        #expect(try await f.store.auditRecords(subjectReference: referenceB).count == 1)
+        let file = f.tmp.sub("backup.anrgbak")
+        try BackupStoreTests.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+        return (b, sidB, referenceB, file)
+    }
+
+    /// Restores `file` with the ledger as it is now: both subjects come back (the ledger erased
+    /// nobody), B's code finds B's own record, and B's access log is linked again.
+    static func restoreBringsBBack(_ f: StoreFixture, _ file: String, code: String, referenceB: [UInt8]) async throws {
+        let ledger = ErasureLedger(keyring: f.keyring)
         let payload = f.tmp.sub("restore.sqlite")
         _ = try BackupArchive.extractPayload(from: file, to: payload)
         let outcome = try BackupStoreTests.restore(
             payload: payload, keyring: f.keyring, ledger: try ledger.read() ?? ErasureLedger.Contents(references: [], macs: []))
-        #expect(outcome.erased == 0 && outcome.remaining == 2)
+        #expect(outcome.erased == 0 && outcome.remaining == 2, "the backup did not bring both subjects back")
         try f.store.close()
         let restored = try SQLiteRegistryStore(path: payload, keyring: f.keyring)
-        #expect(try await restored.subject(code: b.code).plaintexts.contains("consent-of-b"))
+        #expect(try await restored.subject(code: code).plaintexts.contains("consent-of-b"))
+        #expect(try await restored.auditRecords(subjectReference: referenceB).count == 1, "B's access log did not come back")
         try restored.close()
     }
 
@@ -89,14 +106,7 @@ struct ClearColumnTamperTests {
     @Test(arguments: ["delete a record row", "zero the wrapped key"])
     func aBrokenSubjectIsErasedButNeverLedgered(_ attack: String) async throws {
         let f = try StoreFixture()
-        _ = try await f.enrol(consent: "consent-of-a")
-        let b = try await f.enrol(consent: "consent-of-b")
-        let sidB = try #require(try await f.store.read { db in try SubjectRow.byID(db, 2)?.sid })
-        let referenceB = try SubjectKeys.auditReference(sid: sidB, keyring: f.keyring)
-        try await f.store.appendAudit(
-            AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok", subjectReference: referenceB, subjectKey: sidB))
-        let file = f.tmp.sub("backup.anrgbak")
-        try BackupStoreTests.write(try await f.store.prepareBackup(in: f.tmp.path), to: file)
+        let (b, sidB, referenceB, file) = try await Self.twoSubjectsAndABackup(f)
 
         if attack == "delete a record row" {
             try f.sqlite("DELETE FROM record WHERE id = (SELECT max(id) FROM record WHERE subject_id = 2);")
@@ -122,16 +132,7 @@ struct ClearColumnTamperTests {
             entries.count == 1 && entries.allSatisfy { $0.result.contains("nothing ledgered") && $0.subjectCommit != nil },
             "\(entries.map(\.result))")
 
-        let payload = f.tmp.sub("restore.sqlite")
-        _ = try BackupArchive.extractPayload(from: file, to: payload)
-        let outcome = try BackupStoreTests.restore(
-            payload: payload, keyring: f.keyring, ledger: try ledger.read() ?? ErasureLedger.Contents(references: [], macs: []))
-        #expect(outcome.erased == 0 && outcome.remaining == 2, "the backup did not bring B back")
-        try f.store.close()
-        let restored = try SQLiteRegistryStore(path: payload, keyring: f.keyring)
-        #expect(try await restored.subject(code: b.code).plaintexts.contains("consent-of-b"))
-        #expect(try await restored.auditRecords(subjectReference: referenceB).count == 1, "B's access log did not come back")
-        try restored.close()
+        try await Self.restoreBringsBBack(f, file, code: b.code, referenceB: referenceB)
     }
 
     /// Redirect a case handle: clinic A's link now points at subject B. Today's code served B's
