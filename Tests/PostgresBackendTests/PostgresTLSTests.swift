@@ -10,7 +10,7 @@ struct PostgresTLSTests {
     static func config(_ cluster: ThrowawayPostgres, host: String = "localhost", caFile: String) -> PostgresConfig {
         PostgresConfig(
             endpoint: .tcp(host: host, port: cluster.port, caFile: caFile), database: cluster.database, user: cluster.user,
-            passwordFile: cluster.passwordFile, connectTimeout: .seconds(10))
+            passwordFile: cluster.passwordFile, connectTimeout: PostgresBackendTests.generousTimeout)
     }
 
     /// The TLS reason of an `unreachable` refusal, or nil (with an issue recorded).
