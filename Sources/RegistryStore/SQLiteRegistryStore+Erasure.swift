@@ -37,13 +37,15 @@ extension SQLiteRegistryStore {
         }
     }
 
-    /// The erasure transaction's body: the subject's audit links, its rows (cascading), its
-    /// counters and the erasure's own audit entry, which keeps no link to the subject.
+    /// The erasure transaction's body: the erasure ledger (unless `ledger` is false: an
+    /// integrity erasure, which must not outlast a restore), the subject's audit links, its rows
+    /// (cascading), its counters and the erasure's own audit entry, which keeps no link to the
+    /// subject.
     static func erase(
         _ db: Database, id: Int64, sid: [UInt8], counters: [CounterIncrement], keyring: Keyring, recorder: AuditRecorder?,
-        checkpointEvery: Int, erased: ErasedSubjects?
+        checkpointEvery: Int, erased: ErasedSubjects?, ledger: Bool = true
     ) throws {
-        try recordErasure(db, sid: sid, keyring: keyring, erased: erased)
+        if ledger { try recordErasure(db, sid: sid, keyring: keyring, erased: erased) }
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         try unlinkAudit(db, reference: reference)
         recorder?.record(reference, subjectKey: sid)

@@ -186,24 +186,19 @@ extension SQLiteRegistryStore {
         let authentic: SubjectRow? = (try? SubjectRow(row: row)).flatMap { subject in
             (try? subject.authenticate(keyring: keyring, erased: nil)) != nil ? subject : nil
         }
-        if let subject = authentic, let erased, erased.contains(try ErasureLedger(keyring: keyring).reference(sid: subject.sid)) {
+        if let subject = authentic {
+            // Its own sid: its audit links go with its rows, as with any erasure (a restore
+            // brings back the backup's links with the backup).
+            let named = try erased.map { try $0.contains(ErasureLedger(keyring: keyring).reference(sid: subject.sid)) } ?? false
+            if !named { recorder?.note("its records failed: nothing ledgered, a backup brings back its last authentic state") }
             try erase(
                 db, id: id, sid: subject.sid, counters: [], keyring: keyring, recorder: recorder, checkpointEvery: checkpointEvery,
-                erased: erased)
+                erased: erased, ledger: named)
             return true
-        }
-        if let subject = authentic {
-            // Its audit links go with its rows, as with any erasure: the entries stay linked
-            // only while the subject exists. A restore brings back the backup's links with it.
-            let reference = try SubjectKeys.auditReference(sid: subject.sid, keyring: keyring)
-            try unlinkAudit(db, reference: reference)
-            recorder?.record(reference, subjectKey: subject.sid)
-            recorder?.note("its records failed: nothing ledgered, a backup brings back its last authentic state")
-        } else {
-            recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")
         }
         try delete(db, subjectID: id)
         recorder?.markErased()
+        recorder?.note("row not authenticated: its sid is not trusted, nothing ledgered")
         try auditEffect(db, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring)
         return true
     }

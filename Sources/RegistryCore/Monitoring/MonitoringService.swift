@@ -221,15 +221,9 @@ public struct MonitoringService: Sendable {
     public func withdraw(clinic: ClinicID, code: String) async throws(DomainError) -> WithdrawResponse {
         let counters: [CounterIncrement]
         do {
-            counters = withdrawalCounters(try SubjectRecords(try await storage.subject(code: code)), clinic: clinic)
-        } catch let error as StorageError where DomainError.storage(error).code == DomainError.integrityErrorCode {
-            counters = Self.withdrawalWithoutRecords("StorageError: \(error)")
-        } catch let error as StorageError {
-            throw .storage(error)
-        } catch let error as DomainError {
-            throw error
-        } catch {
-            throw .internalFailure("unexpected error")
+            counters = withdrawalCounters(try await open(code: code), clinic: clinic)
+        } catch let error where error.code == DomainError.integrityErrorCode {
+            counters = Self.withdrawalWithoutRecords(error.diagnostic ?? error.message)
         }
         do { try await storage.erase(code: code, counters: counters) } catch { throw .storage(error) }
         return WithdrawResponse()
@@ -357,7 +351,16 @@ public struct MonitoringService: Sendable {
     // MARK: - Helpers
 
     func open(clinic: ClinicID, case handle: CaseHandle) async throws(DomainError) -> SubjectRecords {
-        do { return try SubjectRecords(try await storage.subject(case: handle, clinic: clinic)) } catch let error as DomainError {
+        try await records { try await storage.subject(case: handle, clinic: clinic) }
+    }
+
+    func open(code: String) async throws(DomainError) -> SubjectRecords {
+        try await records { try await storage.subject(code: code) }
+    }
+
+    /// The subject's records decoded, every failure as its one DomainError.
+    private func records(_ view: () async throws -> SubjectView) async throws(DomainError) -> SubjectRecords {
+        do { return try SubjectRecords(try await view()) } catch let error as DomainError {
             throw error
         } catch let error as StorageError {
             throw .storage(error)
