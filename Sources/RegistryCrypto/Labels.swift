@@ -3,6 +3,9 @@
 public enum Label {
     /// Associated-data prefix of a sealed record (docs/CRYPTO.md §Records).
     public static let record = "anonreg/v1/record"
+    /// Associated-data prefix of a subject's sealed monitoring summary (docs/CRYPTO.md
+    /// §Monitoring summary).
+    public static let summary = "anonreg/v1/summary"
     /// Associated-data prefix of a DEK wrapped by a KEK (docs/CRYPTO.md §Envelope).
     public static let dekWrap = "anonreg/v1/dek-wrap"
     /// Associated-data prefix of a passphrase-sealed key file (docs/CRYPTO.md §Keyring).

@@ -51,6 +51,18 @@ package enum SubjectKeys {
             + bigEndian(schemaVersion)
     }
 
+    /// docs/CRYPTO.md §Monitoring summary:
+    ///
+    ///     ad = "anonreg/v1/summary" ‖ 0x00 ‖ sid ‖ BE64(records) ‖ records head (32 bytes)
+    ///
+    /// `records` and the head are the subject row's record count and chain head (RowIntegrity),
+    /// which the row MAC authenticates: a summary opens only beside exactly the history it was
+    /// computed from. One put back from before a later check-up, or moved from another subject,
+    /// fails like a tampered record.
+    package static func summaryAD(sid: [UInt8], records: Int, recordsHead: [UInt8]) -> [UInt8] {
+        Label.bytes(Label.summary) + [0] + sid + bigEndian(UInt64(records)) + recordsHead
+    }
+
     package static func seal(_ plaintext: [UInt8], dek: borrowing SecretBytes, ad: [UInt8]) throws(StorageError) -> [UInt8] {
         do { return try XChaCha20Poly1305.seal(plaintext, associatedData: ad, key: dek) } catch {
             throw .database(reason: "could not seal a record")

@@ -213,6 +213,17 @@ enum PostgresSchema {
                     )
                     """
                 ]),
+            // SQLite: v5-sealed-summary (docs/CRYPTO.md §Monitoring summary, docs/STORAGE.md
+            // §Summary): the sealed summary, and the partial index the backfill walks.
+            PostgresMigration(
+                name: "pg2-sealed-summary",
+                statements: [
+                    """
+                    ALTER TABLE subject ADD COLUMN summary BYTEA
+                        CHECK (summary IS NULL OR octet_length(summary) BETWEEN \(overhead + 2) AND 65536)
+                    """,
+                    "CREATE INDEX subject_without_summary ON subject (id) WHERE summary IS NULL",
+                ]),
         ]
     }
 

@@ -4,6 +4,8 @@ import ServiceLifecycle
 
 /// Runs the sweeper once at start and then every day, until shutdown (docs/OPERATIONS.md
 /// §Automatic forgetting). Admins can also run it now: `anonreg sweep` / `POST /v1/admin/sweep`.
+/// After each sweep it runs the monitoring summaries' backfill (docs/STORAGE.md §Summary), which
+/// does nothing once every subject has one.
 public struct SweeperService: Service {
     let app: RegistryApp
     let interval: Duration
@@ -35,7 +37,24 @@ public struct SweeperService: Service {
             } catch {
                 app.logger.error("daily sweep failed: \(error)")
             }
+            await backfillSummaries()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// The online migration of `v5-sealed-summary`: subjects without a summary get one, in
+    /// batches, while requests are served. Logged when it did anything.
+    func backfillSummaries() async {
+        let logger = app.logger
+        do {
+            let report = try await SummaryBackfill(storage: app.store).run()
+            if report.built > 0 || report.failed > 0 {
+                logger.notice(
+                    "monitoring summary backfill done",
+                    metadata: ["built": "\(report.built)", "failed": "\(report.failed)", "raced": "\(report.raced)"])
+            }
+        } catch {
+            logger.error("monitoring summary backfill failed: \(error); it resumes at the next sweep")
         }
     }
 }

@@ -283,14 +283,18 @@ extension RowIntegrity {
             step.count += 1
             chains[subjectID] = step
         }
-        let subjects = try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s ORDER BY s.id")
+        // The schema of this migration's time: no summary column yet (v5-sealed-summary).
+        let subjects = try Row.fetchAll(db, sql: "SELECT \(SubjectRow.selectColumnsBeforeSummary) FROM subject s ORDER BY s.id")
         var sids: [Int64: [UInt8]] = [:]
         for row in subjects {
             var subject = try SubjectRow(row: row)
             let chain = chains[subject.id] ?? (0, genesis)
             subject.records = chain.count
             subject.recordsHead = chain.head
-            try subject.save(db, keyring: keyring)
+            subject.rowMAC = try subject.expectedMAC(keyring: keyring)
+            try db.execute(
+                sql: "UPDATE subject SET records = ?, records_head = ?, row_mac = ? WHERE id = ?",
+                arguments: [subject.records, Data(subject.recordsHead), Data(subject.rowMAC), subject.id])
             sids[subject.id] = subject.sid
         }
         for row in try Row.fetchAll(db, sql: "SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c") {

@@ -59,6 +59,7 @@ extension SQLiteRegistryStore {
                 db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key,
                 keyring: keyring)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key, keyring: keyring)
+            try subject.sealSummary(enrolment.summary, dek: dekBox.key)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, enrolment.counters)
             if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
@@ -90,7 +91,7 @@ extension SQLiteRegistryStore {
     /// The open names the subject in the request's audit recorder with the store's own key of
     /// it, so a refusal's entry names it; if an erasure commits before that entry is appended,
     /// the append finds the subject gone and keeps no link (`AuditEvent.subjectKey`).
-    public func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject {
+    public func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         return try await read { db in
@@ -98,8 +99,24 @@ extension SQLiteRegistryStore {
                 throw StorageError.caseNotFound
             }
             // The keyring as it is now, after the row was read (SubjectRow.dek).
-            let view = try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+            let view =
+                history
+                ? try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+                : try subject.summaryView(keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
             return OpenedSubject(view: view, stamp: try subject.stamp(db))
+        }
+    }
+
+    /// docs/STORAGE.md §Summary: one row read, its MACs checked, one key unwrapped, one summary
+    /// opened, whatever the length of the history.
+    public func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
+        let recorder = AuditRecorder.current
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        return try await read { db in
+            guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
+                throw StorageError.caseNotFound
+            }
+            return try subject.summaryView(keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
 
@@ -121,6 +138,7 @@ extension SQLiteRegistryStore {
             try subject.recordReference(keyring: keyring, in: recorder)
             _ = try subject.append(db, change.append, dek: dek, keyring: keyring)
             subject.columns = change.columns
+            try subject.sealSummary(change.summary, dek: dek)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, change.counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
@@ -152,8 +170,12 @@ extension SQLiteRegistryStore {
                     Array(existing[CaseLinkRow.columnCount] as Data), sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex,
                     dek: dek, keyring: keyring)
             }
+            // A link record changes nothing the summary holds, but the summary is bound to the
+            // history's length and head: it is opened under the old and sealed under the new.
+            let summary = try subject.openSummary(dek: dek)
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
             _ = try subject.append(db, [record], dek: dek, keyring: keyring)
+            try subject.sealSummary(summary, dek: dek)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)

@@ -245,6 +245,19 @@ enum Schema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v5-sealed-summary") { db in
+            // docs/CRYPTO.md §Monitoring summary, docs/STORAGE.md §Summary: each subject's
+            // monitoring summary, sealed under its DEK, so that status reads and check-ups need
+            // not open the whole history. Existing subjects get theirs from the online backfill
+            // (`SummaryBackfill`), which finds them by the partial index; until then they are
+            // read from their history, as before.
+            try db.execute(
+                sql: """
+                    ALTER TABLE subject ADD COLUMN summary BLOB
+                        CHECK (summary IS NULL OR length(summary) BETWEEN \(XChaCha20Poly1305.overheadBytes + 2) AND 65536);
+                    CREATE INDEX subject_without_summary ON subject(id) WHERE summary IS NULL;
+                    """)
+        }
         return migrator
     }
 

@@ -24,10 +24,15 @@ struct SubjectRow {
     var records: Int
     var recordsHead: [UInt8]
     var rowMAC: [UInt8]
+    /// The sealed monitoring summary, or nil (docs/CRYPTO.md §Monitoring summary). Not under
+    /// the row MAC: its associated data binds it to `records` and `recordsHead`, which are.
+    var summary: [UInt8]?
 
     static let selectColumns =
-        "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac"
-    static let columnCount = 11
+        "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac, s.summary"
+    static let columnCount = 12
+    /// The same columns for a migration that runs before `v5-sealed-summary` added the summary.
+    static let selectColumnsBeforeSummary = selectColumns.replacingOccurrences(of: "s.summary", with: "NULL")
 
     /// Reads `selectColumns` starting at column `offset`. A value no anonreg writes (an unknown
     /// status, a date that does not parse, a cell of the wrong type) is an integrity failure, like
@@ -54,6 +59,7 @@ struct SubjectRow {
         records = Int(try cells.integer(o + 8))
         recordsHead = try cells.blob(o + 9)
         rowMAC = try cells.blob(o + 10)
+        summary = try cells.optionalBlob(o + 11)
     }
 
     /// A new subject's row before its first insert: no records yet.
@@ -67,6 +73,7 @@ struct SubjectRow {
         self.records = 0
         self.recordsHead = RowIntegrity.genesis
         self.rowMAC = []
+        self.summary = nil
     }
 
     /// The MAC the row's current values should carry.
@@ -94,15 +101,48 @@ struct SubjectRow {
         }
     }
 
-    /// Writes the row's code index, columns, record count and chain head with their MAC.
+    /// Writes the row's code index, columns, record count and chain head with their MAC, and
+    /// its sealed summary.
     mutating func save(_ db: Database, keyring: Keyring) throws {
         rowMAC = try expectedMAC(keyring: keyring)
         try db.executeCached(
-            "UPDATE subject SET code_index = ?, status = ?, next_due = ?, review_on = ?, records = ?, records_head = ?, row_mac = ? WHERE id = ?",
+            """
+            UPDATE subject SET code_index = ?, status = ?, next_due = ?, review_on = ?, records = ?, records_head = ?, row_mac = ?,
+                summary = ? WHERE id = ?
+            """,
             [
                 Data(codeIndex), columns.status.rawValue, columns.nextDue?.description, columns.reviewOn?.description, records,
-                Data(recordsHead), Data(rowMAC), id,
+                Data(recordsHead), Data(rowMAC), summary.map { Data($0) }, id,
             ])
+    }
+
+    /// Seals `plaintext` as the summary of the history the row names now (its record count and
+    /// chain head), or clears it (docs/CRYPTO.md §Monitoring summary). Call after `append`.
+    mutating func sealSummary(_ plaintext: [UInt8]?, dek: borrowing SecretBytes) throws(StorageError) {
+        guard let plaintext else {
+            summary = nil
+            return
+        }
+        summary = try SubjectKeys.seal(plaintext, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead))
+    }
+
+    /// The summary opened, or nil if the row has none. One that does not open under the
+    /// history the row names (modified, put back from before a later change, moved from another
+    /// subject) is `.tampered`, like a record.
+    func openSummary(dek: borrowing SecretBytes) throws(StorageError) -> [UInt8]? {
+        guard let summary else { return nil }
+        return try SubjectKeys.open(
+            summary, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead), what: "monitoring summary")
+    }
+
+    /// The subject with only its summary opened: no record is read, and no case link
+    /// (docs/STORAGE.md §Summary). The row must have been authenticated.
+    func summaryView(keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
+        let dek = try dek(keyring: keyring, slab: slab)
+        let summary = try openSummary(dek: dek)
+        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
+        recorder?.record(reference, subjectKey: sid)
+        return SubjectView(records: [], columns: columns, clinics: [], auditReference: reference, summary: summary)
     }
 
     static func byCodeIndex(_ db: Database, _ codeIndex: [UInt8]) throws -> SubjectRow? {
@@ -159,9 +199,10 @@ struct SubjectRow {
             try link.authenticate(sid: sid, keyring: keyring)
             if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
         }
+        let summary = try openSummary(dek: dek)
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference, subjectKey: sid)
-        return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference)
+        return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference, summary: summary)
     }
 
     /// Seals and inserts `records` for this subject, extending the record chain in memory;
@@ -271,6 +312,14 @@ struct RowCells {
     func blob(_ i: Int) throws(StorageError) -> [UInt8] {
         guard case .blob(let data) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
         return Array(data)
+    }
+
+    func optionalBlob(_ i: Int) throws(StorageError) -> [UInt8]? {
+        switch (row[i] as DatabaseValue).storage {
+        case .null: return nil
+        case .blob(let data): return Array(data)
+        default: throw .integrity(what: "\(what) (a cell of the wrong type)")
+        }
     }
 
     func text(_ i: Int) throws(StorageError) -> String? {

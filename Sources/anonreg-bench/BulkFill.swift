@@ -8,7 +8,7 @@ extension ScaleBench {
     /// through the store in ONE transaction carrying the same five records, with its dates
     /// shifted and its clinic renamed. Each subject still gets its own DEK, code, case handle
     /// and sealed records, exactly as stored by the domain; only the per-check-up transactions
-    /// (and their counters) are skipped.
+    /// (and their counters) are skipped. Its monitoring summary is copied the same way.
     func fillBulk(stateDir: String, today: Day) async throws -> ([String], Double) {
         let registry = try InProcessRegistry(stateDir: stateDir)
         let last = today.adding(days: -1)
@@ -23,6 +23,9 @@ extension ScaleBench {
         let view = try await registry.store.subject(case: CaseHandle(template)!, clinic: registry.clinic)
         let records = view.records.filter { $0.kind != .link }.map { (kind: $0.kind, text: String(decoding: $0.plaintext, as: UTF8.self)) }
         let columns = view.columns
+        // The sealed monitoring summary goes with them, shifted the same way (docs/STORAGE.md
+        // §Summary), so that no filled subject waits for the backfill.
+        let summary = view.summary.map { String(decoding: $0, as: UTF8.self) }
         let datePattern = try NSRegularExpression(pattern: "[0-9]{4}-[0-9]{2}-[0-9]{2}")
         @Sendable func shifted(_ text: String, by days: Int, clinic: String) -> [UInt8] {
             var out = ""
@@ -67,7 +70,7 @@ extension ScaleBench {
                                 columns: SubjectColumns(
                                     status: columns.status, nextDue: columns.nextDue?.adding(days: -shift),
                                     reviewOn: columns.reviewOn?.adding(days: -shift)),
-                                counters: []))
+                                counters: [], summary: summary.map { shifted($0, by: shift, clinic: clinicName) }))
                         if clinicName == "local" { local.withLock { $0.append(receipt.caseHandle.text) } }
                         _ = done.next()
                         i += perWriter

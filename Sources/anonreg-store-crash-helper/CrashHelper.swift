@@ -7,17 +7,26 @@ import RegistryStore
 /// Child process of the store's SIGKILL test (Tests/RegistryStoreTests/CrashTests.swift).
 ///
 /// Usage: anonreg-store-crash-helper STATE_DIR WRITERS
+///        anonreg-store-crash-helper backfill STATE_DIR BATCH
 ///
 /// Opens STATE_DIR/keys and STATE_DIR/registry.sqlite, enrols one subject and prints
 /// `case <handle>`, then runs WRITERS concurrent loops that append check-ups to it. After each
 /// append is acknowledged (the call returned), it prints `ack <token>` and flushes, so every
 /// printed token is a write the store said was durable. It runs until killed.
+///
+/// With `backfill`, it runs the monitoring summaries' backfill (`SummaryBackfill`) with BATCH
+/// subjects per transaction, printing `built <n>` after each batch and `done` at the end
+/// (Tests/MonitoringSimulationTests/SummaryBackfillTests.swift kills it part-way).
 @main
 struct CrashHelper {
     static func main() async {
         let arguments = CommandLine.arguments
+        if arguments.count == 4, arguments[1] == "backfill", let batch = Int(arguments[3]) {
+            await backfill(directory: arguments[2], batch: batch)
+            return
+        }
         guard arguments.count == 3, let writers = Int(arguments[2]) else {
-            FileHandle.standardError.write(Data("usage: anonreg-store-crash-helper STATE_DIR WRITERS\n".utf8))
+            FileHandle.standardError.write(Data("usage: anonreg-store-crash-helper STATE_DIR WRITERS | backfill STATE_DIR BATCH\n".utf8))
             exit(2)
         }
         let dir = arguments[1]
@@ -63,6 +72,19 @@ struct CrashHelper {
                     }
                 }
             }
+        } catch {
+            FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func backfill(directory dir: String, batch: Int) async {
+        do {
+            let keyring = try Keyring.load(from: KeyringSource(directory: dir + "/keys"))
+            let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring)
+            let report = try await SummaryBackfill(storage: store).run(batch: batch) { progress in emit("built \(progress.built)") }
+            emit("done \(report.built) failed \(report.failed)")
+            try store.close()
         } catch {
             FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
             exit(1)

@@ -110,7 +110,10 @@ final class RacingStorage: RegistryStorage, @unchecked Sendable {
     let inner: SQLiteRegistryStore
     var beforeCommit: @Sendable () async throws -> Void = {}
     private let openCount = Mutex(0)
+    private let historyOpenCount = Mutex(0)
     var opens: Int { openCount.withLock { $0 } }
+    /// Opens for a change that opened the whole history rather than the summary.
+    var historyOpens: Int { historyOpenCount.withLock { $0 } }
 
     init(_ inner: SQLiteRegistryStore) { self.inner = inner }
 
@@ -128,10 +131,21 @@ final class RacingStorage: RegistryStorage, @unchecked Sendable {
         }
     }
 
-    func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject {
+    func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         openCount.withLock { $0 += 1 }
-        return try await inner.openForChange(case: handle, clinic: clinic)
+        if history { historyOpenCount.withLock { $0 += 1 } }
+        return try await inner.openForChange(case: handle, clinic: clinic, history: history)
     }
+    func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
+        try await inner.summary(case: handle, clinic: clinic)
+    }
+    func subjectsWithoutSummary(after: SubjectReference?, limit: Int) async throws(StorageError) -> [SubjectReference] {
+        try await inner.subjectsWithoutSummary(after: after, limit: limit)
+    }
+    func openForSummary(_ subject: SubjectReference) async throws(StorageError) -> OpenedSubject? {
+        try await inner.openForSummary(subject)
+    }
+    func storeSummaries(_ updates: [SummaryUpdate]) async throws(StorageError) -> Int { try await inner.storeSummaries(updates) }
 
     func commit(_ change: SubjectChange, case handle: CaseHandle, clinic: ClinicID, ifUnchanged stamp: SubjectStamp)
         async throws(StorageError)

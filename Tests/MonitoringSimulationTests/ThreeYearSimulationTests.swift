@@ -1,16 +1,17 @@
 import AnonregTestSupport
 import Foundation
-import RegistryCore
 import RegistryKeyring
 import RegistryProtocol
 import Testing
 
+@testable import RegistryCore
 @testable import RegistryStore
 
 /// 10,000 subjects over three simulated years with random check-ups and a daily sweep. An
 /// independent oracle (written here from the rules in docs/PROTOCOL.md, not from the code)
 /// says which subjects must remain; the store must hold exactly those, the erased subjects'
-/// sealed data must be gone from every file, and the counters must add up.
+/// sealed data must be gone from every file, and the counters must add up. Every month a sample
+/// of the living must have the sealed monitoring summary their history computes.
 struct ThreeYearSimulationTests {
     static let policy = Policy(
         checkupIntervalDays: 90, remissionDays: 365, relapse: .restart, relapseExtendDays: 0,
@@ -102,6 +103,7 @@ struct ThreeYearSimulationTests {
         }
         let end = start.adding(days: 3 * 365)
         var sweptTotal = Sweeper.Report()
+        var summariesChecked = 0
         var day = start
         while day <= end {
             clock.set(day)
@@ -166,9 +168,19 @@ struct ThreeYearSimulationTests {
                 }
             }
             #expect(report.erased == people.filter { $0.erasedOn == day }.count, "day \(day): sweep and oracle disagree")
+            // On the first of each month, a sample of the living: the sealed monitoring summary
+            // status reads and check-ups decide from is what the whole history computes.
+            if day.description.hasSuffix("-01") {
+                for p in people where p.index % 50 == 0 && p.handle != nil && p.erasedOn == nil {
+                    try await SummaryEquivalenceTests.expectSummaryMatchesHistory(
+                        store, p.handle!, clinic: Self.clinic, service: service, context: "day \(day) subject \(p.index)")
+                    summariesChecked += 1
+                }
+            }
             day = day.adding(days: 1)
         }
 
+        #expect(summariesChecked > 1000, "only \(summariesChecked) summaries compared with their history")
         // Exactly the expected subjects remain.
         let survivors = people.filter { $0.erasedOn == nil }
         #expect(try await store.subjectCount() == survivors.count)

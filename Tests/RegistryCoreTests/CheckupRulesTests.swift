@@ -32,9 +32,10 @@ struct CheckupRulesTests {
     func decide(_ json: String, checkups: [CheckupRecord] = [], today: String = "2026-06-01", statistics: Bool = true) throws -> (
         SubjectChange, CheckupRecord, MonitoringState
     ) {
-        try MonitoringService.decideCheckup(
-            view: try Self.view(checkups: checkups, statistics: statistics), request: try Self.request(json),
-            clinic: Self.clinic, today: Day(today)!, rules: Self.rules)
+        try #require(
+            try MonitoringService.decideCheckup(
+                view: try Self.view(checkups: checkups, statistics: statistics), request: try Self.request(json),
+                clinic: Self.clinic, today: Day(today)!, rules: Self.rules))
     }
 
     func refusal(_ body: () throws -> Any) -> String? {

@@ -45,6 +45,7 @@ public struct MonitoringService: Sendable {
             NewRecord(kind: .consent, plaintext: try RecordCodec.encode(consent)),
             NewRecord(kind: .episode, plaintext: try RecordCodec.encode(episode)),
         ]
+        let summary = try state.summary(allowsStatistics: consent.allowsStatistics, enrolmentClinic: clinic.rawValue).encoded()
         let receipt: EnrolmentReceipt
         do {
             receipt = try await storage.enrol(
@@ -54,7 +55,8 @@ public struct MonitoringService: Sendable {
                     // Unique persons are counted in the month the enrolment is recorded (always open),
                     // never in a closed month (docs/CRYPTO.md §Unique persons).
                     uniquePerson: consent.allowsStatistics && linkage != nil
-                        ? UniquePersonMark(month: today.month, category: request.category) : nil))
+                        ? UniquePersonMark(month: today.month, category: request.category) : nil,
+                    summary: summary))
         } catch { throw .storage(error) }
         return EnrolResponse(case: receipt.caseHandle.text, code: receipt.code, monitoring: state.wire(on: today, language: language))
     }
@@ -63,8 +65,18 @@ public struct MonitoringService: Sendable {
 
     public func status(clinic: ClinicID, case handle: CaseHandle, language: Language = .en) async throws(DomainError) -> CaseStatusResponse
     {
-        let records = try await open(clinic: clinic, case: handle)
-        let state = MonitoringState(episode: records.episode, checkups: records.checkups)
+        // The sealed summary alone (docs/STORAGE.md §Summary): a status read costs the same
+        // whatever the history's length. A subject the backfill has not reached yet is folded
+        // from its history.
+        let view: SubjectView
+        do { view = try await storage.summary(case: handle, clinic: clinic) } catch { throw .storage(error) }
+        let state: MonitoringState
+        if let summary = MonitoringSummary.opened(from: view) {
+            state = MonitoringState(summary: summary)
+        } else {
+            let records = try await open(clinic: clinic, case: handle)
+            state = MonitoringState(episode: records.episode, checkups: records.checkups)
+        }
         return CaseStatusResponse(case: handle.text, monitoring: state.wire(on: clock.today, language: language))
     }
 
@@ -89,18 +101,28 @@ public struct MonitoringService: Sendable {
         // docs/STORAGE.md §Changes: open, decide here in plain code, commit if unchanged. A
         // commit that lost a race with another change to this case decides again on what is
         // current, a bounded number of times.
+        //
+        // The decision starts from the sealed summary; the history is opened only when the
+        // summary cannot decide exactly (none stored yet, a correction, a policy change:
+        // `MonitoringState.appending`), so a check-up's cost does not grow with the history.
         for _ in 0..<Self.changeAttempts {
-            let opened: OpenedSubject
-            do { opened = try await storage.openForChange(case: handle, clinic: clinic) } catch { throw .storage(error) }
-            let (change, checkup, state): (SubjectChange, CheckupRecord, MonitoringState)
+            var opened: OpenedSubject
+            do { opened = try await storage.openForChange(case: handle, clinic: clinic, history: false) } catch { throw .storage(error) }
+            var decision: CheckupDecision?
             do {
-                (change, checkup, state) = try Self.decideCheckup(
-                    view: opened.view, request: request, clinic: clinic, today: today, rules: rules)
+                decision = try Self.decideCheckup(view: opened.view, request: request, clinic: clinic, today: today, rules: rules)
+                if decision == nil {
+                    do { opened = try await storage.openForChange(case: handle, clinic: clinic, history: true) } catch {
+                        throw DomainError.storage(error)
+                    }
+                    decision = try Self.decideCheckup(view: opened.view, request: request, clinic: clinic, today: today, rules: rules)
+                }
             } catch let error as DomainError {
                 throw error
             } catch {
                 throw .internalFailure("the check-up could not be recorded")
             }
+            guard let (change, checkup, state) = decision else { throw .internalFailure("the check-up could not be recorded") }
             do throws(StorageError) {
                 try await storage.commit(change, case: handle, clinic: clinic, ifUnchanged: opened.stamp)
             } catch .subjectChanged {
@@ -118,14 +140,29 @@ public struct MonitoringService: Sendable {
     /// a row means the case is being written faster than it can be read.
     public static let changeAttempts = 8
 
+    /// What a check-up appends and sets, the check-up as recorded, and the state after it.
+    typealias CheckupDecision = (SubjectChange, CheckupRecord, MonitoringState)
+
+    /// Decides a check-up on `view`: its whole history if it holds one, else its summary. Nil
+    /// when the view holds only a summary and that cannot decide exactly (no summary, or
+    /// `MonitoringState.appending` declines): the caller opens the history and decides again.
+    /// Every refusal is the same from either, because each rule reads only what both hold.
     static func decideCheckup(
         view: SubjectView, request: CheckupRequest, clinic: ClinicID, today: Day, rules: MonitoringRules
-    ) throws -> (SubjectChange, CheckupRecord, MonitoringState) {
-        let records = try SubjectRecords(view)
-        let before = MonitoringState(episode: records.episode, checkups: records.checkups)
+    ) throws -> CheckupDecision? {
+        let records: SubjectRecords?
+        let summary: MonitoringSummary
+        if view.records.isEmpty {
+            guard let stored = MonitoringSummary.opened(from: view) else { return nil }
+            (records, summary) = (nil, stored)
+        } else {
+            let history = try SubjectRecords(view)
+            (records, summary) = (history, MonitoringSummary(records: history))
+        }
+        let before = MonitoringState(summary: summary)
         guard request.on <= today else { throw DomainError.invalidDate("the check-up date is in the future") }
-        guard request.on >= records.episode.enrolledOn else {
-            throw DomainError.invalidDate("the check-up date is before enrolment (\(records.episode.enrolledOn))")
+        guard request.on >= summary.enrolledOn else {
+            throw DomainError.invalidDate("the check-up date is before enrolment (\(summary.enrolledOn))")
         }
         if let last = before.lastCheckup, request.on <= last, !request.correction {
             throw DomainError.invalidDate(
@@ -137,7 +174,7 @@ public struct MonitoringService: Sendable {
             throw DomainError(.unprocessable, "monitoring_completed", "monitoring of this case is completed; only corrections are accepted")
         }
         // The policy in force now (from config); it reaches this episode with this check-up.
-        let policy = rules.categories[records.episode.category] ?? before.policy
+        let policy = rules.categories[summary.category] ?? before.policy
         if request.outcome == .relapse, policy.relapse == .clinician, request.relapseAction == nil {
             throw DomainError(
                 .unprocessable, "relapse_action_required",
@@ -156,22 +193,28 @@ public struct MonitoringService: Sendable {
             note: request.note, correction: request.correction,
             relapseAction: request.relapseAction,
             clinic: clinic.rawValue, recordedOn: today, policy: policy)
-        let after = MonitoringState(episode: records.episode, checkups: records.checkups + [checkup])
+        let after: MonitoringState
+        if let records {
+            after = MonitoringState(episode: records.episode, checkups: records.checkups + [checkup])
+        } else {
+            guard let next = before.appending(checkup) else { return nil }
+            after = next
+        }
         var counters: [CounterIncrement] = []
-        if records.consent.allowsStatistics {
+        if summary.allowsStatistics {
             let metric = "checkup-\(request.outcome.rawValue)"
             counters.append(
-                CounterIncrement(CounterKey(month: request.on.month, category: records.episode.category, clinic: clinic, metric: metric)))
+                CounterIncrement(CounterKey(month: request.on.month, category: summary.category, clinic: clinic, metric: metric)))
             if after.isCompleted && !before.isCompleted {
                 counters.append(
                     CounterIncrement(
-                        CounterKey(month: after.completedOn!.month, category: records.episode.category, clinic: clinic, metric: "completed")
-                    ))
+                        CounterKey(month: after.completedOn!.month, category: summary.category, clinic: clinic, metric: "completed")))
             }
         }
         let change = SubjectChange(
             append: [NewRecord(kind: .checkup, plaintext: try RecordCodec.encode(checkup))],
-            columns: after.columns(retention: rules.retention), counters: counters)
+            columns: after.columns(retention: rules.retention), counters: counters,
+            summary: try after.summary(allowsStatistics: summary.allowsStatistics, enrolmentClinic: summary.enrolmentClinic).encoded())
         return (change, checkup, after)
     }
 

@@ -33,45 +33,52 @@ public struct MonitoringState: Sendable, Equatable {
     init(episode: EpisodeRecord, checkups: [CheckupRecord]) {
         let effective = MonitoringState.effective(checkups)
         let policy = checkups.last?.policy ?? episode.policy
-        category = episode.category
-        enrolledOn = episode.enrolledOn
-        self.policy = policy
-        capOn = episode.enrolledOn.adding(days: policy.capDays)
-        lastCheckup = effective.last?.on
+        var fold = RemissionFold()
+        for checkup in effective { fold.add(checkup, policy: policy) }
+        self.init(category: episode.category, enrolledOn: episode.enrolledOn, policy: policy, lastCheckup: effective.last?.on, fold: fold)
+    }
 
-        var start: Day? = nil
-        var extra = 0
-        var completed: Day? = nil
-        for checkup in effective where completed == nil {
-            switch checkup.outcome {
-            case .remission:
-                if start == nil { start = checkup.on }
-                if let s = start, checkup.on >= s.adding(days: policy.remissionDays + extra) { completed = checkup.on }
-            case .relapse:
-                let action: RelapseAction =
-                    switch policy.relapse {
-                    case .restart: .restart
-                    case .extend: .extend
-                    case .clinician: checkup.relapseAction ?? .restart
-                    }
-                switch action {
-                case .restart:
-                    start = nil
-                    extra = 0
-                case .extend:
-                    extra += policy.relapseExtendDays
-                case .continue:
-                    break
-                }
-            case .missed, .other:
-                break
-            }
-        }
-        remissionSince = start
-        requiredRemissionDays = policy.remissionDays + extra
-        earliestEnd = start.map { $0.adding(days: requiredRemissionDays) }
-        completedOn = completed
-        nextCheckupDue = completed == nil ? (lastCheckup ?? enrolledOn).adding(days: policy.checkupIntervalDays) : nil
+    /// The state a sealed summary records (docs/CRYPTO.md §Monitoring summary): the same fold,
+    /// resumed rather than recomputed.
+    init(summary: MonitoringSummary) {
+        self.init(
+            category: summary.category, enrolledOn: summary.enrolledOn, policy: summary.policy, lastCheckup: summary.lastCheckup,
+            fold: RemissionFold(start: summary.remissionSince, extra: summary.extraRemissionDays, completed: summary.completedOn))
+    }
+
+    private init(category: String, enrolledOn: Day, policy: Policy, lastCheckup: Day?, fold: RemissionFold) {
+        self.category = category
+        self.enrolledOn = enrolledOn
+        self.policy = policy
+        self.lastCheckup = lastCheckup
+        capOn = enrolledOn.adding(days: policy.capDays)
+        remissionSince = fold.start
+        requiredRemissionDays = policy.remissionDays + fold.extra
+        earliestEnd = fold.start.map { $0.adding(days: requiredRemissionDays) }
+        completedOn = fold.completed
+        nextCheckupDue = fold.completed == nil ? (lastCheckup ?? enrolledOn).adding(days: policy.checkupIntervalDays) : nil
+    }
+
+    /// The state once `checkup` is recorded, computed from this state alone, or nil when that
+    /// is not exact and the whole history must be folded again: a check-up dated on or before
+    /// the last one (a correction replaces or reorders what was folded), or one recorded under
+    /// another policy (the policy of the latest check-up governs the whole history). Otherwise
+    /// the new check-up is the last in date order and the fold simply takes one more step,
+    /// which is what `init(episode:checkups:)` would do (MonitoringSummaryTests checks it).
+    func appending(_ checkup: CheckupRecord) -> MonitoringState? {
+        if let lastCheckup, checkup.on <= lastCheckup { return nil }
+        guard checkup.policy == policy, checkup.on >= enrolledOn else { return nil }
+        var fold = RemissionFold(start: remissionSince, extra: requiredRemissionDays - policy.remissionDays, completed: completedOn)
+        fold.add(checkup, policy: policy)
+        return MonitoringState(category: category, enrolledOn: enrolledOn, policy: policy, lastCheckup: checkup.on, fold: fold)
+    }
+
+    /// What the state needs to be resumed: the sealed summary's plaintext fields.
+    func summary(allowsStatistics: Bool, enrolmentClinic: String) -> MonitoringSummary {
+        MonitoringSummary(
+            category: category, enrolledOn: enrolledOn, enrolmentClinic: enrolmentClinic, allowsStatistics: allowsStatistics,
+            policy: policy, lastCheckup: lastCheckup, remissionSince: remissionSince,
+            extraRemissionDays: requiredRemissionDays - policy.remissionDays, completedOn: completedOn)
     }
 
     /// Check-ups in date order; for equal dates the later-recorded one (a correction) wins.
@@ -145,5 +152,40 @@ public struct MonitoringState: Sendable, Equatable {
         }
         let inactive = (lastCheckup ?? enrolledOn).adding(days: retention.inactiveDays)
         return SubjectColumns(status: .active, nextDue: nextCheckupDue, reviewOn: min(capOn, inactive))
+    }
+}
+
+/// The remission clock folded over check-ups in date order (the rules above `MonitoringState`):
+/// where it started, the days a relapse added, and the day monitoring completed.
+struct RemissionFold: Sendable, Equatable {
+    var start: Day? = nil
+    var extra = 0
+    var completed: Day? = nil
+
+    mutating func add(_ checkup: CheckupRecord, policy: Policy) {
+        guard completed == nil else { return }
+        switch checkup.outcome {
+        case .remission:
+            if start == nil { start = checkup.on }
+            if let s = start, checkup.on >= s.adding(days: policy.remissionDays + extra) { completed = checkup.on }
+        case .relapse:
+            let action: RelapseAction =
+                switch policy.relapse {
+                case .restart: .restart
+                case .extend: .extend
+                case .clinician: checkup.relapseAction ?? .restart
+                }
+            switch action {
+            case .restart:
+                start = nil
+                extra = 0
+            case .extend:
+                extra += policy.relapseExtendDays
+            case .continue:
+                break
+            }
+        case .missed, .other:
+            break
+        }
     }
 }

@@ -23,10 +23,18 @@ public protocol RegistryStorage: Sendable {
     /// The subject behind `handle`, if `clinic` holds that case.
     func subject(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView
 
+    /// The subject behind `handle`, if `clinic` holds that case, with only its sealed monitoring
+    /// summary opened: no record, no clinic list (docs/STORAGE.md §Summary). What a status read
+    /// costs does not depend on the history's length. Names the subject in the request's audit
+    /// recorder, as every read does.
+    func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView
+
     /// Opens the subject behind `handle`, if `clinic` holds that case, for a change: its view and
-    /// the stamp `commit` checks (docs/STORAGE.md §Changes). Names the subject in the request's
-    /// audit recorder, as a read does, so a refusal's entry names it.
-    func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject
+    /// the stamp `commit` checks (docs/STORAGE.md §Changes). With `history` false, the view
+    /// holds only the summary (as `summary(case:clinic:)`); the domain opens the history when
+    /// the summary is absent or the change needs it. Names the subject in the request's audit
+    /// recorder, as a read does, so a refusal's entry names it.
+    func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject
 
     /// Applies `change` to the subject behind `handle` only if it is still exactly as the open
     /// that issued `stamp` saw it, atomically with its counters and the request's audit entry.
@@ -70,11 +78,32 @@ public protocol RegistryStorage: Sendable {
     func commitReview(_ subject: SubjectReference, _ decision: SweepDecision, ifUnchanged stamp: SubjectStamp)
         async throws(StorageError) -> SweepResult
 
+    /// Subjects that have no monitoring summary, by reference after `after`, at most `limit`: the
+    /// backfill's work list (docs/STORAGE.md §Summary). References are opaque and internal.
+    func subjectsWithoutSummary(after: SubjectReference?, limit: Int) async throws(StorageError) -> [SubjectReference]
+
+    /// Opens a subject's whole history for the backfill, with the stamp `storeSummaries` checks;
+    /// nil if it is gone. An integrity failure throws, like any read: the backfill skips the
+    /// subject and the sweeper's integrity check deals with it.
+    func openForSummary(_ subject: SubjectReference) async throws(StorageError) -> OpenedSubject?
+
+    /// Seals and stores each summary whose subject is still as its stamp says and still has
+    /// none, in one transaction; the others are left for a later pass. Returns how many were
+    /// stored. Writes nothing else: no record, no column, no audit entry.
+    func storeSummaries(_ updates: [SummaryUpdate]) async throws(StorageError) -> Int
+
     /// Checks every subject row, record chain and case link against its MAC and the erasure
     /// ledger; erases each subject that fails and removes each case link that fails, auditing
     /// each as `actor` (docs/CRYPTO.md §Authenticated columns).
     func checkIntegrity(actor: String) async throws(StorageError) -> IntegrityReport
 
+}
+
+extension RegistryStorage {
+    /// Opens the subject for a change with its whole history.
+    public func openForChange(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> OpenedSubject {
+        try await openForChange(case: handle, clinic: clinic, history: true)
+    }
 }
 
 public struct Enrolment: Sendable {
@@ -87,11 +116,14 @@ public struct Enrolment: Sendable {
     /// Where to count the linkage value as a unique person (nil: not counted, e.g. no statistics
     /// consent). Ignored without a linkage value.
     public var uniquePerson: UniquePersonMark?
+    /// The monitoring summary of `records` (`SubjectChange.summary`).
+    public var summary: [UInt8]?
 
     public init(
         clinic: ClinicID, linkage: [UInt8]?, records: [NewRecord], columns: SubjectColumns, counters: [CounterIncrement],
-        uniquePerson: UniquePersonMark? = nil
+        uniquePerson: UniquePersonMark? = nil, summary: [UInt8]? = nil
     ) {
+        self.summary = summary
         self.clinic = clinic
         self.linkage = linkage
         self.records = records

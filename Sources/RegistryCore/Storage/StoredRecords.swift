@@ -62,7 +62,9 @@ public struct SubjectColumns: Sendable, Equatable {
     }
 }
 
-/// Everything held about one subject, opened.
+/// Everything held about one subject, opened: its whole history, or only its summary
+/// (`RegistryStorage.summary(case:clinic:)`, `openForChange(…, history: false)`), in which
+/// case `records` and `clinics` are empty.
 public struct SubjectView: Sendable {
     public var records: [StoredRecord]
     public var columns: SubjectColumns
@@ -70,12 +72,19 @@ public struct SubjectView: Sendable {
     public var clinics: [ClinicID]
     /// Opaque reference for audit entries: a keyed hash, never the code or a case handle.
     public var auditReference: [UInt8]
+    /// The sealed monitoring summary, opened (docs/CRYPTO.md §Monitoring summary), or nil when
+    /// the subject has none yet (written before it existed, and not yet reached by the
+    /// backfill). The store never interprets it.
+    public var summary: [UInt8]?
 
-    public init(records: [StoredRecord], columns: SubjectColumns, clinics: [ClinicID], auditReference: [UInt8]) {
+    public init(
+        records: [StoredRecord], columns: SubjectColumns, clinics: [ClinicID], auditReference: [UInt8], summary: [UInt8]? = nil
+    ) {
         self.records = records
         self.columns = columns
         self.clinics = clinics
         self.auditReference = auditReference
+        self.summary = summary
     }
 
     public func records(of kind: RecordKind) -> [StoredRecord] { records.filter { $0.kind == kind } }
@@ -86,10 +95,29 @@ public struct SubjectChange: Sendable {
     public var append: [NewRecord]
     public var columns: SubjectColumns
     public var counters: [CounterIncrement]
+    /// The monitoring summary of the history once `append` is recorded, sealed by the store
+    /// bound to that history (docs/CRYPTO.md §Monitoring summary). Nil stores none: a summary
+    /// left beside a history it was not computed from would no longer open.
+    public var summary: [UInt8]?
 
-    public init(append: [NewRecord] = [], columns: SubjectColumns, counters: [CounterIncrement] = []) {
+    public init(append: [NewRecord] = [], columns: SubjectColumns, counters: [CounterIncrement] = [], summary: [UInt8]? = nil) {
         self.append = append
         self.columns = columns
         self.counters = counters
+        self.summary = summary
+    }
+}
+
+/// A summary the backfill computed for a subject that had none (`RegistryStorage.storeSummaries`).
+public struct SummaryUpdate: Sendable {
+    public var subject: SubjectReference
+    public var summary: [UInt8]
+    /// The stamp of the open it was computed from: stored only if the subject is still so.
+    public var stamp: SubjectStamp
+
+    public init(subject: SubjectReference, summary: [UInt8], stamp: SubjectStamp) {
+        self.subject = subject
+        self.summary = summary
+        self.stamp = stamp
     }
 }

@@ -1,0 +1,120 @@
+import AnonregTestSupport
+import Foundation
+import RegistryKeyring
+import RegistryProtocol
+import Testing
+
+@testable import RegistryCore
+@testable import RegistryStore
+
+/// A database writer without keys attacks the sealed monitoring summary, the one thing a status
+/// read and a check-up now decide from (docs/CRYPTO.md §Monitoring summary). Each change is
+/// detected like a tampered record: the read and the check-up are refused as integrity
+/// errors, and nothing else is served in their place. Clearing the summary only sends the
+/// daemon back to the history, which answers the same, and the backfill seals a new one.
+struct SummaryTamperTests {
+    static let clinic = ThreeYearSimulationTests.clinic
+
+    struct Registry {
+        let tmp = TemporaryDirectory()
+        let store: SQLiteRegistryStore
+        let clock = FixedDayClock(Day("2026-01-01")!)
+        let service: MonitoringService
+        var cases: [CaseHandle] = []
+
+        init() async throws {
+            let keyring = try Keyring.create(in: tmp.sub("keys"))
+            store = try SQLiteRegistryStore(path: tmp.sub("registry.sqlite"), keyring: keyring)
+            service = MonitoringService(storage: store, rules: ThreeYearSimulationTests.rules, clock: clock)
+            for _ in 0..<2 {
+                let body =
+                    "{\"consent\":{\"form\":\"F\",\"givenOn\":\"2026-01-01\",\"method\":\"written\",\"scope\":[\"monitoring\",\"statistics\"]},\"category\":\"sim\",\"enrolledOn\":\"2026-01-01\"}"
+                let reply = try await service.enrol(
+                    clinic: SummaryTamperTests.clinic, try JSONDecoder().decode(EnrolRequest.self, from: Data(body.utf8)))
+                cases.append(CaseHandle(reply.case)!)
+            }
+        }
+
+        func checkup(_ on: String, _ outcome: CheckupOutcome, case index: Int = 0) async throws {
+            clock.set(Day(on)!)
+            let request = try JSONDecoder().decode(
+                CheckupRequest.self, from: Data("{\"on\":\"\(on)\",\"outcome\":\"\(outcome.rawValue)\"}".utf8))
+            _ = try await service.addCheckup(clinic: SummaryTamperTests.clinic, case: cases[index], request)
+        }
+
+        @discardableResult
+        func sqlite(_ sql: String) throws -> String {
+            let result = try Binaries.runExecutable("/usr/bin/sqlite3", [tmp.sub("registry.sqlite"), sql])
+            #expect(result.status == 0, "sqlite3: \(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func summaryHex(subject id: Int) throws -> String { try sqlite("SELECT hex(summary) FROM subject WHERE id = \(id)") }
+
+        /// A status read and a check-up on case `index` are both refused as integrity errors.
+        func expectRefused(case index: Int = 0, _ attack: String) async throws {
+            do {
+                let answer = try await service.status(clinic: SummaryTamperTests.clinic, case: cases[index])
+                Issue.record("\(attack): the status was served: \(answer.monitoring.status)")
+            } catch {
+                #expect(error.code == DomainError.integrityErrorCode, "\(attack): \(error)")
+            }
+            do {
+                try await checkup(clock.today.adding(days: 1).description, .remission, case: index)
+                Issue.record("\(attack): a check-up was recorded on a tampered summary")
+            } catch let error as DomainError {
+                #expect(error.code == DomainError.integrityErrorCode, "\(attack): \(error)")
+            }
+        }
+    }
+
+    @Test func aChangedByteIsRefused() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission)
+        var hex = Array(try r.summaryHex(subject: 1))
+        // The last byte of the tag.
+        hex[hex.count - 1] = hex[hex.count - 1] == "0" ? "1" : "0"
+        try r.sqlite("UPDATE subject SET summary = X'\(String(hex))' WHERE id = 1")
+        try await r.expectRefused("a changed byte")
+    }
+
+    /// An older summary put back beside a longer history: it authenticates under the same key
+    /// and the same subject, and would say the later check-up never happened.
+    @Test func anOlderSummaryPutBackIsRefused() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission)
+        let older = try r.summaryHex(subject: 1)
+        try await r.checkup("2026-03-01", .relapse)
+        try r.sqlite("UPDATE subject SET summary = X'\(older)' WHERE id = 1")
+        try await r.expectRefused("an older summary put back")
+    }
+
+    /// Another subject's summary, of a history as long as this one's: it would move one
+    /// person's status onto another.
+    @Test func anotherSubjectsSummaryIsRefused() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission, case: 0)
+        try await r.checkup("2026-02-01", .relapse, case: 1)
+        let other = try r.summaryHex(subject: 2)
+        try r.sqlite("UPDATE subject SET summary = X'\(other)' WHERE id = 1")
+        try await r.expectRefused("another subject's summary")
+    }
+
+    /// A cleared summary is no attack on what is answered: the history answers the same, and
+    /// the backfill seals a summary again.
+    @Test func aClearedSummaryFallsBackToTheHistoryAndIsRebuilt() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission)
+        let before = try await r.service.status(clinic: Self.clinic, case: r.cases[0])
+        try r.sqlite("UPDATE subject SET summary = NULL")
+        #expect(try await r.service.status(clinic: Self.clinic, case: r.cases[0]) == before)
+        let report = try await SummaryBackfill(storage: r.store).run()
+        #expect(report.built == 2 && report.failed == 0)
+        #expect(try r.sqlite("SELECT count(*) FROM subject WHERE summary IS NULL") == "0")
+        #expect(try await r.service.status(clinic: Self.clinic, case: r.cases[0]) == before)
+        for handle in r.cases {
+            try await SummaryEquivalenceTests.expectSummaryMatchesHistory(
+                r.store, handle, clinic: Self.clinic, service: r.service, context: "rebuilt")
+        }
+    }
+}
