@@ -125,3 +125,49 @@ import Testing
         #expect(try d.request("GET", "/metrics").body.contains("anonreg_integrity_failures_total{source=\"check\"}"))
     }
 }
+
+/// The sealed monitoring summary in the running daemon (docs/CRYPTO.md §Monitoring summary,
+/// docs/STORAGE.md §Summary).
+@Suite(.serialized) struct SummaryDaemonTests {
+    /// Another subject's summary copied onto a row: the status read and the check-up that would
+    /// decide from it are refused like any tampered record, audited, counted and logged.
+    @Test func anotherSubjectsSummaryIsRefused() throws {
+        let d = try IntegrityTests.harness()
+        defer { d.stop() }
+        let a = try IntegrityTests.enrol(d, marker: "MARKER-OF-A")
+        _ = try IntegrityTests.enrol(d, marker: "MARKER-OF-B")
+        let before = try IntegrityTests.lastSeq(d)
+        _ = try IntegrityTests.sqlite(d, "UPDATE subject SET summary = (SELECT summary FROM subject WHERE id = 2) WHERE id = 1")
+        try IntegrityTests.expectRefused(
+            d, try d.request("GET", "/v1/cases/\(a.handle)"), action: "read-status", notServing: "MARKER-OF-B", auditedBefore: before)
+        let before2 = try IntegrityTests.lastSeq(d)
+        let write = try d.request("POST", "/v1/cases/\(a.handle)/checkups", body: "{\"on\":\"2026-03-01\",\"outcome\":\"remission\"}")
+        try IntegrityTests.expectRefused(d, write, action: "add-checkup", notServing: "MARKER-OF-B", auditedBefore: before2)
+    }
+
+    /// A registry whose subjects have no summary (written before v5-sealed-summary, as a
+    /// migrated database is): the daemon serves them from their history at once, and seals their
+    /// summaries by itself while it serves.
+    @Test func theDaemonSealsMissingSummariesWhileItServes() throws {
+        let d = try IntegrityTests.harness()
+        defer { d.stop() }
+        let cases = try (0..<3).map { try IntegrityTests.enrol(d, marker: "M\($0)") }
+        let statuses = try cases.map { try d.request("GET", "/v1/cases/\($0.handle)").body }
+        #expect(d.stop() == 0)
+        _ = try IntegrityTests.sqlite(d, "UPDATE subject SET summary = NULL")
+        try d.start()
+        for (c, status) in zip(cases, statuses) {
+            #expect(try d.request("GET", "/v1/cases/\(c.handle)").body == status)
+        }
+        var missing = "3"
+        for _ in 0..<600 where missing != "0" {
+            usleep(100_000)
+            missing = try IntegrityTests.sqlite(d, "SELECT count(*) FROM subject WHERE summary IS NULL")
+        }
+        #expect(missing == "0", "the daemon left \(missing) subjects without a summary")
+        #expect(d.log.text.contains("monitoring summary backfill done"))
+        for (c, status) in zip(cases, statuses) {
+            #expect(try d.request("GET", "/v1/cases/\(c.handle)").body == status)
+        }
+    }
+}
