@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint boundaries-check
+.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-pgcrypto bench-history bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint boundaries-check
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -159,13 +159,35 @@ SCALE_SUBJECTS ?= 1000000
 AUDIT_ENTRIES ?= 1000000
 
 ## Load over the Unix socket (1, 8 and 64 keep-alive connections) against in-process limits;
-## then the fairness mode (issue 23): one clinic floods from 256 connections on its own uid while
-## another reads, against a flood of GET /v1/health in the same run (needs root for setpriv).
+## then the pgcrypto peer (issue 16) and one table of both (bench/compare.py); then the fairness
+## mode (issue 23): one clinic floods from 256 connections on its own uid while another reads,
+## against a flood of GET /v1/health in the same run (needs root for setpriv); then the history
+## mode (bench-history below).
 FAIRNESS_ARGS ?=
 bench: setup
 	$(SWIFT) build -c release
 	$(CURDIR)/.build/release/anonreg-bench run $(BENCH_ARGS)
+	$(CURDIR)/bench/pgcrypto-peer.sh $(PEER_ARGS)
+	python3 $(CURDIR)/bench/compare.py
 	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
+	$(CURDIR)/.build/release/anonreg-bench history $(HISTORY_ARGS)
+
+## Issue 16's peer alone: PostgreSQL 15 + pgcrypto doing the check-up and the audited status
+## read (bench/pgcrypto-peer/*.sql), pgbench at 8 and 64 clients over the Unix socket of a
+## throwaway cluster with fsync on (PEER_ARGS="--seconds 10 --subjects 10000 --clients '8 64'").
+## Prints a skip line and succeeds without PostgreSQL 15. `make bench` tabulates it against
+## anonreg's figures of the same session.
+PEER_ARGS ?=
+bench-pgcrypto:
+	$(CURDIR)/bench/pgcrypto-peer.sh $(PEER_ARGS)
+
+## Status and check-up latency at 1 connection on cases with 1, 50 and 200 check-ups already
+## recorded, and the ratio of the longest to the shortest (HISTORY_ARGS="--lengths 1 50 200
+## --cases 400 --seconds 5").
+HISTORY_ARGS ?=
+bench-history: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/.build/release/anonreg-bench history $(HISTORY_ARGS)
 
 ## The fairness mode alone.
 bench-fairness: setup

@@ -2,14 +2,16 @@ import ArgumentParser
 import Foundation
 
 /// `anonreg-bench`: the load generator and in-process limits behind `make bench`,
-/// `make bench-scale` and `make bench-audit` (docs/PERFORMANCE.md). It prints figures; it
-/// never fails on a target (targets are reported as met or missed).
+/// `make bench-scale`, `make bench-audit` and `make bench-history` (docs/PERFORMANCE.md). It
+/// prints figures; it never fails on a target (targets are reported as met or missed).
 @main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anonreg-bench",
         abstract: "Measure anonregd over its Unix socket against the in-process limits (docs/PERFORMANCE.md).",
-        subcommands: [SocketBench.self, ScaleBench.self, AuditBench.self, FairnessBench.self, FloodCommand.self, NoiseBench.self],
+        subcommands: [
+            SocketBench.self, ScaleBench.self, AuditBench.self, FairnessBench.self, FloodCommand.self, NoiseBench.self, HistoryBench.self,
+        ],
         defaultSubcommand: SocketBench.self)
 }
 
