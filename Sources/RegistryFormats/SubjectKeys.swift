@@ -54,13 +54,16 @@ package enum SubjectKeys {
     /// docs/CRYPTO.md §Monitoring summary:
     ///
     ///     ad = "anonreg/v1/summary" ‖ 0x00 ‖ sid ‖ BE64(records) ‖ records head (32 bytes)
+    ///          ‖ BE64(newest record id)
     ///
     /// `records` and the head are the subject row's record count and chain head (RowIntegrity),
-    /// which the row MAC authenticates: a summary opens only beside exactly the history it was
-    /// computed from. One put back from before a later check-up, or moved from another subject,
-    /// fails like a tampered record.
-    package static func summaryAD(sid: [UInt8], records: Int, recordsHead: [UInt8]) -> [UInt8] {
-        Label.bytes(Label.summary) + [0] + sid + bigEndian(UInt64(records)) + recordsHead
+    /// which the row MAC authenticates; the newest record id is read from the record rows. So a
+    /// summary opens only beside the history it was computed from: one put back from before a
+    /// later check-up, or moved from another subject, fails like a tampered record, and so does
+    /// one beside record rows that were deleted or added behind anonreg's back.
+    package static func summaryAD(sid: [UInt8], records: Int, recordsHead: [UInt8], newestRecord: Int64) -> [UInt8] {
+        Label.bytes(Label.summary) + [0] + sid + bigEndian(UInt64(clamping: records)) + recordsHead
+            + bigEndian(UInt64(bitPattern: newestRecord))
     }
 
     package static func seal(_ plaintext: [UInt8], dek: borrowing SecretBytes, ad: [UInt8]) throws(StorageError) -> [UInt8] {

@@ -47,7 +47,9 @@ public struct SweeperService: Service {
     func backfillSummaries() async {
         let logger = app.logger
         do {
-            let report = try await SummaryBackfill(storage: app.store).run()
+            // A first run after the upgrade may take long: a shutdown stops it between batches.
+            let store = app.store
+            let report = try await cancelWhenGracefulShutdown { try await SummaryBackfill(storage: store).run() }
             if report.built > 0 || report.failed > 0 {
                 logger.notice(
                     "monitoring summary backfill done",

@@ -59,7 +59,7 @@ extension SQLiteRegistryStore {
                 db, subject: subject, clinic: enrolment.clinic, handle: handle, handleIndex: handleIndex, dek: dekBox.key,
                 keyring: keyring)
             _ = try subject.append(db, enrolment.records, dek: dekBox.key, keyring: keyring)
-            try subject.sealSummary(enrolment.summary, dek: dekBox.key)
+            try subject.sealSummary(db, enrolment.summary, dek: dekBox.key)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, enrolment.counters)
             if let uniqueTag { try Self.markUniquePerson(db, uniqueTag.mark, tag: uniqueTag.tag) }
@@ -102,7 +102,7 @@ extension SQLiteRegistryStore {
             let view =
                 history
                 ? try subject.view(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
-                : try subject.summaryView(keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+                : try subject.summaryView(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
             return OpenedSubject(view: view, stamp: try subject.stamp(db))
         }
     }
@@ -116,7 +116,7 @@ extension SQLiteRegistryStore {
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return try subject.summaryView(keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+            return try subject.summaryView(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
 
@@ -138,7 +138,7 @@ extension SQLiteRegistryStore {
             try subject.recordReference(keyring: keyring, in: recorder)
             _ = try subject.append(db, change.append, dek: dek, keyring: keyring)
             subject.columns = change.columns
-            try subject.sealSummary(change.summary, dek: dek)
+            try subject.sealSummary(db, change.summary, dek: dek)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, change.counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)
@@ -172,10 +172,10 @@ extension SQLiteRegistryStore {
             }
             // A link record changes nothing the summary holds, but the summary is bound to the
             // history's length and head: it is opened under the old and sealed under the new.
-            let summary = try subject.openSummary(dek: dek)
+            let summary = try subject.openSummary(newestRecord: try subject.recordExtent(db).newest, dek: dek)
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
             _ = try subject.append(db, [record], dek: dek, keyring: keyring)
-            try subject.sealSummary(summary, dek: dek)
+            try subject.sealSummary(db, summary, dek: dek)
             try subject.save(db, keyring: keyring)
             try Self.apply(db, counters)
             try Self.auditEffect(db, recorder: recorder, checkpointEvery: every, keyring: keyring)

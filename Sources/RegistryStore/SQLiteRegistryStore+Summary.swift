@@ -43,7 +43,7 @@ extension SQLiteRegistryStore {
                 do {
                     try row.authenticate(keyring: keyring, erased: self.erased)
                     let dek = try row.dek(keyring: keyring, slab: self.dekSlab)
-                    try row.sealSummary(update.summary, dek: dek)
+                    try row.sealSummary(db, update.summary, dek: dek)
                 } catch {
                     // Failed since it was opened: left to the integrity check, and the rest of
                     // the batch is stored.

@@ -56,7 +56,12 @@ struct SubjectRow {
         }
         columns = SubjectColumns(status: status, nextDue: next, reviewOn: review)
         codeIndex = try cells.blob(o + 7)
-        records = Int(try cells.integer(o + 8))
+        // A negative count passes no MAC, and must not trap where it is encoded for one
+        // (`PRAGMA ignore_check_constraints` lets a writer store it).
+        guard let count = Int(exactly: try cells.integer(o + 8)), count >= 0 else {
+            throw StorageError.integrity(what: "subject row (record count)")
+        }
+        records = count
         recordsHead = try cells.blob(o + 9)
         rowMAC = try cells.blob(o + 10)
         summary = try cells.optionalBlob(o + 11)
@@ -116,30 +121,53 @@ struct SubjectRow {
             ])
     }
 
-    /// Seals `plaintext` as the summary of the history the row names now (its record count and
-    /// chain head), or clears it (docs/CRYPTO.md §Monitoring summary). Call after `append`.
-    mutating func sealSummary(_ plaintext: [UInt8]?, dek: borrowing SecretBytes) throws(StorageError) {
+    /// Seals `plaintext` as the summary of the history the row names now (its record count,
+    /// chain head and newest record), or clears it (docs/CRYPTO.md §Monitoring summary). Call
+    /// after `append`.
+    mutating func sealSummary(_ db: Database, _ plaintext: [UInt8]?, dek: borrowing SecretBytes) throws {
         guard let plaintext else {
             summary = nil
             return
         }
-        summary = try SubjectKeys.seal(plaintext, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead))
+        let newest = try recordExtent(db).newest
+        summary = try SubjectKeys.seal(
+            plaintext, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead, newestRecord: newest))
     }
 
     /// The summary opened, or nil if the row has none. One that does not open under the
-    /// history the row names (modified, put back from before a later change, moved from another
-    /// subject) is `.tampered`, like a record.
-    func openSummary(dek: borrowing SecretBytes) throws(StorageError) -> [UInt8]? {
+    /// history the row names and the newest record row (modified, put back from before a later
+    /// change, moved from another subject, beside a record row deleted or added) is
+    /// `.tampered`, like a record.
+    func openSummary(newestRecord: Int64, dek: borrowing SecretBytes) throws(StorageError) -> [UInt8]? {
         guard let summary else { return nil }
         return try SubjectKeys.open(
-            summary, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead), what: "monitoring summary")
+            summary, dek: dek,
+            ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead, newestRecord: newestRecord),
+            what: "monitoring summary")
     }
 
-    /// The subject with only its summary opened: no record is read, and no case link
-    /// (docs/STORAGE.md §Summary). The row must have been authenticated.
-    func summaryView(keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
+    /// How many record rows the subject has and the newest one's id (-1 for none), from the
+    /// index on (subject_id, id): no record is read or decrypted. The count walks the subject's
+    /// index entries, microseconds for hundreds of records.
+    func recordExtent(_ db: Database) throws -> (count: Int, newest: Int64) {
+        let row = try db.fetchOneCached(
+            "SELECT (SELECT count(*) FROM record WHERE subject_id = ?1), (SELECT max(id) FROM record WHERE subject_id = ?1)", [id])
+        let count: Int64 = row?[0] ?? 0
+        let newest: Int64? = row?[1]
+        return (Int(count), newest ?? -1)
+    }
+
+    /// The subject with only its summary opened: no record is decrypted, and no case link read
+    /// (docs/STORAGE.md §Summary). The record rows must still be the ones the row names, in
+    /// number and newest id; the chain itself is walked by every read of the history and by
+    /// the full check. The row must have been authenticated.
+    func summaryView(_ db: Database, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
+        let extent = try recordExtent(db)
+        guard extent.count == records else {
+            throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
+        }
         let dek = try dek(keyring: keyring, slab: slab)
-        let summary = try openSummary(dek: dek)
+        let summary = try openSummary(newestRecord: extent.newest, dek: dek)
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference, subjectKey: sid)
         return SubjectView(records: [], columns: columns, clinics: [], auditReference: reference, summary: summary)
@@ -199,7 +227,7 @@ struct SubjectRow {
             try link.authenticate(sid: sid, keyring: keyring)
             if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
         }
-        let summary = try openSummary(dek: dek)
+        let summary = try openSummary(newestRecord: records.last?.id ?? -1, dek: dek)
         let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
         recorder?.record(reference, subjectKey: sid)
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference, summary: summary)

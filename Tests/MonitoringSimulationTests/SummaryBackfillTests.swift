@@ -8,7 +8,7 @@ import Testing
 @testable import RegistryStore
 
 /// The online migration that seals a monitoring summary for every subject written before the
-/// summary existed (docs/STORAGE.md §Summary). A child process runs it one subject per
+/// summary existed (docs/STORAGE.md §Summary). A child process runs it three subjects per
 /// transaction and is SIGKILLed at random moments; each restart resumes where the last
 /// committed batch ended, no summary is lost or half-written, and at the end every subject's
 /// summary is the one its history computes.
@@ -32,7 +32,7 @@ struct SummaryBackfillTests {
         for round in 0..<30 where !finished {
             let out = tmp.sub("backfill-\(round).out")
             let child = try Spawned.start(
-                Binaries.path("anonreg-store-crash-helper"), ["backfill", tmp.path, "1"], stdout: out, stderr: tmp.sub("backfill.err"))
+                Binaries.path("anonreg-store-crash-helper"), ["backfill", tmp.path, "3"], stdout: out, stderr: tmp.sub("backfill.err"))
             // Later rounds get longer, so the run ends even on a slow machine.
             usleep(UInt32(Int.random(in: 50...400) * 1000 * (1 + round / 5)))
             child.signal(SIGKILL)

@@ -115,9 +115,52 @@ struct SummaryEquivalenceTests {
         // The sequence exercised every path, and most forward check-ups decided from the
         // summary alone (the history is opened for corrections and after a policy change).
         #expect(counts.forward > 10 && counts.corrections > 5 && counts.refused > 0, "\(counts)")
+        // The history is opened only for a correction, or for each case's first check-up after
+        // a policy change; every other check-up decided from the summary alone.
         #expect(
-            racing.historyOpens < counts.forward + counts.corrections + counts.refused,
-            "every check-up opened the whole history: \(racing.historyOpens) of \(racing.opens) opens, \(counts)")
+            racing.historyOpens <= counts.corrections + cases.count * counts.policyChanges,
+            "check-ups opened the whole history: \(racing.historyOpens) of \(racing.opens) opens, \(counts)")
+    }
+
+    /// The fold resumed from a state must be the fold of the whole history whenever
+    /// `appending` accepts: random histories (same-day and earlier dates, every outcome and
+    /// relapse action, policy changes), every prefix, under every policy.
+    @Test func appendingIsTheFoldOfTheWholeHistory() throws {
+        var random = ThreeYearSimulationTests.SeededRandom(state: 16)
+        let episodeDay = Day("2025-01-01")!
+        var accepted = 0
+        var declined = 0
+        for _ in 0..<3000 {
+            let base = Self.policies[Int.random(in: 0..<Self.policies.count, using: &random)]
+            let episode = EpisodeRecord(category: Self.category, enrolledOn: episodeDay, clinic: "a", policy: base)
+            var history: [CheckupRecord] = []
+            var day = episodeDay
+            for _ in 0..<Int.random(in: 1...30, using: &random) {
+                day = day.adding(days: Int.random(in: -20...40, using: &random))
+                if day < episodeDay { day = episodeDay }
+                let policy =
+                    Int.random(in: 0..<10, using: &random) == 0
+                    ? Self.policies[Int.random(in: 0..<Self.policies.count, using: &random)] : (history.last?.policy ?? base)
+                let outcome = CheckupOutcome.allCases[Int.random(in: 0..<CheckupOutcome.allCases.count, using: &random)]
+                let action: RelapseAction? =
+                    outcome == .relapse && policy.relapse == .clinician
+                    ? RelapseAction.allCases[Int.random(in: 0..<RelapseAction.allCases.count, using: &random)] : nil
+                let next = CheckupRecord(
+                    on: day, outcome: outcome, substances: [], treatment: [], note: "", correction: false, relapseAction: action,
+                    clinic: "a", recordedOn: day, policy: policy)
+                let before = MonitoringState(episode: episode, checkups: history)
+                history.append(next)
+                let whole = MonitoringState(episode: episode, checkups: history)
+                if let resumed = before.appending(next) {
+                    accepted += 1
+                    #expect(resumed == whole, "appending \(next.on) \(outcome) to \(history.count - 1) check-ups")
+                    #expect(MonitoringState(summary: resumed.summary(allowsStatistics: true, enrolmentClinic: "a")) == whole)
+                } else {
+                    declined += 1
+                }
+            }
+        }
+        #expect(accepted > 10_000 && declined > 1_000, "accepted \(accepted), declined \(declined)")
     }
 
     /// The domain's refusal of `body`, or nil if it succeeded.

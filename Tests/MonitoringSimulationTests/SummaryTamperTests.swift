@@ -100,6 +100,85 @@ struct SummaryTamperTests {
         try await r.expectRefused("another subject's summary")
     }
 
+    /// A record row deleted behind anonreg's back (the newest, or one in the middle): the
+    /// summary still opens under the row's key, but the record rows are no longer the ones the
+    /// row names, so neither a status read nor a check-up is served from it. Without the check,
+    /// the check-up was acknowledged (201) and the next full check erased the subject with it.
+    @Test(arguments: ["the newest", "a middle one"])
+    func aDeletedRecordRowRefusesStatusAndCheckup(_ which: String) async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission)
+        try await r.checkup("2026-03-01", .remission)
+        // The subject's records: consent, episode, then the two check-ups.
+        let offset = which == "the newest" ? 3 : 2
+        try r.sqlite("DELETE FROM record WHERE id = (SELECT id FROM record WHERE subject_id = 1 ORDER BY id LIMIT 1 OFFSET \(offset))")
+        try await r.expectRefused("\(which) record row deleted")
+        #expect(try r.sqlite("SELECT count(*) FROM record WHERE subject_id = 1") == "3", "a check-up was stored")
+    }
+
+    /// A summary that opens but is not what the history computes: sealed validly, for this
+    /// subject's current history, by a timeline that is not this one (a restore, a rollback of
+    /// the row, here the backfill's own entry point). Status reads cannot tell from the summary
+    /// alone, but every read of the history can, and refuses: the check-ups list, the
+    /// patient's own view, and a correction (which decides from the history).
+    @Test func aSummaryThatDisagreesWithTheHistoryIsRefusedWhereTheHistoryIsOpen() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .relapse)
+        try r.sqlite("UPDATE subject SET summary = NULL WHERE id = 1")
+        let opened = try #require(try await r.store.openForSummary(SubjectReference(rawValue: 1)))
+        var wrong = MonitoringSummary(records: try SubjectRecords(opened.view))
+        wrong.completedOn = Day("2026-02-01")!
+        #expect(
+            try await r.store.storeSummaries([
+                SummaryUpdate(subject: SubjectReference(rawValue: 1), summary: try wrong.encoded(), stamp: opened.stamp)
+            ]) == 1)
+        do {
+            _ = try await r.service.checkups(clinic: Self.clinic, case: r.cases[0])
+            Issue.record("the check-ups were served beside a disagreeing summary")
+        } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
+        let correction = try JSONDecoder().decode(
+            CheckupRequest.self, from: Data("{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"correction\":true}".utf8))
+        do {
+            _ = try await r.service.addCheckup(clinic: Self.clinic, case: r.cases[0], correction)
+            Issue.record("a correction was decided beside a disagreeing summary")
+        } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
+    }
+
+    /// The backfill stores a summary only for the history it was computed from: a link (which
+    /// appends a record) or a check-up committed between its open and its store wins, and no
+    /// stale summary is sealed under the new history.
+    @Test(arguments: ["a link", "a check-up"])
+    func theBackfillNeverStoresAStaleSummary(_ race: String) async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission)
+        // The code is never stored: link with a reissued one, drawn before the open.
+        let code = try await r.service.reissueCode(clinic: Self.clinic, case: r.cases[0]).code
+        try r.sqlite("UPDATE subject SET summary = NULL WHERE id = 1")
+        let opened = try #require(try await r.store.openForSummary(SubjectReference(rawValue: 1)))
+        let update = SummaryUpdate(
+            subject: SubjectReference(rawValue: 1), summary: try MonitoringSummary(records: try SubjectRecords(opened.view)).encoded(),
+            stamp: opened.stamp)
+        if race == "a link" {
+            _ = try await r.service.link(clinic: ClinicID("sum-other")!, code: code)
+        } else {
+            try await r.checkup("2026-03-01", .relapse)
+        }
+        #expect(try await r.store.storeSummaries([update]) == 0, "\(race): a stale summary was stored")
+        _ = try await SummaryBackfill(storage: r.store).run()
+        try await SummaryEquivalenceTests.expectSummaryMatchesHistory(
+            r.store, r.cases[0], clinic: Self.clinic, service: r.service, context: race)
+    }
+
+    /// A disk thief without keys reads the sealed summaries' lengths: they must not tell a
+    /// subject in remission (a start date in the plaintext) from one who relapsed (none), nor a
+    /// completed one.
+    @Test func theSealedLengthTellsNothing() async throws {
+        let r = try await Registry()
+        try await r.checkup("2026-02-01", .remission, case: 0)
+        try await r.checkup("2026-02-01", .relapse, case: 1)
+        #expect(try r.sqlite("SELECT count(DISTINCT length(summary)) FROM subject") == "1")
+    }
+
     /// A cleared summary is no attack on what is answered: the history answers the same, and
     /// the backfill seals a summary again.
     @Test func aClearedSummaryFallsBackToTheHistoryAndIsRebuilt() async throws {

@@ -33,10 +33,9 @@ struct WithdrawalIntegrityTests {
             ? "DELETE FROM record WHERE id = (SELECT max(id) FROM record WHERE subject_id = 1);"
             : "UPDATE subject SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = 1;"
         #expect(try Binaries.runExecutable("/usr/bin/sqlite3", [tmp.sub("registry.sqlite"), sql]).status == 0)
-        // The records really fail: a read of the history is refused as an integrity error. (A
-        // status read opens only the sealed summary, which the deleted row does not touch.)
+        // The records really fail: a read is refused as an integrity error.
         do {
-            _ = try await service.checkups(clinic: ThreeYearSimulationTests.clinic, case: CaseHandle(enrolled.case)!)
+            _ = try await service.status(clinic: ThreeYearSimulationTests.clinic, case: CaseHandle(enrolled.case)!)
             Issue.record("the damaged subject was served")
         } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
 

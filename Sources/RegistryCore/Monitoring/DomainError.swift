@@ -79,6 +79,10 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A stored monitoring summary that opens but is not what the subject's history computes
+    /// (`MonitoringSummary.agrees`): an integrity failure like any other.
+    static let summaryDisagrees = DomainError.storage(.integrity(what: "monitoring summary (not what the history computes)"))
+
     /// The wire code of a storage integrity failure (500).
     public static let integrityErrorCode = "integrity_error"
 }

@@ -157,6 +157,7 @@ public struct MonitoringService: Sendable {
             (records, summary) = (nil, stored)
         } else {
             let history = try SubjectRecords(view)
+            guard MonitoringSummary.agrees(view, with: history) else { throw DomainError.summaryDisagrees }
             (records, summary) = (history, MonitoringSummary(records: history))
         }
         let before = MonitoringState(summary: summary)
@@ -308,6 +309,7 @@ public struct MonitoringService: Sendable {
         let view: SubjectView
         do { view = try await storage.subject(code: code) } catch { throw .storage(error) }
         let records = try SubjectRecords(view)
+        guard MonitoringSummary.agrees(view, with: records) else { throw .summaryDisagrees }
         let today = clock.today
         let state = MonitoringState(episode: records.episode, checkups: records.checkups)
         guard let log = await accessLog(view.auditReference) else { throw .internalFailure("the access log could not be read") }
@@ -401,9 +403,15 @@ public struct MonitoringService: Sendable {
         try await records { try await storage.subject(code: code) }
     }
 
-    /// The subject's records decoded, every failure as its one DomainError.
+    /// The subject's records decoded, every failure as its one DomainError. A stored summary
+    /// that disagrees with them is an integrity failure (`MonitoringSummary.agrees`).
     private func records(_ view: () async throws -> SubjectView) async throws(DomainError) -> SubjectRecords {
-        do { return try SubjectRecords(try await view()) } catch let error as DomainError {
+        do {
+            let view = try await view()
+            let records = try SubjectRecords(view)
+            guard MonitoringSummary.agrees(view, with: records) else { throw DomainError.summaryDisagrees }
+            return records
+        } catch let error as DomainError {
             throw error
         } catch let error as StorageError {
             throw .storage(error)

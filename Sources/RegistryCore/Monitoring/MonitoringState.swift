@@ -64,7 +64,7 @@ public struct MonitoringState: Sendable, Equatable {
     /// the last one (a correction replaces or reorders what was folded), or one recorded under
     /// another policy (the policy of the latest check-up governs the whole history). Otherwise
     /// the new check-up is the last in date order and the fold simply takes one more step,
-    /// which is what `init(episode:checkups:)` would do (MonitoringSummaryTests checks it).
+    /// which is what `init(episode:checkups:)` would do (SummaryEquivalenceTests checks it).
     func appending(_ checkup: CheckupRecord) -> MonitoringState? {
         if let lastCheckup, checkup.on <= lastCheckup { return nil }
         guard checkup.policy == policy, checkup.on >= enrolledOn else { return nil }

@@ -60,5 +60,25 @@ struct MonitoringSummary: Codable, Sendable, Equatable {
         return summary
     }
 
-    func encoded() throws(DomainError) -> [UInt8] { try RecordCodec.encode(self) }
+    /// The sealed plaintext: the JSON padded with spaces to a multiple of `paddedBytes`. The
+    /// encoder leaves out a nil date, so unpadded the ciphertext's length would tell a reader
+    /// without keys whether the remission clock runs or monitoring completed; padded, it is the
+    /// same for every summary of a deployment (trailing whitespace is valid JSON).
+    func encoded() throws(DomainError) -> [UInt8] {
+        var bytes = try RecordCodec.encode(self)
+        bytes += [UInt8](repeating: 0x20, count: (Self.paddedBytes - bytes.count % Self.paddedBytes) % Self.paddedBytes)
+        return bytes
+    }
+
+    static let paddedBytes = 512
+
+    /// Whether `view`'s stored summary is the one its history computes. Checked wherever the
+    /// history is open anyway (the check-ups list, the patient's view, corrections): a summary
+    /// that opens but disagrees was put beside a history it was not computed from (a restored
+    /// or rolled-back timeline), and nothing may be decided from it (docs/CRYPTO.md §Monitoring
+    /// summary). A view with no summary, or one of another version, has nothing to disagree.
+    static func agrees(_ view: SubjectView, with records: SubjectRecords) -> Bool {
+        guard let stored = opened(from: view) else { return true }
+        return stored == MonitoringSummary(records: records)
+    }
 }

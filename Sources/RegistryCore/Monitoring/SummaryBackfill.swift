@@ -26,11 +26,12 @@ public struct SummaryBackfill: Sendable {
     }
 
     /// Builds summaries until none is missing (or only those that failed are), `batch` per
-    /// transaction. `progress` is called after each batch.
+    /// transaction, or until the task is cancelled (between batches: what was stored stays).
+    /// `progress` is called after each batch.
     public func run(batch: Int = 200, progress: @Sendable (Report) -> Void = { _ in }) async throws(DomainError) -> Report {
         var report = Report()
         var after: SubjectReference? = nil
-        while true {
+        while !Task.isCancelled {
             let work: [SubjectReference]
             do { work = try await storage.subjectsWithoutSummary(after: after, limit: max(1, batch)) } catch { throw .storage(error) }
             guard let last = work.last else { return report }
@@ -53,5 +54,6 @@ public struct SummaryBackfill: Sendable {
             report.raced += updates.count - stored
             progress(report)
         }
+        return report
     }
 }
