@@ -118,8 +118,12 @@ for op in checkup status; do
         phase="$dir/$op-$c"
         as_pg mkdir "$phase"
         rc=0
+        # WAL flushes (fdatasync) during the phase: evidence that commits reach the disk, and
+        # how many commits each flush carries (PostgreSQL's own group commit).
+        psql -d peer -A -t -c "SELECT wal_sync FROM pg_stat_wal" >"$phase/wal-syncs-before"
         (cd "$phase" && as_pg "$pgbin/pgbench" -n -M prepared -D subjects="$subjects" -c "$c" -j "$threads" -T "$seconds" \
             -l --log-prefix="$phase/tx" -f "$dir/$op.sql" -h "$dir" -p 5432 -U "$runas" peer >"$phase/out" 2>"$phase/err") || rc=$?
+        psql -d peer -A -t -c "SELECT wal_sync FROM pg_stat_wal" >"$phase/wal-syncs-after"
         echo "$op $c $threads $rc $phase" >>"$dir/phases"
         python3 "$here/pgcrypto-peer/summary.py" line "$op" "$c" "$threads" "$rc" "$phase"
     done

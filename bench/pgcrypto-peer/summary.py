@@ -45,6 +45,12 @@ def figure(op, clients, threads, rc, phase):
     latencies.sort()
     processed = int(number(r"number of transactions actually processed: (\d+)"))
     failed = int(number(r"number of failed transactions: (\d+)"))
+    wal_syncs = None
+    try:
+        before, after = (int(open(os.path.join(phase, f"wal-syncs-{w}")).read()) for w in ("before", "after"))
+        wal_syncs = after - before
+    except (OSError, ValueError):
+        pass
     note = f"pgbench -n -M prepared -c {clients} -j {threads}"
     if int(rc) != 0:
         first = next((l for l in err.splitlines() if l.strip()), "no message")
@@ -63,6 +69,7 @@ def figure(op, clients, threads, rc, phase):
         "p999ms": percentile(latencies, 99.9) / 1000,
         "maxms": (latencies[-1] / 1000) if latencies else 0.0,
         "loggedTransactions": len(latencies),
+        "walSyncs": wal_syncs,
         "note": note,
     }
 
@@ -79,6 +86,7 @@ def line(f):
     return (
         f"  pgcrypto-peer {f['op']} x{f['concurrency']}: {rate(f['perSecond'])}/s p50 {ms(f['p50ms'])} ms "
         f"p99 {ms(f['p99ms'])} ms p99.9 {ms(f['p999ms'])} ms ({f['requests']} ok, {f['errors']} errors)"
+        + (f"; {f['walSyncs']} WAL syncs" if f["walSyncs"] is not None else "")
     )
 
 
@@ -126,12 +134,12 @@ def report(args):
     md += f"{result['postgres']}; {args.subjects} subjects; {args.seconds} s per phase; {args.settings}.\n"
     md += f"Machine: {result['machine']['cpus']} CPUs ({result['machine']['cpuModel']}); load average before "
     md += f"{args.load_before}, after {result['machine']['loadAfter']}.\n\n"
-    md += "| op | side | conc | tx/s | p50 ms | p99 ms | p99.9 ms | transactions | errors |\n"
-    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    md += "| op | side | conc | tx/s | p50 ms | p99 ms | p99.9 ms | transactions | errors | WAL syncs |\n"
+    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for f in figures:
         md += (
             f"| {f['op']} | {f['side']} | {f['concurrency']} | {rate(f['perSecond'])} | {ms(f['p50ms'])} | "
-            f"{ms(f['p99ms'])} | {ms(f['p999ms'])} | {f['requests']} | {f['errors']} |\n"
+            f"{ms(f['p99ms'])} | {ms(f['p999ms'])} | {f['requests']} | {f['errors']} | {f['walSyncs']} |\n"
         )
     with open(args.out_base + ".json", "w") as out:
         json.dump(result, out, indent=2, sort_keys=True)
