@@ -69,8 +69,8 @@ def main():
 
     md = "## anonreg and its pgcrypto peer (issue 16)\n\n"
     md += f"- anonreg: `{os.path.basename(anonreg_path)}`: anonregd over its Unix socket, HTTP/1.1 keep-alive, "
-    md += f"closed loop, {anonreg['secondsPerPhase']:g} s per phase. A check-up is a POST (sent as a correction, dated "
-    md += "today); a status read is a GET; each appends its hash-chained audit entry.\n"
+    md += f"closed loop, {anonreg['secondsPerPhase']:g} s per phase. A check-up is a POST dated the day after "
+    md += "that case's last, as a clinic records them; a status read is a GET; each appends its hash-chained audit entry.\n"
     md += f"- peer: `{os.path.basename(peer_path)}`: {peer['postgres']}, pgcrypto, pgbench -M prepared over the "
     md += f"Unix socket, closed loop, {peer['secondsPerPhase']:g} s per phase, {peer['subjects']} subjects; "
     md += ", ".join(f"{k}={v}" for k, v in sorted(peer["settings"].items()) if k != "listen_addresses")

@@ -89,7 +89,7 @@ struct ScaleBench: AsyncParsableCommand {
         }
 
         // MARK: Online rewrap under light load
-        let checkupBody = Array(Workload.checkupBody(on: today).replacingOccurrences(of: ",\"correction\":true", with: "").utf8)
+        let checkupBody = Array(Workload.checkupBody(on: today).utf8)
         let light: @Sendable (Int) -> (name: String, request: BenchRequest) = { _ in
             let i = counter.next()
             if i % 5 == 0 {

@@ -172,7 +172,7 @@ struct SocketBench: AsyncParsableCommand {
 
     static func setUpOverSocket(_ socket: String, today: Day, duePool: Int, checkupPool: Int, elements: [[UInt8]]) throws -> Workload {
         let due = try enrolOverSocket(socket, count: duePool, enrolledOn: today.adding(days: -30))
-        let checkup = try enrolOverSocket(socket, count: checkupPool, enrolledOn: today.adding(days: -5))
+        let checkup = try enrolOverSocket(socket, count: checkupPool, enrolledOn: today.adding(days: -Workload.checkupRoom))
         return Workload(today: today, duePool: due, checkupPool: checkup, blindedElements: elements)
     }
 
@@ -215,7 +215,9 @@ struct SocketBench: AsyncParsableCommand {
         var due: [String] = []
         for _ in 0..<duePool { due.append(try await registry.enrol(Workload.enrolBody(enrolledOn: today.adding(days: -30)))) }
         let checkup = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<checkupPool { group.addTask { try await registry.enrol(Workload.enrolBody(enrolledOn: today.adding(days: -5))) } }
+            for _ in 0..<checkupPool {
+                group.addTask { try await registry.enrol(Workload.enrolBody(enrolledOn: today.adding(days: -Workload.checkupRoom))) }
+            }
             var all: [String] = []
             for try await h in group { all.append(h) }
             return all
@@ -246,19 +248,20 @@ struct SocketBench: AsyncParsableCommand {
                 _ = try? key.blindEvaluate(blindedElement: elements[i % elements.count])
             }, note: "one core")
         let enrolBody = Workload.enrolBody(enrolledOn: today)
-        let checkupBody = Workload.checkupBody(on: today)
         let dueBefore = workload.dueBefore
         for n in concurrency {
             add("enrol", n, await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in _ = try await registry.enrol(enrolBody) })
             add(
                 "checkup", n,
                 await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                    try await registry.checkup(workload.nextCheckupCase(), checkupBody)
+                    let next = workload.nextCheckup()
+                    try await registry.checkup(next.handle, Workload.checkupBody(on: next.on))
                 }, note: n == 1 ? "naive: one write, one commit (fsync) at a time" : "group commit")
             add(
                 "checkup+audit", n,
                 await InProcessRunner.run(concurrency: n, seconds: seconds) { _ in
-                    try await registry.checkupAudited(workload.nextCheckupCase(), checkupBody)
+                    let next = workload.nextCheckup()
+                    try await registry.checkupAudited(next.handle, Workload.checkupBody(on: next.on))
                 }, note: "check-up with its audit entry in the same transaction, as the daemon does")
             add(
                 "status", n,

@@ -27,23 +27,33 @@ enum BenchOp: String, CaseIterable, Sendable {
 /// - `duePool`: enrolled 30 days ago with no check-up: due in 60 days. The due list asks for
 ///   cases due before today + 61, which is exactly this pool (check-ups and new enrolments are
 ///   due in 85 to 90 days), so its answer has a fixed size.
-/// - `checkupPool`: enrolled 5 days ago; check-ups are dated today and sent as corrections (a
-///   case may get several in one run), spread round-robin so records per case grow slowly.
+/// - `checkupPool`: enrolled `checkupRoom` days ago. Check-ups go round-robin over it, each
+///   case's dated one day after its last, as a clinic records them: the first on the day after
+///   enrolment, the n-th n days after. (Until issue 16 they were all dated today and sent as
+///   corrections, which a clinic rarely does, and which the summary path sends to the history.)
 /// - status reads go round-robin over both pools.
 final class Workload: Sendable {
     let today: Day
     let duePool: [String]
     let checkupPool: [String]
+    /// The check-up pool's enrolment day.
+    let checkupFrom: Day
     let statusPool: [String]
     let blindedElements: [[UInt8]]
     let blindedHex: [String]
     private let counter = Atomic<Int>(0)
     private let checkupCounter = Atomic<Int>(0)
 
+    /// Days between the check-up pool's enrolment and today: room for that many check-ups per
+    /// case (1.2 million over 2,000 cases), under the inactivity limit (730 days) and far from
+    /// the remission that would complete a case (1,095).
+    static let checkupRoom = 600
+
     init(today: Day, duePool: [String], checkupPool: [String], blindedElements: [[UInt8]]) {
         self.today = today
         self.duePool = duePool
         self.checkupPool = checkupPool
+        self.checkupFrom = today.adding(days: -Self.checkupRoom)
         self.statusPool = duePool + checkupPool
         self.blindedElements = blindedElements
         self.blindedHex = blindedElements.map { Hex.encode($0) }
@@ -68,7 +78,7 @@ final class Workload: Sendable {
 
     static func checkupBody(on day: Day) -> String {
         "{\"on\":\"\(day)\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\",\"psychosocial\"],"
-            + "\"note\":\"bench: stable on methadone, attended group sessions\",\"correction\":true}"
+            + "\"note\":\"bench: stable on methadone, attended group sessions\"}"
     }
 
     var dueBefore: Day { today.adding(days: 61) }
@@ -85,10 +95,8 @@ final class Workload: Sendable {
         case .enrol:
             return BenchRequest(method: "POST", target: "/v1/subjects", body: Array(Self.enrolBody(enrolledOn: today).utf8))
         case .checkup:
-            let c = checkupCounter.add(1, ordering: .relaxed).oldValue
-            return BenchRequest(
-                method: "POST", target: "/v1/cases/\(checkupPool[c % checkupPool.count])/checkups",
-                body: Array(Self.checkupBody(on: today).utf8))
+            let (handle, day) = nextCheckup()
+            return BenchRequest(method: "POST", target: "/v1/cases/\(handle)/checkups", body: Array(Self.checkupBody(on: day).utf8))
         case .status:
             return BenchRequest(method: "GET", target: "/v1/cases/\(statusPool[n % statusPool.count])")
         case .due:
@@ -101,7 +109,9 @@ final class Workload: Sendable {
         return (op.rawValue, request(op))
     }
 
-    func nextCheckupCase() -> String {
-        checkupPool[checkupCounter.add(1, ordering: .relaxed).oldValue % checkupPool.count]
+    /// The next check-up: its case, and its date, one day after that case's last.
+    func nextCheckup() -> (handle: String, on: Day) {
+        let c = checkupCounter.add(1, ordering: .relaxed).oldValue
+        return (checkupPool[c % checkupPool.count], min(today, checkupFrom.adding(days: 1 + c / checkupPool.count)))
     }
 }
