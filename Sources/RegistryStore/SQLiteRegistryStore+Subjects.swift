@@ -172,7 +172,11 @@ extension SQLiteRegistryStore {
             }
             // A link record changes nothing the summary holds, but the summary is bound to the
             // history's length and head: it is opened under the old and sealed under the new.
-            let summary = try subject.openSummary(newestRecord: try subject.recordExtent(db).newest, dek: dek)
+            let extent = try subject.recordExtent(db)
+            guard extent.count == subject.records else {
+                throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
+            }
+            let summary = try subject.openSummary(newestRecord: extent.newest, dek: dek)
             try Self.insertCase(db, subject: subject, clinic: clinic, handle: fresh, handleIndex: freshIndex, dek: dek, keyring: keyring)
             _ = try subject.append(db, [record], dek: dek, keyring: keyring)
             try subject.sealSummary(db, summary, dek: dek)

@@ -40,6 +40,14 @@ extension ScaleBench {
             if clinic != "local" { out = out.replacingOccurrences(of: "\"local\"", with: "\"\(clinic)\"") }
             return Array(out.utf8)
         }
+        // Renaming the clinic changes the summary's length: it is padded again as the domain
+        // pads it (MonitoringSummary.encoded: spaces to a multiple of 512 bytes).
+        @Sendable func trimmed(_ text: String) -> String {
+            var text = text
+            while text.hasSuffix(" ") { text.removeLast() }
+            return text
+        }
+        @Sendable func padded(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0x20, count: (512 - bytes.count % 512) % 512) }
         let local = Locked<[String]>([template])
         let done = SharedInt()
         let started = Clock.now()
@@ -70,7 +78,7 @@ extension ScaleBench {
                                 columns: SubjectColumns(
                                     status: columns.status, nextDue: columns.nextDue?.adding(days: -shift),
                                     reviewOn: columns.reviewOn?.adding(days: -shift)),
-                                counters: [], summary: summary.map { shifted($0, by: shift, clinic: clinicName) }))
+                                counters: [], summary: summary.map { padded(shifted(trimmed($0), by: shift, clinic: clinicName)) }))
                         if clinicName == "local" { local.withLock { $0.append(receipt.caseHandle.text) } }
                         _ = done.next()
                         i += perWriter

@@ -25,8 +25,8 @@ enum BenchOp: String, CaseIterable, Sendable {
 /// Case handles and OPRF elements the operations draw from, made before the timed phases.
 ///
 /// - `duePool`: enrolled 30 days ago with no check-up: due in 60 days. The due list asks for
-///   cases due before today + 61, which is exactly this pool (check-ups and new enrolments are
-///   due in 85 to 90 days), so its answer has a fixed size.
+///   cases due before today + 61: this pool and the check-up pool, whose cases' next check-ups
+///   are all long due (new enrolments are due in 90 days), so its answer has a fixed size.
 /// - `checkupPool`: enrolled `checkupRoom` days ago. Check-ups go round-robin over it, each
 ///   case's dated one day after its last, as a clinic records them: the first on the day after
 ///   enrolment, the n-th n days after. (Until issue 16 they were all dated today and sent as

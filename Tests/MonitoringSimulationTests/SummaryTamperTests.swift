@@ -21,6 +21,7 @@ struct SummaryTamperTests {
         let clock = FixedDayClock(Day("2026-01-01")!)
         let service: MonitoringService
         var cases: [CaseHandle] = []
+        var codes: [String] = []
 
         init() async throws {
             let keyring = try Keyring.create(in: tmp.sub("keys"))
@@ -32,6 +33,7 @@ struct SummaryTamperTests {
                 let reply = try await service.enrol(
                     clinic: SummaryTamperTests.clinic, try JSONDecoder().decode(EnrolRequest.self, from: Data(body.utf8)))
                 cases.append(CaseHandle(reply.case)!)
+                codes.append(reply.code)
             }
         }
 
@@ -136,17 +138,32 @@ struct SummaryTamperTests {
             _ = try await r.service.checkups(clinic: Self.clinic, case: r.cases[0])
             Issue.record("the check-ups were served beside a disagreeing summary")
         } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
+        do {
+            _ = try await r.service.selfAccess(code: r.codes[0])
+            Issue.record("the patient's view was served beside a disagreeing summary")
+        } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
         let correction = try JSONDecoder().decode(
             CheckupRequest.self, from: Data("{\"on\":\"2026-02-01\",\"outcome\":\"remission\",\"correction\":true}".utf8))
         do {
             _ = try await r.service.addCheckup(clinic: Self.clinic, case: r.cases[0], correction)
             Issue.record("a correction was decided beside a disagreeing summary")
         } catch { #expect(error.code == DomainError.integrityErrorCode, "\(error)") }
+        // A withdrawal decides nothing from the summary: it keeps its statistics counter and
+        // raises no "records failed" alarm.
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic sim-clinic", action: "withdraw"))
+        try await AuditRecorder.$current.withValue(recorder) {
+            _ = try await r.service.withdraw(clinic: Self.clinic, case: r.cases[0])
+        }
+        #expect(recorder.event(result: "ok")?.result.contains("without its statistics counter") == false)
+        let withdrawn = try await r.store.counters(from: Month("2026-01")!, to: Month("2026-12")!).filter { $0.key.metric == "withdrawn" }
+        #expect(withdrawn.map(\.value).reduce(0, +) == 1)
     }
 
     /// The backfill stores a summary only for the history it was computed from: a link (which
-    /// appends a record) or a check-up committed between its open and its store wins, and no
-    /// stale summary is sealed under the new history.
+    /// appends a record and reseals no summary: only the stamp guard stops it) or a check-up
+    /// (which writes its own summary: stopped by the guard that the row still has none)
+    /// committed between its open and its store wins, and no stale summary is sealed under the
+    /// new history.
     @Test(arguments: ["a link", "a check-up"])
     func theBackfillNeverStoresAStaleSummary(_ race: String) async throws {
         let r = try await Registry()

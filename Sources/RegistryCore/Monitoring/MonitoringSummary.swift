@@ -11,7 +11,10 @@ import RegistryProtocol
 ///
 /// Encoded as JSON with sorted keys, like the records. `version` says which shape it is: a
 /// summary of another version is treated as absent (the history is folded instead, and the next
-/// change writes a current one).
+/// change writes a current one). **Bump `currentVersion` whenever the fields or the fold
+/// (`RemissionFold`, `MonitoringState`) change**: a stored summary of the old rules would
+/// otherwise disagree with its history wherever that is open (`agrees`), and be refused as an
+/// integrity failure. `MonitoringSummaryFormatTests` pins the current shape.
 struct MonitoringSummary: Codable, Sendable, Equatable {
     static let currentVersion = 1
 

@@ -37,7 +37,7 @@ public struct SummaryBackfill: Sendable {
             guard let last = work.last else { return report }
             after = last
             var updates: [SummaryUpdate] = []
-            for subject in work {
+            for subject in work where !Task.isCancelled {
                 do {
                     guard let opened = try await storage.openForSummary(subject) else { continue }
                     let summary = MonitoringSummary(records: try SubjectRecords(opened.view))
