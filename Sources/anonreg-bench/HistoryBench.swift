@@ -74,7 +74,7 @@ struct HistoryBench: AsyncParsableCommand {
         }
 
         var lines: [HistoryLine] = []
-        let checkupBody = Array(plan.body(on: today).utf8)
+        let checkupBody = Array(Workload.checkupBody(on: today).utf8)
         for length in lengths {
             let pool = pools[length]!
             let reads = SharedInt()
@@ -145,7 +145,7 @@ struct HistoryBench: AsyncParsableCommand {
                         guard reply.status == 201 else { throw BenchError.unexpected("enrol: \(reply.status) \(reply.text)") }
                         let handle = try JSONDecoder().decode(EnrolResponse.self, from: Data(reply.body)).case
                         for day in plan.days(length) {
-                            let answer = try c.send("POST", "/v1/cases/\(handle)/checkups", json: plan.body(on: day))
+                            let answer = try c.send("POST", "/v1/cases/\(handle)/checkups", json: Workload.checkupBody(on: day))
                             guard answer.status == 201 else {
                                 throw BenchError.unexpected("check-up on \(day): \(answer.status) \(answer.text.prefix(300))")
                             }
@@ -232,11 +232,6 @@ struct HistoryPlan {
     /// The dates of a history of `length` check-ups, oldest first.
     func days(_ length: Int) -> [Day] {
         (0..<length).map { lastRecorded.adding(days: -(length - 1 - $0)) }
-    }
-
-    func body(on day: Day) -> String {
-        "{\"on\":\"\(day)\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\",\"psychosocial\"],"
-            + "\"note\":\"bench: stable on methadone, attended group sessions\"}"
     }
 }
 
