@@ -122,7 +122,14 @@ import Testing
         let file = d.tmp.sub("gauges.anrgbak")
         let backup = try d.anonreg(["backup", "create", file])
         #expect(backup.status == 0, "\(backup.stderr)")
-        let backedUp = try #require(Self.gauge("anonreg_backup_last_success_timestamp_seconds", in: try metrics()))
+        // The daemon records the gauge after the stream's last byte is written, which the
+        // client may have read (and `backup create` exited on) a moment before: poll briefly.
+        var recorded: Double? = nil
+        for _ in 0..<100 where recorded == nil {
+            recorded = Self.gauge("anonreg_backup_last_success_timestamp_seconds", in: try metrics())
+            if recorded == nil { usleep(100_000) }
+        }
+        let backedUp = try #require(recorded)
         #expect(backedUp >= started - 1)
         sleep(1)
         #expect(try d.anonreg(["keys", "rotate"]).status == 0)
