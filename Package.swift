@@ -104,12 +104,12 @@ let package = Package(
         ),
         // PostgreSQL through PostgresNIO (issue 17): the only importer of PostgresNIO and NIOSSL.
         // Connects (Unix socket, or TCP with verify-full TLS), checks durability, migrates under an
-        // advisory lock (docs/STORAGE.md §PostgreSQL). Not yet a RegistryBackend, and no composition
-        // root links it yet.
+        // advisory lock (docs/STORAGE.md §PostgreSQL), and implements the subject, due-list and audit
+        // parts of the storage contract. Not yet a RegistryBackend, and no composition root links it.
         .target(
             name: "RegistryPostgres",
             dependencies: [
-                "RegistryCrypto", "RegistryKeyring", "RegistryProtocol", "RegistryFormats",
+                "RegistryCore", "RegistryCrypto", "RegistryKeyring", "RegistryProtocol", "RegistryFormats",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -320,7 +320,7 @@ let package = Package(
         // ThrowawayPostgres; PostgreSQL 15 from scripts/setup.sh): connect, durability, migrations.
         .testTarget(
             name: "PostgresBackendTests",
-            dependencies: ["RegistryPostgres", "AnonregTestSupport"]
+            dependencies: ["RegistryPostgres", "RegistryCore", "RegistryKeyring", "RegistryProtocol", "AnonregTestSupport"]
         ),
         // The monitoring domain over the real store: a simulated three-year timeline.
         .testTarget(

@@ -19,6 +19,9 @@ public enum PostgresBackendError: Error, Equatable, Sendable, CustomStringConver
     case foreignDatabase(database: String, tables: [String])
     /// The database was migrated by a newer anonreg: it records migrations this release does not know.
     case newerSchema(database: String, migrations: [String], releases: [String])
+    /// The database goes with another keyring than the node's (docs/CRYPTO.md §Authenticated
+    /// columns, "Keyring binding"); nothing was changed.
+    case keyringMismatch(database: String, reason: String)
     /// The server refused a statement or the connection for another reason (SQLSTATE and message).
     case server(sqlState: String, message: String)
 
@@ -48,6 +51,8 @@ public enum PostgresBackendError: Error, Equatable, Sendable, CustomStringConver
             return
                 "database \"\(database)\" was migrated by \(writer) (migration \(migrations.joined(separator: ", "))), "
                 + "newer than this anonreg. Migrations are forward-only (docs/OPERATIONS.md §Upgrading)"
+        case .keyringMismatch(let database, let reason):
+            return "database \"\(database)\" cannot be used with this keyring: \(reason). It was left untouched"
         case .server(let sqlState, let message):
             return "PostgreSQL refused: \(message) (SQLSTATE \(sqlState))"
         }

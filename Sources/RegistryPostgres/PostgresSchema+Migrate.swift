@@ -1,5 +1,7 @@
 import Logging
+internal import NIOCore
 internal import PostgresNIO
+import RegistryFormats
 import RegistryProtocol
 
 extension PostgresSchema {
@@ -11,12 +13,13 @@ extension PostgresSchema {
     /// The transaction runs at READ COMMITTED, so every statement after the lock sees what a
     /// node that held the lock before committed.
     static func migrate(
-        _ connection: PostgresConnection, database: String, logger: Logger
+        _ connection: PostgresConnection, database: String, binding: [UInt8], logger: Logger
     ) async throws(PostgresBackendError) -> [String] {
         try await PostgresErrors.mapping {
             try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
             do {
                 let applied = try await migrateLocked(connection, database: database, logger: logger)
+                try await bindKeyring(connection, database: database, binding: binding, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
                 return applied
             } catch {
@@ -68,6 +71,33 @@ extension PostgresSchema {
             logger.info("applied migration", metadata: ["migration": .string(migration.name)])
         }
         return applied
+    }
+
+    /// docs/CRYPTO.md §Authenticated columns, "Keyring binding": the first node to open the
+    /// database records which keyring it goes with; every node after it must hold the same one.
+    /// A node with another keyring (another registry's, a fresh one) would find every row's MAC
+    /// wrong and, if it swept, erase them all. A database that holds subjects but no binding
+    /// had it removed outside anonreg, and is refused too. Runs under the migration lock, so two
+    /// nodes starting at once with different keyrings cannot both bind.
+    private static func bindKeyring(_ connection: PostgresConnection, database: String, binding: [UInt8], logger: Logger) async throws {
+        let stored = try await collect(connection, "SELECT mac FROM keyring_binding WHERE id = 1", as: ByteBuffer.self, logger: logger)
+        if let mac = stored.first {
+            guard RowIntegrity.matches(Array(mac.readableBytesView), binding) else {
+                throw PostgresBackendError.keyringMismatch(
+                    database: database,
+                    reason:
+                        "it was written with another keyring (its index key differs): start anonregd with the keys directory every node of this registry holds"
+                )
+            }
+            return
+        }
+        let subjects = try await single(connection, "SELECT count(*) FROM subject", as: Int64.self, logger: logger)
+        guard subjects == 0 else {
+            throw PostgresBackendError.keyringMismatch(
+                database: database,
+                reason: "it holds subjects but no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
+        }
+        try await connection.query("INSERT INTO keyring_binding (id, mac) VALUES (1, \(ByteBuffer(bytes: binding)))", logger: logger)
     }
 
     /// Up to five relations (tables, views, sequences, foreign tables) outside PostgreSQL's own

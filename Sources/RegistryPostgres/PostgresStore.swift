@@ -1,26 +1,47 @@
 import Logging
 internal import NIOSSL
 internal import PostgresNIO
+import RegistryCore
+import RegistryCrypto
+import RegistryFormats
+import RegistryKeyring
 
 /// The PostgreSQL backend: several anonregd share one registry database (issue 17;
-/// docs/STORAGE.md §PostgreSQL). `open` connects, checks durability, and migrates the schema
-/// under the migration lock; the pool (`PostgresClient`) then serves the store.
+/// docs/STORAGE.md §PostgreSQL). `open` connects, checks durability, migrates the schema under
+/// the migration lock and checks that the database goes with the node's keyring; the pool
+/// (`PostgresClient`) then serves the store.
 ///
-/// The storage contract (`RegistryBackend`, in RegistryCore) is not implemented yet. It goes in
-/// one extension per protocol, as the SQLite store's: `PostgresStore+Registry.swift`,
-/// `PostgresStore+Audit.swift`, `PostgresStore+Statistics.swift`, `PostgresStore+KeyMaintenance.swift`,
-/// `PostgresStore+Backup.swift` and `PostgresStore+Lifecycle.swift`, each reaching the database
-/// through `client`.
+/// The storage contract (`RegistryBackend`, in RegistryCore) is implemented in part, one
+/// extension per intent, each reaching the database through `client`:
+/// - `PostgresStore+Subjects.swift`: enrolment, reads, changes, links, code re-issue;
+/// - `PostgresStore+Queries.swift`: the due list and counters;
+/// - `PostgresStore+Audit.swift`: the audit log, one chain for every node.
+///
+/// Not yet: erasure and the erasure ledger, the sweeper's and the backfill's methods, the
+/// integrity check, statistics releases, key maintenance, backups and the lifecycle hooks. So it
+/// does not declare `RegistryBackend` yet, and no composition root links it.
 public final class PostgresStore: Sendable {
     public let config: PostgresConfig
     /// The migrations this open applied, in order: empty when the schema was already current
     /// (another node, or an earlier start, migrated it).
     public let migrationsApplied: [String]
+    /// A signed audit checkpoint every this many entries (config `audit.checkpoint_every`).
+    public let auditCheckpointEvery: Int
 
     /// The pool. Its `run()` is `runner`: a query waits for a connection only while it runs.
     let client: PostgresClient
     let runner: Task<Void, Never>
     let logger: Logger
+    /// The keys, lent by whoever opened the store: it seals and opens with them and never
+    /// replaces them. Every node holds the same keyring (docs/OPERATIONS.md §Several nodes).
+    let keys: KeyCustody
+    /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
+    let dekSlab: SecureSlab
+    /// The erasure ledger's references: a subject named there is never served.
+    let erased = ErasedSubjects()
+
+    /// The keyring snapshot one operation uses.
+    var keyring: Keyring { keys.current }
 
     /// The schema's migrations, in order (docs/STORAGE.md §PostgreSQL).
     public static var migrationNames: [String] { PostgresSchema.migrationNames }
@@ -28,21 +49,39 @@ public final class PostgresStore: Sendable {
     /// The `pg_advisory_xact_lock` key the migrations run under.
     public static var migrationLockKey: Int64 { PostgresSchema.migrationLockKey }
 
-    private init(config: PostgresConfig, client: PostgresClient, runner: Task<Void, Never>, logger: Logger, applied: [String]) {
+    /// Data keys held at once before unwraps fall back to allocations of their own.
+    static let dekSlots = 256
+
+    private init(
+        config: PostgresConfig, client: PostgresClient, runner: Task<Void, Never>, logger: Logger, applied: [String],
+        keys: KeyCustody, auditCheckpointEvery: Int, dekSlab: SecureSlab
+    ) {
         self.config = config
         self.client = client
         self.runner = runner
         self.logger = logger
         self.migrationsApplied = applied
+        self.keys = keys
+        self.auditCheckpointEvery = auditCheckpointEvery
+        self.dekSlab = dekSlab
     }
 
     /// Opens the database: checks the settings and the password file, connects once (bounded by
     /// `connectTimeout`) so that an unreachable server or refused credentials are reported as
     /// such, starts the pool, refuses a server that is not durable, and migrates.
     public static func open(
-        _ config: PostgresConfig, logger: Logger = Logger(label: "anonreg.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        _ config: PostgresConfig, keys: KeyCustody, auditCheckpointEvery: Int = 1000,
+        logger: Logger = Logger(label: "anonreg.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws(PostgresBackendError) -> PostgresStore {
         try config.validate()
+        let dekSlab: SecureSlab
+        do { dekSlab = try SecureSlab(slotBytes: XChaCha20Poly1305.keyBytes, slotCount: dekSlots) } catch {
+            throw .configuration("secure memory unavailable (mlock limit)")
+        }
+        let binding: [UInt8]
+        do { binding = try RowIntegrity.keyringBinding(keys.current) } catch {
+            throw .configuration("the keyring's row MAC key cannot be used")
+        }
         let password = try PasswordFile.read(config.passwordFile)
         let connection = try makeConnectionConfiguration(config, password: password)
 
@@ -61,10 +100,12 @@ public final class PostgresStore: Sendable {
             }
             let applied = try await PostgresErrors.mapping {
                 try await client.withConnection { connection in
-                    try await PostgresSchema.migrate(connection, database: config.database, logger: logger)
+                    try await PostgresSchema.migrate(connection, database: config.database, binding: binding, logger: logger)
                 }
             }
-            return PostgresStore(config: config, client: client, runner: runner, logger: logger, applied: applied)
+            return PostgresStore(
+                config: config, client: client, runner: runner, logger: logger, applied: applied, keys: keys,
+                auditCheckpointEvery: auditCheckpointEvery, dekSlab: dekSlab)
         } catch {
             runner.cancel()
             await runner.value

@@ -244,20 +244,8 @@ extension SQLiteRegistryStore {
         }
     }
 
-    /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC, whole seconds), the same text ISO8601DateFormatter
-    /// with `.withInternetDateTime` gives, without building a formatter for every audit entry
-    /// (that was a measurable share of each request: docs/PERFORMANCE.md).
-    static func timestamp(_ date: Date = Date()) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
-            + "T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
-    }
+    /// An entry's time (`AuditChain.timestamp`, shared by every backend).
+    static func timestamp(_ date: Date = Date()) -> String { AuditChain.timestamp(date) }
 }
 
 /// Reads and verifies the audit tables, online (through the store) or offline (a stopped state

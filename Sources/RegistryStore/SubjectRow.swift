@@ -13,7 +13,7 @@ import RegistryProtocol
 /// index, the clear columns, the record count and the record chain head to the subject's sid. A
 /// write changes the row in memory (`append`, `columns`, `codeIndex`) and `save` writes the new
 /// values with their new MAC in one statement.
-struct SubjectRow {
+struct SubjectRow: SealedSubjectRow {
     var id: Int64
     var sid: [UInt8]
     var codeIndex: [UInt8]
@@ -81,31 +81,6 @@ struct SubjectRow {
         self.summary = nil
     }
 
-    /// The MAC the row's current values should carry.
-    func expectedMAC(keyring: Keyring) throws(StorageError) -> [UInt8] {
-        try RowIntegrity.subjectMAC(
-            id: id, sid: sid, codeIndex: codeIndex, kekVersion: kekVersion, columns: columns, records: records,
-            recordsHead: recordsHead, keyring: keyring)
-    }
-
-    /// Throws `.integrity` unless the row's MAC matches its values, and unless the subject is
-    /// absent from the erasure ledger (a row restored behind anonreg's back after its erasure).
-    func authenticate(keyring: Keyring, erased: ErasedSubjects?) throws(StorageError) {
-        guard RowIntegrity.matches(rowMAC, try expectedMAC(keyring: keyring)) else {
-            throw .integrity(what: "subject row")
-        }
-        if let erased, erased.count > 0 {
-            let reference: [UInt8]
-            do { reference = try ErasureLedger(keyring: keyring).reference(sid: sid) } catch {
-                throw .database(reason: "could not compute an erasure-ledger reference")
-            }
-            if erased.contains(reference) {
-                throw .integrity(
-                    what: "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)")
-            }
-        }
-    }
-
     /// Writes the row's code index, columns, record count and chain head with their MAC, and
     /// its sealed summary.
     mutating func save(_ db: Database, keyring: Keyring) throws {
@@ -125,25 +100,11 @@ struct SubjectRow {
     /// chain head and newest record), or clears it (docs/CRYPTO.md §Monitoring summary). Call
     /// after `append`.
     mutating func sealSummary(_ db: Database, _ plaintext: [UInt8]?, dek: borrowing SecretBytes) throws {
-        guard let plaintext else {
+        guard plaintext != nil else {
             summary = nil
             return
         }
-        let newest = try recordExtent(db).newest
-        summary = try SubjectKeys.seal(
-            plaintext, dek: dek, ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead, newestRecord: newest))
-    }
-
-    /// The summary opened, or nil if the row has none. One that does not open under the
-    /// history the row names and the newest record row (modified, put back from before a later
-    /// change, moved from another subject, beside a record row deleted or added) is
-    /// `.tampered`, like a record.
-    func openSummary(newestRecord: Int64, dek: borrowing SecretBytes) throws(StorageError) -> [UInt8]? {
-        guard let summary else { return nil }
-        return try SubjectKeys.open(
-            summary, dek: dek,
-            ad: SubjectKeys.summaryAD(sid: sid, records: records, recordsHead: recordsHead, newestRecord: newestRecord),
-            what: "monitoring summary")
+        summary = try sealedSummary(plaintext, newestRecord: try recordExtent(db).newest, dek: dek)
     }
 
     /// How many record rows the subject has and the newest one's id (-1 for none), from the
@@ -163,13 +124,10 @@ struct SubjectRow {
     /// the full check. The row must have been authenticated.
     func summaryView(_ db: Database, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
         let extent = try recordExtent(db)
-        guard extent.count == records else {
-            throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
-        }
+        try checkExtent(count: extent.count)
         let dek = try dek(keyring: keyring, slab: slab)
         let summary = try openSummary(newestRecord: extent.newest, dek: dek)
-        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
-        recorder?.record(reference, subjectKey: sid)
+        let reference = try recordReference(keyring: keyring, in: recorder)
         return SubjectView(records: [], columns: columns, clinics: [], auditReference: reference, summary: summary)
     }
 
@@ -183,15 +141,6 @@ struct SubjectRow {
         try db.fetchOneCached("SELECT \(selectColumns) FROM subject s WHERE s.id = ?", [id]).map { try SubjectRow(row: $0) }
     }
 
-    /// Callers pass the store's keyring as it is *now*, read after this row was fetched, never
-    /// a snapshot taken before the transaction: a row names a KEK version only after the
-    /// keyring holding it was installed, so a snapshot taken earlier may lack the version a
-    /// concurrent rotation made primary (the fault run's `500 internal_error`,
-    /// docs/ROBUSTNESS.md; KeyRotationRaceTests).
-    func dek(keyring: Keyring, slab: SecureSlab) throws(StorageError) -> SecretBytes {
-        try SubjectKeys.unwrap(wrappedDEK, sid: sid, version: kekVersion, keyring: keyring, slab: slab)
-    }
-
     /// Opens every record and lists the clinics: the whole view of the subject.
     func view(_ db: Database, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder? = nil) throws -> SubjectView {
         try view(db, keyring: keyring, dek: try dek(keyring: keyring, slab: slab), recorder: recorder)
@@ -201,23 +150,13 @@ struct SubjectRow {
     /// records read must be exactly the ones the row's MAC names (count and chain head): a row
     /// deleted, inserted or put back is an integrity failure, never a shorter or longer history.
     func view(_ db: Database, keyring: Keyring, dek: borrowing SecretBytes, recorder: AuditRecorder? = nil) throws -> SubjectView {
-        var records: [StoredRecord] = []
-        var head = RowIntegrity.genesis
-        for row in try db.fetchAllCached("SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", [id]) {
-            let recordID: Int64 = row[0]
-            let kindText: String = row[1]
-            let schema: Int = row[2]
-            guard let kind = RecordKind(rawValue: kindText), let schemaVersion = UInt16(exactly: schema) else {
-                throw StorageError.tampered(what: "record")
-            }
-            head = try RowIntegrity.chain(head, recordID: recordID, kind: kind.rawValue, schemaVersion: schemaVersion, keyring: keyring)
-            let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: kind.rawValue, schemaVersion: schemaVersion)
-            let plaintext = try SubjectKeys.open(Array(row[3] as Data), dek: dek, ad: ad, what: "\(kind.rawValue) record")
-            records.append(StoredRecord(id: recordID, kind: kind, schemaVersion: schemaVersion, plaintext: plaintext))
+        let rows = try db.fetchAllCached("SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = ? ORDER BY id", [id]).map {
+            (row) throws(StorageError) in
+            let cells = RowCells(row: row, what: "record row")
+            return SealedRecordRow(
+                id: try cells.integer(0), kind: try cells.text(1) ?? "", schemaVersion: try cells.integer(2), sealed: try cells.blob(3))
         }
-        guard records.count == self.records, RowIntegrity.matches(head, recordsHead) else {
-            throw StorageError.integrity(what: "record set (a record was deleted, inserted or put back)")
-        }
+        let records = try openRecords(rows, dek: dek, keyring: keyring)
         // The clinics that hold a case, each link's MAC checked: a row inserted behind anonreg's
         // back never shows a patient a clinic that does not hold their case.
         var clinics: [ClinicID] = []
@@ -228,8 +167,7 @@ struct SubjectRow {
             if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
         }
         let summary = try openSummary(newestRecord: records.last?.id ?? -1, dek: dek)
-        let reference = try SubjectKeys.auditReference(sid: sid, keyring: keyring)
-        recorder?.record(reference, subjectKey: sid)
+        let reference = try recordReference(keyring: keyring, in: recorder)
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference, summary: summary)
     }
 
@@ -267,24 +205,11 @@ struct SubjectRow {
             SELECT (SELECT max(id) FROM record WHERE subject_id = ?1), (SELECT count(*) FROM record WHERE subject_id = ?1),
                    (SELECT max(id) FROM case_link WHERE subject_id = ?1), (SELECT count(*) FROM case_link WHERE subject_id = ?1)
             """, [id])
-        func be64(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: value).bigEndian) { Array($0) } }
-        func lp(_ text: String?) -> [UInt8] {
-            let bytes = Array((text ?? "").utf8)
-            return withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { Array($0) } + bytes
-        }
-        let lastRecord: Int64? = row?[0]
+        let newestRecord: Int64? = row?[0]
         let records: Int64 = row?[1] ?? 0
-        let lastLink: Int64? = row?[2]
+        let newestLink: Int64? = row?[2]
         let links: Int64 = row?[3] ?? 0
-        return SubjectStamp(
-            bytes: be64(id) + be64(lastRecord ?? -1) + be64(records) + be64(lastLink ?? -1) + be64(links)
-                + lp(columns.status.rawValue) + lp(columns.nextDue?.description) + lp(columns.reviewOn?.description) + rowMAC)
-    }
-
-    /// Tells the request's audit recorder which subject it touched (before an erasure, say).
-    func recordReference(keyring: Keyring, in recorder: AuditRecorder?) throws {
-        guard let recorder else { return }
-        recorder.record(try SubjectKeys.auditReference(sid: sid, keyring: keyring), subjectKey: sid)
+        return stamp(newestRecord: newestRecord, records: records, newestLink: newestLink, links: links)
     }
 }
 
@@ -292,7 +217,7 @@ struct SubjectRow {
 /// handle index and the clinic to the row id and to the sid of the subject it points at, so a
 /// rewritten `subject_id` (a handle redirected to another person) fails (docs/CRYPTO.md
 /// §Authenticated columns).
-struct CaseLinkRow {
+struct CaseLinkRow: SealedCaseLinkRow {
     var id: Int64
     var handleIndex: [UInt8]
     var clinic: String
@@ -307,11 +232,6 @@ struct CaseLinkRow {
         handleIndex = try cells.blob(o + 1)
         clinic = try cells.text(o + 2) ?? ""
         rowMAC = try cells.blob(o + 3)
-    }
-
-    func authenticate(sid: [UInt8], keyring: Keyring) throws(StorageError) {
-        let expected = try RowIntegrity.linkMAC(linkID: id, handleIndex: handleIndex, clinic: clinic, sid: sid, keyring: keyring)
-        guard RowIntegrity.matches(rowMAC, expected) else { throw .integrity(what: "case link row") }
     }
 
     /// The subject behind a clinic's handle, both rows read (not yet authenticated).

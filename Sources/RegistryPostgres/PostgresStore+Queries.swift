@@ -1,0 +1,111 @@
+import Logging
+internal import NIOCore
+internal import PostgresNIO
+import RegistryCore
+import RegistryFormats
+import RegistryProtocol
+
+extension PostgresStore {
+    /// Each row's case link and subject MACs are checked (docs/CRYPTO.md §Authenticated
+    /// columns), so a due date or a link changed behind anonreg's back fails the list with an
+    /// integrity error rather than hand a clinic another subject's handle or a false date.
+    public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
+        let logger = self.logger
+        return try await read { connection in
+            let rows = try await connection.rows(
+                """
+                SELECT \(unescaped: PostgresSubjectRow.selectColumns), \(unescaped: PostgresCaseLinkRow.selectColumns), c.sealed_handle
+                FROM case_link c JOIN subject s ON s.id = c.subject_id
+                WHERE c.clinic = \(clinic.rawValue) AND s.next_due IS NOT NULL AND s.next_due < \(day.description)
+                ORDER BY s.next_due, c.id
+                """, logger: logger)
+            let keyring = self.keyring
+            var due: [DueCase] = []
+            due.reserveCapacity(rows.count)
+            for row in rows {
+                let cells = row.makeRandomAccess()
+                let subject = try PostgresSubjectRow(cells)
+                let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
+                try link.authenticate(sid: subject.sid, keyring: keyring)
+                try subject.authenticate(keyring: keyring, erased: self.erased)
+                let sealed = try cells[PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount].bytes()
+                let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
+                let handle = try CaseHandleSeal.open(
+                    sealed, sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex, dek: dek, keyring: keyring)
+                guard let next = subject.columns.nextDue else { throw StorageError.tampered(what: "case handle") }
+                due.append(DueCase(caseHandle: handle, nextDue: next, status: subject.columns.status))
+            }
+            return due
+        }
+    }
+
+    /// Adds counts that belong to no subject, with the request's audit entry.
+    public func count(_ counters: [CounterIncrement]) async throws(StorageError) {
+        guard !counters.isEmpty else { return }
+        let keyring = self.keyring
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        let logger = self.logger
+        try await write { connection in
+            try await Self.apply(connection, counters, logger: logger)
+            try await Self.auditEffect(connection, recorder: recorder, checkpointEvery: every, keyring: keyring, logger: logger)
+        }
+    }
+
+    /// Every counter of the months `from` through `to` (closed months' unique persons aside).
+    public func counters(from: Month, to: Month) async throws(StorageError) -> [CounterRow] {
+        let logger = self.logger
+        return try await read { connection in
+            var counters: [CounterRow] = []
+            for row in try await connection.rows(
+                """
+                SELECT month, category, clinic, metric, value FROM counter
+                WHERE month >= \(from.description) AND month <= \(to.description) AND clinic != '*'
+                ORDER BY month, category, clinic, metric
+                """, logger: logger)
+            {
+                let (month, category, clinic, metric, value) = try row.decode((String, String, String, String, Int64).self)
+                guard let month = Month(month), let clinic = ClinicID(clinic) else { continue }
+                counters.append(
+                    CounterRow(key: CounterKey(month: month, category: category, clinic: clinic, metric: metric), value: Int(value)))
+            }
+            return counters
+        }
+    }
+
+    /// How many subjects exist (tests, and the store's own statistics).
+    public func subjectCount() async throws(StorageError) -> Int {
+        let logger = self.logger
+        return try await read { connection in
+            Int(try await connection.row("SELECT count(*) FROM subject", logger: logger)?.decode(Int64.self) ?? 0)
+        }
+    }
+
+    /// Adds counter increments in the caller's transaction, in key order: two transactions that
+    /// touch the same counters lock them in the same order, and so never deadlock.
+    static func apply(_ connection: PostgresConnection, _ counters: [CounterIncrement], logger: Logger) async throws {
+        let ordered = counters.filter { $0.by != 0 }.sorted {
+            ($0.key.month.description, $0.key.category, $0.key.clinic.rawValue, $0.key.metric)
+                < ($1.key.month.description, $1.key.category, $1.key.clinic.rawValue, $1.key.metric)
+        }
+        for increment in ordered {
+            try await connection.query(
+                """
+                INSERT INTO counter (month, category, clinic, metric, value)
+                VALUES (\(increment.key.month.description), \(increment.key.category), \(increment.key.clinic.rawValue),
+                    \(increment.key.metric), \(Int64(increment.by)))
+                ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = counter.value + excluded.value
+                """, logger: logger)
+        }
+    }
+
+    /// Records the open month's unique-person tag. The upsert writes the row whether or not the
+    /// tag exists, so enrolment does the same work either way, and no multiplicity is kept.
+    static func markUniquePerson(_ connection: PostgresConnection, _ mark: UniquePersonMark, tag: [UInt8], logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO unique_person_seen (month, category, tag) VALUES (\(mark.month.description), \(mark.category), \(tag.bytea))
+            ON CONFLICT (month, category, tag) DO UPDATE SET tag = excluded.tag
+            """, logger: logger)
+    }
+}

@@ -1,0 +1,99 @@
+import Logging
+internal import NIOCore
+internal import PostgresNIO
+import RegistryCore
+
+/// How the store's work reaches the database (docs/STORAGE.md §PostgreSQL, "Transactions").
+///
+/// - A read runs in one REPEATABLE READ, READ ONLY transaction: everything it reads (a subject
+///   row, its records, its stamp) comes from one snapshot, as on SQLite.
+/// - A write runs at READ COMMITTED and locks what it decides on (`FOR UPDATE` of the subject
+///   row), so that the database, not a lock in one process, settles a race between nodes. It
+///   takes the audit chain's lock last (`PostgresStore+Audit.swift`), and counters in key order,
+///   so two writes never wait for each other in a circle. Should the server still report a
+///   deadlock or a serialization failure, the whole transaction is run again.
+/// - The answer is returned only after COMMIT returned (invariant 5).
+extension PostgresStore {
+    /// How often a write is run again after a deadlock or a serialization failure.
+    static let writeAttempts = 5
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError) -> T {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError) -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", body)
+            } catch .database(let reason) where attempt < Self.writeAttempts && Self.isRetryable(reason) {
+                attempt += 1
+            }
+        }
+    }
+
+    private func transaction<T: Sendable>(
+        begin: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StorageError) -> T {
+        let logger = self.logger
+        do {
+            return try await client.withConnection { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
+                let value: T
+                do { value = try await body(connection) } catch {
+                    // The connection goes back to the pool: leave it outside any transaction.
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    /// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the transaction
+    /// was rolled back by the server and may simply be run again.
+    static let retryableStates: Set<String> = ["40001", "40P01"]
+
+    static func isRetryable(_ reason: String) -> Bool {
+        retryableStates.contains { reason.hasSuffix("(SQLSTATE \($0))") }
+    }
+
+    /// What the store's callers see: a `StorageError` thrown inside passes through; a decoding
+    /// failure (a cell of another type than the schema's) is an integrity failure; anything
+    /// else is a database error that names the SQLSTATE, never a parameter.
+    static func storageError(_ error: any Error) -> StorageError {
+        if let error = error as? StorageError { return error }
+        if error is PostgresDecodingError { return .integrity(what: "a row (a cell of the wrong type)") }
+        return .database(reason: PostgresErrors.statementError(error).description)
+    }
+}
+
+extension PostgresConnection {
+    /// Every row of `query`.
+    func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        var rows: [PostgresRow] = []
+        for try await row in try await self.query(query, logger: logger) { rows.append(row) }
+        return rows
+    }
+
+    /// The first row of `query`, if any.
+    func row(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRow? {
+        try await rows(query, logger: logger).first
+    }
+}
+
+extension PostgresCell {
+    /// A BYTEA cell's bytes.
+    func bytes() throws -> [UInt8] { Array(try decode(ByteBuffer.self).readableBytesView) }
+
+    /// A nullable BYTEA cell's bytes.
+    func optionalBytes() throws -> [UInt8]? { try decode(ByteBuffer?.self).map { Array($0.readableBytesView) } }
+}
+
+extension Array where Element == UInt8 {
+    /// The bytes as a BYTEA parameter.
+    var bytea: ByteBuffer { ByteBuffer(bytes: self) }
+}

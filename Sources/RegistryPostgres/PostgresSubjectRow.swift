@@ -1,0 +1,210 @@
+import Logging
+internal import NIOCore
+internal import PostgresNIO
+import RegistryCore
+import RegistryCrypto
+import RegistryFormats
+import RegistryKeyring
+import RegistryProtocol
+
+/// A subject row read from PostgreSQL. What is done with it that involves no database (its MAC,
+/// key, summary, record chain and stamp) is `SealedSubjectRow`'s, shared with SQLite; this file
+/// holds only how it is read and written here.
+struct PostgresSubjectRow: SealedSubjectRow {
+    var id: Int64
+    var sid: [UInt8]
+    var codeIndex: [UInt8]
+    var wrappedDEK: [UInt8]
+    var kekVersion: Int
+    var columns: SubjectColumns
+    var records: Int
+    var recordsHead: [UInt8]
+    var rowMAC: [UInt8]
+    var summary: [UInt8]?
+
+    static let selectColumns =
+        "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac, s.summary"
+    static let columnCount = 12
+
+    /// Reads `selectColumns` starting at column `o`. A value no anonreg writes (an unknown
+    /// status, a date that does not parse, a negative count) is an integrity failure, never a
+    /// crash: a database administrator can drop the schema's CHECK constraints.
+    init(_ row: PostgresRandomAccessRow, offset o: Int = 0) throws {
+        id = try row[o].decode(Int64.self)
+        sid = try row[o + 1].bytes()
+        wrappedDEK = try row[o + 2].bytes()
+        kekVersion = Int(try row[o + 3].decode(Int32.self))
+        guard let status = SubjectStatus(rawValue: try row[o + 4].decode(String.self)) else {
+            throw StorageError.integrity(what: "subject row (status)")
+        }
+        let nextDue = try row[o + 5].decode(String?.self)
+        let reviewOn = try row[o + 6].decode(String?.self)
+        let next = nextDue.flatMap { Day($0) }
+        let review = reviewOn.flatMap { Day($0) }
+        guard (nextDue == nil) == (next == nil), (reviewOn == nil) == (review == nil) else {
+            throw StorageError.integrity(what: "subject row (dates)")
+        }
+        columns = SubjectColumns(status: status, nextDue: next, reviewOn: review)
+        codeIndex = try row[o + 7].bytes()
+        let count = try row[o + 8].decode(Int32.self)
+        guard count >= 0 else { throw StorageError.integrity(what: "subject row (record count)") }
+        records = Int(count)
+        recordsHead = try row[o + 9].bytes()
+        rowMAC = try row[o + 10].bytes()
+        summary = try row[o + 11].optionalBytes()
+    }
+
+    /// A new subject's row before its first insert: no records yet.
+    init(id: Int64, sid: [UInt8], codeIndex: [UInt8], wrappedDEK: [UInt8], kekVersion: Int, columns: SubjectColumns) {
+        self.id = id
+        self.sid = sid
+        self.codeIndex = codeIndex
+        self.wrappedDEK = wrappedDEK
+        self.kekVersion = kekVersion
+        self.columns = columns
+        self.records = 0
+        self.recordsHead = RowIntegrity.genesis
+        self.rowMAC = []
+        self.summary = nil
+    }
+
+    /// Writes the row's code index, columns, record count and chain head with their MAC, and
+    /// its sealed summary.
+    mutating func save(_ connection: PostgresConnection, keyring: Keyring, logger: Logger) async throws {
+        rowMAC = try expectedMAC(keyring: keyring)
+        let updated = try await connection.rows(
+            """
+            UPDATE subject SET code_index = \(codeIndex.bytea), status = \(columns.status.rawValue),
+                next_due = \(columns.nextDue?.description), review_on = \(columns.reviewOn?.description),
+                records = \(Int32(records)), records_head = \(recordsHead.bytea), row_mac = \(rowMAC.bytea),
+                summary = \(summary?.bytea) WHERE id = \(id) RETURNING id
+            """, logger: logger)
+        guard updated.count == 1 else { throw StorageError.database(reason: "a subject row vanished inside its own transaction") }
+    }
+
+    /// How many record rows the subject has and the newest one's id (-1 for none), from the
+    /// index on (subject_id, id): no record is read or decrypted.
+    func recordExtent(_ connection: PostgresConnection, logger: Logger) async throws -> (count: Int, newest: Int64) {
+        let row = try await connection.row(
+            "SELECT count(*), max(id) FROM record WHERE subject_id = \(id)", logger: logger)
+        guard let (count, newest) = try row?.decode((Int64, Int64?).self) else { return (0, -1) }
+        return (Int(count), newest ?? -1)
+    }
+
+    /// Seals `plaintext` as the summary of the history the row names now, or clears it (docs/
+    /// CRYPTO.md §Monitoring summary). Call after `append`.
+    mutating func sealSummary(_ connection: PostgresConnection, _ plaintext: [UInt8]?, dek: borrowing SecretBytes, logger: Logger)
+        async throws
+    {
+        guard plaintext != nil else {
+            summary = nil
+            return
+        }
+        let newest = try await recordExtent(connection, logger: logger).newest
+        summary = try sealedSummary(plaintext, newestRecord: newest, dek: dek)
+    }
+
+    /// The subject with only its summary opened: no record decrypted, no case link read (docs/
+    /// STORAGE.md §Summary). The row must have been authenticated.
+    func summaryView(
+        _ connection: PostgresConnection, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?, logger: Logger
+    ) async throws -> SubjectView {
+        let extent = try await recordExtent(connection, logger: logger)
+        try checkExtent(count: extent.count)
+        let dek = try dek(keyring: keyring, slab: slab)
+        let summary = try openSummary(newestRecord: extent.newest, dek: dek)
+        let reference = try recordReference(keyring: keyring, in: recorder)
+        return SubjectView(records: [], columns: columns, clinics: [], auditReference: reference, summary: summary)
+    }
+
+    /// Opens every record and lists the clinics: the whole view of the subject.
+    func view(
+        _ connection: PostgresConnection, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?, logger: Logger
+    ) async throws -> SubjectView {
+        let dek = try dek(keyring: keyring, slab: slab)
+        return try await view(connection, keyring: keyring, dek: dek, recorder: recorder, logger: logger)
+    }
+
+    /// The same, with the subject's DEK already open. The records must be exactly the ones the
+    /// row's MAC names (count and chain head), and each case link's MAC must hold.
+    func view(
+        _ connection: PostgresConnection, keyring: Keyring, dek: borrowing SecretBytes, recorder: AuditRecorder?, logger: Logger
+    ) async throws -> SubjectView {
+        var rows: [SealedRecordRow] = []
+        for row in try await connection.rows(
+            "SELECT id, kind, schema_version, sealed FROM record WHERE subject_id = \(id) ORDER BY id", logger: logger)
+        {
+            let cells = row.makeRandomAccess()
+            rows.append(
+                SealedRecordRow(
+                    id: try cells[0].decode(Int64.self), kind: try cells[1].decode(String.self),
+                    schemaVersion: Int64(try cells[2].decode(Int32.self)), sealed: try cells[3].bytes()))
+        }
+        let records = try openRecords(rows, dek: dek, keyring: keyring)
+        var clinics: [ClinicID] = []
+        for row in try await connection.rows(
+            "SELECT \(unescaped: PostgresCaseLinkRow.selectColumns) FROM case_link c WHERE c.subject_id = \(id) ORDER BY c.id",
+            logger: logger)
+        {
+            let link = try PostgresCaseLinkRow(row.makeRandomAccess())
+            try link.authenticate(sid: sid, keyring: keyring)
+            if let clinic = ClinicID(link.clinic) { clinics.append(clinic) }
+        }
+        let summary = try openSummary(newestRecord: records.last?.id ?? -1, dek: dek)
+        let reference = try recordReference(keyring: keyring, in: recorder)
+        return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference, summary: summary)
+    }
+
+    /// Seals and inserts `records`, extending the record chain in memory. Their ids are drawn
+    /// from the identity sequence first, so that each is bound into its record's associated
+    /// data; the sequence never hands an id out twice. The caller `save`s the row afterwards.
+    mutating func append(
+        _ connection: PostgresConnection, _ records: [NewRecord], dek: borrowing SecretBytes, keyring: Keyring, logger: Logger
+    ) async throws {
+        guard !records.isEmpty else { return }
+        let ids = try await PostgresStore.nextIDs(connection, table: "record", count: records.count, logger: logger)
+        for (record, recordID) in zip(records, ids) {
+            let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion)
+            let sealed = try SubjectKeys.seal(record.plaintext, dek: dek, ad: ad)
+            try await connection.query(
+                """
+                INSERT INTO record (id, subject_id, kind, schema_version, sealed) OVERRIDING SYSTEM VALUE
+                VALUES (\(recordID), \(id), \(record.kind.rawValue), \(Int32(record.schemaVersion)), \(sealed.bytea))
+                """, logger: logger)
+            recordsHead = try RowIntegrity.chain(
+                recordsHead, recordID: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion, keyring: keyring)
+            self.records += 1
+        }
+    }
+
+    /// The stamp `commit` compares (`SealedSubjectRow.stamp`), read in the caller's transaction.
+    func stamp(_ connection: PostgresConnection, logger: Logger) async throws -> SubjectStamp {
+        let row = try await connection.row(
+            """
+            SELECT (SELECT max(id) FROM record WHERE subject_id = \(id)), (SELECT count(*) FROM record WHERE subject_id = \(id)),
+                   (SELECT max(id) FROM case_link WHERE subject_id = \(id)), (SELECT count(*) FROM case_link WHERE subject_id = \(id))
+            """, logger: logger)
+        guard let (newestRecord, records, newestLink, links) = try row?.decode((Int64?, Int64, Int64?, Int64).self) else {
+            throw StorageError.database(reason: "the stamp query returned no row")
+        }
+        return stamp(newestRecord: newestRecord, records: records, newestLink: newestLink, links: links)
+    }
+}
+
+/// A case link row read from PostgreSQL; its MAC check is `SealedCaseLinkRow`'s.
+struct PostgresCaseLinkRow: SealedCaseLinkRow {
+    var id: Int64
+    var handleIndex: [UInt8]
+    var clinic: String
+    var rowMAC: [UInt8]
+
+    static let selectColumns = "c.id, c.handle_index, c.clinic, c.row_mac"
+    static let columnCount = 4
+
+    init(_ row: PostgresRandomAccessRow, offset o: Int = 0) throws {
+        id = try row[o].decode(Int64.self)
+        handleIndex = try row[o + 1].bytes()
+        clinic = try row[o + 2].decode(String.self)
+        rowMAC = try row[o + 3].bytes()
+    }
+}

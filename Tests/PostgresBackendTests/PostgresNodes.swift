@@ -1,0 +1,96 @@
+import AnonregTestSupport
+import Foundation
+import RegistryCore
+import RegistryKeyring
+import RegistryPostgres
+import RegistryProtocol
+import Testing
+
+/// One throwaway cluster and one keyring, shared by any number of nodes (stores) opened on it:
+/// what several anonregd on one registry database are, minus the HTTP in front.
+final class PostgresNodes: Sendable {
+    let cluster: ThrowawayPostgres
+    let keysDirectory = TemporaryDirectory()
+    let keys: KeyCustody
+
+    static let clinicA = ClinicID("clinic-a")!
+    static let clinicB = ClinicID("clinic-b")!
+
+    init() throws {
+        cluster = try ThrowawayPostgres()
+        keys = KeyCustody(try Keyring.create(in: keysDirectory.sub("keys")))
+    }
+
+    /// A node: a store of its own (its own pool) on the shared database, with the shared keys
+    /// loaded from disk, as another host holding a copy of the keys directory would.
+    func node(checkpointEvery: Int = 1000) async throws -> PostgresStore {
+        let keyring = try Keyring.load(from: KeyringSource(directory: keysDirectory.sub("keys")))
+        return try await PostgresStore.open(
+            PostgresBackendTests.config(cluster), keys: KeyCustody(keyring), auditCheckpointEvery: checkpointEvery)
+    }
+
+    static func columns(due: String = "2027-01-01") -> SubjectColumns {
+        SubjectColumns(status: .active, nextDue: Day(due), reviewOn: Day("2029-01-01"))
+    }
+
+    static func enrol(_ node: PostgresStore, clinic: ClinicID = clinicA, consent: String = "consent", due: String = "2027-01-01")
+        async throws -> EnrolmentReceipt
+    {
+        try await node.enrol(
+            Enrolment(
+                clinic: clinic, linkage: nil,
+                records: [
+                    NewRecord(kind: .consent, plaintext: Array(consent.utf8)),
+                    NewRecord(kind: .episode, plaintext: Array("episode".utf8)),
+                ],
+                columns: columns(due: due), counters: [], summary: Array("summary of \(consent)".utf8)))
+    }
+
+    /// open → decide → commit-if-unchanged, retried until the commit holds (docs/STORAGE.md
+    /// §Changes); returns how many times the commit found the subject changed.
+    @discardableResult
+    static func addCheckup(_ node: PostgresStore, _ handle: CaseHandle, clinic: ClinicID, note: String) async throws -> Int {
+        var conflicts = 0
+        for _ in 0..<10_000 {
+            let opened = try await node.openForChange(case: handle, clinic: clinic, history: false)
+            let change = SubjectChange(
+                append: [NewRecord(kind: .checkup, plaintext: Array(note.utf8))], columns: opened.view.columns,
+                summary: Array("after \(note)".utf8))
+            do {
+                try await node.commit(change, case: handle, clinic: clinic, ifUnchanged: opened.stamp)
+                return conflicts
+            } catch .subjectChanged {
+                conflicts += 1
+            }
+        }
+        throw StorageError.subjectChanged
+    }
+
+    static func notes(_ node: PostgresStore, _ handle: CaseHandle, clinic: ClinicID) async throws -> [String] {
+        try await node.subject(case: handle, clinic: clinic).records(of: .checkup).map { String(decoding: $0.plaintext, as: UTF8.self) }
+    }
+
+    /// Every file of the cluster's data directory (tables, WAL, everything), read as the
+    /// superuser of this machine would.
+    func dataFiles() -> [String] {
+        let root = cluster.directory + "/data"
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var files: [String] = []
+        for case let relative as String in walker {
+            var isDirectory: ObjCBool = false
+            let path = root + "/" + relative
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue { files.append(path) }
+        }
+        return files
+    }
+
+    /// The data files that hold `needle`, after a CHECKPOINT wrote every dirty page.
+    func filesHolding(_ needle: String) throws -> [String] {
+        try cluster.psql("CHECKPOINT;")
+        let bytes = Array(needle.utf8)
+        return dataFiles().filter { path in
+            guard let data = FileManager.default.contents(atPath: path) else { return false }
+            return Bytes.contains(Array(data), bytes)
+        }
+    }
+}
