@@ -70,6 +70,10 @@ final class PostgresNodes: Sendable {
         try await node.subject(case: handle, clinic: clinic).records(of: .checkup).map { String(decoding: $0.plaintext, as: UTF8.self) }
     }
 
+    /// Runs SQL in the registry's database as the cluster's superuser: a database administrator.
+    @discardableResult
+    func sql(_ statements: String) throws -> String { try cluster.psql(statements, database: cluster.database) }
+
     /// Every file of the cluster's data directory (tables, WAL, everything), read as the
     /// superuser of this machine would.
     func dataFiles() -> [String] {
