@@ -224,6 +224,19 @@ enum PostgresSchema {
                     """,
                     "CREATE INDEX subject_without_summary ON subject (id) WHERE summary IS NULL",
                 ]),
+            // PostgreSQL only (docs/STORAGE.md §Erasure on PostgreSQL): every node's erasures,
+            // by their ledger reference, so that each node's ledger file beside its keyring
+            // comes to name every erasure of the registry, whichever node made it.
+            PostgresMigration(
+                name: "pg3-erasure-ledger-entries",
+                statements: [
+                    """
+                    CREATE TABLE erasure_ledger_entry (
+                        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        reference BYTEA NOT NULL UNIQUE CHECK (octet_length(reference) = \(ErasureLedger.referenceBytes))
+                    )
+                    """
+                ]),
         ]
     }
 

@@ -93,7 +93,7 @@ public enum Daemon {
         }
         // docs/CRYPTO.md §Erasure ledger: the ledger opens for append and extends what the
         // database recorded, or nothing starts (a keys problem: exit 3).
-        do { try store.prepareErasureLedger() } catch {
+        do { try await store.prepareErasureLedger() } catch {
             fail("keyring: \(error)")
             try? store.close()
             return .keys

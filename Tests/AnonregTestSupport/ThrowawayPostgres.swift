@@ -262,6 +262,32 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         return printed.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Dumps `database` (default: the daemon's) with pg_dump as the superuser, in the custom
+    /// format, as a database administrator's nightly dump would; returns the file.
+    public func dump(_ database: String? = nil) throws -> String {
+        let path = clientDirectory + "/dump-\(UUID().uuidString).pgdump"
+        let status = try run(
+            "pg_dump", ["-h", directory, "-p", "\(port)", "-U", superuser, "-Fc", database ?? self.database], output: path)
+        guard status == 0 else { throw Failure("pg_dump failed (\(status)): \(serverLog())") }
+        return path
+    }
+
+    /// Replaces `database` (default: the daemon's) with the dump at `path`: drops it (closing
+    /// its sessions), creates it again for the daemon's role, and runs pg_restore as the
+    /// superuser, which gives every object back to its owner.
+    public func restore(_ path: String, database: String? = nil) throws {
+        let name = database ?? self.database
+        try psql("DROP DATABASE \(name) WITH (FORCE);")
+        try createDatabase(name)
+        let output = clientDirectory + "/restore-\(UUID().uuidString).out"
+        defer { unlink(output) }
+        let status = try run(
+            "pg_restore", ["-h", directory, "-p", "\(port)", "-U", superuser, "-d", name, "--exit-on-error"], stdin: path, output: output)
+        guard status == 0 else {
+            throw Failure("pg_restore failed (\(status)): \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        }
+    }
+
     /// Creates another database owned by `owner` (default: the daemon's role).
     public func createDatabase(_ name: String, owner: String? = nil) throws {
         try psql("CREATE DATABASE \(name) OWNER \(owner ?? user);")

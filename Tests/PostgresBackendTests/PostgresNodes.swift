@@ -23,10 +23,19 @@ final class PostgresNodes: Sendable {
 
     /// A node: a store of its own (its own pool) on the shared database, with the shared keys
     /// loaded from disk, as another host holding a copy of the keys directory would.
-    func node(checkpointEvery: Int = 1000) async throws -> PostgresStore {
-        let keyring = try Keyring.load(from: KeyringSource(directory: keysDirectory.sub("keys")))
+    func node(checkpointEvery: Int = 1000, keys directory: String? = nil) async throws -> PostgresStore {
+        let keyring = try Keyring.load(from: KeyringSource(directory: directory ?? keysDirectory.sub("keys")))
         return try await PostgresStore.open(
             PostgresBackendTests.config(cluster), keys: KeyCustody(keyring), auditCheckpointEvery: checkpointEvery)
+    }
+
+    /// A copy of the keys directory for a node of its own host (`cp -a`: modes and owner kept),
+    /// so that each such node keeps its own erasure ledger file.
+    func copyOfTheKeys() throws -> (TemporaryDirectory, String) {
+        let host = TemporaryDirectory()
+        let result = try Binaries.runExecutable("/bin/cp", ["-a", keysDirectory.sub("keys"), host.sub("keys")])
+        guard result.status == 0 else { throw NodesFailure("cp failed: \(result.stderr)") }
+        return (host, host.sub("keys"))
     }
 
     static func columns(due: String = "2027-01-01") -> SubjectColumns {
@@ -89,12 +98,18 @@ final class PostgresNodes: Sendable {
     }
 
     /// The data files that hold `needle`, after a CHECKPOINT wrote every dirty page.
-    func filesHolding(_ needle: String) throws -> [String] {
+    func filesHolding(_ needle: String) throws -> [String] { try filesHoldingBytes(Array(needle.utf8)) }
+
+    func filesHoldingBytes(_ bytes: [UInt8]) throws -> [String] {
         try cluster.psql("CHECKPOINT;")
-        let bytes = Array(needle.utf8)
         return dataFiles().filter { path in
             guard let data = FileManager.default.contents(atPath: path) else { return false }
             return Bytes.contains(Array(data), bytes)
         }
     }
+}
+
+struct NodesFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -2,15 +2,17 @@
 public protocol StorageLifecycle: Sendable {
     /// Before serving: the erasure ledger beside the keyring opens for append and extends what
     /// the backend recorded, and every subject it names is refused from now on (docs/CRYPTO.md
-    /// §Erasure ledger). A failure here is a keys problem: nothing may start.
-    func prepareErasureLedger() throws(StorageError)
+    /// §Erasure ledger). A failure here is a keys problem: nothing may start. A backend shared
+    /// by several nodes also merges the other nodes' erasures here.
+    func prepareErasureLedger() async throws(StorageError)
 
     /// Before serving: the log reaches the signed anchor beside the keyring and agrees with it
     /// (docs/CRYPTO.md §Audit, "Anchor"). A failure here is a database problem.
     func checkAuditAnchor() async throws(StorageError)
 
-    /// Upkeep after erasures: retries removing erased bytes that the backend's own log may still
-    /// hold (SQLite: truncating the WAL a long reader kept). Returns whether some may remain.
+    /// Upkeep after erasures, every few minutes: retries removing erased bytes that the backend's
+    /// own log may still hold (SQLite: truncating the WAL a long reader kept), or takes in the
+    /// erasures other nodes made (PostgreSQL). Returns whether erased bytes may remain.
     func retryPendingErasureCleanup() async -> Bool
 
     /// Makes everything durable in the main files and releases the backend.

@@ -1,0 +1,134 @@
+import Logging
+internal import NIOCore
+internal import PostgresNIO
+import RegistryCore
+import RegistryFormats
+import RegistryKeyring
+import RegistryProtocol
+
+/// Erasure on PostgreSQL (docs/STORAGE.md §Erasure on PostgreSQL; docs/CRYPTO.md §Erasure
+/// ledger).
+///
+/// Crypto-shredding as on SQLite: the subject row (and with it the wrapped DEK), its cases and
+/// its sealed records are deleted in one transaction with the counters and the audit entry, and
+/// the subject's ledger reference is appended, fsynced, to the ledger file beside this node's
+/// keyring before the transaction commits.
+///
+/// With several nodes, each node keeps its own ledger file, and the database lists every
+/// node's erasures (`erasure_ledger_entry`). Each node merges that list into its file when it
+/// starts (`prepareErasureLedger`) and then every few minutes (`retryPendingErasureCleanup`),
+/// and pushes back any reference the list lacks. So a database restored from a dump or base
+/// backup older than an erasure gets the erasure back from any node's file, and a node's file
+/// that was lost or cut short gets every erasure back from the database: one of the two must
+/// survive, not both.
+extension PostgresStore {
+    public func erase(case handle: CaseHandle, clinic: ClinicID, counters: [CounterIncrement]) async throws(StorageError) {
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
+        let logger = self.logger
+        try await write { connection in
+            guard let subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic, forUpdate: true) else {
+                throw StorageError.caseNotFound
+            }
+            try await self.erase(
+                connection, subject: subject, counters: counters, recorder: recorder, checkpointEvery: every, logger: logger)
+        }
+    }
+
+    public func erase(code: String, counters: [CounterIncrement]) async throws(StorageError) {
+        let recorder = AuditRecorder.current
+        let every = auditCheckpointEvery
+        let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
+        let logger = self.logger
+        try await write { connection in
+            guard let subject = try await self.subject(connection, codeIndex: codeIndex, forUpdate: true) else {
+                throw StorageError.codeNotFound
+            }
+            try await self.erase(
+                connection, subject: subject, counters: counters, recorder: recorder, checkpointEvery: every, logger: logger)
+        }
+    }
+
+    /// The erasure transaction's body: the ledger (unless `ledger` is false: an integrity
+    /// erasure, which must not outlast a restore), the subject's audit links, its rows
+    /// (cascading), its counters and the erasure's own audit entry, which keeps no link to it.
+    func erase(
+        _ connection: PostgresConnection, subject: PostgresSubjectRow, counters: [CounterIncrement], recorder: AuditRecorder?,
+        checkpointEvery: Int, ledger: Bool = true, logger: Logger
+    ) async throws {
+        let keyring = self.keyring
+        if ledger { try await recordErasure(connection, sid: subject.sid, keyring: keyring, logger: logger) }
+        let reference = try subject.recordReference(keyring: keyring, in: recorder)
+        try await connection.query("DELETE FROM audit_subject WHERE subject_ref = \(reference.bytea)", logger: logger)
+        // ON DELETE CASCADE removes the case_link and record rows in the same statement.
+        let deleted = try await connection.rows("DELETE FROM subject WHERE id = \(subject.id) RETURNING id", logger: logger)
+        guard deleted.count == 1 else { throw StorageError.database(reason: "erasure deleted \(deleted.count) subjects") }
+        try await Self.apply(connection, counters, logger: logger)
+        recorder?.markErased()
+        try await Self.auditEffect(connection, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring, logger: logger)
+    }
+
+    /// Appends the subject to this node's ledger file, fsynced, before its rows are deleted, and
+    /// to the database's list in the same transaction. Should the transaction then fail, the
+    /// ledger names a subject that still exists; it is refused from now on and erased by the
+    /// next integrity check, which is what was asked for. A transaction run again after a
+    /// deadlock does not append the same reference twice.
+    func recordErasure(_ connection: PostgresConnection, sid: [UInt8], keyring: Keyring, logger: Logger) async throws {
+        let ledger = ErasureLedger(keyring: keyring)
+        let reference: [UInt8]
+        do {
+            reference = try ledger.reference(sid: sid)
+            if !erased.contains(reference) { try ledger.append([reference]) }
+        } catch {
+            throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
+        }
+        erased.insert(contentsOf: [reference])
+        try await connection.query(
+            "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING", logger: logger)
+    }
+
+    /// docs/CRYPTO.md §Erasure ledger, for several nodes: this node's ledger file must open for
+    /// append with every MAC right; the database's list of erasures is merged into it, and the
+    /// file's references the list lacks (a database restored from before them) are added back
+    /// to the list. Every reference in either is refused from then on. Returns how many
+    /// references the file and the list each gained.
+    @discardableResult
+    public func synchroniseErasureLedger() async throws(StorageError) -> (file: Int, database: Int) {
+        let ledger = ErasureLedger(keyring: keyring)
+        let logger = self.logger
+        let listed = try await read { connection in
+            var references: [[UInt8]] = []
+            for row in try await connection.rows("SELECT reference FROM erasure_ledger_entry ORDER BY seq", logger: logger) {
+                references.append(try row.makeRandomAccess()[0].bytes())
+            }
+            return references
+        }
+        let before: Int
+        let contents: ErasureLedger.Contents
+        do {
+            // Verified before anything is written: a ledger that fails is left as it is. Then
+            // merged: a torn, never acknowledged last append is cut (ErasureLedger.prepareTail).
+            before = try ledger.verify(extends: .empty).references.count
+            contents = try ledger.merge(listed)
+        } catch {
+            throw .unusableDatabase(path: ledger.path, reason: "erasure ledger: \(error)")
+        }
+        erased.insert(contentsOf: contents.references)
+        let inList = Set(listed)
+        let missing = contents.references.filter { !inList.contains($0) }
+        if !missing.isEmpty {
+            try await write { connection in
+                for reference in missing {
+                    try await connection.query(
+                        "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING",
+                        logger: logger)
+                }
+            }
+            logger.warning(
+                "the database lacked erasures this node's ledger names: it was restored from before them; they are refused again",
+                metadata: ["erasures": "\(missing.count)"])
+        }
+        return (contents.references.count - before, missing.count)
+    }
+}
