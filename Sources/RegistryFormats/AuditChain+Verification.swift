@@ -323,6 +323,19 @@ extension AuditChain.Checkpoint {
         return AuditAnchor(seq: seq, hash: hash, at: at, previous: previous, interval: interval, signature: signature)
     }
 
+    /// The anchor in a keys directory (docs/CRYPTO.md §Audit, "Anchor") as a checkpoint, or nil
+    /// when there is none; an anchor that does not parse is `.unusableDatabase` naming it.
+    package static func anchor(in directory: String) throws(StorageError) -> AuditChain.Checkpoint? {
+        let path = directory + "/" + AuditAnchor.fileName
+        let anchor: AuditAnchor?
+        do { anchor = try AuditAnchor.read(directory: directory) } catch { throw .unusableDatabase(path: path, reason: "\(error)") }
+        guard let anchor else { return nil }
+        guard let checkpoint = AuditChain.Checkpoint(anchor: anchor) else {
+            throw .unusableDatabase(path: path, reason: "it holds a malformed checkpoint")
+        }
+        return checkpoint
+    }
+
     public init?(anchor: AuditAnchor) {
         guard let hash = try? Hex.decode(anchor.hash), let signature = try? Hex.decode(anchor.signature) else { return nil }
         self.init(

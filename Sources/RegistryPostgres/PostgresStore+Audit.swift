@@ -137,7 +137,7 @@ extension PostgresStore {
         let keyring = self.keyring
         let interval = auditCheckpointEvery
         let logger = self.logger
-        return try await write { connection in
+        let signed = try await write { connection -> Int64? in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             guard let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger)
             else { return nil }
@@ -150,6 +150,8 @@ extension PostgresStore {
                 connection, seq: seq, hash: try cells[1].bytes(), keyring: keyring, interval: interval, logger: logger)
             return seq
         }
+        await refreshAuditAnchor()
+        return signed
     }
 
     /// The result text of the newest entry with `action`, if any.
@@ -243,14 +245,17 @@ extension PostgresStore {
             subjectCommit: try cells[5].optionalBytes(), prevHash: try cells[6].bytes(), hash: try cells[7].bytes())
     }
 
-    static func checkpoints(_ connection: PostgresConnection, after: Int64, through: Int64, logger: Logger) async throws
-        -> [AuditChain.Checkpoint]
-    {
+    /// Checkpoints with `after < seq <= through`, oldest first; with `format`, only that
+    /// version; with `newestOnly`, only the newest.
+    static func checkpoints(
+        _ connection: PostgresConnection, after: Int64, through: Int64, format: Int32? = nil, newestOnly: Bool = false, logger: Logger
+    ) async throws -> [AuditChain.Checkpoint] {
         var checkpoints: [AuditChain.Checkpoint] = []
+        let order = newestOnly ? "DESC LIMIT 1" : ""
         for row in try await connection.rows(
             """
             SELECT seq, hash, at, signature, format, previous, interval FROM audit_checkpoint
-            WHERE seq > \(after) AND seq <= \(through) ORDER BY seq
+            WHERE seq > \(after) AND seq <= \(through) AND (\(format)::integer IS NULL OR format = \(format)) ORDER BY seq \(unescaped: order)
             """, logger: logger)
         {
             let cells = row.makeRandomAccess()

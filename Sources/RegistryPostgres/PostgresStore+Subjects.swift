@@ -36,8 +36,10 @@ extension PostgresStore {
             }
         }
         let view = try await write { connection in
-            // The primary KEK is read inside the transaction: a rotation that ran meanwhile
-            // never leaves this subject wrapped under a version another node destroyed.
+            // The primary KEK is read inside the transaction, which holds the KEK lock shared
+            // until it commits: `kekUsageAfterPendingWrites` counts after it (PostgresStore+
+            // KeyMaintenance.swift), so a retire never misses a key wrapped under an old primary.
+            try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring
             let primary = keyring.primaryKEK
             let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)

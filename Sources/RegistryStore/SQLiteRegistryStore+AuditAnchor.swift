@@ -16,17 +16,7 @@ enum AuditAnchorTracker {
 extension SQLiteRegistryStore {
     /// The anchor in a keys directory as a checkpoint, or nil when there is none.
     public static func readAnchor(directory: String) throws(StorageError) -> AuditChain.Checkpoint? {
-        do {
-            guard let anchor = try AuditAnchor.read(directory: directory) else { return nil }
-            guard let checkpoint = AuditChain.Checkpoint(anchor: anchor) else {
-                throw StorageError.unusableDatabase(path: directory + "/" + AuditAnchor.fileName, reason: "it holds a malformed checkpoint")
-            }
-            return checkpoint
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw .unusableDatabase(path: directory + "/" + AuditAnchor.fileName, reason: "\(error)")
-        }
+        try AuditChain.Checkpoint.anchor(in: directory)
     }
 
     /// Replaces the anchor with the newest version-2 checkpoint of the log, if it is newer than

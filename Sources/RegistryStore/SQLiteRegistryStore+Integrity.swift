@@ -73,73 +73,41 @@ extension SQLiteRegistryStore {
         return report
     }
 
-    /// The most failures one check acts on: more than 10 and more than a quarter of the subjects
-    /// is a wrong keyring or a fault, not an attack on some rows.
-    static func integrityBrake(checked: Int) -> Int { max(10, checked / 4) }
+    /// The most failures one check acts on (`IntegrityScan.brake`).
+    static func integrityBrake(checked: Int) -> Int { IntegrityScan.brake(checked: checked) }
 
-    /// One batch of the scan: subjects with id > `after`, their records' chain and their case
-    /// links. Returns how many subjects were read, the last id, and the ids that failed.
+    /// One batch of the scan (`IntegrityScan`): subjects with id > `after`, their records' chain
+    /// and their case links. Returns how many subjects were read, the last id, and the ids that
+    /// failed.
     static func scanIntegrity(
         _ db: Database, after: Int64, limit: Int, keyring: Keyring, erased: ErasedSubjects
     ) throws -> (Int, Int64?, Int, Int, [Int64], [Int64]) {
-        var subjects: [Int64: SubjectRow] = [:]
-        var order: [Int64] = []
-        var failed = Set<Int64>()
+        var scan = IntegrityScan(keyring: keyring, erased: erased)
         for row in try Row.fetchAll(
             db, sql: "SELECT \(SubjectRow.selectColumns) FROM subject s WHERE s.id > ? ORDER BY s.id LIMIT ?",
             arguments: [after, limit])
         {
-            let id: Int64 = row[0]
-            order.append(id)
-            do {
-                let subject = try SubjectRow(row: row)
-                try subject.authenticate(keyring: keyring, erased: erased)
-                subjects[id] = subject
-            } catch {
-                failed.insert(id)
-            }
+            scan.subject(id: row[0]) { try SubjectRow(row: row) }
         }
-        guard let first = order.first, let last = order.last else { return (0, nil, 0, 0, [], []) }
-        // The record chains of the batch, recomputed from the record rows in id order.
-        var chains: [Int64: (count: Int, head: [UInt8])] = [:]
+        guard let first = scan.order.first, let last = scan.order.last else { return (0, nil, 0, 0, [], []) }
         let records = try Row.fetchCursor(
             db,
             sql: """
                 SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN ? AND ? ORDER BY subject_id, id
                 """, arguments: [first, last])
         while let row = try records.next() {
-            let subjectID: Int64 = row[0]
-            let schema: Int = row[3]
-            var chain = chains[subjectID] ?? (0, RowIntegrity.genesis)
-            chain.head = try RowIntegrity.chain(
-                chain.head, recordID: row[1], kind: row[2], schemaVersion: UInt16(clamping: schema), keyring: keyring)
-            chain.count += 1
-            chains[subjectID] = chain
+            try scan.record(subjectID: row[0], id: row[1], kind: row[2], schemaVersion: row[3])
         }
-        for (id, subject) in subjects {
-            let chain = chains[id] ?? (0, RowIntegrity.genesis)
-            if chain.count != subject.records || !RowIntegrity.matches(chain.head, subject.recordsHead) { failed.insert(id) }
-        }
-        var links = 0
-        var failedLinks: [Int64] = []
         for row in try Row.fetchAll(
             db,
             sql: """
                 SELECT \(CaseLinkRow.selectColumns), c.subject_id FROM case_link c WHERE c.subject_id BETWEEN ? AND ? ORDER BY c.id
                 """, arguments: [first, last])
         {
-            links += 1
-            let linkID: Int64 = row[0]
-            let subjectID: Int64 = row[CaseLinkRow.columnCount]
-            // A link to a subject that failed goes with the subject's erasure.
-            guard let subject = subjects[subjectID], !failed.contains(subjectID) else { continue }
-            do {
-                try CaseLinkRow(row: row).authenticate(sid: subject.sid, keyring: keyring)
-            } catch {
-                failedLinks.append(linkID)
-            }
+            scan.link(id: row[0], subjectID: row[CaseLinkRow.columnCount]) { try CaseLinkRow(row: row) }
         }
-        return (order.count, last, subjects.count, links, order.filter { failed.contains($0) }, failedLinks)
+        let failed = scan.failedSubjects()
+        return (scan.order.count, last, scan.order.count - failed.count, scan.links, failed, scan.failedLinks)
     }
 
     /// Erases the subject `reference` names if it still fails its integrity check in the writer

@@ -112,13 +112,3 @@ extension SQLiteRegistryStore {
         }
     }
 }
-
-extension StorageError {
-    /// Tampering, as opposed to an operator problem (a missing KEK) or a database failure.
-    var isIntegrityFailure: Bool {
-        switch self {
-        case .integrity, .tampered: true
-        default: false
-        }
-    }
-}

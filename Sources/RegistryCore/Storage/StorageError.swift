@@ -42,3 +42,14 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension StorageError {
+    /// Tampering (`integrity`, `tampered`), as opposed to an operator problem (a missing KEK) or
+    /// a database failure.
+    public var isIntegrityFailure: Bool {
+        switch self {
+        case .integrity, .tampered: true
+        default: false
+        }
+    }
+}
