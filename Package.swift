@@ -173,7 +173,7 @@ let package = Package(
         // A child process for the store's SIGKILL crash test (not installed).
         .executableTarget(
             name: "anonreg-store-crash-helper",
-            dependencies: ["RegistryStore", "RegistryCore", "RegistryKeyring"]
+            dependencies: ["RegistryStore", "RegistryPostgres", "RegistryCore", "RegistryKeyring"]
         ),
         // libFuzzer targets (issue 8; scripts/fuzz.sh builds them with -sanitize=fuzzer,address).
         // A normal build makes corpus replayers of them, so they always compile.
@@ -314,6 +314,7 @@ let package = Package(
             dependencies: [
                 "RegistryCore", "RegistryKeyring", "RegistryCrypto", "RegistryProtocol", "AnonregTestSupport",
                 "RegistryStore",  // SQLiteHarness.swift
+                "RegistryPostgres",  // PostgresHarness.swift
             ]
         ),
         // The PostgreSQL backend's start against throwaway clusters (AnonregTestSupport's

@@ -18,11 +18,12 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
         try await synchroniseErasureLedger()
     }
 
-    /// Every few minutes (with the audit checkpoint): takes in the erasures and the audit
-    /// checkpoints other nodes made. PostgreSQL keeps dead tuples and WAL whatever anonreg does
-    /// (docs/STORAGE.md §Erasure on PostgreSQL), so erased bytes may always remain until their
-    /// KEK version is destroyed: the answer is true.
+    /// Every few minutes (with the audit checkpoint): VACUUMs after this node's erasures, and
+    /// takes in the erasures and the audit checkpoints other nodes made. The WAL keeps erased
+    /// rows until its segments are recycled, whatever anonreg does (docs/STORAGE.md §Erasure on
+    /// PostgreSQL), so erased bytes may always remain: the answer is true.
     public func retryPendingErasureCleanup() async -> Bool {
+        await vacuumAfterErasures()
         do { try await synchroniseErasureLedger() } catch {
             logger.error("could not take in other nodes' erasures", metadata: ["error": "\(error)"])
         }

@@ -64,6 +64,7 @@ extension PostgresStore {
         // ON DELETE CASCADE removes the case_link and record rows in the same statement.
         let deleted = try await connection.rows("DELETE FROM subject WHERE id = \(subject.id) RETURNING id", logger: logger)
         guard deleted.count == 1 else { throw StorageError.database(reason: "erasure deleted \(deleted.count) subjects") }
+        erasedSinceVacuum.store(true, ordering: .relaxed)
         try await Self.apply(connection, counters, logger: logger)
         recorder?.markErased()
         try await Self.auditEffect(connection, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring, logger: logger)
@@ -130,5 +131,20 @@ extension PostgresStore {
                 metadata: ["erasures": "\(missing.count)"])
         }
         return (contents.references.count - before, missing.count)
+    }
+
+    /// The cleanup after erasures (docs/STORAGE.md §Erasure on PostgreSQL): VACUUM of the three
+    /// tables that held erased subjects, so that their dead tuples and index entries are pruned
+    /// and their pages compacted, which overwrites what the compaction moves live tuples over,
+    /// without waiting for autovacuum. It takes no lock that stops reads or writes, and skips a
+    /// table another session locks (it runs again at the next cleanup).
+    func vacuumAfterErasures() async {
+        guard erasedSinceVacuum.exchange(false, ordering: .relaxed) else { return }
+        do {
+            try await client.query("VACUUM (SKIP_LOCKED) subject, case_link, record", logger: logger)
+        } catch {
+            erasedSinceVacuum.store(true, ordering: .relaxed)
+            logger.error("the cleanup VACUUM after erasures failed", metadata: ["error": "\(PostgresErrors.statementError(error))"])
+        }
     }
 }

@@ -5,6 +5,7 @@ import RegistryCore
 import RegistryCrypto
 import RegistryFormats
 import RegistryKeyring
+import Synchronization
 
 /// The PostgreSQL backend: several anonregd share one registry database (issue 17;
 /// docs/STORAGE.md §PostgreSQL). `open` connects, checks durability, migrates the schema under
@@ -39,6 +40,8 @@ public final class PostgresStore: Sendable {
     let dekSlab: SecureSlab
     /// The erasure ledger's references: a subject named there is never served.
     let erased = ErasedSubjects()
+    /// Whether this node erased a subject since its last cleanup VACUUM (PostgresStore+Erasure).
+    let erasedSinceVacuum = Atomic<Bool>(false)
 
     /// The keyring snapshot one operation uses.
     var keyring: Keyring { keys.current }

@@ -1,6 +1,7 @@
 import Foundation
 import RegistryCore
 import RegistryKeyring
+import RegistryPostgres
 import RegistryProtocol
 import RegistryStore
 
@@ -8,11 +9,15 @@ import RegistryStore
 ///
 /// Usage: anonreg-store-crash-helper STATE_DIR WRITERS
 ///        anonreg-store-crash-helper backfill STATE_DIR BATCH
+///        anonreg-store-crash-helper postgres SOCKET_DIR PORT DATABASE USER PASSWORD_FILE KEYS_DIR WRITERS
 ///
 /// Opens STATE_DIR/keys and STATE_DIR/registry.sqlite, enrols one subject and prints
 /// `case <handle>`, then runs WRITERS concurrent loops that append check-ups to it. After each
 /// append is acknowledged (the call returned), it prints `ack <token>` and flushes, so every
 /// printed token is a write the store said was durable. It runs until killed.
+///
+/// With `postgres`, the same writers run against a PostgreSQL registry (the keys in KEYS_DIR;
+/// Tests/StorageConformanceTests/PostgresHarness.swift).
 ///
 /// With `backfill`, it runs the monitoring summaries' backfill (`SummaryBackfill`) with BATCH
 /// subjects per transaction, printing `built <n>` after each batch and `done` at the end
@@ -25,14 +30,39 @@ struct CrashHelper {
             await backfill(directory: arguments[2], batch: batch)
             return
         }
+        if arguments.count == 9, arguments[1] == "postgres", let port = Int(arguments[3]), let writers = Int(arguments[8]) {
+            do {
+                let keyring = try Keyring.load(from: KeyringSource(directory: arguments[7]))
+                let config = PostgresConfig(
+                    endpoint: .unixSocket(directory: arguments[2], port: port), database: arguments[4], user: arguments[5],
+                    passwordFile: arguments[6], connectTimeout: .seconds(300))
+                await runWriters(try await PostgresStore.open(config, keys: KeyCustody(keyring)), writers: writers)
+            } catch {
+                FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
+                exit(1)
+            }
+            return
+        }
         guard arguments.count == 3, let writers = Int(arguments[2]) else {
-            FileHandle.standardError.write(Data("usage: anonreg-store-crash-helper STATE_DIR WRITERS | backfill STATE_DIR BATCH\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "usage: anonreg-store-crash-helper STATE_DIR WRITERS | backfill STATE_DIR BATCH | postgres SOCKET_DIR PORT DATABASE USER PASSWORD_FILE KEYS_DIR WRITERS\n"
+                        .utf8))
             exit(2)
         }
         let dir = arguments[1]
         do {
             let keyring = try Keyring.load(from: KeyringSource(directory: dir + "/keys"))
-            let store = try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring)
+            await runWriters(try SQLiteRegistryStore(path: dir + "/registry.sqlite", keyring: keyring), writers: writers)
+        } catch {
+            FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    /// Enrols one subject and appends check-ups to it from `writers` loops until killed.
+    static func runWriters(_ store: any RegistryStorage, writers: Int) async {
+        do {
             let clinic = ClinicID("crash")!
             let columns = SubjectColumns(status: .active, nextDue: Day("2030-01-01"), reviewOn: nil)
             let receipt = try await store.enrol(

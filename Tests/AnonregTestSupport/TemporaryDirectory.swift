@@ -3,6 +3,8 @@ import Foundation
 /// A fresh directory under /tmp, removed when the test ends.
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
+    private let keptLock = NSLock()
+    private var kept: [AnyObject] = []
 
     /// A fresh directory under `base` (default /tmp; /dev/shm for write-heavy simulations).
     public init(base: String = "/tmp") {
@@ -13,6 +15,14 @@ public final class TemporaryDirectory: @unchecked Sendable {
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Keeps `object` alive as long as the directory (a throwaway database server that belongs
+    /// to it, say); it is released when the directory is removed.
+    public func keep(_ object: AnyObject) {
+        keptLock.lock()
+        defer { keptLock.unlock() }
+        kept.append(object)
+    }
 
     public func sub(_ name: String) -> String { path + "/" + name }
 

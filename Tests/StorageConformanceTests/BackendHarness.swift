@@ -13,10 +13,16 @@ protocol BackendHarness: Sendable, CustomTestStringConvertible {
     var name: String { get }
 
     /// Opens the registry in `directory` (creating it if absent) with the keys `keys` holds.
-    func open(_ directory: TemporaryDirectory, keys: KeyCustody) throws -> any RegistryBackend
+    func open(_ directory: TemporaryDirectory, keys: KeyCustody) async throws -> any RegistryBackend
 
     /// Every file the backend has written for the registry in `directory`, for byte scans.
     func files(_ directory: TemporaryDirectory) -> [String]
+
+    /// The files in which the backend's documentation says an erased subject's bytes remain,
+    /// as ciphertext, until its KEK version is destroyed: none for SQLite (`secure_delete`, WAL
+    /// truncation); for PostgreSQL the heap files of the tables that held it, and the WAL
+    /// (docs/STORAGE.md §Erasure on PostgreSQL). Anywhere else is a failure.
+    func erasureRemains(_ directory: TemporaryDirectory) throws -> Set<String>
 
     /// Byte strings by which the subject behind `handle` can be recognised in those files: its
     /// ids, wrapped key, indexes, MACs and sealed records.
@@ -57,7 +63,7 @@ enum StorageAttack: String, CaseIterable, Sendable {
 
 /// Every backend the suite runs against. A new backend adds its harness here.
 enum Backends {
-    static let all: [any BackendHarness] = [SQLiteHarness()]
+    static let all: [any BackendHarness] = [SQLiteHarness(), PostgresHarness()]
 }
 
 /// A fresh directory with a new keyring, the custody the daemon would hold, and the backend.
@@ -71,15 +77,15 @@ struct Registry {
     static let clinicB = ClinicID("clinic-b")!
     static let month = Month("2026-11")!
 
-    init(_ harness: any BackendHarness) throws {
+    init(_ harness: any BackendHarness) async throws {
         self.harness = harness
         keys = KeyCustody(try Keyring.create(in: directory.sub("keys")))
-        backend = try harness.open(directory, keys: keys)
+        backend = try await harness.open(directory, keys: keys)
     }
 
     /// The same directory opened again, as after a restart: the keyring loaded from disk.
-    func reopened() throws -> any RegistryBackend {
-        try harness.open(directory, keys: KeyCustody(try Keyring.load(from: KeyringSource(directory: directory.sub("keys")))))
+    func reopened() async throws -> any RegistryBackend {
+        try await harness.open(directory, keys: KeyCustody(try Keyring.load(from: KeyringSource(directory: directory.sub("keys")))))
     }
 
     static func counter(_ metric: String, clinic: ClinicID = clinicA) -> CounterIncrement {

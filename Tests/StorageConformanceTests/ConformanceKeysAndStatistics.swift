@@ -11,7 +11,7 @@ struct ConformanceKeysAndStatistics {
     /// middle resumes where it stopped; every subject reads throughout.
     @Test(arguments: Backends.all)
     func theRewrapResumesAfterARestart(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         var handles: [CaseHandle] = []
         for i in 0..<25 {
             let receipt = try await registry.enrol(consent: "c\(i)")
@@ -26,7 +26,7 @@ struct ConformanceKeysAndStatistics {
         #expect(first.remaining == 15)
         try registry.backend.close()
 
-        let restarted = try registry.reopened()
+        let restarted = try await registry.reopened()
         var progress = try await restarted.rewrapBatch(limit: 10)
         while progress.remaining > 0 { progress = try await restarted.rewrapBatch(limit: 10) }
         #expect(progress.primaryVersion == primary)
@@ -42,7 +42,7 @@ struct ConformanceKeysAndStatistics {
     /// privacy budget is refused with nothing charged and nothing stored.
     @Test(arguments: Backends.all)
     func countersAddUpAndTheBudgetHolds(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         try await registry.enrol(counters: [Registry.counter("enrolled")])
         try await registry.enrol(clinic: Registry.clinicB, counters: [Registry.counter("enrolled", clinic: Registry.clinicB)])
         try await registry.backend.count([Registry.counter("anonymous"), Registry.counter("anonymous")])

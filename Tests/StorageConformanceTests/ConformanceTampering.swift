@@ -13,7 +13,7 @@ struct ConformanceTampering {
 
     @Test(arguments: Backends.all, subjectAttacks)
     func aTamperedSubjectIsATypedErrorNotAnAnswer(_ harness: any BackendHarness, _ attack: StorageAttack) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         let target = try await registry.enrol(consent: "target")
         try await registry.addCheckup(target.caseHandle, note: "target-note")
         // Another clinic's subject: a redirected link can point at it without clashing with
@@ -63,7 +63,7 @@ struct ConformanceTampering {
     /// A rewritten audit entry fails verification; the log verified before the attack.
     @Test(arguments: Backends.all)
     func aRewrittenAuditEntryFailsVerification(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         for i in 0..<5 {
             try await registry.backend.appendAudit(
                 AuditEvent(actor: "clinic clinic-a", action: "read-status", result: "ok \(i)", subjectReference: nil))

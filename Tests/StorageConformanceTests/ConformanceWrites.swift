@@ -12,7 +12,7 @@ struct ConformanceWrites {
     /// once, and every check-up of the shared case was decided on all the ones before it.
     @Test(arguments: Backends.all)
     func concurrentWritersLoseNothing(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         let shared = try await registry.enrol()
         var own: [CaseHandle] = []
         for _ in 0..<6 { own.append(try await registry.enrol().caseHandle) }
@@ -43,7 +43,7 @@ struct ConformanceWrites {
     /// A commit whose stamp no longer holds writes nothing: no record, no column, no counter.
     @Test(arguments: Backends.all)
     func aStaleCommitWritesNothing(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         let receipt = try await registry.enrol()
         let stale = try await registry.backend.openForChange(case: receipt.caseHandle, clinic: Registry.clinicA)
         try await registry.addCheckup(receipt.caseHandle, note: "landed first")
@@ -66,7 +66,7 @@ struct ConformanceWrites {
     /// is there when the registry is opened again.
     @Test(arguments: Backends.all)
     func sigkillLosesNoAcknowledgedWrite(_ harness: any BackendHarness) async throws {
-        let registry = try Registry(harness)
+        let registry = try await Registry(harness)
         try registry.backend.close()
         var acknowledged: [CaseHandle: Set<String>] = [:]
         var total = 0
@@ -83,7 +83,7 @@ struct ConformanceWrites {
             }
             acknowledged[handle, default: []].formUnion(run.1)
             total += run.1.count
-            let reopened = try registry.reopened()
+            let reopened = try await registry.reopened()
             for (handle, tokens) in acknowledged {
                 let stored = Set(try await registry.notes(handle, clinic: ClinicID("crash")!, backend: reopened))
                 #expect(tokens.subtracting(stored).isEmpty, "round \(round): \(tokens.subtracting(stored).count) acknowledged writes lost")

@@ -11,7 +11,7 @@ import RegistryProtocol
 struct SQLiteHarness: BackendHarness {
     var name: String { "sqlite" }
 
-    func open(_ directory: TemporaryDirectory, keys: KeyCustody) throws -> any RegistryBackend {
+    func open(_ directory: TemporaryDirectory, keys: KeyCustody) async throws -> any RegistryBackend {
         try SQLiteRegistryStore(path: directory.sub("registry.sqlite"), keys: keys)
     }
 
@@ -20,6 +20,8 @@ struct SQLiteHarness: BackendHarness {
             FileManager.default.fileExists(atPath: $0)
         }
     }
+
+    func erasureRemains(_ directory: TemporaryDirectory) throws -> Set<String> { [] }
 
     func traces(_ backend: any RegistryBackend, case handle: CaseHandle, clinic: ClinicID) async throws -> [[UInt8]] {
         guard let store = backend as? SQLiteRegistryStore else { throw HarnessFailure("not the SQLite backend") }
