@@ -104,8 +104,8 @@ let package = Package(
         ),
         // PostgreSQL through PostgresNIO (issue 17): the only importer of PostgresNIO and NIOSSL.
         // Connects (Unix socket, or TCP with verify-full TLS), checks durability, migrates under an
-        // advisory lock (docs/STORAGE.md §PostgreSQL), and implements the subject, due-list and audit
-        // parts of the storage contract. Not yet a RegistryBackend, and no composition root links it.
+        // advisory lock (docs/STORAGE.md §PostgreSQL), and implements the whole storage contract
+        // (RegistryBackend). anonregd links it for `[storage] backend = "postgresql"`.
         .target(
             name: "RegistryPostgres",
             dependencies: [
@@ -215,7 +215,7 @@ let package = Package(
         .executableTarget(
             name: "anonregd",
             dependencies: [
-                "RegistryServer", "RegistryStore", "RegistryConfig", "RegistryCore", "RegistryKeyring",
+                "RegistryServer", "RegistryStore", "RegistryPostgres", "RegistryConfig", "RegistryCore", "RegistryKeyring",
                 "RegistryProtocol",
                 "AnonregBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -9,7 +9,7 @@
   and no module that imports RegistryCrypto or RegistryStore sees the library through it.
 - A storage backend (RegistryStore, SQLite; RegistryPostgres, PostgreSQL) is named only by a
   composition root: anonregd's main, the CLI's offline admin commands, and the bench,
-  crash-helper and fuzz executables. RegistryPostgres is wired into the crash helper only so far. The daemon's
+  crash-helper and fuzz executables. RegistryPostgres is linked by anonregd and the crash helper. The daemon's
   server (RegistryServer) and the clinic side reach storage through the contract in RegistryCore
   (docs/STORAGE.md §The storage contract), so neither imports a backend nor names its type.
 - RegistryFormats, the byte formats every backend shares, is imported only by the backends and
@@ -36,8 +36,8 @@ OWNERS = {
 # the type names nobody else may mention.
 BACKENDS = {
     "RegistryStore": {"anonregd", "anonreg", "AnonregAdmin", "anonreg-bench", "anonreg-store-crash-helper", "fuzz-request"},
-    # Wired into the crash helper only so far (issue 17): the conformance suite's SIGKILL writer.
-    "RegistryPostgres": {"anonreg-store-crash-helper"},
+    # anonregd (`[storage] backend = "postgresql"`) and the conformance suite's SIGKILL writer.
+    "RegistryPostgres": {"anonregd", "anonreg-store-crash-helper"},
 }
 ROOTS = set().union(*BACKENDS.values())
 

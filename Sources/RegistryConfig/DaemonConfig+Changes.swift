@@ -32,6 +32,7 @@ extension DaemonConfig {
         restart("daemon.state_dir", stateDirectory, new.stateDirectory)
         restart("daemon.keys_dir", keysDirectory, new.keysDirectory)
         restart("daemon.database", databasePath, new.databasePath)
+        restart("[storage] and [postgres]", storage.summary, new.storage.summary)
         restart("daemon.log_level", logLevel, new.logLevel)
         restart("daemon.space_reserve_mib", "\(spaceReserveMiB)", "\(new.spaceReserveMiB)")
         restart("daemon.user", serviceUserSpec ?? "(unset)", new.serviceUserSpec ?? "(unset)")

@@ -44,6 +44,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var statistics: Statistics
     /// `[limits]`: connections, request deadline, per-clinic budgets (DaemonConfig+Limits.swift).
     public var limits: Limits = .defaults
+    /// `[storage]` and `[postgres]`: SQLite (the default) or PostgreSQL (DaemonConfig+Storage.swift).
+    public var storage: Storage = .sqlite
 
     /// `[statistics]`: disclosure control of `GET /v1/stats` (docs/OPERATIONS.md §Statistics).
     public struct Statistics: Sendable, Equatable {
@@ -197,6 +199,8 @@ struct ConfigFile: Decodable {
     var audit: AuditFile?
     var statistics: StatisticsFile?
     var limits: LimitsFile?
+    var storage: StorageFile?
+    var postgres: PostgresFile?
 
     func validated(path: String) throws(ConfigError) -> DaemonConfig {
         func bad(_ reason: String) -> ConfigError { .invalid(path: path, reason: reason) }
@@ -351,6 +355,7 @@ struct ConfigFile: Decodable {
             rules: MonitoringRules(categories: policies, substances: substances, treatments: treatments, retention: retention),
             audit: audit, statistics: statistics)
         config.limits = try (self.limits ?? LimitsFile()).validated(path: path, clinics: clinicList)
+        config.storage = try validatedStorage(path: path)
         return config
     }
 }

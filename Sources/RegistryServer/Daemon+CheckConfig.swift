@@ -15,7 +15,7 @@ extension Daemon {
     ///
     /// Run as root, it checks as the service user (or the state directory's owner), as the
     /// offline commands do, so that the keyring's ownership is judged as the daemon will see it.
-    public static func checkConfig(configPath: String, backend: any StorageBackend) -> Exit {
+    public static func checkConfig(configPath: String, backend: any StorageBackend) async -> Exit {
         hardenProcess()
         let config: DaemonConfig
         do { config = try DaemonConfig.load(path: configPath) } catch {
@@ -54,7 +54,7 @@ extension Daemon {
             return .config
         }
         let inspection: StorageInspection
-        do { inspection = try backend.inspect(config: config, keyring: keyring) } catch {
+        do { inspection = try await backend.inspect(config: config, keyring: keyring) } catch {
             // The start reports the ledger as a keyring problem and the rest as the database's.
             if case .unusableDatabase(let path, _) = error, path.hasSuffix("/" + ErasureLedger.fileName) {
                 fail("keyring: \(error)")
@@ -78,7 +78,7 @@ extension Daemon {
               statisticians uid \(DaemonConfig.list(config.statisticianUIDs))
               monitors      uid \(DaemonConfig.list(config.monitorUIDs))
               keyring       \(config.keysDirectory): primary KEK \(keyring.primaryKEK.version), \(keyring.isSealed ? "passphrase-sealed" : "not sealed")
-              database      \(config.databasePath): \(inspection.exists ? "anonreg's" : "absent (a start creates it)")\
+              database      \(config.storage == .sqlite ? config.databasePath : config.storage.summary): \(inspection.exists ? "anonreg's" : "absent (a start creates it)")\
             \(inspection.pendingMigrations.isEmpty ? "" : ", a start applies \(inspection.pendingMigrations.count) migration(s)")
               erasures      \(inspection.erasures) in the ledger
             """)

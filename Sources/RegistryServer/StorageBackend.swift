@@ -6,8 +6,8 @@ import RegistryKeyring
 /// builds it (anonregd's `main`), which names a backend. Nothing else in this module knows which
 /// backend serves (docs/STORAGE.md §The storage contract).
 public protocol StorageBackend: Sendable {
-    /// A name for logs and `--check-config` ("sqlite").
-    var name: String { get }
+    /// A name for logs and `--check-config` ("sqlite", "postgresql"), for `config`.
+    func name(config: DaemonConfig) -> String
 
     /// Removes what an interrupted backup or restore left behind, before anything is opened;
     /// returns what it removed, for the log.
@@ -15,11 +15,11 @@ public protocol StorageBackend: Sendable {
 
     /// Opens (creating if absent) the registry, sealing and opening with the keys `keys` holds.
     /// Storage that is not anonreg's, damaged, or newer than this release is refused untouched.
-    func open(config: DaemonConfig, keys: KeyCustody) throws(StorageError) -> any RegistryBackend
+    func open(config: DaemonConfig, keys: KeyCustody) async throws(StorageError) -> any RegistryBackend
 
     /// What a start would find, with nothing written: `anonregd --check-config`. A ledger that
     /// does not extend what the storage recorded is `.unusableDatabase` naming the ledger.
-    func inspect(config: DaemonConfig, keyring: Keyring) throws(StorageError) -> StorageInspection
+    func inspect(config: DaemonConfig, keyring: Keyring) async throws(StorageError) -> StorageInspection
 }
 
 /// What `anonregd --check-config` reports about the storage.

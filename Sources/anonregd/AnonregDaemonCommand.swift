@@ -32,11 +32,11 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         if checkConfig {
-            let exit = Daemon.checkConfig(configPath: config, backend: SQLiteBackend())
+            let exit = await Daemon.checkConfig(configPath: config, backend: ConfiguredBackend())
             if exit != .ok { throw ExitCode(Daemon.Exit.config.rawValue) }
             return
         }
-        let exit = await Daemon.run(configPath: config, commit: BuildInfo.commit, backend: SQLiteBackend())
+        let exit = await Daemon.run(configPath: config, commit: BuildInfo.commit, backend: ConfiguredBackend())
         if exit != .ok { throw ExitCode(exit.rawValue) }
     }
 

@@ -1,0 +1,151 @@
+import AnonregTestSupport
+import Foundation
+import Testing
+
+/// Two anonregd on one PostgreSQL registry (issue 17; docs/OPERATIONS.md §Several nodes): each
+/// with its own state directory, socket and clinics table, the same keyring (copied, as to
+/// another host), and `[storage] backend = "postgresql"` naming one throwaway cluster.
+@Suite(.timeLimit(.minutes(10)))
+struct PostgresDaemonsTests {
+    /// A daemon of `anonreg init`'s trial layout, switched to PostgreSQL; with `keysFrom`, its
+    /// keys directory is replaced by a copy of that daemon's (same owner and modes).
+    static func node(_ cluster: ThrowawayPostgres, keysFrom other: DaemonHarness? = nil, extra: String = "") throws -> DaemonHarness {
+        let d = try DaemonHarness { config in
+            config + """
+
+                [storage]
+                backend = "postgresql"
+
+                [postgres]
+                socket_dir = "\(cluster.socketDirectory)"
+                port = \(cluster.port)
+                database = "\(cluster.database)"
+                user = "\(cluster.user)"
+                password_file = "\(cluster.passwordFile)"
+                connect_timeout_seconds = 120
+                \(extra)
+                """
+        }
+        if let other {
+            let keys = d.stateDir + "/keys"
+            try FileManager.default.removeItem(atPath: keys)
+            let copy = try Binaries.runExecutable("/bin/cp", ["-a", other.stateDir + "/keys", keys])
+            guard copy.status == 0 else { throw DaemonHarness.HarnessError.requestFailed("cp: \(copy.stderr)") }
+            // The copy starts with the other node's ledger; a node's ledger is its own.
+            try? FileManager.default.removeItem(atPath: keys + "/erasure-ledger")
+            try? FileManager.default.removeItem(atPath: keys + "/audit-anchor")
+        }
+        return d
+    }
+
+    static let checkup =
+        "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\"],\"note\":\"NOTE\"}"
+
+    @Test func aCaseEnrolledOnOneNodeIsFollowedAndErasedThroughTheOther() throws {
+        let cluster = try ThrowawayPostgres()
+        let a = try Self.node(cluster)
+        try a.start()
+        defer { a.stop() }
+        let b = try Self.node(cluster, keysFrom: a)
+        try b.start()
+        defer { b.stop() }
+        let enrol = try a.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        #expect(enrol.status == 201, "\(enrol.body)")
+        // The subject is in PostgreSQL, not in the SQLite file `anonreg init` made.
+        #expect(try cluster.psql("SELECT count(*) FROM subject;", database: cluster.database) == "1")
+        #expect(
+            try Binaries.runExecutable("/usr/bin/sqlite3", [a.stateDir + "/registry.sqlite", "SELECT count(*) FROM subject"]).stdout
+                == "0\n")
+        let handleA = try #require(enrol.string("case"))
+        let code = try #require(enrol.string("code"))
+
+        // Node B's clinic links by code, and both record a check-up.
+        let link = try b.request("POST", "/v1/cases", body: "{\"code\":\"\(code)\"}")
+        #expect(link.status == 201, "\(link.body)")
+        let handleB = try #require(link.string("case"))
+        #expect(
+            try b.request("POST", "/v1/cases/\(handleB)/checkups", body: Self.checkup.replacingOccurrences(of: "NOTE", with: "on b"))
+                .status == 201)
+        let second = Self.checkup.replacingOccurrences(of: "2026-03-01", with: "2026-04-01").replacingOccurrences(of: "NOTE", with: "on a")
+        #expect(try a.request("POST", "/v1/cases/\(handleA)/checkups", body: second).status == 201)
+
+        // Each node sees both check-ups, through either clinic's case.
+        for (node, handle) in [(a, handleA), (b, handleB), (b, handleA), (a, handleB)] {
+            let history = try node.request("GET", "/v1/cases/\(handle)/checkups")
+            #expect(history.status == 200)
+            #expect(history.body.contains("on a") && history.body.contains("on b"), "\(history.body)")
+            #expect(try node.request("GET", "/v1/cases/\(handle)").status == 200)
+        }
+        // Both nodes' entries are one chain that verifies.
+        let verify = try b.request("GET", "/v1/admin/audit/verify")
+        #expect(verify.status == 200 && verify.body.contains("\"ok\":true"), "\(verify.body)")
+
+        // Withdrawal through B is final on A at once.
+        #expect(try b.request("POST", "/v1/withdraw", body: "{\"code\":\"\(code)\"}").status == 200)
+        #expect(try a.request("GET", "/v1/cases/\(handleA)").status == 404)
+        #expect(try a.request("POST", "/v1/self", body: "{\"code\":\"\(code)\"}").status == 404)
+        #expect(
+            try cluster.psql("SELECT count(*) FROM subject; SELECT count(*) FROM record;", database: cluster.database) == "0\n0")
+    }
+
+    /// A wrong password, an unreachable server and another application's database: each a
+    /// clear error naming it, exit 4 (database), and the database left as it was.
+    @Test func aNodeThatCannotUseTheDatabaseSaysWhyAndChangesNothing() throws {
+        let cluster = try ThrowawayPostgres()
+        let wrong = cluster.writeClientFile("wrong-password", "not-the-password\n")
+        let badPassword = try DaemonHarness { config in
+            config + """
+
+                [storage]
+                backend = "postgresql"
+
+                [postgres]
+                socket_dir = "\(cluster.socketDirectory)"
+                port = \(cluster.port)
+                password_file = "\(wrong)"
+                connect_timeout_seconds = 120
+                """
+        }
+        let refused = badPassword.startExpectingRefusal()
+        #expect(refused.status == 4, "\(refused.log)")
+        #expect(refused.log.contains("refused user \"anonreg\""), "\(refused.log)")
+        #expect(try cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", database: cluster.database) == "0")
+
+        let unreachable = try DaemonHarness { config in
+            config + """
+
+                [storage]
+                backend = "postgresql"
+
+                [postgres]
+                socket_dir = "\(cluster.clientDirectory)"
+                port = 5999
+                password_file = "\(cluster.passwordFile)"
+                connect_timeout_seconds = 5
+                """
+        }
+        let gone = unreachable.startExpectingRefusal()
+        #expect(gone.status == 4, "\(gone.log)")
+        #expect(gone.log.contains("is unreachable"), "\(gone.log)")
+
+        try cluster.psql("CREATE TABLE invoices (id int); INSERT INTO invoices VALUES (1);", database: cluster.database)
+        let foreign = try Self.node(cluster)
+        let theirs = foreign.startExpectingRefusal()
+        #expect(theirs.status == 4, "\(theirs.log)")
+        #expect(theirs.log.contains("belongs to another application"), "\(theirs.log)")
+        #expect(
+            try cluster.psql("SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public';", database: cluster.database)
+                == "invoices")
+    }
+
+    /// `--check-config` reports the PostgreSQL database as a start would find it, writing nothing.
+    @Test func checkConfigInspectsTheDatabaseWithoutWriting() throws {
+        let cluster = try ThrowawayPostgres()
+        let d = try Self.node(cluster)
+        let check = try Binaries.run("anonregd", ["--check-config", "--config", d.configPath])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("postgresql socket"), "\(check.stdout)")
+        #expect(check.stdout.contains("absent (a start creates it)"), "\(check.stdout)")
+        #expect(try cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", database: cluster.database) == "0")
+    }
+}
