@@ -237,6 +237,18 @@ enum PostgresSchema {
                     )
                     """
                 ]),
+            // PostgreSQL only (docs/STORAGE.md §Single-runner jobs): when any node last finished
+            // each periodic job, so that the nodes together run it once per interval.
+            PostgresMigration(
+                name: "pg4-job-runs",
+                statements: [
+                    """
+                    CREATE TABLE job_run (
+                        job TEXT PRIMARY KEY CHECK (length(job) BETWEEN 1 AND 64),
+                        finished_at TIMESTAMPTZ NOT NULL
+                    )
+                    """
+                ]),
         ]
     }
 

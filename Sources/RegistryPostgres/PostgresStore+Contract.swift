@@ -9,7 +9,7 @@ import RegistryKeyring
 /// The PostgreSQL backend is a whole `RegistryBackend` (docs/STORAGE.md §The storage contract):
 /// the members of the other `PostgresStore+*.swift` files meet the requirements by name; what
 /// follows are the few that are about this backend's upkeep rather than about registry data.
-extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage, KeyMaintenanceStorage, BackupStorage,
+extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage, KeyMaintenanceStorage, BackupStorage, JobCoordination,
     StorageLifecycle
 {
     /// At start: this node's ledger file is merged with every node's erasures
@@ -19,16 +19,17 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
     }
 
     /// Every few minutes (with the audit checkpoint): VACUUMs after this node's erasures, and
-    /// takes in the erasures and the audit checkpoints other nodes made. The WAL keeps erased
-    /// rows until its segments are recycled, whatever anonreg does (docs/STORAGE.md §Erasure on
-    /// PostgreSQL), so erased bytes may always remain: the answer is true.
+    /// takes in the erasures and the audit checkpoints other nodes made. Returns whether the
+    /// VACUUM failed (it is tried again next time). What PostgreSQL keeps whatever anonreg does
+    /// (dead tuples not yet overwritten, the WAL until its segments are recycled) is documented
+    /// (docs/STORAGE.md §Erasure on PostgreSQL), not retried.
     public func retryPendingErasureCleanup() async -> Bool {
-        await vacuumAfterErasures()
+        let failed = await !vacuumAfterErasures()
         do { try await synchroniseErasureLedger() } catch {
             logger.error("could not take in other nodes' erasures", metadata: ["error": "\(error)"])
         }
         await refreshAuditAnchor()
-        return true
+        return failed
     }
 
     /// Backups of a PostgreSQL registry are the database's own (pg_dump, pg_basebackup, WAL

@@ -138,13 +138,16 @@ extension PostgresStore {
     /// and their pages compacted, which overwrites what the compaction moves live tuples over,
     /// without waiting for autovacuum. It takes no lock that stops reads or writes, and skips a
     /// table another session locks (it runs again at the next cleanup).
-    func vacuumAfterErasures() async {
-        guard erasedSinceVacuum.exchange(false, ordering: .relaxed) else { return }
+    /// Returns whether it succeeded (or had nothing to do).
+    func vacuumAfterErasures() async -> Bool {
+        guard erasedSinceVacuum.exchange(false, ordering: .relaxed) else { return true }
         do {
             try await client.query("VACUUM (SKIP_LOCKED) subject, case_link, record", logger: logger)
+            return true
         } catch {
             erasedSinceVacuum.store(true, ordering: .relaxed)
             logger.error("the cleanup VACUUM after erasures failed", metadata: ["error": "\(PostgresErrors.statementError(error))"])
+            return false
         }
     }
 }

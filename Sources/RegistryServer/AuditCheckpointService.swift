@@ -19,15 +19,20 @@ public struct AuditCheckpointService: Service {
                 if await app.store.retryPendingErasureCleanup() {
                     app.logger.error("erased data may still be in the WAL: truncation keeps failing (a long-running reader?)")
                 }
-                if let seq = try await app.store.checkpointAudit() {
-                    app.logger.info("audit checkpoint", metadata: ["seq": "\(seq)"])
-                }
-                if audit.retentionDays > 0 {
-                    let cutoff = Date().addingTimeInterval(-Double(audit.retentionDays) * 86400)
-                    let formatter = ISO8601DateFormatter()
-                    formatter.timeZone = TimeZone(identifier: "UTC")
-                    let removed = try await app.store.pruneAudit(olderThan: formatter.string(from: cutoff))
-                    if removed > 0 { app.logger.notice("audit entries pruned", metadata: ["removed": "\(removed)"]) }
+                // One daemon of a registry at a time (docs/STORAGE.md §Single-runner jobs).
+                let store = app.store
+                let logger = app.logger
+                _ = try await store.runIfDue(.auditCheckpoint, every: .zero) {
+                    if let seq = try await store.checkpointAudit() {
+                        logger.info("audit checkpoint", metadata: ["seq": "\(seq)"])
+                    }
+                    if audit.retentionDays > 0 {
+                        let cutoff = Date().addingTimeInterval(-Double(audit.retentionDays) * 86400)
+                        let formatter = ISO8601DateFormatter()
+                        formatter.timeZone = TimeZone(identifier: "UTC")
+                        let removed = try await store.pruneAudit(olderThan: formatter.string(from: cutoff))
+                        if removed > 0 { logger.notice("audit entries pruned", metadata: ["removed": "\(removed)"]) }
+                    }
                 }
             } catch {
                 app.logger.error("audit checkpoint failed: \(error)")

@@ -6,39 +6,55 @@ import ServiceLifecycle
 /// §Automatic forgetting). Admins can also run it now: `anonreg sweep` / `POST /v1/admin/sweep`.
 /// After each sweep it runs the monitoring summaries' backfill (docs/STORAGE.md §Summary), which
 /// does nothing once every subject has one.
+///
+/// With several daemons on one registry, the sweep is a single-runner job (docs/STORAGE.md
+/// §Single-runner jobs): every daemon asks every minute whether it is due, and one at a time
+/// runs it, once a day for the whole registry; if the daemon that runs it dies, another takes it
+/// over at its next minute.
 public struct SweeperService: Service {
     let app: RegistryApp
     let interval: Duration
+    /// How often this daemon asks whether the sweep is due.
+    let poll: Duration
 
-    public init(app: RegistryApp, interval: Duration = .seconds(24 * 3600)) {
+    public init(app: RegistryApp, interval: Duration = .seconds(24 * 3600), poll: Duration = .seconds(60)) {
         self.app = app
         self.interval = interval
+        self.poll = min(poll, interval)
     }
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                // The sweeper of the current configuration (retention may change on SIGHUP).
-                let report = try await app.sweep()
-                app.recordSweep(failed: report.failed)
-                app.logger.notice(
-                    "daily sweep",
-                    metadata: [
-                        "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
-                        "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
-                        "erased.integrity": "\(report.erasedIntegrity)", "case_links.removed": "\(report.caseLinksRemoved)",
-                        "failed": "\(report.failed)",
-                    ])
-                if report.failed > 0 {
-                    app.logger.error(
-                        "\(report.failed) subject(s) could not be reviewed (unreadable records or a missing KEK); run `anonreg audit verify` and check the keyring"
-                    )
+                let service = self
+                _ = try await app.store.runIfDue(.sweep, every: interval) {
+                    // The sweeper of the current configuration (retention may change on SIGHUP).
+                    do { service.log(try await service.app.sweep()) } catch {
+                        service.app.logger.error("daily sweep failed: \(error)")
+                    }
+                    await service.backfillSummaries()
                 }
             } catch {
-                app.logger.error("daily sweep failed: \(error)")
+                app.logger.error("could not tell whether the daily sweep is due: \(error)")
             }
-            await backfillSummaries()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+        }
+    }
+
+    func log(_ report: Sweeper.Report) {
+        app.recordSweep(failed: report.failed)
+        app.logger.notice(
+            "daily sweep",
+            metadata: [
+                "reviewed": "\(report.reviewed)", "erased.completed": "\(report.erasedCompleted)",
+                "erased.cap": "\(report.erasedCap)", "erased.inactive": "\(report.erasedInactive)",
+                "erased.integrity": "\(report.erasedIntegrity)", "case_links.removed": "\(report.caseLinksRemoved)",
+                "failed": "\(report.failed)",
+            ])
+        if report.failed > 0 {
+            app.logger.error(
+                "\(report.failed) subject(s) could not be reviewed (unreadable records or a missing KEK); run `anonreg audit verify` and check the keyring"
+            )
         }
     }
 

@@ -5,7 +5,17 @@ import RegistryCore
 /// contract). Most requirements are met by the members the other `SQLiteRegistryStore+*.swift`
 /// files declare under the same names; what follows are the few the contract names after the
 /// intent rather than after SQLite.
-extension SQLiteRegistryStore: AuditStorage, StatisticsReleaseStorage, KeyMaintenanceStorage, BackupStorage, StorageLifecycle {
+extension SQLiteRegistryStore: AuditStorage, StatisticsReleaseStorage, KeyMaintenanceStorage, BackupStorage, StorageLifecycle,
+    JobCoordination
+{
+    /// One daemon per SQLite file: a job is due when this process last finished it `interval`
+    /// ago or never (docs/STORAGE.md §Single-runner jobs).
+    public func runIfDue<T: Sendable>(_ job: RegistryJob, every interval: Duration, _ body: @Sendable () async throws -> T)
+        async throws -> T?
+    {
+        try await jobs.runIfDue(job, every: interval, body)
+    }
+
     /// The copy is taken in the database's own directory: the one place anonregd's hardened
     /// unit may write (docs/OPERATIONS.md §Backups).
     public func prepareBackup() async throws(StorageError) -> any BackupStream {

@@ -23,6 +23,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
     /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
     /// erasure): a subject named there is never served (docs/CRYPTO.md §Authenticated columns).
     let erased = ErasedSubjects()
+    /// When this process last ran each periodic job (`runIfDue`).
+    let jobs = LocalJobSchedule()
     /// The audit anchor file's state (SQLiteRegistryStore+AuditAnchor.swift).
     let anchorState = Mutex(AnchorState())
     /// The keys, lent by whoever opened the store (the daemon's `KeyCustody`): the store seals

@@ -10,6 +10,7 @@ import RegistryStore
 /// Usage: anonreg-store-crash-helper STATE_DIR WRITERS
 ///        anonreg-store-crash-helper backfill STATE_DIR BATCH
 ///        anonreg-store-crash-helper postgres SOCKET_DIR PORT DATABASE USER PASSWORD_FILE KEYS_DIR WRITERS
+///        anonreg-store-crash-helper postgres-job SOCKET_DIR PORT DATABASE USER PASSWORD_FILE KEYS_DIR
 ///
 /// Opens STATE_DIR/keys and STATE_DIR/registry.sqlite, enrols one subject and prints
 /// `case <handle>`, then runs WRITERS concurrent loops that append check-ups to it. After each
@@ -18,6 +19,9 @@ import RegistryStore
 ///
 /// With `postgres`, the same writers run against a PostgreSQL registry (the keys in KEYS_DIR;
 /// Tests/StorageConformanceTests/PostgresHarness.swift).
+///
+/// With `postgres-job`, it takes the daily sweep job (`runIfDue`), prints `running`, and holds
+/// it until killed (Tests/PostgresBackendTests/PostgresJobTests.swift).
 ///
 /// With `backfill`, it runs the monitoring summaries' backfill (`SummaryBackfill`) with BATCH
 /// subjects per transaction, printing `built <n>` after each batch and `done` at the end
@@ -28,6 +32,24 @@ struct CrashHelper {
         let arguments = CommandLine.arguments
         if arguments.count == 4, arguments[1] == "backfill", let batch = Int(arguments[3]) {
             await backfill(directory: arguments[2], batch: batch)
+            return
+        }
+        if arguments.count == 8, arguments[1] == "postgres-job", let port = Int(arguments[3]) {
+            do {
+                let keyring = try Keyring.load(from: KeyringSource(directory: arguments[7]))
+                let config = PostgresConfig(
+                    endpoint: .unixSocket(directory: arguments[2], port: port), database: arguments[4], user: arguments[5],
+                    passwordFile: arguments[6], connectTimeout: .seconds(300))
+                let store = try await PostgresStore.open(config, keys: KeyCustody(keyring))
+                _ = try await store.runIfDue(.sweep, every: .seconds(86400)) {
+                    emit("running")
+                    while true { try await Task.sleep(for: .seconds(3600)) }
+                }
+                emit("not due")
+            } catch {
+                FileHandle.standardError.write(Data("crash helper: \(error)\n".utf8))
+                exit(1)
+            }
             return
         }
         if arguments.count == 9, arguments[1] == "postgres", let port = Int(arguments[3]), let writers = Int(arguments[8]) {

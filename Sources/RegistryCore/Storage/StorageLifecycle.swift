@@ -22,3 +22,4 @@ public protocol StorageLifecycle: Sendable {
 /// Everything the daemon needs from one storage backend.
 public typealias RegistryBackend =
     RegistryStorage & AuditStorage & StatisticsReleaseStorage & KeyMaintenanceStorage & BackupStorage & StorageLifecycle
+    & JobCoordination

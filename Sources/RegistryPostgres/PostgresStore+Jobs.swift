@@ -1,0 +1,68 @@
+import Logging
+internal import NIOCore
+internal import PostgresNIO
+import RegistryCore
+
+/// Single-runner jobs on PostgreSQL (docs/STORAGE.md §Single-runner jobs): the sweeper and the
+/// audit checkpoint run on one node at a time, and the sweep once per interval for the whole
+/// registry.
+///
+/// A job runs under a session-level advisory lock (`pg_try_advisory_lock`) held on one pooled
+/// connection for the job's whole length; the job's own work uses the pool's other connections.
+/// A node that is SIGKILLed, or loses the database, ends that session, and the server frees the
+/// lock at once: the next node that asks (the daemon asks every minute) takes the job over. The
+/// job's end is recorded in `job_run`, so the nodes together run it once per interval. The lock
+/// is for order, not for correctness: every write the jobs make locks the rows it decides on.
+extension PostgresStore {
+    /// The lock key of a job: "ANRGJB" followed by the job's number, as a big-endian integer.
+    static func jobLockKey(_ job: RegistryJob) -> Int64 {
+        let number: Int64 =
+            switch job {
+            case .sweep: 1
+            case .auditCheckpoint: 2
+            }
+        return 0x414E_5247_4A42_0000 | number
+    }
+
+    public func runIfDue<T: Sendable>(_ job: RegistryJob, every interval: Duration, _ body: @Sendable () async throws -> T)
+        async throws -> T?
+    {
+        let logger = self.logger
+        let key = Self.jobLockKey(job)
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        do {
+            return try await client.withConnection { connection -> T? in
+                let locked = try await connection.row("SELECT pg_try_advisory_lock(\(key))", logger: logger)?.decode(Bool.self) ?? false
+                guard locked else { return nil }
+                do {
+                    let recent =
+                        try await connection.row(
+                            "SELECT 1 FROM job_run WHERE job = \(job.rawValue) AND finished_at > now() - make_interval(secs => \(seconds))",
+                            logger: logger) != nil
+                    guard !recent || interval <= .zero else {
+                        _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                        return nil
+                    }
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    // Recorded whether or not it succeeded: a failing job is tried again at its
+                    // next interval, as the daemon did with one node.
+                    try await connection.query(
+                        """
+                        INSERT INTO job_run (job, finished_at) VALUES (\(job.rawValue), now())
+                        ON CONFLICT (job) DO UPDATE SET finished_at = excluded.finished_at
+                        """, logger: logger)
+                    _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                    return try result.get()
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                    throw error
+                }
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch let error as PSQLError {
+            throw Self.storageError(error)
+        }
+    }
+}
