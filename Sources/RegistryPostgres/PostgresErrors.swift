@@ -29,6 +29,35 @@ enum PostgresErrors {
         return .server(sqlState: "", message: String(describing: type(of: error)))
     }
 
+    /// SQLSTATEs that mean the server cannot serve now, not that the statement was wrong:
+    /// class 08 (connection exception), 57P01 to 57P03 (shut down, crashed, starting up) and
+    /// 53300 (too many connections).
+    static func isUnavailableState(_ state: String) -> Bool {
+        state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+    }
+
+    /// Why the database is out of reach, if `error` says so: a connection closed or refused, a
+    /// server shutting down or starting up. Nil for a statement the server refused.
+    static func unavailability(_ error: any Error) -> String? {
+        if let transaction = error as? PostgresTransactionError {
+            return [transaction.beginError, transaction.closureError, transaction.commitError].compactMap { $0 }.lazy
+                .compactMap(unavailability).first
+        }
+        if let psql = error as? PSQLError {
+            if let state = psql.serverInfo?[.sqlState] {
+                return isUnavailableState(state) ? "the server said \(psql.serverInfo?[.message] ?? state) (SQLSTATE \(state))" : nil
+            }
+            switch psql.code {
+            case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed:
+                return "the connection was lost (\(psql.code))"
+            default:
+                return nil
+            }
+        }
+        if error is IOError || error is ChannelError { return "the connection failed (\(reason(error)))" }
+        return nil
+    }
+
     /// An error of connecting and authenticating.
     static func connectError(_ error: any Error, config: PostgresConfig) -> PostgresBackendError {
         if let error = error as? PostgresBackendError { return error }

@@ -2,6 +2,7 @@ import Logging
 internal import NIOCore
 internal import PostgresNIO
 import RegistryCore
+import Synchronization
 
 /// How the store's work reaches the database (docs/STORAGE.md §PostgreSQL, "Transactions").
 ///
@@ -16,6 +17,11 @@ import RegistryCore
 extension PostgresStore {
     /// How often a write is run again after a deadlock or a serialization failure.
     static let writeAttempts = 5
+
+    /// How long a request waits for a pooled connection before it is answered 503
+    /// `storage_unavailable`: far above the wait of a busy pool (milliseconds), far below a
+    /// client's patience.
+    static let leaseWait: Duration = .seconds(5)
 
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError) -> T {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
@@ -36,20 +42,55 @@ extension PostgresStore {
         begin: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StorageError) -> T {
         let logger = self.logger
+        let client = self.client
+        let leased = LeaseFlag()
         do {
-            return try await client.withConnection { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
-                let value: T
-                do { value = try await body(connection) } catch {
-                    // The connection goes back to the pool: leave it outside any transaction.
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
+            return try await Self.boundedLease(leased, limit: Self.leaseWait) {
+                try await client.withConnection { connection in
+                    leased.set()
+                    try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
+                    let value: T
+                    do { value = try await body(connection) } catch {
+                        // The connection goes back to the pool: leave it outside any transaction.
+                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        throw error
+                    }
+                    try await connection.query("COMMIT", logger: logger)
+                    return value
                 }
-                try await connection.query("COMMIT", logger: logger)
-                return value
             }
         } catch {
             throw Self.storageError(error)
+        }
+    }
+
+    /// Runs `work`, which leases a connection and sets `leased` once it has one. While the
+    /// database is out of reach the pool would keep the lease waiting while it retries: after
+    /// `limit` without a connection, the lease is cancelled and the call fails as `.unavailable`
+    /// (503 `storage_unavailable`), never a hang. Once leased, the work is never cut short: a
+    /// transaction is not abandoned between its COMMIT and the answer.
+    static func boundedLease<T: Sendable>(
+        _ leased: LeaseFlag, limit: Duration, _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: LeaseOutcome<T>.self) { group in
+            group.addTask { .done(try await work()) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return .waited
+            }
+            while let outcome = try await group.next() {
+                switch outcome {
+                case .done(let value):
+                    group.cancelAll()
+                    return value
+                case .waited where !leased.isSet:
+                    group.cancelAll()
+                    throw StorageError.unavailable(reason: "no connection to the database within \(limit)")
+                case .waited:
+                    continue
+                }
+            }
+            throw StorageError.unavailable(reason: "the database work ended without an answer")
         }
     }
 
@@ -67,8 +108,22 @@ extension PostgresStore {
     static func storageError(_ error: any Error) -> StorageError {
         if let error = error as? StorageError { return error }
         if error is PostgresDecodingError { return .integrity(what: "a row (a cell of the wrong type)") }
+        if let reason = PostgresErrors.unavailability(error) { return .unavailable(reason: reason) }
         return .database(reason: PostgresErrors.statementError(error).description)
     }
+}
+
+/// What finished first in `PostgresStore.boundedLease`: the work, or the wait for a connection.
+enum LeaseOutcome<T: Sendable>: Sendable {
+    case done(T)
+    case waited
+}
+
+/// Set once a transaction has its connection (`PostgresStore.boundedLease`).
+final class LeaseFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 extension PostgresConnection {

@@ -67,6 +67,11 @@ public struct APIError: Error, Sendable, Equatable {
         HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full",
         "the audit log could not be written; the request's effect, if any, stands but is unacknowledged")
     static let auditFailed = APIError(.internalServerError, "audit_failed", "the audit log could not be written")
+    /// The audit entry of a request could not be written because the database is out of reach.
+    static let auditStorageUnavailable = APIError(
+        .serviceUnavailable, "storage_unavailable",
+        "the registry's database cannot be reached, so the request could not be audited; the request's effect, if any, stands but is unacknowledged"
+    )
     // swift-format-ignore: DontRepeatTypeInStaticProperties
     // Named for its wire code, `internal_error`; `internal` alone is a keyword.
     static let internalError = APIError(.internalServerError, "internal_error", "the registry could not complete the request")
@@ -92,6 +97,7 @@ public struct APIError: Error, Sendable, Equatable {
                 case .refused: .forbidden
                 case .conflict: .conflict
                 case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+                case .unavailable: .serviceUnavailable
                 case .internalError: .internalServerError
                 }
             return APIError(status, error.code, error.message)

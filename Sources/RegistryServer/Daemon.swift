@@ -114,6 +114,7 @@ public enum Daemon {
         await app.initialiseOperationalGauges(version: AnonregVersionInfo.software, commit: commit)
         app.applyDescriptorBudget()
         let notifier = SystemdNotifier()
+        app.storageHealth.attach(notifier)
         let server = RegistryServerService(app: app, address: address, notifier: notifier)
         let group = ServiceGroup(
             configuration: .init(
@@ -122,6 +123,7 @@ public enum Daemon {
                     .init(service: SweeperService(app: app)), .init(service: ReloadService(app: app, configPath: configPath)),
                     .init(service: AuditCheckpointService(app: app)),
                     .init(service: SpaceReserveService(reserve: space)), .init(service: LimitsService(app: app)),
+                    .init(service: StorageHealthService(app: app)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice(

@@ -25,6 +25,8 @@ public final class RegistryApp: Sendable {
     let limits: LimitsState
     /// The space reserve and storage-full mode (docs/ROBUSTNESS.md §Disk full).
     public let space: SpaceReserve
+    /// Whether the database answers (StorageHealth.swift).
+    public let storageHealth = StorageHealth()
     /// Serialises key lifecycle changes made through admin routes.
     let keyChanges = Mutex<Void>(())
     /// One database backup at a time (docs/OPERATIONS.md §Backups): true while one is prepared or sent.

@@ -87,9 +87,19 @@ struct RequestPipeline: HTTPResponder {
             {
                 do { try await app.appendAudit(event, refused: outcome != "ok") } catch {
                     app.logger.error("audit entry not written: \(error)")
-                    response = JSONBodies.errorResponse(
-                        (error as? StorageError) == .storageFull ? .auditStorageFull : .auditFailed)
+                    var answer = APIError.auditFailed
+                    switch error as? StorageError {
+                    case .storageFull?: answer = .auditStorageFull
+                    case .unavailable(let reason)?:
+                        app.storageHealth.markDown(reason, logger: app.logger)
+                        answer = .auditStorageUnavailable
+                    default: break
+                    }
+                    response = JSONBodies.errorResponse(answer)
                 }
+            }
+            if outcome == "storage_unavailable", app.storageHealth.downReason == nil {
+                app.storageHealth.markDown("a request could not reach it", logger: app.logger)
             }
             // Any answer that says the disk is full (a write, or a read's audit entry) puts the
             // daemon in storage-full mode, which releases the space reserve.

@@ -262,6 +262,17 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         return printed.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`: no checkpoint, every
+    /// session cut), keeps it down for `down`, and starts it again on the same data directory,
+    /// which replays its WAL: what a restart of a database host looks like to its clients.
+    public func crashAndRestart(down: Duration) throws {
+        let data = directory + "/data"
+        try runChecked("pg_ctl", ["-D", data, "-m", "immediate", "-w", "-t", "60", "-s", "stop"])
+        let seconds = Double(down.components.seconds) + Double(down.components.attoseconds) / 1e18
+        usleep(useconds_t(seconds * 1_000_000))
+        try runChecked("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-s", "start"])
+    }
+
     /// Dumps `database` (default: the daemon's) with pg_dump as the superuser, in the custom
     /// format, as a database administrator's nightly dump would; returns the file.
     public func dump(_ database: String? = nil) throws -> String {

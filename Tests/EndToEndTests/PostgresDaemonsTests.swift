@@ -88,6 +88,85 @@ struct PostgresDaemonsTests {
             try cluster.psql("SELECT count(*) FROM subject; SELECT count(*) FROM record;", database: cluster.database) == "0\n0")
     }
 
+    /// The database crashes (`pg_ctl stop -m immediate`) while a clinic writes, and comes back
+    /// eight seconds later: meanwhile requests get 503 `storage_unavailable` (never a hang, never
+    /// a crash of the daemon), the daemon reconnects by itself, every check-up it acknowledged is
+    /// there afterwards, and the audit chain verifies.
+    @Test func aDatabaseCrashGives503sAndLosesNoAcknowledgedWrite() async throws {
+        let cluster = try ThrowawayPostgres()
+        let a = try Self.node(cluster, extra: "")
+        try a.start()
+        defer { a.stop() }
+        let enrol = try a.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let handle = try #require(enrol.string("case"))
+
+        final class Tally: @unchecked Sendable {
+            let lock = NSLock()
+            var acknowledged: [String] = []
+            var statuses: [Int: Int] = [:]
+            var codes: Set<String> = []
+            var stop = false
+            func add(_ status: Int, _ token: String?, _ code: String?) {
+                lock.lock()
+                defer { lock.unlock() }
+                statuses[status, default: 0] += 1
+                if let token { acknowledged.append(token) }
+                if let code { codes.insert(code) }
+            }
+            var stopped: Bool { lock.withLock { stop } }
+            func finish() { lock.withLock { stop = true } }
+        }
+        let tally = Tally()
+        let writer = Thread {
+            var day = Calendar(identifier: .gregorian).date(from: DateComponents(year: 2026, month: 1, day: 11))!
+            let format = DateFormatter()
+            format.dateFormat = "yyyy-MM-dd"
+            format.timeZone = TimeZone(identifier: "UTC")
+            var n = 0
+            while !tally.stopped, n < 320 {
+                n += 1
+                let token = "ack-\(n)"
+                let body = "{\"on\":\"\(format.string(from: day))\",\"outcome\":\"remission\",\"note\":\"\(token)\"}"
+                day = day.addingTimeInterval(86400)
+                guard let reply = try? a.request("POST", "/v1/cases/\(handle)/checkups", body: body) else {
+                    tally.add(0, nil, nil)
+                    continue
+                }
+                tally.add(reply.status, reply.status == 201 ? token : nil, reply.errorCode)
+                usleep(20_000)
+            }
+        }
+        writer.start()
+        try await Task.sleep(for: .seconds(1))
+        try cluster.crashAndRestart(down: .seconds(8))
+        // Writes succeed again once the server is back.
+        let back = ContinuousClock.now
+        var recovered = false
+        while !recovered, ContinuousClock.now - back < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(200))
+            recovered = (try? a.request("GET", "/v1/cases/\(handle)"))?.status == 200
+        }
+        try await Task.sleep(for: .seconds(1))
+        tally.finish()
+        while writer.isExecuting { try await Task.sleep(for: .milliseconds(50)) }
+
+        #expect(recovered, "the daemon did not serve again after the database came back")
+        #expect((tally.statuses[503] ?? 0) > 0, "no 503 during the outage: \(tally.statuses)")
+        #expect(tally.codes.isSubset(of: ["storage_unavailable"]), "\(tally.codes)")
+        #expect(Set(tally.statuses.keys).isSubset(of: [201, 503]), "\(tally.statuses)")
+        #expect(a.process != nil && a.process?.hasExited() == nil, "the daemon exited")
+        let history = try a.request("GET", "/v1/cases/\(handle)/checkups")
+        #expect(history.status == 200)
+        let missing = tally.acknowledged.filter { !history.body.contains("\"\($0)\"") }
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing)")
+        #expect(tally.acknowledged.count > 20, "\(tally.statuses)")
+        let verify = try a.request("GET", "/v1/admin/audit/verify")
+        #expect(verify.body.contains("\"ok\":true"), "\(verify.body)")
+        #expect(a.log.text.contains("the database cannot be reached"), "no log line for the outage")
+        #expect(a.log.text.contains("the database answers again"), "no log line for the recovery")
+        print("outage: \(tally.statuses), \(tally.acknowledged.count) acknowledged")
+    }
+
     /// A wrong password, an unreachable server and another application's database: each a
     /// clear error naming it, exit 4 (database), and the database left as it was.
     @Test func aNodeThatCannotUseTheDatabaseSaysWhyAndChangesNothing() throws {

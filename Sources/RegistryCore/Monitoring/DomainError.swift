@@ -17,6 +17,9 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
         case conflict
         /// Disk full (507).
         case storageFull
+        /// The storage cannot serve now: a database out of reach, a node whose keyring is
+        /// behind (503); nothing was written.
+        case unavailable
         /// Anything else (500).
         case internalError
     }
@@ -72,6 +75,15 @@ public struct DomainError: Error, Equatable, Sendable, CustomStringConvertible {
             DomainError(
                 .internalError, integrityErrorCode,
                 "the registry's data for this request failed an integrity check; nothing was served and the registry's admins are alerted",
+                diagnostic: "StorageError: \(error)")
+        case .unavailable:
+            DomainError(
+                .unavailable, "storage_unavailable",
+                "the registry's database cannot be reached; nothing was stored; try again shortly", diagnostic: "StorageError: \(error)")
+        case .keyringBehind(let version):
+            DomainError(
+                .unavailable, "keyring_behind",
+                "this registry node lacks KEK version \(version), the registry's primary; it refuses writes until its admins install it",
                 diagnostic: "StorageError: \(error)")
         case .keyUnavailable, .unusableDatabase, .database:
             DomainError(

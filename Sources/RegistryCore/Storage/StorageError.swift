@@ -24,6 +24,12 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case subjectChanged
     /// A month of a new statistics release has no privacy budget left: nothing was charged.
     case privacyBudgetSpent(message: String)
+    /// The database cannot be reached now (a server down, a network cut, no connection within
+    /// the wait): nothing was written, and the same request may succeed later (PostgreSQL).
+    case unavailable(reason: String)
+    /// The registry's primary KEK is a version this node's keyring lacks (another node rotated
+    /// to it): writes are refused until it is installed (PostgreSQL, several nodes).
+    case keyringBehind(version: Int)
     /// Any other database failure.
     case database(reason: String)
 
@@ -38,6 +44,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storageFull: "the disk is full; the write was not stored"
         case .subjectChanged: "the subject changed after it was opened; nothing was written"
         case .privacyBudgetSpent(let message): message
+        case .unavailable(let reason): "the database cannot be reached: \(reason)"
+        case .keyringBehind(let version):
+            "the registry's primary KEK is version \(version), which this node's keyring lacks: install it (docs/OPERATIONS.md §PostgreSQL and several nodes)"
         case .database(let reason): "database error: \(reason)"
         }
     }
