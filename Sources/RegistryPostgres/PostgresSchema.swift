@@ -249,6 +249,19 @@ enum PostgresSchema {
                     )
                     """
                 ]),
+            // PostgreSQL only (docs/STORAGE.md §Keys on several nodes): the registry's primary KEK
+            // version, which every node wraps new data keys under; a node whose keyring lacks it
+            // refuses writes (`keyring_behind`).
+            PostgresMigration(
+                name: "pg5-kek-primary",
+                statements: [
+                    """
+                    CREATE TABLE kek_primary (
+                        id SMALLINT PRIMARY KEY CHECK (id = 1),
+                        version INTEGER NOT NULL CHECK (version >= 1)
+                    )
+                    """
+                ]),
         ]
     }
 

@@ -16,6 +16,7 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
     /// (`synchroniseErasureLedger`).
     public func prepareErasureLedger() async throws(StorageError) {
         try await synchroniseErasureLedger()
+        await checkKeyringPosition()
     }
 
     /// Every few minutes (with the audit checkpoint): VACUUMs after this node's erasures, and
@@ -29,6 +30,7 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
             logger.error("could not take in other nodes' erasures", metadata: ["error": "\(error)"])
         }
         await refreshAuditAnchor()
+        await checkKeyringPosition()
         return failed
     }
 

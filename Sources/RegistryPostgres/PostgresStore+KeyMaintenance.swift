@@ -43,10 +43,11 @@ extension PostgresStore {
     /// nothing twice, since a locked row is read again once free and no longer matches. Each
     /// row's `kek_version` changes with its `wrapped_dek` and MAC.
     public func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress {
-        let primary = keyring.primaryKEK
         let logger = self.logger
         return try await write { connection in
             let keyring = self.keyring
+            // The registry's primary, which may be newer than this node's own (KeyringPosition).
+            let primary = try await self.registryPrimaryKEK(connection, keyring: keyring, logger: logger)
             var rows = try await connection.rows(
                 """
                 SELECT \(unescaped: PostgresSubjectRow.selectColumns) FROM subject s WHERE s.kek_version < \(Int32(primary.version))

@@ -41,7 +41,7 @@ extension PostgresStore {
             // KeyMaintenance.swift), so a retire never misses a key wrapped under an old primary.
             try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring
-            let primary = keyring.primaryKEK
+            let primary = try await self.registryPrimaryKEK(connection, keyring: keyring, logger: logger)
             let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)
             let id = try await Self.nextIDs(connection, table: "subject", count: 1, logger: logger)[0]
             var subject = PostgresSubjectRow(
@@ -124,6 +124,7 @@ extension PostgresStore {
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         let logger = self.logger
         try await write { connection in
+            try await self.refuseWritesIfBehind(connection, logger: logger)
             guard var subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic, forUpdate: true) else {
                 throw StorageError.caseNotFound
             }
@@ -153,6 +154,7 @@ extension PostgresStore {
         let freshIndex = try SubjectKeys.handleIndex(fresh, keyring: keyring)
         let logger = self.logger
         return try await write { connection in
+            try await self.refuseWritesIfBehind(connection, logger: logger)
             guard var subject = try await self.subject(connection, codeIndex: codeIndex, forUpdate: true) else {
                 throw StorageError.codeNotFound
             }
@@ -210,6 +212,7 @@ extension PostgresStore {
         let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         let logger = self.logger
         try await write { connection in
+            try await self.refuseWritesIfBehind(connection, logger: logger)
             guard var subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic, forUpdate: true) else {
                 throw StorageError.caseNotFound
             }

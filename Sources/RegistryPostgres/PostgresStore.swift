@@ -42,6 +42,9 @@ public final class PostgresStore: Sendable {
     let erased = ErasedSubjects()
     /// Whether this node erased a subject since its last cleanup VACUUM (PostgresStore+Erasure).
     let erasedSinceVacuum = Atomic<Bool>(false)
+    /// The registry's primary KEK version when this node's keyring lacks it, else 0
+    /// (PostgresStore+KeyringPosition).
+    let keyringBehindVersion = Atomic<Int>(0)
 
     /// The keyring snapshot one operation uses.
     var keyring: Keyring { keys.current }
