@@ -122,6 +122,7 @@ install:
 	sed 's|/usr/local|$(PREFIX)|g' systemd/anonreg-backup.timer > $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	chmod 0644 $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	install -m 0644 systemd/anonregd.service.d/credentials.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
+	install -m 0644 systemd/anonregd.service.d/postgresql-tcp.conf.example $(DESTDIR)$(UNITDIR)/anonregd.service.d/
 	install -m 0644 systemd/anonreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf
 	install -m 0644 systemd/anonreg.tmpfiles $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
 	install -m 0644 README.md CHANGELOG.md SECURITY.md LICENSE docs/*.md docs/openapi.yaml docs/alerts.yml docs/linkage-profile-v1.json $(DESTDIR)$(DOCDIR)/
@@ -145,6 +146,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/anonreg-rotate.service $(DESTDIR)$(UNITDIR)/anonreg-rotate.timer
 	rm -f $(DESTDIR)$(UNITDIR)/anonreg-backup.service $(DESTDIR)$(UNITDIR)/anonreg-backup.timer
 	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service.d/credentials.conf.example
+	rm -f $(DESTDIR)$(UNITDIR)/anonregd.service.d/postgresql-tcp.conf.example
 	-rmdir $(DESTDIR)$(UNITDIR)/anonregd.service.d 2>/dev/null
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/anonreg.conf $(DESTDIR)$(TMPFILESDIR)/anonreg.conf
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -37,6 +37,20 @@ score=$(systemd-analyze security --offline=true systemd/anonregd.service 2>/dev/
 echo "       exposure score: $score"
 check "hardening score <= 0.5" awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 0.5) }'
 
+# 1b. The PostgreSQL-over-TCP drop-in: only the database's address is reachable, and the score
+# it costs is reported (docs/OPERATIONS.md §PostgreSQL and several nodes).
+dropin=$work/dropin
+mkdir -p "$dropin/anonregd.service.d"
+cp systemd/anonregd.service "$dropin/"
+cp systemd/anonregd.service.d/postgresql-tcp.conf.example "$dropin/anonregd.service.d/postgresql-tcp.conf"
+tcp_score=$(systemd-analyze security --offline=true "$dropin/anonregd.service" 2>/dev/null | awk '/Overall exposure level/ {print $(NF-2)}')
+echo "       exposure score with the PostgreSQL TCP drop-in: $tcp_score"
+check "TCP drop-in: every address denied but the database's" bash -c "
+    grep -qx 'IPAddressDeny=any' systemd/anonregd.service.d/postgresql-tcp.conf.example &&
+    test \$(grep -c '^IPAddressAllow=' systemd/anonregd.service.d/postgresql-tcp.conf.example) = 1 &&
+    ! grep -q '^IPAddressAllow=any' systemd/anonregd.service.d/postgresql-tcp.conf.example"
+check "TCP drop-in: exposure score <= 1.5" awk -v s="$tcp_score" 'BEGIN { exit !(s != "" && s <= 1.5) }'
+
 # 2. make install into a DESTDIR root, then systemd-analyze verify on the installed units.
 root=$work/root
 make --no-print-directory install DESTDIR="$root" BINARIES="$BIN" > "$work/install.log" 2>&1
@@ -45,7 +59,8 @@ check "make install" test -x "$root/usr/local/bin/anonregd" -a -x "$root/usr/loc
     -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-rotate.timer" \
     -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.service" -a -f "$root/usr/local/lib/systemd/system/anonreg-backup.timer" \
     -a -f "$root/etc/anonreg/anonreg.toml" -a -f "$root/usr/local/share/man/man8/anonregd.8" -a -f "$root/usr/local/share/man/man1/anonreg-clinic.1" \
-    -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md"
+    -a -f "$root/usr/local/share/doc/anonreg/OPERATIONS.md" \
+    -a -f "$root/usr/local/lib/systemd/system/anonregd.service.d/postgresql-tcp.conf.example"
 # Another PREFIX reaches every installed path: units (Exec, Documentation), timers, man pages.
 prefixed=$work/prefixed
 make --no-print-directory install DESTDIR="$prefixed" PREFIX=/opt/anonreg BINARIES="$BIN" > "$work/install-prefixed.log" 2>&1

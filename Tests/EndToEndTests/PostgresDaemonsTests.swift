@@ -167,6 +167,68 @@ struct PostgresDaemonsTests {
         print("outage: \(tally.statuses), \(tally.acknowledged.count) acknowledged")
     }
 
+    /// One node is SIGKILLed while two clinic systems write to one case through both nodes at
+    /// once: every check-up either node acknowledged reads back through the survivor, none is
+    /// there twice, and the survivor goes on serving.
+    @Test func aNodeKilledUnderWriteLoadLosesNothingItAcknowledged() async throws {
+        let cluster = try ThrowawayPostgres()
+        let a = try Self.node(cluster)
+        try a.start()
+        defer { a.stop() }
+        let b = try Self.node(cluster, keysFrom: a)
+        try b.start()
+        defer { b.stop() }
+        let enrol = try a.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let handleA = try #require(enrol.string("case"))
+        let code = try #require(enrol.string("code"))
+        let handleB = try #require(try b.request("POST", "/v1/cases", body: "{\"code\":\"\(code)\"}").string("case"))
+
+        final class Acknowledged: @unchecked Sendable {
+            let lock = NSLock()
+            var tokens: [String] = []
+            var others: [Int] = []
+            func add(_ token: String) { lock.withLock { tokens.append(token) } }
+            func other(_ status: Int) { lock.withLock { others.append(status) } }
+        }
+        let acknowledged = Acknowledged()
+        // Two writers, one per node; the same day for every check-up (a correction of the
+        // day's check-up each time), so the two race on the same case's state.
+        let first = "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"note\":\"first\"}"
+        #expect(try a.request("POST", "/v1/cases/\(handleA)/checkups", body: first).status == 201)
+        let writers = [(a, handleA, "a"), (b, handleB, "b")].map { node, handle, name in
+            Thread {
+                for n in 1...250 {
+                    let token = "\(name)-\(n)"
+                    let body = "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"correction\":true,\"note\":\"\(token)\"}"
+                    guard let reply = try? node.request("POST", "/v1/cases/\(handle)/checkups", body: body) else { return }
+                    if reply.status == 201 { acknowledged.add(token) } else { acknowledged.other(reply.status) }
+                    if name == "a", node.process == nil { return }
+                }
+            }
+        }
+        writers.forEach { $0.start() }
+        try await Task.sleep(for: .seconds(2))
+        a.stop(signal: SIGKILL)
+        try await Task.sleep(for: .seconds(1))
+        while writers.contains(where: \.isExecuting) { try await Task.sleep(for: .milliseconds(50)) }
+
+        let history = try b.request("GET", "/v1/cases/\(handleB)/checkups")
+        #expect(history.status == 200)
+        let tokens = acknowledged.lock.withLock { acknowledged.tokens }
+        let missing = tokens.filter { !history.body.contains("\"\($0)\"") }
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing)")
+        for token in tokens {
+            #expect(history.body.components(separatedBy: "\"\(token)\"").count == 2, "\(token) twice")
+        }
+        #expect(tokens.contains { $0.hasPrefix("a-") } && tokens.contains { $0.hasPrefix("b-") }, "\(tokens.count) acknowledged")
+        // The writers' only other answer is 409 (a lost race, decided again eight times).
+        let others = acknowledged.lock.withLock { acknowledged.others }
+        #expect(others.allSatisfy { $0 == 409 }, "\(Dictionary(grouping: others, by: { $0 }).mapValues(\.count))")
+        let after = "{\"on\":\"2026-03-02\",\"outcome\":\"remission\",\"note\":\"after\"}"
+        #expect(try b.request("POST", "/v1/cases/\(handleB)/checkups", body: after).status == 201)
+        #expect(try b.request("GET", "/v1/admin/audit/verify").body.contains("\"ok\":true"))
+    }
+
     /// A wrong password, an unreachable server and another application's database: each a
     /// clear error naming it, exit 4 (database), and the database left as it was.
     @Test func aNodeThatCannotUseTheDatabaseSaysWhyAndChangesNothing() throws {
