@@ -206,7 +206,7 @@ struct PostgresDaemonsTests {
                 }
             }
         }
-        writers.forEach { $0.start() }
+        for writer in writers { writer.start() }
         try await Task.sleep(for: .seconds(2))
         a.stop(signal: SIGKILL)
         try await Task.sleep(for: .seconds(1))
