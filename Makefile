@@ -3,7 +3,7 @@ SWIFT ?= swift
 STATE_DIR ?= $(CURDIR)/state
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-pgcrypto bench-history bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint boundaries-check
+.PHONY: bench-postgres setup build test run clean release man man-check alerts-check install uninstall faults fuzz bench bench-pgcrypto bench-history bench-fairness bench-slow-disk bench-scale bench-audit bench-noise test-sanitize format-lint boundaries-check
 
 # Install layout (override on the command line: make install DESTDIR=/tmp/root PREFIX=/usr).
 PREFIX ?= /usr/local
@@ -173,6 +173,16 @@ bench: setup
 	python3 $(CURDIR)/bench/compare.py
 	$(CURDIR)/.build/release/anonreg-bench fairness $(FAIRNESS_ARGS)
 	$(CURDIR)/.build/release/anonreg-bench history $(HISTORY_ARGS)
+	$(CURDIR)/bench/postgres-nodes.sh $(NODES_ARGS)
+
+## Issue 17: check-ups and status reads on SQLite, on PostgreSQL with one node and with two
+## nodes sharing the connections, and the pgcrypto peer, in one session and one table
+## (bench/postgres-nodes.sh, bench/nodes-table.py; NODES_ARGS="--seconds 10"). Starts a
+## throwaway PostgreSQL 15 cluster of its own; prints a skip line without PostgreSQL 15.
+NODES_ARGS ?=
+bench-postgres: setup
+	$(SWIFT) build -c release
+	$(CURDIR)/bench/postgres-nodes.sh $(NODES_ARGS)
 
 ## Issue 16's peer alone: PostgreSQL 15 + pgcrypto doing the check-up and the audited status
 ## read (bench/pgcrypto-peer/*.sql), pgbench at 8 and 64 clients over the Unix socket of a

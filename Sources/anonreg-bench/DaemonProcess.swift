@@ -26,6 +26,18 @@ final class DaemonProcess {
         try configure(text).write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// Replaces this state directory's keys with a copy of `keys` (`cp -a`: modes kept), as
+    /// another node of the same registry holds them; its own erasure ledger and audit anchor
+    /// are its own, so they are not copied.
+    func replaceKeys(with keys: String) throws {
+        let mine = stateDir + "/keys"
+        try FileManager.default.removeItem(atPath: mine)
+        guard try Self.run("/bin/cp", ["-a", keys, mine], output: stateDir + ".cp.log") == 0 else {
+            throw BenchError.unexpected("copying the keys directory failed")
+        }
+        for own in ["erasure-ledger", "audit-anchor"] { try? FileManager.default.removeItem(atPath: mine + "/" + own) }
+    }
+
     /// Starts the daemon and returns the seconds from spawn until `/v1/health` answers 200.
     @discardableResult
     func start() throws -> Double {

@@ -38,6 +38,16 @@ enum LoadRunner {
         stop: @escaping @Sendable () -> Bool = { false },
         next: @escaping @Sendable (_ worker: Int) -> (name: String, request: BenchRequest)
     ) throws -> PhaseMeasurement {
+        try run(sockets: [socket], connections: connections, seconds: seconds, rate: rate, stop: stop, next: next)
+    }
+
+    /// The same over several daemons of one registry (`run --nodes`): worker `i` connects to
+    /// `sockets[i % sockets.count]`, so the connections are spread evenly.
+    static func run(
+        sockets: [String], connections: Int, seconds: Double, rate: Double? = nil,
+        stop: @escaping @Sendable () -> Bool = { false },
+        next: @escaping @Sendable (_ worker: Int) -> (name: String, request: BenchRequest)
+    ) throws -> PhaseMeasurement {
         let results = Locked<[(histograms: [String: Histogram<UInt64>], errors: [String: Int], firstError: String?)]>([])
         let done = DispatchSemaphore(value: 0)
         let ready = DispatchSemaphore(value: 0)
@@ -53,7 +63,7 @@ enum LoadRunner {
                     done.signal()
                 }
                 let connection: UnixHTTPConnection
-                do { connection = try UnixHTTPConnection.connected(socket) } catch {
+                do { connection = try UnixHTTPConnection.connected(sockets[worker % sockets.count]) } catch {
                     firstError = "\(error)"
                     errors["connect", default: 0] += 1
                     ready.signal()

@@ -45,6 +45,11 @@ struct SocketBench: AsyncParsableCommand {
     @Flag(help: "Skip the paced half-peak phases.")
     var noHalfPeak = false
 
+    @OptionGroup var postgres: PostgresBenchOptions
+
+    @Option(help: "Daemons serving one PostgreSQL registry, the connections spread over them (needs --postgres-socket-dir).")
+    var nodes = 1
+
     func run() async throws {
         let loadBefore = Machine.loadAverage()
         let work = try common.makeWorkDir("bench")
@@ -58,16 +63,36 @@ struct SocketBench: AsyncParsableCommand {
         let elements = try Workload.blindedElements(1000)
 
         // MARK: Over the socket
-        let daemon = try DaemonProcess(binDir: binDir, stateDir: work + "/socket-state") { benchConfig($0, logLevel: logLevel) }
+        guard nodes >= 1, nodes == 1 || postgres.socketDir != nil else {
+            throw ValidationError("--nodes above 1 needs a PostgreSQL registry (--postgres-socket-dir)")
+        }
+        let daemon = try DaemonProcess(binDir: binDir, stateDir: work + "/socket-state") {
+            postgres.configure(benchConfig($0, logLevel: logLevel))
+        }
         let startSeconds = try daemon.start()
-        print("anonregd started in \(String(format: "%.3f", startSeconds)) s, RSS \(ResultsWriter.mib(daemon.memory().current))")
+        print(
+            "anonregd started in \(String(format: "%.3f", startSeconds)) s, RSS \(ResultsWriter.mib(daemon.memory().current)), storage \(postgres.describe(nodes: nodes))"
+        )
+        // More nodes of the same registry: each a state directory of its own with a copy of
+        // the first one's keys directory (every node holds the same keyring).
+        var others: [DaemonProcess] = []
+        for node in 1..<nodes {
+            let other = try DaemonProcess(binDir: binDir, stateDir: work + "/socket-state-\(node)") {
+                postgres.configure(benchConfig($0, logLevel: logLevel))
+            }
+            try other.replaceKeys(with: daemon.stateDir + "/keys")
+            try other.start()
+            others.append(other)
+        }
+        defer { for other in others { other.stop() } }
+        let sockets = [daemon.socket] + others.map(\.socket)
         let workload = try Self.setUpOverSocket(daemon.socket, today: today, duePool: duePool, checkupPool: checkupPool, elements: elements)
         var figures: [Figure] = []
         var socketOps = ops.filter { $0 != "mixed" }.compactMap(BenchOp.init(rawValue:))
         if socketOps.isEmpty && !ops.contains("mixed") && !ops.contains("oprf-batch") { socketOps = BenchOp.allCases }
         for op in socketOps {
             for n in connections {
-                let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in
+                let m = try LoadRunner.run(sockets: sockets, connections: n, seconds: seconds) { _ in
                     (op.rawValue, workload.request(op))
                 }
                 let f = Figure(
@@ -83,7 +108,7 @@ struct SocketBench: AsyncParsableCommand {
         var mixedPerOp: [Figure] = []
         if ops.contains("mixed") {
             for n in connections {
-                let m = try LoadRunner.run(socket: daemon.socket, connections: n, seconds: seconds) { _ in workload.mixed() }
+                let m = try LoadRunner.run(sockets: sockets, connections: n, seconds: seconds) { _ in workload.mixed() }
                 let f = Figure(
                     op: "mixed", side: "socket", concurrency: n, histogram: m.total, errors: m.errors.values.reduce(0, +),
                     seconds: m.seconds,
@@ -112,10 +137,10 @@ struct SocketBench: AsyncParsableCommand {
             let request: @Sendable (Int) -> (name: String, request: BenchRequest) = { _ in
                 name == "mixed" ? workload.mixed() : (name, workload.request(BenchOp(rawValue: name)!))
             }
-            let again = try LoadRunner.run(socket: daemon.socket, connections: earlier.concurrency, seconds: min(seconds, 3), next: request)
+            let again = try LoadRunner.run(sockets: sockets, connections: earlier.concurrency, seconds: min(seconds, 3), next: request)
             let peak = again.total.totalCount > 0 ? Double(again.total.totalCount) / again.seconds : earlier.perSecond
             let rate = peak / 2
-            let m = try LoadRunner.run(socket: daemon.socket, connections: pacedConnections, seconds: seconds, rate: rate, next: request)
+            let m = try LoadRunner.run(sockets: sockets, connections: pacedConnections, seconds: seconds, rate: rate, next: request)
             let f = Figure(
                 op: name, side: "half-peak", concurrency: pacedConnections, histogram: m.total, errors: m.errors.values.reduce(0, +),
                 seconds: m.seconds,
@@ -144,13 +169,14 @@ struct SocketBench: AsyncParsableCommand {
         // MARK: Ratios and targets
         let (ratios, targets) = Self.evaluate(figures: figures, halfPeak: halfPeak, limits: limits)
         let result = SocketBenchReport(
-            kind: "bench", machine: Machine.current(loadBefore: loadBefore), secondsPerPhase: seconds, connections: connections,
+            kind: "bench", storage: postgres.describe(nodes: nodes), machine: Machine.current(loadBefore: loadBefore),
+            secondsPerPhase: seconds, connections: connections,
             daemonStartSeconds: startSeconds, daemonPeakRSSBytes: memory.peak, daemonRSSBytesAtEnd: memory.current,
             databaseBytesAtEnd: dbBytes, socket: figures, mixedPerOperation: mixedPerOp, halfPeak: halfPeak, inProcess: limits,
             ratios: ratios, targets: targets, logLevel: logLevel)
         let markdown = Self.markdown(result)
         print("\n" + markdown)
-        let path = try ResultsWriter.write(result, markdown: markdown, dir: common.results, kind: "bench")
+        let path = try ResultsWriter.write(result, markdown: markdown, dir: common.results, kind: postgres.resultKind(nodes: nodes))
         print("results: \(path) and \(path.replacingOccurrences(of: ".json", with: ".md"))")
     }
 
@@ -371,6 +397,8 @@ struct SocketBench: AsyncParsableCommand {
 
 struct SocketBenchReport: Codable, Sendable {
     var kind: String
+    /// Where the registry was: "sqlite", "postgresql, 1 node", "postgresql, 2 nodes".
+    var storage: String? = nil
     var machine: Machine
     var secondsPerPhase: Double
     var connections: [Int]
