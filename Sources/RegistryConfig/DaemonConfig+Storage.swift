@@ -140,8 +140,10 @@ struct PostgresFile: Decodable {
         }
         let timeout = connect_timeout_seconds ?? 10
         guard (1...600).contains(timeout) else { throw bad("connect_timeout_seconds must be 1 to 600") }
+        // A periodic job holds one connection for its whole length (docs/STORAGE.md
+        // §Single-runner jobs): two jobs and requests need at least four.
         let connections = max_connections ?? 8
-        guard (1...1000).contains(connections) else { throw bad("max_connections must be 1 to 1000") }
+        guard (4...1000).contains(connections) else { throw bad("max_connections must be 4 to 1000") }
         return DaemonConfig.Postgres(
             endpoint: endpoint, port: port, database: database, user: user, password: password, connectTimeoutSeconds: timeout,
             maxConnections: connections)

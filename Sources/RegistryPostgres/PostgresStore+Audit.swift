@@ -54,7 +54,10 @@ extension PostgresStore {
         let previous: [UInt8]
         if let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger) {
             let cells = head.makeRandomAccess()
-            seq = try cells[0].decode(Int64.self) + 1
+            // A head at Int64.max is no number anonreg gives out: refused, never a trap.
+            let (next, overflow) = try cells[0].decode(Int64.self).addingReportingOverflow(1)
+            guard !overflow else { throw StorageError.integrity(what: "audit chain (a sequence number no anonreg writes)") }
+            seq = next
             previous = try cells[1].bytes()
         } else {
             // After a prune, the log continues from the newest checkpoint, its anchor.
@@ -146,12 +149,59 @@ extension PostgresStore {
             let signed =
                 try await connection.row("SELECT max(seq) FROM audit_checkpoint", logger: logger)?.decode(Int64?.self) ?? nil
             guard seq > (signed ?? 0) else { return nil }
+            // What is signed must be what anonreg wrote: the unsigned tail is checked first.
+            try await Self.requireUnsignedTailIntact(connection, after: signed, keyring: keyring, logger: logger)
             try await Self.insertCheckpoint(
                 connection, seq: seq, hash: try cells[1].bytes(), keyring: keyring, interval: interval, logger: logger)
             return seq
         }
         await refreshAuditAnchor()
         return signed
+    }
+
+    /// Throws `.integrity` unless the checkpoint at `seq` is genuine: signed with this keyring's
+    /// audit key, over the hash the chain's entry at `seq` has.
+    static func requireGenuineCheckpoint(_ connection: PostgresConnection, seq: Int64, keyring: Keyring, logger: Logger) async throws {
+        let checkpoint = try await checkpoints(connection, after: seq - 1, through: seq, logger: logger).first
+        let entry = try await connection.row("SELECT hash FROM audit_entry WHERE seq = \(seq)", logger: logger)
+        let entryHash = try entry.map { try $0.makeRandomAccess()[0].bytes() }
+        guard let checkpoint, checkpoint.verify(publicKey: keyring.auditSigningKey.publicKey),
+            entryHash == nil || entryHash == checkpoint.hash
+        else {
+            throw StorageError.integrity(what: "audit checkpoint \(seq) (its signature or hash does not verify)")
+        }
+    }
+
+    /// Throws `.integrity` unless every entry after the newest checkpoint `after` links to the
+    /// one before and hashes to its stored hash, from the checkpoint's own (genuine) hash: a
+    /// checkpoint signed now must not sign entries rewritten in the database since the last one.
+    /// At most `audit.checkpoint_every` entries are read.
+    static func requireUnsignedTailIntact(_ connection: PostgresConnection, after signed: Int64?, keyring: Keyring, logger: Logger)
+        async throws
+    {
+        var expected: [UInt8]
+        if let signed, signed > 0 {
+            try await requireGenuineCheckpoint(connection, seq: signed, keyring: keyring, logger: logger)
+            guard let row = try await connection.row("SELECT hash FROM audit_checkpoint WHERE seq = \(signed)", logger: logger) else {
+                throw StorageError.integrity(what: "audit checkpoint \(signed)")
+            }
+            expected = try row.makeRandomAccess()[0].bytes()
+        } else {
+            expected = AuditChain.genesis
+        }
+        for entry in try await entries(connection, query: "WHERE seq > \(signed ?? 0) ORDER BY seq", logger: logger) {
+            let canonical = AuditChain.canonical(
+                seq: entry.seq, at: entry.at, actor: entry.actor, action: entry.action, result: entry.result,
+                subjectCommit: entry.subjectCommit)
+            let hash: [UInt8]
+            do { hash = try AuditChain.hash(previous: expected, canonical: canonical) } catch {
+                throw StorageError.database(reason: "could not hash an audit entry")
+            }
+            guard entry.prevHash == expected, entry.hash == hash else {
+                throw StorageError.integrity(what: "audit entry \(entry.seq) (changed since the last checkpoint; not signed)")
+            }
+            expected = hash
+        }
     }
 
     /// The result text of the newest entry with `action`, if any.

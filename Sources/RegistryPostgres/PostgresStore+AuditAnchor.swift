@@ -15,17 +15,35 @@ extension PostgresStore {
     /// Replaces this node's anchor with the chain's newest version-2 checkpoint, if newer. A
     /// failure (disk full) leaves the older anchor, which the chain still extends, and is
     /// logged; the next refresh tries again.
+    ///
+    /// The database is not trusted here (a database administrator is an attacker): the
+    /// checkpoint becomes the anchor only if its signature verifies with this keyring's audit
+    /// key and its hash is the hash of the chain's entry at its seq. A forged checkpoint (a
+    /// huge seq, a zero signature) never reaches the anchor; it is logged.
     func refreshAuditAnchor() async {
         let logger = self.logger
-        let newest: AuditChain.Checkpoint?
+        let publicKey = keyring.auditSigningKey.publicKey
+        let newest: (AuditChain.Checkpoint, [UInt8]?)?
         do {
             newest = try await read { connection in
-                try await Self.checkpoints(connection, after: -1, through: .max, format: 2, newestOnly: true, logger: logger).first
+                guard
+                    let checkpoint = try await Self.checkpoints(
+                        connection, after: -1, through: .max, format: 2, newestOnly: true, logger: logger
+                    ).first
+                else { return nil }
+                let entry = try await connection.row("SELECT hash FROM audit_entry WHERE seq = \(checkpoint.seq)", logger: logger)
+                return (checkpoint, try entry.map { try $0.makeRandomAccess()[0].bytes() })
             }
         } catch {
             return
         }
-        guard let anchor = newest?.anchor else { return }
+        guard let (checkpoint, entryHash) = newest, let anchor = checkpoint.anchor else { return }
+        guard checkpoint.verify(publicKey: publicKey), let entryHash, entryHash == checkpoint.hash else {
+            logger.critical(
+                "the newest audit checkpoint in the database does not verify against the chain and the audit key: it was forged or altered outside anonreg; the anchor is not moved",
+                metadata: ["seq": "\(checkpoint.seq)"])
+            return
+        }
         let directory = keyring.source.directory
         if let current = try? AuditChain.Checkpoint.anchor(in: directory), current.seq >= anchor.seq { return }
         do { try anchor.write(directory: directory) } catch {

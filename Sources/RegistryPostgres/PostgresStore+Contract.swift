@@ -54,16 +54,24 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
     // MARK: - Audit upkeep
 
     /// Drops entries older than `cutoff`, keeping the chain verifiable from the latest
-    /// checkpoint older than it, under the chain's lock; the prune is itself an entry.
+    /// checkpoint older than it; the prune is itself an entry.
+    ///
+    /// On PostgreSQL the database is not trusted to pick that checkpoint: its signature must
+    /// verify with the audit key and its hash must be the chain's entry at its seq, or nothing is
+    /// pruned (a database administrator who backdates a checkpoint's `at` cannot have anonreg
+    /// delete the history for them). Lock order as every write (PostgresStore+Transactions.swift):
+    /// the rows first (`audit_subject`, which an erasure also deletes), the chain's lock last.
     public func pruneAudit(olderThan cutoff: String) async throws(StorageError) -> Int {
         let keyring = self.keyring
         let logger = self.logger
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             guard
                 let anchor = try await connection.row(
                     "SELECT max(seq) FROM audit_checkpoint WHERE at < \(cutoff)", logger: logger)?.decode(Int64?.self) ?? nil
             else { return 0 }
+            try await Self.requireGenuineCheckpoint(connection, seq: anchor, keyring: keyring, logger: logger)
+            try await connection.query("DELETE FROM audit_subject WHERE seq <= \(anchor)", logger: logger)
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             let removed = try await connection.rows("DELETE FROM audit_entry WHERE seq <= \(anchor) RETURNING seq", logger: logger).count
             try await connection.query("DELETE FROM audit_checkpoint WHERE seq < \(anchor)", logger: logger)
             try await Self.appendChained(

@@ -27,13 +27,15 @@ extension PostgresStore {
         let every = auditCheckpointEvery
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         let logger = self.logger
-        try await write { connection in
+        let reference = try await write { connection in
             guard let subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic, forUpdate: true) else {
                 throw StorageError.caseNotFound
             }
-            try await self.erase(
+            return try await self.erase(
                 connection, subject: subject, counters: counters, recorder: recorder, checkpointEvery: every, logger: logger)
         }
+        // Refused as erased once committed (`erase` below).
+        if let reference { erased.insert(contentsOf: [reference]) }
     }
 
     public func erase(code: String, counters: [CounterIncrement]) async throws(StorageError) {
@@ -41,24 +43,30 @@ extension PostgresStore {
         let every = auditCheckpointEvery
         let codeIndex = try SubjectKeys.codeIndex(code, keyring: keyring)
         let logger = self.logger
-        try await write { connection in
+        let reference = try await write { connection in
             guard let subject = try await self.subject(connection, codeIndex: codeIndex, forUpdate: true) else {
                 throw StorageError.codeNotFound
             }
-            try await self.erase(
+            return try await self.erase(
                 connection, subject: subject, counters: counters, recorder: recorder, checkpointEvery: every, logger: logger)
         }
+        // Refused as erased once committed (`erase` below).
+        if let reference { erased.insert(contentsOf: [reference]) }
     }
 
     /// The erasure transaction's body: the ledger (unless `ledger` is false: an integrity
     /// erasure, which must not outlast a restore), the subject's audit links, its rows
     /// (cascading), its counters and the erasure's own audit entry, which keeps no link to it.
+    /// Returns the ledger reference, which the caller adds to `erased` once the transaction
+    /// committed: added before, a transaction run again after a deadlock would find its own
+    /// subject refused as erased.
+    @discardableResult
     func erase(
         _ connection: PostgresConnection, subject: PostgresSubjectRow, counters: [CounterIncrement], recorder: AuditRecorder?,
         checkpointEvery: Int, ledger: Bool = true, logger: Logger
-    ) async throws {
+    ) async throws -> [UInt8]? {
         let keyring = self.keyring
-        if ledger { try await recordErasure(connection, sid: subject.sid, keyring: keyring, logger: logger) }
+        let ledgered = ledger ? try await recordErasure(connection, sid: subject.sid, keyring: keyring, logger: logger) : nil
         let reference = try subject.recordReference(keyring: keyring, in: recorder)
         try await connection.query("DELETE FROM audit_subject WHERE subject_ref = \(reference.bytea)", logger: logger)
         // ON DELETE CASCADE removes the case_link and record rows in the same statement.
@@ -68,25 +76,30 @@ extension PostgresStore {
         try await Self.apply(connection, counters, logger: logger)
         recorder?.markErased()
         try await Self.auditEffect(connection, recorder: recorder, checkpointEvery: checkpointEvery, keyring: keyring, logger: logger)
+        return ledgered
     }
 
     /// Appends the subject to this node's ledger file, fsynced, before its rows are deleted, and
-    /// to the database's list in the same transaction. Should the transaction then fail, the
-    /// ledger names a subject that still exists; it is refused from now on and erased by the
-    /// next integrity check, which is what was asked for. A transaction run again after a
-    /// deadlock does not append the same reference twice.
-    func recordErasure(_ connection: PostgresConnection, sid: [UInt8], keyring: Keyring, logger: Logger) async throws {
+    /// to the database's list in the same transaction; returns its reference. Should the
+    /// transaction then fail, the ledger names a subject that still exists: the next
+    /// synchronisation (minutes) refuses it from then on, and the next integrity check erases
+    /// it, which is what was asked for. A transaction run again after a deadlock does not
+    /// append the same reference twice.
+    func recordErasure(_ connection: PostgresConnection, sid: [UInt8], keyring: Keyring, logger: Logger) async throws -> [UInt8] {
         let ledger = ErasureLedger(keyring: keyring)
         let reference: [UInt8]
         do {
             reference = try ledger.reference(sid: sid)
-            if !erased.contains(reference) { try ledger.append([reference]) }
+            if !ledgerAppended.contains(reference), !erased.contains(reference) {
+                try ledger.append([reference])
+                ledgerAppended.insert(contentsOf: [reference])
+            }
         } catch {
             throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
         }
-        erased.insert(contentsOf: [reference])
         try await connection.query(
             "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING", logger: logger)
+        return reference
     }
 
     /// docs/CRYPTO.md §Erasure ledger, for several nodes: this node's ledger file must open for

@@ -13,6 +13,8 @@ import RegistryCore
 /// lock at once: the next node that asks (the daemon asks every minute) takes the job over. The
 /// job's end is recorded in `job_run`, so the nodes together run it once per interval. The lock
 /// is for order, not for correctness: every write the jobs make locks the rows it decides on.
+/// A `finished_at` in the future (a database administrator's, or a clock gone wrong) counts as
+/// not done: nobody can postpone the sweep by writing a date.
 extension PostgresStore {
     /// The lock key of a job: "ANRGJB" followed by the job's number, as a big-endian integer.
     static func jobLockKey(_ job: RegistryJob) -> Int64 {
@@ -37,7 +39,10 @@ extension PostgresStore {
                 do {
                     let recent =
                         try await connection.row(
-                            "SELECT 1 FROM job_run WHERE job = \(job.rawValue) AND finished_at > now() - make_interval(secs => \(seconds))",
+                            """
+                            SELECT 1 FROM job_run WHERE job = \(job.rawValue)
+                            AND finished_at > now() - make_interval(secs => \(seconds)) AND finished_at <= now()
+                            """,
                             logger: logger) != nil
                     guard !recent || interval <= .zero else {
                         _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
@@ -63,6 +68,15 @@ extension PostgresStore {
             throw error
         } catch let error as PSQLError {
             throw Self.storageError(error)
+        }
+    }
+
+    public func lastFinished(_ job: RegistryJob) async throws -> Double? {
+        let logger = self.logger
+        return try await read { connection in
+            try await connection.row(
+                "SELECT extract(epoch FROM finished_at)::float8 FROM job_run WHERE job = \(job.rawValue)", logger: logger
+            )?.decode(Double.self)
         }
     }
 }

@@ -45,6 +45,8 @@ extension PostgresStore {
     public func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress {
         let logger = self.logger
         return try await write { connection in
+            // Held shared like an enrolment's, so `kekUsageAfterPendingWrites` counts after it.
+            try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring
             // The registry's primary, which may be newer than this node's own (KeyringPosition).
             let primary = try await self.registryPrimaryKEK(connection, keyring: keyring, logger: logger)

@@ -79,7 +79,10 @@ extension PostgresStore {
                     "SELECT spent_micro, cap_micro FROM privacy_budget WHERE month = \(month.description)", logger: logger)
                 let (spent, cap) = try row?.decode((Int64, Int64?).self) ?? (Int64(0), nil)
                 let limit = min(cap.map(Int.init) ?? budgetMicro, budgetMicro)
-                guard Int(spent) + release.epsilonMicro <= limit else {
+                // A spent amount no anonreg writes (negative, or near Int64's end) is refused.
+                let (total, overflow) = Int(spent).addingReportingOverflow(release.epsilonMicro)
+                guard spent >= 0, !overflow else { throw StorageError.integrity(what: "privacy budget (an amount no anonreg writes)") }
+                guard total <= limit else {
                     let held =
                         cap.map {
                             Int($0) < budgetMicro

@@ -65,7 +65,8 @@ extension PostgresStore {
         let recorder = AuditRecorder.current
         let every = auditCheckpointEvery
         let logger = self.logger
-        return try await write { connection in
+        let ledgered = ReferenceBox()
+        let result = try await write { connection -> SweepResult in
             guard let read = try await self.subjectRow(connection, subject, forUpdate: true, logger: logger) else { return .gone }
             let keyring = self.keyring
             var row: PostgresSubjectRow
@@ -85,11 +86,14 @@ extension PostgresStore {
                 }
                 return .kept
             case .erase(let counters):
-                try await self.erase(
+                ledgered.value = try await self.erase(
                     connection, subject: row, counters: counters, recorder: recorder, checkpointEvery: every, logger: logger)
                 return .erased
             }
         }
+        // Refused as erased only once committed (PostgresStore+Erasure.swift, `erase`).
+        if result == .erased, let reference = ledgered.value { erased.insert(contentsOf: [reference]) }
+        return result
     }
 
     // MARK: - Backfill (docs/STORAGE.md §Summary)
@@ -188,4 +192,9 @@ extension PostgresStore {
         }
         return references
     }
+}
+
+/// Carries an erasure's ledger reference out of its transaction's closure.
+final class ReferenceBox: @unchecked Sendable {
+    var value: [UInt8]?
 }

@@ -47,7 +47,10 @@ extension PostgresStore {
         do {
             return try await Self.boundedLease(leased, limit: Self.leaseWait) {
                 try await client.withConnection { connection in
-                    leased.set()
+                    // Too late: the caller was already told `unavailable`; nothing is begun.
+                    guard leased.claim() else {
+                        throw StorageError.unavailable(reason: "no connection to the database within \(Self.leaseWait)")
+                    }
                     try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
                     let value: T
                     do { value = try await body(connection) } catch {
@@ -75,7 +78,9 @@ extension PostgresStore {
         try await withThrowingTaskGroup(of: LeaseOutcome<T>.self) { group in
             group.addTask { .done(try await work()) }
             group.addTask {
-                try await Task.sleep(for: limit)
+                // Also ends early when the caller is cancelled; then, as after the limit, the
+                // work is abandoned only if it never got its connection.
+                try? await Task.sleep(for: limit)
                 return .waited
             }
             while let outcome = try await group.next() {
@@ -83,7 +88,7 @@ extension PostgresStore {
                 case .done(let value):
                     group.cancelAll()
                     return value
-                case .waited where !leased.isSet:
+                case .waited where leased.expire():
                     group.cancelAll()
                     throw StorageError.unavailable(reason: "no connection to the database within \(limit)")
                 case .waited:
@@ -119,11 +124,24 @@ enum LeaseOutcome<T: Sendable>: Sendable {
     case waited
 }
 
-/// Set once a transaction has its connection (`PostgresStore.boundedLease`).
+/// Whether a transaction got its connection before its wait ran out (`boundedLease`): exactly
+/// one of `claim` (the connection came first) and `expire` (the wait ran out first) succeeds,
+/// so a transaction is either begun and answered, or never begun and answered `unavailable`.
 final class LeaseFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
+    private static let waiting = 0
+    private static let leased = 1
+    private static let expired = 2
+    private let state = Atomic<Int>(LeaseFlag.waiting)
+
+    /// The connection arrived: true unless the wait had already run out.
+    func claim() -> Bool {
+        state.compareExchange(expected: Self.waiting, desired: Self.leased, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// The wait ran out: true unless the connection had already arrived.
+    func expire() -> Bool {
+        state.compareExchange(expected: Self.waiting, desired: Self.expired, ordering: .acquiringAndReleasing).exchanged
+    }
 }
 
 extension PostgresConnection {

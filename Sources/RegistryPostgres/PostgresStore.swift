@@ -38,8 +38,12 @@ public final class PostgresStore: Sendable {
     let keys: KeyCustody
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
-    /// The erasure ledger's references: a subject named there is never served.
+    /// The erasure ledger's references: a subject named there is never served. An erasure's
+    /// reference joins it once the erasure committed (or at the next synchronisation).
     let erased = ErasedSubjects()
+    /// The references this node appended to its ledger file: a transaction run again after a
+    /// deadlock does not append the same one twice.
+    let ledgerAppended = ErasedSubjects()
     /// Whether this node erased a subject since its last cleanup VACUUM (PostgresStore+Erasure).
     let erasedSinceVacuum = Atomic<Bool>(false)
     /// The registry's primary KEK version when this node's keyring lacks it, else 0
@@ -79,6 +83,12 @@ public final class PostgresStore: Sendable {
         _ config: PostgresConfig, keys: KeyCustody, auditCheckpointEvery: Int = 1000,
         logger: Logger = Logger(label: "anonreg.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws(PostgresBackendError) -> PostgresStore {
+        // PostgresNIO logs queries and their parameters at debug and trace: never below info,
+        // whatever the daemon's own level (parameters are keyed hashes and ciphertext, but no
+        // log needs them).
+        var quieter = logger
+        if quieter.logLevel < .info { quieter.logLevel = .info }
+        let logger = quieter
         try config.validate()
         let dekSlab: SecureSlab
         do { dekSlab = try SecureSlab(slotBytes: XChaCha20Poly1305.keyBytes, slotCount: dekSlots) } catch {

@@ -87,7 +87,7 @@ public enum Daemon {
         // The daemon keeps the keys and lends them to the backend (docs/CRYPTO.md §Key custody).
         let keys = KeyCustody(keyring)
         let store: any RegistryBackend
-        do { store = try await backend.open(config: config, keys: keys) } catch {
+        do { store = try await backend.open(config: config, keys: keys, logger: logger) } catch {
             fail("database: \(error)")
             return .database
         }

@@ -7,7 +7,7 @@ import RegistryKeyring
 ///
 /// | gauge | source |
 /// |---|---|
-/// | `anonreg_sweep_last_success_timestamp_seconds` | a sweep (daily, at start, or `anonreg sweep`) that reviewed every due subject |
+/// | `anonreg_sweep_last_success_timestamp_seconds` | a sweep (daily, at start, or `anonreg sweep`) that reviewed every due subject; on a node that did not run the registry's sweep (PostgreSQL), when another node finished it |
 /// | `anonreg_backup_last_success_timestamp_seconds` | a backup stream sent to the end; at start, the newest `backup` audit entry |
 /// | `anonreg_kek_primary_created_timestamp_seconds` | the keyring's primary KEK |
 /// | `anonreg_erasure_ledger_entries` | the erasure ledger beside the keyring |
@@ -24,6 +24,13 @@ extension RegistryApp {
     func recordSweep(failed: Int) {
         guard failed == 0 else { return }
         Gauge(label: Self.sweepGauge).record(Date().timeIntervalSince1970)
+    }
+
+    /// Another node of the registry finished the sweep at `seconds` since 1970 (docs/STORAGE.md
+    /// §Single-runner jobs): that node logs and alerts on its own failures; here the gauge says
+    /// the registry was swept.
+    func recordSweepFinished(at seconds: Double) {
+        Gauge(label: Self.sweepGauge).record(seconds)
     }
 
     /// A backup stream was sent to its end.

@@ -1,3 +1,4 @@
+import Logging
 import RegistryConfig
 import RegistryCore
 import RegistryKeyring
@@ -15,7 +16,9 @@ public protocol StorageBackend: Sendable {
 
     /// Opens (creating if absent) the registry, sealing and opening with the keys `keys` holds.
     /// Storage that is not anonreg's, damaged, or newer than this release is refused untouched.
-    func open(config: DaemonConfig, keys: KeyCustody) async throws(StorageError) -> any RegistryBackend
+    /// `logger` is the daemon's: what the backend logs (an outage, a node behind the registry's
+    /// keys, erasures taken in from other nodes) reaches the journal.
+    func open(config: DaemonConfig, keys: KeyCustody, logger: Logger) async throws(StorageError) -> any RegistryBackend
 
     /// What a start would find, with nothing written: `anonregd --check-config`. A ledger that
     /// does not extend what the storage recorded is `.unusableDatabase` naming the ledger.

@@ -27,13 +27,15 @@ public struct SweeperService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let service = self
-                _ = try await app.store.runIfDue(.sweep, every: interval) {
+                let ran = try await app.store.runIfDue(.sweep, every: interval) {
                     // The sweeper of the current configuration (retention may change on SIGHUP).
                     do { service.log(try await service.app.sweep()) } catch {
                         service.app.logger.error("daily sweep failed: \(error)")
                     }
                     await service.backfillSummaries()
                 }
+                // Another node of the registry swept (PostgreSQL): the gauge shows when.
+                if ran == nil, let finished = try await app.store.lastFinished(.sweep) { app.recordSweepFinished(at: finished) }
             } catch {
                 app.logger.error("could not tell whether the daily sweep is due: \(error)")
             }

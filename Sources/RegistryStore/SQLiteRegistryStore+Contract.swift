@@ -16,6 +16,8 @@ extension SQLiteRegistryStore: AuditStorage, StatisticsReleaseStorage, KeyMainte
         try await jobs.runIfDue(job, every: interval, body)
     }
 
+    public func lastFinished(_ job: RegistryJob) async throws -> Double? { jobs.lastFinished(job) }
+
     /// The copy is taken in the database's own directory: the one place anonregd's hardened
     /// unit may write (docs/OPERATIONS.md §Backups).
     public func prepareBackup() async throws(StorageError) -> any BackupStream {

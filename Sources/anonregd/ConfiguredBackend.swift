@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RegistryConfig
 import RegistryCore
 import RegistryKeyring
@@ -23,14 +24,15 @@ struct ConfiguredBackend: StorageBackend {
         return SQLiteRegistryStore.removeStaleCopies(in: directory.isEmpty ? "." : directory)
     }
 
-    func open(config: DaemonConfig, keys: KeyCustody) async throws(StorageError) -> any RegistryBackend {
+    func open(config: DaemonConfig, keys: KeyCustody, logger: Logger) async throws(StorageError) -> any RegistryBackend {
         switch config.storage {
         case .sqlite:
             return try SQLiteRegistryStore(path: config.databasePath, keys: keys, auditCheckpointEvery: config.audit.checkpointEvery)
         case .postgresql(let settings):
             let postgres = try Self.postgresConfig(settings)
             do {
-                return try await PostgresStore.open(postgres, keys: keys, auditCheckpointEvery: config.audit.checkpointEvery)
+                return try await PostgresStore.open(
+                    postgres, keys: keys, auditCheckpointEvery: config.audit.checkpointEvery, logger: logger)
             } catch {
                 throw Self.storageError(error, postgres)
             }

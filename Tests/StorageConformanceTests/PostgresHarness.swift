@@ -110,6 +110,13 @@ struct PostgresHarness: BackendHarness {
                 directory.sub("keys"), "8",
             ],
             stdout: outPath, stderr: directory.sub("helper.err"))
+        // The child connects and enrols before it writes, which on a loaded machine can take
+        // longer than the whole kill delay: the delay counts from its first line, so every
+        // round kills it while it writes.
+        for _ in 0..<600 where !((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").contains("\n") {
+            if child.hasExited() != nil { break }
+            usleep(50_000)
+        }
         usleep(UInt32(milliseconds * 1000))
         child.signal(SIGKILL)
         guard child.wait() == 128 + SIGKILL else {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The daemon's periodic jobs that one node of a registry runs at a time (docs/STORAGE.md
 /// §Single-runner jobs).
 public enum RegistryJob: String, Sendable, CaseIterable {
@@ -16,6 +18,10 @@ public protocol JobCoordination: Sendable {
     /// its next call.
     func runIfDue<T: Sendable>(_ job: RegistryJob, every interval: Duration, _ body: @Sendable () async throws -> T)
         async throws -> T?
+
+    /// When any node of the registry last finished `job`, in seconds since 1970 (nil: never, as
+    /// far as this backend knows): what a node that did not run it reports (the sweep gauge).
+    func lastFinished(_ job: RegistryJob) async throws -> Double?
 }
 
 /// What a backend that serves one daemon only (SQLite) needs: the job's last run, in memory.
@@ -23,6 +29,7 @@ public protocol JobCoordination: Sendable {
 public final class LocalJobSchedule: @unchecked Sendable {
     private let lock = NSLockShim()
     private var finished: [RegistryJob: ContinuousClock.Instant] = [:]
+    private var finishedAt: [RegistryJob: Double] = [:]
 
     public init() {}
 
@@ -32,7 +39,14 @@ public final class LocalJobSchedule: @unchecked Sendable {
         let now = ContinuousClock.now
         let last = lock.locked { finished[job] }
         if let last, interval > .zero, now - last < interval { return nil }
-        defer { lock.locked { finished[job] = ContinuousClock.now } }
+        defer {
+            lock.locked {
+                finished[job] = ContinuousClock.now
+                finishedAt[job] = Double(time(nil))
+            }
+        }
         return try await body()
     }
+
+    public func lastFinished(_ job: RegistryJob) -> Double? { lock.locked { finishedAt[job] } }
 }
