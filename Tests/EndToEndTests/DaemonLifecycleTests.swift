@@ -159,7 +159,7 @@ final class AckBox: @unchecked Sendable {
 }
 
 /// A Unix datagram socket standing in for systemd's NOTIFY_SOCKET.
-final class DatagramListener {
+final class DatagramListener: @unchecked Sendable {
     let fd: Int32
 
     init(path: String) throws {

@@ -95,7 +95,22 @@ struct PostgresDaemonsTests {
     @Test func aDatabaseCrashGives503sAndLosesNoAcknowledgedWrite() async throws {
         let cluster = try ThrowawayPostgres()
         let a = try Self.node(cluster, extra: "")
-        try a.start()
+        // systemd's notify socket, to see what STATUS says meanwhile.
+        let notifyPath = a.tmp.sub("notify.sock")
+        let listener = try DatagramListener(path: notifyPath)
+        final class Notices: @unchecked Sendable {
+            let lock = NSLock()
+            var messages: [String] = []
+            var done = false
+        }
+        let notices = Notices()
+        let reader = Thread {
+            while !notices.lock.withLock({ notices.done }) {
+                if let message = listener.receive(timeoutSeconds: 1) { notices.lock.withLock { notices.messages.append(message) } }
+            }
+        }
+        reader.start()
+        try a.start(environment: ["NOTIFY_SOCKET": notifyPath])
         defer { a.stop() }
         let enrol = try a.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         let handle = try #require(enrol.string("case"))
@@ -163,7 +178,17 @@ struct PostgresDaemonsTests {
         let verify = try a.request("GET", "/v1/admin/audit/verify")
         #expect(verify.body.contains("\"ok\":true"), "\(verify.body)")
         #expect(a.log.text.contains("the database cannot be reached"), "no log line for the outage")
+        // The daemon's probe (every two seconds) sees the recovery.
+        for _ in 0..<100 where !a.log.text.contains("the database answers again") { try await Task.sleep(for: .milliseconds(100)) }
         #expect(a.log.text.contains("the database answers again"), "no log line for the recovery")
+        // STATUS said what the daemon waited for, then `serving` again.
+        try await Task.sleep(for: .seconds(3))
+        notices.lock.withLock { notices.done = true }
+        while reader.isExecuting { try await Task.sleep(for: .milliseconds(50)) }
+        let messages = notices.lock.withLock { notices.messages }
+        let waiting = messages.firstIndex { $0.contains("STATUS=waiting for the database") }
+        #expect(waiting != nil, "\(messages)")
+        if let waiting { #expect(messages[(waiting + 1)...].contains { $0.contains("STATUS=serving") }, "\(messages)") }
         print("outage: \(tally.statuses), \(tally.acknowledged.count) acknowledged")
     }
 
