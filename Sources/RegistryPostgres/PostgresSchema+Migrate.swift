@@ -25,7 +25,7 @@ extension PostgresSchema {
             } catch {
                 // The connection goes back to the pool: leave it outside any transaction. A failed
                 // rollback closes nothing we rely on; the original error is the one to report.
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                await connection.cleanUp("ROLLBACK", after: error, logger: logger)
                 throw error
             }
         }

@@ -51,7 +51,9 @@ extension PostgresStore {
                     let result: Result<T, any Error>
                     do { result = .success(try await body()) } catch { result = .failure(error) }
                     // Recorded whether or not it succeeded: a failing job is tried again at its
-                    // next interval, as the daemon did with one node.
+                    // next interval, as the daemon did with one node. The lock's connection sat
+                    // idle while the job ran: if it was lost meanwhile, so was the lock.
+                    try connection.requireOpen()
                     try await connection.query(
                         """
                         INSERT INTO job_run (job, finished_at) VALUES (\(job.rawValue), now())
@@ -60,7 +62,7 @@ extension PostgresStore {
                     _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
                     return try result.get()
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                    await connection.cleanUp("SELECT pg_advisory_unlock(\(key))", after: error, logger: logger)
                     throw error
                 }
             }

@@ -54,10 +54,12 @@ extension PostgresStore {
                     try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
                     let value: T
                     do { value = try await body(connection) } catch {
-                        // The connection goes back to the pool: leave it outside any transaction.
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        // The connection goes back to the pool: leave it outside any transaction
+                        // (unless it is gone, and the server rolled back by itself).
+                        await connection.cleanUp("ROLLBACK", after: error, logger: logger)
                         throw error
                     }
+                    try connection.requireOpen()
                     try await connection.query("COMMIT", logger: logger)
                     return value
                 }
@@ -145,6 +147,22 @@ final class LeaseFlag: Sendable {
 }
 
 extension PostgresConnection {
+    /// Sends a clean-up statement (ROLLBACK, an unlock) after `error`, but only on a connection
+    /// that can still carry it. PostgresNIO 1.33 drops a statement written after the server
+    /// closed the connection without failing it (its write has no promise), so its caller would
+    /// wait for ever; the server has rolled back a transaction whose connection it closed.
+    func cleanUp(_ statement: PostgresQuery, after error: any Error, logger: Logger) async {
+        guard !isClosed, PostgresErrors.unavailability(error) == nil else { return }
+        _ = try? await query(statement, logger: logger)
+    }
+
+    /// Throws `.unavailable` if the connection is closed: checked before a statement that
+    /// follows other work (a COMMIT after a body, a job's record after the job), for the same
+    /// reason as `cleanUp`. It narrows the window; it cannot close it.
+    func requireOpen() throws(StorageError) {
+        guard !isClosed else { throw .unavailable(reason: "the connection to the database was lost") }
+    }
+
     /// Every row of `query`.
     func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         var rows: [PostgresRow] = []

@@ -262,6 +262,25 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         return printed.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Runs `sql` as the superuser in a psql of its own that keeps running (a session holding a
+    /// lock, say) until the returned process is killed.
+    public func session(_ sql: String, database: String? = nil) throws -> Spawned {
+        let input = clientDirectory + "/session-\(UUID().uuidString).sql"
+        try Data(sql.utf8).write(to: URL(fileURLWithPath: input))
+        let arguments = [
+            "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", directory, "-p", "\(port)", "-U", superuser, "-d",
+            database ?? self.database,
+        ]
+        let program = Self.binDirectory + "/psql"
+        let environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": directory]
+        if let runAs {
+            return try Spawned.start(
+                "/usr/bin/setpriv", ["--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--", program] + arguments,
+                environment: environment, stdin: input)
+        }
+        return try Spawned.start(program, arguments, environment: environment, stdin: input)
+    }
+
     /// Stops the server as a crash would (`pg_ctl stop -m immediate`: no checkpoint, every
     /// session cut), keeps it down for `down`, and starts it again on the same data directory,
     /// which replays its WAL: what a restart of a database host looks like to its clients.
