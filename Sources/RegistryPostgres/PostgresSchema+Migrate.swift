@@ -16,11 +16,11 @@ extension PostgresSchema {
         _ connection: PostgresConnection, database: String, binding: [UInt8], logger: Logger
     ) async throws(PostgresBackendError) -> [String] {
         try await PostgresErrors.mapping {
-            try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+            try await connection.send("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
             do {
                 let applied = try await migrateLocked(connection, database: database, logger: logger)
                 try await bindKeyring(connection, database: database, binding: binding, logger: logger)
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.send("COMMIT", logger: logger)
                 return applied
             } catch {
                 // The connection goes back to the pool: leave it outside any transaction. A failed
@@ -32,18 +32,18 @@ extension PostgresSchema {
     }
 
     private static func migrateLocked(_ connection: PostgresConnection, database: String, logger: Logger) async throws -> [String] {
-        try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey))", logger: logger)
+        try await connection.send("SELECT pg_advisory_xact_lock(\(migrationLockKey))", logger: logger)
 
         let ours = try await single(
             connection, "SELECT to_regclass('public.\(unescaped: migrationTable)') IS NOT NULL", as: Bool.self, logger: logger)
         if !ours {
             let tables = try await collect(connection, foreignRelationsQuery, as: String.self, logger: logger)
             guard tables.isEmpty else { throw PostgresBackendError.foreignDatabase(database: database, tables: tables) }
-            try await connection.query(PostgresQuery(unsafeSQL: migrationTableStatement), logger: logger)
+            try await connection.send(PostgresQuery(unsafeSQL: migrationTableStatement), logger: logger)
         }
 
         var recorded: [String: String] = [:]
-        let rows = try await connection.query(
+        let rows = try await connection.send(
             "SELECT name, release FROM public.\(unescaped: migrationTable) ORDER BY position", logger: logger)
         for try await (name, release) in rows.decode((String, String).self) { recorded[name] = release }
 
@@ -59,10 +59,10 @@ extension PostgresSchema {
         var applied: [String] = []
         for (index, migration) in all.enumerated() where recorded[migration.name] == nil {
             for statement in migration.statements {
-                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                try await connection.send(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
             let position = index + 1
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO public.\(unescaped: migrationTable) (position, name, release)
                 VALUES (\(position), \(migration.name), \(AnonregVersion.software))
@@ -97,7 +97,7 @@ extension PostgresSchema {
                 database: database,
                 reason: "it holds subjects but no longer records which keyring it goes with (keyring_binding was emptied outside anonreg)")
         }
-        try await connection.query("INSERT INTO keyring_binding (id, mac) VALUES (1, \(ByteBuffer(bytes: binding)))", logger: logger)
+        try await connection.send("INSERT INTO keyring_binding (id, mac) VALUES (1, \(ByteBuffer(bytes: binding)))", logger: logger)
     }
 
     /// Up to five relations (tables, views, sequences, foreign tables) outside PostgreSQL's own
@@ -115,7 +115,7 @@ extension PostgresSchema {
         _ connection: PostgresConnection, _ query: PostgresQuery, as type: T.Type, logger: Logger
     ) async throws -> [T] {
         var values: [T] = []
-        for try await (value) in try await connection.query(query, logger: logger).decode(T.self) { values.append(value) }
+        for try await (value) in try await connection.send(query, logger: logger).decode(T.self) { values.append(value) }
         return values
     }
 

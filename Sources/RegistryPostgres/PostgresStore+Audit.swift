@@ -48,7 +48,7 @@ extension PostgresStore {
     static func appendChained(
         _ connection: PostgresConnection, event: AuditEvent, checkpointEvery: Int, keyring: Keyring, logger: Logger
     ) async throws {
-        try await connection.query("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
+        try await connection.send("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
         let at = AuditChain.timestamp()
         let seq: Int64
         let previous: [UInt8]
@@ -77,7 +77,7 @@ extension PostgresStore {
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
-        try await connection.query(
+        try await connection.send(
             """
             INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
             VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment?.value.bytea), \(previous.bytea), \(hash.bytea))
@@ -87,7 +87,7 @@ extension PostgresStore {
         if let reference = event.subjectReference, let commitment, event.linked,
             try await subjectExists(connection, key: event.subjectKey, logger: logger)
         {
-            try await connection.query(
+            try await connection.send(
                 "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (\(seq), \(reference.bytea), \(commitment.salt.bytea))",
                 logger: logger)
         }
@@ -125,7 +125,7 @@ extension PostgresStore {
         do { signature = try keyring.auditSigningKey.sign(checkpoint.message) } catch {
             throw StorageError.database(reason: "could not sign an audit checkpoint")
         }
-        try await connection.query(
+        try await connection.send(
             """
             INSERT INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval)
             VALUES (\(seq), \(hash.bytea), \(at), \(signature.bytea), 2, \(previous ?? 0), \(Int32(interval)))
@@ -141,7 +141,7 @@ extension PostgresStore {
         let interval = auditCheckpointEvery
         let logger = self.logger
         let signed = try await write { connection -> Int64? in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             guard let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger)
             else { return nil }
             let cells = head.makeRandomAccess()
@@ -268,7 +268,7 @@ extension PostgresStore {
             var verifier = AuditChain.Verifier(
                 checkpoints: try await Self.checkpoints(connection, after: -1, through: .max, logger: logger), publicKey: publicKey,
                 entries: Int(count), firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval, anchor: nil)
-            let rows = try await connection.query(
+            let rows = try await connection.send(
                 "SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq", logger: logger)
             for try await row in rows {
                 if let failure = verifier.feed(try Self.entry(row)) { return failure }

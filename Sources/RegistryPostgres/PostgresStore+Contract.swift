@@ -70,10 +70,10 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
                     "SELECT max(seq) FROM audit_checkpoint WHERE at < \(cutoff)", logger: logger)?.decode(Int64?.self) ?? nil
             else { return 0 }
             try await Self.requireGenuineCheckpoint(connection, seq: anchor, keyring: keyring, logger: logger)
-            try await connection.query("DELETE FROM audit_subject WHERE seq <= \(anchor)", logger: logger)
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
+            try await connection.send("DELETE FROM audit_subject WHERE seq <= \(anchor)", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             let removed = try await connection.rows("DELETE FROM audit_entry WHERE seq <= \(anchor) RETURNING seq", logger: logger).count
-            try await connection.query("DELETE FROM audit_checkpoint WHERE seq < \(anchor)", logger: logger)
+            try await connection.send("DELETE FROM audit_checkpoint WHERE seq < \(anchor)", logger: logger)
             try await Self.appendChained(
                 connection,
                 event: AuditEvent(

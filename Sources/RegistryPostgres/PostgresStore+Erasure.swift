@@ -68,7 +68,7 @@ extension PostgresStore {
         let keyring = self.keyring
         let ledgered = ledger ? try await recordErasure(connection, sid: subject.sid, keyring: keyring, logger: logger) : nil
         let reference = try subject.recordReference(keyring: keyring, in: recorder)
-        try await connection.query("DELETE FROM audit_subject WHERE subject_ref = \(reference.bytea)", logger: logger)
+        try await connection.send("DELETE FROM audit_subject WHERE subject_ref = \(reference.bytea)", logger: logger)
         // ON DELETE CASCADE removes the case_link and record rows in the same statement.
         let deleted = try await connection.rows("DELETE FROM subject WHERE id = \(subject.id) RETURNING id", logger: logger)
         guard deleted.count == 1 else { throw StorageError.database(reason: "erasure deleted \(deleted.count) subjects") }
@@ -97,7 +97,7 @@ extension PostgresStore {
         } catch {
             throw StorageError.database(reason: "the erasure ledger could not be written (\(error)); nothing was erased")
         }
-        try await connection.query(
+        try await connection.send(
             "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING", logger: logger)
         return reference
     }
@@ -134,7 +134,7 @@ extension PostgresStore {
         if !missing.isEmpty {
             try await write { connection in
                 for reference in missing {
-                    try await connection.query(
+                    try await connection.send(
                         "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING",
                         logger: logger)
                 }

@@ -60,7 +60,7 @@ extension PostgresStore {
             scan.subject(id: try cells[0].decode(Int64.self)) { try PostgresSubjectRow(cells) }
         }
         guard let first = scan.order.first, let last = scan.order.last else { return (0, nil, 0, [], []) }
-        let records = try await connection.query(
+        let records = try await connection.send(
             """
             SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN \(first) AND \(last) ORDER BY subject_id, id
             """, logger: logger)
@@ -140,7 +140,7 @@ extension PostgresStore {
             let cells = row.makeRandomAccess()
             let sid = try cells[PostgresCaseLinkRow.columnCount].bytes()
             if (try? PostgresCaseLinkRow(cells).authenticate(sid: sid, keyring: keyring)) != nil { return false }
-            try await connection.query("DELETE FROM case_link WHERE id = \(id)", logger: logger)
+            try await connection.send("DELETE FROM case_link WHERE id = \(id)", logger: logger)
             try await Self.appendChained(
                 connection, event: AuditEvent(actor: actor, action: "remove-case-link-integrity", result: "ok", subjectReference: nil),
                 checkpointEvery: every, keyring: keyring, logger: logger)

@@ -23,14 +23,14 @@ extension PostgresStore {
     public func kekUsageAfterPendingWrites() async throws(StorageError) -> [Int: Int] {
         let logger = self.logger
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.kekLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.kekLockKey))", logger: logger)
             return try await Self.kekUsage(connection, logger: logger)
         }
     }
 
     static func kekUsage(_ connection: PostgresConnection, logger: Logger) async throws -> [Int: Int] {
         var usage: [Int: Int] = [:]
-        for try await (version, count) in try await connection.query(
+        for try await (version, count) in try await connection.send(
             "SELECT kek_version, count(*) FROM subject GROUP BY kek_version", logger: logger
         ).decode((Int32, Int64).self) {
             usage[Int(version)] = Int(count)
@@ -46,7 +46,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await write { connection in
             // Held shared like an enrolment's, so `kekUsageAfterPendingWrites` counts after it.
-            try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring
             // The registry's primary, which may be newer than this node's own (KeyringPosition).
             let primary = try await self.registryPrimaryKEK(connection, keyring: keyring, logger: logger)
@@ -70,7 +70,7 @@ extension PostgresStore {
                 let valid = RowIntegrity.matches(subject.rowMAC, try subject.expectedMAC(keyring: keyring))
                 subject.kekVersion = primary.version
                 let mac = valid ? try subject.expectedMAC(keyring: keyring) : subject.rowMAC
-                try await connection.query(
+                try await connection.send(
                     """
                     UPDATE subject SET wrapped_dek = \(wrapped.bytea), kek_version = \(Int32(primary.version)), row_mac = \(mac.bytea)
                     WHERE id = \(subject.id)

@@ -28,7 +28,7 @@ extension PostgresStore {
         let own = keyring.primaryKEK
         let recorded = try await connection.row("SELECT version FROM kek_primary WHERE id = 1", logger: logger)?.decode(Int32.self)
         guard let recorded = recorded.map(Int.init), recorded >= own.version else {
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO kek_primary (id, version) VALUES (1, \(Int32(own.version)))
                 ON CONFLICT (id) DO UPDATE SET version = greatest(kek_primary.version, excluded.version)

@@ -89,7 +89,7 @@ extension PostgresStore {
                 < ($1.key.month.description, $1.key.category, $1.key.clinic.rawValue, $1.key.metric)
         }
         for increment in ordered {
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO counter (month, category, clinic, metric, value)
                 VALUES (\(increment.key.month.description), \(increment.key.category), \(increment.key.clinic.rawValue),
@@ -102,7 +102,7 @@ extension PostgresStore {
     /// Records the open month's unique-person tag. The upsert writes the row whether or not the
     /// tag exists, so enrolment does the same work either way, and no multiplicity is kept.
     static func markUniquePerson(_ connection: PostgresConnection, _ mark: UniquePersonMark, tag: [UInt8], logger: Logger) async throws {
-        try await connection.query(
+        try await connection.send(
             """
             INSERT INTO unique_person_seen (month, category, tag) VALUES (\(mark.month.description), \(mark.category), \(tag.bytea))
             ON CONFLICT (month, category, tag) DO UPDATE SET tag = excluded.tag

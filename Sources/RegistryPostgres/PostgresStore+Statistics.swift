@@ -24,23 +24,23 @@ extension PostgresStore {
         }
         guard pending else { return 0 }
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
             var cells: [(String, String, Int64)] = []
-            for try await cell in try await connection.query(
+            for try await cell in try await connection.send(
                 "SELECT month, category, count(*) FROM unique_person_seen WHERE month < \(cutoff) GROUP BY month, category ORDER BY 1, 2",
                 logger: logger
             ).decode((String, String, Int64).self) {
                 cells.append(cell)
             }
             for (month, category, count) in cells {
-                try await connection.query(
+                try await connection.send(
                     """
                     INSERT INTO counter (month, category, clinic, metric, value)
                     VALUES (\(month), \(category), \(Self.allClinics), \(CounterMetric.uniquePersons), \(count))
                     ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = counter.value + excluded.value
                     """, logger: logger)
             }
-            try await connection.query("DELETE FROM unique_person_seen WHERE month < \(cutoff)", logger: logger)
+            try await connection.send("DELETE FROM unique_person_seen WHERE month < \(cutoff)", logger: logger)
             return cells.count
         }
     }
@@ -49,7 +49,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var counts: [UniquePersonCount] = []
-            for try await (month, category, value) in try await connection.query(
+            for try await (month, category, value) in try await connection.send(
                 """
                 SELECT month, category, value FROM counter WHERE month >= \(from.description) AND month <= \(to.description)
                 AND clinic = \(Self.allClinics) AND metric = \(CounterMetric.uniquePersons) ORDER BY month, category
@@ -72,7 +72,7 @@ extension PostgresStore {
     public func storeRelease(_ release: StoredRelease, months: [Month], budgetMicro: Int) async throws(StorageError) -> StoredRelease {
         let logger = self.logger
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
             if let existing = try await Self.release(connection, query: release.query, logger: logger) { return existing }
             for month in months {
                 let row = try await connection.row(
@@ -97,7 +97,7 @@ extension PostgresStore {
                 }
             }
             for month in months {
-                try await connection.query(
+                try await connection.send(
                     """
                     INSERT INTO privacy_budget (month, spent_micro, cap_micro)
                     VALUES (\(month.description), \(Int64(release.epsilonMicro)), \(Int64(budgetMicro)))
@@ -105,7 +105,7 @@ extension PostgresStore {
                         cap_micro = coalesce(privacy_budget.cap_micro, excluded.cap_micro)
                     """, logger: logger)
             }
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO stats_release (query, released_on, epsilon_micro, body)
                 VALUES (\(release.query), \(release.releasedOn.description), \(Int64(release.epsilonMicro)), \(release.body.bytea))
@@ -118,7 +118,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var spent: [Month: Int] = [:]
-            for try await (month, micro) in try await connection.query(
+            for try await (month, micro) in try await connection.send(
                 "SELECT month, spent_micro FROM privacy_budget WHERE month >= \(from.description) AND month <= \(to.description)",
                 logger: logger
             ).decode((String, Int64).self) {
@@ -132,7 +132,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var months: [PrivacyBudgetMonth] = []
-            for try await (month, spent, cap) in try await connection.query(
+            for try await (month, spent, cap) in try await connection.send(
                 "SELECT month, spent_micro, cap_micro FROM privacy_budget ORDER BY month", logger: logger
             ).decode((String, Int64, Int64?).self) {
                 if let month = Month(month) {
@@ -148,9 +148,9 @@ extension PostgresStore {
     public func recordPrivacySettings(_ settings: PrivacySettings, on day: Day) async throws(StorageError) -> Bool {
         let logger = self.logger
         return try await write { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
             if let last = try await Self.privacySettings(connection, logger: logger).last, last.settings == settings { return false }
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO privacy_setting (recorded_on, privacy, epsilon_micro, budget_micro)
                 VALUES (\(day.description), \(settings.privacy), \(Int64(settings.epsilonMicro)), \(Int64(settings.budgetMicro)))
@@ -166,7 +166,7 @@ extension PostgresStore {
 
     static func privacySettings(_ connection: PostgresConnection, logger: Logger) async throws -> [PrivacySettingsChange] {
         var changes: [PrivacySettingsChange] = []
-        for try await (recorded, privacy, epsilon, budget) in try await connection.query(
+        for try await (recorded, privacy, epsilon, budget) in try await connection.send(
             "SELECT recorded_on, privacy, epsilon_micro, budget_micro FROM privacy_setting ORDER BY seq", logger: logger
         ).decode((String, Bool, Int64, Int64).self) {
             guard let day = Day(recorded) else { throw StorageError.tampered(what: "privacy setting") }

@@ -39,7 +39,7 @@ extension PostgresStore {
             // The primary KEK is read inside the transaction, which holds the KEK lock shared
             // until it commits: `kekUsageAfterPendingWrites` counts after it (PostgresStore+
             // KeyMaintenance.swift), so a retire never misses a key wrapped under an old primary.
-            try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
+            try await connection.send("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring
             let primary = try await self.registryPrimaryKEK(connection, keyring: keyring, logger: logger)
             let wrapped = try SubjectKeys.wrap(dekBox.key, sid: sid, version: primary.version, kek: primary.key)
@@ -47,7 +47,7 @@ extension PostgresStore {
             var subject = PostgresSubjectRow(
                 id: id, sid: sid, codeIndex: codeIndex, wrappedDEK: wrapped, kekVersion: primary.version, columns: enrolment.columns)
             subject.rowMAC = try subject.expectedMAC(keyring: keyring)
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO subject (id, sid, code_index, wrapped_dek, kek_version, status, next_due, review_on, records, records_head, row_mac)
                 OVERRIDING SYSTEM VALUE VALUES (\(id), \(sid.bytea), \(codeIndex.bytea), \(wrapped.bytea), \(Int32(primary.version)),
@@ -276,7 +276,7 @@ extension PostgresStore {
         let sealed = try CaseHandleSeal.seal(handle, sid: subject.sid, linkID: linkID, dek: dek)
         let mac = try RowIntegrity.linkMAC(
             linkID: linkID, handleIndex: handleIndex, clinic: clinic.rawValue, sid: subject.sid, keyring: keyring)
-        try await connection.query(
+        try await connection.send(
             """
             INSERT INTO case_link (id, handle_index, clinic, subject_id, sealed_handle, row_mac) OVERRIDING SYSTEM VALUE
             VALUES (\(linkID), \(handleIndex.bytea), \(clinic.rawValue), \(subject.id), \(sealed.bytea), \(mac.bytea))

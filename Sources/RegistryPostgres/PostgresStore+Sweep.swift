@@ -134,7 +134,7 @@ extension PostgresStore {
                 } catch {
                     continue
                 }
-                try await connection.query("UPDATE subject SET summary = \(row.summary?.bytea) WHERE id = \(row.id)", logger: logger)
+                try await connection.send("UPDATE subject SET summary = \(row.summary?.bytea) WHERE id = \(row.id)", logger: logger)
                 stored += 1
             }
             return stored

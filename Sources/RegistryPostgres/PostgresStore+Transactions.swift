@@ -51,7 +51,7 @@ extension PostgresStore {
                     guard leased.claim() else {
                         throw StorageError.unavailable(reason: "no connection to the database within \(Self.leaseWait)")
                     }
-                    try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
+                    try await connection.send(PostgresQuery(unsafeSQL: begin), logger: logger)
                     let value: T
                     do { value = try await body(connection) } catch {
                         // The connection goes back to the pool: leave it outside any transaction
@@ -59,8 +59,7 @@ extension PostgresStore {
                         await connection.cleanUp("ROLLBACK", after: error, logger: logger)
                         throw error
                     }
-                    try connection.requireOpen()
-                    try await connection.query("COMMIT", logger: logger)
+                    try await connection.send("COMMIT", logger: logger)
                     return value
                 }
             }
@@ -163,10 +162,18 @@ extension PostgresConnection {
         guard !isClosed else { throw .unavailable(reason: "the connection to the database was lost") }
     }
 
+    /// Sends `query`, unless the connection is already closed: every statement of the store
+    /// goes through here (see `cleanUp` for why). It narrows the window; it cannot close it.
+    @discardableResult
+    func send(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        try requireOpen()
+        return try await self.query(query, logger: logger)
+    }
+
     /// Every row of `query`.
     func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         var rows: [PostgresRow] = []
-        for try await row in try await self.query(query, logger: logger) { rows.append(row) }
+        for try await row in try await send(query, logger: logger) { rows.append(row) }
         return rows
     }
 

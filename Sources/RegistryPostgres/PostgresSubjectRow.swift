@@ -166,7 +166,7 @@ struct PostgresSubjectRow: SealedSubjectRow {
         for (record, recordID) in zip(records, ids) {
             let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion)
             let sealed = try SubjectKeys.seal(record.plaintext, dek: dek, ad: ad)
-            try await connection.query(
+            try await connection.send(
                 """
                 INSERT INTO record (id, subject_id, kind, schema_version, sealed) OVERRIDING SYSTEM VALUE
                 VALUES (\(recordID), \(id), \(record.kind.rawValue), \(Int32(record.schemaVersion)), \(sealed.bytea))
