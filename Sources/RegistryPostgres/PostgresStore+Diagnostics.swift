@@ -30,3 +30,9 @@ extension PostgresStore {
         }
     }
 }
+
+extension PostgresStore {
+    /// The batches this node committed and the writes they held (PostgresGroupCommit.swift):
+    /// benchmarks and tests compare the two.
+    public var writeBatches: (commits: Int, writes: Int) { groupCommit.counts }
+}

@@ -132,7 +132,7 @@ extension PostgresStore {
         let inList = Set(listed)
         let missing = contents.references.filter { !inList.contains($0) }
         if !missing.isEmpty {
-            try await write { connection in
+            try await write(bulk: true) { connection in
                 for reference in missing {
                     try await connection.send(
                         "INSERT INTO erasure_ledger_entry (reference) VALUES (\(reference.bytea)) ON CONFLICT (reference) DO NOTHING",

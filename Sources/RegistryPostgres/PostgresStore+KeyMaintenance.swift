@@ -44,7 +44,7 @@ extension PostgresStore {
     /// row's `kek_version` changes with its `wrapped_dek` and MAC.
     public func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress {
         let logger = self.logger
-        return try await write { connection in
+        return try await write(bulk: true) { connection in
             // Held shared like an enrolment's, so `kekUsageAfterPendingWrites` counts after it.
             try await connection.send("SELECT pg_advisory_xact_lock_shared(\(Self.kekLockKey))", logger: logger)
             let keyring = self.keyring

@@ -23,7 +23,7 @@ extension PostgresStore {
             try await connection.row("SELECT 1 FROM unique_person_seen WHERE month < \(cutoff) LIMIT 1", logger: logger) != nil
         }
         guard pending else { return 0 }
-        return try await write { connection in
+        return try await write(bulk: true) { connection in
             try await connection.send("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
             var cells: [(String, String, Int64)] = []
             for try await cell in try await connection.send(

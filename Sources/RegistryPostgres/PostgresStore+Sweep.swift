@@ -119,7 +119,7 @@ extension PostgresStore {
     public func storeSummaries(_ updates: [SummaryUpdate]) async throws(StorageError) -> Int {
         guard !updates.isEmpty else { return 0 }
         let logger = self.logger
-        return try await write { connection in
+        return try await write(bulk: true) { connection in
             var stored = 0
             for update in updates {
                 guard let read = try await self.subjectRow(connection, update.subject, forUpdate: true, logger: logger),

@@ -9,10 +9,11 @@ import Synchronization
 /// - A read runs in one REPEATABLE READ, READ ONLY transaction: everything it reads (a subject
 ///   row, its records, its stamp) comes from one snapshot, as on SQLite.
 /// - A write runs at READ COMMITTED and locks what it decides on (`FOR UPDATE` of the subject
-///   row), so that the database, not a lock in one process, settles a race between nodes. It
-///   takes the audit chain's lock last (`PostgresStore+Audit.swift`), and counters in key order,
-///   so two writes never wait for each other in a circle. Should the server still report a
-///   deadlock or a serialization failure, the whole transaction is run again.
+///   row), so that the database, not a lock in one process, settles a race between nodes.
+///   Writes are committed in batches (PostgresGroupCommit.swift) that take the audit chain's
+///   lock first, so batches of different nodes queue on it and never wait for each other in a
+///   circle. Should the server still report a deadlock or a serialization failure, the whole
+///   batch is run again.
 /// - The answer is returned only after COMMIT returned (invariant 5).
 extension PostgresStore {
     /// How often a write is run again after a deadlock or a serialization failure.
@@ -27,13 +28,28 @@ extension PostgresStore {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError) -> T {
+    /// A write: committed with the node's other pending writes in one batch
+    /// (PostgresGroupCommit.swift), or, `bulk`, in a transaction of its own beside the batches.
+    /// A bulk write must never take the audit chain's lock (the lock order of the batches).
+    func write<T: Sendable>(
+        bulk: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StorageError) -> T {
+        guard bulk else {
+            do { return try await groupCommit.write(body) } catch { throw Self.storageError(error) }
+        }
+        let recorder = AuditRecorder.current
+        let appendedBefore = recorder?.appendedWithEffect ?? false
         var attempt = 1
         while true {
             do {
                 return try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", body)
             } catch .database(let reason) where attempt < Self.writeAttempts && Self.isRetryable(reason) {
+                // Rolled back by the server: run again from where it began.
+                recorder?.restoreAppended(appendedBefore)
                 attempt += 1
+            } catch {
+                recorder?.restoreAppended(appendedBefore)
+                throw error
             }
         }
     }
@@ -152,22 +168,24 @@ extension PostgresConnection {
     /// wait for ever; the server has rolled back a transaction whose connection it closed.
     func cleanUp(_ statement: PostgresQuery, after error: any Error, logger: Logger) async {
         guard !isClosed, PostgresErrors.unavailability(error) == nil else { return }
-        _ = try? await query(statement, logger: logger)
+        if case .unavailable? = error as? StorageError { return }
+        _ = try? await send(statement, logger: logger)
     }
 
     /// Throws `.unavailable` if the connection is closed: checked before a statement that
     /// follows other work (a COMMIT after a body, a job's record after the job), for the same
-    /// reason as `cleanUp`. It narrows the window; it cannot close it.
+    /// reason as `cleanUp`; `send` also races the statement against the close.
     func requireOpen() throws(StorageError) {
         guard !isClosed else { throw .unavailable(reason: "the connection to the database was lost") }
     }
 
-    /// Sends `query`, unless the connection is already closed: every statement of the store
-    /// goes through here (see `cleanUp` for why). It narrows the window; it cannot close it.
+    /// Sends `query`: every statement of the store goes through here. It fails `unavailable` at
+    /// once if the connection is closed, and as soon as it closes while the statement waits
+    /// (`ConnectionCloseWatch`), so a statement the driver dropped never hangs its caller.
     @discardableResult
     func send(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
         try requireOpen()
-        return try await self.query(query, logger: logger)
+        return try await ConnectionCloseWatch.shared.run(on: self) { try await self.query(query, logger: logger) }
     }
 
     /// Every row of `query`.

@@ -49,6 +49,8 @@ public final class PostgresStore: Sendable {
     /// The registry's primary KEK version when this node's keyring lacks it, else 0
     /// (PostgresStore+KeyringPosition).
     let keyringBehindVersion = Atomic<Int>(0)
+    /// This node's writes, committed in batches (PostgresGroupCommit.swift).
+    let groupCommit: PostgresGroupCommit
 
     /// The keyring snapshot one operation uses.
     var keyring: Keyring { keys.current }
@@ -74,6 +76,7 @@ public final class PostgresStore: Sendable {
         self.keys = keys
         self.auditCheckpointEvery = auditCheckpointEvery
         self.dekSlab = dekSlab
+        self.groupCommit = PostgresGroupCommit(client: client, logger: logger)
     }
 
     /// Opens the database: checks the settings and the password file, connects once (bounded by

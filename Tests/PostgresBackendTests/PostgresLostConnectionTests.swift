@@ -10,11 +10,10 @@ import Testing
 /// sent there would hang the write, and with it the daemon's shutdown.
 @Suite(.timeLimit(.minutes(5)))
 struct PostgresLostConnectionTests {
-    /// Passes alone (and hangs without the fix), but under the full parallel suite the write
-    /// was once still unanswered 20 s after its server process was terminated: a hang remains
-    /// that this test does not yet explain (docs/STORAGE.md §PostgreSQL, "A lost connection").
-    /// Disabled so that the suite stays green; run it with `--filter` while working on it.
-    @Test(.disabled("hangs once under the full parallel suite; see the comment and the closing note of issue 17"))
+    /// Each statement is raced against its connection's close (ConnectionCloseWatch): without
+    /// it the write's ROLLBACK, or its batch's next statement, could be dropped by the driver
+    /// and the write, with every write queued behind its batch, would never be answered.
+    @Test
     func aWriteWhoseConnectionIsKilledMidwayFailsAtOnce() async throws {
         let nodes = try PostgresNodes()
         let a = try await nodes.node()

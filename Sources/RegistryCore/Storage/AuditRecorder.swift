@@ -81,6 +81,11 @@ public final class AuditRecorder: @unchecked Sendable {
 
     /// The entry was appended in the same transaction as the effect.
     public func markAppended() { locked { appended = true } }
+
+    /// The transaction that appended the entry did not commit (a savepoint rolled back, a
+    /// transaction run again after a deadlock): back to `before`, what `appendedWithEffect` was
+    /// when that write began, so the entry is appended again with the effect, or by the server.
+    public func restoreAppended(_ before: Bool) { locked { appended = before } }
     public var appendedWithEffect: Bool { locked { appended } }
 
     /// The event for this request with `result`, keeping the subject link only while the

@@ -2,19 +2,22 @@
 /// lane with work, lane after lane, until it has `n` items or nothing is left, and the next
 /// `take` goes on with the lane after the last one served. One lane's backlog never makes
 /// another lane's first item wait for more than one turn (docs/ROBUSTNESS.md §Resource limits).
-/// Not thread-safe: its owner holds it under a lock.
-struct FairQueue<Item> {
+/// Not thread-safe: its owner holds it under a lock. Both backends' group commits and SQLite's
+/// read gate queue with it.
+public struct FairQueue<Item> {
     private var queues: [String: [Item]] = [:]
     /// Heads of `queues` (items before it were taken; compacted now and then).
     private var heads: [String: Int] = [:]
     /// Lanes with work, in turn order.
     private var ring: [String] = []
     private var cursor = 0
-    private(set) var count = 0
+    public private(set) var count = 0
 
-    var isEmpty: Bool { count == 0 }
+    public init() {}
 
-    mutating func append(_ item: Item, lane: String) {
+    public var isEmpty: Bool { count == 0 }
+
+    public mutating func append(_ item: Item, lane: String) {
         if queues[lane] == nil {
             queues[lane] = []
             heads[lane] = 0
@@ -28,7 +31,7 @@ struct FairQueue<Item> {
     }
 
     /// Up to `limit` items, one per lane in turn.
-    mutating func take(_ limit: Int) -> [Item] {
+    public mutating func take(_ limit: Int) -> [Item] {
         var out: [Item] = []
         out.reserveCapacity(min(limit, count))
         while out.count < limit, !ring.isEmpty {
@@ -55,5 +58,5 @@ struct FairQueue<Item> {
     }
 
     /// Items waiting in `lane` (tests).
-    func waiting(in lane: String) -> Int { queues[lane].map { $0.count - heads[lane]! } ?? 0 }
+    public func waiting(in lane: String) -> Int { queues[lane].map { $0.count - heads[lane]! } ?? 0 }
 }

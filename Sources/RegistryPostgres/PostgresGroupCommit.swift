@@ -1,0 +1,199 @@
+import Logging
+internal import PostgresNIO
+import RegistryCore
+import Synchronization
+
+/// Group commit on PostgreSQL (docs/STORAGE.md §PostgreSQL, "Group commit").
+///
+/// Every audited write appends to the one audit chain under the chain's lock, which it holds
+/// until its COMMIT returns: one write at a time, each waiting for its own WAL flush, made a node
+/// do about 330 check-ups a second whatever the number of clients (docs/PERFORMANCE.md). Here a
+/// node's writes queue, and one task runs them in batches: one READ COMMITTED transaction per
+/// batch, the chain's lock taken first, each write in a savepoint of its own, one COMMIT (one WAL
+/// flush) for the whole batch. The same design as SQLite's `GroupCommitWriter`.
+///
+/// - A write that fails (a stale stamp, a refusal, a constraint) is rolled back to its savepoint
+///   and fails alone; the others commit.
+/// - Nobody is answered before the COMMIT holding their write returned (invariant 5). If the
+///   COMMIT fails, every write of the batch fails with it and none is acknowledged.
+/// - A deadlock or a serialization failure anywhere in the batch runs the whole batch again; a
+///   lost connection fails the batch's writes `unavailable`.
+/// - Lock order: the chain's lock first, then rows, the KEK lock shared, the statistics lock.
+///   Batches of different nodes queue on the chain's lock before touching anything else, so they
+///   never wait for each other in a circle. Writes that never audit (a rewrap batch, a monthly
+///   fold, the summary backfill: `write(bulk:)`) run in transactions of their own beside the
+///   batches and never take the chain's lock.
+/// - Fairness between peers, as on SQLite (docs/ROBUSTNESS.md §Resource limits): writes queue
+///   per `RequestLane`, and a batch takes one write from each lane in turn, at most `maxBatch`.
+final class PostgresGroupCommit: Sendable {
+    /// The most writes one transaction holds.
+    static let maxBatch = 64
+
+    private struct State {
+        var lanes = FairQueue<any PendingPostgresWrite>()
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+    private let commits = Atomic<Int>(0)
+    private let writes = Atomic<Int>(0)
+    private let client: PostgresClient
+    private let logger: Logger
+
+    init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Batches committed so far, and the writes they held (benchmarks and tests).
+    var counts: (commits: Int, writes: Int) { (commits.load(ordering: .relaxed), writes.load(ordering: .relaxed)) }
+
+    /// Runs `body` in the next batch and returns its value once that batch committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let pending = PendingWrite(body: body, continuation: continuation)
+            let lane = RequestLane.current ?? RequestLane.system
+            let startDrain = state.withLock { state -> Bool in
+                state.lanes.append(pending, lane: lane)
+                guard !state.draining else { return false }
+                state.draining = true
+                return true
+            }
+            // Detached: the drain serves every caller, and inherits no caller's cancellation or
+            // task-locals.
+            if startDrain { Task.detached { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { state -> [any PendingPostgresWrite] in
+                let batch = state.lanes.take(Self.maxBatch)
+                if batch.isEmpty { state.draining = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            let failure = await commit(batch)
+            if failure == nil {
+                commits.add(1, ordering: .relaxed)
+                writes.add(batch.count, ordering: .relaxed)
+            }
+            for item in batch { item.finish(commitError: failure) }
+        }
+    }
+
+    /// Runs `batch` in one transaction, again after a deadlock or a serialization failure.
+    /// Returns what failed the whole batch, or nil once it committed.
+    private func commit(_ batch: [any PendingPostgresWrite]) async -> StorageError? {
+        var attempt = 1
+        while true {
+            do {
+                try await commitOnce(batch)
+                return nil
+            } catch {
+                let failure = PostgresStore.storageError(error)
+                if case .database(let reason) = failure, attempt < PostgresStore.writeAttempts, PostgresStore.isRetryable(reason) {
+                    attempt += 1
+                    continue
+                }
+                return failure
+            }
+        }
+    }
+
+    private func commitOnce(_ batch: [any PendingPostgresWrite]) async throws {
+        let client = self.client
+        let logger = self.logger
+        let leased = LeaseFlag()
+        try await PostgresStore.boundedLease(leased, limit: PostgresStore.leaseWait) {
+            try await client.withConnection { connection in
+                guard leased.claim() else {
+                    throw StorageError.unavailable(reason: "no connection to the database within \(PostgresStore.leaseWait)")
+                }
+                try await connection.send("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+                do {
+                    // The chain's lock first (see the type's comment); each write's own append
+                    // takes it again, which the holder is granted at once.
+                    try await connection.send("SELECT pg_advisory_xact_lock(\(PostgresStore.auditLockKey))", logger: logger)
+                    for item in batch {
+                        try await connection.send("SAVEPOINT anonreg_write", logger: logger)
+                        if let error = await item.run(connection) {
+                            // A lost connection, a deadlock or a serialization failure is the
+                            // batch's; anything else is this write's alone.
+                            if Self.failsTheBatch(error) { throw error }
+                            try await connection.send("ROLLBACK TO SAVEPOINT anonreg_write", logger: logger)
+                        }
+                        try await connection.send("RELEASE SAVEPOINT anonreg_write", logger: logger)
+                    }
+                    try connection.requireOpen()
+                    try await connection.send("COMMIT", logger: logger)
+                } catch {
+                    await connection.cleanUp("ROLLBACK", after: error, logger: logger)
+                    throw error
+                }
+            }
+        }
+    }
+
+    static func failsTheBatch(_ error: any Error) -> Bool {
+        switch PostgresStore.storageError(error) {
+        case .unavailable: true
+        case .database(let reason): PostgresStore.isRetryable(reason)
+        default: false
+        }
+    }
+}
+
+/// One queued write, as the drain task sees it.
+private protocol PendingPostgresWrite: AnyObject, Sendable {
+    /// Runs the write on the batch's connection; returns its error, if it failed.
+    func run(_ connection: PostgresConnection) async -> (any Error)?
+    func finish(commitError: StorageError?)
+}
+
+/// One queued write. Its result is touched only by the single drain task, in sequence.
+private final class PendingWrite<T: Sendable>: PendingPostgresWrite, @unchecked Sendable {
+    let body: @Sendable (PostgresConnection) async throws -> T
+    let continuation: CheckedContinuation<T, any Error>
+    /// The request's audit context, and whether its entry was appended before this write: a run
+    /// that does not commit puts it back (`AuditRecorder.restoreAppended`).
+    let recorder: AuditRecorder?
+    let appendedBefore: Bool
+    private var result: Result<T, any Error>?
+
+    init(body: @escaping @Sendable (PostgresConnection) async throws -> T, continuation: CheckedContinuation<T, any Error>) {
+        self.body = body
+        self.continuation = continuation
+        // Read on the caller's task: the drain task has no task-locals.
+        recorder = AuditRecorder.current
+        appendedBefore = recorder?.appendedWithEffect ?? false
+    }
+
+    func run(_ connection: PostgresConnection) async -> (any Error)? {
+        // A batch run again after a deadlock runs every write again, from where it began.
+        recorder?.restoreAppended(appendedBefore)
+        do {
+            result = .success(try await body(connection))
+            return nil
+        } catch {
+            // Rolled back to its savepoint: an entry it appended is gone.
+            recorder?.restoreAppended(appendedBefore)
+            result = .failure(error)
+            return error
+        }
+    }
+
+    func finish(commitError: StorageError?) {
+        if commitError != nil { recorder?.restoreAppended(appendedBefore) }
+        if let commitError {
+            // Nothing of the batch committed: a write that failed on its own keeps its own error.
+            if case .failure(let own)? = result, !PostgresGroupCommit.failsTheBatch(own) {
+                continuation.resume(throwing: own)
+            } else {
+                continuation.resume(throwing: commitError)
+            }
+        } else {
+            continuation.resume(with: result ?? .failure(StorageError.database(reason: "a write was not run")))
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import AnonregTestSupport
+import Foundation
+import RegistryCore
+import RegistryPostgres
+import Testing
+
+/// Group commit on PostgreSQL (docs/STORAGE.md §PostgreSQL, "Group commit"): a node's writes
+/// share transactions, a write that fails in a batch fails alone and leaves nothing, not even its
+/// audit entry, and a batch run again after a deadlock keeps every write's audit entry.
+@Suite(.timeLimit(.minutes(5)))
+struct PostgresGroupCommitTests {
+    typealias Nodes = PostgresNodes
+
+    /// Writes one check-up on `handle` under an audit context of its own, as a request would.
+    static func audited(_ action: String, _ body: @Sendable () async throws -> Void) async throws {
+        let recorder = AuditRecorder(AuditRecorder.Action(actor: "clinic clinic-a", action: action))
+        try await AuditRecorder.$current.withValue(recorder) { try await body() }
+    }
+
+    static func commitCheckup(
+        _ node: PostgresStore, _ handle: CaseHandle, note: String, stamp: SubjectStamp
+    ) async throws(StorageError) {
+        let change = SubjectChange(
+            append: [NewRecord(kind: .checkup, plaintext: Array(note.utf8))],
+            columns: Nodes.columns(), summary: Array("after \(note)".utf8))
+        try await node.commit(change, case: handle, clinic: Nodes.clinicA, ifUnchanged: stamp)
+    }
+
+    @Test func concurrentWritesShareCommitsAndAFailedOneLeavesNothing() async throws {
+        let nodes = try PostgresNodes()
+        let node = try await nodes.node()
+        defer { Task { await node.close() } }
+        var handles: [CaseHandle] = []
+        for i in 0..<24 { handles.append(try await Nodes.enrol(node, consent: "consent \(i)").caseHandle) }
+        let first = handles[0]
+        // A stamp made stale by a check-up committed after it was read.
+        let stale = try await node.openForChange(case: handles[0], clinic: Nodes.clinicA, history: false).stamp
+        try await Nodes.addCheckup(node, handles[0], clinic: Nodes.clinicA, note: "first")
+        let before = node.writeBatches
+
+        // Another session holds the chain's lock for a second, so that the writes queue up.
+        let holder = try nodes.cluster.session(
+            "SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(1); SELECT pg_advisory_unlock(\(PostgresStore.auditLockKey));"
+        )
+        defer { holder.wait() }
+        try await Task.sleep(for: .milliseconds(300))
+        let staleOutcome = try await withThrowingTaskGroup(of: String?.self) { group in
+            for (i, handle) in handles.enumerated() {
+                group.addTask { () async throws -> String? in
+                    let stamp = try await node.openForChange(case: handle, clinic: Nodes.clinicA, history: false).stamp
+                    try await Self.audited("checkup-\(i)") { try await Self.commitCheckup(node, handle, note: "n\(i)", stamp: stamp) }
+                    return nil
+                }
+            }
+            group.addTask {
+                do {
+                    try await Self.audited("checkup-stale") { try await Self.commitCheckup(node, first, note: "stale", stamp: stale) }
+                    return "committed"
+                } catch let error as StorageError {
+                    return "\(error)"
+                }
+            }
+            var outcome: String?
+            for try await value in group where value != nil { outcome = value }
+            return outcome
+        }
+        let after = node.writeBatches
+
+        #expect(staleOutcome == "\(StorageError.subjectChanged)")
+        // 25 writes in fewer transactions than writes (one per write without group commit).
+        #expect(after.writes - before.writes == 25)
+        #expect(after.commits - before.commits < 12, "batches: \(after.commits - before.commits)")
+        for (i, handle) in handles.enumerated() {
+            let notes = try await Nodes.notes(node, handle, clinic: Nodes.clinicA)
+            #expect(notes == (i == 0 ? ["first", "n0"] : ["n\(i)"]))
+        }
+        // Every committed write's entry is in the chain once; the failed one's was rolled back
+        // with its savepoint; the chain verifies.
+        let actions = try await node.auditEntries(after: 0, limit: 10_000).map(\.action)
+        for i in handles.indices { #expect(actions.filter { $0 == "checkup-\(i)" }.count == 1, "checkup-\(i)") }
+        #expect(!actions.contains("checkup-stale"))
+        #expect(try await node.verifyAudit().ok)
+    }
+
+    /// A batch that the server rolls back for a deadlock is run again whole. A write of it that
+    /// had appended its request's entry before the deadlock must append it again: else the
+    /// effect commits on the second run with no entry (an unaudited write, which a request's
+    /// audit context would also keep the server from appending after the fact).
+    @Test func aBatchRunAgainAfterADeadlockKeepsEveryAuditEntry() async throws {
+        let nodes = try PostgresNodes()
+        // The node's sessions look for deadlocks after 4 s of waiting, long enough for this test
+        // to close the cycle; the cycle's own session never looks (60 s), so the batch is the one
+        // the server rolls back.
+        try nodes.sql("ALTER DATABASE \(nodes.cluster.database) SET deadlock_timeout = '4s'")
+        let node = try await nodes.node()
+        defer { Task { await node.close() } }
+        let p = try await Nodes.enrol(node, consent: "p").caseHandle
+        let q = try await Nodes.enrol(node, consent: "q").caseHandle
+        let qID = try nodes.sql("SELECT max(id) FROM subject")
+        let deadlocksBefore = Int(try nodes.sql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")) ?? -1
+        let pStamp = try await node.openForChange(case: p, clinic: Nodes.clinicA, history: false).stamp
+        let qStamp = try await node.openForChange(case: q, clinic: Nodes.clinicA, history: false).stamp
+        let gateKey = 0x7465_7374_6761_7465
+
+        // `holder` holds the chain's lock, so that the first write waits alone in a batch and the
+        // two check-ups queue behind it into the next one. `cycle` holds q's row, and asks for
+        // the chain's lock once the gate opens.
+        let holder = try nodes.cluster.session(
+            "SET application_name = 'holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(600);")
+        let gate = try nodes.cluster.session("SET application_name = 'gate'; SELECT pg_advisory_lock(\(gateKey)); SELECT pg_sleep(600);")
+        defer {
+            for session in [holder, gate] {
+                session.signal(SIGKILL)
+                session.wait()
+            }
+        }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 2 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        let cycle = try nodes.cluster.session(
+            """
+            SET deadlock_timeout = '60s';
+            BEGIN;
+            SELECT 1 FROM subject WHERE id = \(qID) FOR UPDATE;
+            SELECT pg_advisory_xact_lock(\(gateKey));
+            SELECT pg_advisory_xact_lock(\(PostgresStore.auditLockKey));
+            COMMIT;
+            """)
+        defer { cycle.wait() }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        let first = Task {
+            try await node.appendAudit(AuditEvent(actor: "system test", action: "first", result: "ok", subjectReference: nil))
+        }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 2 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        // p queues before q, so that p appends its entry before q waits for q's row.
+        let pWrite = Task { try await Self.audited("checkup-p") { try await Self.commitCheckup(node, p, note: "p1", stamp: pStamp) } }
+        try await Task.sleep(for: .milliseconds(200))
+        let qWrite = Task { try await Self.audited("checkup-q") { try await Self.commitCheckup(node, q, note: "q1", stamp: qStamp) } }
+        try await Task.sleep(for: .milliseconds(200))
+        try nodes.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'")
+        try await first.value
+        // The batch of p and q holds the chain's lock and waits for q's row: close the cycle.
+        try await Self.waitUntil(nodes, "SELECT count(*) >= 1 FROM pg_locks WHERE locktype <> 'advisory' AND NOT granted")
+        try nodes.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate'")
+        try await pWrite.value
+        try await qWrite.value
+
+        let deadlocks = Int(try nodes.sql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")) ?? -1
+        #expect(deadlocks > deadlocksBefore, "the scenario did not produce its deadlock")
+        #expect(try await Nodes.notes(node, p, clinic: Nodes.clinicA) == ["p1"])
+        #expect(try await Nodes.notes(node, q, clinic: Nodes.clinicA) == ["q1"])
+        let actions = try await node.auditEntries(after: 0, limit: 10_000).map(\.action)
+        #expect(actions.filter { $0 == "checkup-p" }.count == 1, "\(actions)")
+        #expect(actions.filter { $0 == "checkup-q" }.count == 1, "\(actions)")
+        #expect(try await node.verifyAudit().ok)
+    }
+
+    /// Polls `sql` until it answers `t` (at most 30 s).
+    static func waitUntil(_ nodes: PostgresNodes, _ sql: String) async throws {
+        for _ in 0..<600 {
+            if try nodes.sql(sql) == "t" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw StorageError.database(reason: "timed out waiting for: \(sql)")
+    }
+}
