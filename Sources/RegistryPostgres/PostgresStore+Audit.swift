@@ -11,14 +11,15 @@ import RegistryKeyring
 /// Why one chain and not one per node: every node holds the same keyring, so each can sign the
 /// shared chain's checkpoints with the same audit key; one chain keeps `anonreg audit verify`,
 /// exports and the subject's own access log exactly as on SQLite; and the order of the entries
-/// is the order in which their effects committed, across nodes. The price is that every audited
-/// write holds the chain's lock from its append to its COMMIT, which serialises the ends of
-/// writes as SQLite's single writer does; a registry does a few writes a second.
+/// is the order in which their effects committed, across nodes. The price is that the chain's
+/// lock is held from the append to the COMMIT, serialising the ends of writes as SQLite's
+/// single writer does: group commit (PostgresGroupCommit.swift) makes that one hold per batch.
 ///
-/// The lock is `pg_advisory_xact_lock(auditLockKey)`, taken as the last step of a write, after
-/// its subject row and counters: the holder waits for nothing else, so no cycle of waits can
-/// form. At READ COMMITTED, the head read after the lock is granted is the previous holder's
-/// committed entry.
+/// The lock is `pg_advisory_xact_lock(auditLockKey)`. A batch takes it first, before any row,
+/// and each append takes it again (granted at once to its holder): batches of different nodes
+/// queue on it before they touch anything else, so no cycle of waits forms between them. At
+/// READ COMMITTED, the head read after the lock is granted is the previous holder's committed
+/// entry.
 extension PostgresStore {
     /// The bytes of "ANRGAUDT" as a big-endian signed 64-bit integer (0x414E524741554454).
     public static let auditLockKey: Int64 = 0x414E_5247_4155_4454

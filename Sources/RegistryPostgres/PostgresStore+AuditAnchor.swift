@@ -63,6 +63,12 @@ extension PostgresStore {
         guard anchor.verify(publicKey: keyring.auditSigningKey.publicKey) else {
             throw .unusableDatabase(path: path, reason: "the audit anchor's signature does not verify with this keyring's audit key")
         }
+        // A restore recorded by `anonregd --record-restore` (PostgresStore+AuditRestore.swift),
+        // signed and continuing after this node's anchor: the anchor follows it.
+        if try await signedRestore(after: anchor.seq) != nil {
+            await refreshAuditAnchor()
+            return
+        }
         let logger = self.logger
         let (entryHash, checkpointHash, last) = try await read { connection in
             let entry = try await connection.row("SELECT hash FROM audit_entry WHERE seq = \(anchor.seq)", logger: logger)
@@ -77,7 +83,7 @@ extension PostgresStore {
             throw .unusableDatabase(
                 path: database,
                 reason:
-                    "its audit log (newest entry \(last)) lacks entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off, or the database was restored from an older copy (docs/OPERATIONS.md §PostgreSQL, restoring)"
+                    "its audit log (newest entry \(last)) lacks entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off, or the database was restored from an older copy without `anonregd --record-restore` (docs/OPERATIONS.md §PostgreSQL and several nodes, \"Restoring\")"
             )
         }
         guard hash == anchor.hash else {

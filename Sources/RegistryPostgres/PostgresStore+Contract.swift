@@ -59,8 +59,8 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
     /// On PostgreSQL the database is not trusted to pick that checkpoint: its signature must
     /// verify with the audit key and its hash must be the chain's entry at its seq, or nothing is
     /// pruned (a database administrator who backdates a checkpoint's `at` cannot have anonreg
-    /// delete the history for them). Lock order as every write (PostgresStore+Transactions.swift):
-    /// the rows first (`audit_subject`, which an erasure also deletes), the chain's lock last.
+    /// delete the history for them). It runs in a batch like every audited write, so the chain's
+    /// lock is held before it deletes any row (PostgresGroupCommit.swift).
     public func pruneAudit(olderThan cutoff: String) async throws(StorageError) -> Int {
         let keyring = self.keyring
         let logger = self.logger

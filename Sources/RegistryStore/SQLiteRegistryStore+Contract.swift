@@ -29,6 +29,15 @@ extension SQLiteRegistryStore: AuditStorage, StatisticsReleaseStorage, KeyMainte
     }
 
     /// SQLite: the WAL truncation after an erasure that a long reader prevented.
+    /// A SQLite registry is restored by `anonreg backup restore`, which records the restore
+    /// itself; a file copied into place by hand is refused at start.
+    public func recordDatabaseRestore(actor: String) async throws(StorageError) -> AuditChain.Checkpoint {
+        throw .database(
+            reason:
+                "a SQLite registry is restored with `anonreg backup restore`, which records the restore itself: docs/OPERATIONS.md §Backups"
+        )
+    }
+
     public func retryPendingErasureCleanup() async -> Bool {
         await retryPendingWALTruncation()
     }

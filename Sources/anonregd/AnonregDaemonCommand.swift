@@ -20,6 +20,11 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
             --check-config checks everything a start would (the configuration, the service user, \
             the socket directory, the keyring and its passphrase, the database and the erasure \
             ledger) with the same messages, writes nothing, and exits 0 or 2.
+
+            --record-restore, after a PostgreSQL registry's database was restored with pg_restore \
+            or a base backup, records the restore in the audit log, signed, and moves this node's \
+            audit anchor, so that every node starts again on the restored log. Run it on one node \
+            while no node serves (docs/OPERATIONS.md §PostgreSQL and several nodes).
             """,
         version: BuildInfo.versionText(AnonregVersion.software)
     )
@@ -30,7 +35,19 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Check the configuration, keyring and database as a start would, change nothing, and exit (0 valid, 2 not).")
     var checkConfig = false
 
+    @Flag(name: .long, help: "After a restore of a PostgreSQL registry's database, record it in the audit log and exit.")
+    var recordRestore = false
+
+    func validate() throws {
+        if checkConfig && recordRestore { throw ValidationError("--check-config and --record-restore cannot be combined") }
+    }
+
     func run() async throws {
+        if recordRestore {
+            let exit = await Daemon.recordRestore(configPath: config, backend: ConfiguredBackend())
+            if exit != .ok { throw ExitCode(exit.rawValue) }
+            return
+        }
         if checkConfig {
             let exit = await Daemon.checkConfig(configPath: config, backend: ConfiguredBackend())
             if exit != .ok { throw ExitCode(Daemon.Exit.config.rawValue) }

@@ -10,6 +10,14 @@ public protocol StorageLifecycle: Sendable {
     /// (docs/CRYPTO.md §Audit, "Anchor"). A failure here is a database problem.
     func checkAuditAnchor() async throws(StorageError)
 
+    /// After an operator restored the backend's database with the database's own tools (on
+    /// PostgreSQL, `pg_restore` or a base backup): records the restore in the audit log as a
+    /// signed entry numbered after everything the registry can have issued, so that the anchor
+    /// beside every node's keyring accepts the restored log (docs/CRYPTO.md §Audit, "Restores").
+    /// Returns the restore's signed checkpoint. A backend whose restores anonreg makes itself
+    /// (SQLite: `anonreg backup restore`) refuses.
+    func recordDatabaseRestore(actor: String) async throws(StorageError) -> AuditChain.Checkpoint
+
     /// Upkeep after erasures, every few minutes: retries removing erased bytes that the backend's
     /// own log may still hold (SQLite: truncating the WAL a long reader kept), or takes in the
     /// erasures other nodes made (PostgreSQL). Returns whether erased bytes may remain.
