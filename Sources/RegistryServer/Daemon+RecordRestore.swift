@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import RegistryConfig
 import RegistryCore
-import RegistryFormats
 import RegistryKeyring
 
 extension Daemon {
