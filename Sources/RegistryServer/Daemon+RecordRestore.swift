@@ -19,6 +19,13 @@ extension Daemon {
             fail("configuration: \(error)")
             return .config
         }
+        // Before anything is opened: on SQLite, restores are anonreg's own and record themselves.
+        guard config.storage != .sqlite else {
+            fail(
+                "database: a SQLite registry is restored with `anonreg backup restore`, which records the restore itself; --record-restore is for a PostgreSQL registry restored with PostgreSQL's tools"
+            )
+            return .database
+        }
         if let problem = serviceUserProblem(config) {
             fail("configuration: \(problem)")
             return .config

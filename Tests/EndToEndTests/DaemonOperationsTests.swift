@@ -90,6 +90,19 @@ import Testing
         #expect(live.stdout.contains("answers on \(d.socket) now"))
     }
 
+    /// `--record-restore` is for a PostgreSQL registry restored with PostgreSQL's tools: on
+    /// SQLite it refuses (exit 4), names `anonreg backup restore`, and touches nothing.
+    @Test func recordRestoreRefusesOnSQLiteAndTouchesNothing() throws {
+        let d = try DaemonHarness()
+        let before = Self.snapshot(d.stateDir)
+        let record = try Binaries.run("anonregd", ["--record-restore", "--config", d.configPath])
+        #expect(record.status == 4, "\(record.stdout) \(record.stderr)")
+        #expect(record.stderr.contains("anonreg backup restore"), "\(record.stderr)")
+        #expect(Self.snapshot(d.stateDir) == before)
+        let both = try Binaries.run("anonregd", ["--record-restore", "--check-config", "--config", d.configPath])
+        #expect(both.status == 2, "\(both.stderr)")
+    }
+
     /// Each thing a start refuses, --check-config refuses with the start's own message, exit 2,
     /// and leaves the state as it found it.
     @Test(arguments: [
