@@ -250,9 +250,13 @@ extension PostgresStore {
 
     /// Verifies the whole chain, every node's entries, against the keyring's audit public key
     /// and the checkpoint interval, in one snapshot. It streams: constant memory for any length.
+    /// Verifies the whole chain against the audit key, the checkpoint interval, and this
+    /// node's anchor: a chain cut off before the anchor's entry, however consistent what is left,
+    /// fails (`PostgresAuditTamperTests.aSwapAndACutTailAreCaught`).
     public func verifyAudit() async throws(StorageError) -> AuditChain.Report {
         let publicKey = keyring.auditSigningKey.publicKey
         let interval = auditCheckpointEvery
+        let anchor = try AuditChain.Checkpoint.anchor(in: keyring.source.directory)
         let logger = self.logger
         return try await read { connection in
             let bounds = try await connection.row("SELECT count(*), min(seq), max(seq) FROM audit_entry", logger: logger)
@@ -268,7 +272,7 @@ extension PostgresStore {
             }
             var verifier = AuditChain.Verifier(
                 checkpoints: try await Self.checkpoints(connection, after: -1, through: .max, logger: logger), publicKey: publicKey,
-                entries: Int(count), firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval, anchor: nil)
+                entries: Int(count), firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval, anchor: anchor)
             let rows = try await connection.send(
                 "SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq", logger: logger)
             for try await row in rows {

@@ -64,6 +64,41 @@ struct PostgresAuditTamperTests {
         #expect(try nodes.sql("SELECT count(*) FROM audit_checkpoint;") == checkpoints)
     }
 
+    /// Two entries swapped in place (each keeping the other's number and hashes), and the tail
+    /// cut off with its checkpoints: `audit verify` catches both, and a node refuses to start on
+    /// the cut chain, whose end is now before its anchor. Fails when verification or the start
+    /// trusts the chain's own end.
+    @Test func aSwapAndACutTailAreCaught() async throws {
+        let nodes = try PostgresNodes()
+        let a = try await nodes.node(checkpointEvery: 5)
+        defer { Task { await a.close() } }
+        let receipt = try await PostgresNodes.enrol(a)
+        try await Self.audited(a, receipt.caseHandle, count: 12)
+        _ = try await a.checkpointAudit()
+        #expect(try await a.verifyAudit().ok)
+        let anchor = try #require(try Self.anchorSeq(nodes))
+        #expect(anchor >= 12)
+
+        let swap = """
+            UPDATE audit_entry e SET at = o.at, actor = o.actor, action = o.action, result = o.result, subject_commit = o.subject_commit
+            FROM audit_entry o WHERE (e.seq, o.seq) IN ((3, 4), (4, 3));
+            """
+        try nodes.sql("CREATE TABLE saved AS SELECT * FROM audit_entry WHERE seq IN (3, 4);")
+        try nodes.sql("UPDATE audit_entry SET action = 'a-' || seq WHERE seq IN (3, 4);")
+        try nodes.sql(swap)
+        #expect(try await a.verifyAudit().ok == false, "a swap of two entries")
+        try nodes.sql(
+            "DELETE FROM audit_entry WHERE seq IN (3, 4); INSERT INTO audit_entry SELECT * FROM saved; DROP TABLE saved;")
+        #expect(try await a.verifyAudit().ok)
+
+        // The tail after entry 8 is cut, with every checkpoint after it: what is left is a
+        // consistent chain, signed up to entry 5, that merely ends early.
+        try nodes.sql(
+            "DELETE FROM audit_subject WHERE seq > 8; DELETE FROM audit_checkpoint WHERE seq > 8; DELETE FROM audit_entry WHERE seq > 8;")
+        #expect(try await a.verifyAudit().ok == false, "a chain cut before its anchor")
+        await #expect(throws: StorageError.self, "a start on a cut chain") { try await a.checkAuditAnchor() }
+    }
+
     /// A checkpoint whose time was backdated (so that a prune would take the whole history) is
     /// not a prune's anchor: nothing is deleted. Fails when the prune trusts `at`.
     @Test func aBackdatedCheckpointPrunesNothing() async throws {
