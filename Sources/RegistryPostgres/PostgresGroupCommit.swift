@@ -112,18 +112,23 @@ final class PostgresGroupCommit: Sendable {
                 }
                 try await connection.send("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
                 do {
-                    // The chain's lock first (see the type's comment); each write's own append
-                    // takes it again, which the holder is granted at once.
+                    // The chain's lock first (see the type's comment).
                     try await connection.send("SELECT pg_advisory_xact_lock(\(PostgresStore.auditLockKey))", logger: logger)
+                    let chain = BatchChain()
                     for item in batch {
+                        // Not released: a savepoint per write nests in the one before, and
+                        // ROLLBACK TO names the newest. Released or not, each write's
+                        // subtransaction id counts until COMMIT, so a batch stays within the 64
+                        // a server process caches (`maxBatch`).
                         try await connection.send("SAVEPOINT anonreg_write", logger: logger)
-                        if let error = await item.run(connection) {
+                        if let error = await BatchChain.$current.withValue(chain, operation: { await item.run(connection) }) {
                             // A lost connection, a deadlock or a serialization failure is the
                             // batch's; anything else is this write's alone.
                             if Self.failsTheBatch(error) { throw error }
                             try await connection.send("ROLLBACK TO SAVEPOINT anonreg_write", logger: logger)
+                            // What it appended is gone: the next append reads the head again.
+                            chain.head = nil
                         }
-                        try await connection.send("RELEASE SAVEPOINT anonreg_write", logger: logger)
                     }
                     try connection.requireOpen()
                     try await connection.send("COMMIT", logger: logger)
@@ -142,6 +147,16 @@ final class PostgresGroupCommit: Sendable {
         default: false
         }
     }
+}
+
+/// The batch a write runs in, as its audit append sees it (a task-local the drain sets around
+/// each write): the chain's lock is held already, and `head` is the chain's head after the
+/// batch's last append, unless a write was rolled back since. Touched only by the drain task,
+/// one write after another.
+final class BatchChain: @unchecked Sendable {
+    @TaskLocal static var current: BatchChain?
+
+    var head: (seq: Int64, hash: [UInt8])?
 }
 
 /// One queued write, as the drain task sees it.

@@ -15,11 +15,12 @@ import RegistryKeyring
 /// lock is held from the append to the COMMIT, serialising the ends of writes as SQLite's
 /// single writer does: group commit (PostgresGroupCommit.swift) makes that one hold per batch.
 ///
-/// The lock is `pg_advisory_xact_lock(auditLockKey)`. A batch takes it first, before any row,
-/// and each append takes it again (granted at once to its holder): batches of different nodes
-/// queue on it before they touch anything else, so no cycle of waits forms between them. At
-/// READ COMMITTED, the head read after the lock is granted is the previous holder's committed
-/// entry.
+/// The lock is `pg_advisory_xact_lock(auditLockKey)`. A batch takes it first, before any row:
+/// batches of different nodes queue on it before they touch anything else, so no cycle of waits
+/// forms between them. At READ COMMITTED, the head read after the lock is granted is the
+/// previous holder's committed entry; within the batch, each append passes its entry on as the
+/// next one's head (`BatchChain`), and a write rolled back to its savepoint makes the next
+/// append read the head again.
 extension PostgresStore {
     /// The bytes of "ANRGAUDT" as a big-endian signed 64-bit integer (0x414E524741554454).
     public static let auditLockKey: Int64 = 0x414E_5247_4155_4454
@@ -49,11 +50,18 @@ extension PostgresStore {
     static func appendChained(
         _ connection: PostgresConnection, event: AuditEvent, checkpointEvery: Int, keyring: Keyring, logger: Logger
     ) async throws {
-        try await connection.send("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
+        // In a batch (PostgresGroupCommit.swift) the lock is held and the head may be known.
+        let batch = BatchChain.current
+        if batch == nil { try await connection.send("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger) }
         let at = AuditChain.timestamp()
         let seq: Int64
         let previous: [UInt8]
-        if let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger) {
+        if let head = batch?.head {
+            let (next, overflow) = head.seq.addingReportingOverflow(1)
+            guard !overflow else { throw StorageError.integrity(what: "audit chain (a sequence number no anonreg writes)") }
+            seq = next
+            previous = head.hash
+        } else if let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger) {
             let cells = head.makeRandomAccess()
             // A head at Int64.max is no number anonreg gives out: refused, never a trap.
             let (next, overflow) = try cells[0].decode(Int64.self).addingReportingOverflow(1)
@@ -95,6 +103,7 @@ extension PostgresStore {
         if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
             try await insertCheckpoint(connection, seq: seq, hash: hash, keyring: keyring, interval: checkpointEvery, logger: logger)
         }
+        batch?.head = (seq, hash)
     }
 
     static func subjectExists(_ connection: PostgresConnection, key: [UInt8]?, logger: Logger) async throws -> Bool {

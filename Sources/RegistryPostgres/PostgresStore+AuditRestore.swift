@@ -61,6 +61,7 @@ extension PostgresStore {
                 VALUES (\(seq), \(at), \(actor), \(AuditChain.restoreAction), \(result), NULL, \(previous.bytea), \(hash.bytea))
                 """, logger: logger)
             try await Self.insertCheckpoint(connection, seq: seq, hash: hash, keyring: keyring, interval: every, logger: logger)
+            BatchChain.current?.head = (seq, hash)
             guard let checkpoint = try await Self.checkpoints(connection, after: seq - 1, through: seq, logger: logger).first else {
                 throw StorageError.database(reason: "the restore's audit checkpoint was not written")
             }
