@@ -150,17 +150,47 @@ extension PostgresStore {
     /// tables that held erased subjects, so that their dead tuples and index entries are pruned
     /// and their pages compacted, which overwrites what the compaction moves live tuples over,
     /// without waiting for autovacuum. It takes no lock that stops reads or writes, and skips a
-    /// table another session locks (it runs again at the next cleanup).
+    /// table another session holds for VACUUM or DDL (autovacuum, another node's cleanup).
+    /// A skipped table is seen by its `vacuum_count`, which did not move: the cleanup is then
+    /// still pending and runs again at the next one.
     /// Returns whether it succeeded (or had nothing to do).
     func vacuumAfterErasures() async -> Bool {
         guard erasedSinceVacuum.exchange(false, ordering: .relaxed) else { return true }
         do {
+            let before = try await vacuumCounts()
             try await client.query("VACUUM (SKIP_LOCKED) subject, case_link, record", logger: logger)
+            let after = try await vacuumCounts()
+            let skipped = Self.vacuumedTables.filter { (after[$0] ?? 0) <= (before[$0] ?? 0) }
+            guard skipped.isEmpty else {
+                erasedSinceVacuum.store(true, ordering: .relaxed)
+                logger.notice(
+                    "the cleanup VACUUM after erasures skipped a table another session held; it runs again at the next cleanup",
+                    metadata: ["tables": "\(skipped.joined(separator: ", "))"])
+                return false
+            }
             return true
         } catch {
             erasedSinceVacuum.store(true, ordering: .relaxed)
             logger.error("the cleanup VACUUM after erasures failed", metadata: ["error": "\(PostgresErrors.statementError(error))"])
             return false
         }
+    }
+
+    static let vacuumedTables = ["subject", "case_link", "record"]
+
+    /// How many times each of `vacuumedTables` was vacuumed by hand (not by autovacuum), as the
+    /// server's statistics count them: a VACUUM counts when it ends, so a table it skipped keeps
+    /// its count.
+    private func vacuumCounts() async throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        for try await (table, count) in try await client.query(
+            """
+            SELECT relname::text, vacuum_count FROM pg_stat_user_tables
+            WHERE schemaname = current_schema() AND relname IN ('subject', 'case_link', 'record')
+            """, logger: logger
+        ).decode((String, Int64).self) {
+            counts[table] = count
+        }
+        return counts
     }
 }
