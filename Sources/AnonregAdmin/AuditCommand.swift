@@ -48,6 +48,9 @@ public struct AuditCommand: ParsableCommand {
                 report = try AuditCommand.verifyExport(export, publicKey: publicKey, keyringJSON: keyringJson, interval: interval)
                 raw = (try? JSONEncoder().encode(report)) ?? Data()
             } else if let stateDir {
+                try OfflineAccess.requireSQLite(
+                    config: config, stateDirectory: stateDir, command: "anonreg audit verify --state-dir",
+                    instead: "ask a running node: `anonreg audit verify` without --state-dir")
                 let keys = keysDir ?? stateDir + "/keys"
                 try OfflineAccess.workAsOwner(stateDirectory: stateDir, keysDirectory: keys)
                 let publicKey: [UInt8]

@@ -326,6 +326,11 @@ public struct BackupCommand: ParsableCommand {
         func run() throws {
             umask(0o077)
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
+            try OfflineAccess.requireSQLite(
+                config: config, stateDirectory: dir, command: "anonreg backup restore",
+                instead:
+                    "restore the database with PostgreSQL's tools, then run `anonregd --record-restore` on one node (docs/OPERATIONS.md §PostgreSQL and several nodes, \"Restoring\")"
+            )
             let keys = keysDir ?? dir + "/keys"
             // What only root may read is opened first; then, run by root, the restore works as
             // the state directory's owner, so the database it installs stays the daemon's.

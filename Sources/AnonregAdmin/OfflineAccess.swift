@@ -35,6 +35,23 @@ enum OfflineAccess {
     }
 }
 
+extension OfflineAccess {
+    /// The offline commands read a stopped state directory's SQLite file. A registry whose
+    /// configuration names PostgreSQL keeps nothing there (`anonreg init` leaves an empty file
+    /// behind), so they refuse rather than report on that file: an "audit log OK" or a release
+    /// from it would be about no registry at all (docs/OPERATIONS.md §PostgreSQL and several
+    /// nodes). `instead` says what to do.
+    static func requireSQLite(config path: String?, stateDirectory: String, command: String, instead: String) throws {
+        let path = path ?? stateDirectory + "/anonreg.toml"
+        guard FileManager.default.fileExists(atPath: path), let config = try? DaemonConfig.load(path: path),
+            case .postgresql = config.storage
+        else { return }
+        throw CLIFailure.refused(
+            "\(path) names a PostgreSQL registry ([storage] backend = \"postgresql\"): `\(command)` works offline only on a SQLite registry's state directory; \(instead)"
+        )
+    }
+}
+
 /// An input file named on the command line, opened before the command gives up root: `-` is
 /// standard input.
 struct InputFile: ~Copyable {

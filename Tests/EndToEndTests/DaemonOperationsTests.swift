@@ -103,6 +103,34 @@ import Testing
         #expect(both.status == 2, "\(both.stderr)")
     }
 
+    /// The offline commands read the state directory's SQLite file. On a node whose
+    /// configuration names PostgreSQL that file is an empty leftover of `anonreg init`: each
+    /// refuses (exit 3), says what to do instead, and touches nothing, rather than report "audit
+    /// log OK" or release statistics about no registry at all.
+    @Test func offlineCommandsRefuseAPostgreSQLRegistry() throws {
+        let d = try DaemonHarness()
+        let text = try String(contentsOfFile: d.configPath, encoding: .utf8)
+        try
+            (text
+            + "\n[storage]\nbackend = \"postgresql\"\n\n[postgres]\nsocket_dir = \"/run/postgresql\"\npassword_file = \"/etc/anonreg/pg\"\n")
+            .write(toFile: d.configPath, atomically: true, encoding: .utf8)
+        let backup = d.stateDir + "/../a-backup.anonreg-backup"
+        FileManager.default.createFile(atPath: backup, contents: Data("not read".utf8))
+        let before = Self.snapshot(d.stateDir)
+        for (arguments, instead) in [
+            (["audit", "verify", "--state-dir", d.stateDir], "without --state-dir"),
+            (["stats", "--state-dir", d.stateDir], "without --state-dir"),
+            (["backup", "restore", backup, "--state-dir", d.stateDir], "anonregd --record-restore"),
+        ] {
+            let run = try Binaries.run("anonreg", arguments)
+            #expect(run.status == 3, "\(arguments): \(run.stdout) \(run.stderr)")
+            #expect(run.stderr.contains("names a PostgreSQL registry"), "\(arguments): \(run.stderr)")
+            #expect(run.stderr.contains(instead), "\(arguments): \(run.stderr)")
+            #expect(!run.stdout.contains("OK"), "\(arguments): \(run.stdout)")
+        }
+        #expect(Self.snapshot(d.stateDir) == before)
+    }
+
     /// Each thing a start refuses, --check-config refuses with the start's own message, exit 2,
     /// and leaves the state as it found it.
     @Test(arguments: [
