@@ -25,11 +25,17 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         /// certificate for the name `localhost` only (no IP address) from a CA made for this
         /// cluster (`caFile`).
         public var tls: Bool
-        public init(fsync: Bool = true, synchronousCommit: String = "on", fullPageWrites: Bool = true, tls: Bool = false) {
+        /// Also listen on 127.0.0.1 (a free port) without TLS (`host`, `ssl = off`): a server
+        /// that a client requiring TLS must refuse.
+        public var plainTCP: Bool
+        public init(
+            fsync: Bool = true, synchronousCommit: String = "on", fullPageWrites: Bool = true, tls: Bool = false, plainTCP: Bool = false
+        ) {
             self.fsync = fsync
             self.synchronousCommit = synchronousCommit
             self.fullPageWrites = fullPageWrites
             self.tls = tls
+            self.plainTCP = plainTCP
         }
     }
 
@@ -108,7 +114,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         caFile = clientDirectory + "/ca.crt"
         unrelatedCAFile = clientDirectory + "/unrelated-ca.crt"
         do {
-            port = settings.tls ? try Self.freeLoopbackPort() : Self.socketOnlyPort
+            port = settings.tls || settings.plainTCP ? try Self.freeLoopbackPort() : Self.socketOnlyPort
         } catch {
             Self.stopAndDelete(directory: directory, runAs: runAs)
             throw error
@@ -144,7 +150,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         let conf = """
 
             # ThrowawayPostgres (Tests/AnonregTestSupport)
-            listen_addresses = '\(settings.tls ? "127.0.0.1" : "")'
+            listen_addresses = '\(settings.tls || settings.plainTCP ? "127.0.0.1" : "")'
             unix_socket_directories = '\(directory)'
             port = \(port)
             fsync = \(settings.fsync ? "on" : "off")
@@ -164,6 +170,8 @@ public final class ThrowawayPostgres: @unchecked Sendable {
             try makeCertificates(data: data)
             try append("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n", to: data + "/postgresql.conf")
             hba += "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+        } else if settings.plainTCP {
+            hba += "host all all 127.0.0.1/32 scram-sha-256\n"
         }
         try Data(hba.utf8).write(to: URL(fileURLWithPath: data + "/pg_hba.conf"))
         try runChecked("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-s", "start"])

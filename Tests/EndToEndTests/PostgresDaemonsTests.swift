@@ -304,6 +304,42 @@ struct PostgresDaemonsTests {
                 == "invoices")
     }
 
+    /// Over TCP the database must offer TLS and a certificate that chains to `ca_file` and names
+    /// the host: a server whose certificate comes from another CA, and a server that offers no
+    /// TLS at all, are each refused before a password is sent: exit 4, a message that says which,
+    /// and the database left as it was.
+    @Test func aNodeWhoseDatabaseFailsTLSSaysWhyAndChangesNothing() throws {
+        let tls = try ThrowawayPostgres(.init(tls: true))
+        let plain = try ThrowawayPostgres(.init(plainTCP: true))
+        for (cluster, caFile, what, says) in [
+            (tls, tls.unrelatedCAFile, "a certificate of another CA", "CERTIFICATE_VERIFY_FAILED"),
+            (plain, tls.caFile, "no TLS", "the server does not offer TLS"),
+        ] {
+            let d = try DaemonHarness { config in
+                config + """
+
+                    [storage]
+                    backend = "postgresql"
+
+                    [postgres]
+                    host = "localhost"
+                    port = \(cluster.port)
+                    ca_file = "\(caFile)"
+                    database = "\(cluster.database)"
+                    user = "\(cluster.user)"
+                    password_file = "\(cluster.passwordFile)"
+                    connect_timeout_seconds = 30
+                    """
+            }
+            let refused = d.startExpectingRefusal()
+            #expect(refused.status == 4, "\(what): \(refused.log)")
+            #expect(refused.log.contains(says), "\(what): \(refused.log)")
+            #expect(
+                try cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", database: cluster.database) == "0",
+                "\(what)")
+        }
+    }
+
     /// `--check-config` reports the PostgreSQL database as a start would find it, writing nothing.
     @Test func checkConfigInspectsTheDatabaseWithoutWriting() throws {
         let cluster = try ThrowawayPostgres()
