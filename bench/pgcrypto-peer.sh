@@ -40,62 +40,17 @@ done
 [ -e /usr/share/postgresql/15/extension/pgcrypto.control ] || skip "the pgcrypto extension is missing"
 command -v python3 >/dev/null || skip "python3 is missing (it summarises pgbench's logs)"
 
-# PostgreSQL refuses to run as root. As root, every PostgreSQL program (pgbench too, so that peer
-# authentication lets it in) runs as the unprivileged user the Debian package creates, as
-# Tests/AnonregTestSupport/ThrowawayPostgres.swift does; otherwise as the caller.
-if [ "$(id -u)" -eq 0 ]; then
-    runas=postgres
-    getent passwd "$runas" >/dev/null || runas=nobody
-    uid="$(id -u "$runas")"
-    gid="$(id -g "$runas")"
-else
-    runas="$(id -un)"
-fi
-
-dir="$(mktemp -d /tmp/anonreg-pgpeer.XXXXXX)"
-as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then
-        setpriv --reuid="$uid" --regid="$gid" --clear-groups -- env -i PATH=/usr/bin:/bin LC_ALL=C HOME="$dir" "$@"
-    else
-        env LC_ALL=C HOME="$dir" "$@"
-    fi
-}
-# Always torn down, also when a step fails or the run is interrupted.
-cleanup() {
-    if [ -e "$dir/data/postmaster.pid" ]; then
-        as_pg "$pgbin/pg_ctl" -D "$dir/data" -m immediate -w -t 30 -s stop >/dev/null 2>&1 || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+cluster_label="bench/pgcrypto-peer.sh"
+cluster_socket_mode=0700
+# shellcheck source=bench/postgres-cluster.sh
+. "$here/postgres-cluster.sh"
 cp "$here"/pgcrypto-peer/*.sql "$dir/"
 [ "$(id -u)" -eq 0 ] && chown -R "$uid:$gid" "$dir"
-chmod 0700 "$dir"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 echo "pgcrypto peer: PostgreSQL $("$pgbin/postgres" --version | sed 's/^postgres (PostgreSQL) //'), $subjects subjects, clients $clients, $seconds s per phase, load average $load_before, scratch $dir"
 
-as_pg "$pgbin/initdb" -D "$dir/data" -U "$runas" --auth-local=peer --auth-host=reject --no-locale --encoding=UTF8 \
-    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; exit 1; }
-# Durable as anonreg is (every commit reaches the disk before it is answered); Unix socket only.
-as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<EOF
-
-# bench/pgcrypto-peer.sh
-listen_addresses = ''
-unix_socket_directories = '$dir'
-port = 5432
-fsync = on
-synchronous_commit = on
-full_page_writes = on
-shared_buffers = 128MB
-max_connections = 100
-logging_collector = off
-EOF
-as_pg "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s start || { cat "$dir/server.log"; exit 1; }
-psql() { as_pg "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p 5432 -U "$runas" "$@"; }
 psql -d postgres -c "CREATE DATABASE peer"
 started=$(date +%s%N)
 psql -d peer -v subjects="$subjects" -f "$dir/schema.sql"

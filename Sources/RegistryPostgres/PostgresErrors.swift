@@ -30,10 +30,11 @@ enum PostgresErrors {
     }
 
     /// SQLSTATEs that mean the server cannot serve now, not that the statement was wrong:
-    /// class 08 (connection exception), 57P01 to 57P03 (shut down, crashed, starting up) and
-    /// 53300 (too many connections).
+    /// class 08 (connection exception), 57P01 to 57P03 (shut down, crashed, starting up), 53300
+    /// (too many connections), and a batch's bounded waits running out (PostgresGroupCommit):
+    /// 55P03 (lock_timeout) and 57014 (statement_timeout).
     static func isUnavailableState(_ state: String) -> Bool {
-        state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+        state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "55P03", "57014"].contains(state)
     }
 
     /// Why the database is out of reach, if `error` says so: a connection closed or refused, a

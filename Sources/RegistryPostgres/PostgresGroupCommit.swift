@@ -48,31 +48,55 @@ final class PostgresGroupCommit: Sendable {
     /// Batches committed so far, and the writes they held (benchmarks and tests).
     var counts: (commits: Int, writes: Int) { (commits.load(ordering: .relaxed), writes.load(ordering: .relaxed)) }
 
-    /// Runs `body` in the next batch and returns its value once that batch committed.
+    /// How long a write may wait in the queue for its batch before it is answered 503
+    /// `storage_unavailable` and never run. Far above a busy node's queue (a batch of 64 takes
+    /// tens of milliseconds), below a client's patience: a batch stuck on a database that
+    /// stopped answering then holds up only its own writes, for this long at most.
+    static let queueWait: Duration = .seconds(30)
+
+    /// Set at the start of each batch's transaction, so that no wait in it is unbounded: a lock
+    /// held elsewhere (another node's batch, a database administrator's session) for 10 s, or a
+    /// statement the server runs for 30 s, fails the batch `unavailable` (SQLSTATE 55P03,
+    /// 57014). Deadlocks are found sooner (PostgreSQL's `deadlock_timeout`, 1 s by default).
+    static let batchLimits = "SELECT set_config('lock_timeout', '10s', true), set_config('statement_timeout', '30s', true)"
+
+    /// Runs `body` in the next batch and returns its value once that batch committed. A write
+    /// still queued after `queueWait`, or whose caller is cancelled while it is queued, is
+    /// answered at once and never run; once its batch took it, it is answered only after the
+    /// batch's COMMIT (or its failure).
     func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let pending = PendingWrite(body: body, continuation: continuation)
-            let lane = RequestLane.current ?? RequestLane.system
-            let startDrain = state.withLock { state -> Bool in
-                state.lanes.append(pending, lane: lane)
-                guard !state.draining else { return false }
-                state.draining = true
-                return true
+        let pending = PendingWrite(body: body)
+        let lane = RequestLane.current ?? RequestLane.system
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard pending.attach(continuation) else { return }
+                let startDrain = state.withLock { state -> Bool in
+                    state.lanes.append(pending, lane: lane)
+                    guard !state.draining else { return false }
+                    state.draining = true
+                    return true
+                }
+                // Detached: the drain serves every caller, and inherits no caller's
+                // cancellation or task-locals.
+                if startDrain { Task.detached { await self.drain() } }
+                pending.startTimer(after: Self.queueWait)
             }
-            // Detached: the drain serves every caller, and inherits no caller's cancellation or
-            // task-locals.
-            if startDrain { Task.detached { await self.drain() } }
+        } onCancel: {
+            pending.abandon(CancellationError())
         }
     }
 
     private func drain() async {
         while true {
-            let batch = state.withLock { state -> [any PendingPostgresWrite] in
+            let taken = state.withLock { state -> [any PendingPostgresWrite] in
                 let batch = state.lanes.take(Self.maxBatch)
                 if batch.isEmpty { state.draining = false }
                 return batch
             }
-            if batch.isEmpty { return }
+            if taken.isEmpty { return }
+            // Writes that waited too long, or whose callers went away, were answered already.
+            let batch = taken.filter { $0.claim() }
+            if batch.isEmpty { continue }
             let failure = await commit(batch)
             if failure == nil {
                 commits.add(1, ordering: .relaxed)
@@ -112,6 +136,7 @@ final class PostgresGroupCommit: Sendable {
                 }
                 try await connection.send("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
                 do {
+                    try await connection.send(PostgresQuery(unsafeSQL: Self.batchLimits), logger: logger)
                     // The chain's lock first (see the type's comment).
                     try await connection.send("SELECT pg_advisory_xact_lock(\(PostgresStore.auditLockKey))", logger: logger)
                     let chain = BatchChain()
@@ -130,6 +155,9 @@ final class PostgresGroupCommit: Sendable {
                             chain.head = nil
                         }
                     }
+                    // A COMMIT of a transaction that an error left aborted answers ROLLBACK, not
+                    // an error: a statement first makes sure that no write swallowed one.
+                    try await connection.send("SELECT 1", logger: logger)
                     try connection.requireOpen()
                     try await connection.send("COMMIT", logger: logger)
                 } catch {
@@ -161,27 +189,93 @@ final class BatchChain: @unchecked Sendable {
 
 /// One queued write, as the drain task sees it.
 private protocol PendingPostgresWrite: AnyObject, Sendable {
+    /// The drain takes the write into its batch: false if it was answered already (it waited
+    /// too long, or its caller was cancelled).
+    func claim() -> Bool
     /// Runs the write on the batch's connection; returns its error, if it failed.
     func run(_ connection: PostgresConnection) async -> (any Error)?
     func finish(commitError: StorageError?)
 }
 
-/// One queued write. Its result is touched only by the single drain task, in sequence.
+/// One queued write. Who answers it is settled under `state`: the timer or a cancellation while
+/// it is queued, or the drain once it claimed it, never both. Its result is touched only by the
+/// drain task, in sequence.
 private final class PendingWrite<T: Sendable>: PendingPostgresWrite, @unchecked Sendable {
+    private enum State {
+        /// Not yet queued; `abandoned` holds an answer given before it was.
+        case new
+        case abandoned(any Error)
+        case queued(CheckedContinuation<T, any Error>)
+        case claimed(CheckedContinuation<T, any Error>)
+        case answered
+    }
+
     let body: @Sendable (PostgresConnection) async throws -> T
-    let continuation: CheckedContinuation<T, any Error>
+    private let state = Mutex<State>(.new)
+    private let timer = Mutex<Task<Void, Never>?>(nil)
     /// The request's audit context, and whether its entry was appended before this write: a run
     /// that does not commit puts it back (`AuditRecorder.restoreAppended`).
     let recorder: AuditRecorder?
     let appendedBefore: Bool
     private var result: Result<T, any Error>?
 
-    init(body: @escaping @Sendable (PostgresConnection) async throws -> T, continuation: CheckedContinuation<T, any Error>) {
+    init(body: @escaping @Sendable (PostgresConnection) async throws -> T) {
         self.body = body
-        self.continuation = continuation
         // Read on the caller's task: the drain task has no task-locals.
         recorder = AuditRecorder.current
         appendedBefore = recorder?.appendedWithEffect ?? false
+    }
+
+    /// Takes the caller's continuation; false (the continuation answered) if the caller was
+    /// cancelled before.
+    func attach(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
+        let early = state.withLock { state -> (any Error)? in
+            if case .abandoned(let error) = state {
+                state = .answered
+                return error
+            }
+            state = .queued(continuation)
+            return nil
+        }
+        guard let early else { return true }
+        continuation.resume(throwing: early)
+        return false
+    }
+
+    /// After `wait`, a write still queued is answered `unavailable` and never run.
+    func startTimer(after wait: Duration) {
+        let task = Task.detached { [weak self] in
+            try? await Task.sleep(for: wait)
+            guard !Task.isCancelled else { return }
+            self?.abandon(StorageError.unavailable(reason: "the write waited \(wait) for the database and was not run"))
+        }
+        timer.withLock { $0 = task }
+    }
+
+    func abandon(_ error: any Error) {
+        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            switch state {
+            case .new:
+                state = .abandoned(error)
+                return nil
+            case .queued(let continuation):
+                state = .answered
+                return continuation
+            case .abandoned, .claimed, .answered:
+                return nil
+            }
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    func claim() -> Bool {
+        let claimed = state.withLock { state -> Bool in
+            guard case .queued(let continuation) = state else { return false }
+            state = .claimed(continuation)
+            return true
+        }
+        if claimed { timer.withLock { $0?.cancel() } }
+        return claimed
     }
 
     func run(_ connection: PostgresConnection) async -> (any Error)? {
@@ -199,8 +293,14 @@ private final class PendingWrite<T: Sendable>: PendingPostgresWrite, @unchecked 
     }
 
     func finish(commitError: StorageError?) {
-        if commitError != nil { recorder?.restoreAppended(appendedBefore) }
+        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            guard case .claimed(let continuation) = state else { return nil }
+            state = .answered
+            return continuation
+        }
+        guard let continuation else { return }
         if let commitError {
+            recorder?.restoreAppended(appendedBefore)
             // Nothing of the batch committed: a write that failed on its own keeps its own error.
             if case .failure(let own)? = result, !PostgresGroupCommit.failsTheBatch(own) {
                 continuation.resume(throwing: own)

@@ -43,7 +43,7 @@ extension PostgresSchema {
         }
 
         var recorded: [String: String] = [:]
-        let rows = try await connection.send(
+        let rows = try await connection.stream(
             "SELECT name, release FROM public.\(unescaped: migrationTable) ORDER BY position", logger: logger)
         for try await (name, release) in rows.decode((String, String).self) { recorded[name] = release }
 
@@ -115,7 +115,7 @@ extension PostgresSchema {
         _ connection: PostgresConnection, _ query: PostgresQuery, as type: T.Type, logger: Logger
     ) async throws -> [T] {
         var values: [T] = []
-        for try await (value) in try await connection.send(query, logger: logger).decode(T.self) { values.append(value) }
+        for try await (value) in try await connection.stream(query, logger: logger).decode(T.self) { values.append(value) }
         return values
     }
 

@@ -257,15 +257,19 @@ extension PostgresStore {
         }
     }
 
-    /// Verifies the whole chain, every node's entries, against the keyring's audit public key
-    /// and the checkpoint interval, in one snapshot. It streams: constant memory for any length.
-    /// Verifies the whole chain against the audit key, the checkpoint interval, and this
-    /// node's anchor: a chain cut off before the anchor's entry, however consistent what is left,
-    /// fails (`PostgresAuditTamperTests.aSwapAndACutTailAreCaught`).
+    /// Verifies the whole chain, every node's entries, against the keyring's audit public key,
+    /// the checkpoint interval and this node's anchor, in one snapshot. It streams: constant
+    /// memory for any length. A chain cut off before the anchor's entry, however consistent what
+    /// is left, fails (`PostgresAuditTamperTests.aSwapAndACutTailAreCaught`).
     public func verifyAudit() async throws(StorageError) -> AuditChain.Report {
+        try await verifyAudit(anchor: try AuditChain.Checkpoint.anchor(in: keyring.source.directory))
+    }
+
+    /// The same against `anchor`; nil checks the chain as it stands (a restored chain, whose
+    /// end the nodes' anchors are past, before its restore is recorded).
+    func verifyAudit(anchor: AuditChain.Checkpoint?) async throws(StorageError) -> AuditChain.Report {
         let publicKey = keyring.auditSigningKey.publicKey
         let interval = auditCheckpointEvery
-        let anchor = try AuditChain.Checkpoint.anchor(in: keyring.source.directory)
         let logger = self.logger
         return try await read { connection in
             let bounds = try await connection.row("SELECT count(*), min(seq), max(seq) FROM audit_entry", logger: logger)
@@ -282,7 +286,7 @@ extension PostgresStore {
             var verifier = AuditChain.Verifier(
                 checkpoints: try await Self.checkpoints(connection, after: -1, through: .max, logger: logger), publicKey: publicKey,
                 entries: Int(count), firstSeq: first, lastSeq: last, pruneRecorded: pruneRecorded, interval: interval, anchor: anchor)
-            let rows = try await connection.send(
+            let rows = try await connection.stream(
                 "SELECT seq, at, actor, action, result, subject_commit, prev_hash, hash FROM audit_entry ORDER BY seq", logger: logger)
             for try await row in rows {
                 if let failure = verifier.feed(try Self.entry(row)) { return failure }

@@ -86,6 +86,15 @@ extension PostgresStore {
                     "its audit log (newest entry \(last)) lacks entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off, or the database was restored from an older copy without `anonregd --record-restore` (docs/OPERATIONS.md §PostgreSQL and several nodes, \"Restoring\")"
             )
         }
+        // The chain must reach the anchor: a chain cut below it whose checkpoint row at the
+        // anchor was kept would otherwise pass on the checkpoint's hash alone.
+        guard last >= anchor.seq else {
+            throw .unusableDatabase(
+                path: database,
+                reason:
+                    "its audit log ends at entry \(last), before entry \(anchor.seq), which the signed anchor in \(path) records: entries were cut off"
+            )
+        }
         guard hash == anchor.hash else {
             throw .unusableDatabase(
                 path: database,

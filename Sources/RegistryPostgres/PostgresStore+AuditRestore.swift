@@ -19,15 +19,37 @@ import RegistryKeyring
 /// older restore is refused too, since that restore continues before the nodes' anchors.
 extension PostgresStore {
     public func recordDatabaseRestore(actor: String) async throws(StorageError) -> AuditChain.Checkpoint {
+        // The restored chain is signed on top of only if it verifies as it stands: a dump whose
+        // checkpoints were deleted or whose tail was rewritten is not blessed by the operator's
+        // signature.
+        let restored = try await verifyAudit(anchor: nil)
+        guard restored.ok else {
+            throw .integrity(
+                what:
+                    "the restored audit log (entry \(restored.badSeq.map(String.init) ?? "?"): \(restored.problem ?? "it does not verify")); the restore is not recorded"
+            )
+        }
         // The restored database may lack erasures made after its copy: they go back to the
-        // database's list first, and stay refused.
-        let (_, reErased) = try await synchroniseErasureLedger()
+        // database's list first, and stay refused; the rows the copy brought back of subjects
+        // the ledger names are erased again, in the restore's transaction, as
+        // `anonreg backup restore` does on SQLite.
+        try await synchroniseErasureLedger()
         let keyring = self.keyring
         let logger = self.logger
+        let resurrected = try await subjectsNamedInTheLedger(keyring: keyring)
         let anchorSeq = try AuditChain.Checkpoint.anchor(in: keyring.source.directory)?.seq ?? 0
         let every = auditCheckpointEvery
         let checkpoint = try await write { connection -> AuditChain.Checkpoint in
             try await connection.send("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
+            var reErased = 0
+            for subject in resurrected {
+                guard let row = try await self.subjectRow(connection, subject, forUpdate: true, logger: logger) else { continue }
+                // Already in the ledger: erased without a new ledger line or entry of its own;
+                // the restore's entry counts it.
+                try await self.erase(
+                    connection, subject: try row(), counters: [], recorder: nil, checkpointEvery: every, ledger: false, logger: logger)
+                reErased += 1
+            }
             let ended: Int64
             let previous: [UInt8]
             if let head = try await connection.row("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1", logger: logger) {
@@ -62,13 +84,37 @@ extension PostgresStore {
                 """, logger: logger)
             try await Self.insertCheckpoint(connection, seq: seq, hash: hash, keyring: keyring, interval: every, logger: logger)
             BatchChain.current?.head = (seq, hash)
-            guard let checkpoint = try await Self.checkpoints(connection, after: seq - 1, through: seq, logger: logger).first else {
-                throw StorageError.database(reason: "the restore's audit checkpoint was not written")
+            // A row planted at this number beforehand would have been kept (ON CONFLICT DO
+            // NOTHING): only the checkpoint just signed is the restore's.
+            guard let checkpoint = try await Self.checkpoints(connection, after: seq - 1, through: seq, logger: logger).first,
+                checkpoint.hash == hash, checkpoint.verify(publicKey: keyring.auditSigningKey.publicKey)
+            else {
+                throw StorageError.integrity(what: "audit checkpoint \(seq) (a row there was not written by this restore)")
             }
             return checkpoint
         }
         await refreshAuditAnchor()
         return checkpoint
+    }
+
+    /// The subjects whose rows exist although the erasure ledger names them (rows a restore
+    /// brought back): each row's ledger reference is computed from its `sid`, a keyed hash per
+    /// subject, in one pass over the table.
+    private func subjectsNamedInTheLedger(keyring: Keyring) async throws(StorageError) -> [SubjectReference] {
+        let ledger = ErasureLedger(keyring: keyring)
+        let erased = self.erased
+        let logger = self.logger
+        return try await read { connection in
+            var named: [SubjectReference] = []
+            for try await (id, sid) in try await connection.stream("SELECT id, sid FROM subject ORDER BY id", logger: logger).decode(
+                (Int64, ByteBuffer).self)
+            {
+                if erased.contains(try ledger.reference(sid: Array(sid.readableBytesView))) {
+                    named.append(SubjectReference(rawValue: id))
+                }
+            }
+            return named
+        }
     }
 
     /// The chain's newest restore entry that continues after `anchorSeq`, if it is signed: its

@@ -48,7 +48,7 @@ extension PostgresStore {
     {
         try await PostgresErrors.mapping {
             var settings: [(String, String, String)] = []
-            for try await row in try await connection.send(PostgresQuery(unsafeSQL: PostgresDurability.query), logger: logger).decode(
+            for try await row in try await connection.stream(PostgresQuery(unsafeSQL: PostgresDurability.query), logger: logger).decode(
                 (String, String, String).self)
             {
                 settings.append(row)

@@ -60,7 +60,7 @@ extension PostgresStore {
             scan.subject(id: try cells[0].decode(Int64.self)) { try PostgresSubjectRow(cells) }
         }
         guard let first = scan.order.first, let last = scan.order.last else { return (0, nil, 0, [], []) }
-        let records = try await connection.send(
+        let records = try await connection.stream(
             """
             SELECT subject_id, id, kind, schema_version FROM record WHERE subject_id BETWEEN \(first) AND \(last) ORDER BY subject_id, id
             """, logger: logger)
@@ -86,12 +86,23 @@ extension PostgresStore {
     func eraseFailingIntegrity(_ reference: SubjectReference, actor: String) async throws(StorageError) -> Bool {
         let recorder = AuditRecorder(AuditRecorder.Action(actor: actor, action: "erase-integrity"))
         let logger = self.logger
-        return try await write { connection in
-            guard try await self.lockSubject(connection, reference, logger: logger) else { return false }
-            let again = try await self.scanIntegrity(connection, after: reference.rawValue - 1, limit: 1, logger: logger)
-            guard again.last == reference.rawValue, again.failedSubjects.contains(reference.rawValue) else { return false }
-            return try await self.eraseFailingRow(connection, id: reference.rawValue, recorder: recorder, logger: logger)
+        // Installed as the task's recorder, so that a batch run again after a deadlock puts its
+        // "appended" mark back (PostgresGroupCommit.swift) and the erasure is never committed
+        // without its entry.
+        let erased: Result<Bool, StorageError> = await AuditRecorder.$current.withValue(recorder) {
+            do throws(StorageError) {
+                return .success(
+                    try await write { connection in
+                        guard try await self.lockSubject(connection, reference, logger: logger) else { return false }
+                        let again = try await self.scanIntegrity(connection, after: reference.rawValue - 1, limit: 1, logger: logger)
+                        guard again.last == reference.rawValue, again.failedSubjects.contains(reference.rawValue) else { return false }
+                        return try await self.eraseFailingRow(connection, id: reference.rawValue, recorder: recorder, logger: logger)
+                    })
+            } catch {
+                return .failure(error)
+            }
         }
+        return try erased.get()
     }
 
     /// The erasure of a subject row that failed its integrity check, as on SQLite

@@ -45,7 +45,7 @@ extension PostgresStore {
                             """,
                             logger: logger) != nil
                     guard !recent || interval <= .zero else {
-                        _ = try await connection.send("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                        try await connection.send("SELECT pg_advisory_unlock(\(key))", logger: logger)
                         return nil
                     }
                     let result: Result<T, any Error>
@@ -59,7 +59,7 @@ extension PostgresStore {
                         INSERT INTO job_run (job, finished_at) VALUES (\(job.rawValue), now())
                         ON CONFLICT (job) DO UPDATE SET finished_at = excluded.finished_at
                         """, logger: logger)
-                    _ = try await connection.send("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                    try await connection.send("SELECT pg_advisory_unlock(\(key))", logger: logger)
                     return try result.get()
                 } catch {
                     await connection.cleanUp("SELECT pg_advisory_unlock(\(key))", after: error, logger: logger)

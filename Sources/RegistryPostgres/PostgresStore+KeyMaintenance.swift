@@ -30,7 +30,7 @@ extension PostgresStore {
 
     static func kekUsage(_ connection: PostgresConnection, logger: Logger) async throws -> [Int: Int] {
         var usage: [Int: Int] = [:]
-        for try await (version, count) in try await connection.send(
+        for try await (version, count) in try await connection.stream(
             "SELECT kek_version, count(*) FROM subject GROUP BY kek_version", logger: logger
         ).decode((Int32, Int64).self) {
             usage[Int(version)] = Int(count)

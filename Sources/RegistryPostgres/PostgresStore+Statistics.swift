@@ -26,7 +26,7 @@ extension PostgresStore {
         return try await write(bulk: true) { connection in
             try await connection.send("SELECT pg_advisory_xact_lock(\(Self.statisticsLockKey))", logger: logger)
             var cells: [(String, String, Int64)] = []
-            for try await cell in try await connection.send(
+            for try await cell in try await connection.stream(
                 "SELECT month, category, count(*) FROM unique_person_seen WHERE month < \(cutoff) GROUP BY month, category ORDER BY 1, 2",
                 logger: logger
             ).decode((String, String, Int64).self) {
@@ -49,7 +49,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var counts: [UniquePersonCount] = []
-            for try await (month, category, value) in try await connection.send(
+            for try await (month, category, value) in try await connection.stream(
                 """
                 SELECT month, category, value FROM counter WHERE month >= \(from.description) AND month <= \(to.description)
                 AND clinic = \(Self.allClinics) AND metric = \(CounterMetric.uniquePersons) ORDER BY month, category
@@ -118,7 +118,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var spent: [Month: Int] = [:]
-            for try await (month, micro) in try await connection.send(
+            for try await (month, micro) in try await connection.stream(
                 "SELECT month, spent_micro FROM privacy_budget WHERE month >= \(from.description) AND month <= \(to.description)",
                 logger: logger
             ).decode((String, Int64).self) {
@@ -132,7 +132,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await read { connection in
             var months: [PrivacyBudgetMonth] = []
-            for try await (month, spent, cap) in try await connection.send(
+            for try await (month, spent, cap) in try await connection.stream(
                 "SELECT month, spent_micro, cap_micro FROM privacy_budget ORDER BY month", logger: logger
             ).decode((String, Int64, Int64?).self) {
                 if let month = Month(month) {
@@ -166,7 +166,7 @@ extension PostgresStore {
 
     static func privacySettings(_ connection: PostgresConnection, logger: Logger) async throws -> [PrivacySettingsChange] {
         var changes: [PrivacySettingsChange] = []
-        for try await (recorded, privacy, epsilon, budget) in try await connection.send(
+        for try await (recorded, privacy, epsilon, budget) in try await connection.stream(
             "SELECT recorded_on, privacy, epsilon_micro, budget_micro FROM privacy_setting ORDER BY seq", logger: logger
         ).decode((String, Bool, Int64, Int64).self) {
             guard let day = Day(recorded) else { throw StorageError.tampered(what: "privacy setting") }

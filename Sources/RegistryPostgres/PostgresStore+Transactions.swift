@@ -162,13 +162,13 @@ final class LeaseFlag: Sendable {
 }
 
 extension PostgresConnection {
-    /// Sends a clean-up statement (ROLLBACK, an unlock) after `error`, but only on a connection
-    /// that can still carry it. PostgresNIO 1.33 drops a statement written after the server
-    /// closed the connection without failing it (its write has no promise), so its caller would
-    /// wait for ever; the server has rolled back a transaction whose connection it closed.
+    /// Sends a clean-up statement (ROLLBACK, an unlock) after `error`, unless the connection is
+    /// closed (the server rolled back by itself). A server error that left the connection
+    /// working (a lock_timeout, a constraint) must be rolled back here, or the connection would
+    /// go back to the pool inside an aborted transaction. `send` races the statement against
+    /// the connection's close, so a connection lost meanwhile cannot hang it.
     func cleanUp(_ statement: PostgresQuery, after error: any Error, logger: Logger) async {
-        guard !isClosed, PostgresErrors.unavailability(error) == nil else { return }
-        if case .unavailable? = error as? StorageError { return }
+        guard !isClosed else { return }
         _ = try? await send(statement, logger: logger)
     }
 
@@ -179,19 +179,28 @@ extension PostgresConnection {
         guard !isClosed else { throw .unavailable(reason: "the connection to the database was lost") }
     }
 
-    /// Sends `query`: every statement of the store goes through here. It fails `unavailable` at
-    /// once if the connection is closed, and as soon as it closes while the statement waits
-    /// (`ConnectionCloseWatch`), so a statement the driver dropped never hangs its caller.
-    @discardableResult
-    func send(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    /// Starts `query` and returns its rows as they come: every statement of the store goes
+    /// through here. It fails `unavailable` at once if the connection is closed, and as soon as
+    /// it closes while the statement waits (`ConnectionCloseWatch`), so a statement the driver
+    /// dropped never hangs its caller. The caller must read the rows to their end: an error the
+    /// server raises while the statement runs arrives with them.
+    func stream(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
         try requireOpen()
         return try await ConnectionCloseWatch.shared.run(on: self) { try await self.query(query, logger: logger) }
+    }
+
+    /// Runs `query` to its end, its rows discarded. PostgresNIO answers a query once the server
+    /// described its rows; an error raised while the statement then runs (a lock wait that
+    /// timed out, a deadlock found, a constraint) comes with the rows. Left unread, it would be
+    /// lost, and the next statement would fail with 25P02 in a transaction silently aborted.
+    func send(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await stream(query, logger: logger) {}
     }
 
     /// Every row of `query`.
     func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         var rows: [PostgresRow] = []
-        for try await row in try await send(query, logger: logger) { rows.append(row) }
+        for try await row in try await stream(query, logger: logger) { rows.append(row) }
         return rows
     }
 

@@ -50,10 +50,8 @@ extension Daemon {
             return .database
         }
         defer { try? store.close() }
-        do { try await store.prepareErasureLedger() } catch {
-            fail("keyring: \(error)")
-            return .keys
-        }
+        // The restore itself merges this node's erasure ledger into the database, and its entry
+        // counts the erasures put back (not `prepareErasureLedger`, which would merge first).
         let checkpoint: AuditChain.Checkpoint
         do { checkpoint = try await store.recordDatabaseRestore(actor: "admin uid \(getuid()) record-restore") } catch {
             fail("database: \(error)")

@@ -138,7 +138,9 @@ struct PostgresDaemonsTests {
             format.dateFormat = "yyyy-MM-dd"
             format.timeZone = TimeZone(identifier: "UTC")
             var n = 0
-            while !tally.stopped, n < 320 {
+            // Until the test has seen the recovery: a cap would let a writer that outran a
+            // delayed crash (a busy test process resumes the test's sleep late) finish before it.
+            while !tally.stopped, n < 20_000 {
                 n += 1
                 let token = "ack-\(n)"
                 let body = "{\"on\":\"\(format.string(from: day))\",\"outcome\":\"remission\",\"note\":\"\(token)\"}"
@@ -302,6 +304,50 @@ struct PostgresDaemonsTests {
         #expect(
             try cluster.psql("SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public';", database: cluster.database)
                 == "invoices")
+    }
+
+    /// A PostgreSQL restore, end to end (docs/OPERATIONS.md §PostgreSQL and several nodes,
+    /// "Restoring"): after `pg_restore` of a dump older than the node's anchor, the daemon
+    /// refuses to start and names `--record-restore`; `anonregd --record-restore` records it,
+    /// signed, and erases again the subject withdrawn after the dump, which the dump brought
+    /// back; the daemon then serves and `audit verify` passes, listing the restore.
+    @Test func aRestoredDatabaseServesAgainOnceTheRestoreIsRecorded() throws {
+        let cluster = try ThrowawayPostgres()
+        let d = try Self.node(cluster)
+        try d.start()
+        let kept = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        let erased = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        #expect(kept.status == 201 && erased.status == 201)
+        d.stop()
+        let dump = try cluster.dump()
+        try d.start()
+        let erasedCode = try #require(erased.string("code"))
+        #expect(try d.request("POST", "/v1/withdraw", body: "{\"code\":\"\(erasedCode)\"}").status == 200)
+        #expect(try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()).status == 201)
+        d.stop()
+
+        try cluster.restore(dump)
+        let refused = d.startExpectingRefusal()
+        #expect(refused.status == 4, "\(refused.log)")
+        #expect(refused.log.contains("--record-restore"), "\(refused.log)")
+
+        let record = try Binaries.run("anonregd", ["--record-restore", "--config", d.configPath])
+        #expect(record.status == 0, "\(record.stdout) \(record.stderr)")
+        #expect(record.stdout.contains("restore recorded in the audit log"), "\(record.stdout)")
+        let result = try cluster.psql(
+            "SELECT result FROM audit_entry WHERE action = 'audit-restore' ORDER BY seq DESC LIMIT 1;", database: cluster.database)
+        #expect(result.contains("1 subject(s) erased again"), "\(result)")
+
+        try d.start()
+        defer { d.stop() }
+        // The subject the dump brought back was erased again by the restore: gone, not refused.
+        #expect(try d.request("POST", "/v1/self", body: "{\"code\":\"\(erasedCode)\"}").status == 404)
+        #expect(try cluster.psql("SELECT count(*) FROM subject;", database: cluster.database) == "1")
+        let keptCode = try #require(kept.string("code"))
+        #expect(try d.request("POST", "/v1/self", body: "{\"code\":\"\(keptCode)\"}").status == 200)
+        let verify = try d.request("GET", "/v1/admin/audit/verify")
+        #expect(verify.status == 200 && verify.body.contains("\"ok\":true"), "\(verify.body)")
+        #expect(verify.body.contains("\"restores\":["), "\(verify.body)")
     }
 
     /// Over TCP the database must offer TLS and a certificate that chains to `ca_file` and names

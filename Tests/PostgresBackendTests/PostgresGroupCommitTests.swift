@@ -108,8 +108,10 @@ struct PostgresGroupCommitTests {
         let holder = try nodes.cluster.session(
             "SET application_name = 'holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(600);")
         let gate = try nodes.cluster.session("SET application_name = 'gate'; SELECT pg_advisory_lock(\(gateKey)); SELECT pg_sleep(600);")
+        var sessions = [holder, gate]
         defer {
-            for session in [holder, gate] {
+            // Killed, never waited for while blocked: `cycle` waits for the gate's lock.
+            for session in sessions {
                 session.signal(SIGKILL)
                 session.wait()
             }
@@ -124,7 +126,7 @@ struct PostgresGroupCommitTests {
             SELECT pg_advisory_xact_lock(\(PostgresStore.auditLockKey));
             COMMIT;
             """)
-        defer { cycle.wait() }
+        sessions.append(cycle)
         try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         let first = Task {
             try await node.appendAudit(AuditEvent(actor: "system test", action: "first", result: "ok", subjectReference: nil))
@@ -151,6 +153,141 @@ struct PostgresGroupCommitTests {
         #expect(actions.filter { $0 == "checkup-p" }.count == 1, "\(actions)")
         #expect(actions.filter { $0 == "checkup-q" }.count == 1, "\(actions)")
         #expect(try await node.verifyAudit().ok)
+    }
+
+    /// A write that fails after it inserted its audit entry (here, a trigger planted by a
+    /// database administrator refuses the entry's subject link) is rolled back to its savepoint:
+    /// its entry is gone, the writes around it in the same batch commit, and the chain verifies.
+    /// Fails without the savepoint rollback (the whole batch then fails). The head cache's reset
+    /// after a rollback is not reached here: every write appends last, and the cache moves
+    /// only once an append is complete.
+    @Test func aWriteRolledBackAfterItsAppendLeavesNoEntryAndTheChainWhole() async throws {
+        let nodes = try PostgresNodes()
+        let node = try await nodes.node()
+        defer { Task { await node.close() } }
+        var enrolled: [CaseHandle] = []
+        for i in 0..<3 { enrolled.append(try await Nodes.enrol(node, consent: "c\(i)").caseHandle) }
+        let handles = enrolled
+        let doomed = handles[1]
+        let stamps = try await withThrowingTaskGroup(of: (Int, SubjectStamp).self) { group in
+            for (i, handle) in handles.enumerated() {
+                group.addTask { (i, try await node.openForChange(case: handle, clinic: Nodes.clinicA, history: false).stamp) }
+            }
+            return try await group.reduce(into: [Int: SubjectStamp]()) { $0[$1.0] = $1.1 }
+        }
+        // The doomed subject's audit reference, from an audited write of its own.
+        try await Self.audited("probe") { try await Self.commitCheckup(node, doomed, note: "probe", stamp: stamps[1]!) }
+        let reference = try nodes.sql("SELECT encode(subject_ref, 'hex') FROM audit_subject ORDER BY seq DESC LIMIT 1")
+        let fresh = try await node.openForChange(case: doomed, clinic: Nodes.clinicA, history: false).stamp
+        try nodes.sql(
+            """
+            CREATE FUNCTION refuse_link() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+            CREATE TRIGGER refuse_link BEFORE INSERT ON audit_subject FOR EACH ROW
+            WHEN (NEW.subject_ref = decode('\(reference)', 'hex')) EXECUTE FUNCTION refuse_link();
+            """)
+        // The three writes queue behind a held chain lock, so they run in one batch, the doomed
+        // one in the middle.
+        let holder = try nodes.cluster.session(
+            "SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(1); SELECT pg_advisory_unlock(\(PostgresStore.auditLockKey));"
+        )
+        defer { holder.wait() }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        // A plain entry takes the first batch (which waits for the lock), so that the three
+        // check-ups queue behind it into the next one.
+        let before = node.writeBatches
+        let blocker = Task {
+            try await node.appendAudit(AuditEvent(actor: "system test", action: "blocker", result: "ok", subjectReference: nil))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let first = Task {
+            try await Self.audited("checkup-0") { try await Self.commitCheckup(node, handles[0], note: "n0", stamp: stamps[0]!) }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let second = Task { () -> String in
+            do {
+                try await Self.audited("checkup-1") { try await Self.commitCheckup(node, doomed, note: "n1", stamp: fresh) }
+                return "committed"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let third = Task {
+            try await Self.audited("checkup-2") { try await Self.commitCheckup(node, handles[2], note: "n2", stamp: stamps[2]!) }
+        }
+        try await blocker.value
+        try await first.value
+        try await third.value
+        let outcome = await second.value
+        let after = node.writeBatches
+
+        #expect(outcome.contains("refused by the test") || outcome.contains("P0001"), "\(outcome)")
+        #expect(after.commits - before.commits == 2, "the three check-ups were meant to share one batch")
+        #expect(try await Nodes.notes(node, doomed, clinic: Nodes.clinicA) == ["probe"])
+        #expect(try await Nodes.notes(node, handles[2], clinic: Nodes.clinicA) == ["n2"])
+        let actions = try await node.auditEntries(after: 0, limit: 10_000).map(\.action)
+        #expect(!actions.contains("checkup-1"), "\(actions)")
+        #expect(actions.filter { $0 == "checkup-0" || $0 == "checkup-2" }.count == 2, "\(actions)")
+        let report = try await node.verifyAudit()
+        #expect(report.ok, "\(report)")
+    }
+
+    /// Every wait of a write is bounded (issue 17: "503, not a hang"): while another session
+    /// holds the audit chain's lock for two minutes, the batch waiting for it gives up after its
+    /// lock_timeout, and the writes queued behind it after `queueWait` at most; each is answered
+    /// `unavailable` and leaves nothing. Fails when the batch waits for the lock without a bound
+    /// (the writes then stay unanswered until the lock is free).
+    @Test func writesBehindAHeldChainLockAreAnswered503NotHung() async throws {
+        let nodes = try PostgresNodes()
+        let node = try await nodes.node()
+        defer { Task { await node.close() } }
+        let receipt = try await Nodes.enrol(node)
+        let entries = try nodes.sql("SELECT count(*) FROM audit_entry")
+        let holder = try nodes.cluster.session(
+            "SET application_name = 'chain-holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(120);")
+        defer {
+            holder.signal(SIGKILL)
+            holder.wait()
+        }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        final class Outcomes: @unchecked Sendable {
+            let lock = NSLock()
+            var values: [String] = []
+        }
+        let outcomes = Outcomes()
+        let started = ContinuousClock.now
+        for i in 0..<6 {
+            Task {
+                let text: String
+                do {
+                    try await Self.audited("blocked-\(i)") {
+                        try await node.appendAudit(
+                            AuditEvent(actor: "system test", action: "blocked-\(i)", result: "ok", subjectReference: nil))
+                    }
+                    text = "committed"
+                } catch let error as StorageError {
+                    if case .unavailable = error { text = "unavailable" } else { text = "\(error)" }
+                } catch {
+                    text = "\(error)"
+                }
+                outcomes.lock.withLock { outcomes.values.append(text) }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // The first batch gives up after its lock_timeout (10 s), the writes queued behind it
+        // after `queueWait` (30 s) at most.
+        while ContinuousClock.now - started < .seconds(50), outcomes.lock.withLock({ outcomes.values.count }) < 6 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let answered = outcomes.lock.withLock { outcomes.values }
+        #expect(answered.count == 6, "answered \(answered.count) of 6 after \(ContinuousClock.now - started): \(answered)")
+        #expect(answered.allSatisfy { $0 == "unavailable" }, "\(answered)")
+        #expect(try nodes.sql("SELECT count(*) FROM audit_entry") == entries)
+        // Once the lock is free, the node writes again.
+        try nodes.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'chain-holder'")
+        try await Nodes.addCheckup(node, receipt.caseHandle, clinic: Nodes.clinicA, note: "after")
+        #expect(try await Nodes.notes(node, receipt.caseHandle, clinic: Nodes.clinicA) == ["after"])
     }
 
     /// Polls `sql` until it answers `t` (at most 30 s).

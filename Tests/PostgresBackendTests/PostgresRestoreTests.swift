@@ -25,11 +25,13 @@ struct PostgresRestoreTests {
         let nodes = try PostgresNodes()
         let before = try await nodes.node(checkpointEvery: 5)
         let receipt = try await PostgresNodes.enrol(before)
+        let doomed = try await PostgresNodes.enrol(before, consent: "doomed")
         try await PostgresAuditTamperTests.audited(before, receipt.caseHandle, count: 3)
         _ = try await before.checkpointAudit()
         let dump = try nodes.cluster.dump()
         // After the dump: more entries and checkpoints, which every node's anchor records.
         try await PostgresAuditTamperTests.audited(before, receipt.caseHandle, count: 12)
+        try await before.erase(code: doomed.code, counters: [])
         _ = try await before.checkpointAudit()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
         defer { withExtendedLifetime(hostB) {} }
@@ -54,8 +56,26 @@ struct PostgresRestoreTests {
         #expect(await Self.refused(a), "a restore record without a genuine signature must not move the anchor")
         try nodes.sql("DELETE FROM audit_checkpoint WHERE seq = 3000000001; DELETE FROM audit_entry WHERE seq = 3000000001;")
 
+        // A restored chain that does not verify as it stands is not signed on top of, and a
+        // checkpoint row planted where the restore's will go is not taken for it.
+        try nodes.sql("UPDATE audit_entry SET result = 'rewritten' WHERE seq = 3;")
+        await #expect(throws: StorageError.self) { _ = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore") }
+        try nodes.cluster.restore(dump)
+        try nodes.sql(
+            """
+            INSERT INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval)
+            VALUES (1000000001, decode(repeat('11', 32), 'hex'), '2026-12-07T00:00:00Z', decode(repeat('00', 64), 'hex'), 2, 0, 5);
+            """)
+        await #expect(throws: StorageError.self) { _ = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore") }
+        #expect(try nodes.sql("SELECT count(*) FROM audit_entry WHERE action = '\(AuditChain.restoreAction)'") == "0")
+        try nodes.sql("DELETE FROM audit_checkpoint WHERE seq = 1000000001;")
+
         let checkpoint = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore")
         #expect(checkpoint.seq > anchorBefore)
+        // The erasure made after the dump is put back and counted in the signed entry.
+        let result = try nodes.sql("SELECT result FROM audit_entry WHERE seq = \(checkpoint.seq)")
+        #expect(result.contains("1 subject(s) erased again"), "\(result)")
+        await #expect(throws: StorageError.self) { _ = try await a.subject(code: doomed.code) }
         try await a.checkAuditAnchor()
         // The other node, whose anchor is as far ahead as the first one's was, starts too.
         let b = try await nodes.node(checkpointEvery: 5, keys: keysB)
