@@ -40,15 +40,29 @@ extension OfflineAccess {
     /// configuration names PostgreSQL keeps nothing there (`anonreg init` leaves an empty file
     /// behind), so they refuse rather than report on that file: an "audit log OK" or a release
     /// from it would be about no registry at all (docs/OPERATIONS.md §PostgreSQL and several
-    /// nodes). `instead` says what to do.
+    /// nodes). The configuration is the one named (`--config`), else STATE_DIR/anonreg.toml, else
+    /// the installed one that serves the directory (`$ANONREG_CONFIG` or
+    /// /etc/anonreg/anonreg.toml, as for the service user). One that exists but does not load is
+    /// refused too: which store the directory belongs to is then unknown. `instead` says what to
+    /// do.
     static func requireSQLite(config path: String?, stateDirectory: String, command: String, instead: String) throws {
-        let path = path ?? stateDirectory + "/anonreg.toml"
-        guard FileManager.default.fileExists(atPath: path), let config = try? DaemonConfig.load(path: path),
-            case .postgresql = config.storage
-        else { return }
-        throw CLIFailure.refused(
-            "\(path) names a PostgreSQL registry ([storage] backend = \"postgresql\"): `\(command)` works offline only on a SQLite registry's state directory; \(instead)"
-        )
+        let refusal = { (source: String) in
+            CLIFailure.refused(
+                "\(source) names a PostgreSQL registry ([storage] backend = \"postgresql\"): `\(command)` works offline only on a SQLite registry's state directory; \(instead)"
+            )
+        }
+        let local = stateDirectory + "/anonreg.toml"
+        if let named = path ?? (FileManager.default.fileExists(atPath: local) ? local : nil) {
+            let config: DaemonConfig
+            do { config = try DaemonConfig.load(path: named) } catch {
+                throw CLIFailure.usage("configuration \(named): \(error)")
+            }
+            if case .postgresql = config.storage { throw refusal(named) }
+            return
+        }
+        if let installed = StateOwner.configuration(forStateDirectory: stateDirectory), case .postgresql = installed.storage {
+            throw refusal("the installed configuration (ANONREG_CONFIG or /etc/anonreg/anonreg.toml)")
+        }
     }
 }
 

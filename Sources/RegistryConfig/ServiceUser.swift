@@ -149,8 +149,22 @@ public enum StateOwner {
         forStateDirectory stateDirectory: String, keysDirectory: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> ServiceUser? {
+        guard
+            let config = configuration(forStateDirectory: stateDirectory, keysDirectory: keysDirectory, environment: environment),
+            let spec = config.serviceUserSpec
+        else { return nil }
+        return ServiceUser.resolve(spec)
+    }
+
+    /// The installed configuration that serves `stateDirectory`: `$ANONREG_CONFIG`, else
+    /// /etc/anonreg/anonreg.toml, when it loads and its `daemon.state_dir` (or `keys_dir`) is
+    /// that directory. Nil otherwise.
+    public static func configuration(
+        forStateDirectory stateDirectory: String, keysDirectory: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> DaemonConfig? {
         let path = environment["ANONREG_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/anonreg/anonreg.toml"
-        guard let config = try? DaemonConfig.load(path: path), let spec = config.serviceUserSpec else { return nil }
+        guard let config = try? DaemonConfig.load(path: path) else { return nil }
         func same(_ a: String, _ b: String) -> Bool {
             URL(fileURLWithPath: a).standardizedFileURL.resolvingSymlinksInPath().path
                 == URL(fileURLWithPath: b).standardizedFileURL.resolvingSymlinksInPath().path
@@ -158,6 +172,6 @@ public enum StateOwner {
         guard same(config.stateDirectory, stateDirectory) || keysDirectory.map({ same(config.keysDirectory, $0) }) == true else {
             return nil
         }
-        return ServiceUser.resolve(spec)
+        return config
     }
 }

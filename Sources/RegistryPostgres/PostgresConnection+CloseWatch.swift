@@ -13,7 +13,8 @@ import Synchronization
 /// `isClosed` first only narrows that window. Here the statement runs in a task of its own while
 /// the caller waits for whichever comes first: the statement's answer, or the connection's
 /// `closeFuture`, which then fails the caller with `unavailable`. A statement the driver dropped
-/// leaves its task suspended: a few hundred bytes per lost connection, never a hung request.
+/// leaves its task suspended, holding the closed connection's objects: memory per lost
+/// connection, never a hung request.
 ///
 /// One `closeFuture` callback is registered per connection, on its first statement, and the
 /// connection's entry is removed when it closes: callbacks never pile up on a pooled connection

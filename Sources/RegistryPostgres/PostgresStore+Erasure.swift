@@ -149,48 +149,39 @@ extension PostgresStore {
     /// The cleanup after erasures (docs/STORAGE.md §Erasure on PostgreSQL): VACUUM of the three
     /// tables that held erased subjects, so that their dead tuples and index entries are pruned
     /// and their pages compacted, which overwrites what the compaction moves live tuples over,
-    /// without waiting for autovacuum. It takes no lock that stops reads or writes, and skips a
-    /// table another session holds for VACUUM or DDL (autovacuum, another node's cleanup).
-    /// A skipped table is seen by its `vacuum_count`, which did not move: the cleanup is then
-    /// still pending and runs again at the next one.
+    /// without waiting for autovacuum. It takes no lock that stops reads or writes. A table that
+    /// another session holds for VACUUM or DDL is waited for, at most `vacuumLockWait` (an
+    /// autovacuum in the way is cancelled by PostgreSQL itself): longer, the VACUUM fails, the
+    /// cleanup stays pending and runs again next time. (`SKIP_LOCKED` would skip such a table
+    /// and still report success.)
     /// Returns whether it succeeded (or had nothing to do).
     func vacuumAfterErasures() async -> Bool {
         guard erasedSinceVacuum.exchange(false, ordering: .relaxed) else { return true }
+        let client = self.client
+        let logger = self.logger
         do {
-            let before = try await vacuumCounts()
-            try await client.query("VACUUM (SKIP_LOCKED) subject, case_link, record", logger: logger)
-            let after = try await vacuumCounts()
-            let skipped = Self.vacuumedTables.filter { (after[$0] ?? 0) <= (before[$0] ?? 0) }
-            guard skipped.isEmpty else {
-                erasedSinceVacuum.store(true, ordering: .relaxed)
-                logger.notice(
-                    "the cleanup VACUUM after erasures skipped a table another session held; it runs again at the next cleanup",
-                    metadata: ["tables": "\(skipped.joined(separator: ", "))"])
-                return false
+            try await Self.boundedLease(LeaseFlag(), limit: Self.leaseWait) {
+                try await client.withConnection { connection in
+                    // VACUUM runs outside a transaction: the session's lock_timeout bounds its
+                    // waits, and is put back before the connection returns to the pool.
+                    try await connection.send(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(Self.vacuumLockWait)s'"), logger: logger)
+                    do { try await connection.send("VACUUM subject, case_link, record", logger: logger) } catch {
+                        await connection.cleanUp("RESET lock_timeout", after: error, logger: logger)
+                        throw error
+                    }
+                    try await connection.send("RESET lock_timeout", logger: logger)
+                }
             }
             return true
         } catch {
             erasedSinceVacuum.store(true, ordering: .relaxed)
-            logger.error("the cleanup VACUUM after erasures failed", metadata: ["error": "\(PostgresErrors.statementError(error))"])
+            logger.notice(
+                "the cleanup VACUUM after erasures did not complete; it runs again at the next cleanup",
+                metadata: ["error": "\(PostgresErrors.statementError(error))"])
             return false
         }
     }
 
-    static let vacuumedTables = ["subject", "case_link", "record"]
-
-    /// How many times each of `vacuumedTables` was vacuumed by hand (not by autovacuum), as the
-    /// server's statistics count them: a VACUUM counts when it ends, so a table it skipped keeps
-    /// its count.
-    private func vacuumCounts() async throws -> [String: Int64] {
-        var counts: [String: Int64] = [:]
-        for try await (table, count) in try await client.query(
-            """
-            SELECT relname::text, vacuum_count FROM pg_stat_user_tables
-            WHERE schemaname = current_schema() AND relname IN ('subject', 'case_link', 'record')
-            """, logger: logger
-        ).decode((String, Int64).self) {
-            counts[table] = count
-        }
-        return counts
-    }
+    /// Seconds the cleanup VACUUM waits for a table another session holds.
+    static let vacuumLockWait = 10
 }

@@ -129,6 +129,20 @@ import Testing
             #expect(!run.stdout.contains("OK"), "\(arguments): \(run.stdout)")
         }
         #expect(Self.snapshot(d.stateDir) == before)
+
+        // The installed layout: no anonreg.toml in the state directory, the configuration
+        // elsewhere (/etc/anonreg/anonreg.toml, or $ANONREG_CONFIG) naming this state directory.
+        let installed = d.tmp.sub("installed.toml")
+        try FileManager.default.moveItem(atPath: d.configPath, toPath: installed)
+        let run = try Binaries.run(
+            "anonreg", ["audit", "verify", "--state-dir", d.stateDir], environment: ["ANONREG_CONFIG": installed, "PATH": "/usr/bin:/bin"])
+        #expect(run.status == 3, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("names a PostgreSQL registry"), "\(run.stderr)")
+        #expect(!run.stdout.contains("OK"), "\(run.stdout)")
+        // A configuration that exists but does not load: which store it names is unknown.
+        try Data("[storage\n".utf8).write(to: URL(fileURLWithPath: d.configPath))
+        let broken = try Binaries.run("anonreg", ["audit", "verify", "--state-dir", d.stateDir])
+        #expect(broken.status == 2, "\(broken.stdout) \(broken.stderr)")
     }
 
     /// Each thing a start refuses, --check-config refuses with the start's own message, exit 2,
