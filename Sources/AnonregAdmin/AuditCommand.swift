@@ -49,7 +49,7 @@ public struct AuditCommand: ParsableCommand {
                 raw = (try? JSONEncoder().encode(report)) ?? Data()
             } else if let stateDir {
                 try OfflineAccess.requireSQLite(
-                    config: config, stateDirectory: stateDir, command: "anonreg audit verify --state-dir",
+                    config: config, stateDirectory: stateDir, keysDirectory: keysDir, command: "anonreg audit verify --state-dir",
                     instead: "ask a running node: `anonreg audit verify` without --state-dir")
                 let keys = keysDir ?? stateDir + "/keys"
                 try OfflineAccess.workAsOwner(stateDirectory: stateDir, keysDirectory: keys)

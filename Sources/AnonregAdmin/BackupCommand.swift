@@ -327,7 +327,7 @@ public struct BackupCommand: ParsableCommand {
             umask(0o077)
             let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
             try OfflineAccess.requireSQLite(
-                config: config, stateDirectory: dir, command: "anonreg backup restore",
+                config: config, stateDirectory: dir, keysDirectory: keysDir, command: "anonreg backup restore",
                 instead:
                     "restore the database with PostgreSQL's tools, then run `anonregd --record-restore` on one node (docs/OPERATIONS.md §PostgreSQL and several nodes, \"Restoring\")"
             )

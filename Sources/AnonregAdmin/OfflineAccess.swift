@@ -45,7 +45,10 @@ extension OfflineAccess {
     /// /etc/anonreg/anonreg.toml, as for the service user). One that exists but does not load is
     /// refused too: which store the directory belongs to is then unknown. `instead` says what to
     /// do.
-    static func requireSQLite(config path: String?, stateDirectory: String, command: String, instead: String) throws {
+    static func requireSQLite(
+        config path: String?, stateDirectory: String, keysDirectory: String? = nil, command: String, instead: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         let refusal = { (source: String) in
             CLIFailure.refused(
                 "\(source) names a PostgreSQL registry ([storage] backend = \"postgresql\"): `\(command)` works offline only on a SQLite registry's state directory; \(instead)"
@@ -60,8 +63,19 @@ extension OfflineAccess {
             if case .postgresql = config.storage { throw refusal(named) }
             return
         }
-        if let installed = StateOwner.configuration(forStateDirectory: stateDirectory), case .postgresql = installed.storage {
-            throw refusal("the installed configuration (ANONREG_CONFIG or /etc/anonreg/anonreg.toml)")
+        let installedPath = environment["ANONREG_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/anonreg/anonreg.toml"
+        if FileManager.default.fileExists(atPath: installedPath) {
+            do { _ = try DaemonConfig.load(path: installedPath) } catch {
+                throw CLIFailure.refused(
+                    "cannot tell which store serves \(stateDirectory): the installed configuration \(installedPath) does not load (\(error)); name the configuration with --config"
+                )
+            }
+        }
+        if let installed = StateOwner.configuration(
+            forStateDirectory: stateDirectory, keysDirectory: keysDirectory, environment: environment),
+            case .postgresql = installed.storage
+        {
+            throw refusal(installedPath)
         }
     }
 }

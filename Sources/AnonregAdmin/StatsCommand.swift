@@ -156,10 +156,10 @@ public struct StatsCommand: ParsableCommand {
         let today = SystemDayClock().today
 
         init(stateDir: String, config configPath: String?, passphraseFile: String?) throws {
-            let path = configPath ?? stateDir + "/anonreg.toml"
             try OfflineAccess.requireSQLite(
-                config: path, stateDirectory: stateDir, command: "anonreg stats --state-dir",
+                config: configPath, stateDirectory: stateDir, command: "anonreg stats --state-dir",
                 instead: "ask a running node: `anonreg stats` without --state-dir")
+            let path = configPath ?? stateDir + "/anonreg.toml"
             do { config = try DaemonConfig.load(path: path) } catch { throw CLIFailure.usage("configuration \(path): \(error)") }
             guard !DatabaseInUse.check(config.databasePath) else {
                 throw CLIFailure.refused(

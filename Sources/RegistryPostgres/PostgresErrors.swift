@@ -37,6 +37,11 @@ enum PostgresErrors {
         state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "55P03", "57014"].contains(state)
     }
 
+    /// The SQLSTATE of a server error, if `error` is one.
+    static func sqlState(_ error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
     /// Why the database is out of reach, if `error` says so: a connection closed or refused, a
     /// server shutting down or starting up. Nil for a statement the server refused.
     static func unavailability(_ error: any Error) -> String? {

@@ -50,15 +50,21 @@ final class PostgresGroupCommit: Sendable {
 
     /// How long a write may wait in the queue for its batch before it is answered 503
     /// `storage_unavailable` and never run. Far above a busy node's queue (a batch of 64 takes
-    /// tens of milliseconds), below a client's patience: a batch stuck on a database that
-    /// stopped answering then holds up only its own writes, for this long at most.
+    /// tens of milliseconds), below a client's patience: the writes queued behind a batch stuck
+    /// on a database that stopped answering are answered after this long. The stuck batch's own
+    /// writes wait for its connection to fail: at once when the server closes it, up to the
+    /// kernel's TCP timeout when a server host vanishes without a word (docs/OPERATIONS.md
+    /// §PostgreSQL and several nodes, "Outages").
     static let queueWait: Duration = .seconds(30)
 
     /// Set at the start of each batch's transaction, so that no wait in it is unbounded: a lock
     /// held elsewhere (another node's batch, a database administrator's session) for 10 s, or a
     /// statement the server runs for 30 s, fails the batch `unavailable` (SQLSTATE 55P03,
     /// 57014). Deadlocks are found sooner (PostgreSQL's `deadlock_timeout`, 1 s by default).
-    static let batchLimits = "SELECT set_config('lock_timeout', '10s', true), set_config('statement_timeout', '30s', true)"
+    static let batchLimits =
+        "SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('statement_timeout', '\(statementTimeout)', true)"
+    static let lockTimeout = "10s"
+    static let statementTimeout = "30s"
 
     /// Runs `body` in the next batch and returns its value once that batch committed. A write
     /// still queued after `queueWait`, or whose caller is cancelled while it is queued, is
@@ -70,6 +76,9 @@ final class PostgresGroupCommit: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 guard pending.attach(continuation) else { return }
+                // Started before the write is queued, so that the drain's claim always finds it
+                // to cancel.
+                pending.startTimer(after: Self.queueWait)
                 let startDrain = state.withLock { state -> Bool in
                     state.lanes.append(pending, lane: lane)
                     guard !state.draining else { return false }
@@ -79,7 +88,6 @@ final class PostgresGroupCommit: Sendable {
                 // Detached: the drain serves every caller, and inherits no caller's
                 // cancellation or task-locals.
                 if startDrain { Task.detached { await self.drain() } }
-                pending.startTimer(after: Self.queueWait)
             }
         } onCancel: {
             pending.abandon(CancellationError())
@@ -168,11 +176,16 @@ final class PostgresGroupCommit: Sendable {
         }
     }
 
+    /// Whether a write's error ends its whole batch: a lost connection, a deadlock or a
+    /// serialization failure. A lock or statement timeout inside one write is that write's own
+    /// (answered 503 after its savepoint is rolled back); the batch's own wait for the chain's
+    /// lock runs outside any write, and a timeout there fails the batch.
     static func failsTheBatch(_ error: any Error) -> Bool {
+        if let state = PostgresErrors.sqlState(error), ["55P03", "57014"].contains(state) { return false }
         switch PostgresStore.storageError(error) {
-        case .unavailable: true
-        case .database(let reason): PostgresStore.isRetryable(reason)
-        default: false
+        case .unavailable: return true
+        case .database(let reason): return PostgresStore.isRetryable(reason)
+        default: return false
         }
     }
 }
@@ -266,6 +279,7 @@ private final class PendingWrite<T: Sendable>: PendingPostgresWrite, @unchecked 
             }
         }
         continuation?.resume(throwing: error)
+        timer.withLock { $0?.cancel() }
     }
 
     func claim() -> Bool {

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 internal import NIOCore
 internal import PostgresNIO
@@ -64,8 +65,15 @@ extension PostgresStore {
             // As on SQLite (docs/CRYPTO.md §Audit, "Restores"): the highest number the registry
             // can have issued is the anchor's plus one interval, or the restored head if larger.
             let issued = max(ended, anchorSeq &+ Int64(max(0, every)))
-            let (ahead, overflow) = (issued / step + 1).multipliedReportingOverflow(by: step)
-            guard !overflow, ahead < .max else { throw StorageError.integrity(what: "audit chain (a sequence number no anonreg writes)") }
+            let (stepped, overflow) = (issued / step + 1).multipliedReportingOverflow(by: step)
+            guard !overflow, stepped < .max else { throw StorageError.integrity(what: "audit chain (a sequence number no anonreg writes)") }
+            // With several nodes, the recording node's anchor may be older than another's (a
+            // node down since an earlier restore), so "above everything issued" is not known
+            // for sure here. The number also goes past the time in seconds × 10⁶: entries are
+            // issued far slower than a million a second, so no restore's numbers reach a later
+            // one's, whichever node records them, unless the clock went back (docs/CRYPTO.md
+            // §Audit, "Restores").
+            let ahead = max(stepped, Self.restoreFloor(at: Date()))
             let seq = ahead + 1
             let at = AuditChain.timestamp()
             let result = AuditChain.restoreResult(
@@ -94,8 +102,21 @@ extension PostgresStore {
             return checkpoint
         }
         await refreshAuditAnchor()
+        // The rows erased again leave dead tuples: the cleanup VACUUM runs now, since this is an
+        // offline command whose store closes next (a failure leaves them to autovacuum).
+        if !resurrected.isEmpty { _ = await vacuumAfterErasures() }
         return checkpoint
     }
+
+    /// The lowest number a restore recorded at `date` continues after: its Unix time in whole
+    /// seconds × 10⁶, about 1.8 × 10¹⁵ in 2026. It stays below 2⁵³ (until 2255), so that tools
+    /// that read JSON numbers as doubles (jq, JavaScript) still read exported numbers exactly.
+    static func restoreFloor(at date: Date) -> Int64 {
+        Int64(max(0, date.timeIntervalSince1970.rounded(.down))) * restoreClockStep
+    }
+
+    /// Entry numbers per second of the restore floor (`restoreFloor`).
+    static let restoreClockStep: Int64 = 1_000_000
 
     /// The subjects whose rows exist although the erasure ledger names them (rows a restore
     /// brought back): each row's ledger reference is computed from its `sid`, a keyed hash per

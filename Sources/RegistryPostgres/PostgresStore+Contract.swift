@@ -70,6 +70,9 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
                     "SELECT max(seq) FROM audit_checkpoint WHERE at < \(cutoff)", logger: logger)?.decode(Int64?.self) ?? nil
             else { return 0 }
             try await Self.requireGenuineCheckpoint(connection, seq: anchor, keyring: keyring, logger: logger)
+            // A backlog of years deletes in one statement: no statement timeout for it, and the
+            // batch's put back for the writes after it (a savepoint rolled back reverts it too).
+            try await connection.send("SELECT set_config('statement_timeout', '0', true)", logger: logger)
             try await connection.send("DELETE FROM audit_subject WHERE seq <= \(anchor)", logger: logger)
             try await connection.send("SELECT pg_advisory_xact_lock(\(Self.auditLockKey))", logger: logger)
             let removed = try await connection.rows("DELETE FROM audit_entry WHERE seq <= \(anchor) RETURNING seq", logger: logger).count
@@ -80,6 +83,8 @@ extension PostgresStore: RegistryStorage, AuditStorage, StatisticsReleaseStorage
                     actor: "system audit", action: AuditChain.pruneAction, result: AuditChain.pruneResult(anchor: anchor),
                     subjectReference: nil),
                 checkpointEvery: 0, keyring: keyring, logger: logger)
+            try await connection.send(
+                "SELECT set_config('statement_timeout', \(PostgresGroupCommit.statementTimeout), true)", logger: logger)
             return removed
         }
     }

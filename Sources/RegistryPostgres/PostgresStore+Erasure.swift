@@ -160,16 +160,23 @@ extension PostgresStore {
         let client = self.client
         let logger = self.logger
         do {
-            try await Self.boundedLease(LeaseFlag(), limit: Self.leaseWait) {
+            let leased = LeaseFlag()
+            try await Self.boundedLease(leased, limit: Self.leaseWait) {
                 try await client.withConnection { connection in
-                    // VACUUM runs outside a transaction: the session's lock_timeout bounds its
-                    // waits, and is put back before the connection returns to the pool.
-                    try await connection.send(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(Self.vacuumLockWait)s'"), logger: logger)
-                    do { try await connection.send("VACUUM subject, case_link, record", logger: logger) } catch {
-                        await connection.cleanUp("RESET lock_timeout", after: error, logger: logger)
-                        throw error
+                    guard leased.claim() else {
+                        throw StorageError.unavailable(reason: "no connection to the database within \(Self.leaseWait)")
                     }
-                    try await connection.send("RESET lock_timeout", logger: logger)
+                    // VACUUM runs outside a transaction: the session's lock_timeout bounds its
+                    // waits, and is put back before the connection returns to the pool. If it
+                    // cannot be put back, the connection is closed rather than returned with it.
+                    try await connection.send(PostgresQuery(unsafeSQL: "SET lock_timeout = '\(Self.vacuumLockWait)s'"), logger: logger)
+                    var failure: (any Error)?
+                    do { try await connection.send("VACUUM subject, case_link, record", logger: logger) } catch { failure = error }
+                    do { try await connection.send("RESET lock_timeout", logger: logger) } catch {
+                        try? await connection.close()
+                        throw failure ?? error
+                    }
+                    if let failure { throw failure }
                 }
             }
             return true

@@ -42,7 +42,7 @@ extension PostgresStore {
         var attempt = 1
         while true {
             do {
-                return try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", body)
+                return try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", guarded: true, body)
             } catch .database(let reason) where attempt < Self.writeAttempts && Self.isRetryable(reason) {
                 // Rolled back by the server: run again from where it began.
                 recorder?.restoreAppended(appendedBefore)
@@ -55,7 +55,7 @@ extension PostgresStore {
     }
 
     private func transaction<T: Sendable>(
-        begin: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        begin: String, guarded: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StorageError) -> T {
         let logger = self.logger
         let client = self.client
@@ -75,6 +75,10 @@ extension PostgresStore {
                         await connection.cleanUp("ROLLBACK", after: error, logger: logger)
                         throw error
                     }
+                    // PostgreSQL answers the COMMIT of an aborted transaction with ROLLBACK,
+                    // not an error: before a write's, a statement makes sure the body left none
+                    // (a read's has nothing to lose).
+                    if guarded { try await connection.send("SELECT 1", logger: logger) }
                     try await connection.send("COMMIT", logger: logger)
                     return value
                 }

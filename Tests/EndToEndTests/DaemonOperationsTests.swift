@@ -134,11 +134,19 @@ import Testing
         // elsewhere (/etc/anonreg/anonreg.toml, or $ANONREG_CONFIG) naming this state directory.
         let installed = d.tmp.sub("installed.toml")
         try FileManager.default.moveItem(atPath: d.configPath, toPath: installed)
-        let run = try Binaries.run(
-            "anonreg", ["audit", "verify", "--state-dir", d.stateDir], environment: ["ANONREG_CONFIG": installed, "PATH": "/usr/bin:/bin"])
-        #expect(run.status == 3, "\(run.stdout) \(run.stderr)")
-        #expect(run.stderr.contains("names a PostgreSQL registry"), "\(run.stderr)")
-        #expect(!run.stdout.contains("OK"), "\(run.stdout)")
+        for arguments in [["audit", "verify", "--state-dir", d.stateDir], ["stats", "--state-dir", d.stateDir]] {
+            let run = try Binaries.run("anonreg", arguments, environment: ["ANONREG_CONFIG": installed, "PATH": "/usr/bin:/bin"])
+            #expect(run.status == 3, "\(arguments): \(run.stdout) \(run.stderr)")
+            #expect(run.stderr.contains("names a PostgreSQL registry"), "\(arguments): \(run.stderr)")
+            #expect(!run.stdout.contains("OK"), "\(run.stdout)")
+        }
+        // An installed configuration that does not load: which store serves the directory is
+        // unknown, so nothing is reported.
+        let unreadable = d.tmp.sub("unreadable.toml")
+        try Data("[storage\n".utf8).write(to: URL(fileURLWithPath: unreadable))
+        let unknown = try Binaries.run(
+            "anonreg", ["audit", "verify", "--state-dir", d.stateDir], environment: ["ANONREG_CONFIG": unreadable, "PATH": "/usr/bin:/bin"])
+        #expect(unknown.status == 3 && unknown.stderr.contains("does not load"), "\(unknown.stdout) \(unknown.stderr)")
         // A configuration that exists but does not load: which store it names is unknown.
         try Data("[storage\n".utf8).write(to: URL(fileURLWithPath: d.configPath))
         let broken = try Binaries.run("anonreg", ["audit", "verify", "--state-dir", d.stateDir])

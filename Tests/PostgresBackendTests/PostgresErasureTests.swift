@@ -203,5 +203,17 @@ struct PostgresErasureTests {
         try nodes.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'vacuum-holder'")
         #expect(await a.retryPendingErasureCleanup() == false, "once the table is free, the cleanup completes")
         #expect(await a.retryPendingErasureCleanup() == false, "and has nothing left to do")
+
+        // A table held for 7 s, within the VACUUM's lock wait (10 s) but past the wait for a
+        // connection (5 s): the VACUUM completes once it is free, and the cleanup is done. Fails
+        // when the wait for a connection also bounds the VACUUM.
+        let second = try await PostgresNodes.enrol(a, consent: "second")
+        let brief = try nodes.cluster.session(
+            "SET application_name = 'brief-holder'; BEGIN; LOCK TABLE record IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(7); COMMIT;")
+        defer { brief.wait() }
+        try await PostgresGroupCommitTests.waitUntil(
+            nodes, "SELECT count(*) = 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'record' AND l.granted")
+        try await a.erase(code: second.code, counters: [])
+        #expect(await a.retryPendingErasureCleanup() == false, "a VACUUM that waited 7 s for `record` and then ran is done")
     }
 }

@@ -290,6 +290,57 @@ struct PostgresGroupCommitTests {
         #expect(try await Nodes.notes(node, receipt.caseHandle, clinic: Nodes.clinicA) == ["after"])
     }
 
+    /// A write that waits too long for a row another session holds (lock_timeout) fails alone,
+    /// 503, rolled back to its savepoint; the write after it in the same batch commits. Fails
+    /// when a timeout inside one write fails its whole batch.
+    @Test func aLockTimeoutInOneWriteFailsThatWriteAlone() async throws {
+        let nodes = try PostgresNodes()
+        let node = try await nodes.node()
+        defer { Task { await node.close() } }
+        let p = try await Nodes.enrol(node, consent: "p").caseHandle
+        let q = try await Nodes.enrol(node, consent: "q").caseHandle
+        let qID = try nodes.sql("SELECT max(id) FROM subject")
+        let pStamp = try await node.openForChange(case: p, clinic: Nodes.clinicA, history: false).stamp
+        let qStamp = try await node.openForChange(case: q, clinic: Nodes.clinicA, history: false).stamp
+        let rowHolder = try nodes.cluster.session(
+            "SET application_name = 'row-holder'; BEGIN; SELECT 1 FROM subject WHERE id = \(qID) FOR UPDATE; SELECT pg_sleep(120);")
+        let chainHolder = try nodes.cluster.session(
+            "SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(1); SELECT pg_advisory_unlock(\(PostgresStore.auditLockKey));"
+        )
+        defer {
+            rowHolder.signal(SIGKILL)
+            rowHolder.wait()
+            chainHolder.wait()
+        }
+        try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        // A plain entry takes the first batch; q, then p, queue into the next one.
+        let blocker = Task {
+            try await node.appendAudit(AuditEvent(actor: "system test", action: "blocker", result: "ok", subjectReference: nil))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let qWrite = Task { () -> String in
+            do {
+                try await Self.audited("checkup-q") { try await Self.commitCheckup(node, q, note: "q1", stamp: qStamp) }
+                return "committed"
+            } catch let error as StorageError {
+                if case .unavailable = error { return "unavailable" }
+                return "\(error)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let pWrite = Task { try await Self.audited("checkup-p") { try await Self.commitCheckup(node, p, note: "p1", stamp: pStamp) } }
+        try await blocker.value
+        let qOutcome = await qWrite.value
+        #expect(qOutcome == "unavailable", "\(qOutcome)")
+        do { try await pWrite.value } catch { Issue.record("the write after the timed-out one failed with it: \(error)") }
+        #expect(try await Nodes.notes(node, p, clinic: Nodes.clinicA) == ["p1"])
+        let actions = try await node.auditEntries(after: 0, limit: 10_000).map(\.action)
+        #expect(!actions.contains("checkup-q") && actions.contains("checkup-p"), "\(actions)")
+        #expect(try await node.verifyAudit().ok)
+    }
+
     /// Polls `sql` until it answers `t` (at most 30 s).
     static func waitUntil(_ nodes: PostgresNodes, _ sql: String) async throws {
         for _ in 0..<600 {

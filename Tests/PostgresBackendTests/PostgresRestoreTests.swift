@@ -61,14 +61,19 @@ struct PostgresRestoreTests {
         try nodes.sql("UPDATE audit_entry SET result = 'rewritten' WHERE seq = 3;")
         await #expect(throws: StorageError.self) { _ = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore") }
         try nodes.cluster.restore(dump)
+        // The restore's number follows the clock (Unix seconds × 10⁶, plus one): rows are
+        // planted at every number it can take in the next minute.
+        let now = Int64(Date().timeIntervalSince1970)
         try nodes.sql(
             """
             INSERT INTO audit_checkpoint (seq, hash, at, signature, format, previous, interval)
-            VALUES (1000000001, decode(repeat('11', 32), 'hex'), '2026-12-07T00:00:00Z', decode(repeat('00', 64), 'hex'), 2, 0, 5);
+            SELECT s * 1000000 + 1, decode(repeat('11', 32), 'hex'), '2026-12-07T00:00:00Z',
+                   decode(repeat('00', 64), 'hex'), 2, 0, 5
+            FROM generate_series(\(now - 1)::bigint, \(now + 60)::bigint) AS s ON CONFLICT DO NOTHING;
             """)
         await #expect(throws: StorageError.self) { _ = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore") }
         #expect(try nodes.sql("SELECT count(*) FROM audit_entry WHERE action = '\(AuditChain.restoreAction)'") == "0")
-        try nodes.sql("DELETE FROM audit_checkpoint WHERE seq = 1000000001;")
+        try nodes.sql("DELETE FROM audit_checkpoint WHERE signature = decode(repeat('00', 64), 'hex');")
 
         let checkpoint = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore")
         #expect(checkpoint.seq > anchorBefore)
@@ -96,5 +101,39 @@ struct PostgresRestoreTests {
         let after = try await nodes.node(checkpointEvery: 5)
         #expect(await Self.refused(after), "an older restore record must not let an older copy in")
         await after.close()
+    }
+
+    /// Two restores recorded by different nodes, the second on a node whose anchor predates the
+    /// first restore (it was down since): their numbers must not meet, or exported copies would
+    /// hold two different entries with one number. Fails when the numbering follows only the
+    /// recording node's anchor (both restores then continue after 10⁹).
+    @Test func restoresRecordedOnNodesWithStaleAnchorsNeverShareNumbers() async throws {
+        let nodes = try PostgresNodes()
+        let first = try await nodes.node(checkpointEvery: 5)
+        let receipt = try await PostgresNodes.enrol(first)
+        try await PostgresAuditTamperTests.audited(first, receipt.caseHandle, count: 6)
+        _ = try await first.checkpointAudit()
+        // Node B's own copy of the keys: its anchor stays where it is now.
+        let (hostB, keysB) = try nodes.copyOfTheKeys()
+        defer { withExtendedLifetime(hostB) {} }
+        let dump = try nodes.cluster.dump()
+        try await PostgresAuditTamperTests.audited(first, receipt.caseHandle, count: 6)
+        _ = try await first.checkpointAudit()
+        await first.close()
+
+        try nodes.cluster.restore(dump)
+        let a = try await nodes.node(checkpointEvery: 5)
+        let one = try await a.recordDatabaseRestore(actor: "admin uid 0 record-restore")
+        try await PostgresAuditTamperTests.audited(a, receipt.caseHandle, count: 3)
+        await a.close()
+
+        try await Task.sleep(for: .milliseconds(1100))
+        try nodes.cluster.restore(dump)
+        let b = try await nodes.node(checkpointEvery: 5, keys: keysB)
+        let two = try await b.recordDatabaseRestore(actor: "admin uid 0 record-restore")
+        await b.close()
+        #expect(two.seq > one.seq + 3, "restore \(two.seq) reuses the numbers after restore \(one.seq)")
+        // Both stay below 2⁵³, so that JSON readers that use doubles read them exactly.
+        #expect(two.seq < 1 << 53)
     }
 }
