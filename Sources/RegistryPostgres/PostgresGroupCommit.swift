@@ -58,12 +58,14 @@ final class PostgresGroupCommit: Sendable {
     static let queueWait: Duration = .seconds(30)
 
     /// Set at the start of each batch's transaction, so that no wait in it is unbounded: a lock
-    /// held elsewhere (another node's batch, a database administrator's session) for 10 s, or a
-    /// statement the server runs for 30 s, fails the batch `unavailable` (SQLSTATE 55P03,
-    /// 57014). Deadlocks are found sooner (PostgreSQL's `deadlock_timeout`, 1 s by default).
+    /// held elsewhere (another node's batch, a database administrator's session) for 30 s, or a
+    /// statement the server runs for 30 s, fails `unavailable` (SQLSTATE 55P03, 57014): the
+    /// write it happens in, or the batch if it is the batch's wait for the chain's lock. 30 s,
+    /// not less: on a loaded host another node's batch can hold the chain's lock for seconds.
+    /// Deadlocks are found sooner (PostgreSQL's `deadlock_timeout`, 1 s by default).
     static let batchLimits =
         "SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('statement_timeout', '\(statementTimeout)', true)"
-    static let lockTimeout = "10s"
+    static let lockTimeout = "30s"
     static let statementTimeout = "30s"
 
     /// Runs `body` in the next batch and returns its value once that batch committed. A write

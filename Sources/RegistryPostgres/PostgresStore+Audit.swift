@@ -37,18 +37,23 @@ extension PostgresStore {
     /// Appends the request's entry inside the write that has the effect, so that the effect and
     /// its entry commit together or not at all. Does nothing outside a request, or if the
     /// request's entry is already written.
+    /// `lockedSID`: the subject whose row this transaction holds `FOR UPDATE`, which therefore
+    /// exists; its entry is linked without asking the table.
     static func auditEffect(
-        _ connection: PostgresConnection, recorder: AuditRecorder?, checkpointEvery: Int, keyring: Keyring, logger: Logger
+        _ connection: PostgresConnection, recorder: AuditRecorder?, checkpointEvery: Int, keyring: Keyring, lockedSID: [UInt8]? = nil,
+        logger: Logger
     ) async throws {
         guard let recorder, recorder.actionToAppend != nil, let event = recorder.event(result: "ok") else { return }
-        try await appendChained(connection, event: event, checkpointEvery: checkpointEvery, keyring: keyring, logger: logger)
+        try await appendChained(
+            connection, event: event, checkpointEvery: checkpointEvery, keyring: keyring, lockedSID: lockedSID, logger: logger)
         recorder.markAppended()
     }
 
     /// Takes the chain's lock, appends one entry after the head, and signs a checkpoint every
     /// `checkpointEvery` entries.
     static func appendChained(
-        _ connection: PostgresConnection, event: AuditEvent, checkpointEvery: Int, keyring: Keyring, logger: Logger
+        _ connection: PostgresConnection, event: AuditEvent, checkpointEvery: Int, keyring: Keyring, lockedSID: [UInt8]? = nil,
+        logger: Logger
     ) async throws {
         // In a batch (PostgresGroupCommit.swift) the lock is held and the head may be known.
         let batch = BatchChain.current
@@ -94,7 +99,8 @@ extension PostgresStore {
         // A read's entry is appended after the read, in a transaction of its own: if the subject
         // was erased in between (on any node), the entry keeps its commitment but no link.
         if let reference = event.subjectReference, let commitment, event.linked,
-            try await subjectExists(connection, key: event.subjectKey, logger: logger)
+            lockedSID != nil && event.subjectKey == lockedSID
+                ? true : try await subjectExists(connection, key: event.subjectKey, logger: logger)
         {
             try await connection.send(
                 "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (\(seq), \(reference.bytea), \(commitment.salt.bytea))",

@@ -137,7 +137,8 @@ extension PostgresStore {
             try await subject.sealSummary(connection, change.summary, dek: dek, logger: logger)
             try await subject.save(connection, keyring: keyring, logger: logger)
             try await Self.apply(connection, change.counters, logger: logger)
-            try await Self.auditEffect(connection, recorder: recorder, checkpointEvery: every, keyring: keyring, logger: logger)
+            try await Self.auditEffect(
+                connection, recorder: recorder, checkpointEvery: every, keyring: keyring, lockedSID: subject.sid, logger: logger)
         }
     }
 

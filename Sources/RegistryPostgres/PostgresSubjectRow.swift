@@ -21,6 +21,9 @@ struct PostgresSubjectRow: SealedSubjectRow {
     var recordsHead: [UInt8]
     var rowMAC: [UInt8]
     var summary: [UInt8]?
+    /// The id of the newest record `append` inserted in this transaction, if any: with the row
+    /// locked, it is the subject's newest record, and `sealSummary` need not ask the table.
+    var appendedNewest: Int64?
 
     static let selectColumns =
         "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac, s.summary"
@@ -100,7 +103,8 @@ struct PostgresSubjectRow: SealedSubjectRow {
             summary = nil
             return
         }
-        let newest = try await recordExtent(connection, logger: logger).newest
+        let newest: Int64
+        if let appendedNewest { newest = appendedNewest } else { newest = try await recordExtent(connection, logger: logger).newest }
         summary = try sealedSummary(plaintext, newestRecord: newest, dek: dek)
     }
 
@@ -174,6 +178,9 @@ struct PostgresSubjectRow: SealedSubjectRow {
             recordsHead = try RowIntegrity.chain(
                 recordsHead, recordID: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion, keyring: keyring)
             self.records += 1
+            // Ids come from the identity sequence after the row was locked: no record of this
+            // subject can have a higher one.
+            appendedNewest = recordID
         }
     }
 

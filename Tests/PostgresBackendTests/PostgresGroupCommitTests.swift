@@ -245,7 +245,7 @@ struct PostgresGroupCommitTests {
         let receipt = try await Nodes.enrol(node)
         let entries = try nodes.sql("SELECT count(*) FROM audit_entry")
         let holder = try nodes.cluster.session(
-            "SET application_name = 'chain-holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(120);")
+            "SET application_name = 'chain-holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(180);")
         defer {
             holder.signal(SIGKILL)
             holder.wait()
@@ -275,9 +275,9 @@ struct PostgresGroupCommitTests {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        // The first batch gives up after its lock_timeout (10 s), the writes queued behind it
+        // The first batch gives up after its lock_timeout (30 s), the writes queued behind it
         // after `queueWait` (30 s) at most.
-        while ContinuousClock.now - started < .seconds(50), outcomes.lock.withLock({ outcomes.values.count }) < 6 {
+        while ContinuousClock.now - started < .seconds(80), outcomes.lock.withLock({ outcomes.values.count }) < 6 {
             try await Task.sleep(for: .milliseconds(100))
         }
         let answered = outcomes.lock.withLock { outcomes.values }
@@ -303,7 +303,7 @@ struct PostgresGroupCommitTests {
         let pStamp = try await node.openForChange(case: p, clinic: Nodes.clinicA, history: false).stamp
         let qStamp = try await node.openForChange(case: q, clinic: Nodes.clinicA, history: false).stamp
         let rowHolder = try nodes.cluster.session(
-            "SET application_name = 'row-holder'; BEGIN; SELECT 1 FROM subject WHERE id = \(qID) FOR UPDATE; SELECT pg_sleep(120);")
+            "SET application_name = 'row-holder'; BEGIN; SELECT 1 FROM subject WHERE id = \(qID) FOR UPDATE; SELECT pg_sleep(180);")
         let chainHolder = try nodes.cluster.session(
             "SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(1); SELECT pg_advisory_unlock(\(PostgresStore.auditLockKey));"
         )
