@@ -24,7 +24,7 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
             --record-restore, after a PostgreSQL registry's database was restored with pg_restore \
             or a base backup, records the restore in the audit log, signed, and moves this node's \
             audit anchor, so that every node starts again on the restored log. Run it on one node \
-            while no node serves (docs/OPERATIONS.md §PostgreSQL and several nodes).
+            while no node serves; the operations guide gives the steps.
             """,
         version: BuildInfo.versionText(AnonregVersion.software)
     )
