@@ -91,30 +91,34 @@ extension PostgresStore {
         do { hash = try AuditChain.hash(previous: previous, canonical: canonical) } catch {
             throw StorageError.database(reason: "could not hash an audit entry")
         }
-        try await connection.send(
-            """
-            INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
-            VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment?.value.bytea), \(previous.bytea), \(hash.bytea))
-            """, logger: logger)
-        // A read's entry is appended after the read, in a transaction of its own: if the subject
-        // was erased in between (on any node), the entry keeps its commitment but no link.
-        if let reference = event.subjectReference, let commitment, event.linked,
-            lockedSID != nil && event.subjectKey == lockedSID
-                ? true : try await subjectExists(connection, key: event.subjectKey, logger: logger)
-        {
+        // The entry and its link go in one statement. A read's entry is appended after the read,
+        // in a transaction of its own: if the subject was erased in between (on any node), the
+        // entry keeps its commitment but no link, which the statement decides with the subject
+        // row's existence. A write that holds the subject's row `FOR UPDATE` knows it exists.
+        if let reference = event.subjectReference, let commitment, event.linked {
+            let known = event.subjectKey == nil || (lockedSID != nil && event.subjectKey == lockedSID)
             try await connection.send(
-                "INSERT INTO audit_subject (seq, subject_ref, salt) VALUES (\(seq), \(reference.bytea), \(commitment.salt.bytea))",
-                logger: logger)
+                """
+                WITH entry AS (
+                    INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
+                    VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment.value.bytea), \(previous.bytea),
+                        \(hash.bytea))
+                    RETURNING seq)
+                INSERT INTO audit_subject (seq, subject_ref, salt)
+                SELECT seq, \(reference.bytea), \(commitment.salt.bytea) FROM entry
+                WHERE \(known) OR EXISTS (SELECT 1 FROM subject WHERE sid = \(event.subjectKey?.bytea))
+                """, logger: logger)
+        } else {
+            try await connection.send(
+                """
+                INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
+                VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment?.value.bytea), \(previous.bytea), \(hash.bytea))
+                """, logger: logger)
         }
         if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
             try await insertCheckpoint(connection, seq: seq, hash: hash, keyring: keyring, interval: checkpointEvery, logger: logger)
         }
         batch?.head = (seq, hash)
-    }
-
-    static func subjectExists(_ connection: PostgresConnection, key: [UInt8]?, logger: Logger) async throws -> Bool {
-        guard let key else { return true }
-        return try await connection.row("SELECT 1 FROM subject WHERE sid = \(key.bytea)", logger: logger) != nil
     }
 
     static func anchorHash(_ connection: PostgresConnection, before seq: Int64, logger: Logger) async throws -> [UInt8] {

@@ -81,22 +81,35 @@ extension PostgresStore {
         }
     }
 
-    /// Adds counter increments in the caller's transaction, in key order: two transactions that
-    /// touch the same counters lock them in the same order, and so never deadlock.
+    /// Adds counter increments in the caller's transaction, in one statement, in key order
+    /// (PostgreSQL inserts a VALUES list row by row, in order): two transactions that touch the
+    /// same counters lock them in the same order, and so never deadlock. Increments of the same
+    /// key are added up first (an upsert may touch a row once per statement).
     static func apply(_ connection: PostgresConnection, _ counters: [CounterIncrement], logger: Logger) async throws {
-        let ordered = counters.filter { $0.by != 0 }.sorted {
+        var sums: [CounterKey: Int] = [:]
+        for increment in counters { sums[increment.key, default: 0] += increment.by }
+        let ordered = sums.filter { $0.value != 0 }.sorted {
             ($0.key.month.description, $0.key.category, $0.key.clinic.rawValue, $0.key.metric)
                 < ($1.key.month.description, $1.key.category, $1.key.clinic.rawValue, $1.key.metric)
         }
-        for increment in ordered {
-            try await connection.send(
-                """
-                INSERT INTO counter (month, category, clinic, metric, value)
-                VALUES (\(increment.key.month.description), \(increment.key.category), \(increment.key.clinic.rawValue),
-                    \(increment.key.metric), \(Int64(increment.by)))
-                ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = counter.value + excluded.value
-                """, logger: logger)
+        guard !ordered.isEmpty else { return }
+        var binds = PostgresBindings(capacity: 5 * ordered.count)
+        var values: [String] = []
+        for (key, by) in ordered {
+            let first = binds.count + 1
+            binds.append(key.month.description)
+            binds.append(key.category)
+            binds.append(key.clinic.rawValue)
+            binds.append(key.metric)
+            binds.append(Int64(by))
+            values.append("($\(first), $\(first + 1), $\(first + 2), $\(first + 3), $\(first + 4))")
         }
+        try await connection.send(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO counter (month, category, clinic, metric, value) VALUES \(values.joined(separator: ", "))
+                    ON CONFLICT (month, category, clinic, metric) DO UPDATE SET value = counter.value + excluded.value
+                    """, binds: binds), logger: logger)
     }
 
     /// Records the open month's unique-person tag. The upsert writes the row whether or not the

@@ -82,35 +82,38 @@ extension PostgresStore {
     }
 
     /// docs/STORAGE.md §Summary: one row and its MACs, a count of its record index entries, one
-    /// key unwrapped, one summary opened, whatever the length of the history.
+    /// key unwrapped, one summary opened, whatever the length of the history. One statement,
+    /// sent without BEGIN and COMMIT (`readOneStatement`).
     public func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        let logger = self.logger
-        return try await read { connection in
-            guard let subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic) else {
+        return try await readOneStatement { connection in
+            guard let opened = try await self.subjectWithExtent(connection, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
-            return try await subject.summaryView(connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
+            return try opened.subject.summaryView(
+                extent: opened.records, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
         }
     }
 
     /// docs/STORAGE.md §Changes: the subject is opened in a read snapshot, the domain decides,
-    /// and `commit` checks, under the subject row's lock, that nothing changed since.
+    /// and `commit` checks, under the subject row's lock, that nothing changed since. Without
+    /// the history, the row, its extent and its stamp come from one statement.
     public func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
         let logger = self.logger
-        return try await read { connection in
-            guard let subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic) else {
+        let open: @Sendable (PostgresConnection) async throws -> OpenedSubject = { connection in
+            guard let opened = try await self.subjectWithExtent(connection, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
             let view =
                 history
-                ? try await subject.view(connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
-                : try await subject.summaryView(connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
-            return OpenedSubject(view: view, stamp: try await subject.stamp(connection, logger: logger))
+                ? try await opened.subject.view(connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
+                : try opened.subject.summaryView(extent: opened.records, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+            return OpenedSubject(view: view, stamp: opened.stamp)
         }
+        return history ? try await read(open) : try await readOneStatement(open)
     }
 
     /// The subject row is locked (`FOR UPDATE`) before its stamp is compared: a commit from
@@ -128,11 +131,12 @@ extension PostgresStore {
             guard var subject = try await self.subject(connection, handleIndex: handleIndex, clinic: clinic, forUpdate: true) else {
                 throw StorageError.caseNotFound
             }
-            guard try await subject.stamp(connection, logger: logger) == stamp else { throw StorageError.subjectChanged }
+            let current = try await subject.stamp(connection, drawing: change.append.count, logger: logger)
+            guard current.stamp == stamp else { throw StorageError.subjectChanged }
             let keyring = self.keyring
             let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
             try subject.recordReference(keyring: keyring, in: recorder)
-            try await subject.append(connection, change.append, dek: dek, keyring: keyring, logger: logger)
+            try await subject.append(connection, change.append, ids: current.recordIDs, dek: dek, keyring: keyring, logger: logger)
             subject.columns = change.columns
             try await subject.sealSummary(connection, change.summary, dek: dek, logger: logger)
             try await subject.save(connection, keyring: keyring, logger: logger)
@@ -251,6 +255,40 @@ extension PostgresStore {
         return subject
     }
 
+    /// The subject behind a clinic's handle, as `subject(_:handleIndex:clinic:)`, with its
+    /// records' count and newest id and its stamp, all from one statement (one snapshot).
+    func subjectWithExtent(_ connection: PostgresConnection, handleIndex: [UInt8], clinic: ClinicID) async throws
+        -> SubjectWithExtent?
+    {
+        guard
+            let row = try await connection.row(
+                """
+                SELECT \(unescaped: PostgresSubjectRow.selectColumns), \(unescaped: PostgresCaseLinkRow.selectColumns),
+                    r.n, r.newest, l.n, l.newest
+                FROM case_link c JOIN subject s ON s.id = c.subject_id
+                CROSS JOIN LATERAL (SELECT count(*), max(id) FROM record WHERE subject_id = s.id) r (n, newest)
+                CROSS JOIN LATERAL (SELECT count(*), max(id) FROM case_link WHERE subject_id = s.id) l (n, newest)
+                WHERE c.handle_index = \(handleIndex.bytea) AND c.clinic = \(clinic.rawValue)
+                """, logger: logger)
+        else { return nil }
+        let cells = row.makeRandomAccess()
+        let subject = try PostgresSubjectRow(cells)
+        let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
+        let keyring = self.keyring
+        try link.authenticate(sid: subject.sid, keyring: keyring)
+        try subject.authenticate(keyring: keyring, erased: erased)
+        let o = PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount
+        let records = try cells[o].decode(Int64.self)
+        let newestRecord = try cells[o + 1].decode(Int64?.self)
+        let links = try cells[o + 2].decode(Int64.self)
+        let newestLink = try cells[o + 3].decode(Int64?.self)
+        // A count beyond Int is no count of rows anonreg wrote (checkExtent refuses it).
+        guard let count = Int(exactly: records) else { throw StorageError.integrity(what: "record set (a count no anonreg writes)") }
+        return SubjectWithExtent(
+            subject: subject, records: (count, newestRecord ?? -1),
+            stamp: subject.stamp(newestRecord: newestRecord, records: records, newestLink: newestLink, links: links))
+    }
+
     /// The subject holding a code, its row's MAC (which binds the code index) checked.
     func subject(_ connection: PostgresConnection, codeIndex: [UInt8], forUpdate: Bool = false) async throws -> PostgresSubjectRow? {
         let lock = forUpdate ? " FOR UPDATE" : ""
@@ -297,6 +335,13 @@ extension PostgresStore {
         guard ids.count == count else { throw StorageError.database(reason: "the \(table) sequence returned \(ids.count) ids") }
         return ids.sorted()
     }
+}
+
+/// A subject row with its records' extent and its stamp, read in one statement.
+struct SubjectWithExtent: Sendable {
+    var subject: PostgresSubjectRow
+    var records: (count: Int, newest: Int64)
+    var stamp: SubjectStamp
 }
 
 /// Carries a DEK into a transaction's closure; the key stays in secure memory and is wiped when

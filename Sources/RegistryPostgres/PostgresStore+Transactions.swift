@@ -28,6 +28,16 @@ extension PostgresStore {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
+    /// A read of exactly one statement, sent on its own: PostgreSQL runs it in a transaction of
+    /// its own, from one snapshot (the same guarantee as `read`), without the round trips of
+    /// BEGIN and COMMIT. `body` must send one statement and nothing else: a second one would
+    /// see another snapshot.
+    func readOneStatement<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError)
+        -> T
+    {
+        try await transaction(begin: nil, body)
+    }
+
     /// A write: committed with the node's other pending writes in one batch
     /// (PostgresGroupCommit.swift), or, `bulk`, in a transaction of its own beside the batches.
     /// A bulk write must never take the audit chain's lock (the lock order of the batches).
@@ -55,7 +65,7 @@ extension PostgresStore {
     }
 
     private func transaction<T: Sendable>(
-        begin: String, guarded: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        begin: String?, guarded: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StorageError) -> T {
         let logger = self.logger
         let client = self.client
@@ -67,6 +77,7 @@ extension PostgresStore {
                     guard leased.claim() else {
                         throw StorageError.unavailable(reason: "no connection to the database within \(Self.leaseWait)")
                     }
+                    guard let begin else { return try await body(connection) }
                     try await connection.send(PostgresQuery(unsafeSQL: begin), logger: logger)
                     let value: T
                     do { value = try await body(connection) } catch {

@@ -24,6 +24,8 @@ struct PostgresSubjectRow: SealedSubjectRow {
     /// The id of the newest record `append` inserted in this transaction, if any: with the row
     /// locked, it is the subject's newest record, and `sealSummary` need not ask the table.
     var appendedNewest: Int64?
+    /// Records sealed by `append` and not yet inserted: `save` writes them with the row.
+    var stagedRecords: [StagedRecord] = []
 
     static let selectColumns =
         "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac, s.summary"
@@ -71,18 +73,51 @@ struct PostgresSubjectRow: SealedSubjectRow {
         self.summary = nil
     }
 
-    /// Writes the row's code index, columns, record count and chain head with their MAC, and
-    /// its sealed summary.
+    /// Writes the records `append` staged and the row's code index, columns, record count and
+    /// chain head with their MAC, and its sealed summary: one statement, one round trip.
     mutating func save(_ connection: PostgresConnection, keyring: Keyring, logger: Logger) async throws {
         rowMAC = try expectedMAC(keyring: keyring)
-        let updated = try await connection.rows(
+        var binds = PostgresBindings(capacity: 9 + 5 * stagedRecords.count)
+        var sql = ""
+        if !stagedRecords.isEmpty {
+            var values: [String] = []
+            for staged in stagedRecords {
+                let first = binds.count + 1
+                binds.append(staged.id)
+                binds.append(id)
+                binds.append(staged.kind)
+                binds.append(Int32(staged.schemaVersion))
+                binds.append(staged.sealed.bytea)
+                values.append("($\(first), $\(first + 1), $\(first + 2), $\(first + 3), $\(first + 4))")
+            }
+            sql += """
+                WITH inserted AS (INSERT INTO record (id, subject_id, kind, schema_version, sealed) OVERRIDING SYSTEM VALUE
+                VALUES \(values.joined(separator: ", ")) RETURNING 1)
+
+                """
+        }
+        let first = binds.count + 1
+        binds.append(codeIndex.bytea)
+        binds.append(columns.status.rawValue)
+        binds.append(columns.nextDue?.description)
+        binds.append(columns.reviewOn?.description)
+        binds.append(Int32(records))
+        binds.append(recordsHead.bytea)
+        binds.append(rowMAC.bytea)
+        binds.append(summary?.bytea)
+        binds.append(id)
+        let inserted = stagedRecords.isEmpty ? "0" : "(SELECT count(*) FROM inserted)"
+        sql += """
+            UPDATE subject SET code_index = $\(first), status = $\(first + 1), next_due = $\(first + 2), review_on = $\(first + 3),
+                records = $\(first + 4), records_head = $\(first + 5), row_mac = $\(first + 6), summary = $\(first + 7)
+            WHERE id = $\(first + 8) RETURNING \(inserted)
             """
-            UPDATE subject SET code_index = \(codeIndex.bytea), status = \(columns.status.rawValue),
-                next_due = \(columns.nextDue?.description), review_on = \(columns.reviewOn?.description),
-                records = \(Int32(records)), records_head = \(recordsHead.bytea), row_mac = \(rowMAC.bytea),
-                summary = \(summary?.bytea) WHERE id = \(id) RETURNING id
-            """, logger: logger)
+        let updated = try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
         guard updated.count == 1 else { throw StorageError.database(reason: "a subject row vanished inside its own transaction") }
+        guard try updated[0].decode(Int64.self) == Int64(stagedRecords.count) else {
+            throw StorageError.database(reason: "the records of a change were not all inserted")
+        }
+        stagedRecords = []
     }
 
     /// How many record rows the subject has and the newest one's id (-1 for none), from the
@@ -109,11 +144,11 @@ struct PostgresSubjectRow: SealedSubjectRow {
     }
 
     /// The subject with only its summary opened: no record decrypted, no case link read (docs/
-    /// STORAGE.md §Summary). The row must have been authenticated.
-    func summaryView(
-        _ connection: PostgresConnection, keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?, logger: Logger
-    ) async throws -> SubjectView {
-        let extent = try await recordExtent(connection, logger: logger)
+    /// STORAGE.md §Summary). The row must have been authenticated; `extent` is its records'
+    /// count and newest id, read in the same snapshot as the row.
+    func summaryView(extent: (count: Int, newest: Int64), keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?) throws
+        -> SubjectView
+    {
         try checkExtent(count: extent.count)
         let dek = try dek(keyring: keyring, slab: slab)
         let summary = try openSummary(newestRecord: extent.newest, dek: dek)
@@ -159,22 +194,28 @@ struct PostgresSubjectRow: SealedSubjectRow {
         return SubjectView(records: records, columns: columns, clinics: clinics, auditReference: reference, summary: summary)
     }
 
-    /// Seals and inserts `records`, extending the record chain in memory. Their ids are drawn
-    /// from the identity sequence first, so that each is bound into its record's associated
-    /// data; the sequence never hands an id out twice. The caller `save`s the row afterwards.
+    /// Seals `records` and stages them for `save`, which inserts them with the row in one
+    /// statement, extending the record chain in memory. Their ids are drawn from the identity
+    /// sequence first (or given, drawn with the stamp: `stamp(_:drawing:)`), so that each is
+    /// bound into its record's associated data; the sequence never hands an id out twice. The
+    /// caller must `save` the row afterwards, or the records are never written.
     mutating func append(
-        _ connection: PostgresConnection, _ records: [NewRecord], dek: borrowing SecretBytes, keyring: Keyring, logger: Logger
+        _ connection: PostgresConnection, _ records: [NewRecord], ids drawn: [Int64]? = nil, dek: borrowing SecretBytes,
+        keyring: Keyring, logger: Logger
     ) async throws {
         guard !records.isEmpty else { return }
-        let ids = try await PostgresStore.nextIDs(connection, table: "record", count: records.count, logger: logger)
+        let ids: [Int64]
+        if let drawn {
+            ids = drawn
+        } else {
+            ids = try await PostgresStore.nextIDs(connection, table: "record", count: records.count, logger: logger)
+        }
+        guard ids.count == records.count else { throw StorageError.database(reason: "record ids drawn for another change") }
         for (record, recordID) in zip(records, ids) {
             let ad = SubjectKeys.recordAD(sid: sid, id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion)
             let sealed = try SubjectKeys.seal(record.plaintext, dek: dek, ad: ad)
-            try await connection.send(
-                """
-                INSERT INTO record (id, subject_id, kind, schema_version, sealed) OVERRIDING SYSTEM VALUE
-                VALUES (\(recordID), \(id), \(record.kind.rawValue), \(Int32(record.schemaVersion)), \(sealed.bytea))
-                """, logger: logger)
+            stagedRecords.append(
+                StagedRecord(id: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion, sealed: sealed))
             recordsHead = try RowIntegrity.chain(
                 recordsHead, recordID: recordID, kind: record.kind.rawValue, schemaVersion: record.schemaVersion, keyring: keyring)
             self.records += 1
@@ -186,16 +227,36 @@ struct PostgresSubjectRow: SealedSubjectRow {
 
     /// The stamp `commit` compares (`SealedSubjectRow.stamp`), read in the caller's transaction.
     func stamp(_ connection: PostgresConnection, logger: Logger) async throws -> SubjectStamp {
+        try await stamp(connection, drawing: 0, logger: logger).stamp
+    }
+
+    /// The stamp, and `count` new record ids drawn in the same statement (ascending; see
+    /// `PostgresStore.nextIDs`): a change's check and its ids in one round trip. Call with the
+    /// row locked, so that the stamp is read after the lock was granted.
+    func stamp(_ connection: PostgresConnection, drawing count: Int, logger: Logger) async throws -> (
+        stamp: SubjectStamp, recordIDs: [Int64]
+    ) {
         let row = try await connection.row(
             """
             SELECT (SELECT max(id) FROM record WHERE subject_id = \(id)), (SELECT count(*) FROM record WHERE subject_id = \(id)),
-                   (SELECT max(id) FROM case_link WHERE subject_id = \(id)), (SELECT count(*) FROM case_link WHERE subject_id = \(id))
+                   (SELECT max(id) FROM case_link WHERE subject_id = \(id)), (SELECT count(*) FROM case_link WHERE subject_id = \(id)),
+                   ARRAY(SELECT nextval(pg_get_serial_sequence('record', 'id')) FROM generate_series(1, \(count)))
             """, logger: logger)
-        guard let (newestRecord, records, newestLink, links) = try row?.decode((Int64?, Int64, Int64?, Int64).self) else {
+        guard let (newestRecord, records, newestLink, links, ids) = try row?.decode((Int64?, Int64, Int64?, Int64, [Int64]).self)
+        else {
             throw StorageError.database(reason: "the stamp query returned no row")
         }
-        return stamp(newestRecord: newestRecord, records: records, newestLink: newestLink, links: links)
+        guard ids.count == count else { throw StorageError.database(reason: "the record sequence returned \(ids.count) ids") }
+        return (stamp(newestRecord: newestRecord, records: records, newestLink: newestLink, links: links), ids.sorted())
     }
+}
+
+/// A sealed record `append` made, inserted by the next `save`.
+struct StagedRecord {
+    var id: Int64
+    var kind: String
+    var schemaVersion: UInt16
+    var sealed: [UInt8]
 }
 
 /// A case link row read from PostgreSQL; its MAC check is `SealedCaseLinkRow`'s.

@@ -40,6 +40,23 @@ struct ConformanceTampering {
         } catch {
             #expect(error.isTamperingError, "\(attack): \(error)")
         }
+        // The reads that open no record (status, and a check-up's open) read the row, its link
+        // and its records' extent, not the records: every attack on those is refused there too.
+        // A flipped record is caught when a record is opened, as above.
+        if attack != .flipASealedRecord {
+            do {
+                _ = try await registry.backend.summary(case: target.caseHandle, clinic: Registry.clinicA)
+                Issue.record("\(attack): the tampered subject's status was served")
+            } catch {
+                #expect(error.isTamperingError, "\(attack) (status): \(error)")
+            }
+            do {
+                _ = try await registry.backend.openForChange(case: target.caseHandle, clinic: Registry.clinicA, history: false)
+                Issue.record("\(attack): the tampered subject was opened for a check-up")
+            } catch {
+                #expect(error.isTamperingError, "\(attack) (check-up open): \(error)")
+            }
+        }
         // A patient code opens its own subject or nothing: never the other subject's record.
         for (receipt, own) in [(target, "target"), (other, "other")] {
             if let view = try? await registry.backend.subject(code: receipt.code) {
