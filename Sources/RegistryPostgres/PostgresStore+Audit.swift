@@ -95,25 +95,17 @@ extension PostgresStore {
         // in a transaction of its own: if the subject was erased in between (on any node), the
         // entry keeps its commitment but no link, which the statement decides with the subject
         // row's existence. A write that holds the subject's row `FOR UPDATE` knows it exists.
+        let entry = AuditEntryValues(
+            seq: seq, at: at, actor: event.actor, action: event.action, result: event.result, subjectCommit: commitment?.value,
+            previous: previous, hash: hash)
         if let reference = event.subjectReference, let commitment, event.linked {
             let known = event.subjectKey == nil || (lockedSID != nil && event.subjectKey == lockedSID)
-            try await connection.send(
-                """
-                WITH entry AS (
-                    INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
-                    VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment.value.bytea), \(previous.bytea),
-                        \(hash.bytea))
-                    RETURNING seq)
-                INSERT INTO audit_subject (seq, subject_ref, salt)
-                SELECT seq, \(reference.bytea), \(commitment.salt.bytea) FROM entry
-                WHERE \(known) OR EXISTS (SELECT 1 FROM subject WHERE sid = \(event.subjectKey?.bytea))
-                """, logger: logger)
+            _ = try await connection.rows(
+                LinkedAuditEntryStatement(
+                    entry: entry, reference: reference, salt: commitment.salt, known: known, subjectKey: event.subjectKey),
+                logger: logger)
         } else {
-            try await connection.send(
-                """
-                INSERT INTO audit_entry (seq, at, actor, action, result, subject_commit, prev_hash, hash)
-                VALUES (\(seq), \(at), \(event.actor), \(event.action), \(event.result), \(commitment?.value.bytea), \(previous.bytea), \(hash.bytea))
-                """, logger: logger)
+            _ = try await connection.rows(AuditEntryStatement(entry: entry), logger: logger)
         }
         if checkpointEvery > 0, seq % Int64(checkpointEvery) == 0 {
             try await insertCheckpoint(connection, seq: seq, hash: hash, keyring: keyring, interval: checkpointEvery, logger: logger)

@@ -84,10 +84,16 @@ extension PostgresStore {
     /// Adds counter increments in the caller's transaction, in one statement, in key order
     /// (PostgreSQL inserts a VALUES list row by row, in order): two transactions that touch the
     /// same counters lock them in the same order, and so never deadlock. Increments of the same
-    /// key are added up first (an upsert may touch a row once per statement).
+    /// key are added up first (an upsert may touch a row once per statement): only their sum
+    /// is checked against `value >= 0`, and a key whose increments cancel out writes nothing.
+    /// Every increment anonreg makes is +1.
     static func apply(_ connection: PostgresConnection, _ counters: [CounterIncrement], logger: Logger) async throws {
         var sums: [CounterKey: Int] = [:]
-        for increment in counters { sums[increment.key, default: 0] += increment.by }
+        for increment in counters {
+            let (sum, overflow) = sums[increment.key, default: 0].addingReportingOverflow(increment.by)
+            guard !overflow else { throw StorageError.database(reason: "counter increments beyond a 64-bit count") }
+            sums[increment.key] = sum
+        }
         let ordered = sums.filter { $0.value != 0 }.sorted {
             ($0.key.month.description, $0.key.category, $0.key.clinic.rawValue, $0.key.metric)
                 < ($1.key.month.description, $1.key.category, $1.key.clinic.rawValue, $1.key.metric)

@@ -83,17 +83,11 @@ extension PostgresStore {
 
     /// docs/STORAGE.md §Summary: one row and its MACs, a count of its record index entries, one
     /// key unwrapped, one summary opened, whatever the length of the history. One statement,
-    /// sent without BEGIN and COMMIT (`readOneStatement`).
+    /// sent without BEGIN and COMMIT (`readOneRow`).
     public func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
         let recorder = AuditRecorder.current
-        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        return try await readOneStatement { connection in
-            guard let opened = try await self.subjectWithExtent(connection, handleIndex: handleIndex, clinic: clinic) else {
-                throw StorageError.caseNotFound
-            }
-            return try opened.subject.summaryView(
-                extent: opened.records, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
-        }
+        let opened = try await openedWithExtent(case: handle, clinic: clinic)
+        return try opened.subject.summaryView(extent: opened.records, keyring: keyring, slab: dekSlab, recorder: recorder)
     }
 
     /// docs/STORAGE.md §Changes: the subject is opened in a read snapshot, the domain decides,
@@ -101,19 +95,28 @@ extension PostgresStore {
     /// the history, the row, its extent and its stamp come from one statement.
     public func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
-        let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        let logger = self.logger
-        let open: @Sendable (PostgresConnection) async throws -> OpenedSubject = { connection in
-            guard let opened = try await self.subjectWithExtent(connection, handleIndex: handleIndex, clinic: clinic) else {
-                throw StorageError.caseNotFound
-            }
-            let view =
-                history
-                ? try await opened.subject.view(connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
-                : try opened.subject.summaryView(extent: opened.records, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
+        guard history else {
+            let opened = try await openedWithExtent(case: handle, clinic: clinic)
+            let view = try opened.subject.summaryView(extent: opened.records, keyring: keyring, slab: dekSlab, recorder: recorder)
             return OpenedSubject(view: view, stamp: opened.stamp)
         }
-        return history ? try await read(open) : try await readOneStatement(open)
+        let query = SubjectWithExtentStatement(handleIndex: try SubjectKeys.handleIndex(handle, keyring: keyring), clinic: clinic.rawValue)
+        let logger = self.logger
+        return try await read { connection in
+            guard let row = try await connection.row(query, logger: logger) else { throw StorageError.caseNotFound }
+            let opened = try self.subjectWithExtent(row)
+            let view = try await opened.subject.view(
+                connection, keyring: self.keyring, slab: self.dekSlab, recorder: recorder, logger: logger)
+            return OpenedSubject(view: view, stamp: opened.stamp)
+        }
+    }
+
+    /// The subject behind a clinic's handle with its extent and stamp, read in one statement
+    /// on its own (`readOneRow`), its MACs checked.
+    func openedWithExtent(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectWithExtent {
+        let query = SubjectWithExtentStatement(handleIndex: try SubjectKeys.handleIndex(handle, keyring: keyring), clinic: clinic.rawValue)
+        guard let row = try await readOneRow(query) else { throw .caseNotFound }
+        do { return try subjectWithExtent(row) } catch { throw Self.storageError(error) }
     }
 
     /// The subject row is locked (`FOR UPDATE`) before its stamp is compared: a commit from
@@ -237,15 +240,18 @@ extension PostgresStore {
     func subject(_ connection: PostgresConnection, handleIndex: [UInt8], clinic: ClinicID, forUpdate: Bool = false) async throws
         -> PostgresSubjectRow?
     {
-        let lock = forUpdate ? " FOR UPDATE OF s" : ""
-        guard
-            let row = try await connection.row(
+        let found: PostgresRow?
+        if forUpdate {
+            found = try await connection.row(SubjectForUpdateStatement(handleIndex: handleIndex, clinic: clinic.rawValue), logger: logger)
+        } else {
+            found = try await connection.row(
                 """
                 SELECT \(unescaped: PostgresSubjectRow.selectColumns), \(unescaped: PostgresCaseLinkRow.selectColumns)
                 FROM case_link c JOIN subject s ON s.id = c.subject_id
-                WHERE c.handle_index = \(handleIndex.bytea) AND c.clinic = \(clinic.rawValue)\(unescaped: lock)
+                WHERE c.handle_index = \(handleIndex.bytea) AND c.clinic = \(clinic.rawValue)
                 """, logger: logger)
-        else { return nil }
+        }
+        guard let row = found else { return nil }
         let cells = row.makeRandomAccess()
         let subject = try PostgresSubjectRow(cells)
         let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
@@ -255,22 +261,10 @@ extension PostgresStore {
         return subject
     }
 
-    /// The subject behind a clinic's handle, as `subject(_:handleIndex:clinic:)`, with its
-    /// records' count and newest id and its stamp, all from one statement (one snapshot).
-    func subjectWithExtent(_ connection: PostgresConnection, handleIndex: [UInt8], clinic: ClinicID) async throws
-        -> SubjectWithExtent?
-    {
-        guard
-            let row = try await connection.row(
-                """
-                SELECT \(unescaped: PostgresSubjectRow.selectColumns), \(unescaped: PostgresCaseLinkRow.selectColumns),
-                    r.n, r.newest, l.n, l.newest
-                FROM case_link c JOIN subject s ON s.id = c.subject_id
-                CROSS JOIN LATERAL (SELECT count(*), max(id) FROM record WHERE subject_id = s.id) r (n, newest)
-                CROSS JOIN LATERAL (SELECT count(*), max(id) FROM case_link WHERE subject_id = s.id) l (n, newest)
-                WHERE c.handle_index = \(handleIndex.bytea) AND c.clinic = \(clinic.rawValue)
-                """, logger: logger)
-        else { return nil }
+    /// A row of `SubjectWithExtentStatement`: the case link's MAC, the subject row's MAC and the
+    /// erasure ledger checked; the record count is checked against the row by whoever opens
+    /// the summary (`summaryView`) or the records (`view`).
+    func subjectWithExtent(_ row: PostgresRow) throws -> SubjectWithExtent {
         let cells = row.makeRandomAccess()
         let subject = try PostgresSubjectRow(cells)
         let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)

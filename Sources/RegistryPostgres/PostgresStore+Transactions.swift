@@ -7,7 +7,8 @@ import Synchronization
 /// How the store's work reaches the database (docs/STORAGE.md §PostgreSQL, "Transactions").
 ///
 /// - A read runs in one REPEATABLE READ, READ ONLY transaction: everything it reads (a subject
-///   row, its records, its stamp) comes from one snapshot, as on SQLite.
+///   row, its records, its stamp) comes from one snapshot, as on SQLite. A read of one statement
+///   (`readOneRow`) is sent on its own: PostgreSQL runs it from one snapshot by itself.
 /// - A write runs at READ COMMITTED and locks what it decides on (`FOR UPDATE` of the subject
 ///   row), so that the database, not a lock in one process, settles a race between nodes.
 ///   Writes are committed in batches (PostgresGroupCommit.swift) that take the audit chain's
@@ -28,14 +29,14 @@ extension PostgresStore {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
-    /// A read of exactly one statement, sent on its own: PostgreSQL runs it in a transaction of
-    /// its own, from one snapshot (the same guarantee as `read`), without the round trips of
-    /// BEGIN and COMMIT. `body` must send one statement and nothing else: a second one would
-    /// see another snapshot.
-    func readOneStatement<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StorageError)
-        -> T
-    {
-        try await transaction(begin: nil, body)
+    /// The first row of `statement`, sent on its own: PostgreSQL runs a single statement in a
+    /// transaction of its own, from one snapshot (the same guarantee as `read`), without the
+    /// round trips of BEGIN and COMMIT. Only one statement is taken, so a second one, which
+    /// would see another snapshot, cannot be added. What is done with the row (its MACs) is the
+    /// caller's, after the connection went back to the pool.
+    func readOneRow<Statement: HotStatement>(_ statement: Statement) async throws(StorageError) -> PostgresRow? {
+        let logger = self.logger
+        return try await transaction(begin: nil) { connection in try await connection.row(statement, logger: logger) }
     }
 
     /// A write: committed with the node's other pending writes in one batch
@@ -79,19 +80,21 @@ extension PostgresStore {
                     }
                     guard let begin else { return try await body(connection) }
                     try await connection.send(PostgresQuery(unsafeSQL: begin), logger: logger)
-                    let value: T
-                    do { value = try await body(connection) } catch {
+                    do {
+                        let value = try await body(connection)
+                        // PostgreSQL answers the COMMIT of an aborted transaction with ROLLBACK,
+                        // not an error: before a write's, a statement makes sure the body left
+                        // none (a read's has nothing to lose).
+                        if guarded { try await connection.send("SELECT 1", logger: logger) }
+                        try await connection.send("COMMIT", logger: logger)
+                        return value
+                    } catch {
                         // The connection goes back to the pool: leave it outside any transaction
-                        // (unless it is gone, and the server rolled back by itself).
+                        // (unless it is gone, and the server rolled back by itself), also when
+                        // the body swallowed an error and the guard or the COMMIT found it.
                         await connection.cleanUp("ROLLBACK", after: error, logger: logger)
                         throw error
                     }
-                    // PostgreSQL answers the COMMIT of an aborted transaction with ROLLBACK,
-                    // not an error: before a write's, a statement makes sure the body left none
-                    // (a read's has nothing to lose).
-                    if guarded { try await connection.send("SELECT 1", logger: logger) }
-                    try await connection.send("COMMIT", logger: logger)
-                    return value
                 }
             }
         } catch {

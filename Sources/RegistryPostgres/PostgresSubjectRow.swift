@@ -21,7 +21,7 @@ struct PostgresSubjectRow: SealedSubjectRow {
     var recordsHead: [UInt8]
     var rowMAC: [UInt8]
     var summary: [UInt8]?
-    /// The id of the newest record `append` inserted in this transaction, if any: with the row
+    /// The id of the newest record `append` staged in this transaction, if any: with the row
     /// locked, it is the subject's newest record, and `sealSummary` need not ask the table.
     var appendedNewest: Int64?
     /// Records sealed by `append` and not yet inserted: `save` writes them with the row.
@@ -146,8 +146,8 @@ struct PostgresSubjectRow: SealedSubjectRow {
     /// The subject with only its summary opened: no record decrypted, no case link read (docs/
     /// STORAGE.md §Summary). The row must have been authenticated; `extent` is its records'
     /// count and newest id, read in the same snapshot as the row.
-    func summaryView(extent: (count: Int, newest: Int64), keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?) throws
-        -> SubjectView
+    func summaryView(extent: (count: Int, newest: Int64), keyring: Keyring, slab: SecureSlab, recorder: AuditRecorder?)
+        throws(StorageError) -> SubjectView
     {
         try checkExtent(count: extent.count)
         let dek = try dek(keyring: keyring, slab: slab)
@@ -236,12 +236,8 @@ struct PostgresSubjectRow: SealedSubjectRow {
     func stamp(_ connection: PostgresConnection, drawing count: Int, logger: Logger) async throws -> (
         stamp: SubjectStamp, recordIDs: [Int64]
     ) {
-        let row = try await connection.row(
-            """
-            SELECT (SELECT max(id) FROM record WHERE subject_id = \(id)), (SELECT count(*) FROM record WHERE subject_id = \(id)),
-                   (SELECT max(id) FROM case_link WHERE subject_id = \(id)), (SELECT count(*) FROM case_link WHERE subject_id = \(id)),
-                   ARRAY(SELECT nextval(pg_get_serial_sequence('record', 'id')) FROM generate_series(1, \(count)))
-            """, logger: logger)
+        guard let count32 = Int32(exactly: count) else { throw StorageError.database(reason: "\(count) record ids at once") }
+        let row = try await connection.row(StampStatement(subject: id, count: count32), logger: logger)
         guard let (newestRecord, records, newestLink, links, ids) = try row?.decode((Int64?, Int64, Int64?, Int64, [Int64]).self)
         else {
             throw StorageError.database(reason: "the stamp query returned no row")
