@@ -14,9 +14,24 @@ extension HotStatement {
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
 
+/// A lookup by a clinic's case handle: its keyed index and the clinic are `$1` and `$2`.
+protocol CaseHandleStatement: HotStatement {
+    var handleIndex: [UInt8] { get }
+    var clinic: String { get }
+}
+
+extension CaseHandleStatement {
+    func makeBindings() throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(handleIndex.bytea)
+        binds.append(clinic)
+        return binds
+    }
+}
+
 /// The subject behind a clinic's handle with its records' extent and its case links' extent
 /// (the stamp): `PostgresStore.subjectWithExtent` reads its row.
-struct SubjectWithExtentStatement: HotStatement {
+struct SubjectWithExtentStatement: CaseHandleStatement {
     static let sql = """
         SELECT \(PostgresSubjectRow.selectColumns), \(PostgresCaseLinkRow.selectColumns), r.n, r.newest, l.n, l.newest
         FROM case_link c JOIN subject s ON s.id = c.subject_id
@@ -26,18 +41,11 @@ struct SubjectWithExtentStatement: HotStatement {
         """
     var handleIndex: [UInt8]
     var clinic: String
-
-    func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 2)
-        binds.append(handleIndex.bytea)
-        binds.append(clinic)
-        return binds
-    }
 }
 
 /// The subject behind a clinic's handle, with its case link, the subject row locked
 /// (`PostgresStore.subject(_:handleIndex:clinic:forUpdate:)`).
-struct SubjectForUpdateStatement: HotStatement {
+struct SubjectForUpdateStatement: CaseHandleStatement {
     static let sql = """
         SELECT \(PostgresSubjectRow.selectColumns), \(PostgresCaseLinkRow.selectColumns)
         FROM case_link c JOIN subject s ON s.id = c.subject_id
@@ -45,13 +53,6 @@ struct SubjectForUpdateStatement: HotStatement {
         """
     var handleIndex: [UInt8]
     var clinic: String
-
-    func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 2)
-        binds.append(handleIndex.bytea)
-        binds.append(clinic)
-        return binds
-    }
 }
 
 /// A subject's stamp and `count` new record ids (`PostgresSubjectRow.stamp(_:drawing:)`).

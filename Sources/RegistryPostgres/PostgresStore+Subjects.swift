@@ -252,7 +252,12 @@ extension PostgresStore {
                 """, logger: logger)
         }
         guard let row = found else { return nil }
-        let cells = row.makeRandomAccess()
+        return try authenticatedSubject(row.makeRandomAccess())
+    }
+
+    /// The subject row and its case link at the start of `cells`, both MACs checked and the
+    /// erasure ledger consulted: every lookup by case handle goes through here.
+    func authenticatedSubject(_ cells: PostgresRandomAccessRow) throws -> PostgresSubjectRow {
         let subject = try PostgresSubjectRow(cells)
         let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
         let keyring = self.keyring
@@ -266,11 +271,7 @@ extension PostgresStore {
     /// the summary (`summaryView`) or the records (`view`).
     func subjectWithExtent(_ row: PostgresRow) throws -> SubjectWithExtent {
         let cells = row.makeRandomAccess()
-        let subject = try PostgresSubjectRow(cells)
-        let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
-        let keyring = self.keyring
-        try link.authenticate(sid: subject.sid, keyring: keyring)
-        try subject.authenticate(keyring: keyring, erased: erased)
+        let subject = try authenticatedSubject(cells)
         let o = PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount
         let records = try cells[o].decode(Int64.self)
         let newestRecord = try cells[o + 1].decode(Int64?.self)
