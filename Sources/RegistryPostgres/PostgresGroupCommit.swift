@@ -48,6 +48,9 @@ final class PostgresGroupCommit: Sendable {
     /// Batches committed so far, and the writes they held (benchmarks and tests).
     var counts: (commits: Int, writes: Int) { (commits.load(ordering: .relaxed), writes.load(ordering: .relaxed)) }
 
+    /// Writes waiting for a batch (queued, not yet taken): tests order their writes by it.
+    var queued: Int { state.withLock { $0.lanes.count } }
+
     /// How long a write may wait in the queue for its batch before it is answered 503
     /// `storage_unavailable` and never run. Far above a busy node's queue (a batch of 64 takes
     /// tens of milliseconds), below a client's patience: the writes queued behind a batch stuck

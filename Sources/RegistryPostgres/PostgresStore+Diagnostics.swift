@@ -35,4 +35,7 @@ extension PostgresStore {
     /// The batches this node committed and the writes they held (PostgresGroupCommit.swift):
     /// benchmarks and tests compare the two.
     public var writeBatches: (commits: Int, writes: Int) { groupCommit.counts }
+
+    /// Writes waiting for their batch on this node, not yet taken into one.
+    public var queuedWrites: Int { groupCommit.queued }
 }

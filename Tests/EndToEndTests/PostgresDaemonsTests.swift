@@ -41,8 +41,8 @@ struct PostgresDaemonsTests {
     static let checkup =
         "{\"on\":\"2026-03-01\",\"outcome\":\"remission\",\"substances\":[],\"treatment\":[\"methadone\"],\"note\":\"NOTE\"}"
 
-    @Test func aCaseEnrolledOnOneNodeIsFollowedAndErasedThroughTheOther() throws {
-        let cluster = try ThrowawayPostgres()
+    @Test func aCaseEnrolledOnOneNodeIsFollowedAndErasedThroughTheOther() async throws {
+        let cluster = try await ThrowawayPostgres.started()
         let a = try Self.node(cluster)
         try a.start()
         defer { a.stop() }
@@ -93,7 +93,7 @@ struct PostgresDaemonsTests {
     /// a crash of the daemon), the daemon reconnects by itself, every check-up it acknowledged is
     /// there afterwards, and the audit chain verifies.
     @Test func aDatabaseCrashGives503sAndLosesNoAcknowledgedWrite() async throws {
-        let cluster = try ThrowawayPostgres()
+        let cluster = try await ThrowawayPostgres.started()
         let a = try Self.node(cluster, extra: "")
         // systemd's notify socket, to see what STATUS says meanwhile.
         let notifyPath = a.tmp.sub("notify.sock")
@@ -112,29 +112,37 @@ struct PostgresDaemonsTests {
         reader.start()
         try a.start(environment: ["NOTIFY_SOCKET": notifyPath])
         defer { a.stop() }
-        // Enrolled 600 days ago, so that the writer's dates (a day per attempt, 503s included)
-        // never reach the future, whatever today is and however fast the writes go; well
-        // within the category's remission period and cap.
+        // Check-up dates are days, each after the case's last one and never after today: a
+        // writer that outran a slow crash (a busy test machine resumes the test's sleep late)
+        // must not run out of days and get 422 `invalid_date`. So it writes to several cases
+        // enrolled 600 days ago (within the category's remission period and cap), moves to the
+        // next case on every attempt, and once every case has reached today, waits instead.
         let dates = DateFormatter()
         dates.dateFormat = "yyyy-MM-dd"
         dates.timeZone = TimeZone(identifier: "UTC")
         let enrolled = Date().addingTimeInterval(-600 * 86400)
-        let enrol = try a.request(
-            "POST", "/v1/subjects",
-            body: DaemonHarness.enrolBody(givenOn: dates.string(from: enrolled), enrolledOn: dates.string(from: enrolled)))
-        let handle = try #require(enrol.string("case"))
+        let today = dates.string(from: Date())
+        var handles: [String] = []
+        for _ in 0..<8 {
+            let enrol = try a.request(
+                "POST", "/v1/subjects",
+                body: DaemonHarness.enrolBody(givenOn: dates.string(from: enrolled), enrolledOn: dates.string(from: enrolled)))
+            handles.append(try #require(enrol.string("case")))
+        }
+        let handle = handles[0]
+        let cases = handles
 
         final class Tally: @unchecked Sendable {
             let lock = NSLock()
-            var acknowledged: [String] = []
+            var acknowledged: [String: [String]] = [:]
             var statuses: [Int: Int] = [:]
             var codes: Set<String> = []
             var stop = false
-            func add(_ status: Int, _ token: String?, _ code: String?) {
+            func add(_ status: Int, _ handle: String, _ token: String?, _ code: String?) {
                 lock.lock()
                 defer { lock.unlock() }
                 statuses[status, default: 0] += 1
-                if let token { acknowledged.append(token) }
+                if let token { acknowledged[handle, default: []].append(token) }
                 if let code { codes.insert(code) }
             }
             var stopped: Bool { lock.withLock { stop } }
@@ -142,31 +150,58 @@ struct PostgresDaemonsTests {
         }
         let tally = Tally()
         let writer = Thread {
-            var day = enrolled.addingTimeInterval(86400)
             let format = DateFormatter()
             format.dateFormat = "yyyy-MM-dd"
             format.timeZone = TimeZone(identifier: "UTC")
+            var days = Array(repeating: enrolled, count: cases.count)
             var n = 0
-            // Until the test has seen the recovery: a cap would let a writer that outran a
-            // delayed crash (a busy test process resumes the test's sleep late) finish before it.
-            while !tally.stopped, n < 20_000 {
-                n += 1
-                let token = "ack-\(n)"
-                let body = "{\"on\":\"\(format.string(from: day))\",\"outcome\":\"remission\",\"note\":\"\(token)\"}"
-                day = day.addingTimeInterval(86400)
-                guard let reply = try? a.request("POST", "/v1/cases/\(handle)/checkups", body: body) else {
-                    tally.add(0, nil, nil)
+            // Until the test has seen the recovery (a cap on attempts would let a writer that
+            // outran a delayed crash finish before it), or a test that failed early is long gone.
+            let deadline = Date().addingTimeInterval(600)
+            while !tally.stopped, Date() < deadline {
+                guard
+                    let index = (0..<cases.count).map({ (n + $0) % cases.count }).first(where: {
+                        format.string(from: days[$0].addingTimeInterval(86400)) <= today
+                    })
+                else {
                     usleep(100_000)
                     continue
                 }
-                tally.add(reply.status, reply.status == 201 ? token : nil, reply.errorCode)
+                n += 1
+                days[index] = days[index].addingTimeInterval(86400)
+                let token = "ack-\(n)"
+                let body = "{\"on\":\"\(format.string(from: days[index]))\",\"outcome\":\"remission\",\"note\":\"\(token)\"}"
+                guard let reply = try? a.request("POST", "/v1/cases/\(cases[index])/checkups", body: body) else {
+                    tally.add(0, cases[index], nil, nil)
+                    usleep(100_000)
+                    continue
+                }
+                tally.add(reply.status, cases[index], reply.status == 201 ? token : nil, reply.errorCode)
                 // Slower while the database is out: fewer days spent on 503s.
                 usleep(reply.status == 201 ? 20_000 : 100_000)
             }
         }
         writer.start()
-        try await Task.sleep(for: .seconds(1))
-        try cluster.crashAndRestart(down: .seconds(8))
+        // The crash comes from a thread of its own once the writer has 20 acknowledged
+        // check-ups, not after a sleep of the test's task: on a busy machine that task resumes
+        // late, and the writer would have spent its days before the outage.
+        final class Crash: @unchecked Sendable {
+            let lock = NSLock()
+            var ended = false
+            var failure: (any Error)?
+        }
+        let crash = Crash()
+        let crasher = Thread {
+            let deadline = Date().addingTimeInterval(120)
+            while tally.lock.withLock({ tally.acknowledged.values.map(\.count).reduce(0, +) }) < 20, Date() < deadline {
+                usleep(10_000)
+            }
+            do { try cluster.crashAndRestart(down: .seconds(8)) } catch { crash.lock.withLock { crash.failure = error } }
+            crash.lock.withLock { crash.ended = true }
+        }
+        crasher.start()
+        while !crash.lock.withLock({ crash.ended }) { try await Task.sleep(for: .milliseconds(100)) }
+        if let failure = crash.lock.withLock({ crash.failure }) { throw failure }
         // Writes succeed again once the server is back.
         let back = ContinuousClock.now
         var recovered = false
@@ -183,11 +218,15 @@ struct PostgresDaemonsTests {
         #expect(tally.codes.isSubset(of: ["storage_unavailable"]), "\(tally.codes)")
         #expect(Set(tally.statuses.keys).isSubset(of: [201, 503]), "\(tally.statuses)")
         #expect(a.process != nil && a.process?.hasExited() == nil, "the daemon exited")
-        let history = try a.request("GET", "/v1/cases/\(handle)/checkups")
-        #expect(history.status == 200)
-        let missing = tally.acknowledged.filter { !history.body.contains("\"\($0)\"") }
-        #expect(missing.isEmpty, "acknowledged but lost: \(missing)")
-        #expect(tally.acknowledged.count > 20, "\(tally.statuses)")
+        var acknowledgedCount = 0
+        for (written, tokens) in tally.lock.withLock({ tally.acknowledged }) {
+            let history = try a.request("GET", "/v1/cases/\(written)/checkups")
+            #expect(history.status == 200)
+            let missing = tokens.filter { !history.body.contains("\"\($0)\"") }
+            #expect(missing.isEmpty, "acknowledged but lost: \(missing)")
+            acknowledgedCount += tokens.count
+        }
+        #expect(acknowledgedCount > 20, "\(tally.statuses)")
         let verify = try a.request("GET", "/v1/admin/audit/verify")
         #expect(verify.body.contains("\"ok\":true"), "\(verify.body)")
         #expect(a.log.text.contains("the database cannot be reached"), "no log line for the outage")
@@ -202,14 +241,14 @@ struct PostgresDaemonsTests {
         let waiting = messages.firstIndex { $0.contains("STATUS=waiting for the database") }
         #expect(waiting != nil, "\(messages)")
         if let waiting { #expect(messages[(waiting + 1)...].contains { $0.contains("STATUS=serving") }, "\(messages)") }
-        print("outage: \(tally.statuses), \(tally.acknowledged.count) acknowledged")
+        print("outage: \(tally.statuses), \(acknowledgedCount) acknowledged")
     }
 
     /// One node is SIGKILLed while two clinic systems write to one case through both nodes at
     /// once: every check-up either node acknowledged reads back through the survivor, none is
     /// there twice, and the survivor goes on serving.
     @Test func aNodeKilledUnderWriteLoadLosesNothingItAcknowledged() async throws {
-        let cluster = try ThrowawayPostgres()
+        let cluster = try await ThrowawayPostgres.started()
         let a = try Self.node(cluster)
         try a.start()
         defer { a.stop() }
@@ -269,8 +308,8 @@ struct PostgresDaemonsTests {
 
     /// A wrong password, an unreachable server and another application's database: each a
     /// clear error naming it, exit 4 (database), and the database left as it was.
-    @Test func aNodeThatCannotUseTheDatabaseSaysWhyAndChangesNothing() throws {
-        let cluster = try ThrowawayPostgres()
+    @Test func aNodeThatCannotUseTheDatabaseSaysWhyAndChangesNothing() async throws {
+        let cluster = try await ThrowawayPostgres.started()
         let wrong = cluster.writeClientFile("wrong-password", "not-the-password\n")
         let badPassword = try DaemonHarness { config in
             config + """
@@ -322,8 +361,8 @@ struct PostgresDaemonsTests {
     /// refuses to start and names `--record-restore`; `anonregd --record-restore` records it,
     /// signed, and erases again the subject withdrawn after the dump, which the dump brought
     /// back; the daemon then serves and `audit verify` passes, listing the restore.
-    @Test func aRestoredDatabaseServesAgainOnceTheRestoreIsRecorded() throws {
-        let cluster = try ThrowawayPostgres()
+    @Test func aRestoredDatabaseServesAgainOnceTheRestoreIsRecorded() async throws {
+        let cluster = try await ThrowawayPostgres.started()
         let d = try Self.node(cluster)
         try d.start()
         let kept = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
@@ -365,9 +404,9 @@ struct PostgresDaemonsTests {
     /// the host: a server whose certificate comes from another CA, and a server that offers no
     /// TLS at all, are each refused before a password is sent: exit 4, a message that says which,
     /// and the database left as it was.
-    @Test func aNodeWhoseDatabaseFailsTLSSaysWhyAndChangesNothing() throws {
-        let tls = try ThrowawayPostgres(.init(tls: true))
-        let plain = try ThrowawayPostgres(.init(plainTCP: true))
+    @Test func aNodeWhoseDatabaseFailsTLSSaysWhyAndChangesNothing() async throws {
+        let tls = try await ThrowawayPostgres.started(.init(tls: true))
+        let plain = try await ThrowawayPostgres.started(.init(plainTCP: true))
         for (cluster, caFile, what, says) in [
             (tls, tls.unrelatedCAFile, "a certificate of another CA", "CERTIFICATE_VERIFY_FAILED"),
             (plain, tls.caFile, "no TLS", "the server does not offer TLS"),
@@ -398,8 +437,8 @@ struct PostgresDaemonsTests {
     }
 
     /// `--check-config` reports the PostgreSQL database as a start would find it, writing nothing.
-    @Test func checkConfigInspectsTheDatabaseWithoutWriting() throws {
-        let cluster = try ThrowawayPostgres()
+    @Test func checkConfigInspectsTheDatabaseWithoutWriting() async throws {
+        let cluster = try await ThrowawayPostgres.started()
         let d = try Self.node(cluster)
         let check = try Binaries.run("anonregd", ["--check-config", "--config", d.configPath])
         #expect(check.status == 0, "\(check.stderr)")

@@ -27,7 +27,7 @@ struct PostgresGroupCommitTests {
     }
 
     @Test func concurrentWritesShareCommitsAndAFailedOneLeavesNothing() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         var handles: [CaseHandle] = []
@@ -87,7 +87,7 @@ struct PostgresGroupCommitTests {
     /// effect commits on the second run with no entry (an unaudited write, which a request's
     /// audit context would also keep the server from appending after the fact).
     @Test func aBatchRunAgainAfterADeadlockKeepsEveryAuditEntry() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         // The node's sessions look for deadlocks after 4 s of waiting, long enough for this test
         // to close the cycle; the cycle's own session never looks (60 s), so the batch is the one
         // the server rolls back.
@@ -162,7 +162,7 @@ struct PostgresGroupCommitTests {
     /// after a rollback is not reached here: every write appends last, and the cache moves
     /// only once an append is complete.
     @Test func aWriteRolledBackAfterItsAppendLeavesNoEntryAndTheChainWhole() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         var enrolled: [CaseHandle] = []
@@ -239,7 +239,7 @@ struct PostgresGroupCommitTests {
     /// `unavailable` and leaves nothing. Fails when the batch waits for the lock without a bound
     /// (the writes then stay unanswered until the lock is free).
     @Test func writesBehindAHeldChainLockAreAnswered503NotHung() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         let receipt = try await Nodes.enrol(node)
@@ -294,7 +294,7 @@ struct PostgresGroupCommitTests {
     /// 503, rolled back to its savepoint; the write after it in the same batch commits. Fails
     /// when a timeout inside one write fails its whole batch.
     @Test func aLockTimeoutInOneWriteFailsThatWriteAlone() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         let p = try await Nodes.enrol(node, consent: "p").caseHandle
@@ -304,20 +304,23 @@ struct PostgresGroupCommitTests {
         let qStamp = try await node.openForChange(case: q, clinic: Nodes.clinicA, history: false).stamp
         let rowHolder = try nodes.cluster.session(
             "SET application_name = 'row-holder'; BEGIN; SELECT 1 FROM subject WHERE id = \(qID) FOR UPDATE; SELECT pg_sleep(180);")
+        // Holds the chain's lock until q and p are both queued (its server process is then
+        // terminated), whatever the machine's load does to the test's sleeps.
         let chainHolder = try nodes.cluster.session(
-            "SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(1); SELECT pg_advisory_unlock(\(PostgresStore.auditLockKey));"
-        )
+            "SET application_name = 'chain-holder'; SELECT pg_advisory_lock(\(PostgresStore.auditLockKey)); SELECT pg_sleep(120);")
         defer {
             rowHolder.signal(SIGKILL)
             rowHolder.wait()
+            chainHolder.signal(SIGKILL)
             chainHolder.wait()
         }
         try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        // A plain entry takes the first batch; q, then p, queue into the next one.
+        // A plain entry takes the first batch, which waits for the chain's lock; q, then p,
+        // queue into the next one.
         let blocker = Task {
             try await node.appendAudit(AuditEvent(actor: "system test", action: "blocker", result: "ok", subjectReference: nil))
         }
-        try await Task.sleep(for: .milliseconds(100))
+        try await Self.waitUntil(nodes, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         let qWrite = Task { () -> String in
             do {
                 try await Self.audited("checkup-q") { try await Self.commitCheckup(node, q, note: "q1", stamp: qStamp) }
@@ -329,8 +332,11 @@ struct PostgresGroupCommitTests {
                 return "\(error)"
             }
         }
-        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<600 where node.queuedWrites < 1 { try await Task.sleep(for: .milliseconds(50)) }
         let pWrite = Task { try await Self.audited("checkup-p") { try await Self.commitCheckup(node, p, note: "p1", stamp: pStamp) } }
+        for _ in 0..<600 where node.queuedWrites < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(node.queuedWrites == 2, "q and p are not both queued")
+        try nodes.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'chain-holder';")
         try await blocker.value
         let qOutcome = await qWrite.value
         #expect(qOutcome == "unavailable", "\(qOutcome)")

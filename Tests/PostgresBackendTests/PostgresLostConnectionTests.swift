@@ -15,7 +15,7 @@ struct PostgresLostConnectionTests {
     /// and the write, with every write queued behind its batch, would never be answered.
     @Test
     func aWriteWhoseConnectionIsKilledMidwayFailsAtOnce() async throws {
-        let nodes = try PostgresNodes()
+        let nodes = try await PostgresNodes.started()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         // Another session holds the audit chain's lock, so the write waits inside its body.
