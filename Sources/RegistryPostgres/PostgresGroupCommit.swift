@@ -48,7 +48,8 @@ final class PostgresGroupCommit: Sendable {
     /// Batches committed so far, and the writes they held (benchmarks and tests).
     var counts: (commits: Int, writes: Int) { (commits.load(ordering: .relaxed), writes.load(ordering: .relaxed)) }
 
-    /// Writes waiting for a batch (queued, not yet taken): tests order their writes by it.
+    /// Queue entries not yet taken into a batch, answered ones not yet dropped included: tests
+    /// order their writes by it.
     var queued: Int { state.withLock { $0.lanes.count } }
 
     /// How long a write may wait in the queue for its batch before it is answered 503

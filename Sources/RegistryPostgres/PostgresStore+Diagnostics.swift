@@ -36,6 +36,7 @@ extension PostgresStore {
     /// benchmarks and tests compare the two.
     public var writeBatches: (commits: Int, writes: Int) { groupCommit.counts }
 
-    /// Writes waiting for their batch on this node, not yet taken into one.
-    public var queuedWrites: Int { groupCommit.queued }
+    /// Entries of this node's write queue not yet taken into a batch (tests), including writes
+    /// already answered by their queue wait or a cancellation and not yet dropped.
+    package var queuedWrites: Int { groupCommit.queued }
 }

@@ -28,7 +28,7 @@ struct PostgresAuditTamperTests {
     /// so it can neither stop the nodes from starting nor freeze the anchor. Fails when the
     /// anchor takes the database's newest checkpoint unchecked.
     @Test func aForgedCheckpointNeverBecomesTheAnchor() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node(checkpointEvery: 5)
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)
@@ -51,7 +51,7 @@ struct PostgresAuditTamperTests {
     /// Entries rewritten since the last checkpoint are not signed by the next one. Fails when
     /// the checkpoint signs whatever the tail holds.
     @Test func aCheckpointDoesNotSignARewrittenTail() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node(checkpointEvery: 1000)
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)
@@ -69,7 +69,7 @@ struct PostgresAuditTamperTests {
     /// the cut chain, whose end is now before its anchor. Fails when verification or the start
     /// trusts the chain's own end.
     @Test func aSwapAndACutTailAreCaught() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node(checkpointEvery: 5)
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)
@@ -102,7 +102,7 @@ struct PostgresAuditTamperTests {
     /// A checkpoint whose time was backdated (so that a prune would take the whole history) is
     /// not a prune's anchor: nothing is deleted. Fails when the prune trusts `at`.
     @Test func aBackdatedCheckpointPrunesNothing() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node(checkpointEvery: 4)
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)
@@ -116,7 +116,7 @@ struct PostgresAuditTamperTests {
     /// A `job_run` date in the future does not postpone the sweep. Fails when any recorded date
     /// later than a day ago counts as done.
     @Test func aFutureJobDateDoesNotPostponeTheSweep() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         try nodes.sql("INSERT INTO job_run (job, finished_at) VALUES ('sweep', 'infinity');")

@@ -54,7 +54,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aFreshDatabaseIsMigratedWithItsTablesAndConstraints() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let store = try await PostgresStore.open(Self.config(cluster))
         await store.close()
         #expect(store.migrationsApplied == PostgresStore.migrationNames)
@@ -99,7 +99,7 @@ struct PostgresBackendTests {
     }
 
     @Test func twoNodesStartingAtOnceMigrateOnce() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let config = Self.config(cluster)
         async let first = PostgresStore.open(config)
         async let second = PostgresStore.open(config)
@@ -111,7 +111,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aRestartRunsNoMigrationAgain() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let first = try await PostgresStore.open(Self.config(cluster))
         await first.close()
         let before = try Self.recorded(cluster)
@@ -124,7 +124,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aServerWithFsyncOffIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(fsync: false))
+        let cluster = try ThrowawayPostgres(.init(fsync: false))
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
         #expect(error == .notDurable(setting: "fsync", value: "off"))
         // Refused before migrating: the database is as it was created.
@@ -134,14 +134,14 @@ struct PostgresBackendTests {
     /// Without full-page images a page torn by a power cut cannot be rebuilt from the WAL, so
     /// an acknowledged row could be lost after an OS crash even with fsync on.
     @Test func aServerWithFullPageWritesOffIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(fullPageWrites: false))
+        let cluster = try ThrowawayPostgres(.init(fullPageWrites: false))
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
         #expect(error == .notDurable(setting: "full_page_writes", value: "off"))
         #expect(try Self.relations(cluster, database: cluster.database) == [])
     }
 
     @Test func synchronousCommitLocalIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(synchronousCommit: "local"))
+        let cluster = try ThrowawayPostgres(.init(synchronousCommit: "local"))
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
         #expect(error == .notDurable(setting: "synchronous_commit", value: "local"))
         #expect(error?.description.contains("on or remote_apply") == true)
@@ -151,7 +151,7 @@ struct PostgresBackendTests {
     /// A per-database setting is what the daemon's sessions get, so it counts too; remote_apply
     /// is accepted.
     @Test func theSessionsOwnSettingIsChecked() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         try cluster.psql("ALTER DATABASE \(cluster.database) SET synchronous_commit = remote_write;")
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster)) }
         #expect(error == .notDurable(setting: "synchronous_commit", value: "remote_write"))
@@ -162,7 +162,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aWrongPasswordIsAnAuthenticationFailure() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let wrong = cluster.writeClientFile("wrong-password", "not-the-password\n")
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster, passwordFile: wrong)) }
         guard case .authenticationFailed(let endpoint, let user, let database, let reason) = error else {
@@ -182,7 +182,7 @@ struct PostgresBackendTests {
     /// two cores with every other suite, and speed is for the benchmarks.
     @Test(.timeLimit(.minutes(10)))
     func aMissingSocketDirectoryIsUnreachable() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         var config = Self.config(cluster)
         let missing = cluster.clientDirectory + "/no-such-directory"
         config.endpoint = .unixSocket(directory: missing, port: cluster.port)
@@ -223,7 +223,7 @@ struct PostgresBackendTests {
     }
 
     @Test func anotherApplicationsDatabaseIsRefusedAndLeftUnchanged() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         try cluster.createDatabase("shop")
         try cluster.psql(
             """
@@ -242,7 +242,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aDatabaseMigratedByANewerReleaseIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let store = try await PostgresStore.open(Self.config(cluster))
         await store.close()
         try cluster.psql(
@@ -253,7 +253,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aPasswordFileOthersCanReadIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started()
+        let cluster = try ThrowawayPostgres()
         let password = try String(contentsOfFile: cluster.passwordFile, encoding: .utf8)
         let open = cluster.writeClientFile("password-0644", password, mode: 0o644)
         let error = await Self.refusal { _ = try await PostgresStore.open(Self.config(cluster, passwordFile: open)) }

@@ -11,7 +11,7 @@ import Testing
 @Suite(.timeLimit(.minutes(10)))
 struct PostgresErasureTests {
     @Test func anErasureThroughOneNodeIsFinalOnTheOther() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         let b = try await nodes.node()
         defer {
@@ -48,7 +48,7 @@ struct PostgresErasureTests {
     /// the erasing node, started later, finds its list complete. Fails without the merge from
     /// the database's list into each node's file.
     @Test func aRestoredDumpNeverResurrectsAnErasure() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
         _ = (hostA, hostB)
@@ -84,7 +84,7 @@ struct PostgresErasureTests {
     /// A node's ledger file that was lost gets every erasure back from the database, its own
     /// and the other nodes'.
     @Test func aLostLedgerFileIsRefilledFromTheDatabase() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
         _ = (hostA, hostB)
@@ -119,7 +119,7 @@ struct PostgresErasureTests {
     /// compaction has not yet overwritten) and the WAL. The measurement is printed for
     /// docs/STORAGE.md.
     @Test func anErasureLeavesNoRowAndItsBytesOnlyInDeadTuplesAndTheWAL() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         var receipts: [EnrolmentReceipt] = []
@@ -186,7 +186,7 @@ struct PostgresErasureTests {
     /// table's pages. Fails when such a table is skipped and the cleanup still reported done
     /// (`VACUUM (SKIP_LOCKED)`).
     @Test func aCleanupThatSkippedATableStaysPendingAndRunsAgain() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)

@@ -10,7 +10,7 @@ struct PostgresJobTests {
     /// Two nodes ask for the daily sweep at once: one runs it; once it is done, neither runs it
     /// again that day. A job asked for with interval zero runs whenever no other node runs it.
     @Test func aJobRunsOnOneNodeAtATimeAndOncePerInterval() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         let b = try await nodes.node()
         defer {
@@ -44,7 +44,7 @@ struct PostgresJobTests {
     /// the job while it runs, and takes it over as soon as the killed node's session is gone.
     /// Fails if the job's lock outlived its holder, or if the killed run were recorded as done.
     @Test func aJobWhoseRunnerIsKilledIsTakenOverAtOnce() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         let out = nodes.keysDirectory.sub("job.out")

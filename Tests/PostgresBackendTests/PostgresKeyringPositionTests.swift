@@ -13,7 +13,7 @@ import Testing
 @Suite(.timeLimit(.minutes(10)))
 struct PostgresKeyringPositionTests {
     @Test func aNodeBehindTheRegistrysPrimaryRefusesWritesUntilItIsInstalled() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
         _ = (hostA, hostB)
@@ -67,7 +67,7 @@ struct PostgresKeyringPositionTests {
     /// before the rotation reached it) wraps new keys under the registry's primary, version 2.
     /// Fails if a node wrapped under its own primary once the registry's is newer.
     @Test func aNodeThatHoldsTheNewVersionWrapsUnderTheRegistrysPrimary() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
         _ = (hostA, hostB)

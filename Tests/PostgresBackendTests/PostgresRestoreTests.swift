@@ -22,7 +22,7 @@ struct PostgresRestoreTests {
     }
 
     @Test func aRestoreIsRefusedUntilRecordedThenEveryNodeStarts() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let before = try await nodes.node(checkpointEvery: 5)
         let receipt = try await PostgresNodes.enrol(before)
         let doomed = try await PostgresNodes.enrol(before, consent: "doomed")
@@ -108,7 +108,7 @@ struct PostgresRestoreTests {
     /// hold two different entries with one number. Fails when the numbering follows only the
     /// recording node's anchor (both restores then continue after 10⁹).
     @Test func restoresRecordedOnNodesWithStaleAnchorsNeverShareNumbers() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let first = try await nodes.node(checkpointEvery: 5)
         let receipt = try await PostgresNodes.enrol(first)
         try await PostgresAuditTamperTests.audited(first, receipt.caseHandle, count: 6)

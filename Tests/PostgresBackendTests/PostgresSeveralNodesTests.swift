@@ -12,7 +12,7 @@ import Testing
 @Suite(.timeLimit(.minutes(10)))
 struct PostgresSeveralNodesTests {
     @Test func aCaseEnrolledOnOneNodeIsLinkedByCodeAndFollowedOnTheOther() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         let b = try await nodes.node()
         defer {
@@ -57,7 +57,7 @@ struct PostgresSeveralNodesTests {
     /// that returned is in the history exactly once, and nothing else is. Without the row lock
     /// before the stamp comparison, two commits that opened the same state both append.
     @Test func theSameCaseDrivenFromBothNodesLosesAndDoublesNothing() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         let b = try await nodes.node()
         defer {
@@ -105,7 +105,7 @@ struct PostgresSeveralNodesTests {
     /// A commit whose stamp is stale is refused and writes nothing: no record, no column, no
     /// audit entry.
     @Test func aStaleCommitIsRefusedAndChangesNothing() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         let b = try await nodes.node()
         defer {
@@ -135,7 +135,7 @@ struct PostgresSeveralNodesTests {
     }
 
     @Test func unknownHandlesAndCodesAreRefusedAsAbsent() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         defer { Task { await a.close() } }
         let receipt = try await PostgresNodes.enrol(a)
@@ -154,7 +154,7 @@ struct PostgresSeveralNodesTests {
     /// Entries appended by both nodes at once form one chain that verifies, with checkpoints
     /// signed by either; a database administrator who rewrites, deletes or truncates it is caught.
     @Test func bothNodesEntriesFormOneChainThatCatchesRewrites() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node(checkpointEvery: 5)
         let b = try await nodes.node(checkpointEvery: 5)
         defer {
@@ -197,7 +197,7 @@ struct PostgresSeveralNodesTests {
     }
 
     @Test func aNodeWithAnotherKeyringIsRefusedAndChangesNothing() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let a = try await nodes.node()
         _ = try await PostgresNodes.enrol(a)
         await a.close()

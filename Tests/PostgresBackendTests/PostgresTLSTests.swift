@@ -27,7 +27,7 @@ struct PostgresTLSTests {
     }
 
     @Test func theServerIsVerifiedAgainstTheConfiguredCA() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(tls: true))
+        let cluster = try ThrowawayPostgres(.init(tls: true))
         let store = try await PostgresStore.open(Self.config(cluster, caFile: cluster.caFile))
         await store.close()
         #expect(store.migrationsApplied == PostgresStore.migrationNames)
@@ -35,7 +35,7 @@ struct PostgresTLSTests {
     }
 
     @Test func aCertificateFromAnotherCAIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(tls: true))
+        let cluster = try ThrowawayPostgres(.init(tls: true))
         let reason = await Self.tlsRefusal(Self.config(cluster, caFile: cluster.unrelatedCAFile))
         #expect(reason != nil)
         // Refused before a password was sent or anything was written.
@@ -45,7 +45,7 @@ struct PostgresTLSTests {
     /// The certificate names localhost only: reached as 127.0.0.1 (the same server, but not a
     /// name or address the certificate gives), it is refused.
     @Test func aCertificateForAnotherNameIsRefused() async throws {
-        let cluster = try await ThrowawayPostgres.started(.init(tls: true))
+        let cluster = try ThrowawayPostgres(.init(tls: true))
         let reason = await Self.tlsRefusal(Self.config(cluster, host: "127.0.0.1", caFile: cluster.caFile))
         #expect(reason != nil)
     }

@@ -38,7 +38,7 @@ struct PostgresTamperTests {
 
     @Test(arguments: Attack.allCases)
     func aDatabaseAdministratorsChangeIsRefused(_ attack: Attack) async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         let first = try await PostgresNodes.enrol(node, consent: "first")
@@ -109,7 +109,7 @@ struct PostgresTamperTests {
     /// No note, code or case handle reaches the data directory in clear: not the tables, not
     /// the WAL. The planted control shows that the scan finds what is there.
     @Test func nothingInClearReachesTheDataDirectory() async throws {
-        let nodes = try await PostgresNodes.started()
+        let nodes = try PostgresNodes()
         let node = try await nodes.node()
         defer { Task { await node.close() } }
         let consent = "consent-marker-\(UUID().uuidString)"

@@ -76,12 +76,10 @@ struct ConformanceWrites {
         while round < 5 || (total <= 20 && round < 15) {
             defer { round += 1 }
             var wait = Int.random(in: 200...600)
-            let directory = registry.directory
-            // The writer runs for seconds: waited for off the cooperative pool (`offThePool`).
-            var run = try await offThePool { [wait] in try harness.killedWriter(directory, afterMilliseconds: wait) }
+            var run = try harness.killedWriter(registry.directory, afterMilliseconds: wait)
             while run.0 == nil, wait <= 9600 {
                 wait *= 2
-                run = try await offThePool { [wait] in try harness.killedWriter(directory, afterMilliseconds: wait) }
+                run = try harness.killedWriter(registry.directory, afterMilliseconds: wait)
             }
             guard let handle = run.0 else {
                 Issue.record("round \(round): the writer never enrolled")

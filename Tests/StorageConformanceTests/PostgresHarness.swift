@@ -39,9 +39,7 @@ struct PostgresHarness: BackendHarness {
     }
 
     func open(_ directory: TemporaryDirectory, keys: KeyCustody) async throws -> any RegistryBackend {
-        // The first open of a directory starts its cluster: off the cooperative pool.
-        let cluster = try await offThePool { try self.cluster(directory) }
-        return try await PostgresStore.open(config(cluster), keys: keys)
+        try await PostgresStore.open(config(try cluster(directory)), keys: keys)
     }
 
     /// Every file of the cluster's data directory, after a CHECKPOINT wrote every dirty page.
