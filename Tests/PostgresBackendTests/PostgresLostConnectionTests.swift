@@ -8,7 +8,10 @@ import Testing
 /// "Outages"): the write fails as `unavailable` at once and the store goes on writing. PostgresNIO
 /// 1.33 never answers a statement written after the server closed the connection, so a ROLLBACK
 /// sent there would hang the write, and with it the daemon's shutdown.
-@Suite(.timeLimit(.minutes(5)))
+// The limit catches a write that is never answered (for ever), not a slow one: in a full
+// `make test` on two cores every test starts at once, and this suite's tests took up to
+// 263 s on CI (stop 32) and more than 300 s on a busier machine.
+@Suite(.timeLimit(.minutes(20)))
 struct PostgresLostConnectionTests {
     /// Each statement is raced against its connection's close (ConnectionCloseWatch): without
     /// it the write's ROLLBACK, or its batch's next statement, could be dropped by the driver
