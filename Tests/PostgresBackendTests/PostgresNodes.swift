@@ -78,8 +78,9 @@ final class PostgresNodes: Sendable {
                 case .unavailable(let reason) where retryingUnavailable && unavailable < 20 && Self.neverCommitted(reason):
                     // 503 `storage_unavailable`, as a clinic system sees it: tried again, but only
                     // for the reasons after which nothing of the write can have committed. On a
-                    // loaded test machine a node's batch can take more than 30 s (cluster starts,
-                    // fsyncs), and the writes queued behind it are answered this way.
+                    // loaded test machine a node's batch can wait more than 30 s for a thread that
+                    // other tests' blocking calls hold (docs/STORAGE.md §Tests), and the writes
+                    // queued behind it are answered this way.
                     unavailable += 1
                     print("addCheckup: \(note) answered unavailable (\(reason)); trying again")
                     try await Task.sleep(for: .milliseconds(100))
