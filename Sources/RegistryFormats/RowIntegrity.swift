@@ -28,17 +28,31 @@ package enum RowIntegrity {
         id: Int64, sid: [UInt8], codeIndex: [UInt8], kekVersion: Int, columns: SubjectColumns, records: Int, recordsHead: [UInt8],
         keyring: Keyring
     ) throws(StorageError) -> [UInt8] {
-        var message =
-            SubjectKeys.bigEndian(UInt64(bitPattern: id)) + sid + codeIndex + SubjectKeys.bigEndian(UInt32(truncatingIfNeeded: kekVersion))
-        message += lp(columns.status.rawValue) + lp(columns.nextDue?.description ?? "") + lp(columns.reviewOn?.description ?? "")
-        message += SubjectKeys.bigEndian(UInt64(records)) + recordsHead
+        // Appended into one buffer: every read of a subject computes this.
+        var message: [UInt8] = []
+        message.reserveCapacity(8 + sid.count + codeIndex.count + 4 + 3 * 4 + 10 + 10 + 16 + 8 + recordsHead.count)
+        append(&message, UInt64(bitPattern: id))
+        message += sid
+        message += codeIndex
+        append(&message, UInt32(truncatingIfNeeded: kekVersion))
+        appendLP(&message, columns.status.rawValue)
+        appendLP(&message, columns.nextDue?.description ?? "")
+        appendLP(&message, columns.reviewOn?.description ?? "")
+        append(&message, UInt64(records))
+        message += recordsHead
         return try mac(Label.subjectRow, message, keyring: keyring)
     }
 
     package static func linkMAC(linkID: Int64, handleIndex: [UInt8], clinic: String, sid: [UInt8], keyring: Keyring) throws(StorageError)
         -> [UInt8]
     {
-        try mac(Label.caseLinkRow, SubjectKeys.bigEndian(UInt64(bitPattern: linkID)) + handleIndex + lp(clinic) + sid, keyring: keyring)
+        var message: [UInt8] = []
+        message.reserveCapacity(8 + handleIndex.count + 4 + clinic.utf8.count + sid.count)
+        append(&message, UInt64(bitPattern: linkID))
+        message += handleIndex
+        appendLP(&message, clinic)
+        message += sid
+        return try mac(Label.caseLinkRow, message, keyring: keyring)
     }
 
     package static func chain(_ previous: [UInt8], recordID: Int64, kind: String, schemaVersion: UInt16, keyring: Keyring)
@@ -64,8 +78,18 @@ package enum RowIntegrity {
     }
 
     package static func lp(_ text: String) -> [UInt8] {
-        let bytes = Array(text.utf8)
-        return SubjectKeys.bigEndian(UInt32(bytes.count)) + bytes
+        var bytes: [UInt8] = []
+        appendLP(&bytes, text)
+        return bytes
+    }
+
+    static func appendLP(_ message: inout [UInt8], _ text: String) {
+        append(&message, UInt32(text.utf8.count))
+        message += text.utf8
+    }
+
+    static func append<T: FixedWidthInteger>(_ message: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.bigEndian) { message += $0 }
     }
 
     /// Constant-time comparison of a stored MAC with the expected one.

@@ -14,28 +14,21 @@ extension PostgresStore {
         return try await read { connection in
             let rows = try await connection.rows(
                 """
-                SELECT \(unescaped: PostgresSubjectRow.selectColumns), \(unescaped: PostgresCaseLinkRow.selectColumns), c.sealed_handle
+                SELECT \(unescaped: PostgresSubjectRow.selectColumnsWithoutSummary), \(unescaped: PostgresCaseLinkRow.selectColumns), c.sealed_handle
                 FROM case_link c JOIN subject s ON s.id = c.subject_id
                 WHERE c.clinic = \(clinic.rawValue) AND s.next_due IS NOT NULL AND s.next_due < \(day.description)
-                ORDER BY s.next_due, c.id
                 """, logger: logger)
-            let keyring = self.keyring
-            var due: [DueCase] = []
+            var due: [DueRow<PostgresSubjectRow, PostgresCaseLinkRow>] = []
             due.reserveCapacity(rows.count)
             for row in rows {
                 let cells = row.makeRandomAccess()
-                let subject = try PostgresSubjectRow(cells)
-                let link = try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount)
-                try link.authenticate(sid: subject.sid, keyring: keyring)
-                try subject.authenticate(keyring: keyring, erased: self.erased)
-                let sealed = try cells[PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount].bytes()
-                let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
-                let handle = try CaseHandleSeal.open(
-                    sealed, sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex, dek: dek, keyring: keyring)
-                guard let next = subject.columns.nextDue else { throw StorageError.tampered(what: "case handle") }
-                due.append(DueCase(caseHandle: handle, nextDue: next, status: subject.columns.status))
+                due.append(
+                    DueRow(
+                        subject: try PostgresSubjectRow(cells),
+                        link: try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount),
+                        sealedHandle: try cells[PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount].bytes()))
             }
-            return due
+            return try DueList.open(due, keyring: self.keyring, erased: self.erased, slab: self.dekSlab)
         }
     }
 

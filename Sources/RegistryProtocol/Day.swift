@@ -55,9 +55,27 @@ public struct Day: Hashable, Comparable, Sendable, Codable, CustomStringConverti
     /// Whole days from `self` to `other` (positive when `other` is later).
     public func days(until other: Day) -> Int { other.ordinal - ordinal }
 
+    /// `YYYY-MM-DD`. Written digit by digit into one string: this is on every due-list row and
+    /// every subject MAC (docs/PERFORMANCE.md, due list), where building it from padded parts
+    /// cost more than the MAC itself.
     public var description: String {
         let c = components
-        return Day.pad(c.year, 4) + "-" + Day.pad(c.month, 2) + "-" + Day.pad(c.day, 2)
+        guard (0...9999).contains(c.year) else { return Day.pad(c.year, 4) + "-" + Day.pad(c.month, 2) + "-" + Day.pad(c.day, 2) }
+        return String(unsafeUninitializedCapacity: 10) { text in
+            func digits(_ value: Int, _ width: Int, at start: Int) {
+                var rest = value
+                for index in (start..<start + width).reversed() {
+                    text[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+            }
+            digits(c.year, 4, at: 0)
+            text[4] = UInt8(ascii: "-")
+            digits(c.month, 2, at: 5)
+            text[7] = UInt8(ascii: "-")
+            digits(c.day, 2, at: 8)
+            return 10
+        }
     }
 
     public static func < (a: Day, b: Day) -> Bool { a.ordinal < b.ordinal }

@@ -71,7 +71,12 @@ enum JSONBodies {
     /// `Accept-Language`: it is named in `Content-Language` (RFC 9110 §8.5), and `Vary` says the
     /// answer depends on that header (RFC 9110 §12.5.5).
     static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, language: Language? = nil) throws -> Response {
-        let data = try encoder.encode(value)
+        let body: ByteBuffer
+        if let value = value as? any JSONWritable {
+            body = ByteBuffer(bytes: value.jsonBytes())
+        } else {
+            body = ByteBuffer(bytes: try encoder.encode(value))
+        }
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
@@ -79,7 +84,7 @@ enum JSONBodies {
             headers[.contentLanguage] = language.rawValue
             headers[.vary] = "Accept-Language"
         }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
     static func errorResponse(_ error: APIError) -> Response {

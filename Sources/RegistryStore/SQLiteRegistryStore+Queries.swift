@@ -11,27 +11,24 @@ extension SQLiteRegistryStore {
     /// integrity error rather than hand a clinic another subject's handle or a false date.
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
         return try await read { db in
-            let rows = try Row.fetchAll(
+            // A cursor: each row is decoded from the statement as it steps, never copied into a
+            // Row of its own first. The cells are read here, on the reader; the rows'
+            // cryptography runs on every core (DueList.open).
+            let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT \(SubjectRow.selectColumns), \(CaseLinkRow.selectColumns), c.sealed_handle
+                    SELECT \(SubjectRow.selectColumnsWithoutSummary), \(CaseLinkRow.selectColumns), c.sealed_handle
                     FROM case_link c JOIN subject s ON s.id = c.subject_id
                     WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
-                    ORDER BY s.next_due, c.id
                     """, arguments: [clinic.rawValue, day.description])
-            let keyring = self.keyring
-            return try rows.map { row in
-                let subject = try SubjectRow(row: row)
-                let link = try CaseLinkRow(row: row, offset: SubjectRow.columnCount)
-                try link.authenticate(sid: subject.sid, keyring: keyring)
-                try subject.authenticate(keyring: keyring, erased: self.erased)
-                let sealed = Array(row[SubjectRow.columnCount + CaseLinkRow.columnCount] as Data)
-                let dek = try subject.dek(keyring: keyring, slab: self.dekSlab)
-                let handle = try CaseHandleSeal.open(
-                    sealed, sid: subject.sid, linkID: link.id, handleIndex: link.handleIndex, dek: dek, keyring: keyring)
-                guard let due = subject.columns.nextDue else { throw StorageError.tampered(what: "case handle") }
-                return DueCase(caseHandle: handle, nextDue: due, status: subject.columns.status)
+            var due: [DueRow<SubjectRow, CaseLinkRow>] = []
+            while let row = try rows.next() {
+                due.append(
+                    DueRow(
+                        subject: try SubjectRow(row: row), link: try CaseLinkRow(row: row, offset: SubjectRow.columnCount),
+                        sealedHandle: try RowCells(row: row, what: "case link row").blob(SubjectRow.columnCount + CaseLinkRow.columnCount)))
             }
+            return try DueList.open(due, keyring: self.keyring, erased: self.erased, slab: self.dekSlab)
         }
     }
 

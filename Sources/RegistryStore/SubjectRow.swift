@@ -33,6 +33,9 @@ struct SubjectRow: SealedSubjectRow {
     static let columnCount = 12
     /// The same columns for a migration that runs before `v5-sealed-summary` added the summary.
     static let selectColumnsBeforeSummary = selectColumns.replacingOccurrences(of: "s.summary", with: "NULL")
+    /// The same columns without the summary, for a list that opens none (the due list): the
+    /// summary is the row's largest cell, and not under its MAC.
+    static let selectColumnsWithoutSummary = selectColumnsBeforeSummary
 
     /// Reads `selectColumns` starting at column `offset`. A value no anonreg writes (an unknown
     /// status, a date that does not parse, a cell of the wrong type) is an integrity failure, like
@@ -259,15 +262,21 @@ struct RowCells {
 
     func blob(_ i: Int) throws(StorageError) -> [UInt8] {
         guard case .blob(let data) = (row[i] as DatabaseValue).storage else { throw .integrity(what: "\(what) (a cell of the wrong type)") }
-        return Array(data)
+        return Self.bytes(data)
     }
 
     func optionalBlob(_ i: Int) throws(StorageError) -> [UInt8]? {
         switch (row[i] as DatabaseValue).storage {
         case .null: return nil
-        case .blob(let data): return Array(data)
+        case .blob(let data): return Self.bytes(data)
         default: throw .integrity(what: "\(what) (a cell of the wrong type)")
         }
+    }
+
+    /// One copy through the buffer: `Array(data)` walks Data's iterator (docs/PERFORMANCE.md,
+    /// due list).
+    static func bytes(_ data: Data) -> [UInt8] {
+        data.withUnsafeBytes { [UInt8]($0) }
     }
 
     func text(_ i: Int) throws(StorageError) -> String? {

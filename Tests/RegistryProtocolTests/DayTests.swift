@@ -21,6 +21,26 @@ struct DayTests {
         }
     }
 
+    /// The text is written digit by digit (docs/PERFORMANCE.md, due list); it must be exactly
+    /// the zero-padded `YYYY-MM-DD` built from the components, at the ends of the range too.
+    @Test func descriptionIsTheZeroPaddedDate() {
+        func padded(_ value: Int, _ width: Int) -> String {
+            String(repeating: "0", count: max(0, width - String(value).count)) + String(value)
+        }
+        var days = [Day("0001-01-01")!, Day("0999-12-31")!, Day("1000-01-01")!, Day("9999-12-31")!]
+        var day = Day("0001-01-01")!
+        while day < Day("9999-12-31")! {
+            days.append(day)
+            day = day.adding(days: 997)
+        }
+        for day in days {
+            let c = day.components
+            #expect(day.description == "\(padded(c.year, 4))-\(padded(c.month, 2))-\(padded(c.day, 2))")
+            #expect(Day(day.description) == day)
+        }
+        #expect(Day("0042-03-07")!.description == "0042-03-07")
+    }
+
     @Test(arguments: [
         "2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-01-01", "2026/01/01",
         "2026-1-01", "2026-01-1", " 2026-01-01", "2026-01-01T00:00", "２０２６-01-01", "", "0000-01-01",

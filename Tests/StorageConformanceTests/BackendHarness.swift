@@ -59,6 +59,9 @@ enum StorageAttack: String, CaseIterable, Sendable {
     case swapTheCodeIndex
     /// Rewrite the result of the first audit entry.
     case rewriteAnAuditEntry
+    /// Move the due day of the subject enrolled last one day later (2027-01-01 → 2027-01-02),
+    /// where a due list opens it on another core than the first rows (DueList).
+    case delayTheLastDueDay
 }
 
 /// Every backend the suite runs against. A new backend adds its harness here.

@@ -96,6 +96,8 @@ struct PostgresHarness: BackendHarness {
                 """
             case .rewriteAnAuditEntry:
                 "UPDATE audit_entry SET result = 'forged' WHERE seq = (SELECT min(seq) FROM audit_entry);"
+            case .delayTheLastDueDay:
+                "UPDATE subject SET next_due = '2027-01-02' WHERE id = \(last);"
             }
         try sql(directory, statements)
     }

@@ -54,6 +54,8 @@ struct SQLiteHarness: BackendHarness {
                 """
             case .rewriteAnAuditEntry:
                 "UPDATE audit_entry SET result = 'forged' WHERE seq = (SELECT min(seq) FROM audit_entry);"
+            case .delayTheLastDueDay:
+                "UPDATE subject SET next_due = '2027-01-02' WHERE id = (SELECT max(id) FROM subject);"
             }
         try sqlite(directory, sql)
     }
