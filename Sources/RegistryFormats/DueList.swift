@@ -39,13 +39,16 @@ package enum DueList {
         // millisecond per thousand rows). The key is read before the rows are authenticated;
         // a row whose key was changed fails its MAC below, so it only ever reorders a list
         // that is then refused.
-        let order = rows.indices.sorted { a, b in
-            switch (rows[a].subject.columns.nextDue, rows[b].subject.columns.nextDue) {
+        // The keys copied out once: a comparison that read `rows[a]` would copy a row (eight
+        // arrays retained and released) twice per comparison.
+        let keys = rows.map { (day: $0.subject.columns.nextDue, link: $0.link.id) }
+        let order = keys.indices.sorted { a, b in
+            switch (keys[a].day, keys[b].day) {
             case (let dayA?, let dayB?) where dayA != dayB: dayA < dayB
             // A row without a due day is not due (and fails below): last.
             case (nil, _?): false
             case (_?, nil): true
-            default: rows[a].link.id < rows[b].link.id
+            default: keys[a].link < keys[b].link
             }
         }
         let slices = max(1, min(cores, rows.count / rowsPerSlice))
