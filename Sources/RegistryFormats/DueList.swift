@@ -3,6 +3,7 @@ import Foundation
 import RegistryCore
 import RegistryCrypto
 import RegistryKeyring
+import Synchronization
 
 /// One row of a due list as a backend read it: the subject row, the case link row and the
 /// link's sealed handle (docs/STORAGE.md §Due list). Untrusted until `DueList.open` passed.
@@ -59,16 +60,22 @@ package enum DueList {
             return due
         }
         var outcomes = [Result<DueCase, StorageError>?](repeating: nil, count: rows.count)
+        // The lowest position that failed so far. A slice stops at its own first failure, and
+        // before any position past a failure another slice found: the list is refused then,
+        // and no more keys are unwrapped for it.
+        let firstFailure = Atomic<Int>(Int.max)
         outcomes.withUnsafeMutableBufferPointer { buffer in
             let outcomes = Slots(buffer)
             DispatchQueue.concurrentPerform(iterations: slices) { slice in
                 let start = rows.count * slice / slices
                 let end = rows.count * (slice + 1) / slices
                 for index in start..<end {
+                    if firstFailure.load(ordering: .relaxed) < index { return }
                     do throws(StorageError) {
                         outcomes[index] = .success(try openRow(rows[order[index]], keyring: keyring, erased: erased, slab: slab))
                     } catch {
                         outcomes[index] = .failure(error)
+                        firstFailure.min(index, ordering: .relaxed)
                         return
                     }
                 }
@@ -80,9 +87,9 @@ package enum DueList {
             switch outcome {
             case .success(let row): due.append(row)
             case .failure(let error): throw error
-            // A slice stops at its first failure, so a nil comes only after a failure in the
-            // same slice, which the loop met first.
-            case nil: throw .database(reason: "a due-list row was not opened")
+            // A position is left unopened only past a failure at a lower position, which
+            // this loop meets first. Should that ever not hold, the list is still refused.
+            case nil: throw .integrity(what: "due list (a row was not opened)")
             }
         }
         return due

@@ -11,16 +11,16 @@ extension PostgresStore {
     /// integrity error rather than hand a clinic another subject's handle or a false date.
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
         let logger = self.logger
-        return try await read { connection in
-            let rows = try await connection.rows(
+        let rows = try await read { connection in
+            let result = try await connection.rows(
                 """
                 SELECT \(unescaped: PostgresSubjectRow.selectColumnsWithoutSummary), \(unescaped: PostgresCaseLinkRow.selectColumns), c.sealed_handle
                 FROM case_link c JOIN subject s ON s.id = c.subject_id
                 WHERE c.clinic = \(clinic.rawValue) AND s.next_due IS NOT NULL AND s.next_due < \(day.description)
                 """, logger: logger)
             var due: [DueRow<PostgresSubjectRow, PostgresCaseLinkRow>] = []
-            due.reserveCapacity(rows.count)
-            for row in rows {
+            due.reserveCapacity(result.count)
+            for row in result {
                 let cells = row.makeRandomAccess()
                 due.append(
                     DueRow(
@@ -28,8 +28,11 @@ extension PostgresStore {
                         link: try PostgresCaseLinkRow(cells, offset: PostgresSubjectRow.columnCount),
                         sealedHandle: try cells[PostgresSubjectRow.columnCount + PostgresCaseLinkRow.columnCount].bytes()))
             }
-            return try DueList.open(due, keyring: self.keyring, erased: self.erased, slab: self.dekSlab)
+            return due
         }
+        // Checked and opened after the read has ended its transaction and given back its
+        // connection. The keyring is read now, after the rows (SealedSubjectRow.dek).
+        return try DueList.open(rows, keyring: keyring, erased: erased, slab: dekSlab)
     }
 
     /// Adds counts that belong to no subject, with the request's audit entry.

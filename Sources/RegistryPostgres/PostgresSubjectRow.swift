@@ -32,7 +32,8 @@ struct PostgresSubjectRow: SealedSubjectRow {
     static let columnCount = 12
     /// The same columns without the summary, for a list that opens none (the due list): the
     /// summary is the row's largest cell, and not under its MAC.
-    static let selectColumnsWithoutSummary = selectColumns.replacingOccurrences(of: "s.summary", with: "NULL::bytea")
+    static let selectColumnsWithoutSummary =
+        "s.id, s.sid, s.wrapped_dek, s.kek_version, s.status, s.next_due, s.review_on, s.code_index, s.records, s.records_head, s.row_mac, NULL::bytea"
 
     /// Reads `selectColumns` starting at column `o`. A value no anonreg writes (an unknown
     /// status, a date that does not parse, a negative count) is an integrity failure, never a

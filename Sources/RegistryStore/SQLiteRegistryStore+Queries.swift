@@ -10,11 +10,10 @@ extension SQLiteRegistryStore {
     /// columns), so a due date or a link changed behind anonreg's back fails the list with an
     /// integrity error rather than hand a clinic another subject's handle or a false date.
     public func casesDue(clinic: ClinicID, before day: Day) async throws(StorageError) -> [DueCase] {
-        return try await read { db in
+        let rows = try await read { db in
             // A cursor: each row is decoded from the statement as it steps, never copied into a
-            // Row of its own first. The cells are read here, on the reader; the rows'
-            // cryptography runs on every core (DueList.open).
-            let rows = try Row.fetchCursor(
+            // Row of its own first.
+            let cursor = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT \(SubjectRow.selectColumnsWithoutSummary), \(CaseLinkRow.selectColumns), c.sealed_handle
@@ -22,14 +21,17 @@ extension SQLiteRegistryStore {
                     WHERE c.clinic = ? AND s.next_due IS NOT NULL AND s.next_due < ?
                     """, arguments: [clinic.rawValue, day.description])
             var due: [DueRow<SubjectRow, CaseLinkRow>] = []
-            while let row = try rows.next() {
+            while let row = try cursor.next() {
                 due.append(
                     DueRow(
                         subject: try SubjectRow(row: row), link: try CaseLinkRow(row: row, offset: SubjectRow.columnCount),
                         sealedHandle: try RowCells(row: row, what: "case link row").blob(SubjectRow.columnCount + CaseLinkRow.columnCount)))
             }
-            return try DueList.open(due, keyring: self.keyring, erased: self.erased, slab: self.dekSlab)
+            return due
         }
+        // Checked and opened after the read has given back its reader connection. The keyring
+        // is read now, after the rows (SealedSubjectRow.dek).
+        return try DueList.open(rows, keyring: keyring, erased: erased, slab: dekSlab)
     }
 
     public func count(_ counters: [CounterIncrement]) async throws(StorageError) {
