@@ -6,7 +6,7 @@ public protocol JSONWritable {
     func jsonBytes() -> [UInt8]
 }
 
-/// `GET /v1/due` (docs/PROTOCOL.md §Due list). A thousand-case answer through `JSONEncoder`
+/// `GET /v1/due` (docs/PROTOCOL.md §GET /v1/due). A thousand-case answer through `JSONEncoder`
 /// cost about 3 ms, a fifth of the request (docs/PERFORMANCE.md, due list); written directly it
 /// is a few hundred microseconds. Keys in sorted order, as the encoder writes them.
 extension DueResponse: JSONWritable {
@@ -35,6 +35,8 @@ extension DueResponse: JSONWritable {
 /// escaped, the control characters as `\b \f \n \r \t` or `\u00XX`, everything else (`/`
 /// and non-ASCII included) as its UTF-8 bytes.
 enum JSONText {
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     static func string(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
@@ -47,10 +49,9 @@ enum JSONText {
             case 0x0D: out += #"\r"#.utf8
             case 0x09: out += #"\t"#.utf8
             case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
                 out += #"\u00"#.utf8
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0x0F)])
             default: out.append(byte)
             }
         }
