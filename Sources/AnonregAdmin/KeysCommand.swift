@@ -14,9 +14,9 @@ public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract:
-            "KEK lifecycle through the running daemon (admin): status, rotate, rewrap, retire, destroy; keyring backups and passphrase.",
+            "KEK lifecycle through the running daemon (admin): status, stage, rotate, rewrap, retire, destroy; keyring backups and passphrase.",
         subcommands: [
-            Status.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
+            Status.self, Stage.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self, ExportOPRFSeed.self,
             KeyringBackupCommand.self, KeyringRestoreCommand.self, KeyringPassphraseCommand.self,
         ])
     public init() {}
@@ -43,9 +43,26 @@ public struct KeysCommand: ParsableCommand {
         }
     }
 
+    struct Stage: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the next KEK version as staged: it wraps nothing until `keys rotate` makes it primary.",
+            discussion: """
+                With several nodes on one PostgreSQL registry, stage on one node, copy its \
+                kek-N.key and keyring.json to every other node and restart them, then rotate on \
+                any node: no node ever lacks the registry's primary (docs/OPERATIONS.md \
+                §PostgreSQL and several nodes, "KEK rotation"). Refused while a version is staged.
+                """)
+        @OptionGroup var connection: ConnectionOptions
+        func run() throws {
+            let client = ClinicClient(options: connection)
+            let (s, raw) = try client.call("POST", "/v1/admin/keys/stage", body: NoBody(), as: KeysStatusResponse.self)
+            client.output(raw) { KeysCommand.table(s) }
+        }
+    }
+
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make a new primary KEK; new subjects use it at once.",
+            abstract: "Make the staged KEK, or else a new one, primary; new subjects use it at once.",
             discussion: """
                 --if-older-than DAYS rotates only when the primary is at least DAYS old (for a \
                 timer, see systemd/anonreg-rotate.timer); with --rewrap an unfinished rewrap is \
@@ -64,7 +81,7 @@ public struct KeysCommand: ParsableCommand {
             let client = ClinicClient(options: connection)
             if let days = ifOlderThan {
                 let (s, _) = try client.call("GET", "/v1/admin/keys", as: KeysStatusResponse.self)
-                let created = s.versions.first { $0.version == s.primary }.flatMap { ISO8601DateFormatter().date(from: $0.createdAt) }
+                let created = s.versions.first { $0.version == s.primary }.flatMap { ISO8601DateFormatter().date(from: $0.primarySince) }
                 let age = created.map { Int(Date().timeIntervalSince($0) / 86_400) } ?? Int.max
                 if age < days {
                     if connection.json {

@@ -7,21 +7,55 @@ import RegistryCrypto
 
 /// KEK lifecycle (docs/CRYPTO.md §KEK lifecycle):
 ///
-///     (new) → primary → active → retired → destroyed
+///     (new) → [staged →] primary → active → retired → destroyed
 ///
-/// - rotate: a new version becomes primary; the old primary becomes active (still unwraps).
+/// - stage: a new version is written but wraps nothing; copied to every node of a registry
+///   before it becomes primary anywhere, no node ever lacks the registry's primary.
+/// - rotate: the staged version, or else a new one, becomes primary; the old primary becomes
+///   active (still unwraps).
 /// - retire: only an active version, and only when no subject uses it (the caller counts).
 /// - destroy: only a retired version that no subject uses (the caller counts, at the moment of
 ///   destroy); its file is overwritten and removed.
 extension Keyring {
-    /// Makes a new KEK version primary. The key file is written before the manifest names it.
+    /// Makes the staged KEK version primary, or else a new one (its key file written before the
+    /// manifest names it); the old primary becomes active.
     public func rotatingKEK(now: Date = Date()) throws(KeyringError) -> Keyring {
         try locked { () throws(KeyringError) in try rotateUnlocked(now: now) }
     }
 
+    /// Writes a new KEK version as `staged`: it unwraps, but nothing is wrapped under it until
+    /// `rotatingKEK` promotes it. Refused while a version is staged already.
+    public func stagingKEK(now: Date = Date()) throws(KeyringError) -> Keyring {
+        try locked { () throws(KeyringError) in
+            if let staged = manifest.stagedVersion {
+                throw .invalidTransition(
+                    version: staged, from: .staged, to: .staged, reason: "version \(staged) is staged already; rotate to make it primary")
+            }
+            var next = manifest
+            let version = try writeNewKEK(into: &next)
+            next.keks.append(.init(version: version, status: .staged, createdAt: now))
+            return try committing(next)
+        }
+    }
+
     private func rotateUnlocked(now: Date) throws(KeyringError) -> Keyring {
-        let version = (manifest.keks.map(\.version).max() ?? 0) + 1
         var next = manifest
+        if let staged = next.keks.firstIndex(where: { $0.status == .staged }) {
+            // The key every node already holds: promoted, never written again.
+            for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
+            next.keks[staged].status = .primary
+            next.keks[staged].promotedAt = now
+            return try committing(next)
+        }
+        let version = try writeNewKEK(into: &next)
+        for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
+        next.keks.append(.init(version: version, status: .primary, createdAt: now))
+        return try committing(next)
+    }
+
+    /// Writes the key file of the next version and its key check into `next`; returns the version.
+    private func writeNewKEK(into next: inout KeyringManifest) throws(KeyringError) -> Int {
+        let version = (manifest.keks.map(\.version).max() ?? 0) + 1
         do {
             let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
             // A file for an unnamed version can only be left over from a rotation that crashed
@@ -35,9 +69,7 @@ extension Keyring {
         } catch {
             throw .io(path: source.directory, operation: "rotate", errno: EIO)
         }
-        for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
-        next.keks.append(.init(version: version, status: .primary, createdAt: now))
-        return try committing(next)
+        return version
     }
 
     /// Retires `version`. Refused for the primary, for anything not active, and while
@@ -52,7 +84,12 @@ extension Keyring {
         }
         let status = manifest.keks[index].status
         guard status == .active else {
-            let reason = status == .primary ? "rotate to a new primary first" : "only an active version can be retired"
+            let reason =
+                switch status {
+                case .primary: "rotate to a new primary first"
+                case .staged: "a staged version wraps nothing yet; rotate to make it primary"
+                default: "only an active version can be retired"
+                }
             throw .invalidTransition(version: version, from: status, to: .retired, reason: reason)
         }
         guard subjectsUsingIt == 0 else {

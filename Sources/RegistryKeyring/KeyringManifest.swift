@@ -1,11 +1,12 @@
 import Foundation
 import RegistryCrypto
 
-/// The lifecycle of a key-encryption key (docs/CRYPTO.md §Keyring):
-/// `primary` wraps new DEKs; `active` still unwraps; `retired` is kept but no row may use it;
-/// `destroyed` has had its key file overwritten and removed.
+/// The lifecycle of a key-encryption key (docs/CRYPTO.md §KEK lifecycle):
+/// `staged` is written and copied to every node but wraps nothing yet (the next rotation makes
+/// it primary); `primary` wraps new DEKs; `active` still unwraps; `retired` is kept but no row
+/// may use it; `destroyed` has had its key file overwritten and removed.
 public enum KEKStatus: String, Codable, Sendable, CaseIterable {
-    case primary, active, retired, destroyed
+    case primary, active, retired, destroyed, staged
 }
 
 /// `keyring.json`: everything about the keyring that is not secret. Key bytes live in the
@@ -19,6 +20,12 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
         public var createdAt: Date
         public var retiredAt: Date?
         public var destroyedAt: Date?
+        /// When a staged version became primary (absent for a version rotated in directly, whose
+        /// `createdAt` is that moment): the primary's age counts from here.
+        public var promotedAt: Date?
+
+        /// Since when this version wraps new DEKs, or would once staged.
+        public var primarySince: Date { promotedAt ?? createdAt }
 
         public var fileName: String { KeyFileName.kek(version) }
     }
@@ -55,7 +62,16 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
     /// Loading compares it, so a key file swapped for another key of the same size is caught.
     public var keyChecks: [String: String]
 
+    /// The length of a key check, in bytes (hex doubles it).
+    public static var keyCheckBytes: Int { KeyCheck.bytes }
+
+    /// The key check of KEK `version`, if the manifest names that version and it is not destroyed.
+    public func kekCheck(version: Int) -> String? { keyChecks[KeyFileName.kek(version)] }
+
     public var primaryVersion: Int? { keks.first { $0.status == .primary }?.version }
+
+    /// The staged version, if any: written, wrapping nothing until a rotation promotes it.
+    public var stagedVersion: Int? { keks.first { $0.status == .staged }?.version }
 
     /// Reads and validates `keyring.json` alone (no key file): enough to verify audit signatures.
     public static func read(directory: String) throws(KeyringError) -> KeyringManifest {
@@ -68,6 +84,15 @@ public struct KeyringManifest: Codable, Sendable, Equatable {
         guard format == Self.currentFormat else { throw bad("format \"\(format)\" is not \(Self.currentFormat)") }
         guard keks.filter({ $0.status == .primary }).count == 1 else { throw bad("exactly one KEK must be primary") }
         guard Set(keks.map(\.version)).count == keks.count else { throw bad("KEK versions repeat") }
+        let staged = keks.filter { $0.status == .staged }
+        guard staged.count <= 1 else { throw bad("at most one KEK may be staged") }
+        if let staged = staged.first {
+            // The next version to become primary: a rotation promotes it, never an older one.
+            guard keks.allSatisfy({ $0.version <= staged.version }) else { throw bad("a staged KEK must be the newest version") }
+            guard staged.retiredAt == nil, staged.destroyedAt == nil, staged.promotedAt == nil else {
+                throw bad("a staged KEK has no retire, destroy or promotion date")
+            }
+        }
         guard keks.allSatisfy({ $0.version >= 1 }) else { throw bad("KEK versions start at 1") }
         guard (try? Hex.decode(oprf.keyInfo)) != nil else { throw bad("oprf.keyInfo is not hex") }
         guard oprf.epoch >= 1 else { throw bad("oprf.epoch starts at 1") }

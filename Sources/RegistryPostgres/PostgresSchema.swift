@@ -262,6 +262,18 @@ enum PostgresSchema {
                     )
                     """
                 ]),
+            // PostgreSQL only (docs/STORAGE.md §Keys on several nodes): the key check of the
+            // registry's primary KEK (docs/CRYPTO.md §Keyring, `keyChecks`), so that a node whose
+            // version of that number is another key (it rotated on its own) never wraps under it.
+            // NULL until a node that knows it next records or reads the primary.
+            PostgresMigration(
+                name: "pg6-kek-primary-check",
+                statements: [
+                    """
+                    ALTER TABLE kek_primary ADD COLUMN key_check TEXT
+                        CHECK (key_check ~ '^[0-9a-f]{\(2 * KeyringManifest.keyCheckBytes)}$')
+                    """
+                ]),
         ]
     }
 

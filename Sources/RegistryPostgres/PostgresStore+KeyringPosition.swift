@@ -17,40 +17,74 @@ import RegistryKeyring
 ///   (a withdrawal needs no new key, and forgetting is never held up). It looks
 ///   again at its next write and every few minutes, so installing the version (and reloading
 ///   the keyring) is enough.
-/// - A node whose keyring made a newer version primary records it.
+/// - A node whose keyring made a newer version primary records it, with its key check
+///   (docs/CRYPTO.md §Keyring): a node that holds another key under that number (it rotated on
+///   its own) is behind too, and never wraps under it.
+/// - A version staged on every node before one of them rotates (`anonreg keys stage`) counts as
+///   held: no node refuses a write when the rotation lands.
 extension PostgresStore {
     /// The version and key new data keys are wrapped under, in the caller's transaction;
-    /// records this node's primary when it is newer than the registry's. Throws
-    /// `keyringBehind` when this node lacks the registry's primary.
+    /// records this node's primary (with its key check) when it is newer than the registry's.
+    /// Throws `keyringBehind` when this node lacks the registry's primary, or holds another key
+    /// under its number (it rotated on its own: wrapping under it would make subjects other
+    /// nodes cannot open).
     func registryPrimaryKEK(_ connection: PostgresConnection, keyring: Keyring, logger: Logger) async throws
         -> (version: Int, key: KeyMaterial)
     {
         let own = keyring.primaryKEK
-        let recorded = try await connection.row("SELECT version FROM kek_primary WHERE id = 1", logger: logger)?.decode(Int32.self)
-        guard let recorded = recorded.map(Int.init), recorded >= own.version else {
+        var recorded = try await Self.recordedPrimary(connection, logger: logger)
+        if recorded == nil || recorded!.version < own.version {
+            // Only ever forward, with the check of the key it names; then read again, since
+            // another node may have recorded the same or a newer version meanwhile.
+            let check = keyring.manifest.kekCheck(version: own.version)
             try await connection.send(
                 """
-                INSERT INTO kek_primary (id, version) VALUES (1, \(Int32(own.version)))
-                ON CONFLICT (id) DO UPDATE SET version = greatest(kek_primary.version, excluded.version)
+                INSERT INTO kek_primary (id, version, key_check) VALUES (1, \(Int32(own.version)), \(check))
+                ON CONFLICT (id) DO UPDATE SET version = excluded.version, key_check = excluded.key_check
+                WHERE kek_primary.version < excluded.version
                 """, logger: logger)
-            keyringBehindVersion.store(0, ordering: .relaxed)
-            return own
+            recorded = try await Self.recordedPrimary(connection, logger: logger)
         }
-        guard recorded > own.version else {
-            keyringBehindVersion.store(0, ordering: .relaxed)
-            return own
+        guard let recorded else { throw StorageError.integrity(what: "registry's primary KEK record") }
+        let entry = keyring.kekEntries.first { $0.version == recorded.version }
+        let held = entry.map { [.staged, .active, .primary].contains($0.status) } ?? false
+        guard held, let key = try? keyring.kek(version: recorded.version) else {
+            throw behind(recorded.version, logger: logger, reason: "lacks")
         }
-        let usable = keyring.kekEntries.contains { $0.version == recorded && ($0.status == .active || $0.status == .primary) }
-        guard usable, let key = try? keyring.kek(version: recorded) else {
-            if keyringBehindVersion.exchange(recorded, ordering: .relaxed) != recorded {
-                logger.error(
-                    "this node's keyring lacks KEK version \(recorded), the registry's primary (another node rotated to it): writes are refused with 503 keyring_behind until it is installed here",
-                    metadata: ["kek.version": "\(recorded)"])
+        let ownCheck = keyring.manifest.kekCheck(version: recorded.version)
+        if let check = recorded.check {
+            // Key checks are not secret (keyring.json holds them in the clear).
+            guard ownCheck == check else {
+                throw behind(recorded.version, logger: logger, reason: "holds another key as")
             }
-            throw StorageError.keyringBehind(version: recorded)
+        } else if let ownCheck {
+            // Recorded before the registry kept checks (migration pg6-kek-primary-check).
+            try await connection.send(
+                """
+                UPDATE kek_primary SET key_check = \(ownCheck)
+                WHERE id = 1 AND version = \(Int32(recorded.version)) AND key_check IS NULL
+                """, logger: logger)
         }
         keyringBehindVersion.store(0, ordering: .relaxed)
-        return (recorded, key)
+        return (recorded.version, key)
+    }
+
+    private static func recordedPrimary(_ connection: PostgresConnection, logger: Logger) async throws -> (version: Int, check: String?)? {
+        guard let row = try await connection.row("SELECT version, key_check FROM kek_primary WHERE id = 1", logger: logger) else {
+            return nil
+        }
+        let (version, check) = try row.decode((Int32, String?).self)
+        return (Int(version), check)
+    }
+
+    /// Marks this node behind, logs why once per version, and gives the error to throw.
+    private func behind(_ version: Int, logger: Logger, reason: String) -> StorageError {
+        if keyringBehindVersion.exchange(version, ordering: .relaxed) != version {
+            logger.error(
+                "this node's keyring \(reason) KEK version \(version), the registry's primary (another node rotated to it): writes are refused with 503 keyring_behind until that node's kek-\(version).key and keyring.json are installed here",
+                metadata: ["kek.version": "\(version)"])
+        }
+        return StorageError.keyringBehind(version: version)
     }
 
     /// Before a write that wraps no key: refused while this node is known to be behind, after

@@ -395,13 +395,22 @@ public struct KEKVersionWire: Codable, Sendable, Equatable {
     public var subjects: Int
     /// When the version was retired (ISO 8601), for retired and destroyed versions.
     public var retiredAt: String?
-    public init(version: Int, status: String, createdAt: String, subjects: Int, retiredAt: String? = nil) {
+    /// When a staged version became primary (ISO 8601); absent for a version rotated in
+    /// directly, which became primary at `createdAt`.
+    public var promotedAt: String?
+    public init(
+        version: Int, status: String, createdAt: String, subjects: Int, retiredAt: String? = nil, promotedAt: String? = nil
+    ) {
         self.version = version
         self.status = status
         self.createdAt = createdAt
         self.subjects = subjects
         self.retiredAt = retiredAt
+        self.promotedAt = promotedAt
     }
+
+    /// Since when this version wraps new data keys (or would, while staged).
+    public var primarySince: String { promotedAt ?? createdAt }
 }
 
 public struct KeysStatusResponse: Codable, Sendable, Equatable {

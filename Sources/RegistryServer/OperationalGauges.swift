@@ -9,7 +9,7 @@ import RegistryKeyring
 /// |---|---|
 /// | `anonreg_sweep_last_success_timestamp_seconds` | a sweep (daily, at start, or `anonreg sweep`) that reviewed every due subject; on a node that did not run the registry's sweep (PostgreSQL), when another node finished it |
 /// | `anonreg_backup_last_success_timestamp_seconds` | a backup stream sent to the end; at start, the newest `backup` audit entry |
-/// | `anonreg_kek_primary_created_timestamp_seconds` | the keyring's primary KEK |
+/// | `anonreg_kek_primary_created_timestamp_seconds` | when the keyring's primary KEK became primary (written by a rotation, or promoted from staged) |
 /// | `anonreg_erasure_ledger_entries` | the erasure ledger beside the keyring |
 /// | `anonreg_audit_unsigned_tail_entries` | entries after the last signed checkpoint (`AuditChain.Report.unsignedTail`) |
 /// | `anonreg_audit_unsigned_tail_limit_entries` | `audit.checkpoint_every` |
@@ -54,7 +54,7 @@ extension RegistryApp {
     func refreshOperationalGauges() async {
         let keyring = keys.current
         if let primary = keyring.kekEntries.first(where: { $0.version == keyring.primaryKEK.version }) {
-            Gauge(label: "anonreg_kek_primary_created_timestamp_seconds").record(primary.createdAt.timeIntervalSince1970)
+            Gauge(label: "anonreg_kek_primary_created_timestamp_seconds").record(primary.primarySince.timeIntervalSince1970)
         }
         if let entries = ErasureLedger.entryCount(directory: keyring.source.directory) {
             Gauge(label: "anonreg_erasure_ledger_entries").record(entries)

@@ -36,6 +36,7 @@ public enum RouteTable {
         RouteSpec(method: .get, path: "/v1/stats/privacy", access: .statistics, action: "read-privacy-budget"),
         RouteSpec(method: .get, path: "/v1/admin/keys", access: .admin, action: "read-keys"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rotate", access: .admin, action: "rotate-kek"),
+        RouteSpec(method: .post, path: "/v1/admin/keys/stage", access: .admin, action: "stage-kek"),
         RouteSpec(method: .post, path: "/v1/admin/keys/rewrap", access: .admin, action: "rewrap"),
         RouteSpec(method: .post, path: "/v1/admin/keys/retire", access: .admin, action: "retire-kek"),
         RouteSpec(method: .post, path: "/v1/admin/keys/destroy", access: .admin, action: "destroy-kek"),

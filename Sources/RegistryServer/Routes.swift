@@ -142,6 +142,10 @@ extension RegistryApp {
                 try await JSONBodies.requireEmpty(request, limit: limit)
                 return try JSONBodies.response(try await self.rotateKEK(), status: .created)
             },
+            RouteTable.spec(.post, "/v1/admin/keys/stage"): { request, _ in
+                try await JSONBodies.requireEmpty(request, limit: limit)
+                return try JSONBodies.response(try await self.stageKEK(), status: .created)
+            },
             RouteTable.spec(.post, "/v1/admin/keys/rewrap"): { request, _ in
                 let body = try await JSONBodies.decode(RewrapRequest.self, from: request, limit: limit, emptyMeans: "{}")
                 let progress: RewrapProgress
@@ -245,7 +249,8 @@ extension RegistryApp {
             versions: keyring.kekEntries.map {
                 KEKVersionWire(
                     version: $0.version, status: $0.status.rawValue, createdAt: formatter.string(from: $0.createdAt),
-                    subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)))
+                    subjects: usage[$0.version] ?? 0, retiredAt: $0.retiredAt.map(formatter.string(from:)),
+                    promotedAt: $0.promotedAt.map(formatter.string(from:)))
             },
             oprfPublicKey: keyring.manifest.oprf.publicKey, linkageEpoch: keyring.manifest.oprf.epoch,
             auditPublicKey: keyring.manifest.audit.publicKey)
@@ -325,6 +330,23 @@ extension RegistryApp {
             }
         }
         logger.notice("KEK rotated", metadata: ["primary": "\(keys.current.primaryKEK.version)"])
+        return try await keysStatus()
+    }
+
+    /// Writes a new KEK version as staged (docs/CRYPTO.md §KEK lifecycle): nothing is wrapped
+    /// under it until a rotation promotes it, so it can be copied to every node first.
+    func stageKEK() async throws -> KeysStatusResponse {
+        let staged = try keyChanges.withLock { _ in
+            do {
+                let next = try keys.current.stagingKEK()
+                keys.replace(next)
+                return next.manifest.stagedVersion ?? 0
+            } catch let error as KeyringError {
+                if case .invalidTransition = error { throw APIError(.conflict, "kek_transition_refused", error.description) }
+                throw APIError(.conflict, "keyring_unchanged", "no KEK was staged: \(error)")
+            }
+        }
+        logger.notice("KEK staged", metadata: ["version": "\(staged)"])
         return try await keysStatus()
     }
 }

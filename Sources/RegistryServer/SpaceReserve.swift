@@ -19,7 +19,7 @@ public final class SpaceReserve: Sendable {
     /// The actions refused up front in storage-full mode: everything that adds or rewrites
     /// registry data. Reads, OPRF evaluations, withdrawals and sweeps (which erase) still run.
     static let refusedActions: Set<String> = [
-        "enrol", "link", "add-checkup", "reissue-code", "anonymous-episode", "rewrap", "rotate-kek",
+        "enrol", "link", "add-checkup", "reissue-code", "anonymous-episode", "rewrap", "rotate-kek", "stage-kek",
     ]
 
     public let path: String
