@@ -95,3 +95,112 @@ struct PostgresKeyringPositionTests {
         #expect(try await b.kekUsage() == [2: 2])
     }
 }
+
+/// The rollout docs/OPERATIONS.md gives (§PostgreSQL and several nodes, "KEK rotation"): stage on
+/// one node, copy to every node, then rotate on one; and the mistake it guards against, a second
+/// node rotating on its own to a different key of the same number.
+@Suite(.timeLimit(.minutes(10)))
+struct PostgresStagedKEKTests {
+    /// Fails if a staged version did not count as held: B would refuse every write from A's
+    /// rotation until its keys were copied again.
+    @Test func aVersionStagedOnEveryNodeBeforeTheRotationIsNeverBehind() async throws {
+        let nodes = try PostgresNodes()
+        let (hostA, keysA) = try nodes.copyOfTheKeys()
+        let (hostB, keysB) = try nodes.copyOfTheKeys()
+        _ = (hostA, hostB)
+        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
+        // Staged on A, copied to B (keyring.json and kek-2.key), loaded there: nothing wraps
+        // under it yet on either node.
+        custodyA.replace(try custodyA.current.stagingKEK())
+        let copy = try Binaries.runExecutable("/bin/cp", ["-a", keysA + "/kek-2.key", keysA + "/keyring.json", keysB + "/"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
+        #expect(custodyB.current.manifest.stagedVersion == 2)
+        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
+        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
+        defer {
+            Task {
+                await a.close()
+                await b.close()
+            }
+        }
+        let early = try await PostgresNodes.enrol(b, consent: "before the rotation")
+        #expect(try await a.kekUsage() == [1: 1])
+
+        // A rotates (the staged key becomes primary) and records version 2 with its key check.
+        custodyA.replace(try custodyA.current.rotatingKEK())
+        _ = try await PostgresNodes.enrol(a, consent: "under v2 on a")
+        #expect(try nodes.sql("SELECT version, key_check FROM kek_primary;") == "2|\(try #require(custodyA.current.manifest.kekCheck(version: 2)))")
+
+        // B still calls version 1 primary and version 2 staged: it writes, wrapping under 2.
+        #expect(custodyB.current.primaryKEK.version == 1)
+        _ = try await PostgresNodes.enrol(b, consent: "under v2 on b")
+        try await PostgresNodes.addCheckup(b, early.caseHandle, clinic: PostgresNodes.clinicA, note: "b after the rotation")
+        #expect(try await b.rewrapBatch(limit: 10).remaining == 0)
+        #expect(try await b.kekUsage() == [2: 3])
+        // Each node opens what the other wrapped.
+        #expect(try await a.subject(case: early.caseHandle, clinic: PostgresNodes.clinicA).records.count == 3)
+    }
+
+    /// Fails without the key check: B, having rotated on its own, finds the registry's version
+    /// number equal to its own and wraps under its key 2, which A does not hold, so A can no
+    /// longer open those subjects (and its sweep would count them as failing their checks).
+    @Test func aNodeThatRotatedOnItsOwnNeverWrapsUnderItsOtherKey() async throws {
+        let nodes = try PostgresNodes()
+        let (hostA, keysA) = try nodes.copyOfTheKeys()
+        let (hostB, keysB) = try nodes.copyOfTheKeys()
+        _ = (hostA, hostB)
+        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
+        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
+        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
+        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
+        defer {
+            Task {
+                await a.close()
+                await b.close()
+            }
+        }
+        let before = try await PostgresNodes.enrol(b, consent: "before")
+        custodyA.replace(try custodyA.current.rotatingKEK())
+        _ = try await PostgresNodes.enrol(a, consent: "under a's v2")
+        // B rotates too, without A's keys: another key called version 2.
+        custodyB.replace(try custodyB.current.rotatingKEK())
+        #expect(custodyB.current.primaryKEK.version == 2)
+        #expect(custodyB.current.manifest.kekCheck(version: 2) != custodyA.current.manifest.kekCheck(version: 2))
+
+        let counts = "SELECT count(*) FROM subject; SELECT count(*) FROM record; SELECT count(*) FROM audit_entry; SELECT version, key_check FROM kek_primary;"
+        let unchanged = try nodes.sql(counts)
+        await #expect(throws: StorageError.keyringBehind(version: 2)) { try await PostgresNodes.enrol(b, consent: "refused") }
+        await #expect(throws: StorageError.keyringBehind(version: 2)) { try await b.rewrapBatch(limit: 10) }
+        await #expect(throws: StorageError.keyringBehind(version: 2)) {
+            try await PostgresNodes.addCheckup(b, before.caseHandle, clinic: PostgresNodes.clinicA, note: "refused while behind")
+        }
+        #expect(try nodes.sql(counts) == unchanged)
+        // Reads go on; A's key 2 installed on B (over B's own) ends it.
+        #expect(try await b.subject(case: before.caseHandle, clinic: PostgresNodes.clinicA).records.count == 2)
+        let copy = try Binaries.runExecutable("/bin/cp", ["-a", keysA + "/kek-2.key", keysA + "/keyring.json", keysB + "/"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        custodyB.replace(try Keyring.load(from: KeyringSource(directory: keysB)))
+        _ = try await PostgresNodes.enrol(b, consent: "under a's v2 on b")
+        #expect(try await a.kekUsage() == [1: 1, 2: 2])
+        #expect(try await a.rewrapBatch(limit: 10).remaining == 0)
+    }
+
+    /// A registry whose primary was recorded before migration pg6-kek-primary-check has no key
+    /// check: the first node that wraps under that version fills it in, and a node with another
+    /// key of that number is refused from then on.
+    @Test func aPrimaryRecordedWithoutACheckGetsOne() async throws {
+        let nodes = try PostgresNodes()
+        let (hostA, keysA) = try nodes.copyOfTheKeys()
+        _ = hostA
+        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
+        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
+        defer { Task { await a.close() } }
+        _ = try await PostgresNodes.enrol(a, consent: "records v1")
+        _ = try nodes.sql("UPDATE kek_primary SET key_check = NULL;")
+        _ = try await PostgresNodes.enrol(a, consent: "fills the check")
+        #expect(try nodes.sql("SELECT key_check FROM kek_primary;") == (try #require(custodyA.current.manifest.kekCheck(version: 1))))
+        // The schema refuses a value that is not a key check.
+        #expect(throws: (any Error).self) { try nodes.sql("UPDATE kek_primary SET key_check = 'not hex';") }
+    }
+}
