@@ -62,6 +62,53 @@ import Testing
         #expect(try anonreg(["keys", "destroy", "2", "--yes"]).status == 3, "the primary cannot be destroyed")
     }
 
+    /// `anonreg keys stage`, then `keys rotate`: the staged key wraps nothing until the rotation
+    /// promotes it, as the same file; a second stage is refused and changes nothing.
+    @Test func stageThenRotatePromotesTheStagedKey() async throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let anonreg = d.anonreg
+        let first = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
+        #expect(first.status == 201)
+
+        let staged = try anonreg(["keys", "stage", "--json"])
+        #expect(staged.status == 0, "\(staged.stderr)")
+        let stagedStatus = try #require(try JSONSerialization.jsonObject(with: Data(staged.stdout.utf8)) as? [String: Any])
+        #expect(stagedStatus["primary"] as? Int == 1)
+        let versions = try #require(stagedStatus["versions"] as? [[String: Any]])
+        #expect(versions.map { $0["status"] as? String } == ["primary", "staged"])
+        let stagedFile = try Data(contentsOf: URL(fileURLWithPath: d.stateDir + "/keys/kek-2.key"))
+
+        // Enrolments go on under version 1.
+        #expect(try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()).status == 201)
+        let keyring = d.stateDir + "/keys/keyring.json"
+        let before = try Data(contentsOf: URL(fileURLWithPath: keyring))
+        let again = try d.request("POST", "/v1/admin/keys/stage")
+        #expect(again.status == 409)
+        #expect(again.body.contains(#""code":"kek_transition_refused""#), "\(again.body)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: keyring)) == before)
+        #expect(try d.request("POST", "/v1/admin/keys/retire", body: #"{"version":2}"#).status == 409)
+
+        let rotated = try anonreg(["keys", "rotate", "--json"])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let rotatedStatus = try #require(try JSONSerialization.jsonObject(with: Data(rotated.stdout.utf8)) as? [String: Any])
+        #expect(rotatedStatus["primary"] as? Int == 2)
+        let after = try #require(rotatedStatus["versions"] as? [[String: Any]])
+        #expect(after.map { $0["status"] as? String } == ["active", "primary"])
+        #expect(after.map { $0["subjects"] as? Int } == [2, 0])
+        #expect(after.last?["promotedAt"] as? String != nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d.stateDir + "/keys/kek-2.key")) == stagedFile)
+        #expect(!FileManager.default.fileExists(atPath: d.stateDir + "/keys/kek-3.key"))
+        #expect(try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()).status == 201)
+        let status = try anonreg(["keys", "status", "--json"])
+        let final = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect((final["versions"] as? [[String: Any]])?.map { $0["subjects"] as? Int } == [2, 1])
+        // The audit log names both changes.
+        let audit = try d.request("GET", "/v1/admin/audit/export")
+        #expect(audit.body.contains("stage-kek") && audit.body.contains("rotate-kek"))
+    }
+
     /// Issue 9's acceptance run: 5,000 subjects with check-ups; `keys rotate --rewrap`
     /// while a second process keeps enrolling and reading; SIGKILL of the daemon halfway through
     /// the rewrap; restart and resume; every subject reads back; retire and destroy the old
