@@ -130,7 +130,9 @@ struct PostgresStagedKEKTests {
         // A rotates (the staged key becomes primary) and records version 2 with its key check.
         custodyA.replace(try custodyA.current.rotatingKEK())
         _ = try await PostgresNodes.enrol(a, consent: "under v2 on a")
-        #expect(try nodes.sql("SELECT version, key_check FROM kek_primary;") == "2|\(try #require(custodyA.current.manifest.kekCheck(version: 2)))")
+        #expect(
+            try nodes.sql("SELECT version, key_check FROM kek_primary;")
+                == "2|\(try #require(custodyA.current.manifest.kekCheck(version: 2)))")
 
         // B still calls version 1 primary and version 2 staged: it writes, wrapping under 2.
         #expect(custodyB.current.primaryKEK.version == 1)
@@ -168,7 +170,8 @@ struct PostgresStagedKEKTests {
         #expect(custodyB.current.primaryKEK.version == 2)
         #expect(custodyB.current.manifest.kekCheck(version: 2) != custodyA.current.manifest.kekCheck(version: 2))
 
-        let counts = "SELECT count(*) FROM subject; SELECT count(*) FROM record; SELECT count(*) FROM audit_entry; SELECT version, key_check FROM kek_primary;"
+        let counts =
+            "SELECT count(*) FROM subject; SELECT count(*) FROM record; SELECT count(*) FROM audit_entry; SELECT version, key_check FROM kek_primary;"
         let unchanged = try nodes.sql(counts)
         await #expect(throws: StorageError.keyringBehind(version: 2)) { try await PostgresNodes.enrol(b, consent: "refused") }
         await #expect(throws: StorageError.keyringBehind(version: 2)) { try await b.rewrapBatch(limit: 10) }
