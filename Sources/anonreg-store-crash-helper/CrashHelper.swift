@@ -26,9 +26,13 @@ import RegistryStore
 /// With `backfill`, it runs the monitoring summaries' backfill (`SummaryBackfill`) with BATCH
 /// subjects per transaction, printing `built <n>` after each batch and `done` at the end
 /// (Tests/MonitoringSimulationTests/SummaryBackfillTests.swift kills it part-way).
+///
+/// It exits by itself once its parent is gone (`exitWhenOrphaned`): a test process killed by
+/// hand must not leave writers spinning beside every later run.
 @main
 struct CrashHelper {
     static func main() async {
+        exitWhenOrphaned()
         let arguments = CommandLine.arguments
         if arguments.count == 4, arguments[1] == "backfill", let batch = Int(arguments[3]) {
             await backfill(directory: arguments[2], batch: batch)
@@ -156,4 +160,19 @@ struct CrashHelper {
             done += n
         }
     }
+}
+
+/// Ends this process once the process that started it has gone (it was re-parented, so
+/// `getppid()` changed), checked twice a second from a thread of its own. Not
+/// `PR_SET_PDEATHSIG`: that fires when the parent's spawning *thread* ends, and a test's thread
+/// may be a pool thread that ends long before the test does.
+func exitWhenOrphaned() {
+    let parent = getppid()
+    let thread = Thread {
+        while true {
+            usleep(500_000)
+            if getppid() != parent { _exit(3) }
+        }
+    }
+    thread.start()
 }
