@@ -171,18 +171,8 @@ extension Keyring {
         // Snapshot what is on disk (dates are stored to the second), so a later staleness check
         // compares like with like.
         let next = try Keyring.readManifest(path: source.directory + "/" + KeyFileName.manifest)
-        var keks = self.keks
-        for entry in next.keks {
-            if entry.status == .destroyed {
-                keks[entry.version] = nil
-            } else if keks[entry.version] == nil {
-                let key = try KeyFile.read(
-                    path: source.path(for: entry.fileName), name: entry.fileName,
-                    length: XChaCha20Poly1305.keyBytes, sealingKey: sealingKey)
-                try KeyCheck.verify(key, name: entry.fileName, manifest: next, path: source.directory + "/" + KeyFileName.manifest)
-                keks[entry.version] = KeyMaterial(key, name: "kek \(entry.version)")
-            }
-        }
-        return Keyring(source: source, manifest: next, keks: keks, previous: self)
+        return Keyring(
+            source: source, manifest: next, keks: try loadingKEKs(of: next, manifestPath: source.directory + "/" + KeyFileName.manifest),
+            previous: self)
     }
 }

@@ -37,6 +37,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     case unexpectedFiles(directory: String, entries: [String])
     /// A new passphrase below the floor (docs/CRYPTO.md §Passphrases).
     case weakPassphrase(characters: Int, words: Int)
+    /// The keys directory changed in a way a running daemon does not take up (Keyring+Reload).
+    case reloadRefused(reason: String)
 
     public var description: String {
         switch self {
@@ -92,6 +94,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(directory) holds what anonreg did not put there: \(entries.joined(separator: ", ")). Every entry of the keys directory must be one of anonreg's key files, regular and 0600 (docs/CRYPTO.md §Keyring); move the others out of it."
         case .weakPassphrase(let characters, let words):
             "the passphrase is too weak (\(characters) characters, \(words) word(s)): use at least \(Passphrase.minimumCharacters) characters, or \(Passphrase.minimumWords) words separated by spaces (docs/CRYPTO.md §Passphrases); nothing was written."
+        case .reloadRefused(let reason):
+            "the keys directory was not reloaded, the running keyring stays: \(reason)."
         case .malformedLedger(let path, let reason):
             "\(path) is not a valid erasure ledger: \(reason). Restore it from the keyring backup; do not restore a database backup until it verifies."
         }

@@ -7,8 +7,9 @@ import ServiceLifecycle
     import Glibc
 #endif
 
-/// SIGHUP re-reads anonreg.toml. A configuration that does not validate is reported and the
-/// running one is kept.
+/// SIGHUP re-reads anonreg.toml, then the keys directory's KEK versions
+/// (`RegistryApp.reloadKeys`). A configuration that does not validate, or a keyring change the
+/// daemon does not take up, is reported and the running one is kept.
 public struct ReloadService: Service {
     let app: RegistryApp
     let configPath: String
@@ -34,6 +35,7 @@ public struct ReloadService: Service {
                 } catch {
                     app.logger.error("configuration not reloaded, the running one stays: \(error)", metadata: ["path": "\(configPath)"])
                 }
+                app.reloadKeys()
             }
         } onGracefulShutdown: {
             continuation.finish()

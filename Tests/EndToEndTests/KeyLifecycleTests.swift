@@ -109,6 +109,71 @@ import Testing
         #expect(audit.body.contains("stage-kek") && audit.body.contains("rotate-kek"))
     }
 
+    /// Node B's side of the rollout (docs/OPERATIONS.md §PostgreSQL and several nodes, "KEK
+    /// rotation"): another node's staged `kek-2.key` and `keyring.json` copied into this
+    /// daemon's keys directory are taken up on SIGHUP, without a restart; a keyring.json of
+    /// another keyring is refused, logged, and changes nothing.
+    @Test func aVersionStagedElsewhereIsTakenUpOnSIGHUP() async throws {
+        let d = try DaemonHarness()
+        try d.start()
+        defer { d.stop() }
+        let anonreg = d.anonreg
+        let keys = d.stateDir + "/keys"
+        let elsewhere = TemporaryDirectory()
+        func cp(_ from: [String], _ to: String) throws {
+            let result = try Binaries.runExecutable("/bin/cp", ["-a"] + from + [to])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        func statuses() throws -> [String?] {
+            let status = try anonreg(["keys", "status", "--json"])
+            let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            return (json?["versions"] as? [[String: Any]])?.map { $0["status"] as? String } ?? []
+        }
+        // "Another node": this one stages, its files are kept aside, and it is put back as it
+        // was before (version 1 only) and restarted.
+        try cp([keys + "/keyring.json"], elsewhere.sub("keyring-before.json"))
+        #expect(try anonreg(["keys", "stage"]).status == 0)
+        try cp([keys + "/kek-2.key", keys + "/keyring.json"], elsewhere.path + "/")
+        #expect(d.stop() == 0)
+        try cp([elsewhere.sub("keyring-before.json")], keys + "/keyring.json")
+        #expect(unlink(keys + "/kek-2.key") == 0)
+        try d.start()
+        #expect(try statuses() == ["primary"])
+
+        try cp([elsewhere.sub("kek-2.key"), elsewhere.sub("keyring.json")], keys + "/")
+        kill(try #require(d.pid), SIGHUP)
+        var seen: [String?] = []
+        for _ in 0..<100 {
+            seen = try statuses()
+            if seen == ["primary", "staged"] { break }
+            usleep(50_000)
+        }
+        #expect(seen == ["primary", "staged"])
+        #expect(d.log.text.contains("keyring reloaded"))
+        let rotated = try anonreg(["keys", "rotate"])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: keys + "/kek-2.key")) == Data(contentsOf: URL(fileURLWithPath: elsewhere.sub("kek-2.key"))))
+        #expect(try statuses() == ["active", "primary"])
+
+        // Another keyring's manifest: refused on SIGHUP, logged, and the daemon goes on with its own.
+        let other = TemporaryDirectory()
+        let initOther = try Binaries.run("anonreg", ["init", "--state-dir", other.sub("state")])
+        #expect(initOther.status == 0, "\(initOther.stderr)")
+        try cp([keys + "/keyring.json"], elsewhere.sub("keyring-mine.json"))
+        try cp([other.sub("state/keys/keyring.json")], keys + "/keyring.json")
+        kill(try #require(d.pid), SIGHUP)
+        var logged = false
+        for _ in 0..<100 {
+            logged = d.log.text.contains("the keys directory was not reloaded")
+            if logged { break }
+            usleep(50_000)
+        }
+        #expect(logged, "\(d.log.text.suffix(2000))")
+        #expect(try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody()).status == 201)
+        try cp([elsewhere.sub("keyring-mine.json")], keys + "/keyring.json")
+        #expect(try statuses() == ["active", "primary"])
+    }
+
     /// Issue 9's acceptance run: 5,000 subjects with check-ups; `keys rotate --rewrap`
     /// while a second process keeps enrolling and reading; SIGKILL of the daemon halfway through
     /// the rewrap; restart and resume; every subject reads back; retire and destroy the old
