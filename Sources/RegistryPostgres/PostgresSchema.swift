@@ -262,16 +262,19 @@ enum PostgresSchema {
                     )
                     """
                 ]),
-            // PostgreSQL only (docs/STORAGE.md §Keys on several nodes): the key check of the
-            // registry's primary KEK (docs/CRYPTO.md §Keyring, `keyChecks`), so that a node whose
-            // version of that number is another key (it rotated on its own) never wraps under it.
-            // NULL until a node that knows it next records or reads the primary.
+            // PostgreSQL only (docs/STORAGE.md §Keys on several nodes): the key check
+            // (docs/CRYPTO.md §Key checks) of every KEK version a node has wrapped data keys
+            // under, written by the first one. A node whose key of that number has another check
+            // (it rotated on its own) never wraps under it, never records a newer primary, and
+            // never erases a subject whose data key its key fails to open.
             PostgresMigration(
-                name: "pg6-kek-primary-check",
+                name: "pg6-kek-checks",
                 statements: [
                     """
-                    ALTER TABLE kek_primary ADD COLUMN key_check TEXT
-                        CHECK (key_check ~ '^[0-9a-f]{\(2 * KeyringManifest.keyCheckBytes)}$')
+                    CREATE TABLE kek_check (
+                        version INTEGER PRIMARY KEY CHECK (version >= 1),
+                        key_check TEXT NOT NULL CHECK (key_check ~ '^[0-9a-f]{\(2 * KeyringManifest.keyCheckBytes)}$')
+                    )
                     """
                 ]),
         ]

@@ -177,10 +177,17 @@ extension PostgresStore {
     }
 
     /// Erases a subject that failed its integrity check, audited as `erase-integrity`, in the
-    /// caller's write.
+    /// caller's write; unless this node's key of the subject's KEK version is not the one the
+    /// registry recorded (`trustsKEK`): then the failure is this node's key, not the subject,
+    /// which is left as it is (`keyringBehind`, counted as failed by the sweep).
     private func eraseForIntegrity(_ connection: PostgresConnection, _ subject: SubjectReference, recorder: AuditRecorder?, logger: Logger)
         async throws
     {
+        if let version = try await connection.row("SELECT kek_version FROM subject WHERE id = \(subject.rawValue)", logger: logger)?
+            .decode(Int32.self), !(try await trustsKEK(connection, version: Int(version), logger: logger))
+        {
+            throw behind(Int(version), logger: logger, reason: "holds another key as")
+        }
         recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
         _ = try await eraseFailingRow(connection, id: subject.rawValue, recorder: recorder, logger: logger)
     }

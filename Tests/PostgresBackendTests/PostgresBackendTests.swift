@@ -68,7 +68,7 @@ struct PostgresBackendTests {
         #expect(
             tables == [
                 "anonreg_migration", "audit_checkpoint", "audit_entry", "audit_subject", "case_link", "counter", "erasure_ledger_entry",
-                "erasure_ledger_head", "job_run", "kek_primary",
+                "erasure_ledger_head", "job_run", "kek_check", "kek_primary",
                 "keyring_binding", "privacy_budget", "privacy_setting", "record", "stats_release", "subject", "unique_person_seen",
             ])
         // Sealed and keyed values are BYTEA; the daemon's role owns what it created.

@@ -131,7 +131,7 @@ struct PostgresStagedKEKTests {
         custodyA.replace(try custodyA.current.rotatingKEK())
         _ = try await PostgresNodes.enrol(a, consent: "under v2 on a")
         #expect(
-            try nodes.sql("SELECT version, key_check FROM kek_primary;")
+            try nodes.sql("SELECT p.version, c.key_check FROM kek_primary p JOIN kek_check c USING (version);")
                 == "2|\(try #require(custodyA.current.manifest.kekCheck(version: 2)))")
 
         // B still calls version 1 primary and version 2 staged: it writes, wrapping under 2.
@@ -146,8 +146,9 @@ struct PostgresStagedKEKTests {
 
     /// Fails without the key check: B, having rotated on its own, finds the registry's version
     /// number equal to its own and wraps under its key 2, which A does not hold, so A can no
-    /// longer open those subjects (and its sweep would count them as failing their checks).
-    @Test func aNodeThatRotatedOnItsOwnNeverWrapsUnderItsOtherKey() async throws {
+    /// longer open those subjects. Then B's sweep must not erase A's subjects, which its key 2
+    /// cannot open, and B rotating again must not make its version 3 the registry's primary.
+    @Test func aNodeThatRotatedOnItsOwnNeitherWrapsNorErasesNorTakesOver() async throws {
         let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
         let (hostB, keysB) = try nodes.copyOfTheKeys()
@@ -164,46 +165,84 @@ struct PostgresStagedKEKTests {
         }
         let before = try await PostgresNodes.enrol(b, consent: "before")
         custodyA.replace(try custodyA.current.rotatingKEK())
-        _ = try await PostgresNodes.enrol(a, consent: "under a's v2")
+        let underA2 = try await PostgresNodes.enrol(a, consent: "under a's v2")
         // B rotates too, without A's keys: another key called version 2.
         custodyB.replace(try custodyB.current.rotatingKEK())
         #expect(custodyB.current.primaryKEK.version == 2)
         #expect(custodyB.current.manifest.kekCheck(version: 2) != custodyA.current.manifest.kekCheck(version: 2))
 
-        let counts =
-            "SELECT count(*) FROM subject; SELECT count(*) FROM record; SELECT count(*) FROM audit_entry; SELECT version, key_check FROM kek_primary;"
+        let counts = """
+            SELECT count(*) FROM subject; SELECT count(*) FROM record; SELECT count(*) FROM audit_entry;
+            SELECT version FROM kek_primary; SELECT version, key_check FROM kek_check ORDER BY version;
+            """
         let unchanged = try nodes.sql(counts)
         await #expect(throws: StorageError.keyringBehind(version: 2)) { try await PostgresNodes.enrol(b, consent: "refused") }
         await #expect(throws: StorageError.keyringBehind(version: 2)) { try await b.rewrapBatch(limit: 10) }
         await #expect(throws: StorageError.keyringBehind(version: 2)) {
             try await PostgresNodes.addCheckup(b, before.caseHandle, clinic: PostgresNodes.clinicA, note: "refused while behind")
         }
+        // B's sweep reviews A's subject: its key 2 fails to open the data key, and that is B's
+        // key, not the subject: left as it is, never erased.
+        let due = try await b.subjectsToReview(onOrBefore: Day("2029-12-31")!, limit: 100)
+        #expect(due.count == 2)
+        for subject in due {
+            do {
+                _ = try await b.openForReview(subject)
+            } catch {
+                #expect(error == .keyringBehind(version: 2))
+            }
+        }
+        // Rotating again on B (its own version 3) records nothing past the version it diverges on.
+        custodyB.replace(try custodyB.current.rotatingKEK())
+        await #expect(throws: StorageError.keyringBehind(version: 2)) { try await PostgresNodes.enrol(b, consent: "refused again") }
         #expect(try nodes.sql(counts) == unchanged)
-        // Reads go on; A's key 2 installed on B (over B's own) ends it.
-        #expect(try await b.subject(case: before.caseHandle, clinic: PostgresNodes.clinicA).records.count == 2)
+        #expect(try await a.subject(case: underA2.caseHandle, clinic: PostgresNodes.clinicA).records.count == 2)
+
+        // A's key 2 and keyring.json installed on B, over its own (and its version 3 removed): B
+        // writes again, under the registry's key.
+        #expect(unlink(keysB + "/kek-3.key") == 0)
         let copy = try Binaries.runExecutable("/bin/cp", ["-a", keysA + "/kek-2.key", keysA + "/keyring.json", keysB + "/"])
         #expect(copy.status == 0, "\(copy.stderr)")
         custodyB.replace(try Keyring.load(from: KeyringSource(directory: keysB)))
+        #expect(try await b.subject(case: underA2.caseHandle, clinic: PostgresNodes.clinicA).records.count == 2)
         _ = try await PostgresNodes.enrol(b, consent: "under a's v2 on b")
         #expect(try await a.kekUsage() == [1: 1, 2: 2])
         #expect(try await a.rewrapBatch(limit: 10).remaining == 0)
     }
 
-    /// A registry whose primary was recorded before migration pg6-kek-primary-check has no key
-    /// check: the first node that wraps under that version fills it in, and a node with another
-    /// key of that number is refused from then on.
-    @Test func aPrimaryRecordedWithoutACheckGetsOne() async throws {
+    /// A version wrapped under before migration pg6-kek-checks has no check: the first node
+    /// that wraps under it records its own, and a node with another key of that number (a
+    /// coherent swap of kek-1.key and its check in keyring.json) is refused from then on.
+    @Test func aVersionWithoutACheckGetsOneAndThenHoldsOthersToIt() async throws {
         let nodes = try PostgresNodes()
         let (hostA, keysA) = try nodes.copyOfTheKeys()
-        _ = hostA
+        let (hostB, keysB) = try nodes.copyOfTheKeys()
+        _ = (hostA, hostB)
         let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
         let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
         defer { Task { await a.close() } }
         _ = try await PostgresNodes.enrol(a, consent: "records v1")
-        _ = try nodes.sql("UPDATE kek_primary SET key_check = NULL;")
+        _ = try nodes.sql("DELETE FROM kek_check;")
         _ = try await PostgresNodes.enrol(a, consent: "fills the check")
-        #expect(try nodes.sql("SELECT key_check FROM kek_primary;") == (try #require(custodyA.current.manifest.kekCheck(version: 1))))
+        #expect(try nodes.sql("SELECT version, key_check FROM kek_check;") == "1|\(try #require(custodyA.current.manifest.kekCheck(version: 1)))")
         // The schema refuses a value that is not a key check.
-        #expect(throws: (any Error).self) { try nodes.sql("UPDATE kek_primary SET key_check = 'not hex';") }
+        #expect(throws: (any Error).self) { try nodes.sql("UPDATE kek_check SET key_check = 'not hex';") }
+
+        // B: the same keyring but another kek-1.key, with keyring.json's check to match.
+        let other = TemporaryDirectory()
+        let otherKeyring = try Keyring.create(in: other.sub("keys"))
+        let path = keysB + "/keyring.json"
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var checks = try #require(manifest["keyChecks"] as? [String: String])
+        checks["kek-1.key"] = otherKeyring.manifest.kekCheck(version: 1)
+        manifest["keyChecks"] = checks
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
+        let copy = try Binaries.runExecutable("/bin/cp", ["-a", other.sub("keys/kek-1.key"), keysB + "/"])
+        #expect(copy.status == 0)
+        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB))))
+        defer { Task { await b.close() } }
+        let unchanged = try nodes.sql("SELECT count(*) FROM subject;")
+        await #expect(throws: StorageError.keyringBehind(version: 1)) { try await PostgresNodes.enrol(b, consent: "refused") }
+        #expect(try nodes.sql("SELECT count(*) FROM subject;") == unchanged)
     }
 }
