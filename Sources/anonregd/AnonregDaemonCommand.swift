@@ -14,7 +14,7 @@ struct AnonregDaemonCommand: AsyncParsableCommand {
             anonregd serves protocol v1 (HTTP/1.1 + JSON) on a local Unix socket to clinic systems, \
             authenticating peers by their kernel credentials (docs/PROTOCOL.md). Under systemd it \
             supports socket activation and sd_notify (Type=notify, WatchdogSec). SIGHUP re-reads \
-            the configuration and logs what changed; SIGTERM and SIGINT drain in-flight requests \
+            the configuration and the keyring's KEK versions and logs what changed; SIGTERM and SIGINT drain in-flight requests \
             and stop.
 
             --check-config checks everything a start would (the configuration, the service user, \
