@@ -26,7 +26,9 @@ extension Keyring {
         guard
             next.format == manifest.format, next.createdAt == manifest.createdAt, next.sealing == manifest.sealing,
             next.oprf == manifest.oprf, next.audit == manifest.audit
-        else { throw refuse("keyring.json names another OPRF key, audit key, sealing or keyring; restart anonregd to load another keyring") }
+        else {
+            throw refuse("keyring.json names another OPRF key, audit key, sealing or keyring; restart anonregd to load another keyring")
+        }
         for name in [KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning]
         where next.keyChecks[name] != manifest.keyChecks[name] {
             throw refuse("\(name) is another key in keyring.json; restart anonregd to load another keyring")
@@ -38,7 +40,9 @@ extension Keyring {
             if entry.status == .destroyed, now.status != .destroyed {
                 throw refuse("KEK version \(entry.version) was destroyed here and keyring.json names it \(now.status.rawValue)")
             }
-            if keks[entry.version] != nil, now.status != .destroyed, next.kekCheck(version: entry.version) != manifest.kekCheck(version: entry.version) {
+            if keks[entry.version] != nil, now.status != .destroyed,
+                next.kekCheck(version: entry.version) != manifest.kekCheck(version: entry.version)
+            {
                 throw refuse("kek-\(entry.version).key is another key than the one loaded; restart anonregd to load it")
             }
         }

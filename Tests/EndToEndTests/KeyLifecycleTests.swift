@@ -152,7 +152,9 @@ import Testing
         #expect(d.log.text.contains("keyring reloaded"))
         let rotated = try anonreg(["keys", "rotate"])
         #expect(rotated.status == 0, "\(rotated.stderr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: keys + "/kek-2.key")) == Data(contentsOf: URL(fileURLWithPath: elsewhere.sub("kek-2.key"))))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: keys + "/kek-2.key"))
+                == Data(contentsOf: URL(fileURLWithPath: elsewhere.sub("kek-2.key"))))
         #expect(try statuses() == ["active", "primary"])
 
         // Another keyring's manifest: refused on SIGHUP, logged, and the daemon goes on with its own.

@@ -224,7 +224,9 @@ struct PostgresStagedKEKTests {
         _ = try await PostgresNodes.enrol(a, consent: "records v1")
         _ = try nodes.sql("DELETE FROM kek_check;")
         _ = try await PostgresNodes.enrol(a, consent: "fills the check")
-        #expect(try nodes.sql("SELECT version, key_check FROM kek_check;") == "1|\(try #require(custodyA.current.manifest.kekCheck(version: 1)))")
+        #expect(
+            try nodes.sql("SELECT version, key_check FROM kek_check;")
+                == "1|\(try #require(custodyA.current.manifest.kekCheck(version: 1)))")
         // The schema refuses a value that is not a key check.
         #expect(throws: (any Error).self) { try nodes.sql("UPDATE kek_check SET key_check = 'not hex';") }
 
@@ -239,7 +241,8 @@ struct PostgresStagedKEKTests {
         try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
         let copy = try Binaries.runExecutable("/bin/cp", ["-a", other.sub("keys/kek-1.key"), keysB + "/"])
         #expect(copy.status == 0)
-        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB))))
+        let b = try await PostgresStore.open(
+            PostgresBackendTests.config(nodes.cluster), keys: KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB))))
         defer { Task { await b.close() } }
         let unchanged = try nodes.sql("SELECT count(*) FROM subject;")
         await #expect(throws: StorageError.keyringBehind(version: 1)) { try await PostgresNodes.enrol(b, consent: "refused") }

@@ -193,7 +193,13 @@ struct RequestPipelineTests {
             let enrol = try await client.execute(
                 uri: "/v1/subjects", method: .post, headers: PipelineRegistry.json, body: PipelineRegistry.enrolment)
             #expect(enrol.status == .forbidden && enrol.code == "forbidden", "\(enrol.status)")
+            // The admin's own key writes are refused up front: no key file is written.
+            for uri in ["/v1/admin/keys/stage", "/v1/admin/keys/rotate"] {
+                let refused = try await client.execute(uri: uri, method: .post)
+                #expect(refused.status.code == 507 && refused.code == "storage_full", "\(uri): \(refused.status)")
+            }
         }
+        #expect(registry.app.keys.current.kekEntries.count == 1)
         let entries = try await registry.audit()
         #expect(entries.contains { $0.actor == "clinic local" && $0.action == "rotate-kek" && $0.result == "forbidden" }, "\(entries)")
         #expect(entries.contains { $0.action == "enrol" && $0.result == "forbidden" }, "\(entries)")
