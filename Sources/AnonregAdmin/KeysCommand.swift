@@ -48,9 +48,10 @@ public struct KeysCommand: ParsableCommand {
             abstract: "Write the next KEK version as staged: it wraps nothing until `keys rotate` makes it primary.",
             discussion: """
                 With several nodes on one PostgreSQL registry, stage on one node, copy its \
-                kek-N.key and keyring.json to every other node and restart them, then rotate on \
+                kek-N.key and keyring.json to every other node and reload them (SIGHUP), then rotate on \
                 any node: no node ever lacks the registry's primary (docs/OPERATIONS.md \
-                §PostgreSQL and several nodes, "KEK rotation"). Refused while a version is staged.
+                §PostgreSQL and several nodes, "KEK rotation"). Refused while a version is staged, and \
+                on PostgreSQL when the registry already has the next version number.
                 """)
         @OptionGroup var connection: ConnectionOptions
         func run() throws {

@@ -56,11 +56,16 @@ extension Keyring {
     /// Writes the key file of the next version and its key check into `next`; returns the version.
     private func writeNewKEK(into next: inout KeyringManifest) throws(KeyringError) -> Int {
         let version = (manifest.keks.map(\.version).max() ?? 0) + 1
+        // A file for a version the manifest does not name is either another node's key copied
+        // here before its keyring.json, or left by a rotation that crashed before its manifest
+        // write. Only a person can tell: it is never overwritten.
+        let name = KeyFileName.kek(version)
+        if access(source.directory + "/" + name, F_OK) == 0 {
+            throw .unnamedKeyFile(name: name)
+        }
         do {
             let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
-            // A file for an unnamed version can only be left over from a rotation that crashed
-            // before its manifest write; it never wrapped anything, so it may be replaced.
-            try KeyFile.write(kek, directory: source.directory, name: KeyFileName.kek(version), sealingKey: sealingKey, overwrite: true)
+            try KeyFile.write(kek, directory: source.directory, name: name, sealingKey: sealingKey, overwrite: false)
             next.keyChecks[KeyFileName.kek(version)] = try KeyCheck.value(for: kek, name: KeyFileName.kek(version))
         } catch let error as KeyringError {
             throw error

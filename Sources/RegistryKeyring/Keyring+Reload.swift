@@ -11,7 +11,9 @@ import RegistryCrypto
 ///   keyring, or a key file restored from one): a restart is the place to change keyrings;
 /// - a version this keyring holds replaced by another key of the same number, or gone from the
 ///   manifest, or a destroyed version back: data keys wrapped under the old key would stop
-///   opening, so the operator must see it at a restart, not have it happen on a signal.
+///   opening, so the operator must see it at a restart, not have it happen on a signal;
+/// - a version this keyring holds marked destroyed (another node destroyed its copy): this
+///   node's key file would stay on its disk unnoticed; its own `keys destroy` overwrites it.
 extension Keyring {
     /// The keys directory's manifest and new KEK files, in a new snapshot sharing this one's
     /// other keys; `self` when the manifest is unchanged.
@@ -23,12 +25,11 @@ extension Keyring {
         let next = try Keyring.readManifest(path: manifestPath, rule: source.rule(for: KeyFileName.manifest))
         if next == manifest { return self }
         func refuse(_ reason: String) -> KeyringError { .reloadRefused(reason: reason) }
-        guard
-            next.format == manifest.format, next.createdAt == manifest.createdAt, next.sealing == manifest.sealing,
-            next.oprf == manifest.oprf, next.audit == manifest.audit
-        else {
-            throw refuse("keyring.json names another OPRF key, audit key, sealing or keyring; restart anonregd to load another keyring")
+        guard next.sealing == manifest.sealing else {
+            throw refuse("keyring.json is sealed under another passphrase; restart anonregd with that passphrase to load it")
         }
+        guard next.format == manifest.format, next.createdAt == manifest.createdAt, next.oprf == manifest.oprf, next.audit == manifest.audit
+        else { throw refuse("keyring.json names another OPRF key, audit key or keyring; restart anonregd to load another keyring") }
         for name in [KeyFileName.oprfSeed, KeyFileName.index, KeyFileName.auditSigning]
         where next.keyChecks[name] != manifest.keyChecks[name] {
             throw refuse("\(name) is another key in keyring.json; restart anonregd to load another keyring")
@@ -40,9 +41,14 @@ extension Keyring {
             if entry.status == .destroyed, now.status != .destroyed {
                 throw refuse("KEK version \(entry.version) was destroyed here and keyring.json names it \(now.status.rawValue)")
             }
-            if keks[entry.version] != nil, now.status != .destroyed,
-                next.kekCheck(version: entry.version) != manifest.kekCheck(version: entry.version)
-            {
+            if keks[entry.version] != nil, now.status == .destroyed {
+                // Destroyed elsewhere: this node's copy of the key file is still on its disk, and
+                // only its own destroy overwrites it (after counting its subjects now).
+                throw refuse(
+                    "keyring.json names KEK version \(entry.version) destroyed, but this node's kek-\(entry.version).key is not: restart anonregd, then run `anonreg keys destroy \(entry.version)` on this node"
+                )
+            }
+            if keks[entry.version] != nil, next.kekCheck(version: entry.version) != manifest.kekCheck(version: entry.version) {
                 throw refuse("kek-\(entry.version).key is another key than the one loaded; restart anonregd to load it")
             }
         }

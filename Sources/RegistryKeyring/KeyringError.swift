@@ -39,6 +39,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     case weakPassphrase(characters: Int, words: Int)
     /// The keys directory changed in a way a running daemon does not take up (Keyring+Reload).
     case reloadRefused(reason: String)
+    /// A KEK file the manifest does not name, where a new version would be written.
+    case unnamedKeyFile(name: String)
 
     public var description: String {
         switch self {
@@ -94,6 +96,8 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(directory) holds what anonreg did not put there: \(entries.joined(separator: ", ")). Every entry of the keys directory must be one of anonreg's key files, regular and 0600 (docs/CRYPTO.md §Keyring); move the others out of it."
         case .weakPassphrase(let characters, let words):
             "the passphrase is too weak (\(characters) characters, \(words) word(s)): use at least \(Passphrase.minimumCharacters) characters, or \(Passphrase.minimumWords) words separated by spaces (docs/CRYPTO.md §Passphrases); nothing was written."
+        case .unnamedKeyFile(let name):
+            "\(name) exists but keyring.json does not name it, so no new version was written: if it is another node's key, copy that node's keyring.json too and reload (systemctl reload anonregd); if a rotation crashed before writing keyring.json, remove it; then retry."
         case .reloadRefused(let reason):
             "the keys directory was not reloaded, the running keyring stays: \(reason)."
         case .malformedLedger(let path, let reason):

@@ -54,5 +54,5 @@ public struct KeyringSource: Sendable, Equatable {
     }
 
     /// The keyring can be changed only when its manifest comes from the keys directory.
-    var isWritable: Bool { credentialPath(for: KeyFileName.manifest) == nil }
+    public var isWritable: Bool { credentialPath(for: KeyFileName.manifest) == nil }
 }

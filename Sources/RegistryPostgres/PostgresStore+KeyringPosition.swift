@@ -119,6 +119,29 @@ extension PostgresStore {
         return StorageError.keyringBehind(version: version)
     }
 
+    /// The sweep's refusal to erase a subject whose data key this node's key of `version` fails
+    /// to open, that key not being the registry's: logged as such, with the error to throw.
+    func distrusted(_ version: Int, logger: Logger) -> StorageError {
+        logger.error(
+            "this node's kek-\(version).key is not the key the registry recorded for KEK version \(version): a subject under it that this node cannot open was left as it is, not erased; install the registry's kek-\(version).key here (docs/OPERATIONS.md §PostgreSQL and several nodes, \"KEK rotation\")",
+            metadata: ["kek.version": "\(version)"])
+        return StorageError.keyringBehind(version: version)
+    }
+
+    /// `keys stage` and `keys rotate` (a new version, not a staged one promoted) on this node ask
+    /// first: a number the registry records as primary, or has a key check for, is another
+    /// node's, whose key this node must install rather than write its own.
+    public func refuseKnownKEKVersion(_ version: Int) async throws(StorageError) {
+        let logger = self.logger
+        let known = try await read { connection in
+            try await connection.row(
+                """
+                SELECT greatest((SELECT max(version) FROM kek_primary), (SELECT max(version) FROM kek_check))
+                """, logger: logger)?.decode(Int32?.self)
+        }
+        if let known = known ?? nil, Int(known) >= version { throw StorageError.keyringBehind(version: Int(known)) }
+    }
+
     /// Before a write that wraps no key: refused while this node is known to be behind, after
     /// looking again (the version may have been installed since).
     func refuseWritesIfBehind(_ connection: PostgresConnection, logger: Logger) async throws {

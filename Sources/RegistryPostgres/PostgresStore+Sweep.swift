@@ -186,7 +186,7 @@ extension PostgresStore {
         if let version = try await connection.row("SELECT kek_version FROM subject WHERE id = \(subject.rawValue)", logger: logger)?
             .decode(Int32.self), !(try await trustsKEK(connection, version: Int(version), logger: logger))
         {
-            throw behind(Int(version), logger: logger, reason: "holds another key as")
+            throw distrusted(Int(version), logger: logger)
         }
         recorder?.describe(AuditRecorder.Action(actor: Sweeper.auditActor, action: "erase-integrity"))
         _ = try await eraseFailingRow(connection, id: subject.rawValue, recorder: recorder, logger: logger)

@@ -8,6 +8,10 @@ extension RegistryApp {
     func reloadKeys() {
         keyChanges.withLock { _ in
             let current = keys.current
+            guard current.source.isWritable else {
+                logger.notice("keyring not reloaded: it is loaded from systemd credentials, which change only at a restart")
+                return
+            }
             let next: Keyring
             do { next = try current.reloadingKEKs() } catch {
                 logger.error("\(error)", metadata: ["path": "\(current.source.directory)"])

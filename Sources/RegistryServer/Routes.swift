@@ -321,6 +321,7 @@ extension RegistryApp {
     }
 
     func rotateKEK() async throws -> KeysStatusResponse {
+        if keys.current.manifest.stagedVersion == nil { try await refuseKnownKEKVersion() }
         try keyChanges.withLock { _ in
             do {
                 let rotated = try keys.current.rotatingKEK()
@@ -333,9 +334,23 @@ extension RegistryApp {
         return try await keysStatus()
     }
 
+    /// Before a new KEK version is written here: refused when the registry already knows its
+    /// number (another node of a PostgreSQL registry rotated to it; `refuseKnownKEKVersion`).
+    private func refuseKnownKEKVersion() async throws {
+        let next = (keys.current.kekEntries.map(\.version).max() ?? 0) + 1
+        do throws(StorageError) { try await store.refuseKnownKEKVersion(next) } catch {
+            guard case .keyringBehind(let known) = error else { throw DomainError.storage(error) }
+            throw APIError(
+                .conflict, "kek_transition_refused",
+                "the registry already has KEK version \(known), which this node's keyring lacks or has not taken up: install that node's kek-\(known).key and keyring.json here and reload (systemctl reload anonregd), rather than write another key of that number"
+            )
+        }
+    }
+
     /// Writes a new KEK version as staged (docs/CRYPTO.md §KEK lifecycle): nothing is wrapped
     /// under it until a rotation promotes it, so it can be copied to every node first.
     func stageKEK() async throws -> KeysStatusResponse {
+        try await refuseKnownKEKVersion()
         let staged = try keyChanges.withLock { _ in
             do {
                 let next = try keys.current.stagingKEK()

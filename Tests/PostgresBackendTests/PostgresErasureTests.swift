@@ -126,9 +126,24 @@ struct PostgresErasureTests {
         for i in 0..<10 { receipts.append(try await PostgresNodes.enrol(a, consent: "consent \(i)")) }
         let victim = receipts[4]
         try await PostgresNodes.addCheckup(a, victim.caseHandle, clinic: PostgresNodes.clinicA, note: "note")
+        // A record too large for its row: PostgreSQL stores its sealed bytes out of line, in
+        // chunks of about 2 kB in the `record` table's TOAST table.
+        try await PostgresNodes.addCheckup(a, victim.caseHandle, clinic: PostgresNodes.clinicA, note: String(repeating: "a long note ", count: 1_000))
         _ = try await a.link(code: victim.code, clinic: PostgresNodes.clinicB, record: NewRecord(kind: .link, plaintext: []), counters: [])
         let traces = try await a.storedTraces(case: victim.caseHandle, clinic: PostgresNodes.clinicA)
-        #expect(traces.count >= 13)
+        #expect(traces.count >= 14)
+        #expect(traces.contains { $0.count > 8 * PostgresErasureTests.window })
+        let toast = try nodes.sql("SELECT pg_relation_filepath(reltoastrelid) FROM pg_class WHERE oid = 'record'::regclass;")
+        let toastTable = try nodes.sql("SELECT reltoastrelid::regclass FROM pg_class WHERE oid = 'record'::regclass;")
+        #expect(try nodes.sql("SELECT count(*) > 0 FROM \(toastTable);") == "t", "the long record is stored out of line")
+        // A control: before the erasure, the long record's chunks are found in the TOAST table's
+        // file by the windows (each chunk, about 2 kB, wholly holds at least one; a window across
+        // two chunks is found in neither), so a record found nowhere afterwards is gone, not
+        // missed.
+        let long = try #require(traces.first { $0.count > 8 * PostgresErasureTests.window })
+        let before = try nodes.filesHolding(any: PostgresErasureTests.windows(of: long))
+        let inToast = before.filter { $0.contains(nodes.cluster.directory + "/data/" + toast) }.count
+        #expect(inToast >= long.count / 2_000, "\(inToast) of \(before.count) windows in the TOAST table")
         try await a.erase(code: victim.code, counters: [])
         #expect(await a.retryPendingErasureCleanup() == false, "the cleanup VACUUM ran")
 
@@ -147,24 +162,38 @@ struct PostgresErasureTests {
                 #expect(hits == "0", "\(column) holds an erased value")
             }
         }
-        // In the files: only the three tables' heap and index files, and the WAL.
+        // In the files: only the three tables' heap, TOAST and index files, and the WAL. A value
+        // stored out of line is split into chunks, so a long trace is looked for by windows
+        // (`windows`), each chunk holding at least one whole.
         let root = nodes.cluster.directory + "/data/"
-        let allowed = Set(try nodes.sql(PostgresErasureTests.erasureRelations).split(separator: "\n").map { root + $0 })
+        let allowed = Set(try nodes.sql(PostgresErasureRelations.filePaths).split(separator: "\n").map { root + $0 })
         var remaining: [String] = []
+        let windows = traces.map(PostgresErasureTests.windows(of:))
+        let found = try nodes.filesHolding(any: windows.flatMap { $0 })
+        var next = 0
         for (i, trace) in traces.enumerated() {
-            let files = try nodes.filesHoldingBytes(trace)
+            let files = Set(found[next..<(next + windows[i].count)].flatMap { $0 })
+            next += windows[i].count
             let outside = files.filter { !allowed.contains($0) && !$0.hasPrefix(root + "pg_wal/") }
             #expect(outside.isEmpty, "trace \(i) outside the tables' files and the WAL: \(outside)")
-            remaining.append("\(i): \(files.map { $0.hasPrefix(root + "pg_wal/") ? "WAL" : "table" }.sorted())")
+            let kinds = files.map { $0.hasPrefix(root + "pg_wal/") ? "WAL" : $0 == root + toast ? "TOAST" : "table" }
+            remaining.append("\(i) (\(trace.count) B): \(Set(kinds).sorted())")
         }
         print("erasure remains after cleanup and CHECKPOINT: \(remaining.joined(separator: "; "))")
     }
 
-    static let erasureRelations = """
-        SELECT pg_relation_filepath(c.oid) FROM pg_class c
-        WHERE c.oid IN ('subject'::regclass, 'case_link'::regclass, 'record'::regclass)
-           OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('subject'::regclass, 'case_link'::regclass, 'record'::regclass));
-        """
+    /// The length of the pieces a long trace is looked for by.
+    static let window = 64
+
+    /// `trace` itself when short; else windows of `window` bytes every 997 bytes and at its end,
+    /// so that every TOAST chunk (about 2,000 bytes, docs/STORAGE.md §Erasure on PostgreSQL)
+    /// wholly holds at least one.
+    static func windows(of trace: [UInt8]) -> [[UInt8]] {
+        guard trace.count > 4 * window else { return [trace] }
+        var windows = stride(from: 0, to: trace.count - window, by: 997).map { Array(trace[$0..<($0 + window)]) }
+        windows.append(Array(trace.suffix(window)))
+        return windows
+    }
 
     static let ledgerRefusal =
         "subject named in the erasure ledger (an erasure that did not complete, or rows put back after an erasure)"

@@ -187,11 +187,16 @@ struct PostgresStagedKEKTests {
         #expect(due.count == 2)
         for subject in due {
             do {
-                _ = try await b.openForReview(subject)
+                let opened = try await b.openForReview(subject)
+                if case .erasedIntegrity = opened { Issue.record("B's sweep erased a subject its key cannot open") }
             } catch {
                 #expect(error == .keyringBehind(version: 2))
             }
         }
+        // B may not write a key of its own under a number the registry knows (`keys stage` and
+        // `keys rotate` ask first); a number past it is B's to write.
+        await #expect(throws: StorageError.keyringBehind(version: 2)) { try await b.refuseKnownKEKVersion(2) }
+        try await b.refuseKnownKEKVersion(3)
         // Rotating again on B (its own version 3) records nothing past the version it diverges on.
         custodyB.replace(try custodyB.current.rotatingKEK())
         await #expect(throws: StorageError.keyringBehind(version: 2)) { try await PostgresNodes.enrol(b, consent: "refused again") }

@@ -126,12 +126,18 @@ final class PostgresNodes: Sendable {
     /// The data files that hold `needle`, after a CHECKPOINT wrote every dirty page.
     func filesHolding(_ needle: String) throws -> [String] { try filesHoldingBytes(Array(needle.utf8)) }
 
-    func filesHoldingBytes(_ bytes: [UInt8]) throws -> [String] {
+    func filesHoldingBytes(_ bytes: [UInt8]) throws -> [String] { try filesHolding(any: [bytes])[0] }
+
+    /// For each of `needles`, the data files that hold it: one CHECKPOINT, each file read once.
+    func filesHolding(any needles: [[UInt8]]) throws -> [[String]] {
         try cluster.psql("CHECKPOINT;")
-        return dataFiles().filter { path in
-            guard let data = FileManager.default.contents(atPath: path) else { return false }
-            return Bytes.contains(Array(data), bytes)
+        var found = [[String]](repeating: [], count: needles.count)
+        for path in dataFiles() {
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let haystack = Array(data)
+            for (i, needle) in needles.enumerated() where Bytes.contains(haystack, needle) { found[i].append(path) }
         }
+        return found
     }
 }
 

@@ -109,4 +109,46 @@ struct KeyringReloadTests {
         try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
         #expect(throws: KeyringError.reloadRefused(reason: "KEK version 1 is gone from keyring.json")) { try b2.reloadingKEKs() }
     }
+
+    /// Node A retires and destroys version 1; A's keyring.json copied to B names it destroyed.
+    /// B's copy of kek-1.key is still on its disk: a reload must not take that up as if B's key
+    /// were gone. Its own destroy (after a restart) overwrites and removes it. Fails if a reload
+    /// took up the destroyed status.
+    @Test func aHeldVersionDestroyedElsewhereIsRefusedUntilThisNodeDestroysItsCopy() throws {
+        let nodes = try TwoNodes()
+        let a2 = try nodes.a.rotatingKEK()
+        try nodes.copyToB(["kek-2.key", "keyring.json"])
+        let b2 = try nodes.b.reloadingKEKs()
+        #expect(b2.primaryKEK.version == 2)
+        _ = try a2.retiringKEK(version: 1, subjectsUsingIt: 0).destroyingKEK(version: 1, subjectsUsingIt: 0)
+        #expect(!FileManager.default.fileExists(atPath: nodes.dirA + "/kek-1.key"))
+        try nodes.copyToB(["keyring.json"])
+        #expect(
+            throws: KeyringError.reloadRefused(
+                reason:
+                    "keyring.json names KEK version 1 destroyed, but this node's kek-1.key is not: restart anonregd, then run `anonreg keys destroy 1` on this node"
+            )
+        ) { try b2.reloadingKEKs() }
+        #expect(FileManager.default.fileExists(atPath: nodes.dirB + "/kek-1.key"))
+        // Restarted, B loads (the destroyed version is skipped), and its own destroy finishes.
+        let restarted = try Keyring.load(from: KeyringSource(directory: nodes.dirB))
+        _ = try restarted.destroyingKEK(version: 1, subjectsUsingIt: 0)
+        #expect(!FileManager.default.fileExists(atPath: nodes.dirB + "/kek-1.key"))
+    }
+
+    @Test func anotherPassphrasesSealingIsRefused() throws {
+        let nodes = try TwoNodes()
+        let path = nodes.dirB + "/keyring.json"
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        manifest["sealing"] = ["check": "00", "kdf": ["algorithm": "argon2id13", "opsLimit": 3, "memLimit": 67_108_864, "salt": "00"]]
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try nodes.b.reloadingKEKs()
+        } throws: { error in
+            // Refused: as malformed if the sealing does not decode, or as another passphrase's.
+            if case KeyringError.reloadRefused(let reason) = error { return reason.contains("another passphrase") }
+            if case KeyringError.malformedManifest = error { return true }
+            return false
+        }
+    }
 }

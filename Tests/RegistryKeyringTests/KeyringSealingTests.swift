@@ -239,12 +239,19 @@ struct KeyringLifecycleTests {
         #expect(try Keyring.load(from: first.source).kekEntries.count == 2)
     }
 
-    @Test func aLeftoverFileFromACrashedRotationIsReplaced() throws {
+    /// A kek-2.key the manifest does not name (left by a rotation that died before its manifest
+    /// write, or another node's key copied before its keyring.json) is never overwritten: only a
+    /// person can tell which. Once it is removed, the rotation goes ahead.
+    @Test func aKeyFileTheManifestDoesNotNameIsNeverOverwritten() throws {
         let tmp = TemporaryDirectory()
         let v1 = try Keyring.create(in: tmp.sub("keys"))
-        // Simulate a rotation that wrote kek-2.key and died before the manifest.
         tmp.write([UInt8](repeating: 7, count: 41), to: tmp.sub("keys/kek-2.key"))
         chmod(tmp.sub("keys/kek-2.key"), 0o600)
+        #expect(throws: KeyringError.unnamedKeyFile(name: "kek-2.key")) { try v1.rotatingKEK() }
+        #expect(throws: KeyringError.unnamedKeyFile(name: "kek-2.key")) { try v1.stagingKEK() }
+        #expect(tmp.bytes(of: tmp.sub("keys/kek-2.key")) == [UInt8](repeating: 7, count: 41))
+        #expect(try Keyring.load(from: v1.source).kekEntries.count == 1)
+        #expect(unlink(tmp.sub("keys/kek-2.key")) == 0)
         let v2 = try v1.rotatingKEK()
         #expect(v2.primaryKEK.version == 2)
         _ = try Keyring.load(from: v2.source)

@@ -54,12 +54,12 @@ struct PostgresHarness: BackendHarness {
         }
     }
 
-    /// docs/STORAGE.md §Erasure on PostgreSQL: the heap and index files of the tables that
-    /// held the subject (dead tuples and index entries), and the WAL.
+    /// docs/STORAGE.md §Erasure on PostgreSQL: the heap, TOAST and index files of the tables
+    /// that held the subject (dead tuples and index entries), and the WAL.
     func erasureRemains(_ directory: TemporaryDirectory) throws -> Set<String> {
         let cluster = try cluster(directory)
         let root = cluster.directory + "/data/"
-        let heap = try sql(directory, PostgresNodesSQL.erasureRelations).split(separator: "\n").map { root + $0 }
+        let heap = try sql(directory, PostgresErasureRelations.filePaths).split(separator: "\n").map { root + $0 }
         let wal = files(directory).filter { $0.hasPrefix(root + "pg_wal/") }
         return Set(heap + wal)
     }
@@ -141,14 +141,4 @@ struct PostgresHarness: BackendHarness {
         let cluster = try cluster(directory)
         return try cluster.psql(statements, database: cluster.database)
     }
-}
-
-/// The relations whose files may hold an erased subject's bytes (docs/STORAGE.md §Erasure on
-/// PostgreSQL): `subject`, `case_link` and `record`, and their indexes.
-enum PostgresNodesSQL {
-    static let erasureRelations = """
-        SELECT pg_relation_filepath(c.oid) FROM pg_class c
-        WHERE c.oid IN ('subject'::regclass, 'case_link'::regclass, 'record'::regclass)
-           OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('subject'::regclass, 'case_link'::regclass, 'record'::regclass));
-        """
 }

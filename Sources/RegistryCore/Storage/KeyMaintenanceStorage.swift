@@ -12,4 +12,15 @@ public protocol KeyMaintenanceStorage: Sendable {
     /// Rewraps up to `limit` DEKs that are not under the primary KEK. Resumable: each batch is
     /// one transaction, and a DEK is readable under its recorded version at every moment.
     func rewrapBatch(limit: Int) async throws(StorageError) -> RewrapProgress
+
+    /// Refuses (`keyringBehind` with the registry's newest version) a new KEK version numbered
+    /// `version` when the registry already knows that number: on several nodes, another node
+    /// rotated to it or wrapped under it, and writing it here would make a second, different
+    /// key of that number. A backend serving one node knows no other: the default refuses
+    /// nothing.
+    func refuseKnownKEKVersion(_ version: Int) async throws(StorageError)
+}
+
+extension KeyMaintenanceStorage {
+    public func refuseKnownKEKVersion(_ version: Int) async throws(StorageError) {}
 }
