@@ -128,7 +128,8 @@ struct PostgresErasureTests {
         try await PostgresNodes.addCheckup(a, victim.caseHandle, clinic: PostgresNodes.clinicA, note: "note")
         // A record too large for its row: PostgreSQL stores its sealed bytes out of line, in
         // chunks of about 2 kB in the `record` table's TOAST table.
-        try await PostgresNodes.addCheckup(a, victim.caseHandle, clinic: PostgresNodes.clinicA, note: String(repeating: "a long note ", count: 1_000))
+        try await PostgresNodes.addCheckup(
+            a, victim.caseHandle, clinic: PostgresNodes.clinicA, note: String(repeating: "a long note ", count: 1_000))
         _ = try await a.link(code: victim.code, clinic: PostgresNodes.clinicB, record: NewRecord(kind: .link, plaintext: []), counters: [])
         let traces = try await a.storedTraces(case: victim.caseHandle, clinic: PostgresNodes.clinicA)
         #expect(traces.count >= 14)
