@@ -151,4 +151,38 @@ struct KeyringReloadTests {
             return false
         }
     }
+
+    /// A new key file readable by others is refused by a reload as by a load: the directory's
+    /// rules hold on SIGHUP too.
+    @Test func aNewKeyFileWithLooseModeIsRefused() throws {
+        let nodes = try TwoNodes()
+        _ = try nodes.a.stagingKEK()
+        try nodes.copyToB(["kek-2.key", "keyring.json"])
+        #expect(chmod(nodes.dirB + "/kek-2.key", 0o644) == 0)
+        #expect {
+            try nodes.b.reloadingKEKs()
+        } throws: { error in
+            guard case KeyringError.insecurePermissions = error else { return false }
+            return true
+        }
+    }
+
+    /// A passphrase-sealed keyring: the reload opens the new, sealed key file with the sealing
+    /// key the daemon derived at start (no passphrase is asked again), and the key is the one
+    /// node A staged.
+    @Test func aSealedKeyringTakesUpASealedVersion() throws {
+        let tmp = TemporaryDirectory()
+        let a = try KeyringSealingTests.sealed(tmp)
+        let copy = try Binaries.runExecutable("/bin/cp", ["-a", tmp.sub("keys"), tmp.sub("b")])
+        #expect(copy.status == 0)
+        let b = try Keyring.load(from: KeyringSource(directory: tmp.sub("b")), passphrase: try KeyringSealingTests.phrase("correct horse"))
+        let staged = try a.stagingKEK()
+        let files = try Binaries.runExecutable(
+            "/bin/cp", ["-a", tmp.sub("keys/kek-2.key"), tmp.sub("keys/keyring.json"), tmp.sub("b") + "/"])
+        #expect(files.status == 0)
+        let b2 = try b.reloadingKEKs()
+        #expect(b2.manifest.stagedVersion == 2)
+        let same = try b2.kek(version: 2).bytes.constantTimeEquals(try staged.kek(version: 2).bytes)
+        #expect(same)
+    }
 }
