@@ -13,20 +13,11 @@ import Testing
 @Suite(.timeLimit(.minutes(10)))
 struct PostgresKeyringPositionTests {
     @Test func aNodeBehindTheRegistrysPrimaryRefusesWritesUntilItIsInstalled() async throws {
-        let nodes = try PostgresNodes()
-        let (hostA, keysA) = try nodes.copyOfTheKeys()
-        let (hostB, keysB) = try nodes.copyOfTheKeys()
-        _ = (hostA, hostB)
-        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
-        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
-        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
-        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
-        defer {
-            Task {
-                await a.close()
-                await b.close()
-            }
-        }
+        let pair = try await KeyedNodes.open()
+        defer { Task { await pair.close() } }
+        let (nodes, keysA, keysB, custodyA, custodyB, a, b) = (
+            pair.nodes, pair.keysA, pair.keysB, pair.custodyA, pair.custodyB, pair.a, pair.b
+        )
         let before = try await PostgresNodes.enrol(b, consent: "before")
         let doomed = try await PostgresNodes.enrol(b, consent: "to be withdrawn")
 
@@ -104,26 +95,18 @@ struct PostgresStagedKEKTests {
     /// Fails if a staged version did not count as held: B would refuse every write from A's
     /// rotation until its keys were copied again.
     @Test func aVersionStagedOnEveryNodeBeforeTheRotationIsNeverBehind() async throws {
-        let nodes = try PostgresNodes()
-        let (hostA, keysA) = try nodes.copyOfTheKeys()
-        let (hostB, keysB) = try nodes.copyOfTheKeys()
-        _ = (hostA, hostB)
-        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
-        // Staged on A, copied to B (keyring.json and kek-2.key), loaded there: nothing wraps
-        // under it yet on either node.
+        let pair = try await KeyedNodes.open()
+        defer { Task { await pair.close() } }
+        let (nodes, keysA, keysB, custodyA, custodyB, a, b) = (
+            pair.nodes, pair.keysA, pair.keysB, pair.custodyA, pair.custodyB, pair.a, pair.b
+        )
+        // Staged on A, copied to B (keyring.json and kek-2.key), taken up there (as on SIGHUP):
+        // nothing wraps under it yet on either node.
         custodyA.replace(try custodyA.current.stagingKEK())
         let copy = try Binaries.runExecutable("/bin/cp", ["-a", keysA + "/kek-2.key", keysA + "/keyring.json", keysB + "/"])
         #expect(copy.status == 0, "\(copy.stderr)")
-        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
+        custodyB.replace(try custodyB.current.reloadingKEKs())
         #expect(custodyB.current.manifest.stagedVersion == 2)
-        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
-        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
-        defer {
-            Task {
-                await a.close()
-                await b.close()
-            }
-        }
         let early = try await PostgresNodes.enrol(b, consent: "before the rotation")
         #expect(try await a.kekUsage() == [1: 1])
 
@@ -149,20 +132,11 @@ struct PostgresStagedKEKTests {
     /// longer open those subjects. Then B's sweep must not erase A's subjects, which its key 2
     /// cannot open, and B rotating again must not make its version 3 the registry's primary.
     @Test func aNodeThatRotatedOnItsOwnNeitherWrapsNorErasesNorTakesOver() async throws {
-        let nodes = try PostgresNodes()
-        let (hostA, keysA) = try nodes.copyOfTheKeys()
-        let (hostB, keysB) = try nodes.copyOfTheKeys()
-        _ = (hostA, hostB)
-        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
-        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
-        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
-        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
-        defer {
-            Task {
-                await a.close()
-                await b.close()
-            }
-        }
+        let pair = try await KeyedNodes.open()
+        defer { Task { await pair.close() } }
+        let (nodes, keysA, keysB, custodyA, custodyB, a, b) = (
+            pair.nodes, pair.keysA, pair.keysB, pair.custodyA, pair.custodyB, pair.a, pair.b
+        )
         let before = try await PostgresNodes.enrol(b, consent: "before")
         custodyA.replace(try custodyA.current.rotatingKEK())
         let underA2 = try await PostgresNodes.enrol(a, consent: "under a's v2")
@@ -252,5 +226,35 @@ struct PostgresStagedKEKTests {
         let unchanged = try nodes.sql("SELECT count(*) FROM subject;")
         await #expect(throws: StorageError.keyringBehind(version: 1)) { try await PostgresNodes.enrol(b, consent: "refused") }
         #expect(try nodes.sql("SELECT count(*) FROM subject;") == unchanged)
+    }
+}
+
+/// Two nodes of one registry on a throwaway cluster: each a host of its own with a copy of the
+/// keys directory (`keysA`, `keysB`), a custody loaded from it, and a store.
+struct KeyedNodes {
+    let nodes: PostgresNodes
+    let hosts: [TemporaryDirectory]
+    let keysA: String
+    let keysB: String
+    let custodyA: KeyCustody
+    let custodyB: KeyCustody
+    let a: PostgresStore
+    let b: PostgresStore
+
+    static func open() async throws -> KeyedNodes {
+        let nodes = try PostgresNodes()
+        let (hostA, keysA) = try nodes.copyOfTheKeys()
+        let (hostB, keysB) = try nodes.copyOfTheKeys()
+        let custodyA = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysA)))
+        let custodyB = KeyCustody(try Keyring.load(from: KeyringSource(directory: keysB)))
+        let a = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyA)
+        let b = try await PostgresStore.open(PostgresBackendTests.config(nodes.cluster), keys: custodyB)
+        return KeyedNodes(
+            nodes: nodes, hosts: [hostA, hostB], keysA: keysA, keysB: keysB, custodyA: custodyA, custodyB: custodyB, a: a, b: b)
+    }
+
+    func close() async {
+        await a.close()
+        await b.close()
     }
 }
