@@ -40,16 +40,15 @@ extension Keyring {
 
     private func rotateUnlocked(now: Date) throws(KeyringError) -> Keyring {
         var next = manifest
+        for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
         if let staged = next.keks.firstIndex(where: { $0.status == .staged }) {
             // The key every node already holds: promoted, never written again.
-            for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
             next.keks[staged].status = .primary
             next.keks[staged].promotedAt = now
-            return try committing(next)
+        } else {
+            let version = try writeNewKEK(into: &next)
+            next.keks.append(.init(version: version, status: .primary, createdAt: now))
         }
-        let version = try writeNewKEK(into: &next)
-        for i in next.keks.indices where next.keks[i].status == .primary { next.keks[i].status = .active }
-        next.keks.append(.init(version: version, status: .primary, createdAt: now))
         return try committing(next)
     }
 
@@ -66,7 +65,7 @@ extension Keyring {
         do {
             let kek = try SecretBytes.random(count: XChaCha20Poly1305.keyBytes)
             try KeyFile.write(kek, directory: source.directory, name: name, sealingKey: sealingKey, overwrite: false)
-            next.keyChecks[KeyFileName.kek(version)] = try KeyCheck.value(for: kek, name: KeyFileName.kek(version))
+            next.keyChecks[name] = try KeyCheck.value(for: kek, name: name)
         } catch let error as KeyringError {
             throw error
         } catch let error as CryptoError {

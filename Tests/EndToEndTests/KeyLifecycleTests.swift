@@ -72,6 +72,15 @@ import Testing
         let first = try d.request("POST", "/v1/subjects", body: DaemonHarness.enrolBody())
         #expect(first.status == 201)
 
+        // Bad input first: a body (the route takes none) and an unknown peer change nothing.
+        let keyringBefore = try Data(contentsOf: URL(fileURLWithPath: d.stateDir + "/keys/keyring.json"))
+        let withBody = try d.request("POST", "/v1/admin/keys/stage", body: #"{"version":2}"#)
+        #expect(withBody.status == 400 && withBody.body.contains(#""code":"unknown_field""#), "\(withBody.body)")
+        let stranger = try d.request("POST", "/v1/admin/keys/stage", uid: 65534, gid: 0)
+        #expect(stranger.status == 403 && stranger.body.contains(#""code":"unknown_peer""#), "\(stranger.body)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d.stateDir + "/keys/keyring.json")) == keyringBefore)
+        #expect(!FileManager.default.fileExists(atPath: d.stateDir + "/keys/kek-2.key"))
+
         let staged = try anonreg(["keys", "stage", "--json"])
         #expect(staged.status == 0, "\(staged.stderr)")
         let stagedStatus = try #require(try JSONSerialization.jsonObject(with: Data(staged.stdout.utf8)) as? [String: Any])
