@@ -94,7 +94,7 @@ extension SQLiteRegistryStore {
     public func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        return try await read { db in
+        return try await readPoint { db in
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
@@ -112,7 +112,7 @@ extension SQLiteRegistryStore {
     public func summary(case handle: CaseHandle, clinic: ClinicID) async throws(StorageError) -> SubjectView {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        return try await read { db in
+        return try await readPoint { db in
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }

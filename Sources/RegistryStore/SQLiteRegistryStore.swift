@@ -18,6 +18,8 @@ public final class SQLiteRegistryStore: RegistryStorage {
     let checkpointer: WALCheckpointer
     /// Reads wait here for a reader connection, served lane by lane (FairReadGate).
     let readGate: FairReadGate
+    /// Point reads running on their caller's thread (`readPoint`).
+    let inlineReads = InlineAllowance(limit: max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
     /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
@@ -196,6 +198,26 @@ public final class SQLiteRegistryStore: RegistryStorage {
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
         do { return try await readGate.run { try await pool.read(body) } } catch { throw StorageError.from(error, path: path) }
     }
+
+    /// A point read (one subject's row and its summary, about 0.1 ms): run on the calling
+    /// thread rather than handed to a reader's queue and back, two thread hand-offs fewer
+    /// (docs/PERFORMANCE.md §Executor hops). The gate's permit guarantees a free reader
+    /// connection, so GRDB's synchronous read never waits for one. At most `inlineReads.limit`
+    /// run so at once, half the cores: a read that has to wait for the disk (a cold page of a
+    /// large registry) then blocks at most half of Swift's cooperative threads, and the rest take
+    /// the queue's path as before.
+    func readPoint<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do {
+            return try await readGate.run {
+                guard inlineReads.enter() else { return try await pool.read(body) }
+                defer { inlineReads.leave() }
+                return try Self.readHere(pool, body)
+            }
+        } catch { throw StorageError.from(error, path: path) }
+    }
+
+    /// GRDB's synchronous read: from a synchronous function, so that overload is the one taken.
+    private static func readHere<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
     /// `bulk`: a long maintenance transaction (a rewrap batch) that must not hold up the
     /// writes and audit entries of requests for more than its own length (GroupCommitWriter).
