@@ -13,8 +13,13 @@ final class FairReadGate: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Reads that may run at once.
+    let permits: Int
 
-    init(permits: Int) { state = Mutex(State(free: max(1, permits))) }
+    init(permits: Int) {
+        self.permits = max(1, permits)
+        state = Mutex(State(free: self.permits))
+    }
 
     func run<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
         await acquire(lane: RequestLane.current ?? RequestLane.system)

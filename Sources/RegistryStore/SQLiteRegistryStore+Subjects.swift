@@ -94,7 +94,7 @@ extension SQLiteRegistryStore {
     public func openForChange(case handle: CaseHandle, clinic: ClinicID, history: Bool) async throws(StorageError) -> OpenedSubject {
         let recorder = AuditRecorder.current
         let handleIndex = try SubjectKeys.handleIndex(handle, keyring: keyring)
-        return try await readPoint { db in
+        let open: @Sendable (Database) throws -> OpenedSubject = { db in
             guard let subject = try self.subject(db, handleIndex: handleIndex, clinic: clinic) else {
                 throw StorageError.caseNotFound
             }
@@ -105,6 +105,9 @@ extension SQLiteRegistryStore {
                 : try subject.summaryView(db, keyring: self.keyring, slab: self.dekSlab, recorder: recorder)
             return OpenedSubject(view: view, stamp: try subject.stamp(db))
         }
+        // The summary alone is a point read; a whole history, which may take milliseconds to
+        // open, goes to the reader queue.
+        return history ? try await read(open) : try await readPoint(open)
     }
 
     /// docs/STORAGE.md §Summary: one row read, its MACs checked, one key unwrapped, one summary

@@ -19,7 +19,7 @@ public final class SQLiteRegistryStore: RegistryStorage {
     /// Reads wait here for a reader connection, served lane by lane (FairReadGate).
     let readGate: FairReadGate
     /// Point reads running on their caller's thread (`readPoint`).
-    let inlineReads = InlineAllowance(limit: max(1, ProcessInfo.processInfo.activeProcessorCount / 2))
+    let inlineReads = InlineAllowance(limit: ProcessInfo.processInfo.activeProcessorCount / 2)
     /// Secure slots the data keys of requests are unwrapped into (docs/CRYPTO.md §Secret memory).
     let dekSlab: SecureSlab
     /// The erasure ledger's references (loaded by `checkErasureLedger`, extended by every
@@ -201,11 +201,14 @@ public final class SQLiteRegistryStore: RegistryStorage {
 
     /// A point read (one subject's row and its summary, about 0.1 ms): run on the calling
     /// thread rather than handed to a reader's queue and back, two thread hand-offs fewer
-    /// (docs/PERFORMANCE.md §Executor hops). The gate's permit guarantees a free reader
-    /// connection, so GRDB's synchronous read never waits for one. At most `inlineReads.limit`
-    /// run so at once, half the cores: a read that has to wait for the disk (a cold page of a
-    /// large registry) then blocks at most half of Swift's cooperative threads, and the rest take
-    /// the queue's path as before.
+    /// (docs/PERFORMANCE.md §Executor hops). Every read while the daemon serves, backups
+    /// included, holds a permit of the read gate, which has as many as the pool has reader
+    /// connections, and each gives its connection back before its permit: so once the gate
+    /// granted one, GRDB's synchronous read finds a free connection and never waits. At most
+    /// `inlineReads.limit` run so at once, half the cores (none on one core): a read that has to
+    /// wait for the disk (a cold page of a large registry) then blocks at most half of Swift's
+    /// cooperative threads, which the runtime does not replace; the rest take the queue's path as
+    /// before.
     func readPoint<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
         do {
             return try await readGate.run {

@@ -85,13 +85,18 @@ extension SQLiteRegistryStore {
         let pool = self.pool
         let path = self.path
         let keyring = self.keyring
-        let result: Result<PreparedBackup, StorageError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    continuation.resume(
-                        returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now, keyring: keyring)))
-                } catch {
-                    continuation.resume(returning: .failure(StorageError.from(error, path: path)))
+        // Behind the read gate like every read while the daemon serves: the copy holds a reader
+        // connection for its whole length, and a point read relies on the gate's permit for a
+        // free one (`readPoint`).
+        let result: Result<PreparedBackup, StorageError> = await readGate.run {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    do {
+                        continuation.resume(
+                            returning: .success(try Self.snapshot(pool: pool, directory: directory, now: now, keyring: keyring)))
+                    } catch {
+                        continuation.resume(returning: .failure(StorageError.from(error, path: path)))
+                    }
                 }
             }
         }
