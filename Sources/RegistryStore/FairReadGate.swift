@@ -59,4 +59,7 @@ final class FairReadGate: Sendable {
 
     /// Reads waiting for a permit (tests).
     var waiting: Int { state.withLock { $0.waiters.count } }
+
+    /// Permits not taken (tests).
+    var free: Int { state.withLock { $0.free } }
 }

@@ -106,6 +106,35 @@ struct PointReadTests {
         #expect(store.inlineReads.taken == 0)
     }
 
+    /// A backup holds a reader connection for its whole copy: it waits for the read gate like
+    /// every read, so that a permit always means a free connection (`readPoint`).
+    @Test func aBackupWaitsForTheReadGateLikeEveryRead() async throws {
+        let f = try StoreFixture()
+        let store = f.store
+        try await f.enrol()
+        let gate = Gate()
+        let finished = Gate()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<store.readGate.permits {
+                group.addTask { try await store.read { _ in for _ in 0..<60_000 where !gate.released { usleep(1000) } } }
+            }
+            try await FairnessTests.waitUntil { store.readGate.free == 0 }
+            #expect(store.readGate.free == 0)
+            group.addTask {
+                let prepared = try await store.prepareBackup(in: f.tmp.path)
+                #expect(prepared.totalBytes > 0)
+                finished.open()
+            }
+            try await FairnessTests.waitUntil { store.readGate.waiting == 1 }
+            #expect(store.readGate.waiting == 1, "the backup did not wait for a permit")
+            #expect(!finished.released, "the backup ran while every reader was taken")
+            gate.open()
+            try await group.waitForAll()
+        }
+        #expect(finished.released)
+        #expect(store.readGate.free == store.readGate.permits)
+    }
+
     /// A flag the held reads poll (read from GRDB's bodies, which are not async).
     final class Gate: Sendable {
         private let flag = Atomic<Bool>(false)
