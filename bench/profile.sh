@@ -53,13 +53,9 @@ fi
 bench=$!
 # The daemon is a child of the bench. After it starts, the bench enrols its case pools (a few
 # seconds), then loads it for SECONDS: perf samples a third of that, from about a quarter in.
-pid=""
-for _ in $(seq 1 600); do
-    pid=$(pgrep -n -P "$bench" anonregd || true)
-    [ -n "$pid" ] && break
-    sleep 0.1
-done
-[ -n "$pid" ] || { cat "$work/bench.out"; echo "profile: no anonregd appeared"; exit 1; }
+# shellcheck source=bench/bench-daemon.sh
+. "$(dirname "$0")/bench-daemon.sh"
+pid=$(bench_daemon_pid "$bench" "$work/bench.out" profile)
 sleep $((5 + seconds / 4))
 # CPU ticks (user + system) of a process and of the cluster's server processes.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }

@@ -25,13 +25,9 @@ trap 'kill "$bench" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin/anonreg-bench" run --bin-dir "$bin" --results "$work" --ops "$op" --connections 8 --seconds "$seconds" \
     --no-limits --no-half-peak >"$work/bench.out" 2>&1 &
 bench=$!
-pid=""
-for _ in $(seq 1 600); do
-    pid=$(pgrep -n -P "$bench" anonregd || true)
-    [ -n "$pid" ] && break
-    sleep 0.1
-done
-[ -n "$pid" ] || { cat "$work/bench.out"; echo "switches: no anonregd appeared"; exit 1; }
+# shellcheck source=bench/bench-daemon.sh
+. "$(dirname "$0")/bench-daemon.sh"
+pid=$(bench_daemon_pid "$bench" "$work/bench.out" switches)
 # The bench enrols its case pools first (a few seconds), then loads for SECONDS.
 sleep $((5 + seconds / 3))
 perf stat -e context-switches,cpu-clock -p "$pid" -x, -o "$work/stat" -- sleep 4 >/dev/null 2>&1
