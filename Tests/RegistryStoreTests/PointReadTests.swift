@@ -12,7 +12,6 @@ struct PointReadTests {
     final class Tally: Sendable {
         let inside = Atomic<Int>(0)
         let most = Atomic<Int>(0)
-        let mostInline = Atomic<Int>(0)
     }
 
     @Test func theAllowanceNeverGivesMorePlacesThanItsLimit() async {
